@@ -1,0 +1,46 @@
+//! vrlb-core: every decision vrlb makes, as pure event-in/action-out state
+//! machines.
+//!
+//! The core reads no clock, opens no socket and allocates nothing. Drivers
+//! feed it events with the current [`time::Instant`] and carry out the
+//! actions it emits. Every state machine has the same face:
+//!
+//! ```text
+//! handle(&mut self, now, input)   one mutation
+//! handle_timeout(&mut self, now)  idempotent
+//! poll_output(&mut self)          drain after every mutation
+//! poll_timeout(&self)             when to call handle_timeout
+//! ```
+#![no_std]
+#![forbid(unsafe_code)]
+#![cfg_attr(not(test), warn(missing_docs))]
+
+#[cfg(all(feature = "log", feature = "defmt"))]
+compile_error!("features `log` and `defmt` are mutually exclusive: pick one logging back end");
+
+#[cfg(test)]
+extern crate std;
+
+#[macro_use]
+mod fmt;
+
+pub mod rand;
+pub mod time;
+pub mod wire;
+
+#[cfg(feature = "vrrp")]
+pub mod vrrp;
+
+#[cfg(feature = "lb")]
+pub mod lb;
+
+#[cfg(feature = "sync")]
+pub mod sync;
+
+#[cfg(feature = "check")]
+pub mod check;
+
+#[cfg(feature = "config")]
+pub mod config;
+
+pub use time::{Duration, Instant};

@@ -1,0 +1,1 @@
+//! A seeded discrete-event simulator in which vrlb-core runs unchanged.

@@ -1,0 +1,1 @@
+//! Helpers shared by vrlb's integration tests.
