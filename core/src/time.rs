@@ -30,11 +30,15 @@ impl Instant {
     }
     /// An instant `millis` milliseconds after the origin.
     pub const fn from_millis(millis: u64) -> Self {
-        Instant { micros: millis.saturating_mul(1_000) }
+        Instant {
+            micros: millis.saturating_mul(1_000),
+        }
     }
     /// An instant `secs` seconds after the origin.
     pub const fn from_secs(secs: u64) -> Self {
-        Instant { micros: secs.saturating_mul(1_000_000) }
+        Instant {
+            micros: secs.saturating_mul(1_000_000),
+        }
     }
     /// Microseconds since the origin.
     pub const fn as_micros(self) -> u64 {
@@ -46,11 +50,17 @@ impl Instant {
     }
     /// Time from `earlier` to `self`, zero if `earlier` is later.
     pub const fn saturating_duration_since(self, earlier: Instant) -> Duration {
-        Duration { micros: self.micros.saturating_sub(earlier.micros) }
+        Duration {
+            micros: self.micros.saturating_sub(earlier.micros),
+        }
     }
     /// The later of the two: how the core clamps `now` so time never runs backwards.
     pub fn max(self, other: Instant) -> Instant {
-        if other.micros > self.micros { other } else { self }
+        if other.micros > self.micros {
+            other
+        } else {
+            self
+        }
     }
 }
 
@@ -66,15 +76,21 @@ impl Duration {
     }
     /// `millis` milliseconds.
     pub const fn from_millis(millis: u64) -> Self {
-        Duration { micros: millis.saturating_mul(1_000) }
+        Duration {
+            micros: millis.saturating_mul(1_000),
+        }
     }
     /// `centis` hundredths of a second, VRRPv3's advertisement unit.
     pub const fn from_centis(centis: u64) -> Self {
-        Duration { micros: centis.saturating_mul(10_000) }
+        Duration {
+            micros: centis.saturating_mul(10_000),
+        }
     }
     /// `secs` seconds.
     pub const fn from_secs(secs: u64) -> Self {
-        Duration { micros: secs.saturating_mul(1_000_000) }
+        Duration {
+            micros: secs.saturating_mul(1_000_000),
+        }
     }
     /// Whole microseconds.
     pub const fn as_micros(self) -> u64 {
@@ -94,7 +110,9 @@ impl Duration {
     }
     /// `self * n`, saturating.
     pub const fn saturating_mul(self, n: u64) -> Duration {
-        Duration { micros: self.micros.saturating_mul(n) }
+        Duration {
+            micros: self.micros.saturating_mul(n),
+        }
     }
     /// `self / n`, rounded down; `n == 0` gives [`Duration::MAX`].
     pub const fn div(self, n: u64) -> Duration {
@@ -105,14 +123,18 @@ impl Duration {
     }
     /// `self - other`, zero if `other` is longer.
     pub const fn saturating_sub(self, other: Duration) -> Duration {
-        Duration { micros: self.micros.saturating_sub(other.micros) }
+        Duration {
+            micros: self.micros.saturating_sub(other.micros),
+        }
     }
 }
 
 impl Add<Duration> for Instant {
     type Output = Instant;
     fn add(self, rhs: Duration) -> Instant {
-        Instant { micros: self.micros.saturating_add(rhs.micros) }
+        Instant {
+            micros: self.micros.saturating_add(rhs.micros),
+        }
     }
 }
 
@@ -125,7 +147,9 @@ impl AddAssign<Duration> for Instant {
 impl Sub<Duration> for Instant {
     type Output = Instant;
     fn sub(self, rhs: Duration) -> Instant {
-        Instant { micros: self.micros.saturating_sub(rhs.micros) }
+        Instant {
+            micros: self.micros.saturating_sub(rhs.micros),
+        }
     }
 }
 
@@ -140,7 +164,9 @@ impl Sub<Instant> for Instant {
 impl Add for Duration {
     type Output = Duration;
     fn add(self, rhs: Duration) -> Duration {
-        Duration { micros: self.micros.saturating_add(rhs.micros) }
+        Duration {
+            micros: self.micros.saturating_add(rhs.micros),
+        }
     }
 }
 
@@ -240,7 +266,10 @@ mod tests {
     fn arithmetic_saturates() {
         assert_eq!(Instant::MAX + Duration::from_secs(1), Instant::MAX);
         assert_eq!(Instant::ZERO - Duration::from_secs(1), Instant::ZERO);
-        assert_eq!(Instant::from_secs(1) - Instant::from_secs(2), Duration::ZERO);
+        assert_eq!(
+            Instant::from_secs(1) - Instant::from_secs(2),
+            Duration::ZERO
+        );
         assert_eq!(Duration::MAX + Duration::from_micros(1), Duration::MAX);
         assert_eq!(Duration::from_secs(u64::MAX), Duration::MAX);
         assert_eq!(Duration::from_secs(1).div(0), Duration::MAX);
@@ -256,7 +285,10 @@ mod tests {
 
     #[test]
     fn displays_seconds() {
-        assert_eq!(std::format!("{}", Duration::from_micros(3_609_375)), "3.609375s");
+        assert_eq!(
+            std::format!("{}", Duration::from_micros(3_609_375)),
+            "3.609375s"
+        );
         assert_eq!(std::format!("{:?}", Instant::from_secs(2)), "@2s");
     }
 }
