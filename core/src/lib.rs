@@ -24,6 +24,7 @@ extern crate std;
 #[macro_use]
 mod fmt;
 
+pub mod mutation;
 pub mod rand;
 pub mod time;
 pub mod wire;

@@ -1,1 +1,21 @@
-//! placeholder
+//! VRRP: the per-instance state machine (RFC 9568 and RFC 3768 with
+//! keepalived's extensions) and the coordination of sync groups.
+//!
+//! Owns elections, timers, tracking weights and the decision to hold or
+//! release VIPs. Never does I/O: the driver sends the adverts, adds the
+//! addresses and sends GARP/NA when the instance says so.
+
+mod config;
+mod instance;
+mod stats;
+mod sync_group;
+
+pub use config::{Config, ConfigError, GarpConfig, MAX_TRACKS, MAX_UNICAST_PEERS, Track, TrackId};
+pub use instance::{DEFAULT_MAX_VIPS, Input, Instance, Output, Reason, State};
+pub use stats::{Drop, Stats};
+pub use sync_group::SyncGroup;
+
+pub use crate::wire::vrrp::{Auth, ChecksumMode, Family, Version};
+
+#[cfg(test)]
+mod tests;

@@ -9,6 +9,3 @@ pub use smoltcp::wire as smol;
 
 #[cfg(feature = "vrrp")]
 pub mod vrrp;
-
-#[cfg(feature = "sync")]
-pub mod sync;

@@ -1,0 +1,65 @@
+//! Deliberate bugs for mutation testing: the simulator's swarm must catch
+//! each one. Compiled in only with the `mutation` feature; without it,
+//! [`on`] is a constant `false` and every mutation point compiles away.
+//!
+//! The active mutation is process-global (an atomic), so a test selects one,
+//! runs a swarm, and clears it.
+
+/// A deliberate bug.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Mutation {
+    /// A VRRP priority tie is never broken by the greater address.
+    IgnoreAddressTieBreak = 1,
+    /// Skew_Time is computed as zero.
+    NoSkew,
+    /// A resigning master does not send priority 0.
+    NoPriorityZeroOnShutdown,
+    /// A persistence template is not refreshed when used.
+    NoTemplateRefresh,
+    /// An established flow keeps going to a server that was removed.
+    KeepFlowsOnRemovedServer,
+    /// Received sync messages are silently ignored.
+    DropSyncMessages,
+    /// A failed health check never marks its server down.
+    IgnoreCheckFailure,
+}
+
+impl Mutation {
+    /// Every mutation.
+    pub const ALL: [Mutation; 7] = [
+        Mutation::IgnoreAddressTieBreak,
+        Mutation::NoSkew,
+        Mutation::NoPriorityZeroOnShutdown,
+        Mutation::NoTemplateRefresh,
+        Mutation::KeepFlowsOnRemovedServer,
+        Mutation::DropSyncMessages,
+        Mutation::IgnoreCheckFailure,
+    ];
+}
+
+#[cfg(feature = "mutation")]
+static ACTIVE: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
+
+/// Selects the active mutation (`None` for correct behaviour).
+#[cfg(feature = "mutation")]
+pub fn set(mutation: Option<Mutation>) {
+    ACTIVE.store(
+        mutation.map_or(0, |m| m as u8),
+        core::sync::atomic::Ordering::SeqCst,
+    );
+}
+
+/// Whether `mutation` is active.
+#[inline(always)]
+#[allow(unused_variables)]
+pub fn on(mutation: Mutation) -> bool {
+    #[cfg(feature = "mutation")]
+    {
+        ACTIVE.load(core::sync::atomic::Ordering::Relaxed) == mutation as u8
+    }
+    #[cfg(not(feature = "mutation"))]
+    {
+        false
+    }
+}
