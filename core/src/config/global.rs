@@ -1,0 +1,113 @@
+//! Reads `global_defs`.
+
+use super::diag::{Kind, Snippet};
+use super::keywords::Block;
+use super::model::{GlobalDefs, LvsTimeouts};
+use super::parser::{Parser, Res, Stmt};
+use super::value;
+use crate::time::Duration;
+
+/// keepalived's largest timer value, 2^32 - 1 microseconds written as seconds.
+pub(super) const MAX_TIMER_US: u64 = 4_294_967_295_000_000;
+
+impl<'t> Parser<'t, '_> {
+    pub(super) fn global_defs(&mut self, head: &Stmt<'t>) -> Res<()> {
+        self.require_block(head)?;
+        self.extra_args(head, 0);
+        let mut g = GlobalDefs {
+            pos: head.pos(),
+            ..GlobalDefs::default()
+        };
+        while let Some(stmt) = self.next_stmt(Some(&head.kw))? {
+            match stmt.keyword() {
+                "router_id" => g.router_id = Some(self.single(&stmt, "a router id")?.text),
+                "notification_email" => {
+                    self.require_block(&stmt)?;
+                    while let Some(addr) = self.next_stmt(Some(&stmt.kw))? {
+                        self.no_block(&addr)?;
+                        self.push(
+                            &mut g.notification_email,
+                            addr.keyword(),
+                            &addr.kw,
+                            "notification_email addresses",
+                        )?;
+                    }
+                }
+                "smtp_server" => {
+                    // Never resolved here: a name that does not resolve at
+                    // check time must not fail the configuration.
+                    self.no_block(&stmt)?;
+                    g.smtp_server = Some(self.arg(&stmt, 0, "a host name or address")?.text);
+                    self.extra_args(&stmt, 2);
+                }
+                "vrrp_version" => g.vrrp_version = Some(self.number(&stmt, 2, 3, "2 or 3")? as u8),
+                "vrrp_garp_master_delay" => {
+                    g.garp_master_delay =
+                        Some(self.seconds(&stmt, 0, 1_000_000_000, "0..1000 s")?)
+                }
+                "vrrp_garp_master_repeat" => {
+                    g.garp_master_repeat = Some(self.number(&stmt, 1, 255, "1..255")? as u8)
+                }
+                "vrrp_garp_master_refresh" => {
+                    g.garp_master_refresh =
+                        Some(self.seconds(&stmt, 0, MAX_TIMER_US, "0 or more seconds")?)
+                }
+                "vrrp_garp_master_refresh_repeat" => {
+                    g.garp_master_refresh_repeat = Some(self.number(&stmt, 1, 255, "1..255")? as u8)
+                }
+                "vrrp_lower_prio_no_advert" => g.lower_prio_no_advert = self.flag(&stmt)?,
+                "vrrp_strict" => g.vrrp_strict = self.flag(&stmt)?,
+                "vrrp_check_unicast_src" => g.check_unicast_src = self.flag(&stmt)?,
+                "enable_script_security" => g.enable_script_security = self.flag(&stmt)?,
+                "script_user" => {
+                    self.no_block(&stmt)?;
+                    g.script_user = Some(self.arg(&stmt, 0, "a user name")?.text);
+                    self.extra_args(&stmt, 2);
+                }
+                "lvs_sync_daemon" => {
+                    self.no_block(&stmt)?;
+                    g.lvs_sync_daemon_interface =
+                        Some(self.arg(&stmt, 0, "an interface name")?.text);
+                    g.lvs_sync_daemon_instance =
+                        Some(self.arg(&stmt, 1, "a vrrp_instance name")?.text);
+                }
+                "lvs_timeouts" => g.lvs_timeouts = self.lvs_timeouts(&stmt)?,
+                _ => self.unknown(Block::Global, &stmt)?,
+            }
+        }
+        let result = self.sink.global_defs(&g);
+        self.summary.items += 1;
+        self.sink_result(g.pos, result)
+    }
+
+    /// `lvs_timeouts tcp N tcpfin N udp N` in any order.
+    fn lvs_timeouts(&mut self, stmt: &Stmt<'t>) -> Res<LvsTimeouts> {
+        self.no_block(stmt)?;
+        let mut t = LvsTimeouts::default();
+        let mut i = 0;
+        while i < stmt.args.len() {
+            let name = stmt.args[i];
+            let value_tok = self.arg(stmt, i + 1, "a number of seconds")?;
+            let secs = value::uint(value_tok.text)
+                .ok_or_else(|| self.expected(&value_tok, "a number of seconds"))?;
+            let d = Duration::from_secs(secs);
+            match name.text {
+                "tcp" => t.tcp = d,
+                "tcpfin" => t.tcp_fin = d,
+                "udp" => t.udp = d,
+                _ => {
+                    return Err(self.error_at(
+                        &name,
+                        Kind::UnknownValue {
+                            keyword: Snippet::new("lvs_timeouts"),
+                            value: Snippet::new(name.text),
+                            expected: "tcp, tcpfin, udp",
+                        },
+                    ));
+                }
+            }
+            i += 2;
+        }
+        Ok(t)
+    }
+}

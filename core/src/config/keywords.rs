@@ -1,0 +1,447 @@
+//! The keywords of each block, the ones vrlb accepts but does not act on,
+//! and the "did you mean" lookup for unknown ones.
+
+/// The kinds of block, for keyword lookup and messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Block {
+    /// The top level of the file.
+    Top,
+    /// `global_defs`.
+    Global,
+    /// `vrrp_script`.
+    Script,
+    /// `vrrp_instance`.
+    Instance,
+    /// `vrrp_sync_group`.
+    SyncGroup,
+    /// `virtual_server`.
+    VirtualServer,
+    /// `real_server`.
+    RealServer,
+    /// A checker block.
+    Checker,
+    /// `url` inside a checker.
+    Url,
+    /// `authentication`.
+    Auth,
+}
+
+impl Block {
+    /// The name used in messages.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Block::Top => "the top level",
+            Block::Global => "global_defs",
+            Block::Script => "vrrp_script",
+            Block::Instance => "vrrp_instance",
+            Block::SyncGroup => "vrrp_sync_group",
+            Block::VirtualServer => "virtual_server",
+            Block::RealServer => "real_server",
+            Block::Checker => "a checker block",
+            Block::Url => "url",
+            Block::Auth => "authentication",
+        }
+    }
+
+    /// Keywords vrlb understands in this block.
+    pub const fn known(self) -> &'static [&'static str] {
+        match self {
+            Block::Top => &[
+                "global_defs",
+                "vrrp_script",
+                "vrrp_instance",
+                "vrrp_sync_group",
+                "virtual_server_group",
+                "virtual_server",
+                "include",
+            ],
+            Block::Global => &[
+                "router_id",
+                "notification_email",
+                "smtp_server",
+                "vrrp_version",
+                "vrrp_garp_master_delay",
+                "vrrp_garp_master_repeat",
+                "vrrp_garp_master_refresh",
+                "vrrp_garp_master_refresh_repeat",
+                "vrrp_lower_prio_no_advert",
+                "vrrp_strict",
+                "lvs_sync_daemon",
+                "enable_script_security",
+                "script_user",
+                "lvs_timeouts",
+                "vrrp_check_unicast_src",
+            ],
+            Block::Script => &[
+                "script",
+                "interval",
+                "timeout",
+                "weight",
+                "rise",
+                "fall",
+                "user",
+                "init_fail",
+            ],
+            Block::Instance => &[
+                "state",
+                "interface",
+                "virtual_router_id",
+                "priority",
+                "advert_int",
+                "version",
+                "nopreempt",
+                "preempt",
+                "preempt_delay",
+                "authentication",
+                "virtual_ipaddress",
+                "virtual_ipaddress_excluded",
+                "unicast_src_ip",
+                "unicast_peer",
+                "mcast_src_ip",
+                "track_interface",
+                "track_script",
+                "garp_master_delay",
+                "garp_master_repeat",
+                "garp_master_refresh",
+                "garp_master_refresh_repeat",
+                "lower_prio_no_advert",
+                "down_timer_adverts",
+                "v3_checksum_as_v2",
+                "dont_track_primary",
+                "native_ipv6",
+                "lvs_sync_daemon_interface",
+                "notify_master",
+                "notify_backup",
+                "notify_fault",
+                "notify_stop",
+                "notify",
+            ],
+            Block::SyncGroup => &[
+                "group",
+                "notify_master",
+                "notify_backup",
+                "notify_fault",
+                "notify_stop",
+                "notify",
+            ],
+            Block::VirtualServer => &[
+                "delay_loop",
+                "lb_algo",
+                "lvs_sched",
+                "lb_kind",
+                "lvs_method",
+                "persistence_timeout",
+                "persistence_granularity",
+                "protocol",
+                "sorry_server",
+                "sorry_server_inhibit",
+                "quorum",
+                "hysteresis",
+                "quorum_up",
+                "quorum_down",
+                "alpha",
+                "omega",
+                "ha_suspend",
+                "inhibit_on_failure",
+                "virtualhost",
+                "ops",
+                "anycast",
+                "sh-port",
+                "sh-fallback",
+                "mh-port",
+                "mh-fallback",
+                "real_server",
+            ],
+            Block::RealServer => &[
+                "weight",
+                "uthreshold",
+                "lthreshold",
+                "inhibit_on_failure",
+                "notify_up",
+                "notify_down",
+                "TCP_CHECK",
+                "HTTP_GET",
+                "SSL_GET",
+                "MISC_CHECK",
+            ],
+            Block::Checker => &[
+                "connect_ip",
+                "connect_port",
+                "bindto",
+                "connect_timeout",
+                "retry",
+                "nb_get_retry",
+                "delay_before_retry",
+                "delay_loop",
+                "warmup",
+                "alpha",
+                "url",
+                "misc_path",
+                "misc_timeout",
+                "misc_dynamic",
+                "virtualhost",
+            ],
+            Block::Url => &["path", "digest", "status_code", "virtualhost"],
+            Block::Auth => &["auth_type", "auth_pass"],
+        }
+    }
+
+    /// Keywords keepalived knows that vrlb accepts without acting on them,
+    /// with the reason given to the user.
+    pub fn ignored(self, keyword: &str) -> Option<&'static str> {
+        self.ignored_table()
+            .iter()
+            .find(|(k, _)| *k == keyword)
+            .map(|(_, why)| *why)
+    }
+
+    fn ignored_table(self) -> &'static [(&'static str, &'static str)] {
+        const NO_MAIL: &str = "vrlb sends no e-mail; use notify scripts";
+        const NO_EFFECT: &str = "accepted and ignored";
+        const ROUTES: &str = "vrlb manages addresses only, not routes or rules";
+        match self {
+            Block::Top => &[
+                ("static_ipaddress", "vrlb does not manage static addresses"),
+                ("static_routes", ROUTES),
+                ("static_rules", ROUTES),
+                (
+                    "vrrp_track_process",
+                    "process tracking is not implemented; use a vrrp_script",
+                ),
+                (
+                    "vrrp_track_file",
+                    "file tracking is not implemented; use a vrrp_script",
+                ),
+                ("garp_group", NO_EFFECT),
+                ("linkbeat_interfaces", NO_EFFECT),
+                ("net_namespace", "run vrlb inside the namespace instead"),
+                ("instance", NO_EFFECT),
+                ("use_pid_dir", NO_EFFECT),
+                ("bfd_instance", "BFD is not implemented"),
+            ],
+            Block::Global => &[
+                ("notification_email_from", NO_MAIL),
+                ("smtp_connect_timeout", NO_MAIL),
+                ("smtp_helo_name", NO_MAIL),
+                ("smtp_alert", NO_MAIL),
+                ("lvs_id", NO_EFFECT),
+                ("vrrp_mcast_group4", "vrlb uses the RFC group 224.0.0.18"),
+                ("vrrp_mcast_group6", "vrlb uses the RFC group ff02::12"),
+                (
+                    "vrrp_garp_interval",
+                    "GARPs of a burst are sent back to back",
+                ),
+                ("vrrp_gna_interval", "NAs of a burst are sent back to back"),
+                (
+                    "vrrp_skip_check_adv_addr",
+                    "address list mismatches are counted, never dropped",
+                ),
+                ("vrrp_iptables", "vrlb installs nftables rules of its own"),
+                ("vrrp_ipsets", "vrlb installs nftables rules of its own"),
+                ("nftables", "vrlb installs nftables rules of its own"),
+                ("vrrp_no_swap", NO_EFFECT),
+                ("checker_no_swap", NO_EFFECT),
+                ("vrrp_priority", NO_EFFECT),
+                ("checker_priority", NO_EFFECT),
+                ("dynamic_interfaces", NO_EFFECT),
+                ("default_interface", NO_EFFECT),
+                ("lvs_flush", NO_EFFECT),
+                ("max_auto_priority", NO_EFFECT),
+            ],
+            Block::Script => &[],
+            Block::Instance => &[
+                ("smtp_alert", NO_MAIL),
+                (
+                    "use_vmac",
+                    "VMAC interfaces are not implemented; the VIP uses the interface's MAC",
+                ),
+                ("vmac_xmit_base", "VMAC interfaces are not implemented"),
+                ("virtual_routes", ROUTES),
+                ("virtual_rules", ROUTES),
+                ("accept", NO_EFFECT),
+                ("no_accept", NO_EFFECT),
+                (
+                    "track_process",
+                    "process tracking is not implemented; use a vrrp_script",
+                ),
+                (
+                    "track_file",
+                    "file tracking is not implemented; use a vrrp_script",
+                ),
+                ("debug", NO_EFFECT),
+                ("garp_lower_prio_delay", NO_EFFECT),
+                ("garp_lower_prio_repeat", NO_EFFECT),
+                ("strict_mode", NO_EFFECT),
+                (
+                    "skip_check_adv_addr",
+                    "address list mismatches are counted, never dropped",
+                ),
+                ("check_unicast_src", NO_EFFECT),
+                ("unicast_ttl", NO_EFFECT),
+            ],
+            Block::SyncGroup => &[
+                ("smtp_alert", NO_MAIL),
+                ("track_interface", "track interfaces in each instance"),
+                ("track_script", "track scripts in each instance"),
+                ("global_tracking", NO_EFFECT),
+                ("sync_group_tracking_weight", NO_EFFECT),
+            ],
+            Block::VirtualServer => &[
+                ("smtp_alert", NO_MAIL),
+                ("lvs_sync_daemon_interface", NO_EFFECT),
+                ("retry", "set retry in each checker"),
+                (
+                    "delay_before_retry",
+                    "set delay_before_retry in each checker",
+                ),
+                ("warmup", "set warmup in each checker"),
+                ("connect_timeout", "set connect_timeout in each checker"),
+            ],
+            Block::RealServer => &[
+                ("smtp_alert", NO_MAIL),
+                (
+                    "SMTP_CHECK",
+                    "SMTP checks are not implemented: the server is not checked by it",
+                ),
+                (
+                    "DNS_CHECK",
+                    "DNS checks are not implemented: the server is not checked by it",
+                ),
+                (
+                    "UDP_CHECK",
+                    "UDP checks are not implemented: the server is not checked by it",
+                ),
+                (
+                    "PING_CHECK",
+                    "ICMP checks are not implemented: the server is not checked by it",
+                ),
+                (
+                    "FILE_CHECK",
+                    "file checks are not implemented: the server is not checked by it",
+                ),
+                (
+                    "BFD_CHECK",
+                    "BFD is not implemented: the server is not checked by it",
+                ),
+                ("retry", "set retry in each checker"),
+                (
+                    "delay_before_retry",
+                    "set delay_before_retry in each checker",
+                ),
+                ("delay_loop", "set delay_loop in each checker"),
+            ],
+            Block::Checker => &[("user", "MISC_CHECK scripts run as the daemon's script user")],
+            Block::Url => &[],
+            Block::Auth => &[],
+        }
+    }
+}
+
+/// The known keyword of `block` (or of any block) closest to `word`, if
+/// close enough to be a likely typo; `key=value` suggests `key`.
+pub fn suggest(block: Block, word: &str) -> Option<&'static str> {
+    // global_defs spells instance settings with a `vrrp_` prefix.
+    if block == Block::Global
+        && let Some(hit) = block
+            .known()
+            .iter()
+            .find(|k| k.strip_prefix("vrrp_") == Some(word))
+    {
+        return Some(hit);
+    }
+    if let Some((key, _)) = word.split_once('=')
+        && let Some(hit) = block.known().iter().find(|k| k.eq_ignore_ascii_case(key))
+    {
+        return Some(hit);
+    }
+    let all = [
+        block,
+        Block::Top,
+        Block::Global,
+        Block::Instance,
+        Block::VirtualServer,
+        Block::RealServer,
+        Block::Checker,
+    ];
+    let mut best: Option<(&'static str, usize)> = None;
+    for b in all {
+        for known in b
+            .known()
+            .iter()
+            .chain(b.ignored_table().iter().map(|(k, _)| k))
+        {
+            let Some(d) = distance(word, known) else {
+                continue;
+            };
+            // Up to one edit per four characters, at most three.
+            let limit = (known.len() / 4).clamp(1, 3);
+            if d <= limit && best.is_none_or(|(_, bd)| d < bd) {
+                best = Some((known, d));
+            }
+        }
+        if best.is_some() && b == block {
+            break;
+        }
+    }
+    best.map(|(k, _)| k)
+}
+
+/// Optimal string alignment distance (Levenshtein plus adjacent swaps),
+/// case-insensitive; `None` for words too long to be keywords.
+fn distance(a: &str, b: &str) -> Option<usize> {
+    const MAX: usize = 40;
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() > MAX || b.len() > MAX {
+        return None;
+    }
+    let mut prev2 = [0usize; MAX + 1];
+    let mut prev: [usize; MAX + 1] = core::array::from_fn(|j| j);
+    let mut cur = [0usize; MAX + 1];
+    for i in 1..=a.len() {
+        cur[0] = i;
+        for j in 1..=b.len() {
+            let cost = usize::from(!a[i - 1].eq_ignore_ascii_case(&b[j - 1]));
+            let mut v = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + cost);
+            if i > 1
+                && j > 1
+                && a[i - 1].eq_ignore_ascii_case(&b[j - 2])
+                && a[i - 2].eq_ignore_ascii_case(&b[j - 1])
+            {
+                v = v.min(prev2[j - 2] + 1);
+            }
+            cur[j] = v;
+        }
+        prev2 = prev;
+        prev = cur;
+    }
+    Some(prev[b.len()])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typos_from_the_corpus() {
+        assert_eq!(
+            suggest(Block::Top, "lvs_sync_daemon_inteface"),
+            Some("lvs_sync_daemon_interface")
+        );
+        assert_eq!(
+            suggest(Block::Checker, "connetc_port"),
+            Some("connect_port")
+        );
+        assert_eq!(suggest(Block::RealServer, "weigth"), Some("weight"));
+        assert_eq!(suggest(Block::RealServer, "SMTP_CHEKC"), Some("SMTP_CHECK"));
+        assert_eq!(
+            suggest(Block::Instance, "mcast_src_ip=192.168.10.80"),
+            Some("mcast_src_ip")
+        );
+        assert_eq!(suggest(Block::VirtualServer, "nat_mask"), None);
+        assert_eq!(suggest(Block::Top, "OS:"), None);
+        assert_eq!(
+            suggest(Block::Global, "garp_master_delay"),
+            Some("vrrp_garp_master_delay")
+        );
+    }
+}

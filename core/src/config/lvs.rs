@@ -1,0 +1,618 @@
+//! Reads `virtual_server_group`, `virtual_server`, `real_server` and the
+//! checker blocks.
+//!
+//! A virtual server is read twice: first its own settings (which may come
+//! after its real servers in the file), then each real server, so the sink
+//! always sees a real server together with its complete virtual server and
+//! nothing has to be collected in memory.
+
+use core::net::IpAddr;
+
+use heapless::Vec;
+
+use super::diag::{Kind, Snippet};
+use super::global::MAX_TIMER_US;
+use super::keywords::Block;
+use super::model::{
+    CheckKind, CheckerConf, CheckerDefaults, ForwardKind, GroupEntry, MAX_STATUS_CODES, Protocol,
+    RealServer, SchedFlags, Scheduler, UrlConf, VirtualServer, VirtualServerGroup, VsKey,
+};
+use super::parser::{Parser, Res, Stmt};
+use super::value;
+use super::vrrp::UpperFixed;
+use crate::time::Duration;
+
+const SCHEDULERS: &str = "rr, wrr, lc, wlc, sed, nq, sh, dh, mh, fo, ovf";
+
+impl<'t> Parser<'t, '_> {
+    pub(super) fn virtual_server_group(&mut self, head: &Stmt<'t>) -> Res<()> {
+        let name = self.arg(head, 0, "a group name")?.text;
+        self.require_block(head)?;
+        let mut g = VirtualServerGroup {
+            name,
+            entries: Vec::new(),
+            pos: head.pos(),
+        };
+        while let Some(stmt) = self.next_stmt(Some(&head.kw))? {
+            self.no_block(&stmt)?;
+            let entry = if stmt.keyword() == "fwmark" {
+                let tok = self.arg(&stmt, 0, "a firewall mark")?;
+                self.extra_args(&stmt, 1);
+                GroupEntry::Fwmark(self.number_token(
+                    &stmt,
+                    &tok,
+                    1,
+                    u64::from(u32::MAX),
+                    "1..4294967295",
+                )? as u32)
+            } else {
+                let (first, last) = self.address_range(&stmt)?;
+                let port_tok = self.arg(&stmt, 0, "a port")?;
+                let port = self.number_token(&stmt, &port_tok, 0, 65535, "0..65535")? as u16;
+                self.extra_args(&stmt, 1);
+                GroupEntry::Addr { first, last, port }
+            };
+            self.push(
+                &mut g.entries,
+                entry,
+                &stmt.kw,
+                "virtual_server_group entries",
+            )?;
+        }
+        let result = self.sink.virtual_server_group(&g);
+        self.summary.items += 1;
+        self.sink_result(g.pos, result)
+    }
+
+    /// `A.B.C.D` or `A.B.C.D-E` (a range in the last byte; the last group
+    /// for IPv6), as keepalived's virtual_server_group.
+    fn address_range(&self, stmt: &Stmt<'t>) -> Res<(IpAddr, IpAddr)> {
+        let text = stmt.keyword();
+        let bad = || self.expected(&stmt.kw, "an address or range (192.0.2.1-10)");
+        let (addr, end) = match text.rsplit_once('-') {
+            Some((a, e)) => (a, Some(e)),
+            None => (text, None),
+        };
+        let first = value::ip(addr).ok_or_else(bad)?;
+        let last = match (first, end) {
+            (_, None) => first,
+            (IpAddr::V4(a), Some(e)) => {
+                let e = value::uint(e).filter(|e| *e <= 255).ok_or_else(bad)? as u8;
+                let mut o = a.octets();
+                if e < o[3] {
+                    return Err(bad());
+                }
+                o[3] = e;
+                IpAddr::from(o)
+            }
+            (IpAddr::V6(a), Some(e)) => {
+                let e = u16::from_str_radix(e, 16).map_err(|_| bad())?;
+                let mut s = a.segments();
+                if e < s[7] {
+                    return Err(bad());
+                }
+                s[7] = e;
+                IpAddr::from(s)
+            }
+        };
+        Ok((first, last))
+    }
+
+    pub(super) fn virtual_server(&mut self, head: &Stmt<'t>) -> Res<()> {
+        let key = self.vs_key(head)?;
+        self.require_block(head)?;
+        let mut vs = VirtualServer {
+            key,
+            delay_loop: Duration::from_secs(60),
+            scheduler: Scheduler::Wlc,
+            sched_flags: SchedFlags::default(),
+            kind: ForwardKind::Nat,
+            persistence_timeout: None,
+            persistence_granularity: None,
+            protocol: Protocol::Tcp,
+            sorry_server: None,
+            sorry_server_inhibit: false,
+            quorum: 1,
+            hysteresis: 0,
+            quorum_up: None,
+            quorum_down: None,
+            alpha: false,
+            omega: false,
+            ha_suspend: false,
+            inhibit_on_failure: false,
+            virtualhost: None,
+            ops: false,
+            checker_defaults: CheckerDefaults::default(),
+            anycast: false,
+            real_servers: 0,
+            pos: head.pos(),
+        };
+        let body = self.lx.mark();
+        let mut saw_kind = false;
+        // Pass 1: the virtual server's own settings.
+        while let Some(stmt) = self.next_stmt(Some(&head.kw))? {
+            match stmt.keyword() {
+                "real_server" => {
+                    vs.real_servers += 1;
+                    self.skip_stmt_block(&stmt)?;
+                }
+                "delay_loop" => {
+                    vs.delay_loop = self.seconds(&stmt, 1, MAX_TIMER_US, "more than 0 s")?
+                }
+                "lb_algo" | "lvs_sched" => vs.scheduler = self.scheduler(&stmt)?,
+                "lb_kind" | "lvs_method" => {
+                    saw_kind = true;
+                    let tok = self.single(&stmt, "DR, NAT or TUN")?;
+                    vs.kind = match tok.text.to_ascii_uppercase_fixed().as_str() {
+                        "DR" => ForwardKind::Dr,
+                        "NAT" => ForwardKind::Nat,
+                        "TUN" => ForwardKind::Tun,
+                        _ => {
+                            return Err(self.error_at(
+                                &tok,
+                                Kind::UnknownValue {
+                                    keyword: Snippet::new(stmt.keyword()),
+                                    value: Snippet::new(tok.text),
+                                    expected: "DR, NAT, TUN",
+                                },
+                            ));
+                        }
+                    };
+                }
+                "persistence_timeout" => {
+                    let tok = self.single(&stmt, "a number of seconds")?;
+                    let secs = self.number_token(&stmt, &tok, 0, 2_678_400, "0..2678400 s")?;
+                    if secs == 0 {
+                        // keepalived 2.x refuses 0; older configs meant "off".
+                        self.warn_at(
+                            &tok,
+                            Kind::Assumed {
+                                keyword: Snippet::new("persistence_timeout"),
+                                note: "0 means no persistence (keepalived 2 refuses 0; leave the keyword out)",
+                            },
+                        );
+                        vs.persistence_timeout = None;
+                    } else {
+                        vs.persistence_timeout = Some(Duration::from_secs(secs));
+                    }
+                }
+                "persistence_granularity" => {
+                    let tok = self.single(&stmt, "a netmask or prefix length")?;
+                    vs.persistence_granularity = Some(self.granularity(&tok)?);
+                }
+                "protocol" => {
+                    let tok = self.single(&stmt, "TCP, UDP or SCTP")?;
+                    vs.protocol = match tok.text.to_ascii_uppercase_fixed().as_str() {
+                        "TCP" => Protocol::Tcp,
+                        "UDP" => Protocol::Udp,
+                        "SCTP" => Protocol::Sctp,
+                        _ => {
+                            return Err(self.error_at(
+                                &tok,
+                                Kind::UnknownValue {
+                                    keyword: Snippet::new("protocol"),
+                                    value: Snippet::new(tok.text),
+                                    expected: "TCP, UDP, SCTP",
+                                },
+                            ));
+                        }
+                    };
+                }
+                "sorry_server" => {
+                    self.no_block(&stmt)?;
+                    let a = self.arg(&stmt, 0, "an address")?;
+                    let addr = self.address(&a)?;
+                    let port = match stmt.args.get(1) {
+                        Some(p) => self.number_token(&stmt, p, 0, 65535, "0..65535")? as u16,
+                        None => 0,
+                    };
+                    self.extra_args(&stmt, 2);
+                    vs.sorry_server = Some((addr, port));
+                }
+                "sorry_server_inhibit" => vs.sorry_server_inhibit = self.flag(&stmt)?,
+                "quorum" => {
+                    vs.quorum = self.number(&stmt, 1, u64::from(u32::MAX), "1..4294967295")? as u32
+                }
+                "hysteresis" => {
+                    vs.hysteresis =
+                        self.number(&stmt, 0, u64::from(u32::MAX), "0..4294967295")? as u32
+                }
+                "quorum_up" => vs.quorum_up = Some(self.script(&stmt)?),
+                "quorum_down" => vs.quorum_down = Some(self.script(&stmt)?),
+                "alpha" => vs.alpha = self.flag(&stmt)?,
+                "omega" => vs.omega = self.flag(&stmt)?,
+                "ha_suspend" => vs.ha_suspend = self.flag(&stmt)?,
+                "inhibit_on_failure" => vs.inhibit_on_failure = self.flag(&stmt)?,
+                "virtualhost" => vs.virtualhost = Some(self.single(&stmt, "a host name")?.text),
+                "ops" => vs.ops = self.flag(&stmt)?,
+                "anycast" => vs.anycast = self.flag(&stmt)?,
+                "connect_timeout" | "retry" | "nb_get_retry" | "delay_before_retry" | "warmup" => {
+                    self.checker_default(&mut vs.checker_defaults, &stmt)?;
+                }
+                "sh-port" | "mh-port" => {
+                    self.no_block(&stmt)?;
+                    vs.sched_flags.port = true;
+                }
+                "sh-fallback" | "mh-fallback" => {
+                    self.no_block(&stmt)?;
+                    vs.sched_flags.fallback = true;
+                }
+                _ => self.unknown(Block::VirtualServer, &stmt)?,
+            }
+        }
+        if !saw_kind {
+            self.warn(
+                vs.pos.line,
+                vs.pos.col,
+                Kind::Assumed {
+                    keyword: Snippet::new("lb_kind"),
+                    note: "not set: NAT assumed, as keepalived does",
+                },
+            );
+        }
+        let result = self.sink.virtual_server(&vs);
+        self.summary.items += 1;
+        self.sink_result(vs.pos, result)?;
+
+        // Pass 2: each real server, with the settings complete.
+        self.lx.reset(body);
+        while let Some(stmt) = self.next_stmt(Some(&head.kw))? {
+            if stmt.keyword() == "real_server" {
+                self.real_server(&vs, &stmt)?;
+            } else {
+                self.skip_stmt_block(&stmt)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn vs_key(&mut self, head: &Stmt<'t>) -> Res<VsKey<'t>> {
+        let first = self.arg(head, 0, "an address, 'fwmark N' or 'group NAME'")?;
+        match first.text {
+            "fwmark" => {
+                let tok = self.arg(head, 1, "a firewall mark")?;
+                self.extra_args(head, 2);
+                Ok(VsKey::Fwmark(self.number_token(
+                    head,
+                    &tok,
+                    1,
+                    u64::from(u32::MAX),
+                    "1..4294967295",
+                )? as u32))
+            }
+            "group" => {
+                let tok = self.arg(head, 1, "a virtual_server_group name")?;
+                self.extra_args(head, 2);
+                Ok(VsKey::Group(tok.text))
+            }
+            _ => {
+                let addr = self.address(&first)?;
+                let port = self.port_or_zero(head, 1)?;
+                self.extra_args(head, 2);
+                Ok(VsKey::Addr(addr, port))
+            }
+        }
+    }
+
+    /// The port at argument `i`; missing means 0 (all ports), with a warning.
+    fn port_or_zero(&mut self, stmt: &Stmt<'t>, i: usize) -> Res<u16> {
+        match stmt.args.get(i) {
+            Some(tok) => Ok(self.number_token(stmt, tok, 0, 65535, "0..65535")? as u16),
+            None => {
+                let at = stmt.args.last().unwrap_or(&stmt.kw);
+                self.warn_at(
+                    &at.clone(),
+                    Kind::Assumed {
+                        keyword: Snippet::new(stmt.keyword()),
+                        note: "no port given: port 0 (every port) assumed",
+                    },
+                );
+                Ok(0)
+            }
+        }
+    }
+
+    fn scheduler(&mut self, stmt: &Stmt<'t>) -> Res<Scheduler> {
+        let tok = self.single(stmt, "a scheduler")?;
+        let s = match tok.text {
+            "rr" => Scheduler::Rr,
+            "wrr" => Scheduler::Wrr,
+            "lc" => Scheduler::Lc,
+            "wlc" => Scheduler::Wlc,
+            "sed" => Scheduler::Sed,
+            "nq" => Scheduler::Nq,
+            "sh" => Scheduler::Sh,
+            "dh" => Scheduler::Dh,
+            "mh" => Scheduler::Mh,
+            "fo" => Scheduler::Fo,
+            "ovf" => Scheduler::Ovf,
+            "lblc" | "lblcr" => {
+                // Locality-based schedulers exist for cache clusters; their
+                // decisions reduce to wlc when the tables are cold.
+                self.warn_at(
+                    &tok,
+                    Kind::Assumed {
+                        keyword: Snippet::new(tok.text),
+                        note: "locality-based scheduling is not implemented: wlc is used",
+                    },
+                );
+                Scheduler::Wlc
+            }
+            _ => {
+                return Err(self.error_at(
+                    &tok,
+                    Kind::UnknownValue {
+                        keyword: Snippet::new(stmt.keyword()),
+                        value: Snippet::new(tok.text),
+                        expected: SCHEDULERS,
+                    },
+                ));
+            }
+        };
+        Ok(s)
+    }
+
+    /// A netmask (`255.255.255.0`) or prefix length (`24`, IPv6 too).
+    fn granularity(&self, tok: &super::lexer::Token<'t>) -> Res<u8> {
+        if let Some(n) = value::uint(tok.text).filter(|n| *n <= 128) {
+            return Ok(n as u8);
+        }
+        match value::ip(tok.text) {
+            Some(IpAddr::V4(mask)) => {
+                let bits = u32::from(mask);
+                let len = bits.leading_ones();
+                if bits.checked_shl(len).unwrap_or(0) == 0 {
+                    return Ok(len as u8);
+                }
+                Err(self.expected(tok, "a contiguous netmask"))
+            }
+            _ => Err(self.expected(tok, "a netmask or prefix length")),
+        }
+    }
+
+    /// A checker setting given for a whole real or virtual server.
+    fn checker_default(&mut self, d: &mut CheckerDefaults, stmt: &Stmt<'t>) -> Res<()> {
+        match stmt.keyword() {
+            "connect_timeout" => {
+                d.connect_timeout = Some(self.seconds(stmt, 1, MAX_TIMER_US, "more than 0 s")?)
+            }
+            "retry" | "nb_get_retry" => {
+                if stmt.keyword() == "nb_get_retry" {
+                    self.warn_at(
+                        &stmt.kw,
+                        Kind::Deprecated {
+                            keyword: Snippet::new("nb_get_retry"),
+                            instead: "retry",
+                        },
+                    );
+                }
+                d.retry = Some(self.number(stmt, 0, u64::from(u32::MAX), "0 or more")? as u32);
+            }
+            "delay_before_retry" => {
+                d.delay_before_retry =
+                    Some(self.seconds(stmt, 0, MAX_TIMER_US, "0 or more seconds")?)
+            }
+            "delay_loop" => {
+                d.delay_loop = Some(self.seconds(stmt, 1, MAX_TIMER_US, "more than 0 s")?)
+            }
+            _ => d.warmup = Some(self.seconds(stmt, 0, MAX_TIMER_US, "0 or more seconds")?),
+        }
+        Ok(())
+    }
+
+    fn real_server(&mut self, vs: &VirtualServer<'t>, head: &Stmt<'t>) -> Res<()> {
+        let addr_tok = self.arg(head, 0, "an address")?;
+        let addr = self.address(&addr_tok)?;
+        // Port-less real servers are normal for fwmark services.
+        let port = match (head.args.get(1), vs.key) {
+            (None, VsKey::Fwmark(_)) => 0,
+            _ => self.port_or_zero(head, 1)?,
+        };
+        self.extra_args(head, 2);
+        let mut rs = RealServer {
+            addr,
+            port,
+            weight: 1,
+            upper_threshold: 0,
+            lower_threshold: 0,
+            inhibit_on_failure: vs.inhibit_on_failure,
+            notify_up: None,
+            notify_down: None,
+            checkers: Vec::new(),
+            pos: head.pos(),
+        };
+        let mut defaults = CheckerDefaults::default();
+        if head.block {
+            while let Some(stmt) = self.next_stmt(Some(&head.kw))? {
+                match stmt.keyword() {
+                    "connect_timeout" | "retry" | "nb_get_retry" | "delay_before_retry"
+                    | "delay_loop" | "warmup" => {
+                        self.checker_default(&mut defaults, &stmt)?;
+                    }
+                    "weight" => rs.weight = self.number(&stmt, 0, 65535, "0..65535")? as u32,
+                    "uthreshold" => {
+                        rs.upper_threshold =
+                            self.number(&stmt, 0, u64::from(u32::MAX), "0 or more")? as u32
+                    }
+                    "lthreshold" => {
+                        rs.lower_threshold =
+                            self.number(&stmt, 0, u64::from(u32::MAX), "0 or more")? as u32
+                    }
+                    "inhibit_on_failure" => rs.inhibit_on_failure = self.flag(&stmt)?,
+                    "notify_up" => rs.notify_up = Some(self.script(&stmt)?),
+                    "notify_down" => rs.notify_down = Some(self.script(&stmt)?),
+                    "TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "MISC_CHECK" => {
+                        if let Some(checker) = self.checker(&stmt)? {
+                            self.push(
+                                &mut rs.checkers,
+                                checker,
+                                &stmt.kw,
+                                "checkers on one real server",
+                            )?;
+                        }
+                    }
+                    _ => self.unknown(Block::RealServer, &stmt)?,
+                }
+            }
+        }
+        for c in rs.checkers.iter_mut() {
+            defaults.apply_to(c);
+            vs.checker_defaults.apply_to(c);
+        }
+        let result = self.sink.real_server(vs, &rs);
+        self.summary.items += 1;
+        self.sink_result(rs.pos, result)
+    }
+
+    /// A checker block; `None` (with a warning) for one that cannot check
+    /// anything, such as an empty `MISC_CHECK {}`.
+    fn checker(&mut self, head: &Stmt<'t>) -> Res<Option<CheckerConf<'t>>> {
+        let kind = match head.keyword() {
+            "TCP_CHECK" => CheckKind::Tcp,
+            "HTTP_GET" => CheckKind::Http,
+            "SSL_GET" => CheckKind::Ssl,
+            _ => CheckKind::Misc,
+        };
+        self.require_block(head)?;
+        let mut c = CheckerConf::new(kind, head.pos());
+        while let Some(stmt) = self.next_stmt(Some(&head.kw))? {
+            match stmt.keyword() {
+                "connect_ip" => {
+                    let tok = self.single(&stmt, "an address")?;
+                    c.connect_ip = Some(self.address(&tok)?);
+                }
+                "connect_port" => {
+                    c.connect_port = Some(self.number(&stmt, 1, 65535, "1..65535")? as u16)
+                }
+                "bindto" => {
+                    let tok = self.single(&stmt, "an address")?;
+                    c.bind_to = Some(self.address(&tok)?);
+                }
+                "connect_timeout" => {
+                    c.connect_timeout =
+                        Some(self.seconds(&stmt, 1, MAX_TIMER_US, "more than 0 s")?)
+                }
+                "retry" => {
+                    c.retry = Some(self.number(&stmt, 0, u64::from(u32::MAX), "0 or more")? as u32)
+                }
+                "nb_get_retry" => {
+                    self.warn_at(
+                        &stmt.kw,
+                        Kind::Deprecated {
+                            keyword: Snippet::new("nb_get_retry"),
+                            instead: "retry",
+                        },
+                    );
+                    c.retry = Some(self.number(&stmt, 0, u64::from(u32::MAX), "0 or more")? as u32);
+                }
+                "delay_before_retry" => {
+                    c.delay_before_retry =
+                        Some(self.seconds(&stmt, 0, MAX_TIMER_US, "0 or more seconds")?)
+                }
+                "delay_loop" => {
+                    c.delay_loop = Some(self.seconds(&stmt, 1, MAX_TIMER_US, "more than 0 s")?)
+                }
+                "warmup" => {
+                    c.warmup = Some(self.seconds(&stmt, 0, MAX_TIMER_US, "0 or more seconds")?)
+                }
+                "alpha" => c.alpha = Some(self.flag(&stmt)?),
+                "virtualhost" => c.virtualhost = Some(self.single(&stmt, "a host name")?.text),
+                "url" if matches!(kind, CheckKind::Http | CheckKind::Ssl) => {
+                    let url = self.url(&stmt)?;
+                    self.push(&mut c.urls, url, &stmt.kw, "url blocks in one checker")?;
+                }
+                "misc_path" if kind == CheckKind::Misc => c.misc_path = Some(self.script(&stmt)?),
+                "misc_timeout" if kind == CheckKind::Misc => {
+                    c.misc_timeout = Some(self.seconds(&stmt, 1, MAX_TIMER_US, "more than 0 s")?)
+                }
+                "misc_dynamic" if kind == CheckKind::Misc => c.misc_dynamic = self.flag(&stmt)?,
+                _ => self.unknown(Block::Checker, &stmt)?,
+            }
+        }
+        let missing = match kind {
+            CheckKind::Misc if c.misc_path.is_none() => {
+                Some("has no misc_path: this checker is ignored")
+            }
+            CheckKind::Http | CheckKind::Ssl if c.urls.is_empty() => {
+                Some("has no url: this checker is ignored")
+            }
+            _ => None,
+        };
+        if let Some(note) = missing {
+            self.warn_at(
+                &head.kw,
+                Kind::Assumed {
+                    keyword: Snippet::new(head.keyword()),
+                    note,
+                },
+            );
+            return Ok(None);
+        }
+        Ok(Some(c))
+    }
+
+    /// `status_code 200-299 400-499 503`: codes and inclusive ranges.
+    fn status_codes(
+        &mut self,
+        stmt: &Stmt<'t>,
+        codes: &mut Vec<(u16, u16), MAX_STATUS_CODES>,
+    ) -> Res<()> {
+        self.no_block(stmt)?;
+        self.arg(stmt, 0, "an HTTP status code")?;
+        for tok in stmt.args.iter() {
+            let (lo, hi) = tok.text.split_once('-').unwrap_or((tok.text, tok.text));
+            let code = |t: &str| {
+                value::uint(t)
+                    .filter(|c| (100..=599).contains(c))
+                    .map(|c| c as u16)
+            };
+            match (code(lo), code(hi)) {
+                (Some(lo), Some(hi)) if lo <= hi => {
+                    self.push(codes, (lo, hi), tok, "status codes in one url")?
+                }
+                _ => {
+                    return Err(
+                        self.expected(tok, "a status code 100..599 or a range such as 200-299")
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn url(&mut self, head: &Stmt<'t>) -> Res<UrlConf<'t>> {
+        self.require_block(head)?;
+        let mut url = UrlConf {
+            path: "",
+            digest: None,
+            status_codes: Vec::new(),
+            virtualhost: None,
+        };
+        while let Some(stmt) = self.next_stmt(Some(&head.kw))? {
+            match stmt.keyword() {
+                "path" => url.path = self.single(&stmt, "a URL path")?.text,
+                "digest" => {
+                    let tok = self.single(&stmt, "an MD5 digest in hex")?;
+                    if tok.text.len() != 32 || !tok.text.bytes().all(|b| b.is_ascii_hexdigit()) {
+                        return Err(self.expected(&tok, "an MD5 digest (32 hex digits)"));
+                    }
+                    url.digest = Some(tok.text);
+                }
+                "status_code" => self.status_codes(&stmt, &mut url.status_codes)?,
+                "virtualhost" => url.virtualhost = Some(self.single(&stmt, "a host name")?.text),
+                _ => self.unknown(Block::Url, &stmt)?,
+            }
+        }
+        if url.path.is_empty() {
+            return Err(self.diag(
+                head.kw.line,
+                head.kw.col,
+                Kind::Missing {
+                    block: Snippet::new("url"),
+                    keyword: "path",
+                },
+            ));
+        }
+        Ok(url)
+    }
+}

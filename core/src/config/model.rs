@@ -1,0 +1,565 @@
+//! What a keepalived.conf means: one plain type per block, borrowing its
+//! strings from the text. The parser hands each finished item to a
+//! [`Sink`](super::Sink); nothing here is retained by the core.
+//!
+//! Small lists inside an item have fixed capacities (the `MAX_*`
+//! constants); exceeding one is an error naming the line.
+
+use core::net::IpAddr;
+
+use heapless::Vec;
+
+use crate::time::Duration;
+
+/// Most VIPs (`virtual_ipaddress`) or excluded VIPs per instance.
+pub const MAX_VIPS: usize = 64;
+/// Most `unicast_peer` entries per instance.
+pub const MAX_PEERS: usize = 16;
+/// Most `track_interface` or `track_script` entries per instance or group.
+pub const MAX_TRACKS: usize = 16;
+/// Most members of a `vrrp_sync_group`.
+pub const MAX_GROUP_MEMBERS: usize = 16;
+/// Most checkers per real server.
+pub const MAX_CHECKERS: usize = 4;
+/// Most `url` blocks per HTTP/SSL checker.
+pub const MAX_URLS: usize = 8;
+/// Most `status_code` values or ranges per `url`.
+pub const MAX_STATUS_CODES: usize = 8;
+/// Most `notification_email` addresses.
+pub const MAX_EMAILS: usize = 8;
+/// Most entries of a `virtual_server_group`.
+pub const MAX_GROUP_ENTRIES: usize = 32;
+
+/// A place in the configuration text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Pos {
+    /// Line, from 1.
+    pub line: u32,
+    /// Column in characters, from 1.
+    pub col: u32,
+}
+
+/// `global_defs`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GlobalDefs<'t> {
+    /// `router_id`.
+    pub router_id: Option<&'t str>,
+    /// `notification_email` (vrlb sends no mail; kept for `vrlb check`).
+    pub notification_email: Vec<&'t str, MAX_EMAILS>,
+    /// `smtp_server` as written: never resolved while parsing.
+    pub smtp_server: Option<&'t str>,
+    /// `vrrp_version`: default for instances.
+    pub vrrp_version: Option<u8>,
+    /// `vrrp_garp_master_delay`.
+    pub garp_master_delay: Option<Duration>,
+    /// `vrrp_garp_master_repeat`.
+    pub garp_master_repeat: Option<u8>,
+    /// `vrrp_garp_master_refresh`.
+    pub garp_master_refresh: Option<Duration>,
+    /// `vrrp_garp_master_refresh_repeat`.
+    pub garp_master_refresh_repeat: Option<u8>,
+    /// `vrrp_lower_prio_no_advert`.
+    pub lower_prio_no_advert: bool,
+    /// `vrrp_strict`.
+    pub vrrp_strict: bool,
+    /// `lvs_sync_daemon INTERFACE INSTANCE`: interface.
+    pub lvs_sync_daemon_interface: Option<&'t str>,
+    /// `lvs_sync_daemon INTERFACE INSTANCE`: the instance whose state
+    /// decides which director sends.
+    pub lvs_sync_daemon_instance: Option<&'t str>,
+    /// `enable_script_security`.
+    pub enable_script_security: bool,
+    /// `script_user USER [GROUP]`.
+    pub script_user: Option<&'t str>,
+    /// `lvs_timeouts tcp N tcpfin N udp N`.
+    pub lvs_timeouts: LvsTimeouts,
+    /// `vrrp_check_unicast_src`.
+    pub check_unicast_src: bool,
+    /// Where the block started.
+    pub pos: Pos,
+}
+
+/// `lvs_timeouts` (zero: the default).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LvsTimeouts {
+    /// Established TCP.
+    pub tcp: Duration,
+    /// TCP after FIN.
+    pub tcp_fin: Duration,
+    /// UDP.
+    pub udp: Duration,
+}
+
+/// `vrrp_script NAME { ... }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VrrpScript<'t> {
+    /// Its name.
+    pub name: &'t str,
+    /// `script`: the command line, as written.
+    pub script: &'t str,
+    /// `interval` (default 1 s).
+    pub interval: Duration,
+    /// `timeout` (default: the interval).
+    pub timeout: Option<Duration>,
+    /// `weight` (default 0: failure puts trackers in Fault).
+    pub weight: i32,
+    /// `rise` (default 1).
+    pub rise: u32,
+    /// `fall` (default 1).
+    pub fall: u32,
+    /// `user USER [GROUP]`.
+    pub user: Option<&'t str>,
+    /// `init_fail`: starts failed.
+    pub init_fail: bool,
+    /// Where the block started.
+    pub pos: Pos,
+}
+
+/// `state` of a `vrrp_instance`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InitialState {
+    /// `state MASTER`.
+    Master,
+    /// `state BACKUP` (and the default).
+    Backup,
+}
+
+/// One address of `virtual_ipaddress`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VipConf<'t> {
+    /// The address.
+    pub addr: IpAddr,
+    /// `/prefix` (keepalived's default: /32 or /128).
+    pub prefix_len: Option<u8>,
+    /// `dev`.
+    pub dev: Option<&'t str>,
+    /// `label`.
+    pub label: Option<&'t str>,
+    /// `scope`.
+    pub scope: Option<&'t str>,
+    /// `brd`.
+    pub broadcast: Option<IpAddr>,
+    /// Where it is.
+    pub pos: Pos,
+}
+
+/// An entry of `track_interface` or `track_script`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrackConf<'t> {
+    /// Interface or script name.
+    pub name: &'t str,
+    /// `weight N`, when given (scripts default to their own weight).
+    pub weight: Option<i32>,
+    /// Where it is.
+    pub pos: Pos,
+}
+
+/// Notify scripts of an instance or sync group.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Notify<'t> {
+    /// `notify_master`.
+    pub master: Option<&'t str>,
+    /// `notify_backup`.
+    pub backup: Option<&'t str>,
+    /// `notify_fault`.
+    pub fault: Option<&'t str>,
+    /// `notify_stop`.
+    pub stop: Option<&'t str>,
+    /// `notify`: called on every change with type, name and state.
+    pub any: Option<&'t str>,
+}
+
+/// `authentication { auth_type ...; auth_pass ... }`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthConf<'t> {
+    /// `auth_type PASS` with its password (as written; the wire keeps 8 bytes).
+    Pass(&'t str),
+    /// `auth_type AH`: parsed, not supported on the wire.
+    Ah,
+}
+
+/// `vrrp_instance NAME { ... }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VrrpInstance<'t> {
+    /// Its name.
+    pub name: &'t str,
+    /// `state`.
+    pub state: InitialState,
+    /// `interface`.
+    pub interface: Option<&'t str>,
+    /// `virtual_router_id`.
+    pub vrid: u8,
+    /// `priority` (default 100).
+    pub priority: u8,
+    /// `advert_int` in centiseconds (default 100).
+    pub advert_interval_cs: u16,
+    /// `version` (default: global `vrrp_version`, else 2).
+    pub version: Option<u8>,
+    /// `preempt` (default) / `nopreempt`.
+    pub preempt: bool,
+    /// `preempt_delay`.
+    pub preempt_delay: Duration,
+    /// `authentication`.
+    pub auth: Option<AuthConf<'t>>,
+    /// `virtual_ipaddress`.
+    pub vips: Vec<VipConf<'t>, MAX_VIPS>,
+    /// `virtual_ipaddress_excluded`.
+    pub excluded_vips: Vec<VipConf<'t>, MAX_VIPS>,
+    /// `unicast_src_ip`.
+    pub unicast_src_ip: Option<IpAddr>,
+    /// `unicast_peer`.
+    pub unicast_peers: Vec<IpAddr, MAX_PEERS>,
+    /// `mcast_src_ip`.
+    pub mcast_src_ip: Option<IpAddr>,
+    /// `track_interface`.
+    pub track_interfaces: Vec<TrackConf<'t>, MAX_TRACKS>,
+    /// `track_script`.
+    pub track_scripts: Vec<TrackConf<'t>, MAX_TRACKS>,
+    /// `garp_master_delay`.
+    pub garp_master_delay: Option<Duration>,
+    /// `garp_master_repeat`.
+    pub garp_master_repeat: Option<u8>,
+    /// `garp_master_refresh`.
+    pub garp_master_refresh: Option<Duration>,
+    /// `garp_master_refresh_repeat`.
+    pub garp_master_refresh_repeat: Option<u8>,
+    /// `lower_prio_no_advert`.
+    pub lower_prio_no_advert: Option<bool>,
+    /// `down_timer_adverts` (default 3).
+    pub down_timer_adverts: u8,
+    /// `v3_checksum_as_v2`.
+    pub v3_checksum_as_v2: bool,
+    /// `dont_track_primary`.
+    pub dont_track_primary: bool,
+    /// `native_ipv6`: the instance is IPv6 even without IPv6 VIPs.
+    pub native_ipv6: bool,
+    /// `lvs_sync_daemon_interface`.
+    pub lvs_sync_daemon_interface: Option<&'t str>,
+    /// Notify scripts.
+    pub notify: Notify<'t>,
+    /// Where the block started.
+    pub pos: Pos,
+}
+
+/// `vrrp_sync_group NAME { group { ... } ... }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncGroupConf<'t> {
+    /// Its name.
+    pub name: &'t str,
+    /// Member instance names.
+    pub members: Vec<&'t str, MAX_GROUP_MEMBERS>,
+    /// Notify scripts.
+    pub notify: Notify<'t>,
+    /// Where the block started.
+    pub pos: Pos,
+}
+
+/// A scheduler (`lb_algo`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scheduler {
+    /// Round robin.
+    Rr,
+    /// Weighted round robin.
+    Wrr,
+    /// Least connections.
+    Lc,
+    /// Weighted least connections.
+    Wlc,
+    /// Shortest expected delay.
+    Sed,
+    /// Never queue.
+    Nq,
+    /// Source hashing.
+    Sh,
+    /// Destination hashing.
+    Dh,
+    /// Maglev hashing.
+    Mh,
+    /// Weighted failover.
+    Fo,
+    /// Weighted overflow.
+    Ovf,
+}
+
+impl Scheduler {
+    /// The `lb_algo` name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Scheduler::Rr => "rr",
+            Scheduler::Wrr => "wrr",
+            Scheduler::Lc => "lc",
+            Scheduler::Wlc => "wlc",
+            Scheduler::Sed => "sed",
+            Scheduler::Nq => "nq",
+            Scheduler::Sh => "sh",
+            Scheduler::Dh => "dh",
+            Scheduler::Mh => "mh",
+            Scheduler::Fo => "fo",
+            Scheduler::Ovf => "ovf",
+        }
+    }
+}
+
+/// Forwarding method (`lb_kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForwardKind {
+    /// Direct routing: the frame goes to the real server's MAC unchanged.
+    Dr,
+    /// NAT: accepted and reported; vrlb's data plane forwards DR only.
+    Nat,
+    /// IP-in-IP tunnel: accepted and reported; not forwarded by vrlb.
+    Tun,
+}
+
+/// Transport protocol of a virtual service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// TCP (default).
+    Tcp,
+    /// UDP.
+    Udp,
+    /// SCTP.
+    Sctp,
+}
+
+/// How a virtual server is named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VsKey<'t> {
+    /// `virtual_server IP PORT` (port 0 when left out).
+    Addr(IpAddr, u16),
+    /// `virtual_server fwmark N`.
+    Fwmark(u32),
+    /// `virtual_server group NAME`.
+    Group(&'t str),
+}
+
+/// Scheduler flags (`sh-port`, `sh-fallback`, `mh-port`, `mh-fallback`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SchedFlags {
+    /// Hash the port too (sh-port / mh-port, IPVS flag-2).
+    pub port: bool,
+    /// Skip unavailable servers instead of dropping (flag-1).
+    pub fallback: bool,
+}
+
+/// `virtual_server ... { ... }` without its real servers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VirtualServer<'t> {
+    /// How it is named.
+    pub key: VsKey<'t>,
+    /// `delay_loop` (default 60 s): checker interval for its real servers.
+    pub delay_loop: Duration,
+    /// `lb_algo` (keepalived's default: wlc).
+    pub scheduler: Scheduler,
+    /// Scheduler flags.
+    pub sched_flags: SchedFlags,
+    /// `lb_kind` (keepalived's default: NAT).
+    pub kind: ForwardKind,
+    /// `persistence_timeout` (None: no persistence).
+    pub persistence_timeout: Option<Duration>,
+    /// `persistence_granularity` as a prefix length.
+    pub persistence_granularity: Option<u8>,
+    /// `protocol`.
+    pub protocol: Protocol,
+    /// `sorry_server IP PORT`.
+    pub sorry_server: Option<(IpAddr, u16)>,
+    /// `sorry_server_inhibit`.
+    pub sorry_server_inhibit: bool,
+    /// `quorum` (default 1).
+    pub quorum: u32,
+    /// `hysteresis` (default 0).
+    pub hysteresis: u32,
+    /// `quorum_up`.
+    pub quorum_up: Option<&'t str>,
+    /// `quorum_down`.
+    pub quorum_down: Option<&'t str>,
+    /// `alpha`: real servers start failed until a check succeeds.
+    pub alpha: bool,
+    /// `omega`: run notify_down scripts of real servers on quorum loss/exit.
+    pub omega: bool,
+    /// `ha_suspend`: no checks while this node does not hold the VIP.
+    pub ha_suspend: bool,
+    /// `inhibit_on_failure` default for its real servers.
+    pub inhibit_on_failure: bool,
+    /// `virtualhost` for HTTP checks.
+    pub virtualhost: Option<&'t str>,
+    /// `ops`: one-packet scheduling (UDP).
+    pub ops: bool,
+    /// Checker settings given at the virtual server level, defaults for
+    /// every checker of its real servers (keepalived 2.x).
+    pub checker_defaults: CheckerDefaults,
+    /// vrlb's `anycast`: announce the VIP only while the service has quorum.
+    pub anycast: bool,
+    /// How many `real_server` blocks follow.
+    pub real_servers: u32,
+    /// Where the block started.
+    pub pos: Pos,
+}
+
+/// `real_server IP PORT { ... }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RealServer<'t> {
+    /// Address.
+    pub addr: IpAddr,
+    /// Port (0 when left out).
+    pub port: u16,
+    /// `weight` (default 1).
+    pub weight: u32,
+    /// `uthreshold` (0: none).
+    pub upper_threshold: u32,
+    /// `lthreshold` (0: none).
+    pub lower_threshold: u32,
+    /// `inhibit_on_failure` (default: the virtual server's).
+    pub inhibit_on_failure: bool,
+    /// `notify_up`.
+    pub notify_up: Option<&'t str>,
+    /// `notify_down`.
+    pub notify_down: Option<&'t str>,
+    /// Its checkers, with real-server and virtual-server level defaults
+    /// already applied.
+    pub checkers: Vec<CheckerConf<'t>, MAX_CHECKERS>,
+    /// Where the block started.
+    pub pos: Pos,
+}
+
+/// Checker settings that may also be given for a whole real server or
+/// virtual server; a checker's own value wins.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CheckerDefaults {
+    /// `connect_timeout`.
+    pub connect_timeout: Option<Duration>,
+    /// `retry`.
+    pub retry: Option<u32>,
+    /// `delay_before_retry`.
+    pub delay_before_retry: Option<Duration>,
+    /// `delay_loop`.
+    pub delay_loop: Option<Duration>,
+    /// `warmup`.
+    pub warmup: Option<Duration>,
+}
+
+impl CheckerDefaults {
+    /// Fills what `c` leaves unset from these defaults.
+    pub fn apply_to(&self, c: &mut CheckerConf<'_>) {
+        c.connect_timeout = c.connect_timeout.or(self.connect_timeout);
+        c.retry = c.retry.or(self.retry);
+        c.delay_before_retry = c.delay_before_retry.or(self.delay_before_retry);
+        c.delay_loop = c.delay_loop.or(self.delay_loop);
+        c.warmup = c.warmup.or(self.warmup);
+    }
+}
+
+/// The kind of a checker block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckKind {
+    /// `TCP_CHECK`: connect succeeds.
+    Tcp,
+    /// `HTTP_GET`: status code and/or MD5 digest of the body.
+    Http,
+    /// `SSL_GET`: HTTP_GET over TLS.
+    Ssl,
+    /// `MISC_CHECK`: a script's exit code.
+    Misc,
+}
+
+/// One `url { ... }` of an HTTP/SSL checker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UrlConf<'t> {
+    /// `path`.
+    pub path: &'t str,
+    /// `digest`: MD5 of the body, hex.
+    pub digest: Option<&'t str>,
+    /// `status_code` values and ranges (`200-299 503`), inclusive; empty
+    /// means any 2xx.
+    pub status_codes: Vec<(u16, u16), MAX_STATUS_CODES>,
+    /// `virtualhost` for this URL.
+    pub virtualhost: Option<&'t str>,
+}
+
+/// A checker block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckerConf<'t> {
+    /// Which checker.
+    pub kind: CheckKind,
+    /// `connect_ip` (default: the real server's).
+    pub connect_ip: Option<IpAddr>,
+    /// `connect_port` (default: the real server's).
+    pub connect_port: Option<u16>,
+    /// `bindto`.
+    pub bind_to: Option<IpAddr>,
+    /// `connect_timeout` (unset: 5 s).
+    pub connect_timeout: Option<Duration>,
+    /// `retry` / `nb_get_retry` (keepalived's default: 1 for TCP, 1 for HTTP).
+    pub retry: Option<u32>,
+    /// `delay_before_retry` (default 1 s).
+    pub delay_before_retry: Option<Duration>,
+    /// `delay_loop` override.
+    pub delay_loop: Option<Duration>,
+    /// `warmup`.
+    pub warmup: Option<Duration>,
+    /// `alpha` override.
+    pub alpha: Option<bool>,
+    /// `url` blocks (HTTP/SSL).
+    pub urls: Vec<UrlConf<'t>, MAX_URLS>,
+    /// `misc_path` (MISC).
+    pub misc_path: Option<&'t str>,
+    /// `misc_timeout` (MISC).
+    pub misc_timeout: Option<Duration>,
+    /// `misc_dynamic` (MISC): exit code sets the weight.
+    pub misc_dynamic: bool,
+    /// `virtualhost` (HTTP/SSL).
+    pub virtualhost: Option<&'t str>,
+    /// Where the block started.
+    pub pos: Pos,
+}
+
+impl<'t> CheckerConf<'t> {
+    /// A checker of `kind` with keepalived's defaults.
+    pub fn new(kind: CheckKind, pos: Pos) -> Self {
+        CheckerConf {
+            kind,
+            connect_ip: None,
+            connect_port: None,
+            bind_to: None,
+            connect_timeout: None,
+            retry: None,
+            delay_before_retry: None,
+            delay_loop: None,
+            warmup: None,
+            alpha: None,
+            urls: Vec::new(),
+            misc_path: None,
+            misc_timeout: None,
+            misc_dynamic: false,
+            virtualhost: None,
+            pos,
+        }
+    }
+}
+
+/// One entry of a `virtual_server_group`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupEntry {
+    /// `IP[-LAST] PORT`: an address or a range in the last byte/group.
+    Addr {
+        /// First address.
+        first: IpAddr,
+        /// Last address of the range (== first for one).
+        last: IpAddr,
+        /// Port.
+        port: u16,
+    },
+    /// `fwmark N`.
+    Fwmark(u32),
+}
+
+/// `virtual_server_group NAME { ... }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VirtualServerGroup<'t> {
+    /// Its name.
+    pub name: &'t str,
+    /// Its entries.
+    pub entries: Vec<GroupEntry, MAX_GROUP_ENTRIES>,
+    /// Where the block started.
+    pub pos: Pos,
+}

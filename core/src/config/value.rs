@@ -1,0 +1,124 @@
+//! Parsers for keepalived.conf values: integers, decimal seconds, booleans,
+//! addresses with prefixes. Pure functions; `None` means malformed.
+
+use core::net::IpAddr;
+
+/// A decimal integer without sign or grouping.
+pub fn uint(text: &str) -> Option<u64> {
+    if text.is_empty() || text.len() > 19 || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
+/// A signed decimal integer (`-2`, `+20`, `5`).
+pub fn int(text: &str) -> Option<i64> {
+    let (neg, digits) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let v = uint(digits)? as i64;
+    Some(if neg { -v } else { v })
+}
+
+/// Decimal seconds (`3`, `0.5`, `1.000001`) as microseconds. keepalived
+/// accepts up to microsecond precision for its timers.
+pub fn seconds_us(text: &str) -> Option<u64> {
+    let (whole, frac) = match text.split_once('.') {
+        Some((w, f)) => (w, f),
+        None => (text, ""),
+    };
+    if frac.len() > 6 || (whole.is_empty() && frac.is_empty()) {
+        return None;
+    }
+    let whole = if whole.is_empty() { 0 } else { uint(whole)? };
+    let mut frac_us = 0u64;
+    for (i, b) in frac.bytes().enumerate() {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        frac_us += u64::from(b - b'0') * 10u64.pow(5 - i as u32);
+    }
+    whole.checked_mul(1_000_000)?.checked_add(frac_us)
+}
+
+/// keepalived's booleans: `true`/`false`, `on`/`off`, `yes`/`no`, `1`/`0`.
+pub fn boolean(text: &str) -> Option<bool> {
+    match text.to_ascii_lowercase_fixed().as_str() {
+        "true" | "on" | "yes" | "1" => Some(true),
+        "false" | "off" | "no" | "0" => Some(false),
+        _ => None,
+    }
+}
+
+/// An IPv4 or IPv6 address. IPv6 zone suffixes (`%eth0`) are refused.
+pub fn ip(text: &str) -> Option<IpAddr> {
+    text.parse().ok()
+}
+
+/// `ADDR` or `ADDR/PREFIX`, the prefix checked against the family.
+pub fn ip_prefix(text: &str) -> Option<(IpAddr, Option<u8>)> {
+    match text.split_once('/') {
+        None => Some((ip(text)?, None)),
+        Some((addr, prefix)) => {
+            let addr = ip(addr)?;
+            let prefix = uint(prefix)?;
+            let max = if addr.is_ipv4() { 32 } else { 128 };
+            (prefix <= max).then_some((addr, Some(prefix as u8)))
+        }
+    }
+}
+
+/// A port, 0..=65535.
+pub fn port(text: &str) -> Option<u16> {
+    uint(text).and_then(|p| u16::try_from(p).ok())
+}
+
+/// Lower-casing into a small fixed buffer (no allocation).
+trait LowerFixed {
+    fn to_ascii_lowercase_fixed(&self) -> heapless::String<8>;
+}
+
+impl LowerFixed for str {
+    fn to_ascii_lowercase_fixed(&self) -> heapless::String<8> {
+        let mut s = heapless::String::new();
+        for c in self.chars() {
+            if s.push(c.to_ascii_lowercase()).is_err() {
+                return heapless::String::new();
+            }
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_and_seconds() {
+        assert_eq!(uint("42"), Some(42));
+        assert_eq!(uint("-1"), None);
+        assert_eq!(uint("4x"), None);
+        assert_eq!(int("-254"), Some(-254));
+        assert_eq!(int("+2"), Some(2));
+        assert_eq!(seconds_us("5"), Some(5_000_000));
+        assert_eq!(seconds_us("0.5"), Some(500_000));
+        assert_eq!(seconds_us(".01"), Some(10_000));
+        assert_eq!(seconds_us("1.0000001"), None);
+        assert_eq!(seconds_us("1.5s"), None);
+        assert_eq!(seconds_us(""), None);
+    }
+
+    #[test]
+    fn addresses() {
+        assert_eq!(ip_prefix("192.0.2.1/24").map(|p| p.1), Some(Some(24)));
+        assert_eq!(ip_prefix("192.0.2.1/33"), None);
+        assert_eq!(ip_prefix("2001:db8::1/64").map(|p| p.1), Some(Some(64)));
+        assert_eq!(ip_prefix("192.0.2.300"), None);
+        assert_eq!(port("65536"), None);
+        assert_eq!(boolean("On"), Some(true));
+        assert_eq!(boolean("maybe"), None);
+    }
+}

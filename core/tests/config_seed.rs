@@ -1,0 +1,128 @@
+//! The seed document's keepalived.conf (examples/seed/keepalived.conf,
+//! copied unchanged) means exactly what it says.
+
+use std::net::IpAddr;
+
+use vrlb_core::config::{
+    self, AuthConf, CheckKind, ForwardKind, InitialState, Kind, Protocol, Scheduler, VsKey,
+};
+use vrlb_core::time::Duration;
+
+#[derive(Default)]
+struct Seed {
+    instances: Vec<String>,
+    services: Vec<String>,
+    servers: Vec<String>,
+    warnings: Vec<String>,
+}
+
+impl config::Sink for Seed {
+    fn vrrp_instance(&mut self, i: &config::VrrpInstance<'_>) -> Result<(), Kind> {
+        assert_eq!(i.name, "VI_1");
+        assert_eq!(i.state, InitialState::Master);
+        assert_eq!(i.interface, Some("eth0"));
+        assert_eq!(i.vrid, 51);
+        assert_eq!(i.priority, 100);
+        assert_eq!(i.advert_interval_cs, 500);
+        assert_eq!(i.auth, Some(AuthConf::Pass("1111")));
+        let vips: Vec<IpAddr> = i.vips.iter().map(|v| v.addr).collect();
+        assert_eq!(vips, ["192.168.2.240".parse::<IpAddr>().unwrap()]);
+        assert!(i.preempt);
+        self.instances.push(i.name.to_string());
+        Ok(())
+    }
+    fn virtual_server(&mut self, vs: &config::VirtualServer<'_>) -> Result<(), Kind> {
+        assert_eq!(vs.key, VsKey::Addr("192.168.2.240".parse().unwrap(), 80));
+        assert_eq!(vs.delay_loop, Duration::from_secs(6));
+        assert_eq!(vs.scheduler, Scheduler::Wlc);
+        assert_eq!(vs.kind, ForwardKind::Dr);
+        assert_eq!(vs.persistence_timeout, Some(Duration::from_secs(60)));
+        assert_eq!(vs.protocol, Protocol::Tcp);
+        assert_eq!(vs.real_servers, 2);
+        self.services.push(format!("{:?}", vs.key));
+        Ok(())
+    }
+    fn real_server(
+        &mut self,
+        _vs: &config::VirtualServer<'_>,
+        rs: &config::RealServer<'_>,
+    ) -> Result<(), Kind> {
+        assert_eq!(rs.port, 80);
+        assert_eq!(rs.weight, 3);
+        assert_eq!(rs.checkers.len(), 1);
+        let c = &rs.checkers[0];
+        assert_eq!(c.kind, CheckKind::Tcp);
+        assert_eq!(c.connect_timeout, Some(Duration::from_secs(10)));
+        assert_eq!(c.retry, Some(3));
+        assert_eq!(c.delay_before_retry, Some(Duration::from_secs(3)));
+        assert_eq!(c.connect_port, Some(80));
+        self.servers.push(rs.addr.to_string());
+        Ok(())
+    }
+    fn diagnostic(&mut self, d: &config::Diagnostic) {
+        self.warnings.push(d.to_string());
+    }
+}
+
+#[test]
+fn seed_config_yields_exactly_what_it_says() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/seed/keepalived.conf"
+    );
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut seed = Seed::default();
+    let summary = config::parse(
+        "keepalived.conf",
+        &text,
+        &config::Options::default(),
+        &mut seed,
+        &mut config::NoIncludes,
+    )
+    .unwrap();
+    assert_eq!(seed.instances, ["VI_1"]);
+    assert_eq!(seed.services.len(), 1);
+    assert_eq!(seed.servers, ["192.168.2.212", "192.168.2.213"]);
+    assert_eq!(
+        summary.items, 5,
+        "global_defs, instance, service, two servers"
+    );
+    // smtp_server is kept as written, never resolved; nb_get_retry is an alias.
+    assert_eq!(
+        seed.warnings,
+        [
+            "keepalived.conf:7:4: warning: 'notification_email_from' is not supported by vrlb: vrlb sends no e-mail; use notify scripts",
+            "keepalived.conf:9:4: warning: 'smtp_connect_timeout' is not supported by vrlb: vrlb sends no e-mail; use notify scripts",
+            "keepalived.conf:39:11: warning: 'nb_get_retry' is deprecated, use 'retry'",
+            "keepalived.conf:48:11: warning: 'nb_get_retry' is deprecated, use 'retry'",
+        ]
+    );
+}
+
+#[test]
+fn the_seed_documents_typo_gets_a_suggestion() {
+    // The document's prose places this line inside the instance.
+    let text =
+        "vrrp_instance VI_1 {\n    virtual_router_id 51\n    lvs_sync_daemon_inteface eth0\n}\n";
+    struct Warn(Vec<String>);
+    impl config::Sink for Warn {
+        fn diagnostic(&mut self, d: &config::Diagnostic) {
+            self.0.push(d.to_string());
+        }
+    }
+    let mut w = Warn(Vec::new());
+    config::parse(
+        "k.conf",
+        text,
+        &config::Options::default(),
+        &mut w,
+        &mut config::NoIncludes,
+    )
+    .unwrap();
+    assert_eq!(
+        w.0,
+        [
+            "k.conf:3:5: warning: unknown keyword 'lvs_sync_daemon_inteface' in vrrp_instance, skipped (did you mean 'lvs_sync_daemon_interface'?)"
+        ]
+    );
+}
