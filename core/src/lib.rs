@@ -44,4 +44,7 @@ pub mod check;
 #[cfg(feature = "config")]
 pub mod config;
 
+#[cfg(feature = "vrrp")]
+pub mod node;
+
 pub use time::{Duration, Instant};

@@ -170,6 +170,13 @@ pub enum Kind {
         /// Where the first one is.
         first_line: u32,
     },
+    /// A value the configuration gives that vrlb cannot apply.
+    Invalid {
+        /// The block or keyword.
+        what: &'static str,
+        /// What is wrong.
+        note: &'static str,
+    },
     /// An `include` failed.
     Include {
         /// The pattern.
@@ -190,6 +197,7 @@ impl Kind {
             | Kind::TooMany { .. }
             | Kind::Missing { .. }
             | Kind::Conflict { .. }
+            | Kind::Invalid { .. }
             | Kind::Include { .. } => Severity::Error,
             _ => Severity::Warning,
         }
@@ -326,6 +334,7 @@ impl fmt::Display for Kind {
             } => {
                 write!(f, "{what} '{name}' is already defined at line {first_line}")
             }
+            Kind::Invalid { what, note } => write!(f, "{what}: {note}"),
             Kind::Include { pattern, reason } => write!(f, "include '{pattern}': {reason}"),
         }
     }

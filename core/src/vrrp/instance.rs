@@ -179,6 +179,8 @@ pub struct Instance<const V: usize = DEFAULT_MAX_VIPS> {
     link_up: bool,
     /// Bit `i` set: `config.tracks[i]` is down.
     tracks_down: u8,
+    /// In Fault because its sync group is (cleared only by the group).
+    group_fault: bool,
     /// The interval the current master advertises (v3 learns it; RFC 9568
     /// Master_Adver_Interval).
     master_adver_interval: Duration,
@@ -205,6 +207,7 @@ impl<const V: usize> Instance<V> {
             now: Instant::ZERO,
             link_up: true,
             tracks_down: 0,
+            group_fault: false,
             master_adver_interval,
             preempt_tolerated_until: Instant::ZERO,
             lower_master_since: None,
@@ -310,7 +313,7 @@ impl<const V: usize> Instance<V> {
             .iter()
             .enumerate()
             .any(|(i, t)| t.weight == 0 && self.tracks_down & (1 << i) != 0);
-        !self.link_up || weight0_down
+        !self.link_up || weight0_down || self.group_fault
     }
 
     fn room(&self) -> bool {
@@ -445,8 +448,10 @@ impl<const V: usize> Instance<V> {
                 self.reevaluate_fault();
             }
             Input::Track { id, up } => {
+                let mut tracked = false;
                 for (i, track) in self.config.tracks.iter().enumerate() {
                     if track.id == id {
+                        tracked = true;
                         if up {
                             self.tracks_down &= !(1 << i);
                         } else {
@@ -454,7 +459,9 @@ impl<const V: usize> Instance<V> {
                         }
                     }
                 }
-                self.reevaluate_fault();
+                if tracked {
+                    self.reevaluate_fault();
+                }
             }
             Input::Advert {
                 src,
@@ -652,7 +659,12 @@ impl<const V: usize> Instance<V> {
     /// be forced, and an instance in Init stays there.
     pub fn force(&mut self, now: Instant, target: State) {
         self.now = self.now.max(now);
+        self.group_fault = target == State::Fault;
         if self.state == target || self.state == State::Init {
+            return;
+        }
+        // A member with a fault of its own stays in Fault.
+        if self.state == State::Fault && self.in_fault() {
             return;
         }
         match target {

@@ -13,7 +13,7 @@ mod sync_group;
 pub use config::{Config, ConfigError, GarpConfig, MAX_TRACKS, MAX_UNICAST_PEERS, Track, TrackId};
 pub use instance::{DEFAULT_MAX_VIPS, Input, Instance, Output, Reason, State};
 pub use stats::{Drop, Stats};
-pub use sync_group::SyncGroup;
+pub use sync_group::{MAX_MEMBERS as MAX_GROUP_MEMBERS, SyncGroup};
 
 pub use crate::wire::vrrp::{Auth, ChecksumMode, Family, Version};
 

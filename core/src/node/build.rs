@@ -1,0 +1,534 @@
+//! Builds (or reloads) a [`Node`] from a keepalived.conf.
+//!
+//! The text is read twice: a first pass collects what later blocks may
+//! refer to before it is defined (tracking scripts' default weights, sync
+//! groups, global defaults); the second converts each block into node
+//! items. Items are identified by a hash of their name, so a reload changes
+//! instances in place instead of recreating them ([`Instance::reconfigure`]
+//! keeps state: no flap), adds new ones and removes those that are gone.
+//!
+//! What only the driver knows (interface numbers and addresses) comes from
+//! an [`Environment`], which also sees every item so it can keep the
+//! details the core does not hold (names, notify scripts, VIP labels).
+
+// Diagnostics carry bounded copies of text (no allocation to box them in);
+// building is not a hot path.
+#![allow(clippy::result_large_err)]
+
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use heapless::Vec;
+
+use super::{IfaceId, InstanceId, Node, NodeError, ScriptId, ScriptTracker};
+use crate::config::{
+    self, AuthConf, Diagnostic, GlobalDefs, Includer, InitialState, Kind, Options, Sink, Snippet,
+    Summary, SyncGroupConf, VrrpInstance, VrrpScript,
+};
+use crate::time::Duration;
+use crate::vrrp::{self, Auth, ChecksumMode, Family, GarpConfig, Track, Version};
+
+/// Most `vrrp_script`s and sync groups a configuration may define.
+pub const MAX_SCRIPTS: usize = 256;
+/// Most sync groups a configuration may define.
+pub const MAX_SYNC_GROUPS: usize = 32;
+/// Most VRRP instances a configuration may define.
+pub const MAX_INSTANCES: usize = 4096;
+
+/// What the driver knows and wants to know while a node is built.
+#[allow(unused_variables)]
+pub trait Environment {
+    /// The id of the interface called `name` (the driver numbers them; an
+    /// interface that does not exist yet still gets an id, and the driver
+    /// reports it down).
+    fn interface(&mut self, name: &str) -> IfaceId;
+    /// This host's address on `iface` for `family`, to send adverts from.
+    fn primary_address(&mut self, iface: IfaceId, family: Family) -> Option<IpAddr>;
+    /// An instance was added or reconfigured from `conf`.
+    fn instance(&mut self, id: InstanceId, conf: &VrrpInstance<'_>) {}
+    /// A tracking script was added or reconfigured from `conf`.
+    fn script(&mut self, id: ScriptId, conf: &VrrpScript<'_>) {}
+    /// A `global_defs` block.
+    fn global_defs(&mut self, g: &GlobalDefs<'_>) {}
+    /// An instance or script the new configuration no longer has was
+    /// removed (reload).
+    fn removed_instance(&mut self, id: InstanceId) {}
+    /// A warning.
+    fn diagnostic(&mut self, d: &Diagnostic) {}
+}
+
+/// The FNV-1a hash of a name: how items are matched across reloads.
+pub fn name_key(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Global settings instances inherit.
+#[derive(Debug, Clone, Copy, Default)]
+struct Globals {
+    vrrp_version: Option<u8>,
+    garp_master_delay: Option<Duration>,
+    garp_master_repeat: Option<u8>,
+    garp_master_refresh: Option<Duration>,
+    garp_master_refresh_repeat: Option<u8>,
+    lower_prio_no_advert: bool,
+}
+
+impl Globals {
+    fn from(g: &GlobalDefs<'_>) -> Self {
+        Globals {
+            vrrp_version: g.vrrp_version,
+            garp_master_delay: g.garp_master_delay,
+            garp_master_repeat: g.garp_master_repeat,
+            garp_master_refresh: g.garp_master_refresh,
+            garp_master_refresh_repeat: g.garp_master_refresh_repeat,
+            lower_prio_no_advert: g.lower_prio_no_advert,
+        }
+    }
+}
+
+struct GroupDef {
+    key: u64,
+    line: u32,
+    members: Vec<u64, { vrrp::MAX_GROUP_MEMBERS }>,
+}
+
+/// First pass: what blocks refer to by name.
+#[derive(Default)]
+struct Prepass {
+    globals: Globals,
+    /// (name key, default weight, line)
+    scripts: Vec<(u64, i32, u32), MAX_SCRIPTS>,
+    groups: Vec<GroupDef, MAX_SYNC_GROUPS>,
+}
+
+impl Sink for Prepass {
+    fn global_defs(&mut self, g: &GlobalDefs<'_>) -> Result<(), Kind> {
+        self.globals = Globals::from(g);
+        Ok(())
+    }
+    fn vrrp_script(&mut self, s: &VrrpScript<'_>) -> Result<(), Kind> {
+        let key = name_key(s.name);
+        if let Some(first) = self.scripts.iter().find(|x| x.0 == key) {
+            return Err(conflict("vrrp_script", s.name, first.2));
+        }
+        self.scripts
+            .push((key, s.weight, s.pos.line))
+            .map_err(|_| Kind::TooMany {
+                what: "vrrp_script blocks",
+                max: MAX_SCRIPTS,
+            })
+    }
+    fn vrrp_sync_group(&mut self, g: &SyncGroupConf<'_>) -> Result<(), Kind> {
+        let key = name_key(g.name);
+        if let Some(first) = self.groups.iter().find(|x| x.key == key) {
+            return Err(conflict("vrrp_sync_group", g.name, first.line));
+        }
+        let mut members = Vec::new();
+        for m in &g.members {
+            // Capacities match the parser's: cannot overflow.
+            let _ = members.push(name_key(m));
+        }
+        self.groups
+            .push(GroupDef {
+                key,
+                line: g.pos.line,
+                members,
+            })
+            .map_err(|_| Kind::TooMany {
+                what: "vrrp_sync_group blocks",
+                max: MAX_SYNC_GROUPS,
+            })
+    }
+}
+
+fn conflict(what: &'static str, name: &str, first_line: u32) -> Kind {
+    Kind::Conflict {
+        what,
+        name: Snippet::new(name),
+        first_line,
+    }
+}
+
+/// Second pass: converts blocks into node items.
+struct Builder<'b, 'a, E: Environment, const V: usize> {
+    file: &'b str,
+    node: &'b mut Node<'a, V>,
+    env: &'b mut E,
+    pre: &'b Prepass,
+    /// Keys of instances this configuration defines, with their lines.
+    seen_instances: Vec<(u64, u32), MAX_INSTANCES>,
+    /// Keys of scripts this configuration defines.
+    seen_scripts: Vec<u64, MAX_SCRIPTS>,
+}
+
+fn node_error(e: NodeError) -> Kind {
+    match e {
+        NodeError::Full(what) => Kind::Invalid {
+            what,
+            note: "no room left in the node's storage for another one",
+        },
+        NodeError::Vrrp(err) => Kind::Invalid {
+            what: "vrrp_instance",
+            note: vrrp_error_text(err),
+        },
+        NodeError::DuplicateVrid => Kind::Invalid {
+            what: "vrrp_instance",
+            note: "another instance on this interface already uses this virtual_router_id and family",
+        },
+        NodeError::NoSuch(what) => Kind::Invalid {
+            what,
+            note: "refers to something that does not exist",
+        },
+    }
+}
+
+fn vrrp_error_text(e: vrrp::ConfigError) -> &'static str {
+    match e {
+        vrrp::ConfigError::Vrid => "virtual_router_id must be 1..255",
+        vrrp::ConfigError::Priority => "priority must be 1..255",
+        vrrp::ConfigError::AdvertInterval => {
+            "advert_int must be whole seconds for VRRPv2, 0.01..40.95 s for VRRPv3"
+        }
+        vrrp::ConfigError::V2OverIpv6 => "IPv6 addresses need 'version 3' (VRRPv2 is IPv4 only)",
+        vrrp::ConfigError::FamilyMismatch => {
+            "mixes IPv4 and IPv6 addresses (use one instance per family)"
+        }
+        vrrp::ConfigError::DownTimerAdverts => "down_timer_adverts must be 1..100",
+        vrrp::ConfigError::Capacity => {
+            "more VIPs, unicast peers or tracked objects than vrlb holds per instance"
+        }
+    }
+}
+
+impl<E: Environment, const V: usize> Builder<'_, '_, E, V> {
+    fn instance_config(
+        &mut self,
+        i: &VrrpInstance<'_>,
+        iface: IfaceId,
+    ) -> Result<vrrp::Config, Kind> {
+        let g = &self.pre.globals;
+        let v6 = i.native_ipv6
+            || i.vips.first().is_some_and(|v| v.addr.is_ipv6())
+            || i.unicast_src_ip.is_some_and(|a| a.is_ipv6())
+            || i.unicast_peers.first().is_some_and(|a| a.is_ipv6());
+        let family = if v6 { Family::V6 } else { Family::V4 };
+        let version = match i.version.or(g.vrrp_version) {
+            Some(3) => Version::V3,
+            // keepalived moves an IPv6 instance to v3 by itself.
+            _ if family == Family::V6 => Version::V3,
+            _ => Version::V2,
+        };
+        let primary = i
+            .unicast_src_ip
+            .or(i.mcast_src_ip)
+            .filter(|a| Family::of(a) == family)
+            .or_else(|| self.env.primary_address(iface, family))
+            .unwrap_or(match family {
+                // No address yet (interface missing): the instance waits
+                // in Fault until the driver reports the link up.
+                Family::V4 => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                Family::V6 => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            });
+        let mut c = vrrp::Config::new(i.vrid, primary);
+        c.version = version;
+        c.family = family;
+        c.priority = i.priority;
+        c.advert_interval_cs = i.advert_interval_cs;
+        c.preempt = i.preempt;
+        c.preempt_delay = i.preempt_delay;
+        c.auth = match (i.auth, version) {
+            (Some(AuthConf::Pass(p)), Version::V2) => Auth::pass(p.as_bytes()),
+            _ => Auth::None,
+        };
+        c.start_as_master = i.state == InitialState::Master;
+        for p in &i.unicast_peers {
+            c.unicast_peers.push(*p).map_err(|_| Kind::TooMany {
+                what: "unicast peers",
+                max: vrrp::MAX_UNICAST_PEERS,
+            })?;
+        }
+        c.lower_prio_no_advert = i.lower_prio_no_advert.unwrap_or(g.lower_prio_no_advert);
+        c.down_timer_adverts = i.down_timer_adverts;
+        c.checksum_mode = if i.v3_checksum_as_v2 {
+            ChecksumMode::AsV2
+        } else {
+            ChecksumMode::PseudoHeader
+        };
+        let defaults = GarpConfig::default();
+        c.garp = GarpConfig {
+            delay: i
+                .garp_master_delay
+                .or(g.garp_master_delay)
+                .unwrap_or(defaults.delay),
+            repeat: i
+                .garp_master_repeat
+                .or(g.garp_master_repeat)
+                .unwrap_or(defaults.repeat),
+            refresh: i
+                .garp_master_refresh
+                .or(g.garp_master_refresh)
+                .unwrap_or(defaults.refresh),
+            refresh_repeat: i
+                .garp_master_refresh_repeat
+                .or(g.garp_master_refresh_repeat)
+                .unwrap_or(defaults.refresh_repeat),
+        };
+        let too_many = || Kind::TooMany {
+            what: "tracked interfaces and scripts",
+            max: vrrp::MAX_TRACKS,
+        };
+        for t in &i.track_interfaces {
+            let id = self.env.interface(t.name).track_id();
+            c.tracks
+                .push(Track::new(id, t.weight.unwrap_or(0)))
+                .map_err(|_| too_many())?;
+        }
+        for t in &i.track_scripts {
+            let key = name_key(t.name);
+            let Some(&(_, default_weight, _)) = self.pre.scripts.iter().find(|s| s.0 == key) else {
+                let d = Diagnostic::new(
+                    self.file,
+                    t.pos.line,
+                    t.pos.col,
+                    Kind::Assumed {
+                        keyword: Snippet::new(t.name),
+                        note: "no vrrp_script of this name: not tracked",
+                    },
+                );
+                self.env.diagnostic(&d);
+                continue;
+            };
+            let id = self.script_id(key)?;
+            c.tracks
+                .push(Track::new(
+                    id.track_id(),
+                    t.weight.unwrap_or(default_weight),
+                ))
+                .map_err(|_| too_many())?;
+        }
+        Ok(c)
+    }
+
+    /// The script with `key`, created disabled if its block comes later.
+    fn script_id(&mut self, key: u64) -> Result<ScriptId, Kind> {
+        if let Some(id) = self.node.script_by_key(key) {
+            return Ok(id);
+        }
+        let placeholder = ScriptTracker::new(
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+            1,
+            1,
+            false,
+            false,
+        );
+        self.node.add_script(placeholder, key).map_err(node_error)
+    }
+}
+
+impl<E: Environment, const V: usize> Sink for Builder<'_, '_, E, V> {
+    fn global_defs(&mut self, g: &GlobalDefs<'_>) -> Result<(), Kind> {
+        self.env.global_defs(g);
+        Ok(())
+    }
+
+    fn vrrp_script(&mut self, s: &VrrpScript<'_>) -> Result<(), Kind> {
+        let key = name_key(s.name);
+        let tracker = ScriptTracker::new(
+            s.interval,
+            s.timeout.unwrap_or(s.interval),
+            s.rise,
+            s.fall,
+            s.init_fail,
+            !s.script.is_empty(),
+        );
+        let id = match self.node.script_by_key(key) {
+            // Same settings: keep its state (reload without a flap).
+            Some(id)
+                if self
+                    .node
+                    .script(id)
+                    .is_some_and(|old| old.same_settings(&tracker)) =>
+            {
+                id
+            }
+            Some(id) => {
+                self.node.replace_script(id, tracker).map_err(node_error)?;
+                id
+            }
+            None => self.node.add_script(tracker, key).map_err(node_error)?,
+        };
+        let _ = self.seen_scripts.push(key);
+        self.env.script(id, s);
+        Ok(())
+    }
+
+    fn vrrp_instance(&mut self, i: &VrrpInstance<'_>) -> Result<(), Kind> {
+        let key = name_key(i.name);
+        if let Some(&(_, line)) = self.seen_instances.iter().find(|s| s.0 == key) {
+            return Err(conflict("vrrp_instance", i.name, line));
+        }
+        let Some(if_name) = i.interface else {
+            return Err(Kind::Missing {
+                block: Snippet::new(i.name),
+                keyword: "interface",
+            });
+        };
+        let iface = self.env.interface(if_name);
+        let config = self.instance_config(i, iface)?;
+        let mut vips: Vec<IpAddr, { crate::config::MAX_VIPS }> = Vec::new();
+        for v in &i.vips {
+            let _ = vips.push(v.addr);
+        }
+        let mut excluded: Vec<IpAddr, { crate::config::MAX_VIPS }> = Vec::new();
+        for v in &i.excluded_vips {
+            let _ = excluded.push(v.addr);
+        }
+        let id = match self.node.instance_by_key(key) {
+            Some(id) if self.node.instance_iface(id) == Some(iface) => {
+                match self
+                    .node
+                    .reconfigure_instance(id, config.clone(), &vips, &excluded)
+                {
+                    Ok(()) => id,
+                    // VRID or family changed: a different instance.
+                    Err(NodeError::DuplicateVrid) => {
+                        self.node.remove_instance(id).map_err(node_error)?;
+                        self.env.removed_instance(id);
+                        self.node
+                            .add_instance(config, &vips, &excluded, iface, key)
+                            .map_err(node_error)?
+                    }
+                    Err(e) => return Err(node_error(e)),
+                }
+            }
+            Some(id) => {
+                self.node.remove_instance(id).map_err(node_error)?;
+                self.env.removed_instance(id);
+                self.node
+                    .add_instance(config, &vips, &excluded, iface, key)
+                    .map_err(node_error)?
+            }
+            None => self
+                .node
+                .add_instance(config, &vips, &excluded, iface, key)
+                .map_err(node_error)?,
+        };
+        self.seen_instances
+            .push((key, i.pos.line))
+            .map_err(|_| Kind::TooMany {
+                what: "vrrp_instance blocks",
+                max: MAX_INSTANCES,
+            })?;
+        self.env.instance(id, i);
+        Ok(())
+    }
+
+    fn vrrp_sync_group(&mut self, _g: &SyncGroupConf<'_>) -> Result<(), Kind> {
+        // Formed in `finish`, once every member exists.
+        Ok(())
+    }
+
+    fn diagnostic(&mut self, d: &Diagnostic) {
+        self.env.diagnostic(d);
+    }
+}
+
+/// Builds `node` from `text` (or reloads it: items already in the node are
+/// changed in place, missing ones removed). On error the node may be half
+/// changed: build into a fresh node when a reload must be all or nothing.
+pub fn build<E: Environment, const V: usize>(
+    node: &mut Node<'_, V>,
+    env: &mut E,
+    file: &str,
+    text: &str,
+    options: &Options<'_>,
+    includer: &mut dyn Includer,
+) -> Result<Summary, Diagnostic> {
+    let mut pre = Prepass::default();
+    config::parse(file, text, options, &mut pre, includer)?;
+    let mut builder = Builder {
+        file,
+        node,
+        env,
+        pre: &pre,
+        seen_instances: Vec::new(),
+        seen_scripts: Vec::new(),
+    };
+    let summary = config::parse(file, text, options, &mut builder, includer)?;
+    let Builder {
+        node,
+        env,
+        seen_instances,
+        seen_scripts,
+        ..
+    } = builder;
+
+    // Remove what the configuration no longer has.
+    let gone: Vec<InstanceId, MAX_INSTANCES> = node
+        .instances()
+        .map(|(id, _)| id)
+        .filter(|id| {
+            let key = node.instances[usize::from(id.0)]
+                .entry
+                .as_ref()
+                .map_or(0, |e| e.key);
+            !seen_instances.iter().any(|s| s.0 == key)
+        })
+        .collect();
+    for id in gone {
+        node.remove_instance(id)
+            .map_err(|e| Diagnostic::new(file, 0, 0, node_error(e)))?;
+        env.removed_instance(id);
+    }
+    let stale_scripts: Vec<ScriptId, MAX_SCRIPTS> = (0..node.scripts.len())
+        .filter(|i| {
+            node.scripts[*i].entry.as_ref().is_some_and(|e| {
+                !seen_scripts.contains(&e.key) && !pre.scripts.iter().any(|s| s.0 == e.key)
+            })
+        })
+        .map(|i| ScriptId(i as u16))
+        .collect();
+    for id in stale_scripts {
+        let _ = node.remove_script(id);
+    }
+
+    // Sync groups, now that every member exists.
+    node.clear_sync_groups();
+    for g in &pre.groups {
+        let mut members: Vec<InstanceId, { vrrp::MAX_GROUP_MEMBERS }> = Vec::new();
+        for m in &g.members {
+            match node.instance_by_key(*m) {
+                Some(id) => {
+                    let _ = members.push(id);
+                }
+                None => {
+                    return Err(Diagnostic::new(
+                        file,
+                        g.line,
+                        1,
+                        Kind::Invalid {
+                            what: "vrrp_sync_group",
+                            note: "names a vrrp_instance that is not defined",
+                        },
+                    ));
+                }
+            }
+        }
+        if members.len() < 2 {
+            env.diagnostic(&Diagnostic::new(
+                file,
+                g.line,
+                1,
+                Kind::Assumed {
+                    keyword: Snippet::new("vrrp_sync_group"),
+                    note: "has a single instance: it synchronises nothing",
+                },
+            ));
+        }
+        node.add_sync_group(&members)
+            .map_err(|e| Diagnostic::new(file, g.line, 1, node_error(e)))?;
+    }
+    Ok(summary)
+}

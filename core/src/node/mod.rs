@@ -1,0 +1,863 @@
+//! `Node`: everything one director runs, behind one sans-IO face.
+//!
+//! A node owns its VRRP instances, their sync groups and tracking scripts
+//! (and, with the `lb` and `check` features, the load balancer and the
+//! health checkers), one timer queue for all of them, and `stats()`. It
+//! routes each input to the machine it concerns and hands their outputs
+//! out through one [`Node::poll_output`]. It never does I/O and allocates
+//! nothing: every table lives in caller storage ([`NodeStorage`]).
+//!
+//! ```
+//! use core::net::{IpAddr, Ipv4Addr};
+//! use vrlb_core::node::{IfaceId, Input, InstanceSlot, Node, NodeStorage, Output, ScriptSlot, GroupSlot, TimerEntry};
+//! use vrlb_core::time::{Duration, Instant};
+//! use vrlb_core::vrrp::{self, State};
+//!
+//! // Storage a firmware build would make static.
+//! let mut instances = [InstanceSlot::<4>::default()];
+//! let mut scripts: [ScriptSlot; 0] = [];
+//! let mut groups: [GroupSlot; 0] = [];
+//! let mut timers = [TimerEntry::default(); 4];
+//! let mut node = Node::new(NodeStorage {
+//!     instances: &mut instances,
+//!     scripts: &mut scripts,
+//!     groups: &mut groups,
+//!     timers: &mut timers,
+//! });
+//!
+//! let me = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+//! let vip = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 240));
+//! let config = vrrp::Config::new(51, me);
+//! let id = node.add_instance(config, &[vip], &[], IfaceId(0), 1).unwrap();
+//!
+//! // Start, then move the clock by hand: nobody else is on the wire, so
+//! // the backup takes over after Master_Down_Interval (3.609375 s).
+//! let mut now = Instant::ZERO;
+//! node.handle(now, Input::Start);
+//! while let Some(_) = node.poll_output() {}
+//! while node.instance(id).unwrap().state() != State::Master {
+//!     now = node.poll_timeout().unwrap();
+//!     node.handle_timeout(now);
+//!     while let Some(out) = node.poll_output() {
+//!         if let Output::Vrrp { event: vrrp::Output::StateChanged { to, .. }, .. } = out {
+//!             assert_eq!(to, State::Master);
+//!         }
+//!     }
+//! }
+//! assert_eq!(now, Instant::from_micros(3_609_375));
+//! ```
+
+#[cfg(feature = "config")]
+pub mod build;
+mod script;
+mod timers;
+
+use core::fmt;
+use core::net::IpAddr;
+
+use heapless::Deque;
+
+pub use script::ScriptTracker;
+pub use timers::{Owner, TimerEntry, TimerQueue};
+
+use crate::time::{Duration, Instant};
+use crate::vrrp::{self, DEFAULT_MAX_VIPS, Instance, State, SyncGroup, TrackId};
+use crate::wire::vrrp::Family;
+
+/// An interface, numbered by the driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct IfaceId(pub u16);
+
+/// A VRRP instance of this node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct InstanceId(pub u16);
+
+/// A tracking script of this node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct ScriptId(pub u16);
+
+/// Scripts' track ids start here; interfaces' are their `IfaceId`.
+const SCRIPT_TRACK_BASE: u16 = 0x8000;
+
+impl IfaceId {
+    /// The id an instance's config uses to track this interface.
+    pub const fn track_id(self) -> TrackId {
+        TrackId(self.0 & (SCRIPT_TRACK_BASE - 1))
+    }
+}
+
+impl ScriptId {
+    /// The id an instance's config uses to track this script.
+    pub const fn track_id(self) -> TrackId {
+        TrackId(SCRIPT_TRACK_BASE | self.0)
+    }
+}
+
+/// Storage for one VRRP instance. `Default` is an empty slot.
+#[derive(Debug, Clone, Default)]
+pub struct InstanceSlot<const V: usize = DEFAULT_MAX_VIPS> {
+    entry: Option<InstanceEntry<V>>,
+}
+
+#[derive(Debug, Clone)]
+struct InstanceEntry<const V: usize> {
+    vrrp: Instance<V>,
+    iface: IfaceId,
+    /// The caller's key (a name hash), to find it again on reload.
+    key: u64,
+    /// Index of its sync group.
+    group: Option<u16>,
+    /// The deadline last put in the timer queue.
+    deadline: Instant,
+}
+
+/// Storage for one tracking script. `Default` is an empty slot.
+#[derive(Debug, Clone, Default)]
+pub struct ScriptSlot {
+    entry: Option<ScriptEntry>,
+}
+
+#[derive(Debug, Clone)]
+struct ScriptEntry {
+    tracker: ScriptTracker,
+    key: u64,
+    deadline: Instant,
+}
+
+/// Storage for one sync group. `Default` is an empty slot.
+#[derive(Debug, Clone, Default)]
+pub struct GroupSlot {
+    group: Option<SyncGroup>,
+}
+
+/// Everything a node keeps, from the caller. The timer queue should have
+/// room for twice the instances and scripts.
+#[derive(Debug)]
+pub struct NodeStorage<'a, const V: usize = DEFAULT_MAX_VIPS> {
+    /// VRRP instances.
+    pub instances: &'a mut [InstanceSlot<V>],
+    /// Tracking scripts.
+    pub scripts: &'a mut [ScriptSlot],
+    /// Sync groups.
+    pub groups: &'a mut [GroupSlot],
+    /// The timer queue.
+    pub timers: &'a mut [TimerEntry],
+}
+
+/// What the driver feeds a node.
+#[derive(Debug, Clone, Copy)]
+pub enum Input<'p> {
+    /// Start every instance and script (after feeding the current link
+    /// states with `Link`).
+    Start,
+    /// Stop: masters resign with priority 0 and release their VIPs.
+    Shutdown,
+    /// A VRRP packet received on `iface`.
+    Advert {
+        /// Where it arrived.
+        iface: IfaceId,
+        /// IP source.
+        src: IpAddr,
+        /// IP destination.
+        dst: IpAddr,
+        /// TTL / hop limit.
+        ttl: u8,
+        /// The VRRP message.
+        payload: &'p [u8],
+    },
+    /// An interface went up or down.
+    Link {
+        /// Which.
+        iface: IfaceId,
+        /// Its new state.
+        up: bool,
+    },
+    /// A tracking script run ended (a run killed at its timeout failed).
+    ScriptResult {
+        /// Which script.
+        script: ScriptId,
+        /// Exit status 0.
+        success: bool,
+    },
+}
+
+/// What a node asks the driver to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// Something for one VRRP instance: see [`vrrp::Output`].
+    Vrrp {
+        /// Which instance.
+        instance: InstanceId,
+        /// What to do.
+        event: vrrp::Output,
+    },
+    /// Run a tracking script now and report with `Input::ScriptResult`;
+    /// kill it after `timeout`.
+    RunScript {
+        /// Which script.
+        script: ScriptId,
+        /// When to give up on it.
+        timeout: Duration,
+    },
+    /// A tracking script changed state (for logs).
+    ScriptChanged {
+        /// Which script.
+        script: ScriptId,
+        /// Its new state.
+        up: bool,
+    },
+}
+
+/// Errors of building or changing a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum NodeError {
+    /// No free slot of this kind.
+    Full(&'static str),
+    /// The instance's configuration was refused.
+    Vrrp(vrrp::ConfigError),
+    /// Two instances on one interface with the same VRID and family.
+    DuplicateVrid,
+    /// No such instance, script or group.
+    NoSuch(&'static str),
+}
+
+impl fmt::Display for NodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NodeError::Full(what) => {
+                write!(f, "no room for another {what}: the node's storage is full")
+            }
+            NodeError::Vrrp(e) => write!(f, "{e}"),
+            NodeError::DuplicateVrid => f.write_str(
+                "another instance on this interface already uses this virtual_router_id",
+            ),
+            NodeError::NoSuch(what) => write!(f, "no such {what}"),
+        }
+    }
+}
+
+impl core::error::Error for NodeError {}
+
+impl From<vrrp::ConfigError> for NodeError {
+    fn from(e: vrrp::ConfigError) -> Self {
+        NodeError::Vrrp(e)
+    }
+}
+
+/// Node-level counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeStats {
+    /// Adverts for no configured instance (another router's VRID).
+    pub adverts_unknown_vrid: u32,
+    /// Adverts too short to carry a VRID.
+    pub adverts_runt: u32,
+    /// Script results for no configured script.
+    pub results_unknown_script: u32,
+    /// Times the timer queue was rebuilt.
+    pub timer_rebuilds: u32,
+}
+
+const NODE_QUEUE: usize = 8;
+
+/// One director.
+#[derive(Debug)]
+pub struct Node<'a, const V: usize = DEFAULT_MAX_VIPS> {
+    instances: &'a mut [InstanceSlot<V>],
+    scripts: &'a mut [ScriptSlot],
+    groups: &'a mut [GroupSlot],
+    timers: TimerQueue<'a>,
+    now: Instant,
+    started: bool,
+    queue: Deque<Output, NODE_QUEUE>,
+    /// Instances at `dirty..` may have outputs waiting.
+    dirty: usize,
+    stats: NodeStats,
+}
+
+impl<'a, const V: usize> Node<'a, V> {
+    /// An empty node over `storage`.
+    pub fn new(storage: NodeStorage<'a, V>) -> Self {
+        Node {
+            instances: storage.instances,
+            scripts: storage.scripts,
+            groups: storage.groups,
+            timers: TimerQueue::new(storage.timers),
+            now: Instant::ZERO,
+            started: false,
+            queue: Deque::new(),
+            dirty: usize::MAX,
+            stats: NodeStats::default(),
+        }
+    }
+
+    /// Node-level counters (each instance has its own: [`Instance::stats`]).
+    pub fn stats(&self) -> &NodeStats {
+        &self.stats
+    }
+
+    /// Whether `Start` was handled (and not `Shutdown` since).
+    pub fn started(&self) -> bool {
+        self.started
+    }
+
+    /// Adds a VRRP instance on `iface`. `key` identifies it across reloads
+    /// (a hash of its name). A node that is running starts it at once.
+    pub fn add_instance(
+        &mut self,
+        config: vrrp::Config,
+        vips: &[IpAddr],
+        excluded: &[IpAddr],
+        iface: IfaceId,
+        key: u64,
+    ) -> Result<InstanceId, NodeError> {
+        let clash = self
+            .instances
+            .iter()
+            .filter_map(|s| s.entry.as_ref())
+            .any(|e| {
+                e.iface == iface
+                    && e.vrrp.config().vrid == config.vrid
+                    && e.vrrp.config().family == config.family
+            });
+        if clash {
+            return Err(NodeError::DuplicateVrid);
+        }
+        let vrrp = Instance::new(config, vips, excluded)?;
+        let index = self
+            .instances
+            .iter()
+            .position(|s| s.entry.is_none())
+            .ok_or(NodeError::Full("VRRP instance"))?;
+        self.instances[index].entry = Some(InstanceEntry {
+            vrrp,
+            iface,
+            key,
+            group: None,
+            deadline: Instant::MAX,
+        });
+        let id = InstanceId(index as u16);
+        if self.started {
+            self.with_instance(index, |i, now| i.handle(now, vrrp::Input::Start));
+        }
+        Ok(id)
+    }
+
+    /// Removes an instance; a master resigns first (its outputs are still
+    /// delivered).
+    pub fn remove_instance(&mut self, id: InstanceId) -> Result<(), NodeError> {
+        let index = usize::from(id.0);
+        if self.instance(id).is_none() {
+            return Err(NodeError::NoSuch("instance"));
+        }
+        self.with_instance(index, |i, now| i.handle(now, vrrp::Input::Shutdown));
+        // Hand out what the shutdown produced before the slot goes.
+        while let Some(event) = self.instances[index]
+            .entry
+            .as_mut()
+            .and_then(|e| e.vrrp.poll_output())
+        {
+            if self
+                .queue
+                .push_back(Output::Vrrp {
+                    instance: id,
+                    event,
+                })
+                .is_err()
+            {
+                break;
+            }
+        }
+        for g in self.groups.iter_mut() {
+            if let Some(group) = &g.group
+                && group.contains(id.0)
+            {
+                let members: heapless::Vec<u16, { vrrp::MAX_GROUP_MEMBERS }> = group
+                    .members()
+                    .iter()
+                    .copied()
+                    .filter(|m| *m != id.0)
+                    .collect();
+                g.group = SyncGroup::new(&members);
+            }
+        }
+        self.instances[index].entry = None;
+        Ok(())
+    }
+
+    /// The instance, if it exists.
+    pub fn instance(&self, id: InstanceId) -> Option<&Instance<V>> {
+        self.instances
+            .get(usize::from(id.0))?
+            .entry
+            .as_ref()
+            .map(|e| &e.vrrp)
+    }
+
+    /// The interface an instance runs on.
+    pub fn instance_iface(&self, id: InstanceId) -> Option<IfaceId> {
+        self.instances
+            .get(usize::from(id.0))?
+            .entry
+            .as_ref()
+            .map(|e| e.iface)
+    }
+
+    /// The instance added with `key`.
+    pub fn instance_by_key(&self, key: u64) -> Option<InstanceId> {
+        self.instances
+            .iter()
+            .position(|s| s.entry.as_ref().is_some_and(|e| e.key == key))
+            .map(|i| InstanceId(i as u16))
+    }
+
+    /// Every instance.
+    pub fn instances(&self) -> impl Iterator<Item = (InstanceId, &Instance<V>)> + '_ {
+        self.instances
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.entry.as_ref().map(|e| (InstanceId(i as u16), &e.vrrp)))
+    }
+
+    /// Changes an instance's configuration in place (no flap): see
+    /// [`Instance::reconfigure`]. A different VRID or family is refused:
+    /// remove and add instead.
+    pub fn reconfigure_instance(
+        &mut self,
+        id: InstanceId,
+        config: vrrp::Config,
+        vips: &[IpAddr],
+        excluded: &[IpAddr],
+    ) -> Result<(), NodeError> {
+        let index = usize::from(id.0);
+        let entry = self
+            .instances
+            .get(index)
+            .and_then(|s| s.entry.as_ref())
+            .ok_or(NodeError::NoSuch("instance"))?;
+        if entry.vrrp.config().vrid != config.vrid || entry.vrrp.config().family != config.family {
+            return Err(NodeError::DuplicateVrid);
+        }
+        // Validate before touching anything.
+        Instance::<V>::new(config.clone(), vips, excluded)?;
+        self.with_instance(index, |i, now| {
+            // Validated above; an error here cannot happen.
+            let _ = i.reconfigure(now, config, vips, excluded);
+        });
+        Ok(())
+    }
+
+    /// Makes the instances at `members` a sync group. Returns its index.
+    pub fn add_sync_group(&mut self, members: &[InstanceId]) -> Result<u16, NodeError> {
+        let mut indices: heapless::Vec<u16, { vrrp::MAX_GROUP_MEMBERS }> = heapless::Vec::new();
+        for m in members {
+            if self.instance(*m).is_none() {
+                return Err(NodeError::NoSuch("instance"));
+            }
+            indices
+                .push(m.0)
+                .map_err(|_| NodeError::Full("sync group member"))?;
+        }
+        let group = SyncGroup::new(&indices).ok_or(NodeError::Full("sync group member"))?;
+        let slot = self
+            .groups
+            .iter()
+            .position(|g| g.group.is_none())
+            .ok_or(NodeError::Full("sync group"))?;
+        for m in members {
+            if let Some(e) = self.instances[usize::from(m.0)].entry.as_mut() {
+                e.group = Some(slot as u16);
+            }
+        }
+        self.groups[slot].group = Some(group);
+        Ok(slot as u16)
+    }
+
+    /// Removes every sync group (a reload re-adds the configured ones).
+    pub fn clear_sync_groups(&mut self) {
+        for g in self.groups.iter_mut() {
+            g.group = None;
+        }
+        for s in self.instances.iter_mut() {
+            if let Some(e) = s.entry.as_mut() {
+                e.group = None;
+            }
+        }
+    }
+
+    /// Adds a tracking script. `key` identifies it across reloads.
+    pub fn add_script(&mut self, tracker: ScriptTracker, key: u64) -> Result<ScriptId, NodeError> {
+        let index = self
+            .scripts
+            .iter()
+            .position(|s| s.entry.is_none())
+            .ok_or(NodeError::Full("tracking script"))?;
+        let mut tracker = tracker;
+        if self.started {
+            tracker.start(self.now);
+        }
+        self.scripts[index].entry = Some(ScriptEntry {
+            tracker,
+            key,
+            deadline: Instant::MAX,
+        });
+        self.schedule(Owner::Script(index as u16));
+        Ok(ScriptId(index as u16))
+    }
+
+    /// Replaces a script's settings (a reload changed them); its state
+    /// starts over.
+    pub fn replace_script(
+        &mut self,
+        id: ScriptId,
+        tracker: ScriptTracker,
+    ) -> Result<(), NodeError> {
+        let started = self.started;
+        let now = self.now;
+        let entry = self
+            .scripts
+            .get_mut(usize::from(id.0))
+            .and_then(|s| s.entry.as_mut())
+            .ok_or(NodeError::NoSuch("script"))?;
+        entry.tracker = tracker;
+        if started {
+            entry.tracker.start(now);
+        }
+        let up = entry.tracker.is_up();
+        self.track(id.track_id(), up);
+        self.schedule(Owner::Script(id.0));
+        Ok(())
+    }
+
+    /// Removes a tracking script; instances tracking it see it up.
+    pub fn remove_script(&mut self, id: ScriptId) -> Result<(), NodeError> {
+        let slot = self
+            .scripts
+            .get_mut(usize::from(id.0))
+            .ok_or(NodeError::NoSuch("script"))?;
+        if slot.entry.take().is_none() {
+            return Err(NodeError::NoSuch("script"));
+        }
+        self.track(id.track_id(), true);
+        Ok(())
+    }
+
+    /// The script added with `key`.
+    pub fn script_by_key(&self, key: u64) -> Option<ScriptId> {
+        self.scripts
+            .iter()
+            .position(|s| s.entry.as_ref().is_some_and(|e| e.key == key))
+            .map(|i| ScriptId(i as u16))
+    }
+
+    /// A script's tracker.
+    pub fn script(&self, id: ScriptId) -> Option<&ScriptTracker> {
+        self.scripts
+            .get(usize::from(id.0))?
+            .entry
+            .as_ref()
+            .map(|e| &e.tracker)
+    }
+
+    /// Applies one input at `now`. Drain `poll_output` afterwards.
+    pub fn handle(&mut self, now: Instant, input: Input<'_>) {
+        self.now = self.now.max(now);
+        match input {
+            Input::Start => self.start(),
+            Input::Shutdown => {
+                self.started = false;
+                for index in 0..self.instances.len() {
+                    self.with_instance(index, |i, now| i.handle(now, vrrp::Input::Shutdown));
+                }
+            }
+            Input::Advert {
+                iface,
+                src,
+                dst,
+                ttl,
+                payload,
+            } => self.advert(iface, src, dst, ttl, payload),
+            Input::Link { iface, up } => {
+                for index in 0..self.instances.len() {
+                    let own = self.instances[index]
+                        .entry
+                        .as_ref()
+                        .is_some_and(|e| e.iface == iface);
+                    self.with_instance(index, |i, now| {
+                        if own {
+                            i.handle(now, vrrp::Input::Link { up });
+                        }
+                        i.handle(
+                            now,
+                            vrrp::Input::Track {
+                                id: iface.track_id(),
+                                up,
+                            },
+                        );
+                    });
+                }
+            }
+            Input::ScriptResult { script, success } => {
+                let index = usize::from(script.0);
+                let now = self.now;
+                let Some(entry) = self.scripts.get_mut(index).and_then(|s| s.entry.as_mut()) else {
+                    self.stats.results_unknown_script =
+                        self.stats.results_unknown_script.saturating_add(1);
+                    return;
+                };
+                if let Some(up) = entry.tracker.result(now, success) {
+                    let _ = self.queue.push_back(Output::ScriptChanged { script, up });
+                    self.track(script.track_id(), up);
+                }
+                self.schedule(Owner::Script(script.0));
+            }
+        }
+    }
+
+    fn start(&mut self) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        let now = self.now;
+        // Scripts first, so instances start with their tracking state.
+        for index in 0..self.scripts.len() {
+            let Some(entry) = self.scripts[index].entry.as_mut() else {
+                continue;
+            };
+            entry.tracker.start(now);
+            let up = entry.tracker.is_up();
+            if !up {
+                self.track(ScriptId(index as u16).track_id(), false);
+            }
+            self.schedule(Owner::Script(index as u16));
+        }
+        for index in 0..self.instances.len() {
+            self.with_instance(index, |i, now| i.handle(now, vrrp::Input::Start));
+        }
+    }
+
+    fn track(&mut self, id: TrackId, up: bool) {
+        for index in 0..self.instances.len() {
+            let tracks = self.instances[index]
+                .entry
+                .as_ref()
+                .is_some_and(|e| e.vrrp.config().tracks.iter().any(|t| t.id == id));
+            if tracks {
+                self.with_instance(index, |i, now| i.handle(now, vrrp::Input::Track { id, up }));
+            }
+        }
+    }
+
+    fn advert(&mut self, iface: IfaceId, src: IpAddr, dst: IpAddr, ttl: u8, payload: &[u8]) {
+        let Some(&vrid) = payload.get(1) else {
+            self.stats.adverts_runt = self.stats.adverts_runt.saturating_add(1);
+            return;
+        };
+        let family = Family::of(&src);
+        let found = self.instances.iter().position(|s| {
+            s.entry.as_ref().is_some_and(|e| {
+                e.iface == iface && e.vrrp.config().vrid == vrid && e.vrrp.config().family == family
+            })
+        });
+        match found {
+            Some(index) => self.with_instance(index, |i, now| {
+                i.handle(
+                    now,
+                    vrrp::Input::Advert {
+                        src,
+                        dst,
+                        ttl,
+                        payload,
+                    },
+                )
+            }),
+            None => {
+                self.stats.adverts_unknown_vrid = self.stats.adverts_unknown_vrid.saturating_add(1)
+            }
+        }
+    }
+
+    /// Runs `f` on instance `index` (if any), then reschedules it and marks
+    /// its outputs for draining.
+    fn with_instance(&mut self, index: usize, f: impl FnOnce(&mut Instance<V>, Instant)) {
+        let now = self.now;
+        let Some(entry) = self.instances.get_mut(index).and_then(|s| s.entry.as_mut()) else {
+            return;
+        };
+        f(&mut entry.vrrp, now);
+        self.dirty = self.dirty.min(index);
+        self.schedule(Owner::Instance(index as u16));
+    }
+
+    /// Puts `owner`'s current deadline in the timer queue if it changed.
+    fn schedule(&mut self, owner: Owner) {
+        let deadline = match owner {
+            Owner::Instance(i) => match self.instances[usize::from(i)].entry.as_mut() {
+                Some(e) => {
+                    let at = e.vrrp.poll_timeout().unwrap_or(Instant::MAX);
+                    if at == e.deadline {
+                        return;
+                    }
+                    e.deadline = at;
+                    at
+                }
+                None => return,
+            },
+            Owner::Script(i) => match self.scripts[usize::from(i)].entry.as_mut() {
+                Some(e) => {
+                    let at = e.tracker.deadline();
+                    if at == e.deadline {
+                        return;
+                    }
+                    e.deadline = at;
+                    at
+                }
+                None => return,
+            },
+            Owner::Checker(_) | Owner::Balancer => return,
+        };
+        if !self.timers.push(deadline, owner) {
+            self.rebuild_timers();
+        }
+    }
+
+    /// Drops stale entries by refilling the queue from every owner.
+    fn rebuild_timers(&mut self) {
+        self.stats.timer_rebuilds = self.stats.timer_rebuilds.saturating_add(1);
+        self.timers.clear();
+        for (i, s) in self.instances.iter().enumerate() {
+            if let Some(e) = &s.entry {
+                // Capacity is checked at build time: one entry per owner fits.
+                let _ = self.timers.push(e.deadline, Owner::Instance(i as u16));
+            }
+        }
+        for (i, s) in self.scripts.iter().enumerate() {
+            if let Some(e) = &s.entry {
+                let _ = self.timers.push(e.deadline, Owner::Script(i as u16));
+            }
+        }
+    }
+
+    /// Fires every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = self.now.max(now);
+        let now = self.now;
+        // Bounded: each owner's deadline moves past `now` or to MAX once
+        // handled, so at most one live entry per owner fires.
+        let mut budget = self.timers.capacity() + 1;
+        while budget > 0 {
+            budget -= 1;
+            let Some((at, owner)) = self.timers.pop_due(now) else {
+                break;
+            };
+            match owner {
+                Owner::Instance(i) => {
+                    let index = usize::from(i);
+                    let live = self.instances[index]
+                        .entry
+                        .as_ref()
+                        .is_some_and(|e| e.deadline == at);
+                    if live {
+                        if let Some(e) = self.instances[index].entry.as_mut() {
+                            e.deadline = Instant::MAX;
+                        }
+                        self.with_instance(index, |inst, now| inst.handle_timeout(now));
+                    }
+                }
+                Owner::Script(i) => {
+                    let index = usize::from(i);
+                    let Some(e) = self.scripts[index].entry.as_mut() else {
+                        continue;
+                    };
+                    if e.deadline != at {
+                        continue;
+                    }
+                    e.deadline = Instant::MAX;
+                    if e.tracker.due(now) {
+                        let timeout = e.tracker.timeout();
+                        let _ = self.queue.push_back(Output::RunScript {
+                            script: ScriptId(i),
+                            timeout,
+                        });
+                    }
+                    self.schedule(owner);
+                }
+                Owner::Checker(_) | Owner::Balancer => {}
+            }
+        }
+    }
+
+    /// When to call [`handle_timeout`](Self::handle_timeout) next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.peek().map(|(at, _)| at)
+    }
+
+    /// The next output. Drain after every `handle*` call.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        if let Some(out) = self.queue.pop_front() {
+            return Some(out);
+        }
+        while self.dirty < self.instances.len() {
+            let index = self.dirty;
+            let event = self.instances[index]
+                .entry
+                .as_mut()
+                .and_then(|e| e.vrrp.poll_output());
+            let Some(event) = event else {
+                self.dirty += 1;
+                continue;
+            };
+            if let vrrp::Output::StateChanged { to, reason, .. } = event
+                && reason != vrrp::Reason::SyncGroup
+            {
+                self.follow_group(index, to);
+            }
+            return Some(Output::Vrrp {
+                instance: InstanceId(index as u16),
+                event,
+            });
+        }
+        self.dirty = usize::MAX;
+        None
+    }
+
+    /// Moves the other members of `index`'s sync group to `to`.
+    fn follow_group(&mut self, index: usize, to: State) {
+        let Some(g) = self.instances[index].entry.as_ref().and_then(|e| e.group) else {
+            return;
+        };
+        let Some(group) = self
+            .groups
+            .get(usize::from(g))
+            .and_then(|g| g.group.clone())
+        else {
+            return;
+        };
+        let Some(target) = group.follow(index as u16, to) else {
+            return;
+        };
+        for &m in group.members() {
+            if usize::from(m) != index {
+                self.with_instance(usize::from(m), |i, now| i.force(now, target));
+            }
+        }
+    }
+
+    /// Builds the advert `instance` asked for into `buf`, from `src` to `dst`.
+    pub fn emit_advert(
+        &self,
+        instance: InstanceId,
+        priority: u8,
+        src: IpAddr,
+        dst: IpAddr,
+        buf: &mut [u8],
+    ) -> Option<usize> {
+        self.instance(instance)?
+            .emit_advert(priority, src, dst, buf)
+            .ok()
+    }
+}
