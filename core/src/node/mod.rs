@@ -9,42 +9,72 @@
 //!
 //! ```
 //! use core::net::{IpAddr, Ipv4Addr};
-//! use vrlb_core::node::{IfaceId, Input, InstanceSlot, Node, NodeStorage, Output, ScriptSlot, GroupSlot, TimerEntry};
+//! use vrlb_core::node::{GroupSlot, IfaceId, Input, InstanceSlot, Node, NodeStorage, Output, ScriptSlot, TimerEntry};
 //! use vrlb_core::time::{Duration, Instant};
 //! use vrlb_core::vrrp::{self, State};
 //!
-//! // Storage a firmware build would make static.
-//! let mut instances = [InstanceSlot::<4>::default()];
-//! let mut scripts: [ScriptSlot; 0] = [];
-//! let mut groups: [GroupSlot; 0] = [];
-//! let mut timers = [TimerEntry::default(); 4];
-//! let mut node = Node::new(NodeStorage {
-//!     instances: &mut instances,
-//!     scripts: &mut scripts,
-//!     groups: &mut groups,
-//!     timers: &mut timers,
-//! });
+//! // Storage a firmware build would make static: one instance, four VIPs.
+//! struct Store { i: [InstanceSlot<4>; 1], t: [TimerEntry; 4] }
+//! let mut store = [Store { i: Default::default(), t: Default::default() },
+//!                  Store { i: Default::default(), t: Default::default() }];
+//! let [a, b] = &mut store;
+//! let mut nodes = [a, b].map(|s| Node::new(NodeStorage {
+//!     instances: &mut s.i, scripts: &mut [] as &mut [ScriptSlot],
+//!     groups: &mut [] as &mut [GroupSlot], timers: &mut s.t,
+//! }));
 //!
-//! let me = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
-//! let vip = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 240));
-//! let config = vrrp::Config::new(51, me);
-//! let id = node.add_instance(config, &[vip], &[], IfaceId(0), 1).unwrap();
+//! // Director 0 (priority 150) and director 1 (100) share VRID 51.
+//! let addr = |n| IpAddr::V4(Ipv4Addr::new(192, 0, 2, n));
+//! for (n, priority) in [(0usize, 150u8), (1, 100)] {
+//!     let mut config = vrrp::Config::new(51, addr(1 + n as u8));
+//!     config.priority = priority;
+//!     nodes[n].add_instance(config, &[addr(240)], &[], IfaceId(0), 1).unwrap();
+//! }
+//! let id = vrlb_core::node::InstanceId(0);
 //!
-//! // Start, then move the clock by hand: nobody else is on the wire, so
-//! // the backup takes over after Master_Down_Interval (3.609375 s).
-//! let mut now = Instant::ZERO;
-//! node.handle(now, Input::Start);
-//! while let Some(_) = node.poll_output() {}
-//! while node.instance(id).unwrap().state() != State::Master {
-//!     now = node.poll_timeout().unwrap();
-//!     node.handle_timeout(now);
-//!     while let Some(out) = node.poll_output() {
-//!         if let Output::Vrrp { event: vrrp::Output::StateChanged { to, .. }, .. } = out {
-//!             assert_eq!(to, State::Master);
+//! // A wire that delivers each advert to the other director at once.
+//! fn step(nodes: &mut [Node<'_, 4>; 2], up: [bool; 2], now: Instant) {
+//!     let mut wire = Vec::new();
+//!     for n in 0..2 {
+//!         while let Some(out) = nodes[n].poll_output() {
+//!             if let Output::Vrrp { instance, event: vrrp::Output::Advert { priority } } = out {
+//!                 let src = nodes[n].instance(instance).unwrap().config().primary_addr;
+//!                 let mut buf = [0u8; 64];
+//!                 let len = nodes[n].emit_advert(instance, priority, src, vrrp::MULTICAST, &mut buf).unwrap();
+//!                 wire.push((1 - n, src, buf[..len].to_vec()));
+//!             }
+//!         }
+//!     }
+//!     for (to, src, bytes) in wire {
+//!         if up[to] {
+//!             nodes[to].handle(now, Input::Advert { iface: IfaceId(0), src, dst: vrrp::MULTICAST, ttl: 255, payload: &bytes });
 //!         }
 //!     }
 //! }
-//! assert_eq!(now, Instant::from_micros(3_609_375));
+//!
+//! // Move the clock by hand from one deadline to the next.
+//! let mut up = [true, true];
+//! let mut now = Instant::ZERO;
+//! for n in 0..2 { nodes[n].handle(now, Input::Start); }
+//! let mut run = |nodes: &mut [Node<'_, 4>; 2], up: [bool; 2], until: Instant, now: &mut Instant| {
+//!     step(nodes, up, *now);
+//!     loop {
+//!         let next = (0..2).filter(|n| up[*n]).filter_map(|n| nodes[n].poll_timeout()).min();
+//!         match next { Some(t) if t <= until => *now = t, _ => break }
+//!         for n in 0..2 { if up[n] { nodes[n].handle_timeout(*now); } }
+//!         step(nodes, up, *now);
+//!     }
+//! };
+//! run(&mut nodes, up, Instant::from_secs(10), &mut now);
+//! assert_eq!(nodes[0].instance(id).unwrap().state(), State::Master);
+//! assert_eq!(nodes[1].instance(id).unwrap().state(), State::Backup);
+//!
+//! // Director 0 crashes: director 1 takes over within Master_Down_Interval.
+//! up[0] = false;
+//! run(&mut nodes, up, Instant::from_secs(20), &mut now);
+//! assert_eq!(nodes[1].instance(id).unwrap().state(), State::Master);
+//! let bound = nodes[1].instance(id).unwrap().master_down_interval();
+//! assert_eq!(bound, Duration::from_micros(3_609_375));
 //! ```
 
 #[cfg(feature = "config")]

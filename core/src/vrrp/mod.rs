@@ -17,5 +17,8 @@ pub use sync_group::{MAX_MEMBERS as MAX_GROUP_MEMBERS, SyncGroup};
 
 pub use crate::wire::vrrp::{Auth, ChecksumMode, Family, Version};
 
+/// The IPv4 VRRP group as an `IpAddr`, for drivers and tests.
+pub const MULTICAST: core::net::IpAddr = core::net::IpAddr::V4(crate::wire::vrrp::MULTICAST_V4);
+
 #[cfg(test)]
 mod tests;
