@@ -1,2 +1,6 @@
 //! vrlb on Linux: runs vrlb-core for real with raw sockets, netlink and
 //! AF_PACKET.
+
+pub mod check;
+pub mod config_file;
+pub mod describe;

@@ -170,6 +170,13 @@ pub enum Kind {
         /// Where the first one is.
         first_line: u32,
     },
+    /// A reference to something the configuration does not define.
+    Undefined {
+        /// What kind of thing.
+        what: &'static str,
+        /// The name used.
+        name: Snippet,
+    },
     /// A value the configuration gives that vrlb cannot apply.
     Invalid {
         /// The block or keyword.
@@ -198,6 +205,7 @@ impl Kind {
             | Kind::Missing { .. }
             | Kind::Conflict { .. }
             | Kind::Invalid { .. }
+            | Kind::Undefined { .. }
             | Kind::Include { .. } => Severity::Error,
             _ => Severity::Warning,
         }
@@ -335,6 +343,7 @@ impl fmt::Display for Kind {
                 write!(f, "{what} '{name}' is already defined at line {first_line}")
             }
             Kind::Invalid { what, note } => write!(f, "{what}: {note}"),
+            Kind::Undefined { what, name } => write!(f, "'{name}' is not a defined {what}"),
             Kind::Include { pattern, reason } => write!(f, "include '{pattern}': {reason}"),
         }
     }

@@ -28,10 +28,6 @@
 //! assert_eq!(sink.0, 1);
 //! ```
 
-// Diagnostics carry their own bounded copies of text (no allocation to box
-// them in); a parse is not a hot path, so large `Err` values cost nothing.
-#![allow(clippy::result_large_err)]
-
 mod diag;
 mod global;
 mod keywords;

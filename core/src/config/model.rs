@@ -241,13 +241,22 @@ pub struct VrrpInstance<'t> {
     pub pos: Pos,
 }
 
+/// One member of a sync group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupMember<'t> {
+    /// The instance's name.
+    pub name: &'t str,
+    /// Where it is named.
+    pub pos: Pos,
+}
+
 /// `vrrp_sync_group NAME { group { ... } ... }`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncGroupConf<'t> {
     /// Its name.
     pub name: &'t str,
-    /// Member instance names.
-    pub members: Vec<&'t str, MAX_GROUP_MEMBERS>,
+    /// Member instances, by name.
+    pub members: Vec<GroupMember<'t>, MAX_GROUP_MEMBERS>,
     /// Notify scripts.
     pub notify: Notify<'t>,
     /// Where the block started.

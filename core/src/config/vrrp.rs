@@ -9,8 +9,8 @@ use super::global::MAX_TIMER_US;
 use super::keywords::Block;
 use super::lexer::Token;
 use super::model::{
-    AuthConf, InitialState, MAX_PEERS, MAX_TRACKS, MAX_VIPS, Notify, SyncGroupConf, TrackConf,
-    VipConf, VrrpInstance, VrrpScript,
+    AuthConf, GroupMember, InitialState, MAX_PEERS, MAX_TRACKS, MAX_VIPS, Notify, SyncGroupConf,
+    TrackConf, VipConf, VrrpInstance, VrrpScript,
 };
 use super::parser::{Parser, Res, Stmt};
 use super::value;
@@ -434,12 +434,11 @@ impl<'t> Parser<'t, '_> {
                     while let Some(m) = self.next_stmt(Some(&stmt.kw))? {
                         self.no_block(&m)?;
                         self.extra_args(&m, 0);
-                        self.push(
-                            &mut g.members,
-                            m.keyword(),
-                            &m.kw,
-                            "members of a sync group",
-                        )?;
+                        let member = GroupMember {
+                            name: m.keyword(),
+                            pos: m.pos(),
+                        };
+                        self.push(&mut g.members, member, &m.kw, "members of a sync group")?;
                     }
                 }
                 // keepalived 1.x listed members directly in the block.
@@ -454,7 +453,11 @@ impl<'t> Parser<'t, '_> {
                             instead: "group { NAME ... } around the member names",
                         },
                     );
-                    self.push(&mut g.members, kw, &stmt.kw, "members of a sync group")?;
+                    let member = GroupMember {
+                        name: kw,
+                        pos: stmt.pos(),
+                    };
+                    self.push(&mut g.members, member, &stmt.kw, "members of a sync group")?;
                 }
                 _ => self.unknown(Block::SyncGroup, &stmt)?,
             }

@@ -11,10 +11,6 @@
 //! an [`Environment`], which also sees every item so it can keep the
 //! details the core does not hold (names, notify scripts, VIP labels).
 
-// Diagnostics carry bounded copies of text (no allocation to box them in);
-// building is not a hot path.
-#![allow(clippy::result_large_err)]
-
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use heapless::Vec;
@@ -90,7 +86,8 @@ impl Globals {
 struct GroupDef {
     key: u64,
     line: u32,
-    members: Vec<u64, { vrrp::MAX_GROUP_MEMBERS }>,
+    /// Each member's name key, name and position.
+    members: Vec<(u64, Snippet, config::Pos), { vrrp::MAX_GROUP_MEMBERS }>,
 }
 
 /// First pass: what blocks refer to by name.
@@ -127,7 +124,7 @@ impl Sink for Prepass {
         let mut members = Vec::new();
         for m in &g.members {
             // Capacities match the parser's: cannot overflow.
-            let _ = members.push(name_key(m));
+            let _ = members.push((name_key(m.name), Snippet::new(m.name), m.pos));
         }
         self.groups
             .push(GroupDef {
@@ -435,6 +432,69 @@ impl<E: Environment, const V: usize> Sink for Builder<'_, '_, E, V> {
     }
 }
 
+/// How many of each item a configuration defines: what to size a node's
+/// storage by.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// `vrrp_instance` blocks.
+    pub instances: usize,
+    /// `vrrp_script` blocks.
+    pub scripts: usize,
+    /// `vrrp_sync_group` blocks.
+    pub sync_groups: usize,
+    /// `virtual_server` blocks.
+    pub virtual_servers: usize,
+    /// `real_server` blocks, over all virtual servers.
+    pub real_servers: usize,
+    /// The most real servers in one virtual server.
+    pub max_real_servers_per_service: usize,
+    /// Checker blocks, over all real servers.
+    pub checkers: usize,
+}
+
+impl Sink for Counts {
+    fn vrrp_script(&mut self, _s: &VrrpScript<'_>) -> Result<(), Kind> {
+        self.scripts += 1;
+        Ok(())
+    }
+    fn vrrp_instance(&mut self, _i: &VrrpInstance<'_>) -> Result<(), Kind> {
+        self.instances += 1;
+        Ok(())
+    }
+    fn vrrp_sync_group(&mut self, _g: &SyncGroupConf<'_>) -> Result<(), Kind> {
+        self.sync_groups += 1;
+        Ok(())
+    }
+    fn virtual_server(&mut self, vs: &config::VirtualServer<'_>) -> Result<(), Kind> {
+        self.virtual_servers += 1;
+        self.max_real_servers_per_service = self
+            .max_real_servers_per_service
+            .max(vs.real_servers as usize);
+        Ok(())
+    }
+    fn real_server(
+        &mut self,
+        _vs: &config::VirtualServer<'_>,
+        rs: &config::RealServer<'_>,
+    ) -> Result<(), Kind> {
+        self.real_servers += 1;
+        self.checkers += rs.checkers.len();
+        Ok(())
+    }
+}
+
+/// Counts what `text` defines, to size storage before [`build`].
+pub fn count(
+    file: &str,
+    text: &str,
+    options: &Options<'_>,
+    includer: &mut dyn Includer,
+) -> Result<Counts, Diagnostic> {
+    let mut counts = Counts::default();
+    config::parse(file, text, options, &mut counts, includer)?;
+    Ok(counts)
+}
+
 /// Builds `node` from `text` (or reloads it: items already in the node are
 /// changed in place, missing ones removed). On error the node may be half
 /// changed: build into a fresh node when a reload must be all or nothing.
@@ -498,19 +558,19 @@ pub fn build<E: Environment, const V: usize>(
     node.clear_sync_groups();
     for g in &pre.groups {
         let mut members: Vec<InstanceId, { vrrp::MAX_GROUP_MEMBERS }> = Vec::new();
-        for m in &g.members {
-            match node.instance_by_key(*m) {
+        for (key, name, pos) in &g.members {
+            match node.instance_by_key(*key) {
                 Some(id) => {
                     let _ = members.push(id);
                 }
                 None => {
                     return Err(Diagnostic::new(
                         file,
-                        g.line,
-                        1,
-                        Kind::Invalid {
-                            what: "vrrp_sync_group",
-                            note: "names a vrrp_instance that is not defined",
+                        pos.line,
+                        pos.col,
+                        Kind::Undefined {
+                            what: "vrrp_instance",
+                            name: name.clone(),
                         },
                     ));
                 }

@@ -17,10 +17,11 @@ use crate::mutation::{self, Mutation};
 use crate::time::{Duration, Instant};
 use crate::wire::vrrp::{self as wire, Addrs, Auth, Family, Packet, Repr, Version};
 
-/// VIPs an instance holds unless the const parameter says otherwise.
-/// keepalived advertises at most 20 and suggests `virtual_ipaddress_excluded`
-/// beyond that.
-pub const DEFAULT_MAX_VIPS: usize = 20;
+/// VIPs (advertised and excluded together) an instance holds unless the
+/// const parameter says otherwise. Real configurations reach 30 (20
+/// advertised is keepalived's advice, with the rest excluded); firmware
+/// builds pick a small number.
+pub const DEFAULT_MAX_VIPS: usize = 64;
 
 /// Outputs one step can emit: state change, VIP change, advert, GARP.
 const MAX_OUTPUTS_PER_STEP: usize = 4;

@@ -40,7 +40,7 @@ fn states(outputs: &[Output]) -> Vec<(State, State, Reason)> {
 
 /// An advert from a peer with `c`'s settings at `priority`.
 fn advert_from(c: &Config, priority: u8) -> Vec<u8> {
-    let peer = Instance::<20>::new(c.clone(), &[VIP], &[]).unwrap();
+    let peer = Instance::<64>::new(c.clone(), &[VIP], &[]).unwrap();
     let mut buf = [0u8; 128];
     let dst = match c.family {
         Family::V4 => GROUP,
@@ -560,7 +560,7 @@ fn config_validation() {
     c.version = Version::V3;
     assert_eq!(c.validate(), Ok(()));
     assert_eq!(
-        Instance::<20>::new(c, &[VIP], &[]).err(),
+        Instance::<64>::new(c, &[VIP], &[]).err(),
         Some(ConfigError::FamilyMismatch)
     );
     let many: Vec<IpAddr> = (0..3)
@@ -576,7 +576,7 @@ fn config_validation() {
 fn footprint() {
     let one = core::mem::size_of::<Instance<8>>();
     std::println!(
-        "size_of Instance<8> = {one} bytes, Instance<20> = {}",
+        "size_of Instance<8> = {one} bytes, Instance<64> = {}",
         core::mem::size_of::<Instance>()
     );
     assert!(

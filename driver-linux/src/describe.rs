@@ -1,0 +1,289 @@
+//! Renders what a keepalived.conf means, block by block, in plain words:
+//! the output of `vrlb check`. Owns wording only; the meaning is the core
+//! parser's.
+
+use std::fmt::Write;
+
+use vrlb_core::config::{
+    self, AuthConf, CheckKind, CheckerConf, ForwardKind, GlobalDefs, InitialState, Kind, Protocol,
+    RealServer, Sink, SyncGroupConf, VipConf, VirtualServer, VirtualServerGroup, VrrpInstance,
+    VrrpScript, VsKey,
+};
+use vrlb_core::time::Duration;
+
+/// A sink that writes one paragraph per block.
+#[derive(Debug, Default)]
+pub struct Describe {
+    /// The rendering so far.
+    pub text: String,
+    /// Warnings, rendered `file:line:col: warning: ...`.
+    pub warnings: Vec<String>,
+}
+
+fn secs(d: Duration) -> String {
+    format!("{d}")
+}
+
+fn vip(v: &VipConf<'_>) -> String {
+    let mut s = v.addr.to_string();
+    let default_len = if v.addr.is_ipv4() { 32 } else { 128 };
+    write!(s, "/{}", v.prefix_len.unwrap_or(default_len)).unwrap();
+    for (k, val) in [("dev", v.dev), ("label", v.label), ("scope", v.scope)] {
+        if let Some(val) = val {
+            write!(s, " {k} {val}").unwrap();
+        }
+    }
+    s
+}
+
+pub(crate) fn vs_key(key: &VsKey<'_>, protocol: Protocol) -> String {
+    let proto = match protocol {
+        Protocol::Tcp => "TCP",
+        Protocol::Udp => "UDP",
+        Protocol::Sctp => "SCTP",
+    };
+    match key {
+        VsKey::Addr(addr, port) if addr.is_ipv6() => format!("{proto} [{addr}]:{port}"),
+        VsKey::Addr(addr, port) => format!("{proto} {addr}:{port}"),
+        VsKey::Fwmark(m) => format!("FWM {m}"),
+        VsKey::Group(g) => format!("group {g}"),
+    }
+}
+
+fn checker(c: &CheckerConf<'_>) -> String {
+    let kind = match c.kind {
+        CheckKind::Tcp => "TCP_CHECK",
+        CheckKind::Http => "HTTP_GET",
+        CheckKind::Ssl => "SSL_GET",
+        CheckKind::Misc => "MISC_CHECK",
+    };
+    let mut s = kind.to_string();
+    if let Some(ip) = c.connect_ip {
+        write!(s, " to {ip}").unwrap();
+    }
+    if let Some(p) = c.connect_port {
+        write!(s, " port {p}").unwrap();
+    }
+    for u in &c.urls {
+        write!(s, " GET {}", u.path).unwrap();
+        if let Some(d) = u.digest {
+            write!(s, " digest {d}").unwrap();
+        }
+        for (lo, hi) in &u.status_codes {
+            if lo == hi {
+                write!(s, " status {lo}").unwrap();
+            } else {
+                write!(s, " status {lo}-{hi}").unwrap();
+            }
+        }
+    }
+    if let Some(p) = c.misc_path {
+        write!(s, " runs {p:?}").unwrap();
+        if c.misc_dynamic {
+            s.push_str(" (exit code sets the weight)");
+        }
+    }
+    write!(
+        s,
+        "; timeout {}, retry {}, {} between retries",
+        secs(c.connect_timeout.unwrap_or(Duration::from_secs(5))),
+        c.retry.unwrap_or(1),
+        secs(c.delay_before_retry.unwrap_or(Duration::from_secs(1)))
+    )
+    .unwrap();
+    if let Some(d) = c.delay_loop {
+        write!(s, ", every {}", secs(d)).unwrap();
+    }
+    s
+}
+
+impl Sink for Describe {
+    fn global_defs(&mut self, g: &GlobalDefs<'_>) -> Result<(), Kind> {
+        writeln!(self.text, "global_defs (line {}):", g.pos.line).unwrap();
+        if let Some(id) = g.router_id {
+            writeln!(self.text, "  router_id {id}").unwrap();
+        }
+        if let Some(v) = g.vrrp_version {
+            writeln!(self.text, "  VRRP version {v} by default").unwrap();
+        }
+        if let (Some(i), Some(inst)) = (g.lvs_sync_daemon_interface, g.lvs_sync_daemon_instance) {
+            writeln!(self.text, "  connection sync on {i}, following {inst}").unwrap();
+        }
+        Ok(())
+    }
+
+    fn vrrp_script(&mut self, s: &VrrpScript<'_>) -> Result<(), Kind> {
+        writeln!(
+            self.text,
+            "vrrp_script {} (line {}): runs {:?} every {}, timeout {}, up after {} success(es), down after {} failure(s), weight {}",
+            s.name,
+            s.pos.line,
+            s.script,
+            secs(s.interval),
+            secs(s.timeout.unwrap_or(s.interval)),
+            s.rise,
+            s.fall,
+            s.weight
+        )
+        .unwrap();
+        Ok(())
+    }
+
+    fn vrrp_instance(&mut self, i: &VrrpInstance<'_>) -> Result<(), Kind> {
+        let version = i.version.unwrap_or(2);
+        write!(
+            self.text,
+            "vrrp_instance {} (line {}): VRID {} on {}, VRRPv{version}, priority {}, advert every {}",
+            i.name,
+            i.pos.line,
+            i.vrid,
+            i.interface.unwrap_or("(no interface)"),
+            i.priority,
+            secs(Duration::from_centis(u64::from(i.advert_interval_cs)))
+        )
+        .unwrap();
+        if i.state == InitialState::Master {
+            self.text.push_str(", starts claiming MASTER");
+        }
+        self.text.push_str(if i.preempt {
+            ", preempt"
+        } else {
+            ", nopreempt"
+        });
+        if i.preempt_delay > Duration::ZERO {
+            write!(self.text, " after {}", secs(i.preempt_delay)).unwrap();
+        }
+        match i.auth {
+            Some(AuthConf::Pass(_)) => self.text.push_str(", PASS authentication"),
+            Some(AuthConf::Ah) => self
+                .text
+                .push_str(", AH authentication (not supported: sent without)"),
+            None => {}
+        }
+        self.text.push('\n');
+        for v in &i.vips {
+            writeln!(self.text, "  VIP {}", vip(v)).unwrap();
+        }
+        for v in &i.excluded_vips {
+            writeln!(self.text, "  VIP {} (not advertised)", vip(v)).unwrap();
+        }
+        if !i.unicast_peers.is_empty() {
+            let peers: Vec<String> = i.unicast_peers.iter().map(|p| p.to_string()).collect();
+            writeln!(self.text, "  unicast to {}", peers.join(", ")).unwrap();
+        }
+        for t in i.track_interfaces.iter().chain(i.track_scripts.iter()) {
+            match t.weight {
+                Some(0) | None => {
+                    writeln!(self.text, "  tracks {} (down means FAULT)", t.name).unwrap()
+                }
+                Some(w) => writeln!(self.text, "  tracks {} (weight {w:+})", t.name).unwrap(),
+            }
+        }
+        for (what, script) in [
+            ("master", i.notify.master),
+            ("backup", i.notify.backup),
+            ("fault", i.notify.fault),
+            ("stop", i.notify.stop),
+            ("any change", i.notify.any),
+        ] {
+            if let Some(s) = script {
+                writeln!(self.text, "  on {what}: runs {s:?}").unwrap();
+            }
+        }
+        Ok(())
+    }
+
+    fn vrrp_sync_group(&mut self, g: &SyncGroupConf<'_>) -> Result<(), Kind> {
+        writeln!(
+            self.text,
+            "vrrp_sync_group {} (line {}): {} move together",
+            g.name,
+            g.pos.line,
+            g.members
+                .iter()
+                .map(|m| m.name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+        .unwrap();
+        Ok(())
+    }
+
+    fn virtual_server_group(&mut self, g: &VirtualServerGroup<'_>) -> Result<(), Kind> {
+        writeln!(
+            self.text,
+            "virtual_server_group {} (line {}): {} entries",
+            g.name,
+            g.pos.line,
+            g.entries.len()
+        )
+        .unwrap();
+        Ok(())
+    }
+
+    fn virtual_server(&mut self, vs: &VirtualServer<'_>) -> Result<(), Kind> {
+        let kind = match vs.kind {
+            ForwardKind::Dr => "DR",
+            ForwardKind::Nat => "NAT (vrlb forwards DR only)",
+            ForwardKind::Tun => "TUN (vrlb forwards DR only)",
+        };
+        write!(
+            self.text,
+            "virtual_server {} (line {}): {}, {kind}, checks every {}",
+            vs_key(&vs.key, vs.protocol),
+            vs.pos.line,
+            vs.scheduler.name(),
+            secs(vs.delay_loop)
+        )
+        .unwrap();
+        if let Some(p) = vs.persistence_timeout {
+            write!(self.text, ", persistence {}", secs(p)).unwrap();
+            if let Some(g) = vs.persistence_granularity {
+                write!(self.text, " per /{g}").unwrap();
+            }
+        }
+        if vs.quorum > 1 {
+            write!(
+                self.text,
+                ", quorum {} (hysteresis {})",
+                vs.quorum, vs.hysteresis
+            )
+            .unwrap();
+        }
+        if let Some((a, p)) = vs.sorry_server {
+            write!(self.text, ", sorry server {a}:{p}").unwrap();
+        }
+        if vs.ha_suspend {
+            self.text.push_str(", checks only while holding the VIP");
+        }
+        if vs.anycast {
+            self.text.push_str(", anycast");
+        }
+        writeln!(self.text, ", {} real server(s)", vs.real_servers).unwrap();
+        Ok(())
+    }
+
+    fn real_server(&mut self, _vs: &VirtualServer<'_>, rs: &RealServer<'_>) -> Result<(), Kind> {
+        write!(
+            self.text,
+            "  real_server {}:{} weight {}",
+            rs.addr, rs.port, rs.weight
+        )
+        .unwrap();
+        if rs.inhibit_on_failure {
+            self.text.push_str(", weight 0 on failure");
+        }
+        self.text.push('\n');
+        for c in &rs.checkers {
+            writeln!(self.text, "    {}", checker(c)).unwrap();
+        }
+        if rs.checkers.is_empty() {
+            writeln!(self.text, "    no checker: always considered up").unwrap();
+        }
+        Ok(())
+    }
+
+    fn diagnostic(&mut self, d: &config::Diagnostic) {
+        self.warnings.push(d.to_string());
+    }
+}
