@@ -253,7 +253,8 @@ impl<'t> Parser<'t, '_> {
                 "auth_type" => kind = Some(self.single(&stmt, "PASS or AH")?),
                 "auth_pass" => {
                     let tok = self.single(&stmt, "a password")?;
-                    if tok.text.len() > crate::wire::vrrp::AUTH_LEN {
+                    // RFC 3768 5.3.7: the authentication data field is 8 bytes.
+                    if tok.text.len() > 8 {
                         self.warn_at(
                             &tok,
                             Kind::Assumed {
