@@ -4,3 +4,4 @@
 pub mod check;
 pub mod config_file;
 pub mod describe;
+pub mod firmware;

@@ -1,1 +1,3 @@
 //! Helpers shared by vrlb's integration tests.
+
+pub mod netns;
