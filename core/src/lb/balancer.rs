@@ -1013,6 +1013,17 @@ impl<'a> Balancer<'a> {
         }
     }
 
+    /// The service's mh lookup table (local server indices), if it uses mh.
+    pub fn mh_table(&self, id: ServiceId) -> Option<&[u16]> {
+        let i = self.svc_index(id).ok()?;
+        let cfg = self.pools.services[i as usize].cfg;
+        if cfg.scheduler != Scheduler::Mh {
+            return None;
+        }
+        let start = i as usize * self.pools.mh_stride;
+        Some(&self.pools.mh[start..start + cfg.mh_table_size as usize])
+    }
+
     /// Protocol of the service (convenience for drivers).
     pub fn protocol_of(&self, id: ServiceId) -> Option<Protocol> {
         match self.service(id).ok()?.key {
