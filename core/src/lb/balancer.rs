@@ -118,7 +118,10 @@ impl core::fmt::Display for LbError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             LbError::StorageSize { part, need, got } => {
-                write!(f, "storage `{part}` has {got} entries, the layout needs {need}")
+                write!(
+                    f,
+                    "storage `{part}` has {got} entries, the layout needs {need}"
+                )
             }
             LbError::LayoutTooLarge => f.write_str(
                 "layout too large: at most 32768 servers per service and 16777214 connections",
@@ -131,7 +134,10 @@ impl core::fmt::Display for LbError {
             LbError::NoSuchServer => f.write_str("no such real server in this service"),
             LbError::BadWeight => f.write_str("weight above 2147483647"),
             LbError::BadMhTableSize(n) => {
-                write!(f, "mh table size {n} is not a prime within the layout's mh_table_max")
+                write!(
+                    f,
+                    "mh table size {n} is not a prime within the layout's mh_table_max"
+                )
             }
             LbError::TooManyServersForMh => {
                 f.write_str("mh table smaller than the number of real servers")
@@ -190,7 +196,10 @@ impl Pools<'_> {
 
     #[inline]
     fn split(&self, server: u16) -> (u16, u16) {
-        ((server as usize / self.sps) as u16, (server as usize % self.sps) as u16)
+        (
+            (server as usize / self.sps) as u16,
+            (server as usize % self.sps) as u16,
+        )
     }
 
     /// A connection or template was bound to `server` (ip_vs_bind_dest).
@@ -242,7 +251,11 @@ pub struct Balancer<'a> {
 }
 
 fn check(part: &'static str, need: usize, got: usize) -> Result<(), LbError> {
-    if need == got { Ok(()) } else { Err(LbError::StorageSize { part, need, got }) }
+    if need == got {
+        Ok(())
+    } else {
+        Err(LbError::StorageSize { part, need, got })
+    }
 }
 
 impl<'a> Balancer<'a> {
@@ -344,7 +357,9 @@ impl<'a> Balancer<'a> {
 
     fn service_range_idle(&self, i: usize) -> bool {
         let sps = self.pools.sps;
-        self.pools.servers[i * sps..(i + 1) * sps].iter().all(|s| s.state == SlotState::Free)
+        self.pools.servers[i * sps..(i + 1) * sps]
+            .iter()
+            .all(|s| s.state == SlotState::Free)
     }
 
     /// Adds a virtual service.
@@ -361,7 +376,11 @@ impl<'a> Balancer<'a> {
         svc.in_use = true;
         svc.cfg = cfg;
         self.pools.view(slot as u16).rebuild();
-        info!("lb: added virtual service {} ({})", slot, cfg.scheduler.name());
+        info!(
+            "lb: added virtual service {} ({})",
+            slot,
+            cfg.scheduler.name()
+        );
         Ok(ServiceId(slot as u16))
     }
 
@@ -398,7 +417,9 @@ impl<'a> Balancer<'a> {
         if self.pools.services[i as usize].cfg.key != cfg.key {
             return Err(LbError::KeyChanged);
         }
-        if cfg.scheduler == Scheduler::Mh && self.pools.services[i as usize].count as u32 > cfg.mh_table_size {
+        if cfg.scheduler == Scheduler::Mh
+            && self.pools.services[i as usize].count as u32 > cfg.mh_table_size
+        {
             return Err(LbError::TooManyServersForMh);
         }
         self.pools.services[i as usize].cfg = cfg;
@@ -444,7 +465,10 @@ impl<'a> Balancer<'a> {
         if rs.weight > i32::MAX as u32 {
             return Err(LbError::BadWeight);
         }
-        if self.find_local(i, rs.addr, rs.port, SlotState::Listed).is_some() {
+        if self
+            .find_local(i, rs.addr, rs.port, SlotState::Listed)
+            .is_some()
+        {
             return Err(LbError::ServerExists);
         }
         let svc = &self.pools.services[i as usize];
@@ -469,7 +493,10 @@ impl<'a> Balancer<'a> {
         self.seq += 1;
         let seq = self.seq;
         self.pools.view(i).link_head(local, seq);
-        info!("lb: service {} added real server {}:{} weight {}", i, rs.addr, rs.port, rs.weight);
+        info!(
+            "lb: service {} added real server {}:{} weight {}",
+            i, rs.addr, rs.port, rs.weight
+        );
         Ok(ServerId(g as u16))
     }
 
@@ -488,7 +515,8 @@ impl<'a> Balancer<'a> {
     /// The listed server of `id` at `addr`:`port`.
     pub fn find_server(&self, id: ServiceId, addr: IpAddr, port: u16) -> Option<ServerId> {
         let i = self.svc_index(id).ok()?;
-        self.find_local(i, addr, port, SlotState::Listed).map(|l| ServerId(self.global(i, l)))
+        self.find_local(i, addr, port, SlotState::Listed)
+            .map(|l| ServerId(self.global(i, l)))
     }
 
     /// Removes a real server from scheduling (keepalived's reaction to a
@@ -509,7 +537,11 @@ impl<'a> Balancer<'a> {
     fn drop_slot(&mut self, i: u16, local: u16) {
         let g = self.global(i, local) as usize;
         let s = &mut self.pools.servers[g];
-        s.state = if s.refs() == 0 { SlotState::Free } else { SlotState::Trash };
+        s.state = if s.refs() == 0 {
+            SlotState::Free
+        } else {
+            SlotState::Trash
+        };
     }
 
     /// Changes weight and thresholds (address and port must stay). Weight
@@ -535,7 +567,12 @@ impl<'a> Balancer<'a> {
     }
 
     /// Sets only the weight.
-    pub fn set_weight(&mut self, id: ServiceId, server: ServerId, weight: u32) -> Result<(), LbError> {
+    pub fn set_weight(
+        &mut self,
+        id: ServiceId,
+        server: ServerId,
+        weight: u32,
+    ) -> Result<(), LbError> {
         let (_, _) = self.locate(id, server)?;
         let mut rs = self.pools.servers[server.0 as usize].cfg;
         rs.weight = weight;
@@ -590,7 +627,9 @@ impl<'a> Balancer<'a> {
             self.drop_slot(i, old);
             self.pools.services[i as usize].sorry = NONE;
         }
-        let Some((addr, port)) = sorry else { return Ok(None) };
+        let Some((addr, port)) = sorry else {
+            return Ok(None);
+        };
         let sps = self.pools.sps;
         let l = self.pools.servers[i as usize * sps..(i as usize + 1) * sps]
             .iter()
@@ -598,7 +637,11 @@ impl<'a> Balancer<'a> {
             .ok_or(LbError::NoServerSlot)? as u16;
         let g = self.global(i, l) as usize;
         self.pools.servers[g] = ServerSlot::EMPTY;
-        apply_config(&mut self.pools.servers[g], RealServer::new(addr, port), true);
+        apply_config(
+            &mut self.pools.servers[g],
+            RealServer::new(addr, port),
+            true,
+        );
         self.pools.servers[g].state = SlotState::Sorry;
         self.pools.services[i as usize].sorry = l;
         Ok(Some(ServerId(g as u16)))
@@ -678,7 +721,8 @@ impl<'a> Balancer<'a> {
 
     fn expire_conn(&mut self, s: u32) {
         let slot = self.table.slots[s as usize];
-        self.pools.unbind(slot.server, false, slot.flags & F_INACTIVE != 0);
+        self.pools
+            .unbind(slot.server, false, slot.flags & F_INACTIVE != 0);
         if slot.control != NIL {
             self.table.slots[slot.control as usize].control -= 1;
         }
@@ -714,7 +758,11 @@ impl<'a> Balancer<'a> {
                         return Some(i as u16);
                     }
                 }
-                ServiceKey::Addr { protocol, vip, port } => {
+                ServiceKey::Addr {
+                    protocol,
+                    vip,
+                    port,
+                } => {
                     if protocol.number() == flow.protocol && vip == flow.dst {
                         if port == flow.dst_port {
                             return Some(i as u16);
@@ -759,10 +807,9 @@ impl<'a> Balancer<'a> {
             return Verdict::NotVirtual;
         };
         let f = flow.tcp_flags;
-        if flow.protocol == 6
-            && !(f.contains(TcpFlags::SYN) && !f.contains(TcpFlags::RST))
-            && !self.cfg.sloppy_tcp
-        {
+        // tcp_conn_schedule: only a SYN without RST opens a connection.
+        let opens = f.contains(TcpFlags::SYN) && !f.contains(TcpFlags::RST);
+        if flow.protocol == 6 && !opens && !self.cfg.sloppy_tcp {
             self.stats.drop_not_syn += 1;
             return Verdict::Drop(DropReason::NotSyn);
         }
@@ -780,8 +827,8 @@ impl<'a> Balancer<'a> {
             // connection that no template controls, or (with
             // expire_nodest_conn) one whose server is quiesced.
             let state = TcpState::from_u8(slot.state);
-            let reusable = slot.control == NIL
-                && matches!(state, TcpState::TimeWait | TcpState::Close);
+            let reusable =
+                slot.control == NIL && matches!(state, TcpState::TimeWait | TcpState::Close);
             let quiesced = self.cfg.expire_nodest_conn && server.cfg.weight == 0;
             if reusable || quiesced {
                 self.expire_conn(s);
@@ -840,18 +887,28 @@ impl<'a> Balancer<'a> {
         }
         let slot = &self.table.slots[s as usize];
         let timeout = self.timeout_s(slot.proto, slot.state);
-        self.table.set_expiry(s, (now_tick + ticks_for_secs(timeout)) as u32);
+        self.table
+            .set_expiry(s, (now_tick + ticks_for_secs(timeout)) as u32);
     }
 
     #[inline]
     fn forward(&self, server: u16, tracked: bool) -> Verdict {
         let s = &self.pools.servers[server as usize];
-        Verdict::Forward { server: ServerId(server), addr: s.cfg.addr, port: s.cfg.port, tracked }
+        Verdict::Forward {
+            server: ServerId(server),
+            addr: s.cfg.addr,
+            port: s.cfg.port,
+            tracked,
+        }
     }
 
     fn new_flow(&mut self, svc: u16, flow: &Flow, key: &Key, hash: u32, now_tick: u64) -> Verdict {
         let sc = &self.pools.services[svc as usize];
-        let input = PickInput { src: flow.src, src_port: flow.src_port, dst: flow.dst };
+        let input = PickInput {
+            src: flow.src,
+            src_port: flow.src_port,
+            dst: flow.dst,
+        };
         if sc.sorry_active && sc.sorry != NONE {
             let server = self.global(svc, sc.sorry);
             return self.record(server, flow, key, hash, now_tick, NIL);
@@ -886,8 +943,10 @@ impl<'a> Balancer<'a> {
         let mut template = NIL;
         if let Some(t) = self.table.find(thash, &tkey) {
             let server = self.table.slots[t as usize].server;
-            if template_valid(&self.pools.servers[server as usize], self.cfg.expire_quiescent_template)
-            {
+            if template_valid(
+                &self.pools.servers[server as usize],
+                self.cfg.expire_quiescent_template,
+            ) {
                 template = t;
             } else {
                 // Unfindable from now on; lives while it controls connections.
@@ -900,9 +959,13 @@ impl<'a> Balancer<'a> {
         if template != NIL {
             let slot = &self.table.slots[template as usize];
             let server = slot.server;
-            let timeout =
-                if slot.flags & F_LATE != 0 { 60 } else { cfg.persistence_timeout_s };
-            self.table.set_expiry(template, (now_tick + ticks_for_secs(timeout)) as u32);
+            let timeout = if slot.flags & F_LATE != 0 {
+                60
+            } else {
+                cfg.persistence_timeout_s
+            };
+            self.table
+                .set_expiry(template, (now_tick + ticks_for_secs(timeout)) as u32);
             self.stats.template_hits += 1;
             if self.table.free() == 0 {
                 // The template still says where this client goes.
@@ -950,19 +1013,36 @@ impl<'a> Balancer<'a> {
             return self.stateless(server);
         };
         let (svc, _) = self.pools.split(server);
+        // The first packet's state decides the counter the bind lands in:
+        // the same end state as binding inactive and then moving, with one
+        // tree update instead of two (the total, which thresholds read, is
+        // the same either way).
+        let state = if flow.protocol == 6 {
+            let f = flow.tcp_flags;
+            next_state(
+                TcpState::None,
+                f.contains(TcpFlags::SYN),
+                f.contains(TcpFlags::FIN),
+                f.contains(TcpFlags::ACK),
+                f.contains(TcpFlags::RST),
+            )
+        } else {
+            TcpState::None
+        };
+        let inactive = flow.protocol != 6 || !state.is_active();
         let slot = &mut self.table.slots[s as usize];
         slot.server = server;
         slot.svc = svc;
-        slot.state = TcpState::None as u8;
-        slot.flags = F_INACTIVE;
+        slot.state = state as u8;
+        slot.flags = if inactive { F_INACTIVE } else { 0 };
         slot.control = template;
         if template != NIL {
             self.table.slots[template as usize].control += 1;
         }
-        // Bind and first transition touch the counters once each; the tree
-        // is updated after each, as the kernel's counters are.
-        self.pools.bind(server, false, true);
-        self.transition(s, flow, now_tick);
+        self.pools.bind(server, false, inactive);
+        let timeout = self.timeout_s(flow.protocol, state as u8);
+        self.table
+            .set_expiry(s, (now_tick + ticks_for_secs(timeout)) as u32);
         self.stats.conns_created += 1;
         self.forward(server, true)
     }
@@ -999,7 +1079,11 @@ impl<'a> Balancer<'a> {
     pub fn for_each_connection(&self, mut f: impl FnMut(ServerId, TcpState, bool)) {
         for s in self.table.slots.iter() {
             if s.kind & KIND_MASK == KIND_CONN {
-                f(ServerId(s.server), TcpState::from_u8(s.state), s.flags & F_INACTIVE != 0);
+                f(
+                    ServerId(s.server),
+                    TcpState::from_u8(s.state),
+                    s.flags & F_INACTIVE != 0,
+                );
             }
         }
     }

@@ -59,12 +59,34 @@ pub struct Flow {
 
 impl Flow {
     /// A TCP packet.
-    pub const fn tcp(src: IpAddr, src_port: u16, dst: IpAddr, dst_port: u16, flags: TcpFlags) -> Self {
-        Flow { src, dst, src_port, dst_port, protocol: 6, tcp_flags: flags, fwmark: 0 }
+    pub const fn tcp(
+        src: IpAddr,
+        src_port: u16,
+        dst: IpAddr,
+        dst_port: u16,
+        flags: TcpFlags,
+    ) -> Self {
+        Flow {
+            src,
+            dst,
+            src_port,
+            dst_port,
+            protocol: 6,
+            tcp_flags: flags,
+            fwmark: 0,
+        }
     }
     /// A UDP packet.
     pub const fn udp(src: IpAddr, src_port: u16, dst: IpAddr, dst_port: u16) -> Self {
-        Flow { src, dst, src_port, dst_port, protocol: 17, tcp_flags: TcpFlags::NONE, fwmark: 0 }
+        Flow {
+            src,
+            dst,
+            src_port,
+            dst_port,
+            protocol: 17,
+            tcp_flags: TcpFlags::NONE,
+            fwmark: 0,
+        }
     }
 }
 

@@ -426,7 +426,15 @@ mod tests {
     fn key(i: u32) -> Key {
         let mut caddr = [0u8; 16];
         caddr[12..].copy_from_slice(&i.to_be_bytes());
-        Key { caddr, vaddr: [1; 16], cport: i as u16, vport: 80, svc: 0, proto: 6, kind: KIND_CONN }
+        Key {
+            caddr,
+            vaddr: [1; 16],
+            cport: i as u16,
+            vport: 80,
+            svc: 0,
+            proto: 6,
+            kind: KIND_CONN,
+        }
     }
 
     #[test]

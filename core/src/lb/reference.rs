@@ -71,7 +71,11 @@ pub fn pick_least<T: Copy>(
         }
         Scheduler::Wlc | Scheduler::Sed => {
             let oh = |d: &RefServer| {
-                if kind == Scheduler::Wlc { d.overhead() } else { i128::from(d.active) + 1 }
+                if kind == Scheduler::Wlc {
+                    d.overhead()
+                } else {
+                    i128::from(d.active) + 1
+                }
             };
             let mut it = list.into_iter();
             // First stage: the first usable server.
@@ -193,7 +197,12 @@ pub struct RefWrr {
 
 impl Default for RefWrr {
     fn default() -> Self {
-        RefWrr { cl: None, cw: 0, mw: 0, di: 1 }
+        RefWrr {
+            cl: None,
+            cw: 0,
+            mw: 0,
+            di: 1,
+        }
     }
 }
 
@@ -324,7 +333,12 @@ const H1: (u64, u64) = (2_654_435_761, 2_654_435_761);
 const H2: (u64, u64) = (2_654_446_892, 2_654_446_892);
 
 fn mh_key(addr: IpAddr, port: u16, key: (u64, u64), offset: u32) -> u32 {
-    hsiphash_u32(key, offset.wrapping_add(u32::from(port)).wrapping_add(fold(addr)))
+    hsiphash_u32(
+        key,
+        offset
+            .wrapping_add(u32::from(port))
+            .wrapping_add(fold(addr)),
+    )
 }
 
 /// Maglev's population as the paper and ip_vs_mh.c state it: server `i`'s
@@ -339,16 +353,26 @@ pub fn mh_table(list: &[RefServer], table: &mut [Option<usize>], next: &mut [u64
         .iter()
         .map(|d| d.last_weight)
         .filter(|w| *w > 0)
-        .fold(0u32, |g, w| if g > 0 { gcd(i64::from(w), i64::from(g)) as u32 } else { w });
+        .fold(0u32, |g, w| {
+            if g > 0 {
+                gcd(i64::from(w), i64::from(g)) as u32
+            } else {
+                w
+            }
+        });
     if g == 0 {
         return;
     }
     let mw = list.iter().map(|d| d.last_weight).max().unwrap_or(0) / g;
-    let bits = (m.ilog2() + 1) / 2;
+    let bits = m.ilog2().div_ceil(2);
     let shift = (32 - mw.leading_zeros()).saturating_sub(bits);
     let turns = |d: &RefServer| {
         let t = (d.last_weight / g) >> shift;
-        if t != 0 { u64::from(t) } else { u64::from(d.last_weight != 0) }
+        if t != 0 {
+            u64::from(t)
+        } else {
+            u64::from(d.last_weight != 0)
+        }
     };
     let pref = |i: usize, j: u64| {
         let d = &list[i];

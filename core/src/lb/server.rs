@@ -31,7 +31,13 @@ pub struct RealServer {
 impl RealServer {
     /// A server with weight 1 and no thresholds.
     pub const fn new(addr: IpAddr, port: u16) -> Self {
-        RealServer { addr, port, weight: 1, uthreshold: 0, lthreshold: 0 }
+        RealServer {
+            addr,
+            port,
+            weight: 1,
+            uthreshold: 0,
+            lthreshold: 0,
+        }
     }
     /// The same server with `weight`.
     pub const fn with_weight(mut self, weight: u32) -> Self {

@@ -103,7 +103,10 @@ impl ServiceConfig {
         ServiceConfig {
             key,
             scheduler,
-            flags: SchedFlags { fallback: false, port: false },
+            flags: SchedFlags {
+                fallback: false,
+                port: false,
+            },
             persistence_timeout_s: 0,
             persistence_prefix_len: 128,
             mh_table_size: 4093,
@@ -157,7 +160,10 @@ impl ServiceSlot {
     pub const EMPTY: ServiceSlot = ServiceSlot {
         in_use: false,
         cfg: ServiceConfig::new(
-            ServiceKey::Fwmark { mark: 0, ipv6: false },
+            ServiceKey::Fwmark {
+                mark: 0,
+                ipv6: false,
+            },
             Scheduler::Wlc,
         ),
         head: NONE,

@@ -50,7 +50,11 @@ const STATES: [TcpState; 11] = [
 impl TcpState {
     /// The state stored as `n` (unknown values read as CLOSE).
     pub const fn from_u8(n: u8) -> TcpState {
-        if (n as usize) < STATES.len() { STATES[n as usize] } else { TcpState::Close }
+        if (n as usize) < STATES.len() {
+            STATES[n as usize]
+        } else {
+            TcpState::Close
+        }
     }
 
     /// `tcp_state_active`: states whose connections count as active.
@@ -105,7 +109,8 @@ use TcpState::{
 /// [syn, fin, ack, rst][current state].
 const INPUT_ONLY: [[TcpState; 11]; 4] = [
     /*        sNO sES sSS sSR sFW sTW sCL sCW sLA sLI sSA */
-    /*syn*/ [SR, ES, ES, SR, SR, SR, SR, SR, SR, SR, SR],
+    /*syn*/
+    [SR, ES, ES, SR, SR, SR, SR, SR, SR, SR, SR],
     /*fin*/ [CL, FW, SS, TW, FW, TW, CL, CW, LA, LI, TW],
     /*ack*/ [ES, ES, SS, ES, FW, TW, CL, CW, CL, LI, ES],
     /*rst*/ [CL, CL, CL, SR, CL, CL, CL, CL, LA, LI, CL],
@@ -144,8 +149,14 @@ mod tests {
         assert!(!s.is_active());
         let s = next_state(s, false, false, true, false);
         assert_eq!(s, TcpState::FinWait);
-        assert_eq!(next_state(TcpState::Established, false, false, false, true), TcpState::Close);
-        assert_eq!(next_state(TcpState::Established, false, false, false, false), TcpState::Close);
+        assert_eq!(
+            next_state(TcpState::Established, false, false, false, true),
+            TcpState::Close
+        );
+        assert_eq!(
+            next_state(TcpState::Established, false, false, false, false),
+            TcpState::Close
+        );
         assert_eq!(TcpState::Established.default_timeout_s(), 900);
         for (i, s) in STATES.iter().enumerate() {
             assert_eq!(TcpState::from_u8(i as u8), *s);

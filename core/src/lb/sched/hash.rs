@@ -51,8 +51,18 @@ fn unavailable(s: &ServerSlot) -> bool {
 /// sh: the bucket of the source address (and port with `sh-port`); with
 /// `sh-fallback`, walk the table from there for an available server.
 pub(crate) fn sh_schedule(v: &mut View<'_>, input: &PickInput) -> Option<u16> {
-    let port = if v.svc.cfg.flags.port { input.src_port } else { 0 };
-    sh_lookup(&v.svc.buckets, v.servers, input.src, port, v.svc.cfg.flags.fallback)
+    let port = if v.svc.cfg.flags.port {
+        input.src_port
+    } else {
+        0
+    };
+    sh_lookup(
+        &v.svc.buckets,
+        v.servers,
+        input.src,
+        port,
+        v.svc.cfg.flags.fallback,
+    )
 }
 
 /// The sh lookup on any bucket table (also the stateless fallback).

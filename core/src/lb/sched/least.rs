@@ -84,7 +84,11 @@ fn winner(kind: Scheduler, servers: &[ServerSlot], l: u16, r: u16) -> u16 {
 pub(crate) fn update(kind: Scheduler, tree: &mut [u16], servers: &[ServerSlot], local: u16) {
     let leaves = tree.len() / 2;
     let mut i = leaves + local as usize;
-    tree[i] = if eligible(kind, &servers[local as usize]) { local } else { NONE };
+    tree[i] = if eligible(kind, &servers[local as usize]) {
+        local
+    } else {
+        NONE
+    };
     while i > 1 {
         i /= 2;
         tree[i] = winner(kind, servers, tree[2 * i], tree[2 * i + 1]);
@@ -120,7 +124,12 @@ pub(crate) fn linear_pick(v: &View<'_>) -> Option<u16> {
         let kind = v.svc.cfg.scheduler;
         crate::lb::reference::pick_least(
             kind,
-            v.list().map(|x| (x, crate::lb::reference::RefServer::of(&v.servers[x as usize]))),
+            v.list().map(|x| {
+                (
+                    x,
+                    crate::lb::reference::RefServer::of(&v.servers[x as usize]),
+                )
+            }),
         )
     }
     #[cfg(not(any(test, feature = "reference")))]

@@ -60,14 +60,19 @@ pub(crate) fn hsiphash_u32(key: (u64, u64), word: u32) -> u32 {
 /// `ip_vs_mh_hashkey`.
 #[inline]
 pub(crate) fn hashkey(addr: IpAddr, port: u16, key: (u64, u64), offset: u32) -> u32 {
-    hsiphash_u32(key, offset.wrapping_add(u32::from(port)).wrapping_add(fold(addr)))
+    hsiphash_u32(
+        key,
+        offset
+            .wrapping_add(u32::from(port))
+            .wrapping_add(fold(addr)),
+    )
 }
 
 /// Bits the largest turn count may use for a table of `size` entries
 /// (`IP_VS_MH_TAB_BITS`: half the table's index in the kernel's list of
 /// primes, i.e. half of `ilog2(size) + 1`).
 pub(crate) const fn tab_bits(size: u32) -> u32 {
-    (size.ilog2() + 1) / 2
+    size.ilog2().div_ceil(2)
 }
 
 /// Whether `n` is a prime vrlb accepts as an mh table size.
@@ -110,14 +115,18 @@ pub(crate) fn dest_changed(v: &mut View<'_>) {
         x = s.next;
     }
     v.svc.mh_gcd = g;
-    v.svc.mh_rshift = if g == 0 {
-        0
-    } else {
-        let mw = max / g;
-        let fls = 32 - mw.leading_zeros();
-        fls.saturating_sub(tab_bits(size))
+    v.svc.mh_rshift = match max.checked_div(g) {
+        None => 0,
+        Some(mw) => (32 - mw.leading_zeros()).saturating_sub(tab_bits(size)),
     };
-    build(v.svc.head, v.svc.mh_gcd, v.svc.mh_rshift, size, v.servers, &mut v.mh[..size as usize]);
+    build(
+        v.svc.head,
+        v.svc.mh_gcd,
+        v.svc.mh_rshift,
+        size,
+        v.servers,
+        &mut v.mh[..size as usize],
+    );
 }
 
 /// `ip_vs_mh_permutate` + `ip_vs_mh_populate` over the list from `head`.
@@ -216,7 +225,17 @@ pub(crate) fn lookup(
 }
 
 pub(crate) fn schedule(v: &mut View<'_>, input: &PickInput) -> Option<u16> {
-    let port = if v.svc.cfg.flags.port { input.src_port } else { 0 };
+    let port = if v.svc.cfg.flags.port {
+        input.src_port
+    } else {
+        0
+    };
     let size = v.svc.cfg.mh_table_size as usize;
-    lookup(&v.mh[..size], v.servers, input.src, port, v.svc.cfg.flags.fallback)
+    lookup(
+        &v.mh[..size],
+        v.servers,
+        input.src,
+        port,
+        v.svc.cfg.flags.fallback,
+    )
 }

@@ -130,7 +130,10 @@ impl View<'_> {
     /// Local indices of the listed servers, head first.
     #[cfg_attr(not(any(test, feature = "reference")), allow(dead_code))]
     pub fn list(&self) -> ListIter<'_> {
-        ListIter { servers: self.servers, at: self.svc.head }
+        ListIter {
+            servers: self.servers,
+            at: self.svc.head,
+        }
     }
 
     /// Puts `local` at the head of the list (ip_vs_ctl.c adds with

@@ -19,7 +19,11 @@ pub(crate) fn schedule(v: &mut View<'_>) -> Option<u16> {
     // Two passes at most: from the cursor to the end, then from the head
     // back to the cursor (one pass when the cursor is at the head).
     for _pass in 0..2 {
-        let mut x = if from == NONE { v.svc.head } else { v.servers[from as usize].next };
+        let mut x = if from == NONE {
+            v.svc.head
+        } else {
+            v.servers[from as usize].next
+        };
         while x != NONE {
             if usable(v, x) {
                 v.svc.rr_cursor = x;

@@ -18,7 +18,12 @@ pub(crate) struct WrrMark {
 }
 
 impl WrrMark {
-    pub const EMPTY: WrrMark = WrrMark { cl: NONE, cw: 0, mw: 0, di: 1 };
+    pub const EMPTY: WrrMark = WrrMark {
+        cl: NONE,
+        cw: 0,
+        mw: 0,
+        di: 1,
+    };
 }
 
 const fn gcd(mut a: i64, mut b: i64) -> i64 {
@@ -70,7 +75,11 @@ fn pick(v: &View<'_>, m: &mut WrrMark) -> Option<u16> {
     let mut restarted = false;
     let mut from = m.cl;
     loop {
-        let mut x = if from == NONE { v.svc.head } else { v.servers[from as usize].next };
+        let mut x = if from == NONE {
+            v.svc.head
+        } else {
+            v.servers[from as usize].next
+        };
         while x != NONE {
             let s = &v.servers[x as usize];
             if !s.overloaded && i64::from(s.cfg.weight) >= m.cw {
