@@ -1,1 +1,45 @@
-//! placeholder
+//! Load balancing: IPVS-compatible virtual services and real servers, the
+//! schedulers, the connection and persistence-template table, and the
+//! [`Balancer::classify`] fast path.
+//!
+//! Owns every load-balancing decision: which real server gets a flow, how
+//! long the director remembers it, and when a persistent client may move.
+//! Never does I/O, reads a clock, parses packets (the driver hands in a
+//! [`Flow`]) or allocates: every table lives in caller-provided [`Storage`].
+//!
+//! Semantics follow the kernel's IPVS (net/netfilter/ipvs/ip_vs_*.c): the
+//! overhead formula, strict `>` comparisons in list order, newest server at
+//! the head of the list, weight 0 quiesced, upper/lower thresholds, the
+//! input-only TCP state table of a direct-routing director and its default
+//! timeouts, persistence templates with controlled-connection counting.
+//! Where the structure differs (a tournament tree instead of a list scan, a
+//! timer wheel instead of per-connection timers) the decision does not.
+
+mod addr;
+mod balancer;
+mod classify;
+mod conn;
+mod persist;
+pub mod sched;
+mod server;
+mod service;
+mod stats;
+mod storage;
+pub mod tcp;
+
+#[cfg(any(test, feature = "reference"))]
+pub mod reference;
+
+#[cfg(test)]
+mod tests;
+
+pub use balancer::{Balancer, LbConfig, LbError, ServerInfo, TableFullPolicy};
+pub use classify::{DropReason, Flow, TcpFlags, Verdict};
+pub use conn::{ConnSlot, TICK_SHIFT};
+pub use sched::Scheduler;
+pub use sched::mh::valid_table_size as valid_mh_table_size;
+pub use server::{RealServer, ServerId, ServerSlot};
+pub use service::{Protocol, SchedFlags, ServiceConfig, ServiceId, ServiceKey, ServiceSlot};
+pub use stats::Stats;
+pub use storage::{CONNECTIONS_MAX, Layout, MH_TABLE_MAX, SERVERS_PER_SERVICE_MAX, Storage};
+pub use tcp::TcpState;

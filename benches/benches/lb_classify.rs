@@ -1,0 +1,178 @@
+//! Criterion benchmarks of `Balancer::classify`, each a ratio against a
+//! baseline measured in the same run:
+//!
+//! - new-flow classify with wlc at 4096 and at 16 servers: the tournament
+//!   tree against the kernel's linear scan (`lb::reference`, same balancer);
+//! - established-flow classify with 1 million tracked connections against
+//!   the same lookup in a `hashbrown::HashMap` with a keyed foldhash.
+//!
+//! Run: `cargo bench -p vrlb-benches --bench lb_classify`
+
+use std::hash::{Hash, Hasher};
+use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use vrlb_core::Instant;
+use vrlb_core::lb::*;
+
+fn storage(layout: &Layout) -> Storage<'static> {
+    fn leak<T: Clone>(v: T, n: usize) -> &'static mut [T] {
+        Box::leak(vec![v; n].into_boxed_slice())
+    }
+    Storage {
+        services: leak(ServiceSlot::EMPTY, layout.service_slots()),
+        servers: leak(ServerSlot::EMPTY, layout.server_slots()),
+        tree: leak(0u16, layout.tree_nodes()),
+        mh: leak(0u16, layout.mh_entries()),
+        conns: leak(ConnSlot::EMPTY, layout.conn_slots()),
+        index: leak(0u32, layout.index_entries()),
+        wheel: leak(0u32, layout.wheel_buckets()),
+    }
+}
+
+const VIP: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10));
+
+fn wlc_balancer(servers: u16, connections: u32, linear: bool) -> Balancer<'static> {
+    let layout = Layout {
+        services: 1,
+        servers_per_service: servers,
+        mh_table_max: 0,
+        connections,
+    };
+    let mut b = Balancer::new(
+        layout,
+        storage(&layout),
+        LbConfig::DEFAULT,
+        7,
+        Instant::ZERO,
+    )
+    .unwrap();
+    let svc = b
+        .add_service(ServiceConfig::new(
+            ServiceKey::Addr {
+                protocol: Protocol::Tcp,
+                vip: VIP,
+                port: 80,
+            },
+            Scheduler::Wlc,
+        ))
+        .unwrap();
+    for i in 0..u32::from(servers) {
+        let addr = IpAddr::V4(Ipv4Addr::from(0xC633_6400u32 + i)); // from 198.51.100.0
+        b.add_server(svc, RealServer::new(addr, 80).with_weight(1 + i % 4))
+            .unwrap();
+    }
+    b.set_linear_scan(linear);
+    b
+}
+
+/// Client `i`: a distinct address and port per flow.
+fn client(i: u64) -> (IpAddr, u16) {
+    (
+        IpAddr::V4(Ipv4Addr::from(
+            0xCB00_7100u32.wrapping_add((i >> 16) as u32),
+        )),
+        (i & 0xffff) as u16,
+    )
+}
+
+fn new_flows(c: &mut Criterion) {
+    for servers in [4096u16, 16] {
+        let mut g = c.benchmark_group(format!("lb_new_flow_wlc_{servers}"));
+        for (name, linear) in [("tree", false), ("linear_reference", true)] {
+            // Steady state: a SYN per microsecond-step, SYN_RECV lives 60 s,
+            // so about 60k live connections; the table holds 256k.
+            let mut b = wlc_balancer(servers, 1 << 18, linear);
+            let mut i = 0u64;
+            // Warm the table to its steady state.
+            for _ in 0..70_000 {
+                i += 1;
+                let (src, port) = client(i);
+                let now = Instant::from_millis(i);
+                b.classify(now, &Flow::tcp(src, port, VIP, 80, TcpFlags::SYN));
+            }
+            g.bench_function(name, |bench| {
+                bench.iter(|| {
+                    i += 1;
+                    let (src, port) = client(i);
+                    let now = Instant::from_millis(i);
+                    black_box(b.classify(now, &Flow::tcp(src, port, VIP, 80, TcpFlags::SYN)))
+                })
+            });
+        }
+        g.finish();
+    }
+}
+
+/// The key a plain hash-map table would use: the same 5-tuple.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Key {
+    caddr: u128,
+    vaddr: u128,
+    ports: u64,
+}
+
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        h.write_u128(self.caddr);
+        h.write_u128(self.vaddr);
+        h.write_u64(self.ports);
+    }
+}
+
+fn established(c: &mut Criterion) {
+    const N: u64 = 1_000_000;
+    let mut g = c.benchmark_group("lb_established_1m");
+    // vrlb: 1M connections, established.
+    let mut b = wlc_balancer(64, 1 << 20, false);
+    let now = Instant::from_secs(1);
+    for i in 0..N {
+        let (src, port) = client(i);
+        b.classify(now, &Flow::tcp(src, port, VIP, 80, TcpFlags::SYN));
+        b.classify(now, &Flow::tcp(src, port, VIP, 80, TcpFlags::ACK));
+    }
+    assert_eq!(b.tracked() as u64, N);
+    // Probe order: a fixed pseudo-random walk over the flows.
+    let probe = |k: u64| (k.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11) % N;
+    let mut k = 0u64;
+    g.bench_function("vrlb_classify", |bench| {
+        bench.iter(|| {
+            k += 1;
+            let (src, port) = client(probe(k));
+            black_box(b.classify(now, &Flow::tcp(src, port, VIP, 80, TcpFlags::ACK)))
+        })
+    });
+    // Baseline: hashbrown with a keyed foldhash, key -> (server, state, expiry).
+    let hasher = foldhash::fast::FixedState::with_seed(7);
+    let mut map: hashbrown::HashMap<Key, (u16, u8, u32), _> =
+        hashbrown::HashMap::with_capacity_and_hasher(N as usize, hasher);
+    let key = |i: u64| {
+        let (src, port) = client(i);
+        let IpAddr::V4(v4) = src else { unreachable!() };
+        let IpAddr::V4(vip) = VIP else { unreachable!() };
+        Key {
+            caddr: u128::from(v4.to_ipv6_mapped()),
+            vaddr: u128::from(vip.to_ipv6_mapped()),
+            ports: u64::from(port) | 80 << 16 | 6 << 48,
+        }
+    };
+    for i in 0..N {
+        map.insert(key(i), ((i % 64) as u16, 1, 0));
+    }
+    let mut k = 0u64;
+    g.bench_function("hashbrown_get", |bench| {
+        bench.iter(|| {
+            k += 1;
+            black_box(map.get(&key(probe(k))).copied())
+        })
+    });
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(30).measurement_time(std::time::Duration::from_secs(4));
+    targets = new_flows, established
+}
+criterion_main!(benches);

@@ -1,0 +1,1151 @@
+//! The balancer: virtual services and real servers added, edited and
+//! removed at run time, the connection and template table, and
+//! [`Balancer::classify`], the data-plane fast path. Owns the glue between
+//! schedulers and tables: binding connections to servers (exact active and
+//! inactive counts, thresholds), TCP state transitions, persistence and
+//! expiry. Never does I/O, reads a clock or allocates.
+
+use core::net::IpAddr;
+
+use super::addr::{from16, to16};
+use super::classify::{DropReason, Flow, TcpFlags, Verdict};
+use super::conn::{
+    ConnSlot, ConnTable, F_INACTIVE, F_LATE, KIND_CONN, KIND_MASK, KIND_ORPHAN, KIND_TEMPLATE,
+    KIND_V6, Key, NIL, tick_of, ticks_for_secs,
+};
+use super::persist::{template_key, template_valid};
+use super::sched::{PickInput, Scheduler, View, hash, mh};
+use super::server::{NONE, RealServer, ServerId, ServerSlot, SlotState};
+use super::service::{Protocol, ServiceConfig, ServiceId, ServiceKey, ServiceSlot};
+use super::stats::Stats;
+use super::storage::{CONNECTIONS_MAX, Layout, SERVERS_PER_SERVICE_MAX, Storage};
+use super::tcp::{TcpState, next_state};
+use crate::time::Instant;
+
+/// What a new flow gets when the connection table has no free slot.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum TableFullPolicy {
+    /// Forward by a stateless hash of the client address and port over the
+    /// service's sh bucket table (with fallback), without remembering the
+    /// flow: established flows are never evicted, new ones still get a
+    /// server that stays the same while the server set does. Counted in
+    /// `Stats::stateless_forwards`.
+    StatelessHash,
+    /// Drop the packet, counted in `Stats::drop_table_full`.
+    Drop,
+}
+
+/// Knobs that are sysctls in IPVS (`net.ipv4.vs.*`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct LbConfig {
+    /// `expire_nodest_conn`: a packet of a connection whose server was
+    /// removed expires the connection and is scheduled afresh (and a SYN
+    /// on a connection to a weight-0 server reschedules). Off: such
+    /// packets are dropped until the connection times out.
+    pub expire_nodest_conn: bool,
+    /// `expire_quiescent_template`: templates pointing to a weight-0
+    /// server are not used (the client is scheduled again).
+    pub expire_quiescent_template: bool,
+    /// `sloppy_tcp`: schedule TCP flows on any packet, not only on SYN.
+    pub sloppy_tcp: bool,
+    /// What to do with new flows when the table is full.
+    pub table_full: TableFullPolicy,
+    /// UDP timeout (IPVS default 300 s).
+    pub udp_timeout_s: u32,
+    /// SCTP timeout (one value, as vrlb does not track SCTP states).
+    pub sctp_timeout_s: u32,
+}
+
+impl LbConfig {
+    /// The kernel's defaults.
+    pub const DEFAULT: LbConfig = LbConfig {
+        expire_nodest_conn: false,
+        expire_quiescent_template: false,
+        sloppy_tcp: false,
+        table_full: TableFullPolicy::StatelessHash,
+        udp_timeout_s: 300,
+        sctp_timeout_s: 900,
+    };
+}
+
+impl Default for LbConfig {
+    fn default() -> Self {
+        LbConfig::DEFAULT
+    }
+}
+
+/// Errors of the management API.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum LbError {
+    /// A storage slice does not have the length the layout needs.
+    StorageSize {
+        /// Which `Storage` field.
+        part: &'static str,
+        /// Length the layout needs.
+        need: usize,
+        /// Length given.
+        got: usize,
+    },
+    /// The layout asks for more than vrlb can index.
+    LayoutTooLarge,
+    /// Every service slot is in use (or still draining connections).
+    NoServiceSlot,
+    /// A service with the same key exists.
+    ServiceExists,
+    /// No such service.
+    NoSuchService,
+    /// The service's server slots are all in use (or draining).
+    NoServerSlot,
+    /// A server with the same address and port is in the service.
+    ServerExists,
+    /// No such server in that service.
+    NoSuchServer,
+    /// Weight above `i32::MAX`.
+    BadWeight,
+    /// The mh table size is not a prime in 3..=131071 or exceeds the
+    /// layout's `mh_table_max`.
+    BadMhTableSize(u32),
+    /// mh cannot hold more servers than table entries.
+    TooManyServersForMh,
+    /// A service's key cannot be edited; remove and add it.
+    KeyChanged,
+}
+
+impl core::fmt::Display for LbError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            LbError::StorageSize { part, need, got } => {
+                write!(
+                    f,
+                    "storage `{part}` has {got} entries, the layout needs {need}"
+                )
+            }
+            LbError::LayoutTooLarge => f.write_str(
+                "layout too large: at most 32768 servers per service and 16777214 connections",
+            ),
+            LbError::NoServiceSlot => f.write_str("no free virtual-service slot"),
+            LbError::ServiceExists => f.write_str("a virtual service with that key exists"),
+            LbError::NoSuchService => f.write_str("no such virtual service"),
+            LbError::NoServerSlot => f.write_str("no free real-server slot in this service"),
+            LbError::ServerExists => f.write_str("that real server is already in the service"),
+            LbError::NoSuchServer => f.write_str("no such real server in this service"),
+            LbError::BadWeight => f.write_str("weight above 2147483647"),
+            LbError::BadMhTableSize(n) => {
+                write!(
+                    f,
+                    "mh table size {n} is not a prime within the layout's mh_table_max"
+                )
+            }
+            LbError::TooManyServersForMh => {
+                f.write_str("mh table smaller than the number of real servers")
+            }
+            LbError::KeyChanged => f.write_str("a virtual service's key cannot be edited"),
+        }
+    }
+}
+
+impl core::error::Error for LbError {}
+
+/// A real server as the status command and tests see it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct ServerInfo {
+    /// Its id.
+    pub id: ServerId,
+    /// Its configuration.
+    pub server: RealServer,
+    /// Latest non-zero weight.
+    pub last_weight: u32,
+    /// Active connections (`ActiveConn`).
+    pub active: u32,
+    /// Inactive connections (`InActConn`).
+    pub inactive: u32,
+    /// Persistence templates pointing here.
+    pub persistent: u32,
+    /// Over its upper threshold.
+    pub overloaded: bool,
+}
+
+/// Services, servers, scheduler tables: everything but the connections.
+struct Pools<'a> {
+    services: &'a mut [ServiceSlot],
+    servers: &'a mut [ServerSlot],
+    tree: &'a mut [u16],
+    mh: &'a mut [u16],
+    sps: usize,
+    tree_stride: usize,
+    mh_stride: usize,
+    tree_on: bool,
+}
+
+impl Pools<'_> {
+    #[inline]
+    fn view(&mut self, svc: u16) -> View<'_> {
+        let i = svc as usize;
+        View {
+            svc: &mut self.services[i],
+            servers: &mut self.servers[i * self.sps..(i + 1) * self.sps],
+            tree: &mut self.tree[i * self.tree_stride..(i + 1) * self.tree_stride],
+            mh: &mut self.mh[i * self.mh_stride..(i + 1) * self.mh_stride],
+            tree_on: self.tree_on,
+        }
+    }
+
+    #[inline]
+    fn split(&self, server: u16) -> (u16, u16) {
+        (
+            (server as usize / self.sps) as u16,
+            (server as usize % self.sps) as u16,
+        )
+    }
+
+    /// A connection or template was bound to `server` (ip_vs_bind_dest).
+    #[inline]
+    fn bind(&mut self, server: u16, template: bool, inactive: bool) {
+        let s = &mut self.servers[server as usize];
+        if template {
+            s.persist += 1;
+        } else if inactive {
+            s.inactive += 1;
+        } else {
+            s.active += 1;
+        }
+        s.after_bind();
+        let (svc, local) = self.split(server);
+        self.view(svc).on_counts(local);
+    }
+
+    /// The reverse (ip_vs_unbind_dest); frees a removed server's slot when
+    /// nothing points to it any more.
+    #[inline]
+    fn unbind(&mut self, server: u16, template: bool, inactive: bool) {
+        let s = &mut self.servers[server as usize];
+        if template {
+            s.persist -= 1;
+        } else if inactive {
+            s.inactive -= 1;
+        } else {
+            s.active -= 1;
+        }
+        s.after_unbind();
+        if s.state == SlotState::Trash && s.refs() == 0 {
+            s.state = SlotState::Free;
+        }
+        let (svc, local) = self.split(server);
+        self.view(svc).on_counts(local);
+    }
+}
+
+/// The load balancer over caller-provided [`Storage`].
+pub struct Balancer<'a> {
+    cfg: LbConfig,
+    layout: Layout,
+    pools: Pools<'a>,
+    table: ConnTable<'a>,
+    seq: u64,
+    now: Instant,
+    stats: Stats,
+}
+
+fn check(part: &'static str, need: usize, got: usize) -> Result<(), LbError> {
+    if need == got {
+        Ok(())
+    } else {
+        Err(LbError::StorageSize { part, need, got })
+    }
+}
+
+impl<'a> Balancer<'a> {
+    /// A balancer with no services, working in `storage` (reset here).
+    /// `seed` keys the connection hash so clients cannot choose collisions.
+    pub fn new(
+        layout: Layout,
+        storage: Storage<'a>,
+        cfg: LbConfig,
+        seed: u64,
+        now: Instant,
+    ) -> Result<Self, LbError> {
+        if layout.servers_per_service == 0
+            || layout.servers_per_service > SERVERS_PER_SERVICE_MAX
+            || layout.connections > CONNECTIONS_MAX
+            || layout.mh_table_max > super::storage::MH_TABLE_MAX
+        {
+            return Err(LbError::LayoutTooLarge);
+        }
+        check("services", layout.service_slots(), storage.services.len())?;
+        check("servers", layout.server_slots(), storage.servers.len())?;
+        check("tree", layout.tree_nodes(), storage.tree.len())?;
+        check("mh", layout.mh_entries(), storage.mh.len())?;
+        check("conns", layout.conn_slots(), storage.conns.len())?;
+        check("index", layout.index_entries(), storage.index.len())?;
+        check("wheel", layout.wheel_buckets(), storage.wheel.len())?;
+        storage.services.fill(ServiceSlot::EMPTY);
+        storage.servers.fill(ServerSlot::EMPTY);
+        storage.tree.fill(NONE);
+        storage.mh.fill(NONE);
+        let table = ConnTable::new(
+            storage.conns,
+            storage.index,
+            storage.wheel,
+            seed,
+            tick_of(now.as_micros()),
+        );
+        Ok(Balancer {
+            cfg,
+            layout,
+            pools: Pools {
+                services: storage.services,
+                servers: storage.servers,
+                tree: storage.tree,
+                mh: storage.mh,
+                sps: layout.servers_per_service as usize,
+                tree_stride: layout.tree_nodes_per_service(),
+                mh_stride: layout.mh_table_max as usize,
+                tree_on: true,
+            },
+            table,
+            seq: 0,
+            now,
+            stats: Stats::default(),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &LbConfig {
+        &self.cfg
+    }
+
+    /// Changes the sysctl-like knobs (takes effect for the next packet).
+    pub fn set_config(&mut self, cfg: LbConfig) {
+        self.cfg = cfg;
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The layout this balancer was built for.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// Connections plus templates in the table.
+    pub fn tracked(&self) -> u32 {
+        self.table.live
+    }
+
+    fn clamp(&mut self, now: Instant) -> Instant {
+        self.now = self.now.max(now);
+        self.now
+    }
+
+    // ----- virtual services ------------------------------------------------
+
+    fn validate_service(&self, cfg: &ServiceConfig) -> Result<(), LbError> {
+        if cfg.scheduler == Scheduler::Mh
+            && (!mh::valid_table_size(cfg.mh_table_size)
+                || cfg.mh_table_size > self.layout.mh_table_max)
+        {
+            return Err(LbError::BadMhTableSize(cfg.mh_table_size));
+        }
+        Ok(())
+    }
+
+    fn service_range_idle(&self, i: usize) -> bool {
+        let sps = self.pools.sps;
+        self.pools.servers[i * sps..(i + 1) * sps]
+            .iter()
+            .all(|s| s.state == SlotState::Free)
+    }
+
+    /// Adds a virtual service.
+    pub fn add_service(&mut self, cfg: ServiceConfig) -> Result<ServiceId, LbError> {
+        self.validate_service(&cfg)?;
+        if self.find_service_by_key(&cfg.key).is_some() {
+            return Err(LbError::ServiceExists);
+        }
+        let slot = (0..self.pools.services.len())
+            .find(|&i| !self.pools.services[i].in_use && self.service_range_idle(i))
+            .ok_or(LbError::NoServiceSlot)?;
+        let svc = &mut self.pools.services[slot];
+        *svc = ServiceSlot::EMPTY;
+        svc.in_use = true;
+        svc.cfg = cfg;
+        self.pools.view(slot as u16).rebuild();
+        info!(
+            "lb: added virtual service {} ({})",
+            slot,
+            cfg.scheduler.name()
+        );
+        Ok(ServiceId(slot as u16))
+    }
+
+    fn find_service_by_key(&self, key: &ServiceKey) -> Option<u16> {
+        self.pools
+            .services
+            .iter()
+            .position(|s| s.in_use && s.cfg.key == *key)
+            .map(|i| i as u16)
+    }
+
+    /// The service with `key`.
+    pub fn service_by_key(&self, key: &ServiceKey) -> Option<ServiceId> {
+        self.find_service_by_key(key).map(ServiceId)
+    }
+
+    fn svc_index(&self, id: ServiceId) -> Result<u16, LbError> {
+        match self.pools.services.get(id.0 as usize) {
+            Some(s) if s.in_use => Ok(id.0),
+            _ => Err(LbError::NoSuchService),
+        }
+    }
+
+    /// The service's configuration.
+    pub fn service(&self, id: ServiceId) -> Result<&ServiceConfig, LbError> {
+        let i = self.svc_index(id)?;
+        Ok(&self.pools.services[i as usize].cfg)
+    }
+
+    /// Changes scheduler, flags or persistence of a service (not its key).
+    pub fn edit_service(&mut self, id: ServiceId, cfg: ServiceConfig) -> Result<(), LbError> {
+        let i = self.svc_index(id)?;
+        self.validate_service(&cfg)?;
+        if self.pools.services[i as usize].cfg.key != cfg.key {
+            return Err(LbError::KeyChanged);
+        }
+        if cfg.scheduler == Scheduler::Mh
+            && self.pools.services[i as usize].count as u32 > cfg.mh_table_size
+        {
+            return Err(LbError::TooManyServersForMh);
+        }
+        self.pools.services[i as usize].cfg = cfg;
+        self.pools.view(i).rebuild();
+        Ok(())
+    }
+
+    /// Removes a service: it takes no new flows; its servers are removed
+    /// and its slots are reused once their connections are gone.
+    pub fn remove_service(&mut self, id: ServiceId) -> Result<(), LbError> {
+        let i = self.svc_index(id)?;
+        while self.pools.services[i as usize].head != NONE {
+            let local = self.pools.services[i as usize].head;
+            self.remove_local(i, local);
+        }
+        let sorry = self.pools.services[i as usize].sorry;
+        if sorry != NONE {
+            self.drop_slot(i, sorry);
+        }
+        self.pools.services[i as usize].in_use = false;
+        Ok(())
+    }
+
+    // ----- real servers ----------------------------------------------------
+
+    fn global(&self, svc: u16, local: u16) -> u16 {
+        (svc as usize * self.pools.sps + local as usize) as u16
+    }
+
+    fn find_local(&self, svc: u16, addr: IpAddr, port: u16, state: SlotState) -> Option<u16> {
+        let sps = self.pools.sps;
+        self.pools.servers[svc as usize * sps..(svc as usize + 1) * sps]
+            .iter()
+            .position(|s| s.state == state && s.cfg.addr == addr && s.cfg.port == port)
+            .map(|i| i as u16)
+    }
+
+    /// Adds a real server at the head of the service's list. A server
+    /// removed earlier whose connections still live is revived (IPVS's
+    /// trash): those connections forward again.
+    pub fn add_server(&mut self, id: ServiceId, rs: RealServer) -> Result<ServerId, LbError> {
+        let i = self.svc_index(id)?;
+        if rs.weight > i32::MAX as u32 {
+            return Err(LbError::BadWeight);
+        }
+        if self
+            .find_local(i, rs.addr, rs.port, SlotState::Listed)
+            .is_some()
+        {
+            return Err(LbError::ServerExists);
+        }
+        let svc = &self.pools.services[i as usize];
+        if svc.cfg.scheduler == Scheduler::Mh && u32::from(svc.count) >= svc.cfg.mh_table_size {
+            return Err(LbError::TooManyServersForMh);
+        }
+        let local = match self.find_local(i, rs.addr, rs.port, SlotState::Trash) {
+            Some(l) => l,
+            None => {
+                let sps = self.pools.sps;
+                let l = self.pools.servers[i as usize * sps..(i as usize + 1) * sps]
+                    .iter()
+                    .position(|s| s.state == SlotState::Free)
+                    .ok_or(LbError::NoServerSlot)? as u16;
+                let g = self.global(i, l) as usize;
+                self.pools.servers[g] = ServerSlot::EMPTY;
+                l
+            }
+        };
+        let g = self.global(i, local) as usize;
+        apply_config(&mut self.pools.servers[g], rs, true);
+        self.seq += 1;
+        let seq = self.seq;
+        self.pools.view(i).link_head(local, seq);
+        info!(
+            "lb: service {} added real server {}:{} weight {}",
+            i, rs.addr, rs.port, rs.weight
+        );
+        Ok(ServerId(g as u16))
+    }
+
+    fn locate(&self, id: ServiceId, server: ServerId) -> Result<(u16, u16), LbError> {
+        let i = self.svc_index(id)?;
+        let (svc, local) = self.pools.split(server.0);
+        if svc != i || server.0 as usize >= self.pools.servers.len() {
+            return Err(LbError::NoSuchServer);
+        }
+        if self.pools.servers[server.0 as usize].state != SlotState::Listed {
+            return Err(LbError::NoSuchServer);
+        }
+        Ok((i, local))
+    }
+
+    /// The listed server of `id` at `addr`:`port`.
+    pub fn find_server(&self, id: ServiceId, addr: IpAddr, port: u16) -> Option<ServerId> {
+        let i = self.svc_index(id).ok()?;
+        self.find_local(i, addr, port, SlotState::Listed)
+            .map(|l| ServerId(self.global(i, l)))
+    }
+
+    /// Removes a real server from scheduling (keepalived's reaction to a
+    /// failed check without `inhibit_on_failure`). Its connections stay
+    /// until they expire; see `LbConfig::expire_nodest_conn`. Templates
+    /// pointing to it are no longer used.
+    pub fn remove_server(&mut self, id: ServiceId, server: ServerId) -> Result<(), LbError> {
+        let (i, local) = self.locate(id, server)?;
+        self.remove_local(i, local);
+        Ok(())
+    }
+
+    fn remove_local(&mut self, i: u16, local: u16) {
+        self.pools.view(i).unlink(local);
+        self.drop_slot(i, local);
+    }
+
+    fn drop_slot(&mut self, i: u16, local: u16) {
+        let g = self.global(i, local) as usize;
+        let s = &mut self.pools.servers[g];
+        s.state = if s.refs() == 0 {
+            SlotState::Free
+        } else {
+            SlotState::Trash
+        };
+    }
+
+    /// Changes weight and thresholds (address and port must stay). Weight
+    /// 0 quiesces the server: no new flows, existing ones continue
+    /// (keepalived's `inhibit_on_failure`).
+    pub fn update_server(
+        &mut self,
+        id: ServiceId,
+        server: ServerId,
+        rs: RealServer,
+    ) -> Result<(), LbError> {
+        let (i, local) = self.locate(id, server)?;
+        if rs.weight > i32::MAX as u32 {
+            return Err(LbError::BadWeight);
+        }
+        let s = &mut self.pools.servers[server.0 as usize];
+        if s.cfg.addr != rs.addr || s.cfg.port != rs.port {
+            return Err(LbError::NoSuchServer);
+        }
+        apply_config(s, rs, false);
+        self.pools.view(i).on_change(local);
+        Ok(())
+    }
+
+    /// Sets only the weight.
+    pub fn set_weight(
+        &mut self,
+        id: ServiceId,
+        server: ServerId,
+        weight: u32,
+    ) -> Result<(), LbError> {
+        let (_, _) = self.locate(id, server)?;
+        let mut rs = self.pools.servers[server.0 as usize].cfg;
+        rs.weight = weight;
+        self.update_server(id, server, rs)
+    }
+
+    /// The service's listed servers, head first (IPVS list order).
+    pub fn servers(&self, id: ServiceId) -> impl Iterator<Item = ServerInfo> + '_ {
+        let i = self.svc_index(id).ok();
+        let sps = self.pools.sps;
+        let base = i.map_or(0, |i| i as usize * sps);
+        let mut at = i.map_or(NONE, |i| self.pools.services[i as usize].head);
+        core::iter::from_fn(move || {
+            if at == NONE {
+                return None;
+            }
+            let g = base + at as usize;
+            at = self.pools.servers[g].next;
+            Some(self.info(g))
+        })
+    }
+
+    fn info(&self, g: usize) -> ServerInfo {
+        let s = &self.pools.servers[g];
+        ServerInfo {
+            id: ServerId(g as u16),
+            server: s.cfg,
+            last_weight: s.last_weight,
+            active: s.active,
+            inactive: s.inactive,
+            persistent: s.persist,
+            overloaded: s.overloaded,
+        }
+    }
+
+    /// Counters of any server slot still in use (listed, removed but
+    /// referenced, or sorry).
+    pub fn server_info(&self, server: ServerId) -> Option<ServerInfo> {
+        let s = self.pools.servers.get(server.0 as usize)?;
+        (s.state != SlotState::Free).then(|| self.info(server.0 as usize))
+    }
+
+    /// Sets (or clears) the service's `sorry_server`.
+    pub fn set_sorry_server(
+        &mut self,
+        id: ServiceId,
+        sorry: Option<(IpAddr, u16)>,
+    ) -> Result<Option<ServerId>, LbError> {
+        let i = self.svc_index(id)?;
+        let old = self.pools.services[i as usize].sorry;
+        if old != NONE {
+            self.drop_slot(i, old);
+            self.pools.services[i as usize].sorry = NONE;
+        }
+        let Some((addr, port)) = sorry else {
+            return Ok(None);
+        };
+        let sps = self.pools.sps;
+        let l = self.pools.servers[i as usize * sps..(i as usize + 1) * sps]
+            .iter()
+            .position(|s| s.state == SlotState::Free)
+            .ok_or(LbError::NoServerSlot)? as u16;
+        let g = self.global(i, l) as usize;
+        self.pools.servers[g] = ServerSlot::EMPTY;
+        apply_config(
+            &mut self.pools.servers[g],
+            RealServer::new(addr, port),
+            true,
+        );
+        self.pools.servers[g].state = SlotState::Sorry;
+        self.pools.services[i as usize].sorry = l;
+        Ok(Some(ServerId(g as u16)))
+    }
+
+    /// Sends new flows to the sorry server (quorum lost) or back to the
+    /// scheduler (quorum regained). Existing connections are untouched.
+    pub fn set_sorry_active(&mut self, id: ServiceId, active: bool) -> Result<(), LbError> {
+        let i = self.svc_index(id)?;
+        self.pools.services[i as usize].sorry_active = active;
+        Ok(())
+    }
+
+    /// Benchmarks and tests: pick with the kernel's linear scan instead of
+    /// the tournament tree (and stop maintaining the tree).
+    #[cfg(any(test, feature = "reference"))]
+    pub fn set_linear_scan(&mut self, on: bool) {
+        self.pools.tree_on = !on;
+        if !on {
+            for i in 0..self.pools.services.len() {
+                if self.pools.services[i].in_use {
+                    let mut v = self.pools.view(i as u16);
+                    let kind = v.svc.cfg.scheduler;
+                    if kind.uses_tree() {
+                        super::sched::least::rebuild(kind, v.tree, v.servers);
+                    }
+                    let _ = &mut v;
+                }
+            }
+        }
+    }
+
+    // ----- time ------------------------------------------------------------
+
+    /// Expires connections and templates whose time has come. Idempotent.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let now = self.clamp(now);
+        self.expire(tick_of(now.as_micros()));
+    }
+
+    /// When [`Self::handle_timeout`] next has work: the end of the current
+    /// expiry tick while anything is tracked.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        (self.table.live > 0)
+            .then(|| Instant::from_micros((self.table.next_tick() + 1) << super::conn::TICK_SHIFT))
+    }
+
+    /// Runs the expiry pass up to `now_tick`: connections first, then
+    /// templates (so a template whose last connection expires in the same
+    /// pass goes too).
+    fn expire(&mut self, now_tick: u64) {
+        if !self.table.behind(now_tick) {
+            return;
+        }
+        let mut due_templates = NIL;
+        while let Some(s) = self.table.pop_due(now_tick) {
+            if self.table.slots[s as usize].kind & KIND_MASK == KIND_CONN {
+                self.expire_conn(s);
+            } else {
+                self.table.slots[s as usize].wnext = due_templates;
+                due_templates = s;
+            }
+        }
+        while due_templates != NIL {
+            let s = due_templates;
+            due_templates = self.table.slots[s as usize].wnext;
+            self.table.slots[s as usize].wnext = NIL;
+            if self.table.slots[s as usize].control > 0 {
+                // ip_vs_conn.c expire_later: kept for 60 s more.
+                self.table.slots[s as usize].flags |= F_LATE;
+                self.table.rearm(s, (now_tick + ticks_for_secs(60)) as u32);
+            } else {
+                self.free_template(s);
+            }
+        }
+    }
+
+    fn expire_conn(&mut self, s: u32) {
+        let slot = self.table.slots[s as usize];
+        self.pools
+            .unbind(slot.server, false, slot.flags & F_INACTIVE != 0);
+        if slot.control != NIL {
+            self.table.slots[slot.control as usize].control -= 1;
+        }
+        self.table.remove(s);
+        self.stats.conns_expired += 1;
+    }
+
+    fn free_template(&mut self, s: u32) {
+        let server = self.table.slots[s as usize].server;
+        self.pools.unbind(server, true, false);
+        self.table.remove(s);
+    }
+
+    // ----- the fast path -----------------------------------------------------
+
+    fn timeout_s(&self, proto: u8, state: u8) -> u32 {
+        match proto {
+            6 => TcpState::from_u8(state).default_timeout_s(),
+            17 => self.cfg.udp_timeout_s,
+            _ => self.cfg.sctp_timeout_s,
+        }
+    }
+
+    fn lookup_service(&self, flow: &Flow) -> Option<u16> {
+        let mut port_zero = None;
+        for (i, s) in self.pools.services.iter().enumerate() {
+            if !s.in_use {
+                continue;
+            }
+            match s.cfg.key {
+                ServiceKey::Fwmark { mark, ipv6 } => {
+                    if flow.fwmark != 0 && mark == flow.fwmark && ipv6 == flow.dst.is_ipv6() {
+                        return Some(i as u16);
+                    }
+                }
+                ServiceKey::Addr {
+                    protocol,
+                    vip,
+                    port,
+                } => {
+                    if protocol.number() == flow.protocol && vip == flow.dst {
+                        if port == flow.dst_port {
+                            return Some(i as u16);
+                        }
+                        if port == 0 {
+                            port_zero = Some(i as u16);
+                        }
+                    }
+                }
+            }
+        }
+        port_zero
+    }
+
+    /// The connection a packet of `flow` would match: its server and TCP
+    /// state (tests and the status command).
+    pub fn connection(&self, flow: &Flow) -> Option<(ServerId, TcpState)> {
+        let key = conn_key(flow);
+        let s = self.table.find(self.table.hash(&key), &key)?;
+        let slot = &self.table.slots[s as usize];
+        Some((ServerId(slot.server), TcpState::from_u8(slot.state)))
+    }
+
+    /// Decides where one client-to-VIP packet goes: its connection's
+    /// server, else its persistence template's, else the scheduler's; and
+    /// records the decision. No allocation; O(1) memory touched on average
+    /// (O(log n) tree nodes when a new flow changes a server's counts).
+    pub fn classify(&mut self, now: Instant, flow: &Flow) -> Verdict {
+        let now = self.clamp(now);
+        let now_tick = tick_of(now.as_micros());
+        self.expire(now_tick);
+        let key = conn_key(flow);
+        let hash = self.table.hash(&key);
+        if let Some(s) = self.table.find(hash, &key) {
+            match self.existing(s, flow, now_tick) {
+                Some(v) => return v,
+                None => { /* expired: schedule afresh below */ }
+            }
+        }
+        let Some(svc) = self.lookup_service(flow) else {
+            self.stats.not_virtual += 1;
+            return Verdict::NotVirtual;
+        };
+        let f = flow.tcp_flags;
+        // tcp_conn_schedule: only a SYN without RST opens a connection.
+        let opens = f.contains(TcpFlags::SYN) && !f.contains(TcpFlags::RST);
+        if flow.protocol == 6 && !opens && !self.cfg.sloppy_tcp {
+            self.stats.drop_not_syn += 1;
+            return Verdict::Drop(DropReason::NotSyn);
+        }
+        self.new_flow(svc, flow, &key, hash, now_tick)
+    }
+
+    /// A packet of a tracked connection. `None` when the connection was
+    /// expired for rescheduling.
+    fn existing(&mut self, s: u32, flow: &Flow, now_tick: u64) -> Option<Verdict> {
+        let slot = self.table.slots[s as usize];
+        let server = &self.pools.servers[slot.server as usize];
+        let f = flow.tcp_flags;
+        if flow.protocol == 6 && f.contains(TcpFlags::SYN) {
+            // ip_vs_core.c conn_reuse_mode 1: a SYN reopens a closed
+            // connection that no template controls, or (with
+            // expire_nodest_conn) one whose server is quiesced.
+            let state = TcpState::from_u8(slot.state);
+            let reusable =
+                slot.control == NIL && matches!(state, TcpState::TimeWait | TcpState::Close);
+            let quiesced = self.cfg.expire_nodest_conn && server.cfg.weight == 0;
+            if reusable || quiesced {
+                self.expire_conn(s);
+                return None;
+            }
+        }
+        if !server.available() {
+            if self.cfg.expire_nodest_conn {
+                self.expire_conn(s);
+                self.stats.nodest_expired += 1;
+                return None;
+            }
+            self.stats.drop_server_gone += 1;
+            return Some(Verdict::Drop(DropReason::ServerGone));
+        }
+        self.transition(s, flow, now_tick);
+        self.stats.conn_hits += 1;
+        Some(self.forward(slot.server, true))
+    }
+
+    /// Applies one client packet to connection `s`: TCP state, counts and
+    /// timeout (ip_vs_proto_tcp.c set_tcp_state).
+    #[inline]
+    fn transition(&mut self, s: u32, flow: &Flow, now_tick: u64) {
+        let slot = &mut self.table.slots[s as usize];
+        if slot.proto == 6 {
+            let f = flow.tcp_flags;
+            let cur = TcpState::from_u8(slot.state);
+            let new = next_state(
+                cur,
+                f.contains(TcpFlags::SYN),
+                f.contains(TcpFlags::FIN),
+                f.contains(TcpFlags::ACK),
+                f.contains(TcpFlags::RST),
+            );
+            if new != cur {
+                let inactive = slot.flags & F_INACTIVE != 0;
+                let server = slot.server;
+                slot.state = new as u8;
+                if !inactive && !new.is_active() {
+                    slot.flags |= F_INACTIVE;
+                    let sv = &mut self.pools.servers[server as usize];
+                    sv.active -= 1;
+                    sv.inactive += 1;
+                    let (svc, local) = self.pools.split(server);
+                    self.pools.view(svc).on_counts(local);
+                } else if inactive && new.is_active() {
+                    slot.flags &= !F_INACTIVE;
+                    let sv = &mut self.pools.servers[server as usize];
+                    sv.inactive -= 1;
+                    sv.active += 1;
+                    let (svc, local) = self.pools.split(server);
+                    self.pools.view(svc).on_counts(local);
+                }
+            }
+        }
+        let slot = &self.table.slots[s as usize];
+        let timeout = self.timeout_s(slot.proto, slot.state);
+        self.table
+            .set_expiry(s, (now_tick + ticks_for_secs(timeout)) as u32);
+    }
+
+    #[inline]
+    fn forward(&self, server: u16, tracked: bool) -> Verdict {
+        let s = &self.pools.servers[server as usize];
+        Verdict::Forward {
+            server: ServerId(server),
+            addr: s.cfg.addr,
+            port: s.cfg.port,
+            tracked,
+        }
+    }
+
+    fn new_flow(&mut self, svc: u16, flow: &Flow, key: &Key, hash: u32, now_tick: u64) -> Verdict {
+        let sc = &self.pools.services[svc as usize];
+        let input = PickInput {
+            src: flow.src,
+            src_port: flow.src_port,
+            dst: flow.dst,
+        };
+        if sc.sorry_active && sc.sorry != NONE {
+            let server = self.global(svc, sc.sorry);
+            return self.record(server, flow, key, hash, now_tick, NIL);
+        }
+        if sc.cfg.persistence_timeout_s == 0 {
+            if self.table.free() == 0 {
+                return self.table_full(svc, flow);
+            }
+            let Some(local) = self.pools.view(svc).schedule(&input) else {
+                self.stats.drop_no_server += 1;
+                return Verdict::Drop(DropReason::NoServer);
+            };
+            let server = self.global(svc, local);
+            return self.record(server, flow, key, hash, now_tick, NIL);
+        }
+        self.persistent(svc, flow, key, hash, now_tick, &input)
+    }
+
+    /// ip_vs_core.c `ip_vs_sched_persist`.
+    fn persistent(
+        &mut self,
+        svc: u16,
+        flow: &Flow,
+        key: &Key,
+        hash: u32,
+        now_tick: u64,
+        input: &PickInput,
+    ) -> Verdict {
+        let cfg = self.pools.services[svc as usize].cfg;
+        let tkey = template_key(svc, &cfg, flow.src, flow.dst_port);
+        let thash = self.table.hash(&tkey);
+        let mut template = NIL;
+        if let Some(t) = self.table.find(thash, &tkey) {
+            let server = self.table.slots[t as usize].server;
+            if template_valid(
+                &self.pools.servers[server as usize],
+                self.cfg.expire_quiescent_template,
+            ) {
+                template = t;
+            } else {
+                // Unfindable from now on; lives while it controls connections.
+                self.table.unhash(t);
+                let slot = &mut self.table.slots[t as usize];
+                slot.kind = KIND_ORPHAN | (slot.kind & KIND_V6);
+                self.stats.templates_invalidated += 1;
+            }
+        }
+        if template != NIL {
+            let slot = &self.table.slots[template as usize];
+            let server = slot.server;
+            let timeout = if slot.flags & F_LATE != 0 {
+                60
+            } else {
+                cfg.persistence_timeout_s
+            };
+            self.table
+                .set_expiry(template, (now_tick + ticks_for_secs(timeout)) as u32);
+            self.stats.template_hits += 1;
+            if self.table.free() == 0 {
+                // The template still says where this client goes.
+                return self.stateless(server);
+            }
+            return self.record(server, flow, key, hash, now_tick, template);
+        }
+        if self.table.free() < 2 {
+            return self.table_full(svc, flow);
+        }
+        let Some(local) = self.pools.view(svc).schedule(input) else {
+            self.stats.drop_no_server += 1;
+            return Verdict::Drop(DropReason::NoServer);
+        };
+        let server = self.global(svc, local);
+        let expires = (now_tick + ticks_for_secs(cfg.persistence_timeout_s)) as u32;
+        let Some(t) = self.table.insert(thash, &tkey, expires) else {
+            return self.table_full(svc, flow);
+        };
+        let slot = &mut self.table.slots[t as usize];
+        slot.server = server;
+        slot.svc = svc;
+        slot.control = 0;
+        self.pools.bind(server, true, false);
+        self.stats.templates_created += 1;
+        self.record(server, flow, key, hash, now_tick, t)
+    }
+
+    /// Creates the connection for a new flow bound to `server`, applies
+    /// the first packet and answers.
+    fn record(
+        &mut self,
+        server: u16,
+        flow: &Flow,
+        key: &Key,
+        hash: u32,
+        now_tick: u64,
+        template: u32,
+    ) -> Verdict {
+        // New connections start inactive in state NONE (ip_vs_ctl.c sets
+        // IP_VS_CONN_F_INACTIVE in every destination's conn_flags); the
+        // first packet's transition moves a SYN_RECV one to active.
+        let expires = (now_tick + ticks_for_secs(TcpState::None.default_timeout_s())) as u32;
+        let Some(s) = self.table.insert(hash, key, expires) else {
+            return self.stateless(server);
+        };
+        let (svc, _) = self.pools.split(server);
+        // The first packet's state decides the counter the bind lands in:
+        // the same end state as binding inactive and then moving, with one
+        // tree update instead of two (the total, which thresholds read, is
+        // the same either way).
+        let state = if flow.protocol == 6 {
+            let f = flow.tcp_flags;
+            next_state(
+                TcpState::None,
+                f.contains(TcpFlags::SYN),
+                f.contains(TcpFlags::FIN),
+                f.contains(TcpFlags::ACK),
+                f.contains(TcpFlags::RST),
+            )
+        } else {
+            TcpState::None
+        };
+        let inactive = flow.protocol != 6 || !state.is_active();
+        let slot = &mut self.table.slots[s as usize];
+        slot.server = server;
+        slot.svc = svc;
+        slot.state = state as u8;
+        slot.flags = if inactive { F_INACTIVE } else { 0 };
+        slot.control = template;
+        if template != NIL {
+            self.table.slots[template as usize].control += 1;
+        }
+        self.pools.bind(server, false, inactive);
+        let timeout = self.timeout_s(flow.protocol, state as u8);
+        self.table
+            .set_expiry(s, (now_tick + ticks_for_secs(timeout)) as u32);
+        self.stats.conns_created += 1;
+        self.forward(server, true)
+    }
+
+    fn stateless(&mut self, server: u16) -> Verdict {
+        self.stats.stateless_forwards += 1;
+        self.forward(server, false)
+    }
+
+    fn table_full(&mut self, svc: u16, flow: &Flow) -> Verdict {
+        match self.cfg.table_full {
+            TableFullPolicy::Drop => {
+                self.stats.drop_table_full += 1;
+                Verdict::Drop(DropReason::TableFull)
+            }
+            TableFullPolicy::StatelessHash => {
+                let v = self.pools.view(svc);
+                match hash::sh_lookup(&v.svc.buckets, v.servers, flow.src, flow.src_port, true) {
+                    Some(local) => {
+                        let server = self.global(svc, local);
+                        self.stateless(server)
+                    }
+                    None => {
+                        self.stats.drop_no_server += 1;
+                        Verdict::Drop(DropReason::NoServer)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every tracked connection's server and whether it counts as
+    /// inactive, for consistency checks (tests, the status command).
+    pub fn for_each_connection(&self, mut f: impl FnMut(ServerId, TcpState, bool)) {
+        for s in self.table.slots.iter() {
+            if s.kind & KIND_MASK == KIND_CONN {
+                f(
+                    ServerId(s.server),
+                    TcpState::from_u8(s.state),
+                    s.flags & F_INACTIVE != 0,
+                );
+            }
+        }
+    }
+
+    /// Persistence templates in use: (server, masked client).
+    pub fn for_each_template(&self, mut f: impl FnMut(ServerId, IpAddr)) {
+        for s in self.table.slots.iter() {
+            if s.kind & KIND_MASK == KIND_TEMPLATE {
+                f(ServerId(s.server), from16(s.caddr, s.kind & KIND_V6 != 0));
+            }
+        }
+    }
+
+    /// The service's mh lookup table (local server indices), if it uses mh.
+    pub fn mh_table(&self, id: ServiceId) -> Option<&[u16]> {
+        let i = self.svc_index(id).ok()?;
+        let cfg = self.pools.services[i as usize].cfg;
+        if cfg.scheduler != Scheduler::Mh {
+            return None;
+        }
+        let start = i as usize * self.pools.mh_stride;
+        Some(&self.pools.mh[start..start + cfg.mh_table_size as usize])
+    }
+
+    /// Protocol of the service (convenience for drivers).
+    pub fn protocol_of(&self, id: ServiceId) -> Option<Protocol> {
+        match self.service(id).ok()?.key {
+            ServiceKey::Addr { protocol, .. } => Some(protocol),
+            ServiceKey::Fwmark { .. } => None,
+        }
+    }
+}
+
+/// ip_vs_ctl.c `__ip_vs_update_dest`: weight, last weight, thresholds and
+/// the overload flag's reset rule.
+fn apply_config(s: &mut ServerSlot, rs: RealServer, add: bool) {
+    if add || rs.weight != 0 {
+        s.last_weight = rs.weight;
+    }
+    if rs.uthreshold == 0 || rs.uthreshold > s.cfg.uthreshold {
+        s.overloaded = false;
+    }
+    s.cfg = rs;
+}
+
+#[inline]
+fn conn_key(flow: &Flow) -> Key {
+    let (caddr, v6) = to16(flow.src);
+    let (vaddr, _) = to16(flow.dst);
+    Key {
+        caddr,
+        vaddr,
+        cport: flow.src_port,
+        vport: flow.dst_port,
+        svc: 0,
+        proto: flow.protocol,
+        kind: KIND_CONN | if v6 { KIND_V6 } else { 0 },
+    }
+}
+
+// Keep the slot type's name reachable for docs.
+#[allow(dead_code)]
+type _Slot = ConnSlot;
+#[allow(dead_code)]
+const _T: u8 = KIND_TEMPLATE;

@@ -1,0 +1,165 @@
+//! TCP state tracking as a direct-routing director sees it: input only
+//! (client to server), with IPVS's `INPUT-ONLY` table of ip_vs_proto_tcp.c
+//! (the non-`secure_tcp` one), its default timeouts, and its notion of
+//! which states count as active connections. Never looks at sequence
+//! numbers: IPVS does not either.
+
+/// IPVS TCP connection states (`IP_VS_TCP_S_*`), in the kernel's order.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[repr(u8)]
+pub enum TcpState {
+    /// No packet seen yet.
+    None = 0,
+    /// ESTABLISHED.
+    Established,
+    /// SYN_SENT.
+    SynSent,
+    /// SYN_RECV.
+    SynRecv,
+    /// FIN_WAIT.
+    FinWait,
+    /// TIME_WAIT.
+    TimeWait,
+    /// CLOSE.
+    Close,
+    /// CLOSE_WAIT.
+    CloseWait,
+    /// LAST_ACK.
+    LastAck,
+    /// LISTEN.
+    Listen,
+    /// SYNACK.
+    SynAck,
+}
+
+const STATES: [TcpState; 11] = [
+    TcpState::None,
+    TcpState::Established,
+    TcpState::SynSent,
+    TcpState::SynRecv,
+    TcpState::FinWait,
+    TcpState::TimeWait,
+    TcpState::Close,
+    TcpState::CloseWait,
+    TcpState::LastAck,
+    TcpState::Listen,
+    TcpState::SynAck,
+];
+
+impl TcpState {
+    /// The state stored as `n` (unknown values read as CLOSE).
+    pub const fn from_u8(n: u8) -> TcpState {
+        if (n as usize) < STATES.len() {
+            STATES[n as usize]
+        } else {
+            TcpState::Close
+        }
+    }
+
+    /// `tcp_state_active`: states whose connections count as active.
+    pub const fn is_active(self) -> bool {
+        matches!(
+            self,
+            TcpState::Established | TcpState::SynSent | TcpState::SynRecv | TcpState::SynAck
+        )
+    }
+
+    /// IPVS's default timeout for the state, in seconds (`tcp_timeouts`).
+    pub const fn default_timeout_s(self) -> u32 {
+        match self {
+            TcpState::None => 2,
+            TcpState::Established => 15 * 60,
+            TcpState::SynSent => 2 * 60,
+            TcpState::SynRecv => 60,
+            TcpState::FinWait => 2 * 60,
+            TcpState::TimeWait => 2 * 60,
+            TcpState::Close => 10,
+            TcpState::CloseWait => 60,
+            TcpState::LastAck => 30,
+            TcpState::Listen => 2 * 60,
+            TcpState::SynAck => 120,
+        }
+    }
+
+    /// Upper-case name as ipvsadm prints it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            TcpState::None => "NONE",
+            TcpState::Established => "ESTABLISHED",
+            TcpState::SynSent => "SYN_SENT",
+            TcpState::SynRecv => "SYN_RECV",
+            TcpState::FinWait => "FIN_WAIT",
+            TcpState::TimeWait => "TIME_WAIT",
+            TcpState::Close => "CLOSE",
+            TcpState::CloseWait => "CLOSE_WAIT",
+            TcpState::LastAck => "LAST_ACK",
+            TcpState::Listen => "LISTEN",
+            TcpState::SynAck => "SYNACK",
+        }
+    }
+}
+
+use TcpState::{
+    Close as CL, CloseWait as CW, Established as ES, FinWait as FW, LastAck as LA, Listen as LI,
+    SynRecv as SR, SynSent as SS, TimeWait as TW,
+};
+
+/// ip_vs_proto_tcp.c `tcp_states`, INPUT-ONLY rows, indexed by
+/// [syn, fin, ack, rst][current state].
+const INPUT_ONLY: [[TcpState; 11]; 4] = [
+    /*        sNO sES sSS sSR sFW sTW sCL sCW sLA sLI sSA */
+    /*syn*/
+    [SR, ES, ES, SR, SR, SR, SR, SR, SR, SR, SR],
+    /*fin*/ [CL, FW, SS, TW, FW, TW, CL, CW, LA, LI, TW],
+    /*ack*/ [ES, ES, SS, ES, FW, TW, CL, CW, CL, LI, ES],
+    /*rst*/ [CL, CL, CL, SR, CL, CL, CL, CL, LA, LI, CL],
+];
+
+/// The next state after a client packet with `flags` (`tcp_state_idx`:
+/// RST beats SYN beats FIN beats ACK; none of them gives CLOSE).
+pub const fn next_state(cur: TcpState, syn: bool, fin: bool, ack: bool, rst: bool) -> TcpState {
+    let row = if rst {
+        3
+    } else if syn {
+        0
+    } else if fin {
+        1
+    } else if ack {
+        2
+    } else {
+        return TcpState::Close;
+    };
+    INPUT_ONLY[row][cur as usize]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handshake_and_teardown() {
+        let s = next_state(TcpState::None, true, false, false, false);
+        assert_eq!(s, TcpState::SynRecv);
+        assert!(s.is_active());
+        let s = next_state(s, false, false, true, false);
+        assert_eq!(s, TcpState::Established);
+        let s = next_state(s, false, true, true, false);
+        assert_eq!(s, TcpState::FinWait);
+        assert!(!s.is_active());
+        let s = next_state(s, false, false, true, false);
+        assert_eq!(s, TcpState::FinWait);
+        assert_eq!(
+            next_state(TcpState::Established, false, false, false, true),
+            TcpState::Close
+        );
+        assert_eq!(
+            next_state(TcpState::Established, false, false, false, false),
+            TcpState::Close
+        );
+        assert_eq!(TcpState::Established.default_timeout_s(), 900);
+        for (i, s) in STATES.iter().enumerate() {
+            assert_eq!(TcpState::from_u8(i as u8), *s);
+        }
+    }
+}
