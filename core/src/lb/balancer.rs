@@ -404,6 +404,50 @@ impl<'a> Balancer<'a> {
         }
     }
 
+    /// Every service in use.
+    pub fn services(&self) -> impl Iterator<Item = (ServiceId, &ServiceConfig)> + '_ {
+        self.pools
+            .services
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.in_use)
+            .map(|(i, s)| (ServiceId(i as u16), &s.cfg))
+    }
+
+    /// Tags a service for the owner's bookkeeping (a reload marks what the
+    /// new configuration still has, then removes the rest).
+    pub fn set_service_mark(&mut self, id: ServiceId, mark: u8) -> Result<(), LbError> {
+        let i = self.svc_index(id)?;
+        self.pools.services[i as usize].mark = mark;
+        Ok(())
+    }
+
+    /// A service's tag.
+    pub fn service_mark(&self, id: ServiceId) -> Option<u8> {
+        self.svc_index(id)
+            .ok()
+            .map(|i| self.pools.services[i as usize].mark)
+    }
+
+    /// Tags a listed server (see [`Balancer::set_service_mark`]).
+    pub fn set_server_mark(
+        &mut self,
+        id: ServiceId,
+        server: ServerId,
+        mark: u8,
+    ) -> Result<(), LbError> {
+        self.locate(id, server)?;
+        self.pools.servers[server.0 as usize].mark = mark;
+        Ok(())
+    }
+
+    /// A listed server's tag.
+    pub fn server_mark(&self, id: ServiceId, server: ServerId) -> Option<u8> {
+        self.locate(id, server)
+            .ok()
+            .map(|_| self.pools.servers[server.0 as usize].mark)
+    }
+
     /// The service's configuration.
     pub fn service(&self, id: ServiceId) -> Result<&ServiceConfig, LbError> {
         let i = self.svc_index(id)?;

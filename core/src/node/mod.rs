@@ -77,10 +77,18 @@
 //! assert_eq!(bound, Duration::from_micros(3_609_375));
 //! ```
 
+#[cfg(all(feature = "lb", feature = "check"))]
+mod balancing;
 #[cfg(feature = "config")]
 pub mod build;
 mod script;
 mod timers;
+
+#[cfg(all(feature = "lb", feature = "check"))]
+pub use balancing::{
+    BalancingStorage, CheckerId, CheckerSlot, ServerRef, ServerSlot, ServerState, ServiceSlot,
+    ServiceState,
+};
 
 use core::fmt;
 use core::net::IpAddr;
@@ -212,6 +220,16 @@ pub enum Input<'p> {
         /// Exit status 0.
         success: bool,
     },
+    /// A health-check probe ended.
+    #[cfg(all(feature = "lb", feature = "check"))]
+    ProbeResult {
+        /// Which checker.
+        checker: CheckerId,
+        /// The probe's sequence number, from `Output::Probe`.
+        seq: u32,
+        /// How it went.
+        result: crate::check::ProbeResult,
+    },
 }
 
 /// What a node asks the driver to do.
@@ -237,6 +255,42 @@ pub enum Output {
         /// Which script.
         script: ScriptId,
         /// Its new state.
+        up: bool,
+    },
+    /// Start a health-check probe now (see [`Node::checker`] for what and
+    /// where) and report with `Input::ProbeResult`.
+    #[cfg(all(feature = "lb", feature = "check"))]
+    Probe {
+        /// Which checker.
+        checker: CheckerId,
+        /// Report the result with this.
+        seq: u32,
+        /// Give up after this long (the core will also time it out).
+        timeout: Duration,
+    },
+    /// Abandon a probe (timed out, or checks suspended).
+    #[cfg(all(feature = "lb", feature = "check"))]
+    CancelProbe {
+        /// Which checker.
+        checker: CheckerId,
+        /// Which probe.
+        seq: u32,
+    },
+    /// A real server went up or down (notify_up / notify_down).
+    #[cfg(all(feature = "lb", feature = "check"))]
+    ServerHealth {
+        /// Which server.
+        server: ServerRef,
+        /// Its new health.
+        up: bool,
+    },
+    /// A service gained or lost its quorum (quorum_up / quorum_down; the
+    /// sorry server is switched by the node).
+    #[cfg(all(feature = "lb", feature = "check"))]
+    Quorum {
+        /// Which service.
+        service: crate::lb::ServiceId,
+        /// Whether it has quorum now.
         up: bool,
     },
 }
@@ -287,11 +341,17 @@ pub struct NodeStats {
     pub adverts_runt: u32,
     /// Script results for no configured script.
     pub results_unknown_script: u32,
+    /// Probe results for no configured checker.
+    pub results_unknown_checker: u32,
     /// Times the timer queue was rebuilt.
     pub timer_rebuilds: u32,
+    /// Outputs lost because the driver did not drain the queue.
+    pub outputs_dropped: u32,
 }
 
-const NODE_QUEUE: usize = 8;
+const NODE_QUEUE: usize = 16;
+/// Room a timer or input step needs in the node queue before it runs.
+const STEP_ROOM: usize = 4;
 
 /// One director.
 #[derive(Debug)]
@@ -306,6 +366,10 @@ pub struct Node<'a, const V: usize = DEFAULT_MAX_VIPS> {
     /// Instances at `dirty..` may have outputs waiting.
     dirty: usize,
     stats: NodeStats,
+    /// Bumped by each configuration build (reload bookkeeping).
+    generation: u8,
+    #[cfg(all(feature = "lb", feature = "check"))]
+    balancing: Option<balancing::Balancing<'a>>,
 }
 
 impl<'a, const V: usize> Node<'a, V> {
@@ -321,6 +385,26 @@ impl<'a, const V: usize> Node<'a, V> {
             queue: Deque::new(),
             dirty: usize::MAX,
             stats: NodeStats::default(),
+            generation: 0,
+            #[cfg(all(feature = "lb", feature = "check"))]
+            balancing: None,
+        }
+    }
+
+    /// Gives the node a load balancer and health checkers (a VRRP-only
+    /// node has none). Do this before building from a configuration.
+    #[cfg(all(feature = "lb", feature = "check"))]
+    pub fn with_balancing(mut self, storage: BalancingStorage<'a>) -> Self {
+        self.balancing = Some(balancing::Balancing::new(storage));
+        self
+    }
+
+    /// Queues a node-level output. Steps check `STEP_ROOM` first, so a full
+    /// queue means the driver skipped draining; the output is then dropped
+    /// and counted.
+    fn push_output(&mut self, out: Output) {
+        if self.queue.push_back(out).is_err() {
+            self.stats.outputs_dropped = self.stats.outputs_dropped.saturating_add(1);
         }
     }
 
@@ -639,11 +723,17 @@ impl<'a, const V: usize> Node<'a, V> {
                     return;
                 };
                 if let Some(up) = entry.tracker.result(now, success) {
-                    let _ = self.queue.push_back(Output::ScriptChanged { script, up });
+                    self.push_output(Output::ScriptChanged { script, up });
                     self.track(script.track_id(), up);
                 }
                 self.schedule(Owner::Script(script.0));
             }
+            #[cfg(all(feature = "lb", feature = "check"))]
+            Input::ProbeResult {
+                checker,
+                seq,
+                result,
+            } => self.probe_result(checker, seq, result),
         }
     }
 
@@ -668,6 +758,8 @@ impl<'a, const V: usize> Node<'a, V> {
         for index in 0..self.instances.len() {
             self.with_instance(index, |i, now| i.handle(now, vrrp::Input::Start));
         }
+        #[cfg(all(feature = "lb", feature = "check"))]
+        self.start_checkers();
     }
 
     fn track(&mut self, id: TrackId, up: bool) {
@@ -748,6 +840,36 @@ impl<'a, const V: usize> Node<'a, V> {
                 }
                 None => return,
             },
+            #[cfg(all(feature = "lb", feature = "check"))]
+            Owner::Checker(i) => {
+                let Some(e) = self
+                    .balancing
+                    .as_mut()
+                    .and_then(|b| b.checkers.get_mut(i as usize))
+                    .and_then(|c| c.entry.as_mut())
+                else {
+                    return;
+                };
+                let at = e.checker.deadline();
+                if at == e.deadline {
+                    return;
+                }
+                e.deadline = at;
+                at
+            }
+            #[cfg(all(feature = "lb", feature = "check"))]
+            Owner::Balancer => {
+                let Some(b) = self.balancing.as_mut() else {
+                    return;
+                };
+                let at = b.balancer.poll_timeout().unwrap_or(Instant::MAX);
+                if at == b.balancer_deadline {
+                    return;
+                }
+                b.balancer_deadline = at;
+                at
+            }
+            #[cfg(not(all(feature = "lb", feature = "check")))]
             Owner::Checker(_) | Owner::Balancer => return,
         };
         if !self.timers.push(deadline, owner) {
@@ -770,6 +892,15 @@ impl<'a, const V: usize> Node<'a, V> {
                 let _ = self.timers.push(e.deadline, Owner::Script(i as u16));
             }
         }
+        #[cfg(all(feature = "lb", feature = "check"))]
+        if let Some(b) = &self.balancing {
+            for (i, c) in b.checkers.iter().enumerate() {
+                if let Some(e) = &c.entry {
+                    let _ = self.timers.push(e.deadline, Owner::Checker(i as u32));
+                }
+            }
+            let _ = self.timers.push(b.balancer_deadline, Owner::Balancer);
+        }
     }
 
     /// Fires every timer due at `now`.
@@ -781,6 +912,11 @@ impl<'a, const V: usize> Node<'a, V> {
         let mut budget = self.timers.capacity() + 1;
         while budget > 0 {
             budget -= 1;
+            // Leave the rest due: the driver drains, sees the deadline
+            // passed and calls again.
+            if self.queue.capacity() - self.queue.len() < STEP_ROOM {
+                break;
+            }
             let Some((at, owner)) = self.timers.pop_due(now) else {
                 break;
             };
@@ -809,13 +945,18 @@ impl<'a, const V: usize> Node<'a, V> {
                     e.deadline = Instant::MAX;
                     if e.tracker.due(now) {
                         let timeout = e.tracker.timeout();
-                        let _ = self.queue.push_back(Output::RunScript {
+                        self.push_output(Output::RunScript {
                             script: ScriptId(i),
                             timeout,
                         });
                     }
                     self.schedule(owner);
                 }
+                #[cfg(all(feature = "lb", feature = "check"))]
+                Owner::Checker(i) => self.checker_timeout(CheckerId(i), at),
+                #[cfg(all(feature = "lb", feature = "check"))]
+                Owner::Balancer => self.balancer_timeout(at),
+                #[cfg(not(all(feature = "lb", feature = "check")))]
                 Owner::Checker(_) | Owner::Balancer => {}
             }
         }
@@ -846,6 +987,8 @@ impl<'a, const V: usize> Node<'a, V> {
             {
                 self.follow_group(index, to);
             }
+            #[cfg(all(feature = "lb", feature = "check"))]
+            self.vrrp_changed(&event);
             return Some(Output::Vrrp {
                 instance: InstanceId(index as u16),
                 event,
