@@ -489,9 +489,13 @@ impl<E: Environment, const V: usize> Sink for Builder<'_, '_, E, V> {
 }
 
 /// How many of each item a configuration defines: what to size a node's
-/// storage by.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// storage by (see [`Counts::layout`] and [`Counts::timer_entries`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Counts {
+    /// Balancer services (a virtual_server group counts each address).
+    pub services: usize,
+    /// Expanded sizes of the virtual_server_groups seen so far.
+    group_sizes: Vec<(u64, usize), MAX_VS_GROUPS>,
     /// `vrrp_instance` blocks.
     pub instances: usize,
     /// `vrrp_script` blocks.
@@ -521,7 +525,37 @@ impl Sink for Counts {
         self.sync_groups += 1;
         Ok(())
     }
+    fn virtual_server_group(&mut self, g: &config::VirtualServerGroup<'_>) -> Result<(), Kind> {
+        let size = g
+            .entries
+            .iter()
+            .map(|e| match *e {
+                config::GroupEntry::Fwmark(_) => 1,
+                config::GroupEntry::Addr { first, last, .. } => match (first, last) {
+                    (IpAddr::V4(a), IpAddr::V4(b)) => {
+                        (u32::from(b).saturating_sub(u32::from(a)) as usize) + 1
+                    }
+                    (IpAddr::V6(a), IpAddr::V6(b)) => {
+                        (u128::from(b).saturating_sub(u128::from(a)) as usize) + 1
+                    }
+                    _ => 1,
+                },
+            })
+            .sum();
+        let _ = self.group_sizes.push((name_key(g.name), size));
+        Ok(())
+    }
     fn virtual_server(&mut self, vs: &config::VirtualServer<'_>) -> Result<(), Kind> {
+        self.services += match vs.key {
+            config::VsKey::Group(name) => {
+                let key = name_key(name);
+                self.group_sizes
+                    .iter()
+                    .find(|g| g.0 == key)
+                    .map_or(1, |g| g.1)
+            }
+            _ => 1,
+        };
         self.virtual_servers += 1;
         self.max_real_servers_per_service = self
             .max_real_servers_per_service
@@ -536,6 +570,29 @@ impl Sink for Counts {
         self.real_servers += 1;
         self.checkers += rs.checkers.len();
         Ok(())
+    }
+}
+
+impl Counts {
+    /// Timer queue entries for a node holding these (twice the owners).
+    pub fn timer_entries(&self) -> usize {
+        2 * (self.instances + self.scripts + self.checkers) + 4
+    }
+
+    /// A balancer layout for these services and servers with room for
+    /// `connections` and `headroom` more services and servers per service
+    /// (so a reload can add some without a restart). `mh_table_max` is
+    /// IPVS's default table size.
+    #[cfg(feature = "lb")]
+    pub fn layout(&self, connections: u32, headroom: usize) -> crate::lb::Layout {
+        // Each service also needs a slot for its sorry server.
+        let per_service = (self.max_real_servers_per_service + 1 + headroom).min(32_768) as u16;
+        crate::lb::Layout {
+            services: (self.services + headroom).clamp(1, usize::from(u16::MAX)) as u16,
+            servers_per_service: per_service.max(1),
+            mh_table_max: 4093,
+            connections,
+        }
     }
 }
 
