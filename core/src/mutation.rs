@@ -17,8 +17,8 @@ pub enum Mutation {
     NoPriorityZeroOnShutdown,
     /// A persistence template is not refreshed when used.
     NoTemplateRefresh,
-    /// An established flow keeps going to a server that was removed.
-    KeepFlowsOnRemovedServer,
+    /// A real server marked down by its checks stays in scheduling.
+    ScheduleDownServer,
     /// Received sync messages are silently ignored.
     DropSyncMessages,
     /// A failed health check never marks its server down.
@@ -32,7 +32,7 @@ impl Mutation {
         Mutation::NoSkew,
         Mutation::NoPriorityZeroOnShutdown,
         Mutation::NoTemplateRefresh,
-        Mutation::KeepFlowsOnRemovedServer,
+        Mutation::ScheduleDownServer,
         Mutation::DropSyncMessages,
         Mutation::IgnoreCheckFailure,
     ];

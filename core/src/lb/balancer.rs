@@ -404,6 +404,27 @@ impl<'a> Balancer<'a> {
         }
     }
 
+    /// Ends this balancer and gives its storage back (to build a fresh one
+    /// in the same memory: a simulated director's restart, a firmware's
+    /// reset).
+    pub fn into_storage(self) -> Storage<'a> {
+        let (conns, index, wheel) = self.table.into_parts();
+        Storage {
+            services: self.pools.services,
+            servers: self.pools.servers,
+            tree: self.pools.tree,
+            mh: self.pools.mh,
+            conns,
+            index,
+            wheel,
+        }
+    }
+
+    /// The layout it was built for.
+    pub fn built_layout(&self) -> Layout {
+        self.layout
+    }
+
     /// Every service in use.
     pub fn services(&self) -> impl Iterator<Item = (ServiceId, &ServiceConfig)> + '_ {
         self.pools
@@ -1008,8 +1029,10 @@ impl<'a> Balancer<'a> {
             } else {
                 cfg.persistence_timeout_s
             };
-            self.table
-                .set_expiry(template, (now_tick + ticks_for_secs(timeout)) as u32);
+            if !crate::mutation::on(crate::mutation::Mutation::NoTemplateRefresh) {
+                self.table
+                    .set_expiry(template, (now_tick + ticks_for_secs(timeout)) as u32);
+            }
             self.stats.template_hits += 1;
             if self.table.free() == 0 {
                 // The template still says where this client goes.

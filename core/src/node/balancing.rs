@@ -143,7 +143,20 @@ impl core::fmt::Debug for Balancing<'_> {
 }
 
 impl<'a> Balancing<'a> {
+    pub(super) fn into_storage(self, seed: u64) -> BalancingStorage<'a> {
+        BalancingStorage {
+            balancer: self.balancer,
+            services: self.services,
+            servers: self.servers,
+            checkers: self.checkers,
+            seed,
+        }
+    }
+
     pub(super) fn new(s: BalancingStorage<'a>) -> Self {
+        s.services.fill(ServiceSlot::default());
+        s.servers.fill(ServerSlot::default());
+        s.checkers.fill(CheckerSlot::default());
         Balancing {
             balancer: s.balancer,
             services: s.services,
@@ -570,8 +583,14 @@ impl<'a, const V: usize> Node<'a, V> {
         let service = s.service;
         // keepalived: a failed server is removed, or kept at weight 0 with
         // inhibit_on_failure (keepalived.conf(5) "inhibit_on_failure").
-        let want_listed = s.healthy || s.inhibit_on_failure;
-        let weight = if s.healthy { s.weight() } else { 0 };
+        let want_listed = s.healthy
+            || s.inhibit_on_failure
+            || crate::mutation::on(crate::mutation::Mutation::ScheduleDownServer);
+        let weight = if s.healthy || crate::mutation::on(crate::mutation::Mutation::ScheduleDownServer) {
+            s.weight()
+        } else {
+            0
+        };
         let mut rs = s.config;
         rs.weight = weight;
         match (s.listed, want_listed) {

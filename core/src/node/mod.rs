@@ -373,8 +373,11 @@ pub struct Node<'a, const V: usize = DEFAULT_MAX_VIPS> {
 }
 
 impl<'a, const V: usize> Node<'a, V> {
-    /// An empty node over `storage`.
+    /// An empty node over `storage` (whatever the slots held is cleared).
     pub fn new(storage: NodeStorage<'a, V>) -> Self {
+        storage.instances.fill(InstanceSlot::default());
+        storage.scripts.fill(ScriptSlot::default());
+        storage.groups.fill(GroupSlot::default());
         Node {
             instances: storage.instances,
             scripts: storage.scripts,
@@ -389,6 +392,33 @@ impl<'a, const V: usize> Node<'a, V> {
             #[cfg(all(feature = "lb", feature = "check"))]
             balancing: None,
         }
+    }
+
+    /// Ends the node and gives its storage back, to build a fresh one in
+    /// the same memory (a restart without allocating). The balancer comes
+    /// back whole: rebuild it with `Balancer::new(layout,
+    /// balancer.into_storage(), ..)`.
+    pub fn into_storage(self) -> NodeStorage<'a, V> {
+        NodeStorage {
+            instances: self.instances,
+            scripts: self.scripts,
+            groups: self.groups,
+            timers: self.timers.into_storage(),
+        }
+    }
+
+    /// Like [`Node::into_storage`], also giving back the balancing storage
+    /// (with `seed` for its next life) when the node had one.
+    #[cfg(all(feature = "lb", feature = "check"))]
+    pub fn into_storage_with_balancing(self, seed: u64) -> (NodeStorage<'a, V>, Option<BalancingStorage<'a>>) {
+        let balancing = self.balancing.map(|b| b.into_storage(seed));
+        let storage = NodeStorage {
+            instances: self.instances,
+            scripts: self.scripts,
+            groups: self.groups,
+            timers: self.timers.into_storage(),
+        };
+        (storage, balancing)
     }
 
     /// Gives the node a load balancer and health checkers (a VRRP-only
