@@ -13,8 +13,8 @@ use vrlb_core::config::{NoIncludes, Options};
 use vrlb_core::lb::{self, Balancer, Flow, Layout, LbConfig, Verdict};
 use vrlb_core::node::build::{self, Counts, Environment};
 use vrlb_core::node::{
-    BalancingStorage, CheckerId, CheckerSlot, GroupSlot, IfaceId, Input, InstanceSlot, Node, NodeStorage, Output,
-    ScriptSlot, ServerSlot, ServiceSlot, TimerEntry,
+    BalancingStorage, CheckerId, CheckerSlot, GroupSlot, IfaceId, Input, InstanceSlot, Node,
+    NodeStorage, Output, ScriptSlot, ServerSlot, ServiceSlot, TimerEntry,
 };
 use vrlb_core::time::{Duration, Instant};
 use vrlb_core::vrrp::{self, Family, State};
@@ -46,8 +46,13 @@ pub struct DirectorStorage {
 impl DirectorStorage {
     /// Storage sized for the configuration `text`.
     pub fn for_config(text: &str) -> Result<DirectorStorage, String> {
-        let counts: Counts =
-            build::count("keepalived.conf", text, &Options::default(), &mut NoIncludes).map_err(|e| e.to_string())?;
+        let counts: Counts = build::count(
+            "keepalived.conf",
+            text,
+            &Options::default(),
+            &mut NoIncludes,
+        )
+        .map_err(|e| e.to_string())?;
         let layout = counts.layout(CONNECTIONS, 2);
         Ok(DirectorStorage {
             instances: vec![InstanceSlot::default(); counts.instances.max(1)],
@@ -106,6 +111,14 @@ pub enum Effect {
         /// Up or down.
         up: bool,
     },
+    /// The node dropped a client packet (no server: by the scheduler's
+    /// design, as ovf when every server is full).
+    Dropped {
+        /// The client's address and port.
+        client: (Ipv4Addr, u16),
+        /// Dropped because the scheduler had no server.
+        no_server: bool,
+    },
     /// The node forwarded a client packet.
     Forward {
         /// The client's address and port.
@@ -150,7 +163,7 @@ pub struct Director<'a> {
     pub vips: Vec<Ipv4Addr>,
     /// Clock drift, parts per million (local = offset + sim * (1 + ppm/1e6)).
     pub drift_ppm: i64,
-    offset_us: u64,
+    offset_us: i64,
     /// Sim time until which it is stalled (frames and timers wait).
     pub paused_until: u64,
     /// Sim time of the wake-up the world has scheduled.
@@ -159,14 +172,20 @@ pub struct Director<'a> {
     pub neighbours: BTreeMap<Ipv4Addr, Mac>,
     /// Sim time it last started.
     pub started_at: u64,
-    /// Last advert accepted as a master's: (sim time, priority).
-    pub last_master_advert: Option<(u64, u8)>,
+    /// Last advert accepted as a master's: (sim time, local time, priority).
+    pub last_master_advert: Option<(u64, Instant, u8)>,
     scratch: Vec<u8>,
 }
 
 impl<'a> Director<'a> {
     /// A director (stopped) using `storage`.
-    pub fn new(id: usize, addr: Ipv4Addr, config: String, storage: &'a mut DirectorStorage, seed: u64) -> Self {
+    pub fn new(
+        id: usize,
+        addr: Ipv4Addr,
+        config: String,
+        storage: &'a mut DirectorStorage,
+        seed: u64,
+    ) -> Self {
         let layout = storage.layout;
         let parked = Parked {
             node: NodeStorage {
@@ -236,17 +255,27 @@ impl<'a> Director<'a> {
 
     /// The state of its first instance (the simulated clusters run one).
     pub fn vrrp_state(&self) -> Option<State> {
-        self.node.as_ref()?.instances().next().map(|(_, i)| i.state())
+        self.node
+            .as_ref()?
+            .instances()
+            .next()
+            .map(|(_, i)| i.state())
     }
 
     /// Its first instance's configuration.
     pub fn vrrp_config(&self) -> Option<&vrrp::Config> {
-        self.node.as_ref()?.instances().next().map(|(_, i)| i.config())
+        self.node
+            .as_ref()?
+            .instances()
+            .next()
+            .map(|(_, i)| i.config())
     }
 
     /// Starts at sim time `t` (builds the node from the config).
     pub fn start(&mut self, t: u64, out: &mut Vec<Effect>) -> Result<(), String> {
-        let Some(p) = self.parked.take() else { return Ok(()) };
+        let Some(p) = self.parked.take() else {
+            return Ok(());
+        };
         let now = self.local(t);
         let balancer = Balancer::new(self.layout, p.lb, LbConfig::default(), self.seed ^ t, now)
             .map_err(|e| e.to_string())?;
@@ -257,9 +286,19 @@ impl<'a> Director<'a> {
             checkers: p.checkers,
             seed: self.seed ^ t.rotate_left(17),
         });
-        let mut env = Env { addr: self.addr, _marker: std::marker::PhantomData };
-        build::build(&mut node, &mut env, "keepalived.conf", &self.config, &Options::default(), &mut NoIncludes)
-            .map_err(|e| e.to_string())?;
+        let mut env = Env {
+            addr: self.addr,
+            _marker: std::marker::PhantomData,
+        };
+        build::build(
+            &mut node,
+            &mut env,
+            "keepalived.conf",
+            &self.config,
+            &Options::default(),
+            &mut NoIncludes,
+        )
+        .map_err(|e| e.to_string())?;
         node.handle(now, Input::Start);
         self.node = Some(node);
         self.started_at = t;
@@ -287,8 +326,9 @@ impl<'a> Director<'a> {
 
     /// Stops gracefully (priority 0, VIPs released), then goes down.
     pub fn shutdown(&mut self, t: u64, out: &mut Vec<Effect>) {
+        let now = self.local(t);
         if let Some(node) = self.node.as_mut() {
-            node.handle(self.local(t), Input::Shutdown);
+            node.handle(now, Input::Shutdown);
             self.drain(t, out);
         }
         self.crash();
@@ -296,8 +336,11 @@ impl<'a> Director<'a> {
 
     /// When the node next needs the clock, in sim time.
     pub fn next_wake(&self) -> u64 {
-        let Some(node) = &self.node else { return u64::MAX };
-        node.poll_timeout().map_or(u64::MAX, |l| self.sim_time(l).max(self.paused_until))
+        let Some(node) = &self.node else {
+            return u64::MAX;
+        };
+        node.poll_timeout()
+            .map_or(u64::MAX, |l| self.sim_time(l).max(self.paused_until))
     }
 
     /// Runs due timers at sim time `t`.
@@ -305,7 +348,9 @@ impl<'a> Director<'a> {
         let now = self.local(t);
         // Timers can leave work due when outputs fill the node's queue.
         for _ in 0..64 {
-            let Some(node) = self.node.as_mut() else { return };
+            let Some(node) = self.node.as_mut() else {
+                return;
+            };
             if node.poll_timeout().is_none_or(|d| d > now) {
                 break;
             }
@@ -315,10 +360,26 @@ impl<'a> Director<'a> {
     }
 
     /// A probe result arrives.
-    pub fn probe_result(&mut self, t: u64, checker: CheckerId, seq: u32, result: ProbeResult, out: &mut Vec<Effect>) {
+    pub fn probe_result(
+        &mut self,
+        t: u64,
+        checker: CheckerId,
+        seq: u32,
+        result: ProbeResult,
+        out: &mut Vec<Effect>,
+    ) {
         let now = self.local(t);
-        let Some(node) = self.node.as_mut() else { return };
-        node.handle(now, Input::ProbeResult { checker, seq, result });
+        let Some(node) = self.node.as_mut() else {
+            return;
+        };
+        node.handle(
+            now,
+            Input::ProbeResult {
+                checker,
+                seq,
+                result,
+            },
+        );
         self.drain(t, out);
     }
 
@@ -328,9 +389,15 @@ impl<'a> Director<'a> {
             return;
         }
         let now = self.local(t);
-        let Some((_, dst_mac)) = frame::macs(frame_bytes) else { return };
+        let Some((_, dst_mac)) = frame::macs(frame_bytes) else {
+            return;
+        };
         match frame::parse(frame_bytes) {
-            Parsed::Arp { request, sender, target } => {
+            Parsed::Arp {
+                request,
+                sender,
+                target,
+            } => {
                 self.neighbours.insert(sender.1, sender.0);
                 if request && (target == self.addr || self.vips.contains(&target)) {
                     let mut reply = Vec::new();
@@ -338,9 +405,17 @@ impl<'a> Director<'a> {
                     out.push(Effect::Frame(reply));
                 }
             }
-            Parsed::Vrrp { src, dst, ttl, payload } => {
+            Parsed::Vrrp {
+                src,
+                dst,
+                ttl,
+                payload,
+            } => {
                 let node = self.node.as_mut().expect("checked above");
-                let own = node.instances().next().map(|(_, i)| (i.config().priority, i.config().vrid));
+                let own = node
+                    .instances()
+                    .next()
+                    .map(|(_, i)| (i.config().priority, i.config().vrid));
                 if let Some((own_priority, vrid)) = own
                     && payload.get(1) == Some(&vrid)
                     && src != self.addr
@@ -348,16 +423,28 @@ impl<'a> Director<'a> {
                     let priority = payload.get(2).copied().unwrap_or(0);
                     // What the instance will accept as its master's advert.
                     if priority >= own_priority || priority == 0 {
-                        self.last_master_advert = Some((t, priority));
+                        self.last_master_advert = Some((t, now, priority));
                     }
                 }
                 node.handle(
                     now,
-                    Input::Advert { iface: IfaceId(0), src: IpAddr::V4(src), dst: IpAddr::V4(dst), ttl, payload },
+                    Input::Advert {
+                        iface: IfaceId(0),
+                        src: IpAddr::V4(src),
+                        dst: IpAddr::V4(dst),
+                        ttl,
+                        payload,
+                    },
                 );
                 self.drain(t, out);
             }
-            Parsed::L4 { protocol, src, dst, flags, .. } => {
+            Parsed::L4 {
+                protocol,
+                src,
+                dst,
+                flags,
+                ..
+            } => {
                 // Only what was sent to us for a VIP we hold (a stale switch
                 // entry after a failover hits the old director: its kernel,
                 // without the VIP, would drop it).
@@ -374,7 +461,17 @@ impl<'a> Director<'a> {
                     fwmark: 0,
                 };
                 let node = self.node.as_mut().expect("checked above");
-                if let Verdict::Forward { addr: IpAddr::V4(server), .. } = node.classify(now, &flow)
+                let verdict = node.classify(now, &flow);
+                if let Verdict::Drop(reason) = verdict {
+                    out.push(Effect::Dropped {
+                        client: src,
+                        no_server: reason == vrlb_core::lb::DropReason::NoServer,
+                    });
+                }
+                if let Verdict::Forward {
+                    addr: IpAddr::V4(server),
+                    ..
+                } = verdict
                     && let Some(mac) = self.neighbours.get(&server)
                 {
                     let mut fwd = frame_bytes.to_vec();
@@ -394,7 +491,9 @@ impl<'a> Director<'a> {
 
     /// Turns the node's outputs into effects.
     fn drain(&mut self, t: u64, out: &mut Vec<Effect>) {
-        let Some(node) = self.node.as_mut() else { return };
+        let Some(node) = self.node.as_mut() else {
+            return;
+        };
         while let Some(o) = node.poll_output() {
             match o {
                 Output::Vrrp { instance, event } => match event {
@@ -406,7 +505,9 @@ impl<'a> Director<'a> {
                             .map(|i| i.advert_destinations().collect())
                             .unwrap_or_default();
                         for dst in dsts {
-                            if let Some(n) = node.emit_advert(instance, priority, src, dst, &mut buf) {
+                            if let Some(n) =
+                                node.emit_advert(instance, priority, src, dst, &mut buf)
+                            {
                                 frame::vrrp(&mut self.scratch, (self.mac, self.addr), &buf[..n]);
                                 out.push(Effect::Frame(self.scratch.clone()));
                             }
@@ -422,16 +523,30 @@ impl<'a> Director<'a> {
                     vrrp::Output::Garp { repeat } => {
                         for _ in 0..repeat {
                             for vip in &self.vips {
-                                frame::arp(&mut self.scratch, true, (self.mac, *vip), (BROADCAST, *vip), BROADCAST);
+                                frame::arp(
+                                    &mut self.scratch,
+                                    true,
+                                    (self.mac, *vip),
+                                    (BROADCAST, *vip),
+                                    BROADCAST,
+                                );
                                 out.push(Effect::Frame(self.scratch.clone()));
                             }
                         }
                     }
-                    vrrp::Output::StateChanged { to, reason, .. } => out.push(Effect::State { to, reason }),
+                    vrrp::Output::StateChanged { to, reason, .. } => {
+                        out.push(Effect::State { to, reason })
+                    }
                 },
                 Output::Probe { checker, seq, .. } => {
-                    if let Some(IpAddr::V4(target)) = node.checker(checker).map(|(c, _)| c.config().target.0) {
-                        out.push(Effect::Probe { checker, seq, target });
+                    if let Some(IpAddr::V4(target)) =
+                        node.checker(checker).map(|(c, _)| c.config().target.0)
+                    {
+                        out.push(Effect::Probe {
+                            checker,
+                            seq,
+                            target,
+                        });
                     }
                 }
                 Output::ServerHealth { server, up } => {
@@ -451,30 +566,43 @@ impl<'a> Director<'a> {
     /// Whether its node considers `server` healthy (None: not a server of it).
     pub fn server_healthy(&self, server: Ipv4Addr) -> Option<bool> {
         let node = self.node.as_ref()?;
-        node.servers().find(|(_, s)| s.config.addr == IpAddr::V4(server)).map(|(_, s)| s.healthy)
+        node.servers()
+            .find(|(_, s)| s.config.addr == IpAddr::V4(server))
+            .map(|(_, s)| s.healthy)
     }
 
-    /// The longest its checks may take to see `server` down (the largest
-    /// bound over its checkers of that server).
+    /// The longest its checks may take to see `server` down: the largest
+    /// bound over its checkers of that server, plus one probe's timeout (a
+    /// slow answer to a probe sent before the failure can still count as a
+    /// good check).
     pub fn down_bound(&self, server: Ipv4Addr) -> Option<Duration> {
         let node = self.node.as_ref()?;
         node.checkers()
             .filter(|(_, c, _, _)| c.config().target.0 == IpAddr::V4(server))
-            .map(|(_, c, _, _)| c.down_bound())
+            .map(|(_, c, _, _)| c.down_bound() + c.config().timeout)
             .max()
     }
 
     /// Whether its checks of `server`'s services are suspended (ha_suspend).
     pub fn checks_suspended(&self) -> bool {
-        let Some(node) = self.node.as_ref() else { return true };
+        let Some(node) = self.node.as_ref() else {
+            return true;
+        };
         node.balancer()
-            .map(|b| b.services().any(|(id, _)| node.service_state(id).is_some_and(|s| s.suspended)))
+            .map(|b| {
+                b.services()
+                    .any(|(id, _)| node.service_state(id).is_some_and(|s| s.suspended))
+            })
             .unwrap_or(false)
     }
 
     /// Connections tracked and the table's capacity.
     pub fn table_use(&self) -> (u32, u32) {
-        let tracked = self.node.as_ref().and_then(|n| n.balancer()).map_or(0, |b| b.tracked());
+        let tracked = self
+            .node
+            .as_ref()
+            .and_then(|n| n.balancer())
+            .map_or(0, |b| b.tracked());
         (tracked, self.layout.connections)
     }
 
@@ -482,7 +610,7 @@ impl<'a> Director<'a> {
     pub fn set_drift(&mut self, t: u64, ppm: i64) {
         let local_now = self.local(t).as_micros();
         self.drift_ppm = ppm;
-        let raw = (i128::from(t) + (i128::from(t) * i128::from(ppm)) / 1_000_000).max(0) as u64;
-        self.offset_us = local_now.saturating_sub(raw);
+        let raw = i128::from(t) + (i128::from(t) * i128::from(ppm)) / 1_000_000;
+        self.offset_us = (i128::from(local_now) - raw) as i64;
     }
 }

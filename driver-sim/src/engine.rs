@@ -91,7 +91,9 @@ mod tests {
         q.push(1, "a");
         q.push(5, "d");
         q.push(1, "b");
-        let order: Vec<_> = std::iter::from_fn(|| q.pop_until(10)).map(|e| e.1).collect();
+        let order: Vec<_> = std::iter::from_fn(|| q.pop_until(10))
+            .map(|e| e.1)
+            .collect();
         assert_eq!(order, ["a", "b", "c", "d"]);
         q.push(20, "late");
         assert_eq!(q.pop_until(10), None);

@@ -7,8 +7,8 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use vrlb_core::lb::TcpFlags;
 use vrlb_core::wire::smol::{
-    ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr, IpProtocol,
-    Ipv4Packet, Ipv4Repr, TcpPacket, UdpPacket,
+    ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol,
+    EthernetRepr, IpProtocol, Ipv4Packet, Ipv4Repr, TcpPacket, UdpPacket,
 };
 
 /// A MAC address.
@@ -67,10 +67,14 @@ pub fn macs(frame: &[u8]) -> Option<(Mac, Mac)> {
 
 /// Reads what a frame is.
 pub fn parse(frame: &[u8]) -> Parsed<'_> {
-    let Ok(eth) = EthernetFrame::new_checked(frame) else { return Parsed::Other };
+    let Ok(eth) = EthernetFrame::new_checked(frame) else {
+        return Parsed::Other;
+    };
     match eth.ethertype() {
         EthernetProtocol::Arp => {
-            let Ok(arp) = ArpPacket::new_checked(eth.payload()) else { return Parsed::Other };
+            let Ok(arp) = ArpPacket::new_checked(eth.payload()) else {
+                return Parsed::Other;
+            };
             match ArpRepr::parse(&arp) {
                 Ok(ArpRepr::EthernetIpv4 {
                     operation,
@@ -88,17 +92,31 @@ pub fn parse(frame: &[u8]) -> Parsed<'_> {
         }
         EthernetProtocol::Ipv4 => {
             let payload = eth.payload();
-            let Ok(ip) = Ipv4Packet::new_checked(payload) else { return Parsed::Other };
+            let Ok(ip) = Ipv4Packet::new_checked(payload) else {
+                return Parsed::Other;
+            };
             let (src, dst, ttl) = (ip.src_addr(), ip.dst_addr(), ip.hop_limit());
             let header = usize::from(ip.header_len());
             let total = usize::from(ip.total_len()).min(payload.len());
             let body = &payload[header.min(total)..total];
             match ip.next_header() {
-                IpProtocol::Unknown(112) => Parsed::Vrrp { src, dst, ttl, payload: body },
+                IpProtocol::Unknown(112) => Parsed::Vrrp {
+                    src,
+                    dst,
+                    ttl,
+                    payload: body,
+                },
                 IpProtocol::Tcp => {
-                    let Ok(tcp) = TcpPacket::new_checked(body) else { return Parsed::Other };
+                    let Ok(tcp) = TcpPacket::new_checked(body) else {
+                        return Parsed::Other;
+                    };
                     let mut flags = 0u8;
-                    for (set, bit) in [(tcp.fin(), 0x01), (tcp.syn(), 0x02), (tcp.rst(), 0x04), (tcp.ack(), 0x10)] {
+                    for (set, bit) in [
+                        (tcp.fin(), 0x01),
+                        (tcp.syn(), 0x02),
+                        (tcp.rst(), 0x04),
+                        (tcp.ack(), 0x10),
+                    ] {
                         if set {
                             flags |= bit;
                         }
@@ -112,7 +130,9 @@ pub fn parse(frame: &[u8]) -> Parsed<'_> {
                     }
                 }
                 IpProtocol::Udp => {
-                    let Ok(udp) = UdpPacket::new_checked(body) else { return Parsed::Other };
+                    let Ok(udp) = UdpPacket::new_checked(body) else {
+                        return Parsed::Other;
+                    };
                     Parsed::L4 {
                         protocol: 17,
                         src: (src, udp.src_port()),
@@ -129,10 +149,18 @@ pub fn parse(frame: &[u8]) -> Parsed<'_> {
 }
 
 fn read_id(payload: &[u8]) -> u32 {
-    payload.get(..4).map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    payload
+        .get(..4)
+        .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
 }
 
-fn ethernet(out: &mut Vec<u8>, src: Mac, dst: Mac, ethertype: EthernetProtocol, payload_len: usize) {
+fn ethernet(
+    out: &mut Vec<u8>,
+    src: Mac,
+    dst: Mac,
+    ethertype: EthernetProtocol,
+    payload_len: usize,
+) {
     let repr = EthernetRepr {
         src_addr: EthernetAddress(src),
         dst_addr: EthernetAddress(dst),
@@ -144,9 +172,19 @@ fn ethernet(out: &mut Vec<u8>, src: Mac, dst: Mac, ethertype: EthernetProtocol, 
 }
 
 /// An ARP request (or gratuitous ARP when `target == sender`).
-pub fn arp(out: &mut Vec<u8>, request: bool, sender: (Mac, Ipv4Addr), target: (Mac, Ipv4Addr), dst: Mac) {
+pub fn arp(
+    out: &mut Vec<u8>,
+    request: bool,
+    sender: (Mac, Ipv4Addr),
+    target: (Mac, Ipv4Addr),
+    dst: Mac,
+) {
     let repr = ArpRepr::EthernetIpv4 {
-        operation: if request { ArpOperation::Request } else { ArpOperation::Reply },
+        operation: if request {
+            ArpOperation::Request
+        } else {
+            ArpOperation::Reply
+        },
         source_hardware_addr: EthernetAddress(sender.0),
         source_protocol_addr: sender.1,
         target_hardware_addr: EthernetAddress(target.0),
@@ -157,7 +195,14 @@ pub fn arp(out: &mut Vec<u8>, request: bool, sender: (Mac, Ipv4Addr), target: (M
     repr.emit(&mut ArpPacket::new_unchecked(frame.payload_mut()));
 }
 
-fn ipv4(out: &mut Vec<u8>, src: (Mac, Ipv4Addr), dst: (Mac, Ipv4Addr), protocol: IpProtocol, ttl: u8, payload_len: usize) -> usize {
+fn ipv4(
+    out: &mut Vec<u8>,
+    src: (Mac, Ipv4Addr),
+    dst: (Mac, Ipv4Addr),
+    protocol: IpProtocol,
+    ttl: u8,
+    payload_len: usize,
+) -> usize {
     let repr = Ipv4Repr {
         src_addr: src.1,
         dst_addr: dst.1,
@@ -165,11 +210,17 @@ fn ipv4(out: &mut Vec<u8>, src: (Mac, Ipv4Addr), dst: (Mac, Ipv4Addr), protocol:
         payload_len,
         hop_limit: ttl,
     };
-    ethernet(out, src.0, dst.0, EthernetProtocol::Ipv4, repr.buffer_len() + payload_len);
+    ethernet(
+        out,
+        src.0,
+        dst.0,
+        EthernetProtocol::Ipv4,
+        repr.buffer_len() + payload_len,
+    );
     let mut frame = EthernetFrame::new_unchecked(&mut out[..]);
     repr.emit(
         &mut Ipv4Packet::new_unchecked(frame.payload_mut()),
-        &vrlb_core::wire::smol::ChecksumCapabilities::default(),
+        &smoltcp::phy::ChecksumCapabilities::default(),
     );
     14 + repr.buffer_len()
 }
@@ -177,13 +228,31 @@ fn ipv4(out: &mut Vec<u8>, src: (Mac, Ipv4Addr), dst: (Mac, Ipv4Addr), protocol:
 /// A VRRP advert frame to the group.
 pub fn vrrp(out: &mut Vec<u8>, src: (Mac, Ipv4Addr), advert: &[u8]) {
     let group = vrlb_core::wire::vrrp::MULTICAST_V4;
-    let at = ipv4(out, src, (VRRP_GROUP_MAC, group), IpProtocol::Unknown(112), 255, advert.len());
+    let at = ipv4(
+        out,
+        src,
+        (VRRP_GROUP_MAC, group),
+        IpProtocol::Unknown(112),
+        255,
+        advert.len(),
+    );
     out[at..at + advert.len()].copy_from_slice(advert);
 }
 
 /// A TCP segment (or UDP datagram when `protocol == 17`) carrying `id`.
-pub fn l4(out: &mut Vec<u8>, protocol: u8, src: (Mac, Ipv4Addr, u16), dst: (Mac, Ipv4Addr, u16), flags: TcpFlags, id: u32) {
-    let (proto, header) = if protocol == 17 { (IpProtocol::Udp, 8) } else { (IpProtocol::Tcp, 20) };
+pub fn l4(
+    out: &mut Vec<u8>,
+    protocol: u8,
+    src: (Mac, Ipv4Addr, u16),
+    dst: (Mac, Ipv4Addr, u16),
+    flags: TcpFlags,
+    id: u32,
+) {
+    let (proto, header) = if protocol == 17 {
+        (IpProtocol::Udp, 8)
+    } else {
+        (IpProtocol::Tcp, 20)
+    };
     let at = ipv4(out, (src.0, src.1), (dst.0, dst.1), proto, 64, header + 4);
     let seg = &mut out[at..at + header + 4];
     seg[0..2].copy_from_slice(&src.2.to_be_bytes());
@@ -221,16 +290,57 @@ mod tests {
         let b = ([2, 0, 0, 0, 0, 2], Ipv4Addr::new(192, 0, 2, 2));
         let mut f = Vec::new();
         arp(&mut f, true, a, ([0; 6], b.1), BROADCAST);
-        assert_eq!(parse(&f), Parsed::Arp { request: true, sender: a, target: b.1 });
-        l4(&mut f, 6, (a.0, a.1, 1000), (b.0, b.1, 80), TcpFlags::SYN, 42);
         assert_eq!(
             parse(&f),
-            Parsed::L4 { protocol: 6, src: (a.1, 1000), dst: (b.1, 80), flags: TcpFlags::SYN, id: 42 }
+            Parsed::Arp {
+                request: true,
+                sender: a,
+                target: b.1
+            }
         );
-        l4(&mut f, 17, (a.0, a.1, 53), (b.0, b.1, 53), TcpFlags::NONE, 7);
-        assert!(matches!(parse(&f), Parsed::L4 { protocol: 17, id: 7, .. }));
+        l4(
+            &mut f,
+            6,
+            (a.0, a.1, 1000),
+            (b.0, b.1, 80),
+            TcpFlags::SYN,
+            42,
+        );
+        assert_eq!(
+            parse(&f),
+            Parsed::L4 {
+                protocol: 6,
+                src: (a.1, 1000),
+                dst: (b.1, 80),
+                flags: TcpFlags::SYN,
+                id: 42
+            }
+        );
+        l4(
+            &mut f,
+            17,
+            (a.0, a.1, 53),
+            (b.0, b.1, 53),
+            TcpFlags::NONE,
+            7,
+        );
+        assert!(matches!(
+            parse(&f),
+            Parsed::L4 {
+                protocol: 17,
+                id: 7,
+                ..
+            }
+        ));
         vrrp(&mut f, a, &[0x21, 51, 100, 0]);
-        assert!(matches!(parse(&f), Parsed::Vrrp { ttl: 255, payload: [0x21, 51, 100, 0], .. }));
+        assert!(matches!(
+            parse(&f),
+            Parsed::Vrrp {
+                ttl: 255,
+                payload: [0x21, 51, 100, 0],
+                ..
+            }
+        ));
         assert_eq!(macs(&f), Some((a.0, VRRP_GROUP_MAC)));
     }
 }

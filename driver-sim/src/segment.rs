@@ -95,10 +95,16 @@ impl Segment {
     /// The deliveries of a frame sent on `from` (learning its source).
     pub fn send(&mut self, from: usize, frame: &[u8], out: &mut Vec<Delivery>) {
         out.clear();
-        let Some((src, dst)) = macs(frame) else { return };
+        let Some((src, dst)) = macs(frame) else {
+            return;
+        };
         self.learned.insert(src, from);
         let flood = dst == BROADCAST || dst[0] & 1 == 1;
-        let target = if flood { None } else { self.learned.get(&dst).copied() };
+        let target = if flood {
+            None
+        } else {
+            self.learned.get(&dst).copied()
+        };
         for port in 0..self.part.len() {
             let wanted = match target {
                 Some(t) => port == t,
@@ -110,7 +116,11 @@ impl Segment {
             if self.prng.chance_ppm(self.link.loss_ppm) {
                 continue;
             }
-            let copies = if self.prng.chance_ppm(self.link.dup_ppm) { 2 } else { 1 };
+            let copies = if self.prng.chance_ppm(self.link.dup_ppm) {
+                2
+            } else {
+                1
+            };
             for _ in 0..copies {
                 let jitter = self.prng.below(self.link.jitter_us);
                 out.push(Delivery {
@@ -133,7 +143,13 @@ mod tests {
 
     fn frame_from(src: Mac, dst: Mac) -> Vec<u8> {
         let mut f = Vec::new();
-        frame::arp(&mut f, false, (src, Ipv4Addr::new(192, 0, 2, 1)), (dst, Ipv4Addr::new(192, 0, 2, 2)), dst);
+        frame::arp(
+            &mut f,
+            false,
+            (src, Ipv4Addr::new(192, 0, 2, 1)),
+            (dst, Ipv4Addr::new(192, 0, 2, 2)),
+            dst,
+        );
         f
     }
 
@@ -142,9 +158,17 @@ mod tests {
         let mut s = Segment::new(3, Prng::new(1));
         let mut out = Vec::new();
         s.send(0, &frame_from(A, B), &mut out);
-        assert_eq!(out.iter().map(|d| d.port).collect::<Vec<_>>(), [1, 2], "unknown destination floods");
+        assert_eq!(
+            out.iter().map(|d| d.port).collect::<Vec<_>>(),
+            [1, 2],
+            "unknown destination floods"
+        );
         s.send(1, &frame_from(B, A), &mut out);
-        assert_eq!(out.iter().map(|d| d.port).collect::<Vec<_>>(), [0], "learned");
+        assert_eq!(
+            out.iter().map(|d| d.port).collect::<Vec<_>>(),
+            [0],
+            "learned"
+        );
         // GARP from another port moves the MAC.
         s.send(2, &frame_from(A, BROADCAST), &mut out);
         s.send(1, &frame_from(B, A), &mut out);

@@ -24,7 +24,10 @@ pub struct Record {
 
 impl std::fmt::Display for Record {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let text = self.what.replace("{a}", &self.a.to_string()).replace("{b}", &self.b.to_string());
+        let text = self
+            .what
+            .replace("{a}", &self.a.to_string())
+            .replace("{b}", &self.b.to_string());
         write!(f, "{:>12.6}s  {text}", self.time_us as f64 / 1e6)
     }
 }
@@ -70,7 +73,12 @@ impl Trace {
         }
         self.mix(a);
         self.mix(b);
-        let r = Record { time_us, what, a, b };
+        let r = Record {
+            time_us,
+            what,
+            a,
+            b,
+        };
         if self.tail.len() == TAIL {
             self.tail.pop_front();
         }
@@ -112,6 +120,15 @@ mod tests {
         let mut t = Trace::default();
         t.event(1, "x {a}", 2, 4);
         assert_ne!(t.hash(), run());
-        assert_eq!(Record { time_us: 1_500_000, what: "d{a} -> {b}", a: 1, b: 2 }.to_string(), "    1.500000s  d1 -> 2");
+        assert_eq!(
+            Record {
+                time_us: 1_500_000,
+                what: "d{a} -> {b}",
+                a: 1,
+                b: 2
+            }
+            .to_string(),
+            "    1.500000s  d1 -> 2"
+        );
     }
 }

@@ -586,11 +586,12 @@ impl<'a, const V: usize> Node<'a, V> {
         let want_listed = s.healthy
             || s.inhibit_on_failure
             || crate::mutation::on(crate::mutation::Mutation::ScheduleDownServer);
-        let weight = if s.healthy || crate::mutation::on(crate::mutation::Mutation::ScheduleDownServer) {
-            s.weight()
-        } else {
-            0
-        };
+        let weight =
+            if s.healthy || crate::mutation::on(crate::mutation::Mutation::ScheduleDownServer) {
+                s.weight()
+            } else {
+                0
+            };
         let mut rs = s.config;
         rs.weight = weight;
         match (s.listed, want_listed) {

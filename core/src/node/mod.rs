@@ -410,7 +410,10 @@ impl<'a, const V: usize> Node<'a, V> {
     /// Like [`Node::into_storage`], also giving back the balancing storage
     /// (with `seed` for its next life) when the node had one.
     #[cfg(all(feature = "lb", feature = "check"))]
-    pub fn into_storage_with_balancing(self, seed: u64) -> (NodeStorage<'a, V>, Option<BalancingStorage<'a>>) {
+    pub fn into_storage_with_balancing(
+        self,
+        seed: u64,
+    ) -> (NodeStorage<'a, V>, Option<BalancingStorage<'a>>) {
         let balancing = self.balancing.map(|b| b.into_storage(seed));
         let storage = NodeStorage {
             instances: self.instances,

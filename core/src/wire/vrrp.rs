@@ -692,9 +692,14 @@ mod tests {
         // Padding after the message is ignored.
         assert_eq!(parse(&buf[..len + 6], SRC4, DST4), Ok(()));
         // Interval 0 (checksum fixed up so only the interval is wrong).
-        let zero = Repr { advert_interval_cs: 0, ..repr };
+        let zero = Repr {
+            advert_interval_cs: 0,
+            ..repr
+        };
         let mut buf0 = [0u8; 64];
-        let n = zero.emit(&mut buf0, SRC4, DST4, ChecksumMode::PseudoHeader).unwrap();
+        let n = zero
+            .emit(&mut buf0, SRC4, DST4, ChecksumMode::PseudoHeader)
+            .unwrap();
         assert_eq!(parse(&buf0[..n], SRC4, DST4), Err(Error::ZeroInterval));
     }
 
