@@ -15,8 +15,8 @@ pub enum Mutation {
     NoSkew,
     /// A resigning master does not send priority 0.
     NoPriorityZeroOnShutdown,
-    /// A persistence template is not refreshed when used.
-    NoTemplateRefresh,
+    /// Persistence templates are recorded but never consulted.
+    IgnoreTemplates,
     /// A real server marked down by its checks stays in scheduling.
     ScheduleDownServer,
     /// Received sync messages are silently ignored.
@@ -31,7 +31,7 @@ impl Mutation {
         Mutation::IgnoreAddressTieBreak,
         Mutation::NoSkew,
         Mutation::NoPriorityZeroOnShutdown,
-        Mutation::NoTemplateRefresh,
+        Mutation::IgnoreTemplates,
         Mutation::ScheduleDownServer,
         Mutation::DropSyncMessages,
         Mutation::IgnoreCheckFailure,

@@ -51,6 +51,11 @@ impl Violation {
         }
     }
 
+    /// The run exceeded its event budget (a storm): exit code 3.
+    pub fn budget(detail: String, at_us: u64) -> Self {
+        Violation::new("event_budget", 3, detail, at_us)
+    }
+
     /// The scenario itself could not run (bad config): exit code 2.
     pub fn setup(detail: String, at_us: u64) -> Self {
         Violation::new("setup", 2, detail, at_us)

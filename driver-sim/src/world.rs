@@ -21,6 +21,11 @@ use crate::segment::{Delivery, LinkParams, Segment};
 use crate::server::{Mode, Server};
 use crate::trace::Trace;
 
+/// Most events one run may process.
+pub const MAX_EVENTS: u64 = 20_000_000;
+/// Most events queued at once.
+pub const MAX_QUEUED: usize = 200_000;
+
 /// Events of the simulation.
 #[derive(Debug)]
 enum Ev {
@@ -260,6 +265,19 @@ impl<'a> World<'a> {
         let mut violation = None;
         while let Some((t, ev)) = self.queue.pop_until(end) {
             self.now = t;
+            // Bounded like everything else: a storm of events is a failure
+            // of its own, reported with the trace that led to it.
+            if self.trace.events() >= MAX_EVENTS || self.queue.len() >= MAX_QUEUED {
+                violation = Some(Violation::budget(
+                    format!(
+                        "event budget exceeded ({} events, {} queued): a packet or timer storm",
+                        self.trace.events(),
+                        self.queue.len()
+                    ),
+                    t,
+                ));
+                break;
+            }
             if let Err(v) = self.step(ev) {
                 violation = Some(v);
                 break;

@@ -1006,7 +1006,12 @@ impl<'a> Balancer<'a> {
         let tkey = template_key(svc, &cfg, flow.src, flow.dst_port);
         let thash = self.table.hash(&tkey);
         let mut template = NIL;
-        if let Some(t) = self.table.find(thash, &tkey) {
+        let lookup = if crate::mutation::on(crate::mutation::Mutation::IgnoreTemplates) {
+            None
+        } else {
+            self.table.find(thash, &tkey)
+        };
+        if let Some(t) = lookup {
             let server = self.table.slots[t as usize].server;
             if template_valid(
                 &self.pools.servers[server as usize],
@@ -1029,10 +1034,8 @@ impl<'a> Balancer<'a> {
             } else {
                 cfg.persistence_timeout_s
             };
-            if !crate::mutation::on(crate::mutation::Mutation::NoTemplateRefresh) {
-                self.table
-                    .set_expiry(template, (now_tick + ticks_for_secs(timeout)) as u32);
-            }
+            self.table
+                .set_expiry(template, (now_tick + ticks_for_secs(timeout)) as u32);
             self.stats.template_hits += 1;
             if self.table.free() == 0 {
                 // The template still says where this client goes.
