@@ -26,6 +26,7 @@ pub fn swarm(
                     seed,
                     hash: 0,
                     events: 0,
+                    processed: 0,
                     violation: None,
                     tail: Vec::new(),
                     all: Vec::new(),

@@ -70,8 +70,10 @@ pub struct Outcome {
     pub seed: u64,
     /// The trace hash.
     pub hash: u64,
-    /// Events processed.
+    /// Events traced (state changes, frames at directors, timers...).
     pub events: u64,
+    /// Events the engine processed (every frame delivery and timer).
+    pub processed: u64,
     /// The first invariant broken, if any.
     pub violation: Option<Violation>,
     /// The last events before the end (or the violation).
@@ -263,8 +265,10 @@ impl<'a> World<'a> {
         self.trace.keep_all = keep_all;
         let end = self.scenario.duration_us;
         let mut violation = None;
+        let mut processed = 0u64;
         while let Some((t, ev)) = self.queue.pop_until(end) {
             self.now = t;
+            processed += 1;
             // Bounded like everything else: a storm of events is a failure
             // of its own, reported with the trace that led to it.
             if self.trace.events() >= MAX_EVENTS || self.queue.len() >= MAX_QUEUED {
@@ -322,6 +326,7 @@ impl<'a> World<'a> {
             seed: self.scenario.seed,
             hash: self.trace.hash(),
             events: self.trace.events(),
+            processed,
             violation,
             tail: self.trace.tail().map(|r| r.to_string()).collect(),
             all: std::mem::take(&mut self.trace.all),
