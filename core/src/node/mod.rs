@@ -367,6 +367,7 @@ pub struct Node<'a, const V: usize = DEFAULT_MAX_VIPS> {
     dirty: usize,
     stats: NodeStats,
     /// Bumped by each configuration build (reload bookkeeping).
+    #[cfg(feature = "config")]
     generation: u8,
     #[cfg(all(feature = "lb", feature = "check"))]
     balancing: Option<balancing::Balancing<'a>>,
@@ -388,6 +389,7 @@ impl<'a, const V: usize> Node<'a, V> {
             queue: Deque::new(),
             dirty: usize::MAX,
             stats: NodeStats::default(),
+            #[cfg(feature = "config")]
             generation: 0,
             #[cfg(all(feature = "lb", feature = "check"))]
             balancing: None,
