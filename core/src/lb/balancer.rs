@@ -874,9 +874,18 @@ impl<'a> Balancer<'a> {
         let f = flow.tcp_flags;
         // tcp_conn_schedule: only a SYN without RST opens a connection.
         let opens = f.contains(TcpFlags::SYN) && !f.contains(TcpFlags::RST);
-        if flow.protocol == 6 && !opens && !self.cfg.sloppy_tcp {
+        // With mh every director maps a flow to the same server, so a
+        // mid-flow packet that ECMP moved here (no connection, no SYN) is
+        // scheduled by the hash and the connection carries on where it was
+        // (vrlb's addition; IPVS drops it unless sloppy_tcp).
+        let consistent = self.pools.services[svc as usize].cfg.scheduler == Scheduler::Mh
+            && !f.contains(TcpFlags::RST);
+        if flow.protocol == 6 && !opens && !self.cfg.sloppy_tcp && !consistent {
             self.stats.drop_not_syn += 1;
             return Verdict::Drop(DropReason::NotSyn);
+        }
+        if flow.protocol == 6 && !opens && consistent {
+            self.stats.adopted_mid_flow += 1;
         }
         self.new_flow(svc, flow, &key, hash, now_tick)
     }
