@@ -317,3 +317,40 @@ fn reload_with_a_new_weight_changes_nothing_else() {
     }
     let _ = Duration::ZERO;
 }
+
+#[test]
+fn anycast_service_is_announced_only_with_quorum() {
+    let text = SEED.replace("    protocol TCP\n", "    protocol TCP\n    anycast\n");
+    let mut w = World::new(&text);
+    let announces = |w: &World| -> Vec<(u64, bool)> {
+        w.log
+            .iter()
+            .filter_map(|(t, o)| match o {
+                Output::Announce { up, .. } => Some((t.as_millis() / 1000, *up)),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(announces(&w), [(0, true)], "announced at start");
+    w.run_until(Instant::from_secs(10));
+    w.refusing = vec![RS1, RS2];
+    w.run_until(Instant::from_secs(60));
+    assert_eq!(
+        announces(&w).last(),
+        Some(&(21, false)),
+        "withdrawn when the last server goes (check at 12 + 3 x 3 s)"
+    );
+    w.refusing.clear();
+    w.run_until(Instant::from_secs(80));
+    assert!(
+        announces(&w).last().is_some_and(|a| a.1),
+        "announced again with quorum"
+    );
+    w.node.handle(w.now, Input::Shutdown);
+    w.drain();
+    assert_eq!(
+        announces(&w).last().map(|a| a.1),
+        Some(false),
+        "withdrawn at shutdown"
+    );
+}

@@ -556,6 +556,7 @@ impl<'a> Director<'a> {
                 }
                 Output::CancelProbe { .. }
                 | Output::Quorum { .. }
+                | Output::Announce { .. }
                 | Output::RunScript { .. }
                 | Output::ScriptChanged { .. } => {}
             }

@@ -73,6 +73,11 @@ pub struct ServiceState {
     pub ha_suspend: bool,
     /// Checks are paused now (ha_suspend and the VIP is elsewhere).
     pub suspended: bool,
+    /// vrlb's `anycast`: the VIP is announced (held locally, for a BGP
+    /// speaker to export) only while the service has quorum.
+    pub anycast: bool,
+    /// Whether the node currently asks for the VIP to be announced.
+    pub announced: bool,
 }
 
 /// Storage for one service's state. `Default` is empty.
@@ -215,16 +220,19 @@ impl<'a, const V: usize> Node<'a, V> {
             .services
             .get_mut(usize::from(id.0))
             .ok_or(NodeError::Full("service state"))?;
-        let keep_quorum = slot.entry.as_ref().map(|s| s.quorum);
+        let previous = slot.entry.as_ref().map(|s| (s.quorum, s.announced));
         let mut state = state;
-        if let Some(old) = keep_quorum {
-            // Keep whether quorum is held: a reload must not flap it.
-            state.quorum = old.with_settings(&state.quorum);
+        if let Some((quorum, announced)) = previous {
+            // Keep whether quorum is held and the VIP announced: a reload
+            // must not flap them.
+            state.quorum = quorum.with_settings(&state.quorum);
+            state.announced = announced;
         }
         let sorry = state.sorry;
         slot.entry = Some(state);
         b.balancer.set_sorry_server(id, sorry).map_err(lb_error)?;
         self.update_quorum(id);
+        self.update_announcement(id);
         Ok(id)
     }
 
@@ -648,6 +656,34 @@ impl<'a, const V: usize> Node<'a, V> {
                 .balancer
                 .set_sorry_active(service, !up && state.sorry.is_some());
             self.push_output(Output::Quorum { service, up });
+        }
+        self.update_announcement(service);
+    }
+
+    /// An anycast service is announced while the node runs and the service
+    /// has quorum, and withdrawn otherwise.
+    pub(super) fn update_announcement(&mut self, service: ServiceId) {
+        let started = self.started;
+        let Some(state) = self
+            .balancing
+            .as_mut()
+            .and_then(|b| b.services.get_mut(usize::from(service.0)))
+            .and_then(|s| s.entry.as_mut())
+        else {
+            return;
+        };
+        let want = state.anycast && started && state.quorum.is_up();
+        if want != state.announced {
+            state.announced = want;
+            self.push_output(Output::Announce { service, up: want });
+        }
+    }
+
+    /// Re-evaluates every service's announcement (start, shutdown).
+    pub(super) fn update_announcements(&mut self) {
+        let n = self.balancing.as_ref().map_or(0, |b| b.services.len());
+        for i in 0..n {
+            self.update_announcement(ServiceId(i as u16));
         }
     }
 

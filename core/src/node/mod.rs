@@ -284,6 +284,15 @@ pub enum Output {
         /// Its new health.
         up: bool,
     },
+    /// Announce (hold on a local interface, for a BGP speaker to export) or
+    /// withdraw an anycast service's VIP.
+    #[cfg(all(feature = "lb", feature = "check"))]
+    Announce {
+        /// Which service.
+        service: crate::lb::ServiceId,
+        /// Announce (true) or withdraw.
+        up: bool,
+    },
     /// A service gained or lost its quorum (quorum_up / quorum_down; the
     /// sorry server is switched by the node).
     #[cfg(all(feature = "lb", feature = "check"))]
@@ -721,6 +730,8 @@ impl<'a, const V: usize> Node<'a, V> {
                 for index in 0..self.instances.len() {
                     self.with_instance(index, |i, now| i.handle(now, vrrp::Input::Shutdown));
                 }
+                #[cfg(all(feature = "lb", feature = "check"))]
+                self.update_announcements();
             }
             Input::Advert {
                 iface,
@@ -794,7 +805,10 @@ impl<'a, const V: usize> Node<'a, V> {
             self.with_instance(index, |i, now| i.handle(now, vrrp::Input::Start));
         }
         #[cfg(all(feature = "lb", feature = "check"))]
-        self.start_checkers();
+        {
+            self.start_checkers();
+            self.update_announcements();
+        }
     }
 
     fn track(&mut self, id: TrackId, up: bool) {

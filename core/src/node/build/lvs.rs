@@ -146,6 +146,8 @@ impl<E: Environment, const V: usize> Builder<'_, '_, E, V> {
                 sorry: vs.sorry_server,
                 ha_suspend: vs.ha_suspend,
                 suspended: false,
+                anycast: vs.anycast,
+                announced: false,
             };
             let id = self.node.set_service(cfg, state).map_err(node_kind)?;
             if let Some(b) = self.node.balancing.as_mut() {
