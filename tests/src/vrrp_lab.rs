@@ -35,6 +35,19 @@ pub struct Running {
     pub pid_file: PathBuf,
     /// vrlb's stats file.
     pub stats: PathBuf,
+    /// The configuration file (rewrite it, then [`Running::hup`]).
+    pub conf: PathBuf,
+}
+
+impl Running {
+    /// Sends SIGHUP (reload), without waiting.
+    pub fn hup(&self) {
+        let status = std::process::Command::new("kill")
+            .args(["-HUP", &self.pid.to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -HUP {} failed", self.pid);
+    }
 }
 
 /// The lab.
@@ -254,6 +267,7 @@ impl VrrpLab {
             vrrp_pid,
             pid_file,
             stats,
+            conf: conf_path,
         }
     }
 
