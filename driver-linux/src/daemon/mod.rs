@@ -266,7 +266,7 @@ impl Daemon {
             stopping: false,
             _pid: pid,
         };
-        daemon.build(&loaded.vips)?;
+        daemon.build(&loaded.vips, false)?;
 
         // A crash left VIPs behind: remove them before taking any.
         let ifaces = &daemon.ifaces;
@@ -308,8 +308,9 @@ impl Daemon {
     }
 
     /// Builds (or rebuilds) the node from `self.text`. `vips` are never
-    /// chosen as primary addresses.
-    fn build(&mut self, vips: &[IpAddr]) -> Result<(), String> {
+    /// chosen as primary addresses. Warnings are logged unless `quiet` (a
+    /// rebuild after an interface change reads the same text again).
+    fn build(&mut self, vips: &[IpAddr], quiet: bool) -> Result<(), String> {
         let mut exclude: Vec<IpAddr> = vips.to_vec();
         exclude.extend(
             self.instances
@@ -340,7 +341,7 @@ impl Daemon {
             ..
         } = env;
         self.extensions = exts;
-        for w in warnings {
+        for w in warnings.iter().filter(|_| !quiet) {
             warn!("{w}");
         }
         result.map_err(|d| d.to_string())?;
@@ -538,13 +539,13 @@ impl Daemon {
         }
         let old_text = std::mem::replace(&mut self.text, loaded.text);
         let known = self.ifaces.ids().count();
-        if let Err(e) = self.build(&loaded.vips) {
+        if let Err(e) = self.build(&loaded.vips, false) {
             // The parse passed, so this is a semantic error met half way:
             // rebuild what ran before.
             error!("{e}");
             error!("reload refused: the running configuration stays");
             self.text = old_text;
-            if let Err(e) = self.build(&[]) {
+            if let Err(e) = self.build(&[], true) {
                 error!("restoring the previous configuration failed: {e}");
             }
         }
@@ -624,7 +625,7 @@ impl Daemon {
         }
         if rebuild {
             let known = self.ifaces.ids().count();
-            if let Err(e) = self.build(&[]) {
+            if let Err(e) = self.build(&[], true) {
                 error!("rebuilding after an interface change: {e}");
             }
             self.after_build(known);
@@ -911,7 +912,8 @@ impl Daemon {
             let news: Vec<String> = vrrp::Drop::ALL
                 .iter()
                 .zip(stats.dropped.iter().zip(last.iter()))
-                .filter(|(_, (now, before))| now > before)
+                // Our own multicast looped back (on lo) is not news.
+                .filter(|(reason, (now, before))| now > before && **reason != vrrp::Drop::Own)
                 .map(|(reason, (now, before))| format!("{} {}", now - before, reason.name()))
                 .collect();
             if !news.is_empty() {
