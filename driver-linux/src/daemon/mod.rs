@@ -36,10 +36,11 @@ use mio::{Events, Interest, Poll, Token, unix::SourceFd};
 use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 use vrlb_core::config::{self, Kind, Options, Sink, VrrpInstance};
+use vrlb_core::lb;
 use vrlb_core::node::build::{self, Counts};
 use vrlb_core::node::{
-    GroupSlot, IfaceId, Input, InstanceId, InstanceSlot, Node, NodeStorage, Output, ScriptId,
-    ScriptSlot, TimerEntry,
+    BalancingStorage, CheckerSlot, GroupSlot, IfaceId, Input, InstanceId, InstanceSlot, Node,
+    NodeStorage, Output, ScriptId, ScriptSlot, ServerSlot, ServiceSlot, TimerEntry,
 };
 use vrlb_core::time::{Duration, Instant};
 use vrlb_core::vrrp;
@@ -69,6 +70,9 @@ pub struct RunOptions {
     pub state_file: PathBuf,
     /// Where to write instance counters (none: not written).
     pub stats_file: Option<PathBuf>,
+    /// Connection-table slots of the balancer (only with virtual_server
+    /// blocks).
+    pub connections: u32,
 }
 
 /// Notify scripts are killed after this long (keepalived has no such
@@ -141,20 +145,62 @@ fn leak<T: Clone>(n: usize, value: T) -> &'static mut [T] {
     Box::leak(vec![value; n].into_boxed_slice())
 }
 
-fn new_node(counts: &Counts) -> (DaemonNode, Capacity) {
+fn new_node(counts: &Counts, connections: u32) -> Result<(DaemonNode, Capacity), String> {
     let cap = Capacity {
         instances: counts.instances + HEADROOM,
         scripts: counts.scripts + HEADROOM,
         groups: counts.sync_groups + HEADROOM,
     };
-    let timers = 2 * (cap.instances + cap.scripts) + 4;
+    let checkers = counts.checkers + HEADROOM;
+    let timers = 2 * (cap.instances + cap.scripts + checkers) + 4;
     let node = Node::new(NodeStorage {
         instances: leak(cap.instances, InstanceSlot::default()),
         scripts: leak(cap.scripts, ScriptSlot::default()),
         groups: leak(cap.groups, GroupSlot::default()),
         timers: leak(timers, TimerEntry::default()),
     });
-    (node, cap)
+    if counts.virtual_servers == 0 {
+        return Ok((node, cap));
+    }
+    // virtual_server blocks: the node gets a balancer and checkers (the
+    // data plane and the probes are extensions' work).
+    let layout = counts.layout(connections, HEADROOM);
+    let storage = lb::Storage {
+        services: leak(layout.service_slots(), lb::ServiceSlot::EMPTY),
+        servers: leak(layout.server_slots(), lb::ServerSlot::EMPTY),
+        tree: leak(layout.tree_nodes(), 0u16),
+        mh: leak(layout.mh_entries(), 0u16),
+        conns: leak(layout.conn_slots(), lb::ConnSlot::EMPTY),
+        index: leak(layout.index_entries(), 0u32),
+        wheel: leak(layout.wheel_buckets(), 0u32),
+    };
+    let seed = seed();
+    let balancer = lb::Balancer::new(
+        layout,
+        storage,
+        lb::LbConfig::default(),
+        seed,
+        Instant::ZERO,
+    )
+    .map_err(|e| format!("cannot size the load balancer: {e}"))?;
+    let node = node.with_balancing(BalancingStorage {
+        balancer,
+        services: leak(usize::from(layout.services), ServiceSlot::default()),
+        servers: leak(counts.real_servers + HEADROOM, ServerSlot::default()),
+        checkers: leak(checkers, CheckerSlot::default()),
+        seed: seed.rotate_left(32),
+    });
+    Ok((node, cap))
+}
+
+/// A seed for the balancer's keyed hashes: not guessable from outside
+/// (the kernel's random bytes), so clients cannot choose collisions.
+fn seed() -> u64 {
+    let mut bytes = [0u8; 8];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        let _ = std::io::Read::read_exact(&mut f, &mut bytes);
+    }
+    u64::from_ne_bytes(bytes) ^ u64::from(std::process::id())
 }
 
 /// Runs the daemon until SIGTERM or SIGINT. `Err` carries the one message
@@ -237,7 +283,7 @@ impl Daemon {
             )
             .map_err(io_err("epoll"))?;
         let packet = PacketSocket::open().map_err(io_err("AF_PACKET socket"))?;
-        let (node, capacity) = new_node(&loaded.counts);
+        let (node, capacity) = new_node(&loaded.counts, opts.connections)?;
         let clock = Clock::new();
         let mut daemon = Daemon {
             addresses: Addresses::new(VipState::new(&opts.state_file)),
