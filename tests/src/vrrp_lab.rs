@@ -216,8 +216,11 @@ impl VrrpLab {
         let conf_path = self.dir.path(&format!("{tag}.conf"));
         std::fs::write(&conf_path, conf).unwrap();
         let log = self.dir.path(&format!("{tag}.log"));
-        let pid_file = self.dir.path(&format!("d{n}.pid"));
-        let vrrp_pid = self.dir.path(&format!("d{n}.vpid"));
+        // Fresh pid files per run: a crashed keepalived's VRRP child may
+        // linger as a zombie, and keepalived refuses to start over a pid
+        // file whose process still exists.
+        let pid_file = self.dir.path(&format!("{tag}.pid"));
+        let vrrp_pid = self.dir.path(&format!("{tag}.vpid"));
         // The VIP record belongs to the director, across restarts.
         let state = self.dir.path(&format!("d{n}.vips"));
         let stats = self.dir.path(&format!("d{n}.stats"));
