@@ -127,6 +127,11 @@ impl Client {
         }
     }
 
+    /// Sends to the VIP through a router (`mac`), without ARP.
+    pub fn set_gateway(&mut self, mac: Mac) {
+        self.vip_mac = Some((mac, u64::MAX));
+    }
+
     fn vip_mac(&self, now: u64) -> Option<Mac> {
         self.vip_mac.filter(|(_, exp)| *exp > now).map(|(m, _)| m)
     }

@@ -101,6 +101,9 @@ struct Life {
 /// The invariants' memory.
 #[derive(Debug)]
 pub struct Invariants {
+    /// Active-active directors behind ECMP: flows must survive a change of
+    /// director (mh), so a director going down excuses no move.
+    ecmp: bool,
     persistence_us: u64,
     life: Vec<Life>,
     dual_since: Option<u64>,
@@ -138,8 +141,9 @@ fn mutually(seg: &Segment, a: usize, b: usize) -> bool {
 
 impl Invariants {
     /// Invariants for a service with this persistence timeout.
-    pub fn new(persistence_s: u64) -> Self {
+    pub fn new(persistence_s: u64, ecmp: bool) -> Self {
         Invariants {
+            ecmp,
             persistence_us: persistence_s * 1_000_000,
             life: Vec::new(),
             dual_since: None,
@@ -237,8 +241,9 @@ impl Invariants {
         seg: &Segment,
         now: u64,
     ) -> Result<(), Violation> {
+        // VRRP rules concern VRRP directors (ECMP directors run none).
         let active: Vec<usize> = (0..directors.len())
-            .filter(|&d| Self::active(&directors[d], now))
+            .filter(|&d| Self::active(&directors[d], now) && directors[d].vrrp_config().is_some())
             .collect();
         let masters: Vec<usize> = active
             .iter()
@@ -579,7 +584,7 @@ impl Invariants {
                     .server_down_at
                     .get(&srv.addr)
                     .is_some_and(|t| *t > since)
-                || inv.last_down_at > since
+                || (!inv.ecmp && inv.last_down_at > since)
                 || inv.life.iter().any(|l| l.pause.1 > since)
         };
         match before {
