@@ -119,6 +119,11 @@ pub struct Invariants {
     healed_at: Option<u64>,
     /// When each server (by address) was last marked down by any director.
     server_down_at: BTreeMap<Ipv4Addr, u64>,
+    /// When any director last saw any server's health change.
+    server_set_changed_at: u64,
+    /// Flows that changed server, under ECMP, after a director moved them
+    /// while the server set was changing (the admitted mh disruption).
+    pub moved_by_server_change: u64,
     /// Per client address: (server, flow opened at, epoch) of its last flow.
     last_flow: BTreeMap<Ipv4Addr, (u32, u64, u64)>,
     /// Lost flows (opened at, flow) not explained by the scheduler.
@@ -155,6 +160,8 @@ impl Invariants {
             epoch_changed_at: 0,
             healed_at: None,
             server_down_at: BTreeMap::new(),
+            server_set_changed_at: 0,
+            moved_by_server_change: 0,
             last_flow: BTreeMap::new(),
             lost_after: Vec::new(),
             scheduler_drops: std::collections::BTreeSet::new(),
@@ -216,6 +223,7 @@ impl Invariants {
 
     /// A director's node marked a server up or down.
     pub fn health(&mut self, _d: usize, server: Ipv4Addr, up: bool, now: u64) {
+        self.server_set_changed_at = now;
         if !up {
             self.server_down_at.insert(server, now);
         }
@@ -588,6 +596,17 @@ impl Invariants {
                 || inv.life.iter().any(|l| l.pause.1 > since)
         };
         match before {
+            // Under ECMP a moved flow is scheduled by the new director's
+            // Maglev table: if the server set changed since the flow began,
+            // that table may differ (the disruption the design admits).
+            Some(b)
+                if b != server
+                    && self.ecmp
+                    && !disturbed(b, opened_at, self)
+                    && self.server_set_changed_at > opened_at =>
+            {
+                self.moved_by_server_change += 1;
+            }
             Some(b) if b != server && !disturbed(b, opened_at, self) && flow_epoch == epoch => {
                 return Err(Violation::new(
                     "flow_sticky",

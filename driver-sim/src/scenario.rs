@@ -297,6 +297,17 @@ impl Scenario {
         }
     }
 
+    /// Adds a server set change while ECMP moves flows: `server` fails just
+    /// before director 1 crashes and answers again just before it returns,
+    /// so moved flows meet Maglev tables that differ from their first one.
+    pub fn fail_server_during_moves(&mut self, server: usize) {
+        self.actions
+            .push((58_000_000, Action::Server(server, Mode::Refuse)));
+        self.actions
+            .push((118_000_000, Action::Server(server, Mode::Answer)));
+        self.actions.sort_by_key(|(t, _)| *t);
+    }
+
     /// A random cluster, configuration and fault plan drawn from `seed`.
     pub fn swarm(seed: u64) -> Scenario {
         let mut r = Prng::new(seed);

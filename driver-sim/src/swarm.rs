@@ -37,6 +37,7 @@ pub fn swarm(
                     queue_high_water: 0,
                     per_director: Vec::new(),
                     adopted_mid_flow: 0,
+                    moved_by_server_change: 0,
                 };
                 return Err((empty, format!("seed {seed}: scenario cannot run: {e}")));
             }

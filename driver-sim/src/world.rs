@@ -100,6 +100,9 @@ pub struct Outcome {
     pub per_director: Vec<u64>,
     /// Mid-flow packets of unknown connections the directors adopted.
     pub adopted_mid_flow: u64,
+    /// Flows that changed server after ECMP moved them while the server set
+    /// was changing (the disruption mh admits).
+    pub moved_by_server_change: u64,
 }
 
 /// The world of one run.
@@ -361,6 +364,7 @@ impl<'a> World<'a> {
                 .map(|r| r.per_director.clone())
                 .unwrap_or_default(),
             adopted_mid_flow: self.directors.iter().map(Director::adopted_mid_flow).sum(),
+            moved_by_server_change: self.inv.moved_by_server_change,
         }
     }
 
