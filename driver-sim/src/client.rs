@@ -24,7 +24,7 @@ pub const MAX_TRIES: u32 = 6;
 pub struct FlowState {
     /// When it was opened.
     pub opened_at: u64,
-    /// The server that answered first (its reply id).
+    /// The server that answered last (its reply id).
     pub server: Option<u32>,
     /// Packets still to send after the current one.
     pub remaining: u32,
@@ -125,6 +125,11 @@ impl Client {
             lost: 0,
             prng,
         }
+    }
+
+    /// Sends to the VIP through a router (`mac`), without ARP.
+    pub fn set_gateway(&mut self, mac: Mac) {
+        self.vip_mac = Some((mac, u64::MAX));
     }
 
     fn vip_mac(&self, now: u64) -> Option<Mac> {
@@ -293,10 +298,8 @@ impl Client {
                     return None;
                 }
                 *self.served.entry(id).or_insert(0) += 1;
-                let before = flow.server;
-                if before.is_none() {
-                    flow.server = Some(id);
-                }
+                // The previous reply's server: each move is reported once.
+                let before = flow.server.replace(id);
                 reports.push(Report::Reply {
                     flow: key,
                     server: id,

@@ -119,6 +119,11 @@ pub enum Effect {
         /// Dropped because the scheduler had no server.
         no_server: bool,
     },
+    /// The node announces (or withdraws) an anycast VIP.
+    Announce {
+        /// Announced or withdrawn.
+        up: bool,
+    },
     /// The node forwarded a client packet.
     Forward {
         /// The client's address and port.
@@ -174,6 +179,8 @@ pub struct Director<'a> {
     pub started_at: u64,
     /// Last advert accepted as a master's: (sim time, local time, priority).
     pub last_master_advert: Option<(u64, Instant, u8)>,
+    /// Mid-flow packets adopted (mh) by earlier lives of the node.
+    adopted_before: u64,
     scratch: Vec<u8>,
 }
 
@@ -224,6 +231,7 @@ impl<'a> Director<'a> {
             neighbours: BTreeMap::new(),
             started_at: 0,
             last_master_advert: None,
+            adopted_before: 0,
             scratch: Vec::with_capacity(128),
         }
     }
@@ -309,6 +317,7 @@ impl<'a> Director<'a> {
 
     /// Crashes at once: no goodbye, state lost, VIPs gone with it.
     pub fn crash(&mut self) {
+        self.adopted_before = self.adopted_mid_flow();
         if let Some(node) = self.node.take() {
             let (storage, balancing) = node.into_storage_with_balancing(self.seed);
             let b = balancing.expect("simulated directors balance");
@@ -554,9 +563,26 @@ impl<'a> Director<'a> {
                         out.push(Effect::Health { server: addr, up });
                     }
                 }
+                Output::Announce { service, up } => {
+                    let vip = node
+                        .balancer()
+                        .and_then(|b| b.service(service).ok())
+                        .and_then(|c| match c.key {
+                            vrlb_core::lb::ServiceKey::Addr {
+                                vip: IpAddr::V4(v), ..
+                            } => Some(v),
+                            _ => None,
+                        });
+                    if let Some(vip) = vip {
+                        self.vips.retain(|v| *v != vip);
+                        if up {
+                            self.vips.push(vip);
+                        }
+                        out.push(Effect::Announce { up });
+                    }
+                }
                 Output::CancelProbe { .. }
                 | Output::Quorum { .. }
-                | Output::Announce { .. }
                 | Output::RunScript { .. }
                 | Output::ScriptChanged { .. } => {}
             }
@@ -605,6 +631,17 @@ impl<'a> Director<'a> {
             .and_then(|n| n.balancer())
             .map_or(0, |b| b.tracked());
         (tracked, self.layout.connections)
+    }
+
+    /// Packets of unknown connections adopted mid-flow (flows moved here
+    /// by the ECMP router), over every life of the node.
+    pub fn adopted_mid_flow(&self) -> u64 {
+        let now = self
+            .node
+            .as_ref()
+            .and_then(|n| n.balancer())
+            .map_or(0, |b| b.stats().adopted_mid_flow);
+        self.adopted_before + now
     }
 
     /// Makes the clock drift from now on (keeping local time continuous).

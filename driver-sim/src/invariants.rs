@@ -101,6 +101,9 @@ struct Life {
 /// The invariants' memory.
 #[derive(Debug)]
 pub struct Invariants {
+    /// Active-active directors behind ECMP: flows must survive a change of
+    /// director (mh), so a director going down excuses no move.
+    ecmp: bool,
     persistence_us: u64,
     life: Vec<Life>,
     dual_since: Option<u64>,
@@ -116,6 +119,11 @@ pub struct Invariants {
     healed_at: Option<u64>,
     /// When each server (by address) was last marked down by any director.
     server_down_at: BTreeMap<Ipv4Addr, u64>,
+    /// When any director last saw any server's health change.
+    server_set_changed_at: u64,
+    /// Flows that changed server, under ECMP, after a director moved them
+    /// while the server set was changing (the admitted mh disruption).
+    pub moved_by_server_change: u64,
     /// Per client address: (server, flow opened at, epoch) of its last flow.
     last_flow: BTreeMap<Ipv4Addr, (u32, u64, u64)>,
     /// Lost flows (opened at, flow) not explained by the scheduler.
@@ -138,8 +146,9 @@ fn mutually(seg: &Segment, a: usize, b: usize) -> bool {
 
 impl Invariants {
     /// Invariants for a service with this persistence timeout.
-    pub fn new(persistence_s: u64) -> Self {
+    pub fn new(persistence_s: u64, ecmp: bool) -> Self {
         Invariants {
+            ecmp,
             persistence_us: persistence_s * 1_000_000,
             life: Vec::new(),
             dual_since: None,
@@ -151,6 +160,8 @@ impl Invariants {
             epoch_changed_at: 0,
             healed_at: None,
             server_down_at: BTreeMap::new(),
+            server_set_changed_at: 0,
+            moved_by_server_change: 0,
             last_flow: BTreeMap::new(),
             lost_after: Vec::new(),
             scheduler_drops: std::collections::BTreeSet::new(),
@@ -212,6 +223,7 @@ impl Invariants {
 
     /// A director's node marked a server up or down.
     pub fn health(&mut self, _d: usize, server: Ipv4Addr, up: bool, now: u64) {
+        self.server_set_changed_at = now;
         if !up {
             self.server_down_at.insert(server, now);
         }
@@ -237,8 +249,9 @@ impl Invariants {
         seg: &Segment,
         now: u64,
     ) -> Result<(), Violation> {
+        // VRRP rules concern VRRP directors (ECMP directors run none).
         let active: Vec<usize> = (0..directors.len())
-            .filter(|&d| Self::active(&directors[d], now))
+            .filter(|&d| Self::active(&directors[d], now) && directors[d].vrrp_config().is_some())
             .collect();
         let masters: Vec<usize> = active
             .iter()
@@ -579,10 +592,21 @@ impl Invariants {
                     .server_down_at
                     .get(&srv.addr)
                     .is_some_and(|t| *t > since)
-                || inv.last_down_at > since
+                || (!inv.ecmp && inv.last_down_at > since)
                 || inv.life.iter().any(|l| l.pause.1 > since)
         };
         match before {
+            // Under ECMP a moved flow is scheduled by the new director's
+            // Maglev table: if the server set changed since the flow began,
+            // that table may differ (the disruption the design admits).
+            Some(b)
+                if b != server
+                    && self.ecmp
+                    && !disturbed(b, opened_at, self)
+                    && self.server_set_changed_at > opened_at =>
+            {
+                self.moved_by_server_change += 1;
+            }
             Some(b) if b != server && !disturbed(b, opened_at, self) && flow_epoch == epoch => {
                 return Err(Violation::new(
                     "flow_sticky",

@@ -13,6 +13,7 @@ pub mod engine;
 pub mod frame;
 pub mod invariants;
 pub mod report;
+pub mod router;
 pub mod scenario;
 pub mod segment;
 pub mod server;

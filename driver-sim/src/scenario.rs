@@ -36,6 +36,29 @@ pub enum Action {
     Heal,
 }
 
+/// How the ECMP router picks a director for a flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EcmpHash {
+    /// Hash of the 5-tuple modulo the number of next hops (every change of
+    /// the set can move most flows).
+    Modulo,
+    /// Hash-threshold (RFC 2992, Linux's IPv4 multipath): the hash space is
+    /// cut into one region per next hop; a change moves fewer flows.
+    Threshold,
+}
+
+/// Several directors active at once behind an ECMP router (issue 10):
+/// they announce the VIP while their anycast service has quorum, and the
+/// router spreads flows over the announcing directors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ecmp {
+    /// The router's hash.
+    pub hash: EcmpHash,
+    /// How long a crashed director's route lingers before the router drops
+    /// it (BGP hold time or BFD detection).
+    pub withdraw_delay_us: u64,
+}
+
 /// What clients do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Traffic {
@@ -80,6 +103,8 @@ pub struct Scenario {
     pub heal_at_us: u64,
     /// Whether a director starts later than the others (by index, time).
     pub late_start: Option<(usize, u64)>,
+    /// Active-active directors behind an ECMP router instead of VRRP.
+    pub ecmp: Option<Ecmp>,
 }
 
 const SCHEDULERS: [&str; 11] = [
@@ -211,7 +236,76 @@ impl Scenario {
             duration_us,
             heal_at_us: duration_us,
             late_start: None,
+            ecmp: None,
         }
+    }
+
+    /// `directors` directors, active together behind an ECMP router with
+    /// `hash`, each running the same anycast service with `scheduler` over
+    /// four real servers; twenty clients with long-lived flows; director 1
+    /// crashes at 60 s and returns at 120 s, director 0 stops gracefully at
+    /// 180 s and returns at 240 s. Only `mh` keeps flows that the router
+    /// moves on their server.
+    pub fn ecmp(seed: u64, directors: usize, hash: EcmpHash, scheduler: &str) -> Scenario {
+        let vip = (Ipv4Addr::new(192, 0, 2, 240), 80);
+        let mut c = String::new();
+        let _ = writeln!(
+            c,
+            "virtual_server {} {} {{\n    delay_loop 2\n    lb_algo {scheduler}\n    lb_kind DR\n    protocol TCP\n    anycast",
+            vip.0, vip.1
+        );
+        let addrs: Vec<Ipv4Addr> = (0..4).map(|i| Ipv4Addr::new(192, 0, 2, 100 + i)).collect();
+        for a in &addrs {
+            let _ = writeln!(
+                c,
+                "    real_server {a} 80 {{\n        weight 1\n        TCP_CHECK {{\n            connect_timeout 1\n            retry 1\n            delay_before_retry 1\n        }}\n    }}"
+            );
+        }
+        let _ = writeln!(c, "}}");
+        let s = |t: u64| t * 1_000_000;
+        Scenario {
+            seed,
+            directors: (0..directors)
+                .map(|i| (Ipv4Addr::new(192, 0, 2, 10 + i as u8), c.clone()))
+                .collect(),
+            servers: addrs,
+            vip,
+            protocol: 6,
+            persistence_s: 0,
+            traffic: Traffic {
+                clients: 20,
+                addrs_per_client: 4,
+                flow_every_us: 3_000_000,
+                long_ppm: 600_000,
+                long_packets: 120,
+                long_gap_us: 1_000_000,
+            },
+            link: LinkParams::default(),
+            actions: vec![
+                (s(60), Action::Crash(1 % directors)),
+                (s(120), Action::Start(1 % directors)),
+                (s(180), Action::Stop(0)),
+                (s(240), Action::Start(0)),
+            ],
+            duration_us: s(300),
+            heal_at_us: s(300),
+            late_start: None,
+            ecmp: Some(Ecmp {
+                hash,
+                withdraw_delay_us: 3_000_000,
+            }),
+        }
+    }
+
+    /// Adds a server set change while ECMP moves flows: `server` fails just
+    /// before director 1 crashes and answers again just before it returns,
+    /// so moved flows meet Maglev tables that differ from their first one.
+    pub fn fail_server_during_moves(&mut self, server: usize) {
+        self.actions
+            .push((58_000_000, Action::Server(server, Mode::Refuse)));
+        self.actions
+            .push((118_000_000, Action::Server(server, Mode::Answer)));
+        self.actions.sort_by_key(|(t, _)| *t);
     }
 
     /// A random cluster, configuration and fault plan drawn from `seed`.
@@ -389,6 +483,7 @@ impl Scenario {
             duration_us: safety_us + liveness_us,
             heal_at_us: safety_us,
             late_start,
+            ecmp: None,
         }
     }
 }

@@ -35,6 +35,9 @@ pub fn swarm(
                     failovers_us: Vec::new(),
                     persistence: (0, 0),
                     queue_high_water: 0,
+                    per_director: Vec::new(),
+                    adopted_mid_flow: 0,
+                    moved_by_server_change: 0,
                 };
                 return Err((empty, format!("seed {seed}: scenario cannot run: {e}")));
             }

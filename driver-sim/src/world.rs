@@ -16,6 +16,7 @@ use crate::director::{Director, DirectorStorage, Effect};
 use crate::engine::Queue;
 use crate::frame::Mac;
 use crate::invariants::{Invariants, Violation};
+use crate::router::Router;
 use crate::scenario::{Action, Scenario};
 use crate::segment::{Delivery, LinkParams, Segment};
 use crate::server::{Mode, Server};
@@ -61,6 +62,10 @@ enum Ev {
     Start {
         d: usize,
     },
+    /// The ECMP router notices a crashed director (BFD or hold timer).
+    Withdraw {
+        d: usize,
+    },
 }
 
 /// What a run produced.
@@ -91,6 +96,13 @@ pub struct Outcome {
     pub persistence: (u64, u64),
     /// Most events ever queued at once.
     pub queue_high_water: usize,
+    /// Packets the ECMP router sent to each director (empty without ECMP).
+    pub per_director: Vec<u64>,
+    /// Mid-flow packets of unknown connections the directors adopted.
+    pub adopted_mid_flow: u64,
+    /// Flows that changed server after ECMP moved them while the server set
+    /// was changing (the disruption mh admits).
+    pub moved_by_server_change: u64,
 }
 
 /// The world of one run.
@@ -106,6 +118,8 @@ pub struct World<'a> {
     pub servers: Vec<Server>,
     /// Clients (ports after the servers).
     pub clients: Vec<Client>,
+    /// The ECMP router (the last port), when directors are active-active.
+    pub router: Option<Router>,
     /// The trace.
     pub trace: Trace,
     prng: Prng,
@@ -162,7 +176,15 @@ impl<'a> World<'a> {
                 Client::new(c, addrs, scenario.vip, scenario.protocol, prng.fork())
             })
             .collect();
-        let mut segment = Segment::new(n_dir + n_srv + clients.len(), prng.fork());
+        let router = scenario.ecmp.map(|e| Router::new(n_dir, e.hash));
+        let mut clients = clients;
+        if let Some(r) = &router {
+            for c in &mut clients {
+                c.set_gateway(r.mac);
+            }
+        }
+        let ports = n_dir + n_srv + clients.len() + usize::from(router.is_some());
+        let mut segment = Segment::new(ports, prng.fork());
         segment.link = scenario.link;
         let mut world = World {
             now: 0,
@@ -171,9 +193,10 @@ impl<'a> World<'a> {
             directors,
             servers,
             clients,
+            router,
             trace: Trace::default(),
             prng,
-            inv: Invariants::new(scenario.persistence_s),
+            inv: Invariants::new(scenario.persistence_s, scenario.ecmp.is_some()),
             epoch: 0,
             holders: 0,
             healed: false,
@@ -335,6 +358,13 @@ impl<'a> World<'a> {
             failovers_us: self.inv.failovers.clone(),
             persistence: self.inv.persistence,
             queue_high_water: self.queue.high_water,
+            per_director: self
+                .router
+                .as_ref()
+                .map(|r| r.per_director.clone())
+                .unwrap_or_default(),
+            adopted_mid_flow: self.directors.iter().map(Director::adopted_mid_flow).sum(),
+            moved_by_server_change: self.inv.moved_by_server_change,
         }
     }
 
@@ -439,12 +469,26 @@ impl<'a> World<'a> {
                     .check_down_deadline(&self.directors[d], &self.servers[s], since, self.now)
             }
             Ev::Handover { since } => self.inv.handover_deadline(&self.directors, since, self.now),
+            Ev::Withdraw { d } => {
+                // Unless it came back meanwhile (and announced again).
+                if !self.directors[d].is_up() {
+                    if let Some(r) = &mut self.router {
+                        r.set_route(d, false);
+                    }
+                    self.trace
+                        .event(self.now, "router drops director {a}'s route", d as u64, 0);
+                }
+                Ok(())
+            }
         }
     }
 
     fn deliver(&mut self, port: usize, frame: Vec<u8>) -> Result<(), Violation> {
         let n_dir = self.directors.len();
         let n_srv = self.servers.len();
+        if port == n_dir + n_srv + self.clients.len() {
+            return self.route(port, frame);
+        }
         if port < n_dir {
             let d = port;
             if !self.directors[d].is_up() {
@@ -501,6 +545,27 @@ impl<'a> World<'a> {
             self.wake = wake;
             r
         }
+    }
+
+    /// The ECMP router forwards a client packet to a director.
+    fn route(&mut self, port: usize, mut frame: Vec<u8>) -> Result<(), Violation> {
+        let Some(router) = self.router.as_mut() else {
+            return Ok(());
+        };
+        if crate::frame::macs(&frame).is_none_or(|(_, dst)| dst != router.mac) {
+            return Ok(());
+        }
+        if let crate::frame::Parsed::L4 {
+            protocol, src, dst, ..
+        } = crate::frame::parse(&frame)
+            && let Some(d) = router.pick(src, dst, protocol)
+        {
+            let mac = self.directors[d].mac;
+            crate::frame::set_dst_mac(&mut frame, mac);
+            frame[6..12].copy_from_slice(&router.mac);
+            self.send(port, frame, 0);
+        }
+        Ok(())
     }
 
     fn reports_check(&mut self, c: usize, reports: &[Report]) -> Result<(), Violation> {
@@ -603,6 +668,17 @@ impl<'a> World<'a> {
                     );
                     self.inv.health(d, server, up, self.now);
                 }
+                Effect::Announce { up } => {
+                    self.trace.event(
+                        self.now,
+                        "director {a} announces (1) or withdraws (0) the VIP",
+                        d as u64,
+                        u64::from(up),
+                    );
+                    if let Some(r) = &mut self.router {
+                        r.set_route(d, up);
+                    }
+                }
                 Effect::Dropped { client, no_server } => {
                     self.trace.event(
                         self.now,
@@ -650,6 +726,10 @@ impl<'a> World<'a> {
                 self.trace.event(now, "director {a} crashes", d as u64, 0);
                 self.inv.director_down(&self.directors, d, now);
                 self.directors[d].crash();
+                if let Some(e) = self.scenario.ecmp {
+                    self.queue
+                        .push(now + e.withdraw_delay_us, Ev::Withdraw { d });
+                }
             }
             Action::Start(d) => {
                 if self.directors[d].is_up() {
