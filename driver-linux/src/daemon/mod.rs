@@ -36,16 +36,13 @@ use mio::{Events, Interest, Poll, Token, unix::SourceFd};
 use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 use vrlb_core::config::{self, Kind, Options, Sink, VrrpInstance};
-use vrlb_core::lb;
 use vrlb_core::node::build::{self, Counts};
-use vrlb_core::node::{
-    BalancingStorage, CheckerSlot, GroupSlot, IfaceId, Input, InstanceId, InstanceSlot, Node,
-    NodeStorage, Output, ScriptId, ScriptSlot, ServerSlot, ServiceSlot, TimerEntry,
-};
+use vrlb_core::node::{IfaceId, Input, InstanceId, Output, ScriptId};
 use vrlb_core::time::{Duration, Instant};
 use vrlb_core::vrrp;
 
 use crate::config_file::{FsIncluder, read_config};
+use crate::node_memory::NodeMemory;
 use addresses::{Addresses, Wanted};
 use clock::Clock;
 use env::{Env, InstanceInfo, ScriptInfo};
@@ -140,56 +137,27 @@ struct Capacity {
     groups: usize,
 }
 
-fn leak<T: Clone>(n: usize, value: T) -> &'static mut [T] {
-    // The node lives as long as the process: its storage is never freed.
-    Box::leak(vec![value; n].into_boxed_slice())
-}
-
 fn new_node(counts: &Counts, connections: u32) -> Result<(DaemonNode, Capacity), String> {
     let cap = Capacity {
         instances: counts.instances + HEADROOM,
         scripts: counts.scripts + HEADROOM,
         groups: counts.sync_groups + HEADROOM,
     };
-    let checkers = counts.checkers + HEADROOM;
-    let timers = 2 * (cap.instances + cap.scripts + checkers) + 4;
-    let node = Node::new(NodeStorage {
-        instances: leak(cap.instances, InstanceSlot::default()),
-        scripts: leak(cap.scripts, ScriptSlot::default()),
-        groups: leak(cap.groups, GroupSlot::default()),
-        timers: leak(timers, TimerEntry::default()),
-    });
-    if counts.virtual_servers == 0 {
-        return Ok((node, cap));
-    }
-    // virtual_server blocks: the node gets a balancer and checkers (the
-    // data plane and the probes are extensions' work).
-    let layout = counts.layout(connections, HEADROOM);
-    let storage = lb::Storage {
-        services: leak(layout.service_slots(), lb::ServiceSlot::EMPTY),
-        servers: leak(layout.server_slots(), lb::ServerSlot::EMPTY),
-        tree: leak(layout.tree_nodes(), 0u16),
-        mh: leak(layout.mh_entries(), 0u16),
-        conns: leak(layout.conn_slots(), lb::ConnSlot::EMPTY),
-        index: leak(layout.index_entries(), 0u32),
-        wheel: leak(layout.wheel_buckets(), 0u32),
+    // A VRRP-only configuration needs no connection table.
+    let connections = if counts.virtual_servers == 0 {
+        1
+    } else {
+        connections
     };
-    let seed = seed();
-    let balancer = lb::Balancer::new(
-        layout,
-        storage,
-        lb::LbConfig::default(),
-        seed,
-        Instant::ZERO,
-    )
-    .map_err(|e| format!("cannot size the load balancer: {e}"))?;
-    let node = node.with_balancing(BalancingStorage {
-        balancer,
-        services: leak(usize::from(layout.services), ServiceSlot::default()),
-        servers: leak(counts.real_servers + HEADROOM, ServerSlot::default()),
-        checkers: leak(checkers, CheckerSlot::default()),
-        seed: seed.rotate_left(32),
-    });
+    // The node lives as long as the process: its memory is never freed.
+    let memory = Box::leak(Box::new(NodeMemory::for_counts(
+        counts,
+        HEADROOM,
+        connections,
+    )));
+    let node = memory
+        .node(Instant::ZERO, seed())
+        .map_err(|e| format!("cannot size the load balancer: {e}"))?;
     Ok((node, cap))
 }
 
