@@ -170,12 +170,12 @@ pub struct ServerInfo {
 }
 
 /// Services, servers, scheduler tables: everything but the connections.
-struct Pools<'a> {
-    services: &'a mut [ServiceSlot],
-    servers: &'a mut [ServerSlot],
+pub(super) struct Pools<'a> {
+    pub(super) services: &'a mut [ServiceSlot],
+    pub(super) servers: &'a mut [ServerSlot],
     tree: &'a mut [u16],
     mh: &'a mut [u16],
-    sps: usize,
+    pub(super) sps: usize,
     tree_stride: usize,
     mh_stride: usize,
     tree_on: bool,
@@ -183,7 +183,7 @@ struct Pools<'a> {
 
 impl Pools<'_> {
     #[inline]
-    fn view(&mut self, svc: u16) -> View<'_> {
+    pub(super) fn view(&mut self, svc: u16) -> View<'_> {
         let i = svc as usize;
         View {
             svc: &mut self.services[i],
@@ -195,7 +195,7 @@ impl Pools<'_> {
     }
 
     #[inline]
-    fn split(&self, server: u16) -> (u16, u16) {
+    pub(super) fn split(&self, server: u16) -> (u16, u16) {
         (
             (server as usize / self.sps) as u16,
             (server as usize % self.sps) as u16,
@@ -204,7 +204,7 @@ impl Pools<'_> {
 
     /// A connection or template was bound to `server` (ip_vs_bind_dest).
     #[inline]
-    fn bind(&mut self, server: u16, template: bool, inactive: bool) {
+    pub(super) fn bind(&mut self, server: u16, template: bool, inactive: bool) {
         let s = &mut self.servers[server as usize];
         if template {
             s.persist += 1;
@@ -221,7 +221,7 @@ impl Pools<'_> {
     /// The reverse (ip_vs_unbind_dest); frees a removed server's slot when
     /// nothing points to it any more.
     #[inline]
-    fn unbind(&mut self, server: u16, template: bool, inactive: bool) {
+    pub(super) fn unbind(&mut self, server: u16, template: bool, inactive: bool) {
         let s = &mut self.servers[server as usize];
         if template {
             s.persist -= 1;
@@ -241,13 +241,15 @@ impl Pools<'_> {
 
 /// The load balancer over caller-provided [`Storage`].
 pub struct Balancer<'a> {
-    cfg: LbConfig,
+    pub(super) cfg: LbConfig,
     layout: Layout,
-    pools: Pools<'a>,
-    table: ConnTable<'a>,
+    pub(super) pools: Pools<'a>,
+    pub(super) table: ConnTable<'a>,
     seq: u64,
-    now: Instant,
-    stats: Stats,
+    pub(super) now: Instant,
+    pub(super) stats: Stats,
+    #[cfg(feature = "sync")]
+    pub(super) journal: super::sync::Journal<'a>,
 }
 
 fn check(part: &'static str, need: usize, got: usize) -> Result<(), LbError> {
@@ -310,6 +312,8 @@ impl<'a> Balancer<'a> {
             seq: 0,
             now,
             stats: Stats::default(),
+            #[cfg(feature = "sync")]
+            journal: super::sync::Journal::empty(),
         })
     }
 
@@ -338,7 +342,7 @@ impl<'a> Balancer<'a> {
         self.table.live
     }
 
-    fn clamp(&mut self, now: Instant) -> Instant {
+    pub(super) fn clamp(&mut self, now: Instant) -> Instant {
         self.now = self.now.max(now);
         self.now
     }
@@ -445,11 +449,17 @@ impl<'a> Balancer<'a> {
 
     // ----- real servers ----------------------------------------------------
 
-    fn global(&self, svc: u16, local: u16) -> u16 {
+    pub(super) fn global(&self, svc: u16, local: u16) -> u16 {
         (svc as usize * self.pools.sps + local as usize) as u16
     }
 
-    fn find_local(&self, svc: u16, addr: IpAddr, port: u16, state: SlotState) -> Option<u16> {
+    pub(super) fn find_local(
+        &self,
+        svc: u16,
+        addr: IpAddr,
+        port: u16,
+        state: SlotState,
+    ) -> Option<u16> {
         let sps = self.pools.sps;
         self.pools.servers[svc as usize * sps..(svc as usize + 1) * sps]
             .iter()
@@ -692,7 +702,7 @@ impl<'a> Balancer<'a> {
     /// Runs the expiry pass up to `now_tick`: connections first, then
     /// templates (so a template whose last connection expires in the same
     /// pass goes too).
-    fn expire(&mut self, now_tick: u64) {
+    pub(super) fn expire(&mut self, now_tick: u64) {
         if !self.table.behind(now_tick) {
             return;
         }
@@ -713,13 +723,18 @@ impl<'a> Balancer<'a> {
                 // ip_vs_conn.c expire_later: kept for 60 s more.
                 self.table.slots[s as usize].flags |= F_LATE;
                 self.table.rearm(s, (now_tick + ticks_for_secs(60)) as u32);
+                // ip_vs_conn.c syncs a template when it is kept for later.
+                #[cfg(feature = "sync")]
+                if self.journal.on {
+                    self.sync_note(s);
+                }
             } else {
                 self.free_template(s);
             }
         }
     }
 
-    fn expire_conn(&mut self, s: u32) {
+    pub(super) fn expire_conn(&mut self, s: u32) {
         let slot = self.table.slots[s as usize];
         self.pools
             .unbind(slot.server, false, slot.flags & F_INACTIVE != 0);
@@ -730,7 +745,7 @@ impl<'a> Balancer<'a> {
         self.stats.conns_expired += 1;
     }
 
-    fn free_template(&mut self, s: u32) {
+    pub(super) fn free_template(&mut self, s: u32) {
         let server = self.table.slots[s as usize].server;
         self.pools.unbind(server, true, false);
         self.table.remove(s);
@@ -738,7 +753,7 @@ impl<'a> Balancer<'a> {
 
     // ----- the fast path -----------------------------------------------------
 
-    fn timeout_s(&self, proto: u8, state: u8) -> u32 {
+    pub(super) fn timeout_s(&self, proto: u8, state: u8) -> u32 {
         match proto {
             6 => TcpState::from_u8(state).default_timeout_s(),
             17 => self.cfg.udp_timeout_s,
@@ -746,7 +761,7 @@ impl<'a> Balancer<'a> {
         }
     }
 
-    fn lookup_service(&self, flow: &Flow) -> Option<u16> {
+    pub(super) fn lookup_service(&self, flow: &Flow) -> Option<u16> {
         let mut port_zero = None;
         for (i, s) in self.pools.services.iter().enumerate() {
             if !s.in_use {
@@ -854,6 +869,8 @@ impl<'a> Balancer<'a> {
     #[inline]
     fn transition(&mut self, s: u32, flow: &Flow, now_tick: u64) {
         let slot = &mut self.table.slots[s as usize];
+        #[cfg(feature = "sync")]
+        let (old_state, old_expires) = (slot.state, slot.expires);
         if slot.proto == 6 {
             let f = flow.tcp_flags;
             let cur = TcpState::from_u8(slot.state);
@@ -886,7 +903,16 @@ impl<'a> Balancer<'a> {
             }
         }
         let slot = &self.table.slots[s as usize];
-        let timeout = self.timeout_s(slot.proto, slot.state);
+        let proto = slot.proto;
+        let timeout = self.timeout_s(proto, slot.state);
+        #[cfg(feature = "sync")]
+        if self.journal.on {
+            if slot.state != old_state {
+                self.sync_note(s);
+            } else {
+                self.sync_on_use(s, old_expires, ticks_for_secs(timeout), now_tick);
+            }
+        }
         self.table
             .set_expiry(s, (now_tick + ticks_for_secs(timeout)) as u32);
     }
@@ -964,6 +990,11 @@ impl<'a> Balancer<'a> {
             } else {
                 cfg.persistence_timeout_s
             };
+            #[cfg(feature = "sync")]
+            if self.journal.on {
+                let old_expires = slot.expires;
+                self.sync_on_use(template, old_expires, ticks_for_secs(timeout), now_tick);
+            }
             self.table
                 .set_expiry(template, (now_tick + ticks_for_secs(timeout)) as u32);
             self.stats.template_hits += 1;
@@ -991,6 +1022,10 @@ impl<'a> Balancer<'a> {
         slot.control = 0;
         self.pools.bind(server, true, false);
         self.stats.templates_created += 1;
+        #[cfg(feature = "sync")]
+        if self.journal.on {
+            self.sync_note(t);
+        }
         self.record(server, flow, key, hash, now_tick, t)
     }
 
@@ -1044,6 +1079,10 @@ impl<'a> Balancer<'a> {
         self.table
             .set_expiry(s, (now_tick + ticks_for_secs(timeout)) as u32);
         self.stats.conns_created += 1;
+        #[cfg(feature = "sync")]
+        if self.journal.on {
+            self.sync_note(s);
+        }
         self.forward(server, true)
     }
 
@@ -1130,7 +1169,7 @@ fn apply_config(s: &mut ServerSlot, rs: RealServer, add: bool) {
 }
 
 #[inline]
-fn conn_key(flow: &Flow) -> Key {
+pub(super) fn conn_key(flow: &Flow) -> Key {
     let (caddr, v6) = to16(flow.src);
     let (vaddr, _) = to16(flow.dst);
     Key {

@@ -44,6 +44,9 @@ pub(crate) const F_INACTIVE: u8 = 1;
 /// Template re-armed by its controlled connections: 60 s timeout from
 /// now on (ip_vs_conn.c `expire_later`).
 pub(crate) const F_LATE: u8 = 2;
+/// In the sync journal (`lb::sync`): journaled at most once.
+#[cfg(feature = "sync")]
+pub(crate) const F_QUEUED: u8 = 4;
 
 /// The tick `micros` falls in.
 #[inline]

@@ -25,6 +25,8 @@ mod server;
 mod service;
 mod stats;
 mod storage;
+#[cfg(feature = "sync")]
+mod sync;
 pub mod tcp;
 
 #[cfg(any(test, feature = "reference"))]
@@ -42,4 +44,6 @@ pub use server::{RealServer, ServerId, ServerSlot};
 pub use service::{Protocol, SchedFlags, ServiceConfig, ServiceId, ServiceKey, ServiceSlot};
 pub use stats::Stats;
 pub use storage::{CONNECTIONS_MAX, Layout, MH_TABLE_MAX, SERVERS_PER_SERVICE_MAX, Storage};
+#[cfg(feature = "sync")]
+pub use sync::{ApplyError, JournalStats};
 pub use tcp::TcpState;
