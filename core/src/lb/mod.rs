@@ -35,7 +35,7 @@ pub mod reference;
 #[cfg(test)]
 mod tests;
 
-pub use balancer::{Balancer, LbConfig, LbError, ServerInfo, TableFullPolicy};
+pub use balancer::{Balancer, CLASSIFY_BATCH, LbConfig, LbError, ServerInfo, TableFullPolicy};
 pub use classify::{DropReason, Flow, TcpFlags, Verdict};
 pub use conn::{ConnSlot, TICK_SHIFT};
 pub use sched::Scheduler;
