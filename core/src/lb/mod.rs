@@ -14,6 +14,10 @@
 //! timeouts, persistence templates with controlled-connection counting.
 //! Where the structure differs (a tournament tree instead of a list scan, a
 //! timer wheel instead of per-connection timers) the decision does not.
+//!
+//! With the `sync` feature the balancer also keeps a bounded journal of new
+//! and changed connections for [`crate::sync`] and applies entries a peer
+//! sent (`Balancer::attach_sync_journal`, `sync_pop`, `sync_apply`).
 
 mod addr;
 mod balancer;
