@@ -15,10 +15,10 @@ pub enum Mutation {
     NoSkew,
     /// A resigning master does not send priority 0.
     NoPriorityZeroOnShutdown,
-    /// A persistence template is not refreshed when used.
-    NoTemplateRefresh,
-    /// An established flow keeps going to a server that was removed.
-    KeepFlowsOnRemovedServer,
+    /// Persistence templates are recorded but never consulted.
+    IgnoreTemplates,
+    /// A real server marked down by its checks stays in scheduling.
+    ScheduleDownServer,
     /// Received sync messages are silently ignored.
     DropSyncMessages,
     /// A failed health check never marks its server down.
@@ -31,8 +31,8 @@ impl Mutation {
         Mutation::IgnoreAddressTieBreak,
         Mutation::NoSkew,
         Mutation::NoPriorityZeroOnShutdown,
-        Mutation::NoTemplateRefresh,
-        Mutation::KeepFlowsOnRemovedServer,
+        Mutation::IgnoreTemplates,
+        Mutation::ScheduleDownServer,
         Mutation::DropSyncMessages,
         Mutation::IgnoreCheckFailure,
     ];

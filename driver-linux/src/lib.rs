@@ -5,3 +5,4 @@ pub mod check;
 pub mod config_file;
 pub mod describe;
 pub mod firmware;
+pub mod node_memory;

@@ -411,6 +411,71 @@ impl<'a> Balancer<'a> {
         }
     }
 
+    /// Ends this balancer and gives its storage back (to build a fresh one
+    /// in the same memory: a simulated director's restart, a firmware's
+    /// reset).
+    pub fn into_storage(self) -> Storage<'a> {
+        let (conns, index, wheel) = self.table.into_parts();
+        Storage {
+            services: self.pools.services,
+            servers: self.pools.servers,
+            tree: self.pools.tree,
+            mh: self.pools.mh,
+            conns,
+            index,
+            wheel,
+        }
+    }
+
+    /// The layout it was built for.
+    pub fn built_layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// Every service in use.
+    pub fn services(&self) -> impl Iterator<Item = (ServiceId, &ServiceConfig)> + '_ {
+        self.pools
+            .services
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.in_use)
+            .map(|(i, s)| (ServiceId(i as u16), &s.cfg))
+    }
+
+    /// Tags a service for the owner's bookkeeping (a reload marks what the
+    /// new configuration still has, then removes the rest).
+    pub fn set_service_mark(&mut self, id: ServiceId, mark: u8) -> Result<(), LbError> {
+        let i = self.svc_index(id)?;
+        self.pools.services[i as usize].mark = mark;
+        Ok(())
+    }
+
+    /// A service's tag.
+    pub fn service_mark(&self, id: ServiceId) -> Option<u8> {
+        self.svc_index(id)
+            .ok()
+            .map(|i| self.pools.services[i as usize].mark)
+    }
+
+    /// Tags a listed server (see [`Balancer::set_service_mark`]).
+    pub fn set_server_mark(
+        &mut self,
+        id: ServiceId,
+        server: ServerId,
+        mark: u8,
+    ) -> Result<(), LbError> {
+        self.locate(id, server)?;
+        self.pools.servers[server.0 as usize].mark = mark;
+        Ok(())
+    }
+
+    /// A listed server's tag.
+    pub fn server_mark(&self, id: ServiceId, server: ServerId) -> Option<u8> {
+        self.locate(id, server)
+            .ok()
+            .map(|_| self.pools.servers[server.0 as usize].mark)
+    }
+
     /// The service's configuration.
     pub fn service(&self, id: ServiceId) -> Result<&ServiceConfig, LbError> {
         let i = self.svc_index(id)?;
@@ -886,9 +951,18 @@ impl<'a> Balancer<'a> {
         let f = flow.tcp_flags;
         // tcp_conn_schedule: only a SYN without RST opens a connection.
         let opens = f.contains(TcpFlags::SYN) && !f.contains(TcpFlags::RST);
-        if flow.protocol == 6 && !opens && !self.cfg.sloppy_tcp {
+        // With mh every director maps a flow to the same server, so a
+        // mid-flow packet that ECMP moved here (no connection, no SYN) is
+        // scheduled by the hash and the connection carries on where it was
+        // (vrlb's addition; IPVS drops it unless sloppy_tcp).
+        let consistent = self.pools.services[svc as usize].cfg.scheduler == Scheduler::Mh
+            && !f.contains(TcpFlags::RST);
+        if flow.protocol == 6 && !opens && !self.cfg.sloppy_tcp && !consistent {
             self.stats.drop_not_syn += 1;
             return Verdict::Drop(DropReason::NotSyn);
+        }
+        if flow.protocol == 6 && !opens && consistent {
+            self.stats.adopted_mid_flow += 1;
         }
         self.new_flow(svc, flow, key, hash, now_tick)
     }
@@ -1029,7 +1103,12 @@ impl<'a> Balancer<'a> {
         let tkey = template_key(svc, &cfg, flow.src, flow.dst_port);
         let thash = self.table.hash(&tkey);
         let mut template = NIL;
-        if let Some(t) = self.table.find(thash, &tkey) {
+        let lookup = if crate::mutation::on(crate::mutation::Mutation::IgnoreTemplates) {
+            None
+        } else {
+            self.table.find(thash, &tkey)
+        };
+        if let Some(t) = lookup {
             let server = self.table.slots[t as usize].server;
             if template_valid(
                 &self.pools.servers[server as usize],

@@ -174,6 +174,11 @@ pub(crate) struct ConnTable<'a> {
 }
 
 impl<'a> ConnTable<'a> {
+    /// Gives the storage back (slots, index, wheel).
+    pub fn into_parts(self) -> (&'a mut [ConnSlot], &'a mut [u32], &'a mut [u32]) {
+        (self.slots, self.index, self.wheel)
+    }
+
     pub fn new(
         slots: &'a mut [ConnSlot],
         index: &'a mut [u32],

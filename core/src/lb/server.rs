@@ -85,6 +85,8 @@ pub struct ServerSlot {
     pub(crate) mh_skip: u32,
     pub(crate) mh_perm: u32,
     pub(crate) mh_turns: u32,
+    /// The owner's tag (a reload's generation), never read by the balancer.
+    pub(crate) mark: u8,
 }
 
 impl ServerSlot {
@@ -104,6 +106,7 @@ impl ServerSlot {
         mh_skip: 0,
         mh_perm: 0,
         mh_turns: 0,
+        mark: 0,
     };
 
     /// IPVS `IP_VS_DEST_F_AVAILABLE`: configured (not removed).

@@ -153,6 +153,8 @@ pub struct ServiceSlot {
     /// Sorry server (local index) and whether it takes new flows now.
     pub(crate) sorry: u16,
     pub(crate) sorry_active: bool,
+    /// The owner's tag (a reload's generation), never read by the balancer.
+    pub(crate) mark: u8,
 }
 
 impl ServiceSlot {
@@ -175,6 +177,7 @@ impl ServiceSlot {
         mh_rshift: 0,
         sorry: NONE,
         sorry_active: false,
+        mark: 0,
     };
 }
 

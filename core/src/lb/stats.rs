@@ -32,4 +32,7 @@ pub struct Stats {
     pub stateless_forwards: u64,
     /// Connections expired early because their server was removed.
     pub nodest_expired: u64,
+    /// Mid-flow TCP packets of unknown connections scheduled by mh (a flow
+    /// another director carried before ECMP moved it here).
+    pub adopted_mid_flow: u64,
 }

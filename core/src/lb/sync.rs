@@ -153,6 +153,14 @@ impl<'a> Balancer<'a> {
         };
     }
 
+    /// Takes the journal's ring back (journaling stops): for an in-place
+    /// restart, before [`Self::into_storage`], which does not return it.
+    pub fn detach_sync_journal(&mut self) -> &'a mut [u32] {
+        self.set_sync_journal(false);
+        self.journal.head = 0;
+        core::mem::take(&mut self.journal.ring)
+    }
+
     /// Turns journaling on (this director holds the VIP and sends) or off
     /// (what is queued is forgotten).
     pub fn set_sync_journal(&mut self, on: bool) {

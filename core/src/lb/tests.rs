@@ -429,7 +429,9 @@ impl Run {
                         }
                     }
                     None => {
-                        let can = flow.protocol == 17 || (syn && !rst);
+                        // mh adopts mid-flow packets (flows moved by ECMP).
+                        let adopts = self.kind == Scheduler::Mh && !rst;
+                        let can = flow.protocol == 17 || (syn && !rst) || adopts;
                         let want = if can {
                             self.expected(svc, &flow, None)
                         } else {

@@ -77,10 +77,18 @@
 //! assert_eq!(bound, Duration::from_micros(3_609_375));
 //! ```
 
+#[cfg(all(feature = "lb", feature = "check"))]
+mod balancing;
 #[cfg(feature = "config")]
 pub mod build;
 mod script;
 mod timers;
+
+#[cfg(all(feature = "lb", feature = "check"))]
+pub use balancing::{
+    BalancingStorage, CheckerId, CheckerSlot, ServerRef, ServerSlot, ServerState, ServiceSlot,
+    ServiceState,
+};
 
 use core::fmt;
 use core::net::IpAddr;
@@ -212,6 +220,16 @@ pub enum Input<'p> {
         /// Exit status 0.
         success: bool,
     },
+    /// A health-check probe ended.
+    #[cfg(all(feature = "lb", feature = "check"))]
+    ProbeResult {
+        /// Which checker.
+        checker: CheckerId,
+        /// The probe's sequence number, from `Output::Probe`.
+        seq: u32,
+        /// How it went.
+        result: crate::check::ProbeResult,
+    },
 }
 
 /// What a node asks the driver to do.
@@ -237,6 +255,51 @@ pub enum Output {
         /// Which script.
         script: ScriptId,
         /// Its new state.
+        up: bool,
+    },
+    /// Start a health-check probe now (see [`Node::checker`] for what and
+    /// where) and report with `Input::ProbeResult`.
+    #[cfg(all(feature = "lb", feature = "check"))]
+    Probe {
+        /// Which checker.
+        checker: CheckerId,
+        /// Report the result with this.
+        seq: u32,
+        /// Give up after this long (the core will also time it out).
+        timeout: Duration,
+    },
+    /// Abandon a probe (timed out, or checks suspended).
+    #[cfg(all(feature = "lb", feature = "check"))]
+    CancelProbe {
+        /// Which checker.
+        checker: CheckerId,
+        /// Which probe.
+        seq: u32,
+    },
+    /// A real server went up or down (notify_up / notify_down).
+    #[cfg(all(feature = "lb", feature = "check"))]
+    ServerHealth {
+        /// Which server.
+        server: ServerRef,
+        /// Its new health.
+        up: bool,
+    },
+    /// Announce (hold on a local interface, for a BGP speaker to export) or
+    /// withdraw an anycast service's VIP.
+    #[cfg(all(feature = "lb", feature = "check"))]
+    Announce {
+        /// Which service.
+        service: crate::lb::ServiceId,
+        /// Announce (true) or withdraw.
+        up: bool,
+    },
+    /// A service gained or lost its quorum (quorum_up / quorum_down; the
+    /// sorry server is switched by the node).
+    #[cfg(all(feature = "lb", feature = "check"))]
+    Quorum {
+        /// Which service.
+        service: crate::lb::ServiceId,
+        /// Whether it has quorum now.
         up: bool,
     },
 }
@@ -287,11 +350,17 @@ pub struct NodeStats {
     pub adverts_runt: u32,
     /// Script results for no configured script.
     pub results_unknown_script: u32,
+    /// Probe results for no configured checker.
+    pub results_unknown_checker: u32,
     /// Times the timer queue was rebuilt.
     pub timer_rebuilds: u32,
+    /// Outputs lost because the driver did not drain the queue.
+    pub outputs_dropped: u32,
 }
 
-const NODE_QUEUE: usize = 8;
+const NODE_QUEUE: usize = 16;
+/// Room a timer or input step needs in the node queue before it runs.
+const STEP_ROOM: usize = 4;
 
 /// One director.
 #[derive(Debug)]
@@ -306,11 +375,19 @@ pub struct Node<'a, const V: usize = DEFAULT_MAX_VIPS> {
     /// Instances at `dirty..` may have outputs waiting.
     dirty: usize,
     stats: NodeStats,
+    /// Bumped by each configuration build (reload bookkeeping).
+    #[cfg(feature = "config")]
+    generation: u8,
+    #[cfg(all(feature = "lb", feature = "check"))]
+    balancing: Option<balancing::Balancing<'a>>,
 }
 
 impl<'a, const V: usize> Node<'a, V> {
-    /// An empty node over `storage`.
+    /// An empty node over `storage` (whatever the slots held is cleared).
     pub fn new(storage: NodeStorage<'a, V>) -> Self {
+        storage.instances.fill(InstanceSlot::default());
+        storage.scripts.fill(ScriptSlot::default());
+        storage.groups.fill(GroupSlot::default());
         Node {
             instances: storage.instances,
             scripts: storage.scripts,
@@ -321,6 +398,57 @@ impl<'a, const V: usize> Node<'a, V> {
             queue: Deque::new(),
             dirty: usize::MAX,
             stats: NodeStats::default(),
+            #[cfg(feature = "config")]
+            generation: 0,
+            #[cfg(all(feature = "lb", feature = "check"))]
+            balancing: None,
+        }
+    }
+
+    /// Ends the node and gives its storage back, to build a fresh one in
+    /// the same memory (a restart without allocating). The balancer comes
+    /// back whole: rebuild it with `Balancer::new(layout,
+    /// balancer.into_storage(), ..)`.
+    pub fn into_storage(self) -> NodeStorage<'a, V> {
+        NodeStorage {
+            instances: self.instances,
+            scripts: self.scripts,
+            groups: self.groups,
+            timers: self.timers.into_storage(),
+        }
+    }
+
+    /// Like [`Node::into_storage`], also giving back the balancing storage
+    /// (with `seed` for its next life) when the node had one.
+    #[cfg(all(feature = "lb", feature = "check"))]
+    pub fn into_storage_with_balancing(
+        self,
+        seed: u64,
+    ) -> (NodeStorage<'a, V>, Option<BalancingStorage<'a>>) {
+        let balancing = self.balancing.map(|b| b.into_storage(seed));
+        let storage = NodeStorage {
+            instances: self.instances,
+            scripts: self.scripts,
+            groups: self.groups,
+            timers: self.timers.into_storage(),
+        };
+        (storage, balancing)
+    }
+
+    /// Gives the node a load balancer and health checkers (a VRRP-only
+    /// node has none). Do this before building from a configuration.
+    #[cfg(all(feature = "lb", feature = "check"))]
+    pub fn with_balancing(mut self, storage: BalancingStorage<'a>) -> Self {
+        self.balancing = Some(balancing::Balancing::new(storage));
+        self
+    }
+
+    /// Queues a node-level output. Steps check `STEP_ROOM` first, so a full
+    /// queue means the driver skipped draining; the output is then dropped
+    /// and counted.
+    fn push_output(&mut self, out: Output) {
+        if self.queue.push_back(out).is_err() {
+            self.stats.outputs_dropped = self.stats.outputs_dropped.saturating_add(1);
         }
     }
 
@@ -602,6 +730,8 @@ impl<'a, const V: usize> Node<'a, V> {
                 for index in 0..self.instances.len() {
                     self.with_instance(index, |i, now| i.handle(now, vrrp::Input::Shutdown));
                 }
+                #[cfg(all(feature = "lb", feature = "check"))]
+                self.update_announcements();
             }
             Input::Advert {
                 iface,
@@ -639,11 +769,17 @@ impl<'a, const V: usize> Node<'a, V> {
                     return;
                 };
                 if let Some(up) = entry.tracker.result(now, success) {
-                    let _ = self.queue.push_back(Output::ScriptChanged { script, up });
+                    self.push_output(Output::ScriptChanged { script, up });
                     self.track(script.track_id(), up);
                 }
                 self.schedule(Owner::Script(script.0));
             }
+            #[cfg(all(feature = "lb", feature = "check"))]
+            Input::ProbeResult {
+                checker,
+                seq,
+                result,
+            } => self.probe_result(checker, seq, result),
         }
     }
 
@@ -667,6 +803,11 @@ impl<'a, const V: usize> Node<'a, V> {
         }
         for index in 0..self.instances.len() {
             self.with_instance(index, |i, now| i.handle(now, vrrp::Input::Start));
+        }
+        #[cfg(all(feature = "lb", feature = "check"))]
+        {
+            self.start_checkers();
+            self.update_announcements();
         }
     }
 
@@ -748,6 +889,36 @@ impl<'a, const V: usize> Node<'a, V> {
                 }
                 None => return,
             },
+            #[cfg(all(feature = "lb", feature = "check"))]
+            Owner::Checker(i) => {
+                let Some(e) = self
+                    .balancing
+                    .as_mut()
+                    .and_then(|b| b.checkers.get_mut(i as usize))
+                    .and_then(|c| c.entry.as_mut())
+                else {
+                    return;
+                };
+                let at = e.checker.deadline();
+                if at == e.deadline {
+                    return;
+                }
+                e.deadline = at;
+                at
+            }
+            #[cfg(all(feature = "lb", feature = "check"))]
+            Owner::Balancer => {
+                let Some(b) = self.balancing.as_mut() else {
+                    return;
+                };
+                let at = b.balancer.poll_timeout().unwrap_or(Instant::MAX);
+                if at == b.balancer_deadline {
+                    return;
+                }
+                b.balancer_deadline = at;
+                at
+            }
+            #[cfg(not(all(feature = "lb", feature = "check")))]
             Owner::Checker(_) | Owner::Balancer => return,
         };
         if !self.timers.push(deadline, owner) {
@@ -770,6 +941,15 @@ impl<'a, const V: usize> Node<'a, V> {
                 let _ = self.timers.push(e.deadline, Owner::Script(i as u16));
             }
         }
+        #[cfg(all(feature = "lb", feature = "check"))]
+        if let Some(b) = &self.balancing {
+            for (i, c) in b.checkers.iter().enumerate() {
+                if let Some(e) = &c.entry {
+                    let _ = self.timers.push(e.deadline, Owner::Checker(i as u32));
+                }
+            }
+            let _ = self.timers.push(b.balancer_deadline, Owner::Balancer);
+        }
     }
 
     /// Fires every timer due at `now`.
@@ -781,6 +961,11 @@ impl<'a, const V: usize> Node<'a, V> {
         let mut budget = self.timers.capacity() + 1;
         while budget > 0 {
             budget -= 1;
+            // Leave the rest due: the driver drains, sees the deadline
+            // passed and calls again.
+            if self.queue.capacity() - self.queue.len() < STEP_ROOM {
+                break;
+            }
             let Some((at, owner)) = self.timers.pop_due(now) else {
                 break;
             };
@@ -809,13 +994,18 @@ impl<'a, const V: usize> Node<'a, V> {
                     e.deadline = Instant::MAX;
                     if e.tracker.due(now) {
                         let timeout = e.tracker.timeout();
-                        let _ = self.queue.push_back(Output::RunScript {
+                        self.push_output(Output::RunScript {
                             script: ScriptId(i),
                             timeout,
                         });
                     }
                     self.schedule(owner);
                 }
+                #[cfg(all(feature = "lb", feature = "check"))]
+                Owner::Checker(i) => self.checker_timeout(CheckerId(i), at),
+                #[cfg(all(feature = "lb", feature = "check"))]
+                Owner::Balancer => self.balancer_timeout(at),
+                #[cfg(not(all(feature = "lb", feature = "check")))]
                 Owner::Checker(_) | Owner::Balancer => {}
             }
         }
@@ -846,6 +1036,8 @@ impl<'a, const V: usize> Node<'a, V> {
             {
                 self.follow_group(index, to);
             }
+            #[cfg(all(feature = "lb", feature = "check"))]
+            self.vrrp_changed(&event);
             return Some(Output::Vrrp {
                 instance: InstanceId(index as u16),
                 event,

@@ -56,6 +56,11 @@ impl<'a> TimerQueue<'a> {
         }
     }
 
+    /// Gives the storage back.
+    pub fn into_storage(self) -> &'a mut [TimerEntry] {
+        self.heap
+    }
+
     /// Entries in the heap, stale ones included.
     pub fn len(&self) -> usize {
         self.len

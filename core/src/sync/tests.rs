@@ -681,6 +681,12 @@ fn role_changes_start_and_stop_the_journal() {
     p.sa.handle(p.now, Input::SetRole(Role::Both), &mut p.a);
     assert!(p.a.sync_journal_on());
     assert!(p.sa.poll_timeout().is_some());
+    // An in-place restart takes the ring back; without one nothing journals.
+    let ring = p.a.detach_sync_journal();
+    assert_eq!(ring.len(), 64);
+    assert!(!p.a.sync_journal_on());
+    p.a.set_sync_journal(true);
+    assert!(!p.a.sync_journal_on(), "no ring, no journal");
 }
 
 #[test]

@@ -604,8 +604,13 @@ impl<const V: usize> Instance<V> {
             self.become_backup(Reason::HigherPriority, wait);
         } else if !self.config.lower_prio_no_advert {
             // RFC 9568 6.4.3: answer a lower-priority master at once so it
-            // steps down without waiting for our next advert.
+            // steps down without waiting for our next advert. keepalived
+            // also re-announces the VIPs (garp_lower_prio_repeat): hosts
+            // may have followed the other master's GARPs during the split.
             self.send_advert(ours);
+            self.push(Output::Garp {
+                repeat: self.config.garp.repeat,
+            });
             self.set_timer(Timer::Advert, now + self.config.advert_interval());
         }
     }

@@ -65,6 +65,9 @@ pub enum Error {
     BadAuthType,
     /// The source and destination addresses are of different families.
     FamilyMismatch,
+    /// An advertisement interval of 0, which would make the receiver's
+    /// Master_Down_Interval zero.
+    ZeroInterval,
 }
 
 impl fmt::Display for Error {
@@ -77,6 +80,7 @@ impl fmt::Display for Error {
             Error::BadChecksum => "VRRP checksum does not verify",
             Error::BadAuthType => "VRRPv2 authentication type not none or PASS",
             Error::FamilyMismatch => "IP source and destination families differ",
+            Error::ZeroInterval => "VRRP advertisement interval is 0",
         })
     }
 }
@@ -472,6 +476,9 @@ impl<'a> Repr<'a> {
             } else {
                 return Err(Error::BadChecksum);
             };
+        if packet.advert_interval_cs() == 0 {
+            return Err(Error::ZeroInterval);
+        }
         let addrs_end = field::ADDRS + usize::from(packet.addr_count()) * family.addr_len();
         let auth = match version {
             Version::V3 => Auth::None,
@@ -684,6 +691,16 @@ mod tests {
         assert_eq!(parse(&bad[..len], SRC4, DST4), Err(Error::BadType));
         // Padding after the message is ignored.
         assert_eq!(parse(&buf[..len + 6], SRC4, DST4), Ok(()));
+        // Interval 0 (checksum fixed up so only the interval is wrong).
+        let zero = Repr {
+            advert_interval_cs: 0,
+            ..repr
+        };
+        let mut buf0 = [0u8; 64];
+        let n = zero
+            .emit(&mut buf0, SRC4, DST4, ChecksumMode::PseudoHeader)
+            .unwrap();
+        assert_eq!(parse(&buf0[..n], SRC4, DST4), Err(Error::ZeroInterval));
     }
 
     #[test]

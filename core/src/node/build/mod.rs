@@ -15,6 +15,9 @@ use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use heapless::Vec;
 
+#[cfg(all(feature = "lb", feature = "check"))]
+mod lvs;
+
 use super::{IfaceId, InstanceId, Node, NodeError, ScriptId, ScriptTracker};
 use crate::config::{
     self, AuthConf, Diagnostic, GlobalDefs, Includer, InitialState, Kind, Options, Sink, Snippet,
@@ -48,6 +51,27 @@ pub trait Environment {
     /// An instance or script the new configuration no longer has was
     /// removed (reload).
     fn removed_instance(&mut self, id: InstanceId) {}
+    /// A virtual server became these balancer services (one, or a group's).
+    #[cfg(all(feature = "lb", feature = "check"))]
+    fn virtual_server(
+        &mut self,
+        services: &[crate::lb::ServiceId],
+        vs: &config::VirtualServer<'_>,
+    ) {
+    }
+    /// A real server was added or updated.
+    #[cfg(all(feature = "lb", feature = "check"))]
+    fn real_server(&mut self, server: super::ServerRef, rs: &config::RealServer<'_>) {}
+    /// A checker was added or kept: the driver keeps what the core does
+    /// not (URLs, digests, script paths) to perform its probes.
+    #[cfg(all(feature = "lb", feature = "check"))]
+    fn checker(
+        &mut self,
+        id: super::CheckerId,
+        server: super::ServerRef,
+        conf: &config::CheckerConf<'_>,
+    ) {
+    }
     /// A warning.
     fn diagnostic(&mut self, d: &Diagnostic) {}
 }
@@ -90,16 +114,29 @@ struct GroupDef {
     members: Vec<(u64, Snippet, config::Pos), { vrrp::MAX_GROUP_MEMBERS }>,
 }
 
+/// Most `virtual_server_group` blocks.
+pub const MAX_VS_GROUPS: usize = 16;
+
 /// First pass: what blocks refer to by name.
 #[derive(Default)]
 struct Prepass {
     globals: Globals,
+    /// (name key, entries) of each virtual_server_group.
+    vs_groups: Vec<(u64, Vec<config::GroupEntry, { config::MAX_GROUP_ENTRIES }>), MAX_VS_GROUPS>,
     /// (name key, default weight, line)
     scripts: Vec<(u64, i32, u32), MAX_SCRIPTS>,
     groups: Vec<GroupDef, MAX_SYNC_GROUPS>,
 }
 
 impl Sink for Prepass {
+    fn virtual_server_group(&mut self, g: &config::VirtualServerGroup<'_>) -> Result<(), Kind> {
+        self.vs_groups
+            .push((name_key(g.name), g.entries.clone()))
+            .map_err(|_| Kind::TooMany {
+                what: "virtual_server_group blocks",
+                max: MAX_VS_GROUPS,
+            })
+    }
     fn global_defs(&mut self, g: &GlobalDefs<'_>) -> Result<(), Kind> {
         self.globals = Globals::from(g);
         Ok(())
@@ -157,6 +194,11 @@ struct Builder<'b, 'a, E: Environment, const V: usize> {
     seen_instances: Vec<(u64, u32), MAX_INSTANCES>,
     /// Keys of scripts this configuration defines.
     seen_scripts: Vec<u64, MAX_SCRIPTS>,
+    /// This build's tag for what it keeps.
+    generation: u8,
+    /// The services of the virtual server being read.
+    #[cfg(all(feature = "lb", feature = "check"))]
+    current_services: lvs::GroupServices,
 }
 
 fn node_error(e: NodeError) -> Kind {
@@ -427,15 +469,33 @@ impl<E: Environment, const V: usize> Sink for Builder<'_, '_, E, V> {
         Ok(())
     }
 
+    #[cfg(all(feature = "lb", feature = "check"))]
+    fn virtual_server(&mut self, vs: &config::VirtualServer<'_>) -> Result<(), Kind> {
+        self.lvs_virtual_server(vs)
+    }
+
+    #[cfg(all(feature = "lb", feature = "check"))]
+    fn real_server(
+        &mut self,
+        vs: &config::VirtualServer<'_>,
+        rs: &config::RealServer<'_>,
+    ) -> Result<(), Kind> {
+        self.lvs_real_server(vs, rs)
+    }
+
     fn diagnostic(&mut self, d: &Diagnostic) {
         self.env.diagnostic(d);
     }
 }
 
 /// How many of each item a configuration defines: what to size a node's
-/// storage by.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// storage by (see [`Counts::layout`] and [`Counts::timer_entries`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Counts {
+    /// Balancer services (a virtual_server group counts each address).
+    pub services: usize,
+    /// Expanded sizes of the virtual_server_groups seen so far.
+    group_sizes: Vec<(u64, usize), MAX_VS_GROUPS>,
     /// `vrrp_instance` blocks.
     pub instances: usize,
     /// `vrrp_script` blocks.
@@ -465,7 +525,37 @@ impl Sink for Counts {
         self.sync_groups += 1;
         Ok(())
     }
+    fn virtual_server_group(&mut self, g: &config::VirtualServerGroup<'_>) -> Result<(), Kind> {
+        let size = g
+            .entries
+            .iter()
+            .map(|e| match *e {
+                config::GroupEntry::Fwmark(_) => 1,
+                config::GroupEntry::Addr { first, last, .. } => match (first, last) {
+                    (IpAddr::V4(a), IpAddr::V4(b)) => {
+                        (u32::from(b).saturating_sub(u32::from(a)) as usize) + 1
+                    }
+                    (IpAddr::V6(a), IpAddr::V6(b)) => {
+                        (u128::from(b).saturating_sub(u128::from(a)) as usize) + 1
+                    }
+                    _ => 1,
+                },
+            })
+            .sum();
+        let _ = self.group_sizes.push((name_key(g.name), size));
+        Ok(())
+    }
     fn virtual_server(&mut self, vs: &config::VirtualServer<'_>) -> Result<(), Kind> {
+        self.services += match vs.key {
+            config::VsKey::Group(name) => {
+                let key = name_key(name);
+                self.group_sizes
+                    .iter()
+                    .find(|g| g.0 == key)
+                    .map_or(1, |g| g.1)
+            }
+            _ => 1,
+        };
         self.virtual_servers += 1;
         self.max_real_servers_per_service = self
             .max_real_servers_per_service
@@ -480,6 +570,29 @@ impl Sink for Counts {
         self.real_servers += 1;
         self.checkers += rs.checkers.len();
         Ok(())
+    }
+}
+
+impl Counts {
+    /// Timer queue entries for a node holding these (twice the owners).
+    pub fn timer_entries(&self) -> usize {
+        2 * (self.instances + self.scripts + self.checkers) + 4
+    }
+
+    /// A balancer layout for these services and servers with room for
+    /// `connections` and `headroom` more services and servers per service
+    /// (so a reload can add some without a restart). `mh_table_max` is
+    /// IPVS's default table size.
+    #[cfg(feature = "lb")]
+    pub fn layout(&self, connections: u32, headroom: usize) -> crate::lb::Layout {
+        // Each service also needs a slot for its sorry server.
+        let per_service = (self.max_real_servers_per_service + 1 + headroom).min(32_768) as u16;
+        crate::lb::Layout {
+            services: (self.services + headroom).clamp(1, usize::from(u16::MAX)) as u16,
+            servers_per_service: per_service.max(1),
+            mh_table_max: 4093,
+            connections,
+        }
     }
 }
 
@@ -508,6 +621,10 @@ pub fn build<E: Environment, const V: usize>(
 ) -> Result<Summary, Diagnostic> {
     let mut pre = Prepass::default();
     config::parse(file, text, options, &mut pre, includer)?;
+    node.generation = node.generation.wrapping_add(1);
+    #[cfg(all(feature = "lb", feature = "check"))]
+    node.freeze_quorum();
+    let generation = node.generation;
     let mut builder = Builder {
         file,
         node,
@@ -515,43 +632,67 @@ pub fn build<E: Environment, const V: usize>(
         pre: &pre,
         seen_instances: Vec::new(),
         seen_scripts: Vec::new(),
+        generation,
+        #[cfg(all(feature = "lb", feature = "check"))]
+        current_services: Vec::new(),
     };
-    let summary = config::parse(file, text, options, &mut builder, includer)?;
+    let parsed = config::parse(file, text, options, &mut builder, includer);
     let Builder {
-        node,
-        env,
         seen_instances,
         seen_scripts,
         ..
     } = builder;
+    let result = parsed.and_then(|summary| {
+        finish(
+            node,
+            env,
+            &seen_instances,
+            &seen_scripts,
+            generation,
+            file,
+            &pre,
+        )?;
+        Ok(summary)
+    });
+    #[cfg(all(feature = "lb", feature = "check"))]
+    node.thaw_quorum();
+    result
+}
 
-    // Remove what the configuration no longer has.
-    let gone: Vec<InstanceId, MAX_INSTANCES> = node
-        .instances()
-        .map(|(id, _)| id)
-        .filter(|id| {
-            let key = node.instances[usize::from(id.0)]
-                .entry
-                .as_ref()
-                .map_or(0, |e| e.key);
-            !seen_instances.iter().any(|s| s.0 == key)
-        })
-        .collect();
-    for id in gone {
+/// Removes what the configuration no longer has and forms sync groups.
+fn finish<E: Environment, const V: usize>(
+    node: &mut Node<'_, V>,
+    env: &mut E,
+    seen_instances: &[(u64, u32)],
+    seen_scripts: &[u64],
+    generation: u8,
+    file: &str,
+    pre: &Prepass,
+) -> Result<(), Diagnostic> {
+    #[cfg(not(all(feature = "lb", feature = "check")))]
+    let _ = generation;
+    #[cfg(all(feature = "lb", feature = "check"))]
+    lvs::sweep(node, generation).map_err(|e| Diagnostic::new(file, 0, 0, node_error(e)))?;
+    for index in 0..node.instances.len() {
+        let stale = node.instances[index]
+            .entry
+            .as_ref()
+            .is_some_and(|e| !seen_instances.iter().any(|s| s.0 == e.key));
+        if !stale {
+            continue;
+        }
+        let id = InstanceId(index as u16);
         node.remove_instance(id)
             .map_err(|e| Diagnostic::new(file, 0, 0, node_error(e)))?;
         env.removed_instance(id);
     }
-    let stale_scripts: Vec<ScriptId, MAX_SCRIPTS> = (0..node.scripts.len())
-        .filter(|i| {
-            node.scripts[*i].entry.as_ref().is_some_and(|e| {
-                !seen_scripts.contains(&e.key) && !pre.scripts.iter().any(|s| s.0 == e.key)
-            })
-        })
-        .map(|i| ScriptId(i as u16))
-        .collect();
-    for id in stale_scripts {
-        let _ = node.remove_script(id);
+    for index in 0..node.scripts.len() {
+        let stale = node.scripts[index].entry.as_ref().is_some_and(|e| {
+            !seen_scripts.contains(&e.key) && !pre.scripts.iter().any(|s| s.0 == e.key)
+        });
+        if stale {
+            let _ = node.remove_script(ScriptId(index as u16));
+        }
     }
 
     // Sync groups, now that every member exists.
@@ -590,5 +731,5 @@ pub fn build<E: Environment, const V: usize>(
         node.add_sync_group(&members)
             .map_err(|e| Diagnostic::new(file, g.line, 1, node_error(e)))?;
     }
-    Ok(summary)
+    Ok(())
 }

@@ -1,0 +1,302 @@
+//! Virtual servers, real servers and checkers from keepalived.conf into the
+//! node's balancer, and the sweep that removes what a reload dropped.
+
+use core::net::IpAddr;
+
+use heapless::Vec;
+
+use super::{Builder, Environment, name_key};
+use crate::check::Quorum;
+use crate::check::{Checker, CheckerConfig, ProbeKind};
+use crate::config::{self, CheckKind, Kind, Scheduler as ConfScheduler, Snippet, VsKey};
+use crate::lb::{self, Protocol, RealServer, Scheduler, ServiceConfig, ServiceId, ServiceKey};
+use crate::node::{Node, NodeError, ServerRef, ServerState, ServiceState};
+use crate::time::Duration;
+
+/// Most services one `virtual_server group` expands to.
+pub const MAX_GROUP_SERVICES: usize = 256;
+
+pub(super) type GroupServices = Vec<ServiceId, MAX_GROUP_SERVICES>;
+
+fn scheduler(s: ConfScheduler) -> Scheduler {
+    match s {
+        ConfScheduler::Rr => Scheduler::Rr,
+        ConfScheduler::Wrr => Scheduler::Wrr,
+        ConfScheduler::Lc => Scheduler::Lc,
+        ConfScheduler::Wlc => Scheduler::Wlc,
+        ConfScheduler::Sed => Scheduler::Sed,
+        ConfScheduler::Nq => Scheduler::Nq,
+        ConfScheduler::Sh => Scheduler::Sh,
+        ConfScheduler::Dh => Scheduler::Dh,
+        ConfScheduler::Mh => Scheduler::Mh,
+        ConfScheduler::Fo => Scheduler::Fo,
+        ConfScheduler::Ovf => Scheduler::Ovf,
+    }
+}
+
+fn protocol(p: config::Protocol) -> Protocol {
+    match p {
+        config::Protocol::Tcp => Protocol::Tcp,
+        config::Protocol::Udp => Protocol::Udp,
+        config::Protocol::Sctp => Protocol::Sctp,
+    }
+}
+
+fn node_kind(e: NodeError) -> Kind {
+    super::node_error(e)
+}
+
+/// A stable key for a real server of a service.
+fn server_key(service: ServiceId, addr: IpAddr, port: u16) -> u64 {
+    let mut h = name_key("") ^ u64::from(service.0);
+    let bytes: [u8; 16] = match addr {
+        IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
+        IpAddr::V6(a) => a.octets(),
+    };
+    for b in bytes.iter().chain(&port.to_be_bytes()) {
+        h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+impl<E: Environment, const V: usize> Builder<'_, '_, E, V> {
+    /// The balancer keys a virtual server stands for.
+    fn service_keys(
+        &self,
+        vs: &config::VirtualServer<'_>,
+    ) -> Result<Vec<ServiceKey, MAX_GROUP_SERVICES>, Kind> {
+        let mut keys = Vec::new();
+        let too_many = || Kind::TooMany {
+            what: "services in one virtual_server group",
+            max: MAX_GROUP_SERVICES,
+        };
+        let proto = protocol(vs.protocol);
+        match vs.key {
+            VsKey::Addr(vip, port) => keys
+                .push(ServiceKey::Addr {
+                    protocol: proto,
+                    vip,
+                    port,
+                })
+                .map_err(|_| too_many())?,
+            VsKey::Fwmark(mark) => keys
+                .push(ServiceKey::Fwmark { mark, ipv6: false })
+                .map_err(|_| too_many())?,
+            VsKey::Group(name) => {
+                let key = name_key(name);
+                let Some(group) = self.pre.vs_groups.iter().find(|g| g.0 == key) else {
+                    return Err(Kind::Undefined {
+                        what: "virtual_server_group",
+                        name: Snippet::new(name),
+                    });
+                };
+                for entry in &group.1 {
+                    match *entry {
+                        config::GroupEntry::Fwmark(mark) => keys
+                            .push(ServiceKey::Fwmark { mark, ipv6: false })
+                            .map_err(|_| too_many())?,
+                        config::GroupEntry::Addr { first, last, port } => {
+                            let mut addr = first;
+                            loop {
+                                keys.push(ServiceKey::Addr {
+                                    protocol: proto,
+                                    vip: addr,
+                                    port,
+                                })
+                                .map_err(|_| too_many())?;
+                                if addr == last {
+                                    break;
+                                }
+                                addr = next_addr(addr);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(keys)
+    }
+
+    pub(super) fn lvs_virtual_server(
+        &mut self,
+        vs: &config::VirtualServer<'_>,
+    ) -> Result<(), Kind> {
+        if self.node.balancer().is_none() {
+            self.warn_no_balancer(vs.pos);
+            return Ok(());
+        }
+        let keys = self.service_keys(vs)?;
+        self.current_services.clear();
+        for key in keys {
+            let ipv6 = match key {
+                ServiceKey::Addr { vip, .. } => vip.is_ipv6(),
+                ServiceKey::Fwmark { ipv6, .. } => ipv6,
+            };
+            let mut cfg = ServiceConfig::new(key, scheduler(vs.scheduler));
+            cfg.flags = lb::SchedFlags {
+                fallback: vs.sched_flags.fallback,
+                port: vs.sched_flags.port,
+            };
+            cfg.persistence_timeout_s = vs.persistence_timeout.map_or(0, |d| d.as_secs() as u32);
+            cfg.persistence_prefix_len =
+                vs.persistence_granularity
+                    .unwrap_or(if ipv6 { 128 } else { 32 });
+            let state = ServiceState {
+                quorum: Quorum::new(vs.quorum, vs.hysteresis),
+                sorry: vs.sorry_server,
+                ha_suspend: vs.ha_suspend,
+                suspended: false,
+                anycast: vs.anycast,
+                announced: false,
+            };
+            let id = self.node.set_service(cfg, state).map_err(node_kind)?;
+            if let Some(b) = self.node.balancing.as_mut() {
+                let _ = b.balancer.set_service_mark(id, self.generation);
+            }
+            if self.current_services.contains(&id) {
+                continue;
+            }
+            self.current_services.push(id).map_err(|_| Kind::TooMany {
+                what: "services in one virtual_server group",
+                max: MAX_GROUP_SERVICES,
+            })?;
+        }
+        self.env.virtual_server(&self.current_services, vs);
+        Ok(())
+    }
+
+    pub(super) fn lvs_real_server(
+        &mut self,
+        vs: &config::VirtualServer<'_>,
+        rs: &config::RealServer<'_>,
+    ) -> Result<(), Kind> {
+        if self.node.balancer().is_none() {
+            return Ok(());
+        }
+        let services = self.current_services.clone();
+        for service in services {
+            let key = server_key(service, rs.addr, rs.port);
+            let alpha = rs.checkers.iter().any(|c| c.alpha.unwrap_or(vs.alpha));
+            let state = ServerState {
+                service,
+                config: RealServer {
+                    addr: rs.addr,
+                    port: rs.port,
+                    weight: rs.weight,
+                    uthreshold: rs.upper_threshold,
+                    lthreshold: rs.lower_threshold,
+                },
+                dynamic_weight: None,
+                inhibit_on_failure: rs.inhibit_on_failure,
+                healthy: !alpha,
+                listed: None,
+                key,
+                mark: self.generation,
+            };
+            let r = self.node.set_server(state).map_err(node_kind)?;
+            for (i, c) in rs.checkers.iter().enumerate() {
+                let checker = Checker::new(checker_config(vs, rs, c));
+                let ckey = key ^ ((i as u64 + 1) << 56);
+                let id = self.node.set_checker(r, checker, ckey).map_err(node_kind)?;
+                self.node.mark_checker(id, self.generation);
+                self.env.checker(id, r, c);
+            }
+            self.env.real_server(r, rs);
+        }
+        Ok(())
+    }
+
+    fn warn_no_balancer(&mut self, pos: config::Pos) {
+        let d = config::Diagnostic::new(
+            self.file,
+            pos.line,
+            pos.col,
+            Kind::Assumed {
+                keyword: Snippet::new("virtual_server"),
+                note: "this node has no load balancer (VRRP-only build): ignored",
+            },
+        );
+        self.env.diagnostic(&d);
+    }
+}
+
+fn checker_config(
+    vs: &config::VirtualServer<'_>,
+    rs: &config::RealServer<'_>,
+    c: &config::CheckerConf<'_>,
+) -> CheckerConfig {
+    let kind = match c.kind {
+        CheckKind::Tcp => ProbeKind::Tcp,
+        CheckKind::Http => ProbeKind::Http,
+        CheckKind::Ssl => ProbeKind::Ssl,
+        CheckKind::Misc => ProbeKind::Misc,
+    };
+    let target = (
+        c.connect_ip.unwrap_or(rs.addr),
+        c.connect_port.unwrap_or(rs.port),
+    );
+    let mut cfg = CheckerConfig::new(kind, target);
+    cfg.delay_loop = c.delay_loop.unwrap_or(vs.delay_loop);
+    cfg.timeout = match kind {
+        ProbeKind::Misc => c.misc_timeout.or(c.connect_timeout),
+        _ => c.connect_timeout,
+    }
+    .unwrap_or(Duration::from_secs(5));
+    cfg.retry = c.retry.unwrap_or(1);
+    cfg.delay_before_retry = c.delay_before_retry.unwrap_or(Duration::from_secs(1));
+    // vrlb starts checks at once unless `warmup` asks for a random delay.
+    cfg.warmup = c.warmup.unwrap_or(Duration::ZERO);
+    cfg.alpha = c.alpha.unwrap_or(vs.alpha);
+    cfg
+}
+
+fn next_addr(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V4(a) => IpAddr::V4((u32::from(a).wrapping_add(1)).into()),
+        IpAddr::V6(a) => IpAddr::V6((u128::from(a).wrapping_add(1)).into()),
+    }
+}
+
+/// Removes services, servers and checkers not marked with `generation`.
+/// Walks by index so nothing needs collecting.
+pub(super) fn sweep<const V: usize>(
+    node: &mut Node<'_, V>,
+    generation: u8,
+) -> Result<(), NodeError> {
+    let Some(b) = node.balancing.as_ref() else {
+        return Ok(());
+    };
+    let (checkers, servers, services) = (b.checkers.len(), b.servers.len(), b.services.len());
+    for i in 0..checkers {
+        let stale = node.balancing.as_ref().is_some_and(|b| {
+            b.checkers[i]
+                .entry
+                .as_ref()
+                .is_some_and(|e| e.mark != generation)
+        });
+        if stale {
+            node.remove_checker(crate::node::CheckerId(i as u32))?;
+        }
+    }
+    for i in 0..servers {
+        let stale = node.balancing.as_ref().is_some_and(|b| {
+            b.servers[i]
+                .entry
+                .as_ref()
+                .is_some_and(|e| e.mark != generation)
+        });
+        if stale {
+            node.remove_server(ServerRef(i as u32))?;
+        }
+    }
+    for i in 0..services {
+        let id = ServiceId(i as u16);
+        let stale = node.balancing.as_ref().is_some_and(|b| {
+            b.balancer.service(id).is_ok() && b.balancer.service_mark(id) != Some(generation)
+        });
+        if stale {
+            node.remove_service(id)?;
+        }
+    }
+    Ok(())
+}
