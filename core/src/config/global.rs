@@ -64,13 +64,7 @@ impl<'t> Parser<'t, '_> {
                     g.script_user = Some(self.arg(&stmt, 0, "a user name")?.text);
                     self.extra_args(&stmt, 2);
                 }
-                "lvs_sync_daemon" => {
-                    self.no_block(&stmt)?;
-                    g.lvs_sync_daemon_interface =
-                        Some(self.arg(&stmt, 0, "an interface name")?.text);
-                    g.lvs_sync_daemon_instance =
-                        Some(self.arg(&stmt, 1, "a vrrp_instance name")?.text);
-                }
+                "lvs_sync_daemon" => self.lvs_sync_daemon(&stmt, &mut g)?,
                 "lvs_timeouts" => g.lvs_timeouts = self.lvs_timeouts(&stmt)?,
                 _ => self.unknown(Block::Global, &stmt)?,
             }
@@ -78,6 +72,85 @@ impl<'t> Parser<'t, '_> {
         let result = self.sink.global_defs(&g);
         self.summary.items += 1;
         self.sink_result(g.pos, result)
+    }
+
+    /// `lvs_sync_daemon INTERFACE [INSTANCE] [inst INSTANCE] [id N]
+    /// [maxlen N] [port N] [ttl N] [group ADDR]`, as keepalived.conf(5)
+    /// and its parser (global_parser.c `lvs_syncd_handler`) read it: a bare
+    /// word after the interface is the instance, and a bare number after
+    /// that the sync id (the old syntax, with a warning).
+    fn lvs_sync_daemon(&mut self, stmt: &Stmt<'t>, g: &mut GlobalDefs<'t>) -> Res<()> {
+        self.no_block(stmt)?;
+        g.lvs_sync_daemon_interface = Some(self.arg(stmt, 0, "an interface name")?.text);
+        let mut i = 1;
+        while i < stmt.args.len() {
+            let word = stmt.args[i];
+            let value = |p: &Self, what| p.arg(stmt, i + 1, what);
+            match word.text {
+                "inst" => {
+                    g.lvs_sync_daemon_instance = Some(value(self, "a vrrp_instance name")?.text)
+                }
+                "id" => {
+                    let tok = value(self, "a sync id")?;
+                    g.lvs_sync_daemon_id =
+                        Some(self.number_token(stmt, &tok, 0, 255, "0..255")? as u8);
+                }
+                "maxlen" => {
+                    let tok = value(self, "a message length")?;
+                    // 65535 less the IPv4 and UDP headers, like keepalived.
+                    g.lvs_sync_daemon_maxlen =
+                        Some(self.number_token(stmt, &tok, 1, 65507, "1..65507")? as u16);
+                }
+                "port" => {
+                    let tok = value(self, "a UDP port")?;
+                    g.lvs_sync_daemon_port =
+                        Some(self.number_token(stmt, &tok, 1, 65535, "1..65535")? as u16);
+                }
+                "ttl" => {
+                    let tok = value(self, "a TTL")?;
+                    g.lvs_sync_daemon_ttl =
+                        Some(self.number_token(stmt, &tok, 1, 255, "1..255")? as u8);
+                }
+                "group" => {
+                    let tok = value(self, "a multicast address")?;
+                    let addr = self.address(&tok)?;
+                    if !addr.is_multicast() {
+                        return Err(self.expected_in(stmt.keyword(), &tok, "a multicast address"));
+                    }
+                    g.lvs_sync_daemon_group = Some(addr);
+                }
+                _ if i == 1 => {
+                    g.lvs_sync_daemon_instance = Some(word.text);
+                    i += 1;
+                    continue;
+                }
+                _ if i == 2 && value::uint(word.text).is_some() => {
+                    g.lvs_sync_daemon_id =
+                        Some(self.number_token(stmt, &word, 0, 255, "0..255")? as u8);
+                    self.warn_at(
+                        &word,
+                        Kind::Deprecated {
+                            keyword: Snippet::new("lvs_sync_daemon SYNC_ID"),
+                            instead: "lvs_sync_daemon ... id SYNC_ID",
+                        },
+                    );
+                    i += 1;
+                    continue;
+                }
+                _ => {
+                    return Err(self.error_at(
+                        &word,
+                        Kind::UnknownValue {
+                            keyword: Snippet::new("lvs_sync_daemon"),
+                            value: Snippet::new(word.text),
+                            expected: "inst, id, maxlen, port, ttl, group",
+                        },
+                    ));
+                }
+            }
+            i += 2;
+        }
+        Ok(())
     }
 
     /// `lvs_timeouts tcp N tcpfin N udp N` in any order.

@@ -62,11 +62,24 @@ pub struct GlobalDefs<'t> {
     pub lower_prio_no_advert: bool,
     /// `vrrp_strict`.
     pub vrrp_strict: bool,
-    /// `lvs_sync_daemon INTERFACE INSTANCE`: interface.
+    /// `lvs_sync_daemon INTERFACE [INSTANCE] ...`: interface.
     pub lvs_sync_daemon_interface: Option<&'t str>,
-    /// `lvs_sync_daemon INTERFACE INSTANCE`: the instance whose state
-    /// decides which director sends.
+    /// `lvs_sync_daemon INTERFACE INSTANCE` (or `inst INSTANCE`): the
+    /// instance whose state decides which director sends. Without one,
+    /// keepalived runs both sync daemons.
     pub lvs_sync_daemon_instance: Option<&'t str>,
+    /// `lvs_sync_daemon ... id N`: the sync id (0..255; keepalived
+    /// defaults it to the instance's VRID).
+    pub lvs_sync_daemon_id: Option<u8>,
+    /// `lvs_sync_daemon ... maxlen N`: largest sync message (UDP payload).
+    pub lvs_sync_daemon_maxlen: Option<u16>,
+    /// `lvs_sync_daemon ... port N`: UDP port (IPVS default 8848).
+    pub lvs_sync_daemon_port: Option<u16>,
+    /// `lvs_sync_daemon ... ttl N`: multicast TTL (IPVS default 1).
+    pub lvs_sync_daemon_ttl: Option<u8>,
+    /// `lvs_sync_daemon ... group ADDR`: multicast group (IPVS default
+    /// 224.0.0.81).
+    pub lvs_sync_daemon_group: Option<IpAddr>,
     /// `enable_script_security`.
     pub enable_script_security: bool,
     /// `script_user USER [GROUP]`.

@@ -197,6 +197,8 @@ impl<'a, const V: usize> Node<'a, V> {
         };
         let verdict = b.balancer.classify(now, flow);
         self.schedule(Owner::Balancer);
+        #[cfg(feature = "sync")]
+        self.sync_after_classify();
         verdict
     }
 

@@ -82,6 +82,8 @@ mod balancing;
 #[cfg(feature = "config")]
 pub mod build;
 mod script;
+#[cfg(all(feature = "sync", feature = "check"))]
+mod sync;
 mod timers;
 
 #[cfg(all(feature = "lb", feature = "check"))]
@@ -96,6 +98,11 @@ use core::net::IpAddr;
 use heapless::Deque;
 
 pub use script::ScriptTracker;
+#[cfg(all(feature = "sync", feature = "check"))]
+pub use sync::{
+    DEFAULT_SYNC_GROUP, DEFAULT_SYNC_PORT, DEFAULT_SYNC_REFRESH, DEFAULT_SYNC_TTL, SyncSettings,
+    SyncSlot, SyncStorage,
+};
 pub use timers::{Owner, TimerEntry, TimerQueue};
 
 use crate::time::{Duration, Instant};
@@ -230,6 +237,13 @@ pub enum Input<'p> {
         /// How it went.
         result: crate::check::ProbeResult,
     },
+    /// A datagram received on the connection sync socket (the UDP
+    /// payload), from a peer director.
+    #[cfg(all(feature = "sync", feature = "check"))]
+    SyncReceive {
+        /// The sync message.
+        payload: &'p [u8],
+    },
 }
 
 /// What a node asks the driver to do.
@@ -302,6 +316,14 @@ pub enum Output {
         /// Whether it has quorum now.
         up: bool,
     },
+    /// Send a connection sync message of `len` bytes: its bytes are
+    /// [`Node::sync_payload`] until the next `poll_output`; where it goes
+    /// is [`Node::sync_settings`].
+    #[cfg(all(feature = "sync", feature = "check"))]
+    SyncTransmit {
+        /// Its length.
+        len: u16,
+    },
 }
 
 /// Errors of building or changing a node.
@@ -316,6 +338,9 @@ pub enum NodeError {
     DuplicateVrid,
     /// No such instance, script or group.
     NoSuch(&'static str),
+    /// The connection sync settings were refused.
+    #[cfg(feature = "sync")]
+    Sync(crate::sync::SyncConfigError),
 }
 
 impl fmt::Display for NodeError {
@@ -329,6 +354,8 @@ impl fmt::Display for NodeError {
                 "another instance on this interface already uses this virtual_router_id",
             ),
             NodeError::NoSuch(what) => write!(f, "no such {what}"),
+            #[cfg(feature = "sync")]
+            NodeError::Sync(e) => write!(f, "{e}"),
         }
     }
 }
@@ -356,6 +383,9 @@ pub struct NodeStats {
     pub timer_rebuilds: u32,
     /// Outputs lost because the driver did not drain the queue.
     pub outputs_dropped: u32,
+    /// Sync datagrams received while this node runs no connection sync.
+    #[cfg(all(feature = "sync", feature = "check"))]
+    pub sync_unconfigured: u32,
 }
 
 const NODE_QUEUE: usize = 16;
@@ -380,6 +410,8 @@ pub struct Node<'a, const V: usize = DEFAULT_MAX_VIPS> {
     generation: u8,
     #[cfg(all(feature = "lb", feature = "check"))]
     balancing: Option<balancing::Balancing<'a>>,
+    #[cfg(all(feature = "sync", feature = "check"))]
+    sync: Option<&'a mut SyncSlot>,
 }
 
 impl<'a, const V: usize> Node<'a, V> {
@@ -402,6 +434,8 @@ impl<'a, const V: usize> Node<'a, V> {
             generation: 0,
             #[cfg(all(feature = "lb", feature = "check"))]
             balancing: None,
+            #[cfg(all(feature = "sync", feature = "check"))]
+            sync: None,
         }
     }
 
@@ -543,6 +577,8 @@ impl<'a, const V: usize> Node<'a, V> {
             }
         }
         self.instances[index].entry = None;
+        #[cfg(all(feature = "sync", feature = "check"))]
+        self.update_sync_role();
         Ok(())
     }
 
@@ -732,6 +768,8 @@ impl<'a, const V: usize> Node<'a, V> {
                 }
                 #[cfg(all(feature = "lb", feature = "check"))]
                 self.update_announcements();
+                #[cfg(all(feature = "sync", feature = "check"))]
+                self.update_sync_role();
             }
             Input::Advert {
                 iface,
@@ -780,6 +818,8 @@ impl<'a, const V: usize> Node<'a, V> {
                 seq,
                 result,
             } => self.probe_result(checker, seq, result),
+            #[cfg(all(feature = "sync", feature = "check"))]
+            Input::SyncReceive { payload } => self.sync_receive(payload),
         }
     }
 
@@ -809,6 +849,8 @@ impl<'a, const V: usize> Node<'a, V> {
             self.start_checkers();
             self.update_announcements();
         }
+        #[cfg(all(feature = "sync", feature = "check"))]
+        self.update_sync_role();
     }
 
     fn track(&mut self, id: TrackId, up: bool) {
@@ -918,8 +960,15 @@ impl<'a, const V: usize> Node<'a, V> {
                 b.balancer_deadline = at;
                 at
             }
+            #[cfg(all(feature = "sync", feature = "check"))]
+            Owner::Sync => match self.sync_deadline_changed() {
+                Some(at) => at,
+                None => return,
+            },
             #[cfg(not(all(feature = "lb", feature = "check")))]
             Owner::Checker(_) | Owner::Balancer => return,
+            #[cfg(not(all(feature = "sync", feature = "check")))]
+            Owner::Sync => return,
         };
         if !self.timers.push(deadline, owner) {
             self.rebuild_timers();
@@ -949,6 +998,10 @@ impl<'a, const V: usize> Node<'a, V> {
                 }
             }
             let _ = self.timers.push(b.balancer_deadline, Owner::Balancer);
+        }
+        #[cfg(all(feature = "sync", feature = "check"))]
+        if let Some(at) = self.sync_deadline() {
+            let _ = self.timers.push(at, Owner::Sync);
         }
     }
 
@@ -1005,8 +1058,12 @@ impl<'a, const V: usize> Node<'a, V> {
                 Owner::Checker(i) => self.checker_timeout(CheckerId(i), at),
                 #[cfg(all(feature = "lb", feature = "check"))]
                 Owner::Balancer => self.balancer_timeout(at),
+                #[cfg(all(feature = "sync", feature = "check"))]
+                Owner::Sync => self.sync_timeout(at),
                 #[cfg(not(all(feature = "lb", feature = "check")))]
                 Owner::Checker(_) | Owner::Balancer => {}
+                #[cfg(not(all(feature = "sync", feature = "check")))]
+                Owner::Sync => {}
             }
         }
     }
@@ -1018,6 +1075,8 @@ impl<'a, const V: usize> Node<'a, V> {
 
     /// The next output. Drain after every `handle*` call.
     pub fn poll_output(&mut self) -> Option<Output> {
+        #[cfg(all(feature = "sync", feature = "check"))]
+        self.sync_forget_pending();
         if let Some(out) = self.queue.pop_front() {
             return Some(out);
         }
@@ -1038,12 +1097,20 @@ impl<'a, const V: usize> Node<'a, V> {
             }
             #[cfg(all(feature = "lb", feature = "check"))]
             self.vrrp_changed(&event);
+            #[cfg(all(feature = "sync", feature = "check"))]
+            if matches!(event, vrrp::Output::StateChanged { .. }) {
+                self.update_sync_role();
+            }
             return Some(Output::Vrrp {
                 instance: InstanceId(index as u16),
                 event,
             });
         }
         self.dirty = usize::MAX;
+        #[cfg(all(feature = "sync", feature = "check"))]
+        if let Some(out) = self.poll_sync_output() {
+            return Some(out);
+        }
         None
     }
 

@@ -21,6 +21,8 @@ pub enum Owner {
     Checker(u32),
     /// The load balancer's expiry.
     Balancer,
+    /// Connection sync (flush and rate timers).
+    Sync,
 }
 
 /// One heap entry. `Default` gives an unused one for storage.

@@ -17,6 +17,8 @@ use heapless::Vec;
 
 #[cfg(all(feature = "lb", feature = "check"))]
 mod lvs;
+#[cfg(all(feature = "sync", feature = "check"))]
+mod sync;
 
 use super::{IfaceId, InstanceId, Node, NodeError, ScriptId, ScriptTracker};
 use crate::config::{
@@ -199,6 +201,9 @@ struct Builder<'b, 'a, E: Environment, const V: usize> {
     /// The services of the virtual server being read.
     #[cfg(all(feature = "lb", feature = "check"))]
     current_services: lvs::GroupServices,
+    /// `lvs_sync_daemon`, applied once every instance exists.
+    #[cfg(all(feature = "sync", feature = "check"))]
+    sync: Option<sync::PendingSync>,
 }
 
 fn node_error(e: NodeError) -> Kind {
@@ -218,6 +223,11 @@ fn node_error(e: NodeError) -> Kind {
         NodeError::NoSuch(what) => Kind::Invalid {
             what,
             note: "refers to something that does not exist",
+        },
+        #[cfg(feature = "sync")]
+        NodeError::Sync(_) => Kind::Invalid {
+            what: "lvs_sync_daemon",
+            note: "settings outside what vrlb's sync sends",
         },
     }
 }
@@ -368,6 +378,8 @@ impl<E: Environment, const V: usize> Builder<'_, '_, E, V> {
 
 impl<E: Environment, const V: usize> Sink for Builder<'_, '_, E, V> {
     fn global_defs(&mut self, g: &GlobalDefs<'_>) -> Result<(), Kind> {
+        #[cfg(all(feature = "sync", feature = "check"))]
+        self.sync_global(g);
         self.env.global_defs(g);
         Ok(())
     }
@@ -460,6 +472,8 @@ impl<E: Environment, const V: usize> Sink for Builder<'_, '_, E, V> {
                 what: "vrrp_instance blocks",
                 max: MAX_INSTANCES,
             })?;
+        #[cfg(all(feature = "sync", feature = "check"))]
+        self.sync_instance(i);
         self.env.instance(id, i);
         Ok(())
     }
@@ -510,15 +524,23 @@ pub struct Counts {
     pub max_real_servers_per_service: usize,
     /// Checker blocks, over all real servers.
     pub checkers: usize,
+    /// Connection sync is configured (`lvs_sync_daemon`, or an instance's
+    /// `lvs_sync_daemon_interface`).
+    pub sync: bool,
 }
 
 impl Sink for Counts {
+    fn global_defs(&mut self, g: &GlobalDefs<'_>) -> Result<(), Kind> {
+        self.sync |= g.lvs_sync_daemon_interface.is_some();
+        Ok(())
+    }
     fn vrrp_script(&mut self, _s: &VrrpScript<'_>) -> Result<(), Kind> {
         self.scripts += 1;
         Ok(())
     }
-    fn vrrp_instance(&mut self, _i: &VrrpInstance<'_>) -> Result<(), Kind> {
+    fn vrrp_instance(&mut self, i: &VrrpInstance<'_>) -> Result<(), Kind> {
         self.instances += 1;
+        self.sync |= i.lvs_sync_daemon_interface.is_some();
         Ok(())
     }
     fn vrrp_sync_group(&mut self, _g: &SyncGroupConf<'_>) -> Result<(), Kind> {
@@ -574,9 +596,21 @@ impl Sink for Counts {
 }
 
 impl Counts {
-    /// Timer queue entries for a node holding these (twice the owners).
+    /// Timer queue entries for a node holding these (twice the owners,
+    /// the balancer and connection sync included).
     pub fn timer_entries(&self) -> usize {
-        2 * (self.instances + self.scripts + self.checkers) + 4
+        2 * (self.instances + self.scripts + self.checkers) + 6
+    }
+
+    /// Entries for the connection sync journal of a node tracking
+    /// `connections` (0 without sync): a quarter of the table, the most
+    /// that can be new in one flush interval at a sane rate, within
+    /// 64..=65536.
+    pub fn sync_journal_entries(&self, connections: u32) -> usize {
+        if !self.sync {
+            return 0;
+        }
+        (connections as usize / 4).clamp(64, 65_536)
     }
 
     /// A balancer layout for these services and servers with room for
@@ -635,8 +669,12 @@ pub fn build<E: Environment, const V: usize>(
         generation,
         #[cfg(all(feature = "lb", feature = "check"))]
         current_services: Vec::new(),
+        #[cfg(all(feature = "sync", feature = "check"))]
+        sync: None,
     };
     let parsed = config::parse(file, text, options, &mut builder, includer);
+    #[cfg(all(feature = "sync", feature = "check"))]
+    let pending_sync = builder.sync.take();
     let Builder {
         seen_instances,
         seen_scripts,
@@ -652,6 +690,8 @@ pub fn build<E: Environment, const V: usize>(
             file,
             &pre,
         )?;
+        #[cfg(all(feature = "sync", feature = "check"))]
+        sync::apply(node, env, file, pending_sync)?;
         Ok(summary)
     });
     #[cfg(all(feature = "lb", feature = "check"))]
