@@ -2,8 +2,10 @@
 //! simulated NIC. It answers ARP for its address and the VIPs it holds,
 //! feeds adverts to the node, forwards client frames in DR mode (new
 //! destination MAC, its own source MAC) as the node's `classify` says, and
-//! turns the node's outputs into frames and probes. Its clock may drift;
-//! it can crash (state lost), restart (rebuilt from its config), or pause.
+//! turns the node's outputs into frames and probes. With `lvs_sync_daemon`
+//! configured it sends the node's connection sync messages to the sync
+//! group and feeds it those it receives. Its clock may drift; it can crash
+//! (state lost), restart (rebuilt from its config), or pause.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -14,8 +16,9 @@ use vrlb_core::lb::{self, Balancer, Flow, Layout, LbConfig, Verdict};
 use vrlb_core::node::build::{self, Counts, Environment};
 use vrlb_core::node::{
     BalancingStorage, CheckerId, CheckerSlot, GroupSlot, IfaceId, Input, InstanceSlot, Node,
-    NodeStorage, Output, ScriptSlot, ServerSlot, ServiceSlot, TimerEntry,
+    NodeStorage, Output, ScriptSlot, ServerSlot, ServiceSlot, SyncSlot, SyncStorage, TimerEntry,
 };
+use vrlb_core::sync::Role;
 use vrlb_core::time::{Duration, Instant};
 use vrlb_core::vrrp::{self, Family, State};
 
@@ -40,6 +43,9 @@ pub struct DirectorStorage {
     services: Vec<ServiceSlot>,
     servers: Vec<ServerSlot>,
     checkers: Vec<CheckerSlot>,
+    sync_slot: Box<SyncSlot>,
+    /// Empty when the configuration has no connection sync.
+    sync_journal: Vec<u32>,
     layout: Layout,
 }
 
@@ -69,6 +75,8 @@ impl DirectorStorage {
             services: vec![ServiceSlot::default(); layout.service_slots()],
             servers: vec![ServerSlot::default(); counts.real_servers.max(1)],
             checkers: vec![CheckerSlot::default(); counts.checkers.max(1)],
+            sync_slot: Box::default(),
+            sync_journal: vec![0; counts.sync_journal_entries(CONNECTIONS)],
             layout,
         })
     }
@@ -81,6 +89,8 @@ struct Parked<'a> {
     services: &'a mut [ServiceSlot],
     servers: &'a mut [ServerSlot],
     checkers: &'a mut [CheckerSlot],
+    /// Connection sync storage, when the configuration syncs.
+    sync: Option<SyncStorage<'a>>,
 }
 
 /// What a director asks the world to do.
@@ -118,6 +128,8 @@ pub enum Effect {
         client: (Ipv4Addr, u16),
         /// Dropped because the scheduler had no server.
         no_server: bool,
+        /// Dropped as a TCP packet without SYN of an unknown connection.
+        not_syn: bool,
     },
     /// The node announces (or withdraws) an anycast VIP.
     Announce {
@@ -130,6 +142,9 @@ pub enum Effect {
         client: (Ipv4Addr, u16),
         /// The packet opened a flow.
         syn: bool,
+        /// The packet must follow its connection if the director has one
+        /// (TCP without SYN, or any UDP datagram).
+        follows_conn: bool,
         /// The real server.
         server: Ipv4Addr,
     },
@@ -213,6 +228,11 @@ impl<'a> Director<'a> {
             services: &mut storage.services,
             servers: &mut storage.servers,
             checkers: &mut storage.checkers,
+            sync: (!storage.sync_journal.is_empty()).then_some(SyncStorage {
+                slot: &mut storage.sync_slot,
+                journal: &mut storage.sync_journal,
+                seed,
+            }),
         };
         Director {
             id,
@@ -294,6 +314,13 @@ impl<'a> Director<'a> {
             checkers: p.checkers,
             seed: self.seed ^ t.rotate_left(17),
         });
+        if let Some(s) = p.sync {
+            // A new session id per life, as a restarted daemon has.
+            node = node.with_sync(SyncStorage {
+                seed: self.seed ^ t.rotate_left(29),
+                ..s
+            });
+        }
         let mut env = Env {
             addr: self.addr,
             _marker: std::marker::PhantomData,
@@ -318,7 +345,8 @@ impl<'a> Director<'a> {
     /// Crashes at once: no goodbye, state lost, VIPs gone with it.
     pub fn crash(&mut self) {
         self.adopted_before = self.adopted_mid_flow();
-        if let Some(node) = self.node.take() {
+        if let Some(mut node) = self.node.take() {
+            let sync = node.take_sync_storage();
             let (storage, balancing) = node.into_storage_with_balancing(self.seed);
             let b = balancing.expect("simulated directors balance");
             self.parked = Some(Parked {
@@ -327,6 +355,7 @@ impl<'a> Director<'a> {
                 services: b.services,
                 servers: b.servers,
                 checkers: b.checkers,
+                sync,
             });
         }
         self.vips.clear();
@@ -401,6 +430,16 @@ impl<'a> Director<'a> {
         let Some((_, dst_mac)) = frame::macs(frame_bytes) else {
             return;
         };
+        if let Some((group, port)) = self.sync_address()
+            && let Some((src, payload)) = frame::sync_payload(frame_bytes, group, port)
+        {
+            if src != self.addr {
+                let node = self.node.as_mut().expect("checked above");
+                node.handle(now, Input::SyncReceive { payload });
+                self.drain(t, out);
+            }
+            return;
+        }
         match frame::parse(frame_bytes) {
             Parsed::Arp {
                 request,
@@ -475,6 +514,7 @@ impl<'a> Director<'a> {
                     out.push(Effect::Dropped {
                         client: src,
                         no_server: reason == vrlb_core::lb::DropReason::NoServer,
+                        not_syn: reason == vrlb_core::lb::DropReason::NotSyn,
                     });
                 }
                 if let Verdict::Forward {
@@ -489,10 +529,13 @@ impl<'a> Director<'a> {
                     out.push(Effect::Forward {
                         client: src,
                         syn: flags.0 & 0x02 != 0 || protocol == 17,
+                        follows_conn: flags.0 & 0x02 == 0 || protocol == 17,
                         server,
                     });
                     out.push(Effect::Frame(fwd));
                 }
+                // A journal flushed by classify leaves sync messages.
+                self.drain(t, out);
             }
             Parsed::Other => {}
         }
@@ -581,6 +624,24 @@ impl<'a> Director<'a> {
                         out.push(Effect::Announce { up });
                     }
                 }
+                Output::SyncTransmit { .. } => {
+                    let (Some(payload), Some(s)) = (node.sync_payload(), node.sync_settings())
+                    else {
+                        continue;
+                    };
+                    let Some(group) = frame::v4(s.group) else {
+                        continue;
+                    };
+                    frame::sync(
+                        &mut self.scratch,
+                        (self.mac, self.addr),
+                        group,
+                        s.port,
+                        s.ttl,
+                        payload,
+                    );
+                    out.push(Effect::Frame(self.scratch.clone()));
+                }
                 Output::CancelProbe { .. }
                 | Output::Quorum { .. }
                 | Output::RunScript { .. }
@@ -588,6 +649,18 @@ impl<'a> Director<'a> {
             }
         }
         let _ = t;
+    }
+
+    /// Where its connection sync listens (IPv4 group and port), when the
+    /// configuration syncs and it runs.
+    pub fn sync_address(&self) -> Option<(Ipv4Addr, u16)> {
+        let s = self.node.as_ref()?.sync_settings()?;
+        Some((frame::v4(s.group)?, s.port))
+    }
+
+    /// Its connection sync role (None: not running, or no sync).
+    pub fn sync_role(&self) -> Option<Role> {
+        self.node.as_ref()?.conn_sync().map(|c| c.role())
     }
 
     /// Whether its node considers `server` healthy (None: not a server of it).

@@ -1,7 +1,8 @@
 //! Ethernet frames the simulated hosts exchange, built and read with
 //! `smoltcp::wire` (the same wire code the drivers use): ARP, VRRP adverts
-//! in IPv4, and TCP/UDP segments whose 4-byte payload carries an id (the
-//! answering real server's, so clients can tell who served them).
+//! in IPv4, TCP/UDP segments whose 4-byte payload carries an id (the
+//! answering real server's, so clients can tell who served them), and
+//! connection sync datagrams (UDP to the sync group).
 
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -237,6 +238,60 @@ pub fn vrrp(out: &mut Vec<u8>, src: (Mac, Ipv4Addr), advert: &[u8]) {
         advert.len(),
     );
     out[at..at + advert.len()].copy_from_slice(advert);
+}
+
+/// The multicast MAC of an IPv4 group (RFC 1112 section 6.4).
+pub fn group_mac(group: Ipv4Addr) -> Mac {
+    let o = group.octets();
+    [0x01, 0x00, 0x5e, o[1] & 0x7f, o[2], o[3]]
+}
+
+/// A connection sync datagram from `src` to `group`:`port` (source port
+/// the same, as IPVS sends), with `ttl`.
+pub fn sync(
+    out: &mut Vec<u8>,
+    src: (Mac, Ipv4Addr),
+    group: Ipv4Addr,
+    port: u16,
+    ttl: u8,
+    payload: &[u8],
+) {
+    let at = ipv4(
+        out,
+        src,
+        (group_mac(group), group),
+        IpProtocol::Udp,
+        ttl,
+        8 + payload.len(),
+    );
+    let udp = &mut out[at..at + 8 + payload.len()];
+    udp[0..2].copy_from_slice(&port.to_be_bytes());
+    udp[2..4].copy_from_slice(&port.to_be_bytes());
+    udp[4..6].copy_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+    udp[8..].copy_from_slice(payload);
+}
+
+/// The payload of a UDP datagram to `group`:`port` (a sync datagram), and
+/// its IP source.
+pub fn sync_payload(frame: &[u8], group: Ipv4Addr, port: u16) -> Option<(Ipv4Addr, &[u8])> {
+    let eth = EthernetFrame::new_checked(frame).ok()?;
+    if eth.ethertype() != EthernetProtocol::Ipv4 {
+        return None;
+    }
+    let payload = &frame[14..];
+    let ip = Ipv4Packet::new_checked(payload).ok()?;
+    if ip.dst_addr() != group || ip.next_header() != IpProtocol::Udp {
+        return None;
+    }
+    let header = usize::from(ip.header_len());
+    let total = usize::from(ip.total_len()).min(payload.len());
+    let body = payload.get(header..total)?;
+    let udp = UdpPacket::new_checked(body).ok()?;
+    if udp.dst_port() != port {
+        return None;
+    }
+    let len = usize::from(udp.len()).clamp(8, body.len());
+    Some((ip.src_addr(), &body[8..len]))
 }
 
 /// A TCP segment (or UDP datagram when `protocol == 17`) carrying `id`.

@@ -17,11 +17,13 @@
 //! | 19 | check_bound | a failed server is marked down within the bound its check parameters give |
 //! | 20 | table_capacity | connection tables never exceed their capacity |
 //! | 21 | liveness | after healing: one master, every server up, every client served |
+//! | 22 | synced_flow_kept | with connection sync, a director that received a flow's sync entry forwards the flow's packets (no SYN) to the entry's server, while that server is up and the entry lives: flows survive a failover |
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use vrlb_core::vrrp::{self, Reason, State, Version};
+use vrlb_core::wire::sync::{self as sync_wire, EntryKind};
 
 use crate::client::Client;
 use crate::director::Director;
@@ -90,6 +92,20 @@ pub fn mdi_us(c: &vrrp::Config) -> u64 {
     u64::from(c.down_timer_adverts) * u64::from(c.advert_interval_cs) * 10_000 + skew_us(c)
 }
 
+/// A connection a director learned from a peer's sync message.
+#[derive(Debug, Clone, Copy)]
+struct SyncedFlow {
+    server: Ipv4Addr,
+    delivered_at: u64,
+    /// Until when the entry surely lives on the receiver (its timeout less
+    /// what clock drift can take off).
+    valid_until: u64,
+}
+
+/// Drift allowance on a synced entry's timeout: 1000 ppm of the longest
+/// IPVS timeout (15 min) plus a refresh window.
+const SYNC_DRIFT_SLACK_US: u64 = 2_000_000;
+
 #[derive(Debug, Clone, Copy, Default)]
 struct Life {
     up_since: Option<u64>,
@@ -134,6 +150,13 @@ pub struct Invariants {
     pub failovers: Vec<u64>,
     /// Persistent clients' new flows that stayed, and all of them.
     pub persistence: (u64, u64),
+    /// Per director: connections received by sync, by (client, port).
+    synced: Vec<BTreeMap<(Ipv4Addr, u16), SyncedFlow>>,
+    /// Packets of flows a director learned by sync that it forwarded to
+    /// their server (flows kept across a failover).
+    pub synced_kept: u64,
+    /// Sync messages delivered to a receiving director.
+    pub sync_messages: u64,
 }
 
 fn slack_us(seg: &Segment) -> u64 {
@@ -167,6 +190,9 @@ impl Invariants {
             scheduler_drops: std::collections::BTreeSet::new(),
             failovers: Vec::new(),
             persistence: (0, 0),
+            synced: Vec::new(),
+            synced_kept: 0,
+            sync_messages: 0,
         }
     }
 
@@ -184,6 +210,7 @@ impl Invariants {
 
     /// A director started.
     pub fn director_up(&mut self, d: usize, now: u64) {
+        self.forget_synced(d);
         let l = self.life(d);
         l.up_since = Some(now);
         l.master_since = None;
@@ -194,6 +221,8 @@ impl Invariants {
         if directors[d].vrrp_state() == Some(State::Master) {
             self.headless_after_loss = true;
         }
+        // Its tables die with it.
+        self.forget_synced(d);
         let l = self.life(d);
         l.up_since = None;
         l.master_since = None;
@@ -654,6 +683,120 @@ impl Invariants {
             None => {}
         }
         Ok(())
+    }
+
+    fn forget_synced(&mut self, d: usize) {
+        if let Some(m) = self.synced.get_mut(d) {
+            m.clear();
+        }
+    }
+
+    /// A sync datagram reached `director` while its sync receives:
+    /// remember the connections in it (read from the wire format, not from
+    /// the node). Malformed datagrams carry no promise.
+    pub fn sync_delivered(&mut self, director: &Director<'_>, payload: &[u8], now: u64) {
+        let d = director.id;
+        let Ok((_, entries)) = sync_wire::parse(payload) else {
+            return;
+        };
+        if self.synced.len() <= d {
+            self.synced.resize_with(d + 1, BTreeMap::new);
+        }
+        self.sync_messages += 1;
+        for e in entries {
+            let (
+                EntryKind::Connection,
+                std::net::IpAddr::V4(client),
+                std::net::IpAddr::V4(server),
+            ) = (e.kind, e.client, e.server)
+            else {
+                continue;
+            };
+            // An entry for a server the receiver has not listed (its checks
+            // have it down) is refused: it promises nothing.
+            if director.server_healthy(server) != Some(true) {
+                continue;
+            }
+            let valid_until = (now + u64::from(e.timeout_ms) * 1000)
+                .saturating_sub(SYNC_DRIFT_SLACK_US);
+            self.synced[d].insert(
+                (client, e.client_port),
+                SyncedFlow {
+                    server,
+                    delivered_at: now,
+                    valid_until,
+                },
+            );
+        }
+    }
+
+    /// Director `d` forwarded (`Some(server)`) or dropped as a mid-flow
+    /// packet of an unknown connection (`None`) a packet of `flow` that
+    /// must follow its connection.
+    pub fn synced_packet(
+        &mut self,
+        d: &Director<'_>,
+        servers: &[Server],
+        flow: (Ipv4Addr, u16),
+        to: Option<Ipv4Addr>,
+        now: u64,
+    ) -> Result<(), Violation> {
+        let Some(entry) = self.synced.get(d.id).and_then(|m| m.get(&flow)).copied() else {
+            return Ok(());
+        };
+        if now > entry.valid_until {
+            self.synced[d.id].remove(&flow);
+            return Ok(());
+        }
+        if to == Some(entry.server) {
+            self.synced_kept += 1;
+            return Ok(());
+        }
+        // What excuses a move: the entry's server failing or marked down
+        // since (by anyone), or not usable here; a full table.
+        let srv = servers.iter().find(|s| s.addr == entry.server);
+        let excused = srv.is_none_or(|s| s.mode_since > entry.delivered_at)
+            || self
+                .server_down_at
+                .get(&entry.server)
+                .is_some_and(|t| *t > entry.delivered_at)
+            || d.server_healthy(entry.server) != Some(true)
+            || {
+                let (used, cap) = d.table_use();
+                used >= cap
+            };
+        if excused {
+            return Ok(());
+        }
+        let stats = d
+            .node()
+            .and_then(|n| n.conn_sync())
+            .map(|c| format!("{:?}", c.stats()))
+            .unwrap_or_default();
+        Err(Violation::new(
+            "synced_flow_kept",
+            22,
+            match to {
+                Some(s) => format!(
+                    "director {} sent flow {}:{} to {s}, but its sync entry (received at {:.6}s) says {}",
+                    d.id,
+                    flow.0,
+                    flow.1,
+                    entry.delivered_at as f64 / 1e6,
+                    entry.server
+                ),
+                None => format!(
+                    "director {} dropped flow {}:{} as unknown, but it received its sync entry (server {}) at {:.6}s",
+                    d.id,
+                    flow.0,
+                    flow.1,
+                    entry.server,
+                    entry.delivered_at as f64 / 1e6
+                ),
+            } + "; receiver's sync counters: "
+                + &stats,
+            now,
+        ))
     }
 
     /// Checks at the end of a run that healed.

@@ -111,6 +111,25 @@ const SCHEDULERS: [&str; 11] = [
     "rr", "wrr", "lc", "wlc", "sed", "nq", "sh", "dh", "mh", "fo", "ovf",
 ];
 
+/// `text` with connection sync on: `lvs_sync_daemon eth0 INSTANCE` in
+/// its `global_defs` (a block is added when it has none).
+pub fn with_lvs_sync_daemon(text: &str, instance: &str) -> String {
+    let line = format!("lvs_sync_daemon eth0 {instance}");
+    match text.find("global_defs {") {
+        Some(at) => {
+            let end = at + "global_defs {".len();
+            format!("{}\n   {line}{}", &text[..end], &text[end..])
+        }
+        None => format!("global_defs {{\n    {line}\n}}\n{text}"),
+    }
+}
+
+/// Whether a swarm seed runs connection sync. Drawn from its own stream so
+/// the rest of each seed's scenario is what it was before sync existed.
+pub fn swarm_syncs(seed: u64) -> bool {
+    Prng::new(seed ^ 0x5359_4e43_5359_4e43).chance_ppm(500_000)
+}
+
 /// keepalived.conf for one simulated director.
 #[allow(clippy::too_many_arguments)]
 fn config(
@@ -310,6 +329,7 @@ impl Scenario {
 
     /// A random cluster, configuration and fault plan drawn from `seed`.
     pub fn swarm(seed: u64) -> Scenario {
+        let sync = swarm_syncs(seed);
         let mut r = Prng::new(seed);
         let n_dir = if r.chance_ppm(200_000) { 3 } else { 2 };
         let version = if r.chance_ppm(500_000) { 2 } else { 3 };
@@ -374,6 +394,11 @@ impl Scenario {
                     &servers,
                     check,
                 );
+                let text = if sync {
+                    with_lvs_sync_daemon(&text, "VI_1")
+                } else {
+                    text
+                };
                 (addr, text)
             })
             .collect();

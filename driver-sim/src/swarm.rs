@@ -38,6 +38,8 @@ pub fn swarm(
                     per_director: Vec::new(),
                     adopted_mid_flow: 0,
                     moved_by_server_change: 0,
+                    synced_kept: 0,
+                    sync_messages: 0,
                 };
                 return Err((empty, format!("seed {seed}: scenario cannot run: {e}")));
             }

@@ -103,6 +103,11 @@ pub struct Outcome {
     /// Flows that changed server after ECMP moved them while the server set
     /// was changing (the disruption mh admits).
     pub moved_by_server_change: u64,
+    /// Packets of flows a director learned by connection sync that it
+    /// forwarded to their server (flows kept across failovers).
+    pub synced_kept: u64,
+    /// Sync messages delivered to receiving directors.
+    pub sync_messages: u64,
 }
 
 /// The world of one run.
@@ -365,6 +370,8 @@ impl<'a> World<'a> {
                 .unwrap_or_default(),
             adopted_mid_flow: self.directors.iter().map(Director::adopted_mid_flow).sum(),
             moved_by_server_change: self.inv.moved_by_server_change,
+            synced_kept: self.inv.synced_kept,
+            sync_messages: self.inv.sync_messages,
         }
     }
 
@@ -505,6 +512,16 @@ impl<'a> World<'a> {
                 d as u64,
                 frame.len() as u64,
             );
+            if let Some((group, port)) = self.directors[d].sync_address()
+                && let Some((src, payload)) = crate::frame::sync_payload(&frame, group, port)
+                && src != self.directors[d].addr
+                && self.directors[d]
+                    .sync_role()
+                    .is_some_and(|r| r.receives())
+            {
+                self.inv
+                    .sync_delivered(&self.directors[d], payload, self.now);
+            }
             let mut effects = std::mem::take(&mut self.effects);
             self.directors[d].receive(self.now, &frame, &mut effects);
             let r = self.apply(d, &mut effects);
@@ -679,7 +696,11 @@ impl<'a> World<'a> {
                         r.set_route(d, up);
                     }
                 }
-                Effect::Dropped { client, no_server } => {
+                Effect::Dropped {
+                    client,
+                    no_server,
+                    not_syn,
+                } => {
                     self.trace.event(
                         self.now,
                         "director {a} drops a packet from port {b}",
@@ -689,10 +710,23 @@ impl<'a> World<'a> {
                     if no_server {
                         self.inv.dropped_by_scheduler(client);
                     }
+                    if not_syn {
+                        let r = self.inv.synced_packet(
+                            &self.directors[d],
+                            &self.servers,
+                            client,
+                            None,
+                            self.now,
+                        );
+                        if result.is_ok() {
+                            result = r;
+                        }
+                    }
                 }
                 Effect::Forward {
                     client,
                     syn,
+                    follows_conn,
                     server,
                 } => {
                     let r = self
@@ -700,6 +734,18 @@ impl<'a> World<'a> {
                         .forward(&self.directors[d], client, syn, server, self.now);
                     if result.is_ok() {
                         result = r;
+                    }
+                    if follows_conn {
+                        let r = self.inv.synced_packet(
+                            &self.directors[d],
+                            &self.servers,
+                            client,
+                            Some(server),
+                            self.now,
+                        );
+                        if result.is_ok() {
+                            result = r;
+                        }
                     }
                 }
             }
