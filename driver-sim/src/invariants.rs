@@ -704,11 +704,8 @@ impl Invariants {
         }
         self.sync_messages += 1;
         for e in entries {
-            let (
-                EntryKind::Connection,
-                std::net::IpAddr::V4(client),
-                std::net::IpAddr::V4(server),
-            ) = (e.kind, e.client, e.server)
+            let (EntryKind::Connection, std::net::IpAddr::V4(client), std::net::IpAddr::V4(server)) =
+                (e.kind, e.client, e.server)
             else {
                 continue;
             };
@@ -717,8 +714,8 @@ impl Invariants {
             if director.server_healthy(server) != Some(true) {
                 continue;
             }
-            let valid_until = (now + u64::from(e.timeout_ms) * 1000)
-                .saturating_sub(SYNC_DRIFT_SLACK_US);
+            let valid_until =
+                (now + u64::from(e.timeout_ms) * 1000).saturating_sub(SYNC_DRIFT_SLACK_US);
             self.synced[d].insert(
                 (client, e.client_port),
                 SyncedFlow {

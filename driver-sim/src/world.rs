@@ -515,9 +515,7 @@ impl<'a> World<'a> {
             if let Some((group, port)) = self.directors[d].sync_address()
                 && let Some((src, payload)) = crate::frame::sync_payload(&frame, group, port)
                 && src != self.directors[d].addr
-                && self.directors[d]
-                    .sync_role()
-                    .is_some_and(|r| r.receives())
+                && self.directors[d].sync_role().is_some_and(|r| r.receives())
             {
                 self.inv
                     .sync_delivered(&self.directors[d], payload, self.now);
