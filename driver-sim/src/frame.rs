@@ -398,4 +398,19 @@ mod tests {
         ));
         assert_eq!(macs(&f), Some((a.0, VRRP_GROUP_MAC)));
     }
+    #[test]
+    fn sync_datagrams_round_trip_to_their_group_only() {
+        let group = Ipv4Addr::new(224, 0, 0, 81);
+        let src = ([2, 0, 0, 0, 0, 9], Ipv4Addr::new(192, 0, 2, 10));
+        let mut f = Vec::new();
+        sync(&mut f, src, group, 8848, 1, &[1, 2, 3, 4, 5]);
+        assert_eq!(macs(&f), Some((src.0, [0x01, 0x00, 0x5e, 0, 0, 0x51])));
+        assert_eq!(
+            sync_payload(&f, group, 8848),
+            Some((src.1, &[1u8, 2, 3, 4, 5][..]))
+        );
+        assert_eq!(sync_payload(&f, group, 8849), None, "another port");
+        assert_eq!(sync_payload(&f, Ipv4Addr::new(224, 0, 0, 82), 8848), None);
+        assert!(matches!(parse(&f), Parsed::L4 { protocol: 17, .. }));
+    }
 }

@@ -3,7 +3,11 @@
 //! learning switch, real servers and clients on one layer-2 segment, with
 //! faults (loss, duplication, jitter, partitions, one-way links, crashes,
 //! graceful stops, pauses, clock drift, failing servers) and named
-//! invariants checked after every event. One seed decides everything; the
+//! invariants checked after every event. Directors configured with
+//! `lvs_sync_daemon` exchange connection sync datagrams over the same
+//! segment (loss, partitions and all), and the `synced_flow_kept`
+//! invariant holds them to the promise that synced flows survive a
+//! failover. One seed decides everything; the
 //! trace hash proves a replay is bit for bit the same. No wall clock is
 //! read anywhere in a run.
 

@@ -113,6 +113,13 @@ pub fn summary(title: &str, outcome: &Outcome, servers: &[std::net::Ipv4Addr]) -
         "  {:<34} {opened} opened, {completed} completed, {lost} lost",
         "flows"
     );
+    if outcome.sync_messages > 0 {
+        let _ = writeln!(
+            s,
+            "  {:<34} {} messages received, {} packets of synced flows kept their server",
+            "connection sync", outcome.sync_messages, outcome.synced_kept
+        );
+    }
     let _ = writeln!(
         s,
         "  {:<34} {} ({} events)",

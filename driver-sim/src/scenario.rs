@@ -327,7 +327,8 @@ impl Scenario {
         self.actions.sort_by_key(|(t, _)| *t);
     }
 
-    /// A random cluster, configuration and fault plan drawn from `seed`.
+    /// A random cluster, configuration and fault plan drawn from `seed`;
+    /// about half the seeds run connection sync ([`swarm_syncs`]).
     pub fn swarm(seed: u64) -> Scenario {
         let sync = swarm_syncs(seed);
         let mut r = Prng::new(seed);

@@ -2,7 +2,9 @@
 //!
 //! A node owns its VRRP instances, their sync groups and tracking scripts
 //! (and, with the `lb` and `check` features, the load balancer and the
-//! health checkers), one timer queue for all of them, and `stats()`. It
+//! health checkers; with `sync` too, connection sync as keepalived's
+//! `lvs_sync_daemon` runs it), one timer queue for all of them, and
+//! `stats()`. It
 //! routes each input to the machine it concerns and hands their outputs
 //! out through one [`Node::poll_output`]. It never does I/O and allocates
 //! nothing: every table lives in caller storage ([`NodeStorage`]).
@@ -442,7 +444,8 @@ impl<'a, const V: usize> Node<'a, V> {
     /// Ends the node and gives its storage back, to build a fresh one in
     /// the same memory (a restart without allocating). The balancer comes
     /// back whole: rebuild it with `Balancer::new(layout,
-    /// balancer.into_storage(), ..)`.
+    /// balancer.into_storage(), ..)`; take connection sync storage back
+    /// first with `take_sync_storage`.
     pub fn into_storage(self) -> NodeStorage<'a, V> {
         NodeStorage {
             instances: self.instances,
@@ -1073,7 +1076,8 @@ impl<'a, const V: usize> Node<'a, V> {
         self.timers.peek().map(|(at, _)| at)
     }
 
-    /// The next output. Drain after every `handle*` call.
+    /// The next output. Drain after every `handle*` call (and, with
+    /// connection sync, after `classify`: a full journal is sent at once).
     pub fn poll_output(&mut self) -> Option<Output> {
         #[cfg(all(feature = "sync", feature = "check"))]
         self.sync_forget_pending();

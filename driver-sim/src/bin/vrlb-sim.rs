@@ -52,6 +52,10 @@ enum Command {
         /// Print the whole trace as JSON instead of the timeline.
         #[arg(long)]
         json: bool,
+        /// Turn connection sync on: `lvs_sync_daemon eth0 INSTANCE` (the
+        /// first vrrp_instance) in global_defs.
+        #[arg(long)]
+        sync: bool,
     },
 }
 
@@ -121,6 +125,7 @@ fn main() -> ExitCode {
             duration,
             clients,
             json,
+            sync,
         } => {
             let text = match &config {
                 Some(path) => match std::fs::read_to_string(path) {
@@ -131,6 +136,17 @@ fn main() -> ExitCode {
                     }
                 },
                 None => SEED_CONFIG.to_string(),
+            };
+            let text = if sync {
+                let instance = text
+                    .split_whitespace()
+                    .skip_while(|w| *w != "vrrp_instance")
+                    .nth(1)
+                    .unwrap_or("VI_1")
+                    .to_string();
+                vrlb_sim::scenario::with_lvs_sync_daemon(&text, &instance)
+            } else {
+                text
             };
             let duration_us = duration.saturating_mul(1_000_000);
             let mut code = ExitCode::SUCCESS;
