@@ -351,6 +351,13 @@ fn role_follows_the_instance_and_stops_on_shutdown() {
 }
 
 #[test]
+fn sync_storage_is_small_and_bounded() {
+    let slot = std::mem::size_of::<SyncSlot>();
+    println!("SyncSlot: {slot} bytes (plus 4 bytes per journal entry)");
+    assert!(slot <= 10 * 1024, "{slot}");
+}
+
+#[test]
 fn datagrams_without_sync_are_counted() {
     let (mut n, _) = built(SEED, Ipv4Addr::new(192, 168, 2, 210), 1, true);
     n.handle(Instant::ZERO, Input::SyncReceive { payload: &[0; 40] });
