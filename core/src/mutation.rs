@@ -23,11 +23,13 @@ pub enum Mutation {
     DropSyncMessages,
     /// A failed health check never marks its server down.
     IgnoreCheckFailure,
+    /// A sync sender builds its messages but never hands them out.
+    SilentSyncSender,
 }
 
 impl Mutation {
     /// Every mutation.
-    pub const ALL: [Mutation; 7] = [
+    pub const ALL: [Mutation; 8] = [
         Mutation::IgnoreAddressTieBreak,
         Mutation::NoSkew,
         Mutation::NoPriorityZeroOnShutdown,
@@ -35,6 +37,7 @@ impl Mutation {
         Mutation::ScheduleDownServer,
         Mutation::DropSyncMessages,
         Mutation::IgnoreCheckFailure,
+        Mutation::SilentSyncSender,
     ];
 }
 

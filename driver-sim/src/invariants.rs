@@ -18,6 +18,7 @@
 //! | 20 | table_capacity | connection tables never exceed their capacity |
 //! | 21 | liveness | after healing: one master, every server up, every client served |
 //! | 22 | synced_flow_kept | with connection sync, a director that received a flow's sync entry forwards the flow's packets (no SYN) to the entry's server, while that server is up and the entry lives: flows survive a failover |
+//! | 23 | synced_flow_sent | with connection sync on a clean network (no loss, partition, crash, pause or change of VIP holder), a new flow's entry reaches every receiving peer within the flush interval |
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -102,6 +103,11 @@ struct SyncedFlow {
     valid_until: u64,
 }
 
+/// How long after a sender forwards a new flow every receiving peer must
+/// have its entry on a clean network: the flush interval (the core's
+/// default, IPVS's 2 s) plus latency and drift slack.
+pub const SYNC_DUE_US: u64 = 2_000_000 + 250_000;
+
 /// Drift allowance on a synced entry's timeout: 1000 ppm of the longest
 /// IPVS timeout (15 min) plus a refresh window.
 const SYNC_DRIFT_SLACK_US: u64 = 2_000_000;
@@ -157,6 +163,17 @@ pub struct Invariants {
     pub synced_kept: u64,
     /// Sync messages delivered to a receiving director.
     pub sync_messages: u64,
+    /// New flows at a sync sender whose entries are due: (sender, flow)
+    /// -> server.
+    sync_due: BTreeMap<(usize, (Ipv4Addr, u16)), Ipv4Addr>,
+    /// When each director last marked each server up.
+    server_up_at: BTreeMap<(usize, Ipv4Addr), u64>,
+    /// Flows any director has forwarded: a flow is new only once (a
+    /// retransmitted SYN opens nothing, and a flow another director began
+    /// may already be in this one's table, by sync).
+    flows_seen: std::collections::BTreeSet<(Ipv4Addr, u16)>,
+    /// Flows whose entries were checked to have reached every peer.
+    pub synced_sent: u64,
 }
 
 fn slack_us(seg: &Segment) -> u64 {
@@ -193,6 +210,10 @@ impl Invariants {
             synced: Vec::new(),
             synced_kept: 0,
             sync_messages: 0,
+            sync_due: BTreeMap::new(),
+            flows_seen: std::collections::BTreeSet::new(),
+            server_up_at: BTreeMap::new(),
+            synced_sent: 0,
         }
     }
 
@@ -251,10 +272,12 @@ impl Invariants {
     }
 
     /// A director's node marked a server up or down.
-    pub fn health(&mut self, _d: usize, server: Ipv4Addr, up: bool, now: u64) {
+    pub fn health(&mut self, d: usize, server: Ipv4Addr, up: bool, now: u64) {
         self.server_set_changed_at = now;
         if !up {
             self.server_down_at.insert(server, now);
+        } else {
+            self.server_up_at.insert((d, server), now);
         }
     }
 
@@ -794,6 +817,107 @@ impl Invariants {
                 + &stats,
             now,
         ))
+    }
+
+    /// A director forwarded an opening packet of `flow` to `server`: when
+    /// it is a sync sender and no director forwarded the flow before,
+    /// returns when the flow's entry is due at its peers.
+    pub fn sync_flow_opened(
+        &mut self,
+        d: &Director<'_>,
+        flow: (Ipv4Addr, u16),
+        server: Ipv4Addr,
+        now: u64,
+    ) -> Option<u64> {
+        if !self.flows_seen.insert(flow) || !d.sync_role().is_some_and(|r| r.sends()) {
+            return None;
+        }
+        self.sync_due.insert((d.id, flow), server);
+        Some(now + SYNC_DUE_US)
+    }
+
+    /// `flow`'s entry, opened at `since` by sender `d0`, is due: on a clean
+    /// network every receiving peer has it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn sync_due(
+        &mut self,
+        directors: &[Director<'_>],
+        servers: &[Server],
+        seg: &Segment,
+        d0: usize,
+        flow: (Ipv4Addr, u16),
+        since: u64,
+        now: u64,
+    ) -> Result<(), Violation> {
+        let Some(server) = self.sync_due.remove(&(d0, flow)) else {
+            return Ok(());
+        };
+        let started_before = |l: &Life| l.up_since.is_some_and(|t| t <= since);
+        let life = |d: usize| self.life.get(d).copied().unwrap_or_default();
+        let clean = seg.link.loss_ppm == 0
+            && self.topology_changed_at <= since
+            && self.last_down_at <= since
+            && self.epoch_changed_at <= since
+            && self.life.iter().all(|l| l.pause.1 <= since)
+            && self.server_down_at.get(&server).is_none_or(|t| *t <= since)
+            && servers
+                .iter()
+                .find(|s| s.addr == server)
+                .is_some_and(|s| s.mode_since <= since);
+        let sender = &directors[d0];
+        if !clean
+            || !Self::active(sender, now)
+            || !started_before(&life(d0))
+            || !sender.sync_role().is_some_and(|r| r.sends())
+            || sender.table_use().0 >= sender.table_use().1
+        {
+            return Ok(());
+        }
+        for (p, peer) in directors.iter().enumerate() {
+            let receives = p != d0
+                && Self::active(peer, now)
+                && started_before(&life(p))
+                && peer.sync_role().is_some_and(|r| r.receives())
+                && mutually(seg, d0, p)
+                && peer.server_healthy(server) == Some(true)
+                && self
+                    .server_up_at
+                    .get(&(p, server))
+                    .is_none_or(|t| *t <= since)
+                && peer.table_use().0 < peer.table_use().1;
+            if !receives {
+                continue;
+            }
+            let has = self
+                .synced
+                .get(p)
+                .and_then(|m| m.get(&flow))
+                .is_some_and(|e| e.delivered_at >= since);
+            if !has {
+                let counters = |d: &Director<'_>| {
+                    d.node()
+                        .and_then(|n| n.conn_sync())
+                        .map(|c| format!("{:?}", c.stats()))
+                        .unwrap_or_default()
+                };
+                return Err(Violation::new(
+                    "synced_flow_sent",
+                    23,
+                    format!(
+                        "director {d0} opened flow {}:{} (server {server}) at {:.6}s; {:.3}s later director {p} has no sync entry for it; sender's sync counters: {}; receiver's: {}",
+                        flow.0,
+                        flow.1,
+                        since as f64 / 1e6,
+                        (now - since) as f64 / 1e6,
+                        counters(sender),
+                        counters(peer)
+                    ),
+                    now,
+                ));
+            }
+        }
+        self.synced_sent += 1;
+        Ok(())
     }
 
     /// Checks at the end of a run that healed.

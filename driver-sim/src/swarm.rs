@@ -40,6 +40,7 @@ pub fn swarm(
                     moved_by_server_change: 0,
                     synced_kept: 0,
                     sync_messages: 0,
+                    synced_sent: 0,
                 };
                 return Err((empty, format!("seed {seed}: scenario cannot run: {e}")));
             }

@@ -66,6 +66,12 @@ enum Ev {
     Withdraw {
         d: usize,
     },
+    /// A new flow's sync entry is due at the sender's peers.
+    SyncDue {
+        d: usize,
+        flow: (Ipv4Addr, u16),
+        since: u64,
+    },
 }
 
 /// What a run produced.
@@ -108,6 +114,8 @@ pub struct Outcome {
     pub synced_kept: u64,
     /// Sync messages delivered to receiving directors.
     pub sync_messages: u64,
+    /// New flows whose sync entries were checked to reach every peer.
+    pub synced_sent: u64,
 }
 
 /// The world of one run.
@@ -372,6 +380,7 @@ impl<'a> World<'a> {
             moved_by_server_change: self.inv.moved_by_server_change,
             synced_kept: self.inv.synced_kept,
             sync_messages: self.inv.sync_messages,
+            synced_sent: self.inv.synced_sent,
         }
     }
 
@@ -476,6 +485,15 @@ impl<'a> World<'a> {
                     .check_down_deadline(&self.directors[d], &self.servers[s], since, self.now)
             }
             Ev::Handover { since } => self.inv.handover_deadline(&self.directors, since, self.now),
+            Ev::SyncDue { d, flow, since } => self.inv.sync_due(
+                &self.directors,
+                &self.servers,
+                &self.segment,
+                d,
+                flow,
+                since,
+                self.now,
+            ),
             Ev::Withdraw { d } => {
                 // Unless it came back meanwhile (and announced again).
                 if !self.directors[d].is_up() {
@@ -732,6 +750,20 @@ impl<'a> World<'a> {
                         .forward(&self.directors[d], client, syn, server, self.now);
                     if result.is_ok() {
                         result = r;
+                    }
+                    if syn
+                        && let Some(at) =
+                            self.inv
+                                .sync_flow_opened(&self.directors[d], client, server, self.now)
+                    {
+                        self.queue.push(
+                            at,
+                            Ev::SyncDue {
+                                d,
+                                flow: client,
+                                since: self.now,
+                            },
+                        );
                     }
                     if follows_conn {
                         let r = self.inv.synced_packet(

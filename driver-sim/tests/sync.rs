@@ -1,7 +1,8 @@
 //! Connection sync in the simulator: the seed scenario with
 //! `lvs_sync_daemon` keeps established flows across the master's crash,
 //! where the same scenario without it loses them; and swarm seeds with
-//! sync run clean with the `synced_flow_kept` invariant checking them.
+//! sync run clean with the `synced_flow_kept` and `synced_flow_sent`
+//! invariants checking them.
 
 use vrlb_sim::scenario::{swarm_syncs, with_lvs_sync_daemon};
 use vrlb_sim::{Scenario, run};
@@ -40,6 +41,10 @@ fn the_seed_scenario_with_sync_keeps_flows_across_failover() {
         with.flows, without.flows, with.synced_kept, with.sync_messages
     );
     assert!(with.sync_messages > 0, "the master sent sync messages");
+    assert!(
+        with.synced_sent > 0,
+        "new flows' entries were checked to reach the backup in time"
+    );
     assert_eq!(without.sync_messages, 0);
     assert!(
         with.synced_kept > 0,
@@ -62,6 +67,7 @@ fn the_seed_scenario_with_sync_keeps_flows_across_failover() {
 fn swarm_seeds_with_sync_run_clean_and_are_checked() {
     let mut synced = 0;
     let mut kept = 0;
+    let mut sent = 0;
     for seed in 0..120 {
         if !swarm_syncs(seed) {
             continue;
@@ -72,7 +78,12 @@ fn swarm_seeds_with_sync_run_clean_and_are_checked() {
         assert_eq!(out.violation, None, "seed {seed}");
         synced += 1;
         kept += out.synced_kept;
+        sent += out.synced_sent;
     }
     assert!(synced > 30, "about half the seeds sync: {synced}");
     assert!(kept > 0, "some seeds had synced flows cross a failover");
+    assert!(
+        sent > 0,
+        "some seeds checked that new flows were sent in time"
+    );
 }

@@ -366,6 +366,9 @@ impl<'a, const V: usize> Node<'a, V> {
     pub(super) fn poll_sync_output(&mut self) -> Option<Output> {
         let e = self.sync_entry_mut()?;
         let sync::Output::Transmit(m) = e.machine.poll_output()?;
+        if mutation::on(Mutation::SilentSyncSender) {
+            return None;
+        }
         let len = m.as_bytes().len() as u16;
         e.pending = Some(m);
         // A message the rate or the queue held back may go now.

@@ -80,6 +80,9 @@ pub struct ConnSync {
     rate: Gcra,
     /// When a partly filled message is sent and the journal is read.
     next_flush: Instant,
+    /// A flush came while a message was held back: close the partly
+    /// filled one as soon as the held one is out, not at the next flush.
+    flush_owed: bool,
     replay: Replay,
     outputs: Deque<Output, OUTPUT_QUEUE>,
     stats: SyncStats,
@@ -105,6 +108,7 @@ impl ConnSync {
             held_counted: false,
             rate: Gcra::new(cfg.messages_per_s, cfg.burst_messages),
             next_flush: now + cfg.flush_interval,
+            flush_owed: false,
             replay: Replay::default(),
             outputs: Deque::new(),
             stats: SyncStats::default(),
@@ -157,6 +161,7 @@ impl ConnSync {
             self.len = HEADER_LEN;
             self.count = 0;
             self.carry = None;
+            self.flush_owed = false;
             if let Some(m) = self.held.take() {
                 let n = wire::Packet::new_unchecked(m.as_bytes()).count();
                 self.stats.tx_discarded += u64::from(n);
@@ -240,11 +245,17 @@ impl ConnSync {
         }
         self.pump(now, lb);
         if now >= self.next_flush {
-            if self.held.is_none() && self.count > 0 {
+            self.flush_owed = true;
+            self.next_flush = now + self.cfg.flush_interval;
+        }
+        // A change waits at most one flush interval, even when the flush
+        // found a message held back by the rate or a full output queue.
+        if self.flush_owed && self.held.is_none() {
+            self.flush_owed = false;
+            if self.count > 0 {
                 self.finish();
                 self.pump(now, lb);
             }
-            self.next_flush = now + self.cfg.flush_interval;
         }
     }
 

@@ -661,6 +661,37 @@ fn size_and_rate_bounds_hold_under_a_flood() {
 }
 
 #[test]
+fn a_flush_behind_a_held_message_is_not_postponed() {
+    // Two messages' worth at once fill the output queue, so the flush finds
+    // a message held back; the partly filled one behind it must still go
+    // out within the flush interval of its entries, not one interval later.
+    let cfg = SyncConfig {
+        max_message_bytes: 300,
+        flush_interval: Duration::from_secs(2),
+        ..sync_cfg()
+    };
+    let mut p = Pair::new(cfg, 256, None);
+    let mut port = 1024;
+    for _ in 0..30 {
+        port += 1;
+        let c = v4(203, 0, 113, (port % 40) as u8 + 1);
+        p.a.classify(p.now, &Flow::tcp(c, port, vip4(), 80, TcpFlags::SYN));
+    }
+    let opened = p.now;
+    // The flush fires before the driver drains: two messages fill the
+    // queue and the third is held. The driver then drains and follows
+    // `poll_timeout` as usual.
+    p.now = p.sa.poll_timeout().unwrap();
+    p.sa.handle_timeout(p.now, &mut p.a);
+    p.advance(Duration::from_millis(50));
+    p.advance(Duration::from_millis(50));
+    let sent: u64 = p.sa.stats().tx_entries;
+    assert_eq!(sent, 30, "every entry went out right after the flush");
+    let last = p.sent.last().unwrap().0;
+    assert!(last - opened <= Duration::from_millis(2_100), "{last:?}");
+}
+
+#[test]
 fn role_changes_start_and_stop_the_journal() {
     let mut p = Pair::new(sync_cfg(), 64, None);
     assert!(p.a.sync_journal_on());
