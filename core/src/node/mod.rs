@@ -4,9 +4,8 @@
 //! (and, with the `lb` and `check` features, the load balancer and the
 //! health checkers; with `sync` too, connection sync as keepalived's
 //! `lvs_sync_daemon` runs it), one timer queue for all of them, and
-//! `stats()`. It
-//! routes each input to the machine it concerns and hands their outputs
-//! out through one [`Node::poll_output`]. It never does I/O and allocates
+//! `stats()`. It routes each input to the machine it concerns and hands
+//! their outputs out through one [`Node::poll_output`]. It never does I/O and allocates
 //! nothing: every table lives in caller storage ([`NodeStorage`]).
 //!
 //! ```

@@ -295,6 +295,7 @@ impl<'a, const V: usize> Node<'a, V> {
             self.sync.as_deref_mut().and_then(|s| s.entry.as_mut()),
         ) else {
             self.stats.sync_unconfigured = self.stats.sync_unconfigured.saturating_add(1);
+            debug!("sync: dropped a datagram: connection sync is not configured");
             return;
         };
         e.machine
