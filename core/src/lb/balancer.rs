@@ -252,7 +252,7 @@ pub struct Balancer<'a> {
     pub(super) now: Instant,
     pub(super) stats: Stats,
     #[cfg(feature = "sync")]
-    pub(super) journal: super::sync::Journal<'a>,
+    pub(super) journal: super::journal::Journal<'a>,
 }
 
 fn check(part: &'static str, need: usize, got: usize) -> Result<(), LbError> {
@@ -316,7 +316,7 @@ impl<'a> Balancer<'a> {
             now,
             stats: Stats::default(),
             #[cfg(feature = "sync")]
-            journal: super::sync::Journal::empty(),
+            journal: super::journal::Journal::empty(),
         })
     }
 

@@ -23,6 +23,9 @@ mod addr;
 mod balancer;
 mod classify;
 mod conn;
+mod hsiphash;
+#[cfg(feature = "sync")]
+mod journal;
 mod persist;
 pub mod sched;
 mod server;

@@ -9,8 +9,8 @@
 use core::net::IpAddr;
 
 use super::addr::fold;
-use super::sched::Scheduler;
-use super::sched::mh::hsiphash_u32;
+use super::hsiphash::hsiphash_u32;
+use super::sched::kind::Scheduler;
 use super::server::ServerSlot;
 
 /// One server as a scan sees it.

@@ -30,6 +30,8 @@ use super::conn::{
     F_INACTIVE, F_LATE, F_QUEUED, KIND_CONN, KIND_MASK, KIND_ORPHAN, KIND_TEMPLATE, KIND_V6, NIL,
     TICK_SHIFT, tick_of,
 };
+use super::journal::Journal;
+pub use super::journal::JournalStats;
 use super::persist::template_key;
 use super::server::SlotState;
 use super::service::ServiceKey;
@@ -68,64 +70,6 @@ impl core::fmt::Display for ApplyError {
 }
 
 impl core::error::Error for ApplyError {}
-
-/// Counters of the journal.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct JournalStats {
-    /// Entries put in the journal.
-    pub queued: u64,
-    /// Changes lost because the journal was full.
-    pub overflows: u64,
-}
-
-/// A ring of slot numbers in caller storage.
-pub(crate) struct Journal<'a> {
-    ring: &'a mut [u32],
-    head: usize,
-    len: usize,
-    /// Journaling on (this director sends).
-    pub on: bool,
-    /// log2 of the refresh window in ticks.
-    pub shift: u32,
-    pub stats: JournalStats,
-}
-
-impl Journal<'_> {
-    pub(crate) fn empty() -> Self {
-        Journal {
-            ring: &mut [],
-            head: 0,
-            len: 0,
-            on: false,
-            shift: 31,
-            stats: JournalStats::default(),
-        }
-    }
-
-    #[inline]
-    fn push(&mut self, s: u32) -> bool {
-        if self.len == self.ring.len() {
-            self.stats.overflows += 1;
-            return false;
-        }
-        let at = (self.head + self.len) % self.ring.len();
-        self.ring[at] = s;
-        self.len += 1;
-        self.stats.queued += 1;
-        true
-    }
-
-    fn pop(&mut self) -> Option<u32> {
-        if self.len == 0 {
-            return None;
-        }
-        let s = self.ring[self.head];
-        self.head = (self.head + 1) % self.ring.len();
-        self.len -= 1;
-        Some(s)
-    }
-}
 
 /// `ms` as whole ticks, rounded up.
 fn ticks_for_ms(ms: u32) -> u64 {
