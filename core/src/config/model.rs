@@ -263,51 +263,7 @@ pub struct SyncGroupConf<'t> {
     pub pos: Pos,
 }
 
-/// A scheduler (`lb_algo`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Scheduler {
-    /// Round robin.
-    Rr,
-    /// Weighted round robin.
-    Wrr,
-    /// Least connections.
-    Lc,
-    /// Weighted least connections.
-    Wlc,
-    /// Shortest expected delay.
-    Sed,
-    /// Never queue.
-    Nq,
-    /// Source hashing.
-    Sh,
-    /// Destination hashing.
-    Dh,
-    /// Maglev hashing.
-    Mh,
-    /// Weighted failover.
-    Fo,
-    /// Weighted overflow.
-    Ovf,
-}
-
-impl Scheduler {
-    /// The `lb_algo` name.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Scheduler::Rr => "rr",
-            Scheduler::Wrr => "wrr",
-            Scheduler::Lc => "lc",
-            Scheduler::Wlc => "wlc",
-            Scheduler::Sed => "sed",
-            Scheduler::Nq => "nq",
-            Scheduler::Sh => "sh",
-            Scheduler::Dh => "dh",
-            Scheduler::Mh => "mh",
-            Scheduler::Fo => "fo",
-            Scheduler::Ovf => "ovf",
-        }
-    }
-}
+pub use crate::scheduler::Scheduler;
 
 /// Forwarding method (`lb_kind`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

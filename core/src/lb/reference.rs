@@ -10,8 +10,8 @@ use core::net::IpAddr;
 
 use super::addr::fold;
 use super::hsiphash::hsiphash_u32;
-use super::sched::kind::Scheduler;
 use super::server::ServerSlot;
+use crate::scheduler::Scheduler;
 
 /// One server as a scan sees it.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

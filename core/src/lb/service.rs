@@ -5,8 +5,8 @@
 
 use core::net::IpAddr;
 
-use super::sched::kind::Scheduler;
 use super::server::NONE;
+use crate::scheduler::Scheduler;
 
 /// Transport protocol of a virtual service.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

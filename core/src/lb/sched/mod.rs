@@ -10,13 +10,12 @@ use super::server::{NONE, ServerSlot, SlotState};
 use super::service::ServiceSlot;
 
 pub(crate) mod hash;
-pub(crate) mod kind;
 pub(crate) mod least;
 pub(crate) mod mh;
 pub(crate) mod rr;
 pub(crate) mod wrr;
 
-pub use kind::Scheduler;
+pub use crate::scheduler::Scheduler;
 
 /// What a hashing scheduler reads from the packet.
 #[derive(Clone, Copy, Debug)]

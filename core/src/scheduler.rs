@@ -1,5 +1,6 @@
-//! `lb_algo`: the names and families of the kernel's schedulers. Owns no
-//! scheduling state: each scheduler's file does.
+//! `lb_algo`: the names of the kernel's IPVS schedulers, shared by the
+//! configuration parser and the balancer. Owns no scheduling state: each
+//! scheduler's file in `lb::sched` does.
 
 /// `lb_algo`: one of the kernel's schedulers.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
