@@ -3,5 +3,6 @@
 
 pub mod check;
 pub mod config_file;
+pub mod daemon;
 pub mod describe;
 pub mod firmware;
