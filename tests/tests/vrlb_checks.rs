@@ -3,11 +3,12 @@
 //! by HTTP_GET with a digest. The server comes up after its first good
 //! probe (`alpha`), is marked down within the bound its check parameters
 //! give once its listener goes away, comes back when it answers again,
-//! and goes down when its page no longer has the configured digest.
+//! goes down when its page no longer has the configured digest, and when
+//! it stops answering altogether (probes time out).
 
 use std::time::{Duration, Instant};
 
-use vrlb_tests::netns::wait_until;
+use vrlb_tests::netns::{run, wait_until};
 use vrlb_tests::vrrp_lab::{Kind, Running, VrrpLab, log};
 
 const SERVER: &str = "192.0.2.100";
@@ -134,6 +135,28 @@ fn http_get_marks_a_server_down_within_its_bound_and_back_up() {
     let took = wait_for(&d0, &down, 2, down_bound() + SLACK * 2);
     assert!(took <= down_bound() + SLACK, "{took:?}\n{}", log(&d0));
     assert!(log(&d0).contains("MD5 digest error"), "{}", log(&d0));
+
+    // It matches again, then stops answering at all (its link goes
+    // down): every attempt now lasts connect_timeout, and the full bound
+    // applies.
+    std::fs::write(www.join("health.txt"), "ok\n").unwrap();
+    wait_for(&d0, &up, 3, Duration::from_secs(DELAY_LOOP_S) + SLACK * 4);
+    let client_if = lab.client_if.clone();
+    run(&["ip", "-n", &client, "link", "set", &client_if, "down"]);
+    let took = wait_for(&d0, &down, 3, down_bound() + SLACK * 2);
+    eprintln!(
+        "server silent: marked down after {took:?} (bound {:?})",
+        down_bound()
+    );
+    assert!(took <= down_bound() + SLACK, "{took:?}\n{}", log(&d0));
+    assert!(
+        log(&d0).contains(&format!(
+            "HTTP_GET {SERVER}:{PORT}: failed: timed out after {} ms",
+            CONNECT_TIMEOUT_S * 1000
+        )),
+        "{}",
+        log(&d0)
+    );
 
     lab.lab.signal(http, "TERM");
     lab.stop(&d0);
