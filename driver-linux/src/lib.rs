@@ -8,3 +8,4 @@ pub mod daemon;
 pub mod describe;
 pub mod firmware;
 pub mod node_memory;
+pub mod probe;
