@@ -7,14 +7,14 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use vrlb_core::config::{Diagnostic, Options};
+use vrlb_core::node::IfaceId;
 use vrlb_core::node::build::{self, Environment};
-use vrlb_core::node::{
-    GroupSlot, IfaceId, InstanceSlot, Node, NodeStorage, ScriptSlot, TimerEntry,
-};
+use vrlb_core::time::Instant;
 use vrlb_core::vrrp::Family;
 
 use crate::config_file::{FsIncluder, read_config};
 use crate::describe::Describe;
+use crate::node_memory::NodeMemory;
 
 /// What `vrlb check` found.
 #[derive(Debug, Default)]
@@ -76,7 +76,7 @@ pub fn check(path: &Path, options: &Options<'_>) -> CheckReport {
         return report;
     }
     if let Err(e) = build_throwaway(path, &name, &text, options, &mut report.warnings) {
-        report.error = Some(e.to_string());
+        report.error = Some(e);
     }
     report
 }
@@ -88,18 +88,14 @@ fn build_throwaway(
     text: &str,
     options: &Options<'_>,
     warnings: &mut Vec<String>,
-) -> Result<(), Diagnostic> {
-    let counts = build::count(name, text, options, &mut FsIncluder::new(path))?;
-    let mut instances = vec![InstanceSlot::default(); counts.instances];
-    let mut scripts = vec![ScriptSlot::default(); counts.scripts];
-    let mut groups = vec![GroupSlot::default(); counts.sync_groups];
-    let mut timers = vec![TimerEntry::default(); 2 * (counts.instances + counts.scripts) + 1];
-    let mut node: Node<'_> = Node::new(NodeStorage {
-        instances: &mut instances,
-        scripts: &mut scripts,
-        groups: &mut groups,
-        timers: &mut timers,
-    });
+) -> Result<(), String> {
+    let counts =
+        build::count(name, text, options, &mut FsIncluder::new(path)).map_err(|d| d.to_string())?;
+    // A small connection table: the node is built and dropped, never run.
+    let mut memory = NodeMemory::for_counts(&counts, 0, 64);
+    let mut node = memory
+        .node(Instant::ZERO, 0)
+        .map_err(|e| format!("{name}: cannot size the balancer for this file: {e}"))?;
     let mut env = CheckEnv {
         names: Vec::new(),
         warnings: Vec::new(),
@@ -135,7 +131,7 @@ fn build_throwaway(
             warnings.push(w);
         }
     }
-    result.map(|_| ())
+    result.map(|_| ()).map_err(|d| d.to_string())
 }
 
 #[cfg(test)]

@@ -6,3 +6,4 @@ pub mod config_file;
 pub mod daemon;
 pub mod describe;
 pub mod firmware;
+pub mod node_memory;
