@@ -61,6 +61,10 @@ enum Command {
         /// when they change).
         #[arg(long = "stats-file")]
         stats_file: Option<PathBuf>,
+        /// Connection-table slots of the load balancer (used only when the
+        /// configuration has virtual_server blocks).
+        #[arg(long, default_value_t = 1 << 16)]
+        connections: u32,
         /// Log to syslog (facility daemon) instead of stderr.
         #[arg(long)]
         syslog: bool,
@@ -79,6 +83,7 @@ fn main() -> ExitCode {
             pid_file,
             state_file,
             stats_file,
+            connections,
             syslog,
             log_level,
         } => {
@@ -89,6 +94,7 @@ fn main() -> ExitCode {
                 pid_file: Some(pid_file),
                 state_file,
                 stats_file,
+                connections,
             };
             match vrlb_linux::daemon::run(options, Vec::new()) {
                 Ok(()) => ExitCode::SUCCESS,
