@@ -43,7 +43,8 @@ pub struct Shard {
     pub held: HashSet<IpAddr>,
     /// Servers a worker chose but had no MAC for (the loop resolves them).
     pub missing: HashSet<IpAddr>,
-    sorry: HashMap<ServiceKey, Option<(IpAddr, u16)>>,
+    /// The sorry server last applied per service (ServiceKey is not Hash).
+    sorry: Vec<(ServiceKey, Option<(IpAddr, u16)>)>,
 }
 
 impl std::fmt::Debug for Shard {
@@ -88,7 +89,7 @@ impl Shard {
             macs: HashMap::new(),
             held: HashSet::new(),
             missing: HashSet::new(),
-            sorry: HashMap::new(),
+            sorry: Vec::new(),
         })
     }
 
@@ -109,7 +110,7 @@ impl Shard {
         for id in gone {
             let key = b.service(id).map_err(MirrorError)?.key;
             b.remove_service(id).map_err(MirrorError)?;
-            self.sorry.remove(&key);
+            self.sorry.retain(|(k, _)| *k != key);
         }
         for spec in specs {
             let id = match b.service_by_key(&spec.config.key) {
@@ -140,10 +141,11 @@ impl Shard {
                     b.add_server(id, *w).map_err(MirrorError)?;
                 }
             }
-            let last = self.sorry.get(&spec.config.key).copied().flatten();
-            if last != spec.sorry || !self.sorry.contains_key(&spec.config.key) {
+            let last = self.sorry.iter().find(|(k, _)| *k == spec.config.key);
+            if last.is_none_or(|(_, s)| *s != spec.sorry) {
                 b.set_sorry_server(id, spec.sorry).map_err(MirrorError)?;
-                self.sorry.insert(spec.config.key, spec.sorry);
+                self.sorry.retain(|(k, _)| *k != spec.config.key);
+                self.sorry.push((spec.config.key, spec.sorry));
             }
             b.set_sorry_active(id, spec.sorry_active).map_err(MirrorError)?;
         }

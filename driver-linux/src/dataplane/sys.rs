@@ -248,6 +248,12 @@ impl RxRing {
         n
     }
 
+    /// A handle that changes this ring's filter (and its fanout group's
+    /// program) from another thread.
+    pub fn filter_handle(&self) -> io::Result<FilterHandle> {
+        Ok(FilterHandle(self.fd.try_clone()?))
+    }
+
     /// Waits until a frame is ready or `timeout_ms` passes.
     pub fn wait(&self, timeout_ms: i32) -> io::Result<()> {
         let mut pfd = libc::pollfd {
@@ -291,6 +297,33 @@ impl Drop for RxRing {
         unsafe {
             libc::munmap(self.map.cast(), self.map_len);
         }
+    }
+}
+
+/// A duplicate of a ring's descriptor, to replace its programs while a
+/// worker reads it.
+#[derive(Debug)]
+pub struct FilterHandle(OwnedFd);
+
+impl FilterHandle {
+    /// Replaces the socket filter (atomically, `SO_ATTACH_FILTER`).
+    pub fn set_filter(&self, program: &[Insn]) -> io::Result<()> {
+        setsockopt(
+            self.0.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_FILTER,
+            &fprog(program),
+        )
+    }
+
+    /// Replaces the fanout group's program (`PACKET_FANOUT_DATA`).
+    pub fn set_fanout(&self, program: &[Insn]) -> io::Result<()> {
+        setsockopt(
+            self.0.as_raw_fd(),
+            libc::SOL_PACKET,
+            libc::PACKET_FANOUT_DATA,
+            &fprog(program),
+        )
     }
 }
 
