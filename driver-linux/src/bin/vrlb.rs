@@ -88,6 +88,10 @@ fn main() -> ExitCode {
             log_level,
         } => {
             vrlb_linux::daemon::logger::init(syslog, log_level);
+            let extensions: Vec<Box<dyn vrlb_linux::daemon::event_loop::Extension>> =
+                vec![Box::new(vrlb_linux::anycast::Anycast::new(
+                    &state_file.with_extension("anycast"),
+                ))];
             let options = vrlb_linux::daemon::RunOptions {
                 config: file,
                 config_id,
@@ -96,7 +100,7 @@ fn main() -> ExitCode {
                 stats_file,
                 connections,
             };
-            match vrlb_linux::daemon::run(options, Vec::new()) {
+            match vrlb_linux::daemon::run(options, extensions) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     if syslog {
