@@ -29,6 +29,7 @@ pub mod frame;
 pub mod neighbours;
 pub mod nft;
 pub mod shard;
+pub mod sync;
 mod sys;
 pub mod worker;
 
