@@ -167,11 +167,13 @@ fn main() -> ExitCode {
                 iface: dataplane_iface,
             });
             let control = vrlb_linux::control::Control::new(&control_socket, dataplane.view());
+            let sync = vrlb_linux::dataplane::sync::DataPlaneSync::new(&dataplane);
             let extensions: Vec<Box<dyn vrlb_linux::daemon::event_loop::Extension>> = vec![
                 Box::new(vrlb_linux::anycast::Anycast::new(
                     &state_file.with_extension("anycast"),
                 )),
                 Box::new(dataplane),
+                Box::new(sync),
                 Box::new(control),
             ];
             let options = vrlb_linux::daemon::RunOptions {
