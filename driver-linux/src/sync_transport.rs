@@ -189,3 +189,39 @@ fn set_multicast_if_index_v4(sock: &Socket, ifindex: u32) -> io::Result<()> {
         Err(io::Error::last_os_error())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_ipvs_and_bad_endpoints_are_refused() {
+        let e = Endpoint::new("eth1");
+        assert_eq!(
+            (e.group, e.port, e.ttl),
+            (IpAddr::V4(Ipv4Addr::new(224, 0, 0, 81)), 8848, 1)
+        );
+        let mut unicast = Endpoint::new("lo");
+        unicast.group = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+        let err = Transport::open(&unicast).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("192.0.2.1"), "{err}");
+        let err = Transport::open(&Endpoint::new("vrlb-no-such0")).unwrap_err();
+        assert!(err.to_string().contains("vrlb-no-such0"), "{err}");
+    }
+
+    #[test]
+    fn the_payload_fits_the_mtu() {
+        let lo = Endpoint::new("lo");
+        let mtu: usize = std::fs::read_to_string("/sys/class/net/lo/mtu")
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert_eq!(lo.max_payload(), Some(mtu - 28));
+        let mut v6 = lo.clone();
+        v6.group = "ff02::81".parse().unwrap();
+        assert_eq!(v6.max_payload(), Some(mtu - 48));
+        assert_eq!(Endpoint::new("vrlb-no-such0").max_payload(), None);
+    }
+}

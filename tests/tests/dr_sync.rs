@@ -1,25 +1,27 @@
 //! Connection sync between two directors (keepalived's `lvs_sync_daemon`)
-//! with the userspace DR data plane: a client, two directors running
+//! with the userspace DR data plane: six clients, two directors running
 //! `vrlb run` (two data-plane workers each, `lvs_sync_daemon` on their
 //! segment interface following VI_1), two real servers with the VIP on
 //! `lo` (arp_ignore=1, arp_announce=2) serving a TCP echo that first
 //! says its name. One segment (a bridge), documentation addresses only:
 //!
 //! ```text
-//!   client 192.0.2.100 ─┐
-//!   d0     192.0.2.1   ─┤  MASTER (priority 150)
-//!   d1     192.0.2.2   ─┼─ bridge   VIP 192.0.2.240:7000, wlc, DR,
-//!   rs0    192.0.2.21  ─┤           persistence_timeout 60
-//!   rs1    192.0.2.22  ─┘
+//!   c0..c5 192.0.2.100-105 ─┐
+//!   d0     192.0.2.1       ─┤  MASTER (priority 150)
+//!   d1     192.0.2.2       ─┼─ bridge   VIP 192.0.2.240:7000, wlc, DR,
+//!   rs0    192.0.2.21      ─┤           persistence_timeout 60
+//!   rs1    192.0.2.22      ─┘
 //! ```
 //!
-//! The client opens one TCP connection through the master and echoes a
-//! line; the backup shows the synced connection (`vrlb conns`); the
-//! master is killed with SIGKILL and its link taken down (the host is
-//! gone); once the backup holds the VIP the same connection still echoes
-//! (without sync the backup would drop its packets: wlc opens connections
-//! only on a SYN), and a new connection from the same client reaches the
-//! same real server (the synced persistence template).
+//! Each client opens one TCP connection through the master and echoes a
+//! line (the clients cover both workers' shares); the backup shows every
+//! connection (`vrlb conns`), learnt by sync alone; the master is killed
+//! with SIGKILL and its link taken down (the host is gone); once the
+//! backup holds the VIP every old connection still echoes (without sync,
+//! or with an entry in the wrong worker's shard, the backup drops their
+//! packets: wlc opens connections only on a SYN), and a new connection
+//! from each client reaches its old real server (the synced persistence
+//! templates).
 //!
 //! The echo servers and the client are this test binary run again as a
 //! helper (the ignored test `helper`) inside the namespaces.
@@ -37,7 +39,18 @@ const VIP: &str = "192.0.2.240";
 const PORT: u16 = 7000;
 const DIRECTORS: [&str; 2] = ["192.0.2.1", "192.0.2.2"];
 const SERVERS: [&str; 2] = ["192.0.2.21", "192.0.2.22"];
-const CLIENT: &str = "192.0.2.100";
+/// Client addresses, each in its own namespace: enough that both of a
+/// director's two workers own some (checked below).
+const CLIENTS: [&str; 6] = [
+    "192.0.2.100",
+    "192.0.2.101",
+    "192.0.2.102",
+    "192.0.2.103",
+    "192.0.2.104",
+    "192.0.2.105",
+];
+/// Data-plane workers per director.
+const WORKERS: usize = 2;
 /// What the helper process is told to be.
 const HELPER_ENV: &str = "VRLB_DR_SYNC_HELPER";
 /// The whole test must end within this.
@@ -271,10 +284,19 @@ fn conns(vrlb: &Path, ns: &str, sock: &Path) -> String {
     )
 }
 
+/// The worker the fanout gives an IPv4 client (no persistence granularity
+/// below /32 here): the data plane's classic BPF fanout program, a
+/// Fibonacci hash of the address, modulo the workers
+/// (`vrlb_linux::dataplane::filter::fanout`).
+fn worker_of(client: &str) -> usize {
+    let a: std::net::Ipv4Addr = client.parse().unwrap();
+    (u32::from(a).wrapping_mul(0x9e37_79b1) >> 16) as usize % WORKERS
+}
+
 /// Whether `conns` lists the client's connection from `port` to `server`
 /// in state ESTABLISHED.
-fn lists(conns: &str, port: u16, server: &str) -> bool {
-    let client = format!("{CLIENT}:{port}");
+fn lists(conns: &str, client: &str, port: u16, server: &str) -> bool {
+    let client = format!("{client}:{port}");
     let server = format!("{server}:{PORT}");
     conns.lines().any(|l| {
         let w: Vec<&str> = l.split_whitespace().collect();
@@ -333,7 +355,11 @@ fn a_long_lived_connection_survives_killing_the_master() {
         ]);
         (ns, inner)
     };
-    let (client_ns, _) = node(&mut lab, "c", CLIENT);
+    let client_ns: Vec<String> = CLIENTS
+        .iter()
+        .enumerate()
+        .map(|(i, addr)| node(&mut lab, &format!("c{i}"), addr).0)
+        .collect();
     let d: Vec<(String, String)> = (0..2)
         .map(|n| node(&mut lab, &format!("d{n}"), DIRECTORS[n]))
         .collect();
@@ -401,7 +427,7 @@ fn a_long_lived_connection_survives_killing_the_master() {
                 "--control-socket",
                 sock.to_str().unwrap(),
                 "--workers",
-                "2",
+                &WORKERS.to_string(),
                 "--dataplane-iface",
                 iface,
                 "--log-level",
@@ -423,35 +449,58 @@ fn a_long_lived_connection_survives_killing_the_master() {
     // The servers listen before the client's first try.
     std::thread::sleep(Duration::from_millis(300));
 
-    // One long-lived connection through the master.
-    let mut client = ClientProc::start(&client_ns);
-    let mut opened = Err(String::new());
-    // The director resolves the real servers' MACs as it starts.
-    wait_until(Duration::from_secs(15), || {
-        opened = client.open();
-        opened.is_ok()
-    });
-    let (server, port) =
-        opened.unwrap_or_else(|e| fail(&log_files, &format!("no connection: {e}")));
-    let server_addr = SERVERS[if server == "rs0" { 0 } else { 1 }];
-    client
-        .echo(0, "before-failover", ECHO)
-        .unwrap_or_else(|e| fail(&log_files, &format!("echo before the failover: {e}")));
-    assert!(
-        lists(&conns(&vrlb, &d[0].0, &socks[0]), port, server_addr),
-        "the master tracks the connection"
+    // Both workers of each director own some of the clients, so the
+    // backup must put each synced entry in the right shard.
+    let owners: std::collections::HashSet<usize> = CLIENTS.iter().map(|c| worker_of(c)).collect();
+    assert_eq!(
+        owners.len(),
+        WORKERS,
+        "the clients do not cover every worker"
     );
 
-    // The backup learns it by sync (not by traffic: it forwards nothing).
-    if wait_until(SYNC_BOUND, || {
-        lists(&conns(&vrlb, &d[1].0, &socks[1]), port, server_addr)
-    })
-    .is_none()
-    {
+    // One long-lived connection per client through the master.
+    let mut clients: Vec<ClientProc> = client_ns.iter().map(|ns| ClientProc::start(ns)).collect();
+    // (server name, server address, local port) of each client's connection.
+    let mut first = Vec::new();
+    for (i, client) in clients.iter_mut().enumerate() {
+        let mut opened = Err(String::new());
+        // The director resolves the real servers' MACs as it starts.
+        wait_until(Duration::from_secs(15), || {
+            opened = client.open();
+            opened.is_ok()
+        });
+        let (server, port) =
+            opened.unwrap_or_else(|e| fail(&log_files, &format!("client {i}: no connection: {e}")));
+        let addr = SERVERS[if server == "rs0" { 0 } else { 1 }];
+        client.echo(0, "before-failover", ECHO).unwrap_or_else(|e| {
+            fail(
+                &log_files,
+                &format!("client {i}: echo before the failover: {e}"),
+            )
+        });
+        first.push((server, addr, port));
+    }
+    let on_master = conns(&vrlb, &d[0].0, &socks[0]);
+    for (i, (_, addr, port)) in first.iter().enumerate() {
+        assert!(
+            lists(&on_master, CLIENTS[i], *port, addr),
+            "the master tracks client {i}'s connection:\n{on_master}"
+        );
+    }
+
+    // The backup learns them by sync (not by traffic: it forwards nothing).
+    let synced = |n: usize| {
+        let c = conns(&vrlb, &d[1].0, &socks[1]);
+        first[..n]
+            .iter()
+            .enumerate()
+            .all(|(i, (_, addr, port))| lists(&c, CLIENTS[i], *port, addr))
+    };
+    if wait_until(SYNC_BOUND, || synced(CLIENTS.len())).is_none() {
         fail(
             &log_files,
             &format!(
-                "the backup never showed {CLIENT}:{port} -> {server_addr}:\n{}",
+                "the backup never showed every connection {first:?}:\n{}",
                 conns(&vrlb, &d[1].0, &socks[1])
             ),
         );
@@ -466,40 +515,49 @@ fn a_long_lived_connection_survives_killing_the_master() {
     }
     eprintln!("backup holds the VIP {:?} after the kill", killed.elapsed());
 
-    // The same connection still echoes, through the new master.
-    client
-        .echo(0, "after-failover", ECHO_AFTER_FAILOVER)
-        .unwrap_or_else(|e| {
+    // Every old connection still echoes, through the new master.
+    for (i, client) in clients.iter_mut().enumerate() {
+        client
+            .echo(0, "after-failover", ECHO_AFTER_FAILOVER)
+            .unwrap_or_else(|e| {
+                fail(
+                    &log_files,
+                    &format!("client {i}: the connection broke in the failover: {e}"),
+                )
+            });
+        client.echo(0, "still-there", ECHO).unwrap_or_else(|e| {
             fail(
                 &log_files,
-                &format!("the connection broke in the failover: {e}"),
+                &format!("client {i}: second echo after the failover: {e}"),
             )
         });
+    }
     eprintln!(
-        "echo on the old connection {:?} after the kill",
+        "every old connection echoed {:?} after the kill",
         killed.elapsed()
     );
-    client
-        .echo(0, "still-there", ECHO)
-        .unwrap_or_else(|e| fail(&log_files, &format!("second echo after the failover: {e}")));
-    assert!(
-        lists(&conns(&vrlb, &d[1].0, &socks[1]), port, server_addr),
-        "the new master tracks the old connection"
-    );
+    if !synced(CLIENTS.len()) {
+        fail(&log_files, "the new master lost track of an old connection");
+    }
 
-    // A new connection from the same client: the same real server (the
-    // persistence template came over too).
-    let (again, _) = client.open().unwrap_or_else(|e| {
-        fail(
-            &log_files,
-            &format!("new connection after the failover: {e}"),
-        )
-    });
-    assert_eq!(again, server, "a persistent client changed servers");
-    client
-        .echo(1, "new-connection", ECHO)
-        .unwrap_or_else(|e| fail(&log_files, &format!("echo on the new connection: {e}")));
+    // A new connection from each client: the same real server (the
+    // persistence templates came over too).
+    for (i, client) in clients.iter_mut().enumerate() {
+        let (again, _) = client.open().unwrap_or_else(|e| {
+            fail(
+                &log_files,
+                &format!("client {i}: new connection after the failover: {e}"),
+            )
+        });
+        assert_eq!(again, first[i].0, "persistent client {i} changed servers");
+        client.echo(1, "new-connection", ECHO).unwrap_or_else(|e| {
+            fail(
+                &log_files,
+                &format!("client {i}: echo on the new connection: {e}"),
+            )
+        });
+    }
 
     assert!(started.elapsed() < BUDGET, "took {:?}", started.elapsed());
-    drop(client);
+    drop(clients);
 }
