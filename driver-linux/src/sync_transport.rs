@@ -149,11 +149,13 @@ impl Transport {
     /// The next datagram: its length (truncated to `buf`) and sender, or
     /// `None` when none is waiting.
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<Option<(usize, SocketAddr)>> {
-        match self.rx.recv_from(buf) {
-            Ok((n, from)) => Ok(Some((n, from))),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(None),
-            Err(e) => Err(e),
+        loop {
+            return match self.rx.recv_from(buf) {
+                Ok((n, from)) => Ok(Some((n, from))),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => Err(e),
+            };
         }
     }
 

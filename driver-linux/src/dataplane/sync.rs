@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use log::{debug, error, info, warn};
 use mio::{Interest, unix::SourceFd};
+use serde::{Deserialize, Serialize};
 use vrlb_core::config::{GlobalDefs, VrrpInstance};
 use vrlb_core::lb::ApplyError;
 use vrlb_core::node::build::name_key;
@@ -52,6 +53,8 @@ const RETRY: Duration = Duration::from_secs(5);
 const REFRESH: Duration = Duration::from_secs(30);
 /// Journal entries per shard at most (one `u32` each).
 const JOURNAL_MAX: usize = 1 << 16;
+/// Datagrams read per turn of the event loop at most.
+const RX_BATCH: usize = 256;
 /// The extension's token for the receiving socket.
 const RX_TOKEN: usize = 0;
 
@@ -113,6 +116,81 @@ pub struct SyncStatus {
     pub datagrams: u64,
 }
 
+/// The sync line of `vrlb status`: [`SyncStatus`] summed up, as the
+/// control socket's JSON carries it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncSummary {
+    /// `lvs_sync_daemon`'s interface.
+    pub iface: String,
+    /// Multicast group and port.
+    pub group: Option<(IpAddr, u16)>,
+    /// The VRRP instance followed.
+    pub instance: String,
+    /// sending, receiving or off.
+    pub role: String,
+    /// Messages and entries sent.
+    pub sent_messages: u64,
+    /// Entries sent.
+    pub sent_entries: u64,
+    /// Messages accepted.
+    pub received_messages: u64,
+    /// Entries applied to the shards.
+    pub applied_entries: u64,
+    /// Messages dropped (malformed, other sync id, replayed, or received
+    /// while sending).
+    pub dropped_messages: u64,
+    /// Entries not applied (no such service or server here, table full).
+    pub dropped_entries: u64,
+    /// Messages lost in transit (sequence gaps).
+    pub lost_messages: u64,
+    /// Datagrams the socket refused.
+    pub send_errors: u64,
+}
+
+impl SyncStatus {
+    /// The summary `vrlb status` shows.
+    pub fn summary(&self) -> SyncSummary {
+        let r = &self.receiver;
+        let mut s = SyncSummary {
+            iface: self
+                .endpoint
+                .as_ref()
+                .map(|e| e.iface.clone())
+                .unwrap_or_default(),
+            group: self.endpoint.as_ref().map(|e| (e.group, e.port)),
+            instance: self.instance.clone(),
+            role: match self.role {
+                Some(Role::Sender) => "sending",
+                Some(Role::Receiver) => "receiving",
+                Some(Role::Both) => "sending and receiving",
+                Some(Role::Off) | None => "off",
+            }
+            .to_string(),
+            received_messages: r.rx_messages,
+            applied_entries: r.rx_applied,
+            dropped_messages: r.rx_truncated
+                + r.rx_bad_version
+                + r.rx_bad_length
+                + r.rx_bad_entry
+                + r.rx_wrong_sync_id
+                + r.rx_replayed
+                + r.rx_not_receiving,
+            dropped_entries: r.rx_no_service
+                + r.rx_not_persistent
+                + r.rx_no_server
+                + r.rx_table_full,
+            lost_messages: r.rx_lost,
+            send_errors: self.send_errors,
+            ..SyncSummary::default()
+        };
+        for t in &self.senders {
+            s.sent_messages += t.tx_messages;
+            s.sent_entries += t.tx_entries;
+        }
+        s
+    }
+}
+
 /// A read-only handle for `vrlb status`.
 #[derive(Debug, Clone, Default)]
 pub struct SyncView(Arc<Mutex<SyncStatus>>);
@@ -165,6 +243,8 @@ pub struct DataPlaneSync {
     next_refresh: Instant,
     /// VRRP changed: recompute the role.
     dirty: bool,
+    /// Datagrams may be waiting: read on (the socket is edge-triggered).
+    rx_pending: bool,
     warned_instance: bool,
 }
 
@@ -184,6 +264,7 @@ impl DataPlaneSync {
             next_retry: Instant::ZERO,
             next_refresh: Instant::ZERO,
             dirty: false,
+            rx_pending: false,
             warned_instance: false,
         }
     }
@@ -355,17 +436,27 @@ impl DataPlaneSync {
         }
         a.receiver
             .handle_routed(now, Input::SetRole(role), |_, _| Ok(()));
-        if a.role != role {
+        let changed = a.role != role;
+        a.role = role;
+        if changed {
+            self.publish_status();
+            let s = self.status.status().summary();
             info!(
-                "lvs_sync_daemon: {}",
+                "lvs_sync_daemon: {} (so far: sent {} entries in {} messages; applied {} \
+                 entries of {} messages, {} messages dropped, {} lost)",
                 match role {
                     Role::Sender => "sending this director's connections (MASTER)",
                     Role::Receiver => "receiving the master's connections",
                     _ => "off",
-                }
+                },
+                s.sent_entries,
+                s.sent_messages,
+                s.applied_entries,
+                s.received_messages,
+                s.dropped_messages,
+                s.lost_messages
             );
         }
-        a.role = role;
     }
 
     /// Drains every shard's journal into messages and sends them (every
@@ -397,20 +488,23 @@ impl DataPlaneSync {
         }
     }
 
-    /// Reads every waiting datagram and applies it.
+    /// Reads the waiting datagrams and applies them: all of them (the
+    /// socket is edge-triggered), or [`RX_BATCH`] and the rest on the next
+    /// turn of the loop, so a flood cannot starve it.
     fn receive(&mut self) {
         let now = self.clock.now();
         let shards = self.shards();
+        self.rx_pending = false;
         let Some(a) = self.active.as_mut() else {
             return;
         };
-        loop {
+        for _ in 0..RX_BATCH {
             let n = match a.transport.recv(&mut a.buf) {
                 Ok(Some((n, _from))) => n,
-                Ok(None) => break,
+                Ok(None) => return,
                 Err(e) => {
                     warn!("lvs_sync_daemon: receive: {e}");
-                    break;
+                    continue;
                 }
             };
             a.datagrams += 1;
@@ -429,6 +523,7 @@ impl DataPlaneSync {
                     }
                 });
         }
+        self.rx_pending = true;
     }
 
     fn publish_status(&self) {
@@ -450,7 +545,9 @@ impl DataPlaneSync {
     }
 
     fn refresh(&mut self, ctx: &mut Context<'_>) {
-        self.adopt_shards();
+        if self.settings.is_some() {
+            self.adopt_shards();
+        }
         self.activate(ctx);
         let role = self.wanted_role(ctx);
         let senders = self.active.as_ref().map_or(0, |a| a.senders.len());
@@ -580,7 +677,7 @@ impl Extension for DataPlaneSync {
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        if self.dirty {
+        if self.dirty || self.rx_pending {
             return Some(Instant::ZERO);
         }
         self.settings.as_ref()?;
@@ -597,6 +694,9 @@ impl Extension for DataPlaneSync {
             self.dirty = false;
             self.next_refresh = now + RETRY;
             self.refresh(ctx);
+        }
+        if self.rx_pending {
+            self.receive();
         }
         self.pump(now);
         self.publish_status();
@@ -657,6 +757,41 @@ mod tests {
         let a: IpAddr = "198.51.100.77".parse().unwrap();
         let t: IpAddr = "198.51.100.0".parse().unwrap();
         assert_eq!(shard_of(a, (24, 128), 4), shard_of(t, (24, 128), 4));
+    }
+
+    #[test]
+    fn the_summary_adds_up_the_machines() {
+        let tx = |m, e| SyncStats {
+            tx_messages: m,
+            tx_entries: e,
+            ..SyncStats::default()
+        };
+        let st = SyncStatus {
+            endpoint: Some(Endpoint::new("eth1")),
+            instance: "VI_1".into(),
+            role: Some(Role::Receiver),
+            senders: vec![tx(2, 30), tx(3, 40)],
+            receiver: SyncStats {
+                rx_messages: 7,
+                rx_applied: 90,
+                rx_replayed: 1,
+                rx_wrong_sync_id: 2,
+                rx_no_server: 4,
+                rx_lost: 5,
+                ..SyncStats::default()
+            },
+            send_errors: 6,
+            datagrams: 10,
+        };
+        let s = st.summary();
+        assert_eq!(s.iface, "eth1");
+        assert_eq!(s.group, Some(("224.0.0.81".parse().unwrap(), 8848)));
+        assert_eq!(s.role, "receiving");
+        assert_eq!((s.sent_messages, s.sent_entries), (5, 70));
+        assert_eq!((s.received_messages, s.applied_entries), (7, 90));
+        assert_eq!((s.dropped_messages, s.dropped_entries), (3, 4));
+        assert_eq!((s.lost_messages, s.send_errors), (5, 6));
+        assert_eq!(SyncStatus::default().summary().role, "off");
     }
 
     fn settings(maxlen: Option<u16>, iface: &str) -> Settings {
