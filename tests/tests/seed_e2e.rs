@@ -15,6 +15,9 @@
 //! - killing the master director (SIGKILL, then its link down: the host
 //!   is gone) moves the VIP to the backup, which serves every client, and
 //!   each client again keeps one real server there;
+//! - the killed director, started again, removes the VIP and replaces
+//!   the nftables table its crash left, takes the VIP back and forwards;
+//!   a director stopped with SIGTERM removes its table;
 //! - `vrlb lab down` leaves no namespace, process, address, rule or file.
 //!
 //! Not covered here, because they need parts built on other branches:
@@ -480,7 +483,9 @@ fn seed_scenario_wlc_persistence_no_director_answers_status_failover_cleanup() {
     };
     eprintln!("failover: VIP on d2 {took:?} after the kill");
     assert!(killed.elapsed() < FAILOVER_BOUND + Duration::from_secs(1));
+    eprintln!("{:?}: failed over", start.elapsed());
     let got = fetch(&client, &clients, REPEATS);
+    eprintln!("{:?}: fetched through d2", start.elapsed());
     let after = persistent("through d2", &got, &clients);
     let n2 = split(&after);
     let kept = before
@@ -516,6 +521,97 @@ fn seed_scenario_wlc_persistence_no_director_answers_status_failover_cleanup() {
         "nft drop counter on d2"
     );
 
+    // Phase 3: d1 comes back, as after a reboot: its crashed run left the
+    // VIP on eth0 and its nftables table. The new run clears both at
+    // start (link still down), and once the link is up takes the VIP back
+    // (priority 100, preempt) and forwards with a fresh table.
+    let leftover = nft_dropped(&d1);
+    assert!(
+        leftover.is_some_and(|n| n as usize >= total_conns),
+        "the crash left d1's table: {leftover:?}"
+    );
+    assert!(has_addr(&d1, VIP), "the crash left the VIP on d1");
+    let file = |name: &str| seed.dir.join(name).display().to_string();
+    let (conf, pid_file, vips, sock) = (
+        file("d1.conf"),
+        file("d1.pid"),
+        file("d1.vips"),
+        file("d1.sock"),
+    );
+    let restart_log = seed.dir.join("d1-restart.log");
+    let exe = seed.vrlb.display().to_string();
+    seed.lab.spawn(
+        &d1,
+        &[
+            &exe,
+            "run",
+            "-f",
+            &conf,
+            "-p",
+            &pid_file,
+            "--state-file",
+            &vips,
+            "--control-socket",
+            &sock,
+            "--workers",
+            "2",
+            "--dataplane-iface",
+            "eth0",
+        ],
+        &restart_log,
+    );
+    let started = wait_until(Duration::from_secs(10), || {
+        std::fs::read_to_string(&restart_log).is_ok_and(|t| t.contains("vrlb started"))
+    });
+    if started.is_none() {
+        seed.fail(&format!(
+            "d1 did not restart: {}",
+            std::fs::read_to_string(&restart_log).unwrap_or_default()
+        ));
+    }
+    assert!(
+        !has_addr(&d1, VIP),
+        "the restart removed the VIP the crash left"
+    );
+    assert_eq!(
+        nft_dropped(&d1),
+        Some(0),
+        "the restart replaced the table the crash left"
+    );
+    run(&["ip", "-n", &d1, "link", "set", "eth0", "up"]);
+    if wait_until(FAILOVER_BOUND, || has_addr(&d1, VIP) && !has_addr(&d2, VIP)).is_none() {
+        seed.fail("d1 did not take the VIP back");
+    }
+    eprintln!("{:?}: d1 back", start.elapsed());
+    let got = fetch(&client, &clients, REPEATS);
+    eprintln!("{:?}: fetched through d1 again", start.elapsed());
+    let back = persistent("through d1 again", &got, &clients);
+    let n3 = split(&back);
+    eprintln!("after d1's return: {n3:?}");
+    assert!(n3[0] > 0 && n3[1] > 0, "both servers reached: {n3:?}");
+    let st3 = seed.json("status", 0);
+    eprintln!("d1 after its return: {}", st3["dataplane"]["forwarding"]);
+    eprintln!(
+        "d2 then: {}",
+        seed.json("status", 1)["dataplane"]["forwarding"]
+    );
+    assert_eq!(st3["instances"][0]["state"], "MASTER", "{st3}");
+    assert_eq!(
+        st3["dataplane"]["forwarding"]["flows_created"]
+            .as_u64()
+            .unwrap() as usize,
+        total_conns,
+        "{st3}"
+    );
+
+    // A director stopped with SIGTERM removes its table.
+    run(&["kill", "-TERM", &seed.pid(1).to_string()]);
+    let removed = wait_until(Duration::from_secs(10), || {
+        !in_ns(&d2, &["nft", "list", "tables"]).contains("vrlb")
+    });
+    assert!(removed.is_some(), "d2 stopped and left its table");
+    eprintln!("{:?}: d2 stopped", start.elapsed());
+
     // No director ever answered a client: nothing from a director's MAC
     // in the capture (it holds the VIP's frames, ICMP and RSTs).
     std::thread::sleep(Duration::from_millis(300));
@@ -524,7 +620,7 @@ fn seed_scenario_wlc_persistence_no_director_answers_status_failover_cleanup() {
         cap.lines()
             .filter(|l| l.contains(&format!("{VIP}.80 >")))
             .count()
-            >= 2 * total_conns,
+            >= 3 * total_conns,
         "the capture saw the real servers' answers:\n{cap}"
     );
     for m in &macs {
@@ -537,7 +633,9 @@ fn seed_scenario_wlc_persistence_no_director_answers_status_failover_cleanup() {
     }
 
     // Down: nothing left behind.
+    eprintln!("{:?}: taking the lab down", start.elapsed());
     let down = seed.lab_cmd("down");
+    eprintln!("{:?}: down", start.elapsed());
     seed.up = false;
     assert!(
         down.status.success(),
