@@ -7,7 +7,7 @@
 //! group's datagrams arriving there. Never reads what it carries.
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV6, UdpSocket};
 use std::os::fd::{AsRawFd, RawFd};
 
 use socket2::{Domain, InterfaceIndexOrAddress, Protocol, SockAddr, Socket, Type};
@@ -68,6 +68,7 @@ impl Endpoint {
 pub struct Transport {
     tx: UdpSocket,
     rx: UdpSocket,
+    dest: SocketAddr,
     endpoint: Endpoint,
 }
 
@@ -83,7 +84,11 @@ impl Transport {
         }
         let ifindex = nix::net::if_::if_nametoindex(endpoint.iface.as_str())
             .map_err(|e| io::Error::other(format!("interface {}: {e}", endpoint.iface)))?;
-        let dest = SocketAddr::new(endpoint.group, endpoint.port);
+        // Link-scope IPv6 groups (ff02::/16) need the interface as scope.
+        let dest = match endpoint.group {
+            IpAddr::V4(_) => SocketAddr::new(endpoint.group, endpoint.port),
+            IpAddr::V6(g) => SocketAddr::V6(SocketAddrV6::new(g, endpoint.port, 0, ifindex)),
+        };
         let domain = Domain::for_address(dest);
         let dev = Some(endpoint.iface.as_bytes());
 
@@ -101,7 +106,8 @@ impl Transport {
                 tx.set_multicast_hops_v6(u32::from(endpoint.ttl))?;
             }
         }
-        tx.connect(&SockAddr::from(dest))?;
+        // Not connected: connecting needs a source address, which an
+        // IPv6 interface lacks while its link-local one is tentative.
         tx.set_nonblocking(true)?;
 
         let rx = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
@@ -126,6 +132,7 @@ impl Transport {
         Ok(Transport {
             tx: tx.into(),
             rx: rx.into(),
+            dest,
             endpoint: endpoint.clone(),
         })
     }
@@ -139,7 +146,7 @@ impl Transport {
     /// buffer is full: sync is best effort, as in IPVS, so the caller
     /// counts it and goes on.
     pub fn send(&self, payload: &[u8]) -> io::Result<()> {
-        let n = self.tx.send(payload)?;
+        let n = self.tx.send_to(payload, self.dest)?;
         if n != payload.len() {
             return Err(io::Error::other("short datagram write"));
         }

@@ -233,12 +233,14 @@ impl Drop for ClientProc {
     }
 }
 
-fn director_conf(n: usize, iface: &str) -> String {
+/// keepalived.conf of director `n`; `sync` follows `lvs_sync_daemon
+/// IFACE VI_1`.
+fn director_conf(n: usize, iface: &str, sync: &str) -> String {
     let priority = [150, 100][n];
     let mut s = format!(
         "global_defs {{
    router_id d{n}
-   lvs_sync_daemon {iface} VI_1 id 7
+   lvs_sync_daemon {iface} VI_1 {sync}
 }}
 
 vrrp_instance VI_1 {{
@@ -324,8 +326,22 @@ fn fail(files: &[PathBuf], what: &str) -> ! {
     panic!("{what}\n{}", logs(files))
 }
 
+/// Over IPVS's sync group and port (224.0.0.81:8848), sync id 7.
 #[test]
 fn a_long_lived_connection_survives_killing_the_master() {
+    failover_keeps_connections("id 7");
+}
+
+/// Over an IPv6 link-scope group on another port (keepalived's `group`
+/// and `port`), the services still IPv4.
+#[test]
+fn sync_over_an_ipv6_group_works_the_same() {
+    failover_keeps_connections("id 9 group ff02::1:81 port 18848 ttl 1 maxlen 700");
+}
+
+/// The scenario of the module doc, with `sync` as the options of
+/// `lvs_sync_daemon`.
+fn failover_keeps_connections(sync: &str) {
     let Some(mut lab) = Lab::new(&["nft", "sysctl"]) else {
         return;
     };
@@ -412,7 +428,7 @@ fn a_long_lived_connection_survives_killing_the_master() {
     let mut log_files = Vec::new();
     for (n, (ns, iface)) in d.iter().enumerate() {
         let conf = dir.path(&format!("d{n}.conf"));
-        std::fs::write(&conf, director_conf(n, iface)).unwrap();
+        std::fs::write(&conf, director_conf(n, iface, sync)).unwrap();
         let sock = dir.path(&format!("d{n}.sock"));
         let log = dir.path(&format!("d{n}.log"));
         let pid = lab.spawn(

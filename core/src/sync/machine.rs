@@ -164,6 +164,8 @@ impl ConnSync {
         }
         if role.sends() != self.role.sends() {
             lb.set_sync_journal(role.sends());
+            // Starting to send: everything tracked so far, once.
+            lb.sync_journal_all(now);
             self.next_flush = now + self.cfg.flush_interval;
         }
         self.role = role;

@@ -716,6 +716,42 @@ fn a_routed_receiver_splits_entries_between_balancers() {
 }
 
 #[test]
+fn a_director_that_starts_sending_resyncs_what_it_tracks() {
+    let mut p = Pair::new(sync_cfg(), 4096, None);
+    p.sa.handle(p.now, Input::SetRole(Role::Receiver), &mut p.a);
+    // Tracked while not sending: 50 connections of one persistent /24
+    // (one template) and 10 of a plain service.
+    for i in 0..50u8 {
+        let f = Flow::tcp(v4(203, 0, 113, i + 1), 2000, vip4(), 443, TcpFlags::SYN);
+        assert!(matches!(p.a.classify(p.now, &f), Verdict::Forward { .. }));
+    }
+    for i in 0..10u8 {
+        let f = Flow::tcp(v4(203, 0, 113, i + 1), 3000, vip4(), 80, TcpFlags::SYN);
+        assert!(matches!(p.a.classify(p.now, &f), Verdict::Forward { .. }));
+    }
+    p.advance(Duration::from_secs(1));
+    assert!(p.sent.is_empty());
+    p.sa.handle(p.now, Input::SetRole(Role::Sender), &mut p.a);
+    assert_eq!(p.a.sync_pending(), 61);
+    p.advance(Duration::from_secs(3));
+    let (_, mut first) = wire::parse(&p.sent[0].1).unwrap();
+    assert_eq!(
+        first.next().map(|e| e.kind),
+        Some(EntryKind::Template),
+        "templates go first"
+    );
+    let (a, b) = (table(&p.a), table(&p.b));
+    assert_eq!(a.len(), 61);
+    for k in a.keys() {
+        assert!(b.contains_key(k), "{k:?} not resynced");
+    }
+    // Once: sending on does not repeat it.
+    let n = p.sent.len();
+    p.advance(Duration::from_secs(3));
+    assert_eq!(p.sent.len(), n);
+}
+
+#[test]
 fn role_changes_start_and_stop_the_journal() {
     let mut p = Pair::new(sync_cfg(), 64, None);
     assert!(p.a.sync_journal_on());
