@@ -514,7 +514,7 @@ fn failover_keeps_connections(sync: &str) {
             .enumerate()
             .all(|(i, (_, addr, port))| lists(&c, CLIENTS[i], *port, addr))
     };
-    if wait_until(SYNC_BOUND, || synced(CLIENTS.len())).is_none() {
+    let Some(took) = wait_until(SYNC_BOUND, || synced(CLIENTS.len())) else {
         fail(
             &log_files,
             &format!(
@@ -522,7 +522,8 @@ fn failover_keeps_connections(sync: &str) {
                 conns(&vrlb, &d[1].0, &socks[1])
             ),
         );
-    }
+    };
+    eprintln!("the backup listed every connection {took:?} after the last echo");
 
     // The master dies: SIGKILL, and its link goes (the host is gone).
     lab.signal(pids[0], "KILL");
