@@ -544,6 +544,22 @@ impl DataPlaneSync {
         };
     }
 
+    /// What the configuration just built asks for: the global
+    /// `lvs_sync_daemon`, else an instance's `lvs_sync_daemon_interface`.
+    fn built_settings(&mut self) -> Option<Settings> {
+        let global = self.building.take();
+        let legacy = self
+            .building_instance
+            .take()
+            .map(|(iface, instance)| Settings {
+                endpoint: Endpoint::new(&iface),
+                instance,
+                sync_id: 0,
+                maxlen: None,
+            });
+        global.or(legacy)
+    }
+
     fn refresh(&mut self, ctx: &mut Context<'_>) {
         if self.settings.is_some() {
             self.adopt_shards();
@@ -642,17 +658,7 @@ impl Extension for DataPlaneSync {
     }
 
     fn reloaded(&mut self, ctx: &mut Context<'_>) {
-        let global = self.building.take();
-        let legacy = self
-            .building_instance
-            .take()
-            .map(|(iface, instance)| Settings {
-                endpoint: Endpoint::new(&iface),
-                instance,
-                sync_id: 0,
-                maxlen: None,
-            });
-        let settings = global.or(legacy);
+        let settings = self.built_settings();
         if settings != self.settings {
             self.settings = settings;
             self.next_retry = Instant::ZERO;
@@ -792,6 +798,69 @@ mod tests {
         assert_eq!((s.dropped_messages, s.dropped_entries), (3, 4));
         assert_eq!((s.lost_messages, s.send_errors), (5, 6));
         assert_eq!(SyncStatus::default().summary().role, "off");
+    }
+
+    /// Feeds a configuration's items to the extension's build hooks.
+    struct Hooks<'s>(&'s mut DataPlaneSync);
+
+    impl vrlb_core::config::Sink for Hooks<'_> {
+        fn global_defs(&mut self, g: &GlobalDefs<'_>) -> Result<(), vrlb_core::config::Kind> {
+            Extension::global_defs(self.0, g);
+            Ok(())
+        }
+        fn vrrp_instance(&mut self, i: &VrrpInstance<'_>) -> Result<(), vrlb_core::config::Kind> {
+            Extension::instance(self.0, InstanceId(0), i);
+            Ok(())
+        }
+    }
+
+    fn built(text: &str) -> Option<Settings> {
+        let dp = DataPlane::new(super::super::DataPlaneOptions::default());
+        let mut sync = DataPlaneSync::new(&dp);
+        vrlb_core::config::parse(
+            "k.conf",
+            text,
+            &vrlb_core::config::Options::default(),
+            &mut Hooks(&mut sync),
+            &mut vrlb_core::config::NoIncludes,
+        )
+        .unwrap();
+        sync.built_settings()
+    }
+
+    #[test]
+    fn settings_come_from_lvs_sync_daemon_or_an_instance() {
+        let instance = |name: &str, extra: &str| {
+            format!("vrrp_instance {name} {{\n virtual_router_id 51\n{extra}}}\n")
+        };
+        assert_eq!(built(&instance("VI_1", "")), None);
+        // keepalived 1.x: the instance naming the interface decides.
+        let legacy = built(&format!(
+            "{}{}",
+            instance("VI_1", ""),
+            instance("VI_2", " lvs_sync_daemon_interface eth2\n")
+        ))
+        .unwrap();
+        assert_eq!(legacy.instance, "VI_2");
+        assert_eq!(legacy.endpoint, Endpoint::new("eth2"));
+        assert_eq!((legacy.sync_id, legacy.maxlen), (0, None));
+        // The global keyword wins, with keepalived's options.
+        let text = format!(
+            "global_defs {{\n lvs_sync_daemon eth1 VI_1 id 3 group ff02::1:81 port 9000 ttl 2 maxlen 800\n}}\n{}",
+            instance("VI_2", " lvs_sync_daemon_interface eth2\n")
+        );
+        let s = built(&text).unwrap();
+        assert_eq!(s.instance, "VI_1");
+        assert_eq!(
+            s.endpoint,
+            Endpoint {
+                iface: "eth1".into(),
+                group: "ff02::1:81".parse().unwrap(),
+                port: 9000,
+                ttl: 2,
+            }
+        );
+        assert_eq!((s.sync_id, s.maxlen), (3, Some(800)));
     }
 
     fn settings(maxlen: Option<u16>, iface: &str) -> Settings {
