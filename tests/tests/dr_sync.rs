@@ -58,9 +58,9 @@ const HELPER_ENV: &str = "VRLB_DR_SYNC_HELPER";
 const BUDGET: Duration = Duration::from_secs(120);
 /// Master_Down_Interval (3 x 1 s + skew) and slack for a loaded machine.
 const FAILOVER_BOUND: Duration = Duration::from_secs(10);
-/// The sync flush interval is 2 s: the backup has the connection well
+/// The sync flush interval is 0.1 s: the backup has the connections well
 /// within this.
-const SYNC_BOUND: Duration = Duration::from_secs(8);
+const SYNC_BOUND: Duration = Duration::from_secs(5);
 /// TCP retransmits back off (0.2, 0.4, ... 6.4 s): after a failover of
 /// about 4 s the next retransmission may come some 10 s later.
 const ECHO_AFTER_FAILOVER: Duration = Duration::from_secs(25);
