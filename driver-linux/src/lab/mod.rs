@@ -210,6 +210,7 @@ pub fn holds(ns: &str, addr: &str) -> bool {
 /// Builds the lab and starts its processes; on failure, takes down what
 /// it built. `vrlb` is the binary the directors and servers run.
 pub fn up(opts: &LabOptions, vrlb: &Path) -> Result<String, String> {
+    crate::daemon::privileges::check().map_err(|e| format!("{e} (run the lab as root)"))?;
     let existing = namespaces()?;
     if let Some(ns) = Role::ALL
         .iter()
@@ -217,8 +218,8 @@ pub fn up(opts: &LabOptions, vrlb: &Path) -> Result<String, String> {
         .find(|n| existing.contains(n))
     {
         return Err(format!(
-            "namespace {ns} exists: the lab is up already (`vrlb lab down --prefix {}` first)",
-            opts.prefix
+            "namespace {ns} exists: the lab is up already (`vrlb lab down{}` first)",
+            flags(opts)
         ));
     }
     let built = build(opts, vrlb);
@@ -446,22 +447,18 @@ pub fn status(opts: &LabOptions) -> Result<String, String> {
                 format!("{} ({p})", comm.trim())
             })
             .collect();
-        let vip = if role != Role::Switch && holds(&ns, config::VIP) {
-            match role {
-                Role::RealServer(_) => " VIP on lo",
-                _ => " holds the VIP",
-            }
-        } else {
-            ""
-        };
-        o.push_str(&format!(
-            "{ns:<16} {addr:<13}{vip} {}\n",
-            if procs.is_empty() {
-                String::new()
-            } else {
-                format!("running {}", procs.join(", "))
-            }
-        ));
+        let mut notes = Vec::new();
+        if role != Role::Switch && holds(&ns, config::VIP) {
+            notes.push(match role {
+                Role::RealServer(_) => "VIP on lo".to_string(),
+                _ => "holds the VIP".to_string(),
+            });
+        }
+        if !procs.is_empty() {
+            notes.push(format!("running {}", procs.join(", ")));
+        }
+        o.push_str(format!("{ns:<16} {addr:<13} {}", notes.join("; ")).trim_end());
+        o.push('\n');
     }
     if !any {
         return Ok(format!(
