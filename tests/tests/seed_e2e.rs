@@ -12,9 +12,12 @@
 //! - `vrlb status` and `vrlb conns` (text and JSON) show the services,
 //!   weights, counts, every client's persistence template, the data
 //!   plane's counters;
+//! - a SIGHUP reload with other weights (1 and 3) reaches the backup's
+//!   workers;
 //! - killing the master director (SIGKILL, then its link down: the host
-//!   is gone) moves the VIP to the backup, which serves every client, and
-//!   each client again keeps one real server there;
+//!   is gone) moves the VIP to the backup, which serves every client in
+//!   the proportion its new weights give, and each client again keeps one
+//!   real server there;
 //! - the killed director, started again, removes the VIP and replaces
 //!   the nftables table its crash left, takes the VIP back and forwards;
 //!   a director stopped with SIGTERM removes its table;
@@ -473,6 +476,23 @@ fn seed_scenario_wlc_persistence_no_director_answers_status_failover_cleanup() {
     );
     let macs = [mac(&d1), mac(&d2)];
 
+    // Before it takes over, d2 is reloaded (SIGHUP) with other weights,
+    // 1 and 3: the change must reach its data plane's workers, and its
+    // wlc split follows them (its tables are still empty).
+    let conf2 = seed.dir.join("d2.conf");
+    let text2 = std::fs::read_to_string(&conf2).expect("d2.conf");
+    assert_eq!(text2.matches("weight 3").count(), 2, "{text2}");
+    std::fs::write(&conf2, text2.replacen("weight 3", "weight 1", 1)).expect("d2.conf");
+    run(&["kill", "-HUP", &seed.pid(1).to_string()]);
+    let reweighted = wait_until(Duration::from_secs(10), || {
+        let st = seed.json("status", 1);
+        let w = |i: usize| st["services"][0]["servers"][i]["weight"].as_u64();
+        w(0) == Some(1) && w(1) == Some(3)
+    });
+    if reweighted.is_none() {
+        seed.fail("d2 did not apply the new weights");
+    }
+
     // Phase 2: the master dies (process killed, then its link: the host
     // is gone). The backup takes the VIP and serves every client.
     let killed = Instant::now();
@@ -496,9 +516,11 @@ fn seed_scenario_wlc_persistence_no_director_answers_status_failover_cleanup() {
         "after failover: {n2:?}; {kept} of {} clients kept their server (without connection sync, by chance)",
         clients.len()
     );
+    // wlc with weights 1 and 3: a quarter of the clients on rs1 (each
+    // worker rounds its own share).
     assert!(
-        n2[0] > 0 && n2[1] > 0,
-        "both servers reached through d2: {n2:?}"
+        (12..=20).contains(&n2[0]) && n2[0] + n2[1] == clients.len(),
+        "wlc with weights 1 and 3 through d2: {n2:?}"
     );
     let st2 = seed.json("status", 1);
     assert_eq!(st2["instances"][0]["state"], "MASTER", "{st2}");
@@ -590,11 +612,6 @@ fn seed_scenario_wlc_persistence_no_director_answers_status_failover_cleanup() {
     eprintln!("after d1's return: {n3:?}");
     assert!(n3[0] > 0 && n3[1] > 0, "both servers reached: {n3:?}");
     let st3 = seed.json("status", 0);
-    eprintln!("d1 after its return: {}", st3["dataplane"]["forwarding"]);
-    eprintln!(
-        "d2 then: {}",
-        seed.json("status", 1)["dataplane"]["forwarding"]
-    );
     assert_eq!(st3["instances"][0]["state"], "MASTER", "{st3}");
     assert_eq!(
         st3["dataplane"]["forwarding"]["flows_created"]
