@@ -224,8 +224,12 @@ pub fn up(opts: &LabOptions, vrlb: &Path) -> Result<String, String> {
     }
     let built = build(opts, vrlb);
     if let Err(e) = built {
-        let _ = down(opts);
-        return Err(e);
+        // Keep the logs the error points to.
+        let _ = take_down(opts, false);
+        return Err(format!(
+            "{e}\n(the lab was taken down; its files stay in {})",
+            opts.dir.display()
+        ));
     }
     Ok(format!(
         "lab {} is up: VIP {} on {} (master), real servers {} and {}\n\
@@ -379,6 +383,10 @@ fn build(opts: &LabOptions, vrlb: &Path) -> Result<(), String> {
 /// rules and VIPs, then SIGKILL after a while) and deletes its
 /// namespaces and files. Returns what it did.
 pub fn down(opts: &LabOptions) -> Result<String, String> {
+    take_down(opts, true)
+}
+
+fn take_down(opts: &LabOptions, remove_files: bool) -> Result<String, String> {
     let existing = namespaces()?;
     let mut report = String::new();
     let ours: Vec<String> = Role::ALL
@@ -412,7 +420,7 @@ pub fn down(opts: &LabOptions) -> Result<String, String> {
             Err(e) => failed.push(e),
         }
     }
-    if opts.dir.exists() {
+    if remove_files && opts.dir.exists() {
         std::fs::remove_dir_all(&opts.dir).map_err(|e| format!("{}: {e}", opts.dir.display()))?;
         report.push_str(&format!("removed {}\n", opts.dir.display()));
     }
