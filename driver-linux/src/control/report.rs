@@ -331,3 +331,154 @@ pub fn conns(view: &DataPlaneView) -> Conns {
     });
     Conns { entries }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::IpAddr;
+    use vrlb_core::check::ProbeResult;
+    use vrlb_core::config::{NoIncludes, Options};
+    use vrlb_core::node::build::{self, Environment};
+    use vrlb_core::node::{IfaceId, Input, Output};
+    use vrlb_core::time::Instant;
+    use vrlb_core::vrrp::Family;
+
+    use crate::node_memory::NodeMemory;
+
+    const CONF: &str = "virtual_server 192.0.2.240 80 {
+    delay_loop 6
+    lb_algo wlc
+    lb_kind NAT
+    persistence_timeout 60
+    persistence_granularity 255.255.255.0
+    protocol TCP
+    real_server 192.0.2.213 80 {
+        weight 2
+    }
+    real_server 192.0.2.212 80 {
+        weight 3
+        TCP_CHECK {
+            connect_timeout 2
+            retry 1
+            delay_before_retry 1
+        }
+    }
+}
+";
+
+    /// Records each service's lb_kind, as the control extension does.
+    #[derive(Default)]
+    struct Env(HashMap<ServiceId, ForwardKind>);
+
+    impl Environment for Env {
+        fn interface(&mut self, _name: &str) -> IfaceId {
+            IfaceId(0)
+        }
+        fn primary_address(&mut self, _iface: IfaceId, _family: Family) -> Option<IpAddr> {
+            None
+        }
+        fn virtual_server(
+            &mut self,
+            services: &[ServiceId],
+            vs: &vrlb_core::config::VirtualServer<'_>,
+        ) {
+            for id in services {
+                self.0.insert(*id, vs.kind);
+            }
+        }
+    }
+
+    fn node() -> (DaemonNode, HashMap<ServiceId, ForwardKind>) {
+        let options = Options::default();
+        let counts = build::count("t.conf", CONF, &options, &mut NoIncludes).unwrap();
+        let memory = Box::leak(Box::new(NodeMemory::for_counts(&counts, 0, 64)));
+        let mut node = memory.node(Instant::ZERO, 1).unwrap();
+        let mut env = Env::default();
+        build::build(
+            &mut node,
+            &mut env,
+            "t.conf",
+            CONF,
+            &options,
+            &mut NoIncludes,
+        )
+        .unwrap();
+        (node, env.0)
+    }
+
+    fn server(s: &Status, last: u8) -> &ServerStatus {
+        s.services[0]
+            .servers
+            .iter()
+            .find(|r| r.addr == IpAddr::from([192, 0, 2, last]))
+            .unwrap()
+    }
+
+    #[test]
+    fn status_shows_services_servers_and_check_state_as_the_node_has_them() {
+        let (mut node, forward) = node();
+        let view = DataPlaneView::default();
+        let s = status(&node, &view, &forward);
+        assert_eq!(s.connection_slots, 64);
+        assert!(s.instances.is_empty() && s.dataplane.is_none());
+        let svc = &s.services[0];
+        assert_eq!(
+            (svc.protocol.as_str(), svc.vip, svc.port),
+            ("TCP", Some(IpAddr::from([192, 0, 2, 240])), 80)
+        );
+        assert_eq!(
+            (svc.scheduler.as_str(), svc.forward.as_str()),
+            ("wlc", "Masq")
+        );
+        assert_eq!(
+            (svc.persistence_timeout_s, svc.persistence_prefix_len),
+            (60, 24)
+        );
+        assert!(svc.quorum_up);
+        // Sorted by address; the checked one starts up (no `alpha`).
+        assert_eq!(svc.servers[0].addr, IpAddr::from([192, 0, 2, 212]));
+        let checked = server(&s, 212);
+        assert_eq!((checked.weight, checked.configured_weight), (Some(3), 3));
+        assert!(checked.healthy);
+        assert_eq!(checked.checks.len(), 1);
+        assert_eq!(checked.checks[0].kind, "TCP_CHECK");
+        assert!(checked.checks[0].up);
+        assert_eq!(
+            checked.checks[0].target,
+            (IpAddr::from([192, 0, 2, 212]), 80)
+        );
+        let plain = server(&s, 213);
+        assert_eq!(plain.weight, Some(2));
+        assert!(plain.checks.is_empty() && plain.healthy);
+
+        // Every probe fails: the checker goes down, the server leaves the
+        // balancer, and the status says so.
+        node.handle(Instant::ZERO, Input::Start);
+        let mut now = Instant::ZERO;
+        for _ in 0..100 {
+            while let Some(out) = node.poll_output() {
+                if let Output::Probe { checker, seq, .. } = out {
+                    node.handle(
+                        now,
+                        Input::ProbeResult {
+                            checker,
+                            seq,
+                            result: ProbeResult::Failure,
+                        },
+                    );
+                }
+            }
+            if !server(&status(&node, &view, &forward), 212).healthy {
+                break;
+            }
+            now = node.poll_timeout().expect("a checker is due").max(now);
+            node.handle_timeout(now);
+        }
+        let s = status(&node, &view, &forward);
+        let down = server(&s, 212);
+        assert!(!down.healthy, "{down:?}");
+        assert_eq!(down.weight, None);
+        assert!(!down.checks[0].up);
+        assert_eq!(server(&s, 213).weight, Some(2));
+    }
+}
