@@ -2,7 +2,10 @@
 //! configuration (one VRRP instance holding the VIP, one `wlc` DR virtual
 //! server with persistence and two real servers of weight 3) with its
 //! 192.168.2.0/24 addresses moved to 192.0.2.0/24 (.210/.211 directors,
-//! .212/.213 real servers, .240 the VIP). Text only.
+//! .212/.213 real servers, .240 the VIP), and connection sync between
+//! the directors on the same interface (the seed's notes name
+//! `lvs_sync_daemon_inteface eth0`; today's keyword is `lvs_sync_daemon`).
+//! Text only.
 
 /// The lab's addresses (documentation range, RFC 5737).
 pub const VIP: &str = "192.0.2.240";
@@ -43,6 +46,7 @@ pub fn director(n: usize, iface: &str) -> String {
         "! vrlb lab: the seed's keepalived.conf on 192.0.2.0/24 (director {n})
 global_defs {{
    router_id LVS_DEVEL
+   lvs_sync_daemon {iface} VI_1
 }}
 
 vrrp_instance VI_1 {{
