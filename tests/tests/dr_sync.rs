@@ -296,6 +296,25 @@ fn worker_of(client: &str) -> usize {
     (u32::from(a).wrapping_mul(0x9e37_79b1) >> 16) as usize % WORKERS
 }
 
+/// `vrlb status` of a director.
+fn status(vrlb: &Path, ns: &str, sock: &Path) -> String {
+    in_ns(
+        ns,
+        &[
+            vrlb.to_str().unwrap(),
+            "status",
+            "--control-socket",
+            sock.to_str().unwrap(),
+        ],
+    )
+}
+
+/// The number after `word ` in `text` (`sent 12 entries`).
+fn count_after(text: &str, word: &str) -> Option<u64> {
+    let at = text.find(&format!("{word} "))? + word.len() + 1;
+    text[at..].split_whitespace().next()?.parse().ok()
+}
+
 /// Whether `conns` lists the client's connection from `port` to `server`
 /// in state ESTABLISHED.
 fn lists(conns: &str, client: &str, port: u16, server: &str) -> bool {
@@ -524,6 +543,28 @@ fn failover_keeps_connections(sync: &str) {
         );
     };
     eprintln!("the backup listed every connection {took:?} after the last echo");
+    // vrlb status shows both sync daemons as ipvsadm names them, with
+    // their counts: every connection and template went over.
+    let st0 = status(&vrlb, &d[0].0, &socks[0]);
+    let st1 = status(&vrlb, &d[1].0, &socks[1]);
+    let (if0, if1) = (&d[0].1, &d[1].1);
+    assert!(
+        st0.contains(&format!("master sync daemon (mcast={if0}, syncid=")),
+        "{st0}"
+    );
+    assert!(
+        st1.contains(&format!("backup sync daemon (mcast={if1}, syncid=")),
+        "{st1}"
+    );
+    let entries = 2 * CLIENTS.len() as u64;
+    assert!(
+        count_after(&st0, "sent").is_some_and(|n| n >= entries),
+        "{st0}"
+    );
+    assert!(
+        count_after(&st1, "applied").is_some_and(|n| n >= entries),
+        "{st1}"
+    );
 
     // The master dies: SIGKILL, and its link goes (the host is gone).
     lab.signal(pids[0], "KILL");
@@ -562,6 +603,8 @@ fn failover_keeps_connections(sync: &str) {
     if !synced(CLIENTS.len()) {
         fail(&log_files, "the new master lost track of an old connection");
     }
+    let st1 = status(&vrlb, &d[1].0, &socks[1]);
+    assert!(st1.contains("master sync daemon"), "{st1}");
 
     // A new connection from each client: the same real server (the
     // persistence templates came over too).

@@ -167,8 +167,9 @@ fn main() -> ExitCode {
                 workers: usize::from(workers),
                 iface: dataplane_iface,
             });
-            let control = vrlb_linux::control::Control::new(&control_socket, dataplane.view());
             let sync = vrlb_linux::dataplane::sync::DataPlaneSync::new(&dataplane);
+            let control = vrlb_linux::control::Control::new(&control_socket, dataplane.view())
+                .with_sync(sync.view());
             let extensions: Vec<Box<dyn vrlb_linux::daemon::event_loop::Extension>> = vec![
                 Box::new(vrlb_linux::anycast::Anycast::new(
                     &state_file.with_extension("anycast"),

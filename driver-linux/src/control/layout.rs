@@ -135,6 +135,10 @@ pub fn status(s: &Status) -> String {
             );
         }
     }
+    if let Some(y) = &s.sync {
+        o.push('\n');
+        o.push_str(&y.text());
+    }
     o
 }
 
@@ -228,6 +232,7 @@ mod tests {
                 sorry_active: false,
                 servers: vec![server(212, Some(3), true), server(213, None, false)],
             }],
+            sync: None,
         }
     }
 

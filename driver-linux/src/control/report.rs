@@ -25,6 +25,9 @@ pub struct Status {
     pub dataplane: Option<DataPlaneStatus>,
     /// Virtual services, sorted as ipvsadm sorts them.
     pub services: Vec<ServiceStatus>,
+    /// Connection sync (`lvs_sync_daemon`), when configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync: Option<crate::dataplane::sync::SyncSummary>,
 }
 
 /// One VRRP instance.
@@ -289,6 +292,7 @@ pub fn status(
         instances,
         dataplane,
         services,
+        sync: None,
     }
 }
 

@@ -20,6 +20,7 @@ use vrlb_core::time::{Duration, Instant};
 use super::{MAX_REQUEST, Request, report};
 use crate::daemon::event_loop::{Context, Extension};
 use crate::dataplane::DataPlaneView;
+use crate::dataplane::sync::SyncView;
 
 /// The listener's token; clients get the ones after it.
 const LISTENER: usize = 0;
@@ -47,6 +48,7 @@ pub struct Control {
     /// `lb_kind` of each service of the configuration being built.
     building: HashMap<ServiceId, ForwardKind>,
     forward: HashMap<ServiceId, ForwardKind>,
+    sync: Option<SyncView>,
 }
 
 impl Control {
@@ -60,7 +62,14 @@ impl Control {
             next_token: LISTENER + 1,
             building: HashMap::new(),
             forward: HashMap::new(),
+            sync: None,
         }
+    }
+
+    /// Also shows connection sync's state and counters.
+    pub fn with_sync(mut self, sync: SyncView) -> Control {
+        self.sync = Some(sync);
+        self
     }
 
     fn accept(&mut self, ctx: &mut Context<'_>) {
@@ -131,7 +140,9 @@ impl Control {
         let line = line.split('\n').next().unwrap_or("");
         let answer = match Request::parse(line) {
             Some(Request::Status) => {
-                serde_json::to_vec(&report::status(ctx.node(), &self.view, &self.forward))
+                let mut st = report::status(ctx.node(), &self.view, &self.forward);
+                st.sync = self.sync.as_ref().and_then(SyncView::summary);
+                serde_json::to_vec(&st)
             }
             Some(Request::Conns) => serde_json::to_vec(&report::conns(&self.view)),
             None => serde_json::to_vec(&serde_json::json!({

@@ -110,6 +110,8 @@ pub struct SyncStatus {
     pub endpoint: Option<Endpoint>,
     /// The instance that decides the role.
     pub instance: String,
+    /// The sync id.
+    pub sync_id: u8,
     /// Current role.
     pub role: Option<Role>,
     /// Counters of each shard's sending machine.
@@ -132,6 +134,8 @@ pub struct SyncSummary {
     pub group: Option<(IpAddr, u16)>,
     /// The VRRP instance followed.
     pub instance: String,
+    /// The sync id.
+    pub sync_id: u8,
     /// sending, receiving or off.
     pub role: String,
     /// Messages and entries sent.
@@ -165,6 +169,7 @@ impl SyncStatus {
                 .unwrap_or_default(),
             group: self.endpoint.as_ref().map(|e| (e.group, e.port)),
             instance: self.instance.clone(),
+            sync_id: self.sync_id,
             role: match self.role {
                 Some(Role::Sender) => "sending",
                 Some(Role::Receiver) => "receiving",
@@ -197,6 +202,38 @@ impl SyncStatus {
     }
 }
 
+impl SyncSummary {
+    /// The lines `vrlb status` prints: the daemon as `ipvsadm -L
+    /// --daemon` names it, then the counters.
+    pub fn text(&self) -> String {
+        let daemon = match self.role.as_str() {
+            "sending" => "master sync daemon",
+            "receiving" => "backup sync daemon",
+            _ => "sync daemon (off)",
+        };
+        let group = self
+            .group
+            .map(|(g, p)| format!(", group={g}, port={p}"))
+            .unwrap_or_default();
+        format!(
+            "{daemon} (mcast={}, syncid={}{group}), following {}\n  \
+             sent {} entries in {} messages; received {} messages, applied {} entries\n  \
+             dropped {} messages and {} entries, {} messages lost, {} send errors\n",
+            self.iface,
+            self.sync_id,
+            self.instance,
+            self.sent_entries,
+            self.sent_messages,
+            self.received_messages,
+            self.applied_entries,
+            self.dropped_messages,
+            self.dropped_entries,
+            self.lost_messages,
+            self.send_errors
+        )
+    }
+}
+
 /// A read-only handle for `vrlb status`.
 #[derive(Debug, Clone, Default)]
 pub struct SyncView(Arc<Mutex<SyncStatus>>);
@@ -205,6 +242,12 @@ impl SyncView {
     /// A copy of the current status.
     pub fn status(&self) -> SyncStatus {
         self.0.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// The summary for `vrlb status`, while `lvs_sync_daemon` is set.
+    pub fn summary(&self) -> Option<SyncSummary> {
+        let st = self.status();
+        st.endpoint.is_some().then(|| st.summary())
     }
 }
 
@@ -540,6 +583,7 @@ impl DataPlaneSync {
             Some(a) => SyncStatus {
                 endpoint: Some(a.settings.endpoint.clone()),
                 instance: a.settings.instance.clone(),
+                sync_id: a.settings.sync_id,
                 role: Some(a.role),
                 senders: a.senders.iter().map(|s| *s.sync.stats()).collect(),
                 receiver: *a.receiver.stats(),
@@ -680,6 +724,7 @@ impl Extension for DataPlaneSync {
     fn ready(&mut self, local: usize, _readable: bool, _writable: bool, _ctx: &mut Context<'_>) {
         if local == RX_TOKEN {
             self.receive();
+            self.publish_status();
         }
     }
 
@@ -782,6 +827,7 @@ mod tests {
         let st = SyncStatus {
             endpoint: Some(Endpoint::new("eth1")),
             instance: "VI_1".into(),
+            sync_id: 7,
             role: Some(Role::Receiver),
             senders: vec![tx(2, 30), tx(3, 40)],
             receiver: SyncStats {
@@ -805,6 +851,13 @@ mod tests {
         assert_eq!((s.dropped_messages, s.dropped_entries), (3, 4));
         assert_eq!((s.lost_messages, s.send_errors), (5, 6));
         assert_eq!(SyncStatus::default().summary().role, "off");
+        assert_eq!(
+            s.text(),
+            "backup sync daemon (mcast=eth1, syncid=7, group=224.0.0.81, port=8848), following VI_1\n  \
+             sent 70 entries in 5 messages; received 7 messages, applied 90 entries\n  \
+             dropped 3 messages and 4 entries, 5 messages lost, 6 send errors\n"
+        );
+        assert!(SyncView::default().summary().is_none());
     }
 
     /// Feeds a configuration's items to the extension's build hooks.
