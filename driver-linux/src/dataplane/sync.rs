@@ -112,6 +112,8 @@ pub struct SyncStatus {
     pub instance: String,
     /// The sync id.
     pub sync_id: u8,
+    /// Largest message in bytes.
+    pub maxlen: u16,
     /// Current role.
     pub role: Option<Role>,
     /// Counters of each shard's sending machine.
@@ -136,6 +138,10 @@ pub struct SyncSummary {
     pub instance: String,
     /// The sync id.
     pub sync_id: u8,
+    /// Largest message in bytes.
+    pub maxlen: u16,
+    /// Multicast TTL / hop limit.
+    pub ttl: u8,
     /// sending, receiving or off.
     pub role: String,
     /// Messages and entries sent.
@@ -170,6 +176,8 @@ impl SyncStatus {
             group: self.endpoint.as_ref().map(|e| (e.group, e.port)),
             instance: self.instance.clone(),
             sync_id: self.sync_id,
+            maxlen: self.maxlen,
+            ttl: self.endpoint.as_ref().map_or(0, |e| e.ttl),
             role: match self.role {
                 Some(Role::Sender) => "sending",
                 Some(Role::Receiver) => "receiving",
@@ -204,7 +212,8 @@ impl SyncStatus {
 
 impl SyncSummary {
     /// The lines `vrlb status` prints: the daemon as `ipvsadm -L
-    /// --daemon` names it, then the counters.
+    /// --daemon` shows it (ipvsadm.c `list_daemon`, with the options of
+    /// Linux 4.3 and later), then the counters.
     pub fn text(&self) -> String {
         let daemon = match self.role.as_str() {
             "sending" => "master sync daemon",
@@ -216,11 +225,13 @@ impl SyncSummary {
             .map(|(g, p)| format!(", group={g}, port={p}"))
             .unwrap_or_default();
         format!(
-            "{daemon} (mcast={}, syncid={}{group}), following {}\n  \
+            "{daemon} (mcast={}, syncid={}, maxlen={}{group}, ttl={}), following {}\n  \
              sent {} entries in {} messages; received {} messages, applied {} entries\n  \
              dropped {} messages and {} entries, {} messages lost, {} send errors\n",
             self.iface,
             self.sync_id,
+            self.maxlen,
+            self.ttl,
             self.instance,
             self.sent_entries,
             self.sent_messages,
@@ -584,6 +595,7 @@ impl DataPlaneSync {
                 endpoint: Some(a.settings.endpoint.clone()),
                 instance: a.settings.instance.clone(),
                 sync_id: a.settings.sync_id,
+                maxlen: a.cfg.max_message_bytes,
                 role: Some(a.role),
                 senders: a.senders.iter().map(|s| *s.sync.stats()).collect(),
                 receiver: *a.receiver.stats(),
@@ -828,6 +840,7 @@ mod tests {
             endpoint: Some(Endpoint::new("eth1")),
             instance: "VI_1".into(),
             sync_id: 7,
+            maxlen: 1452,
             role: Some(Role::Receiver),
             senders: vec![tx(2, 30), tx(3, 40)],
             receiver: SyncStats {
@@ -853,7 +866,7 @@ mod tests {
         assert_eq!(SyncStatus::default().summary().role, "off");
         assert_eq!(
             s.text(),
-            "backup sync daemon (mcast=eth1, syncid=7, group=224.0.0.81, port=8848), following VI_1\n  \
+            "backup sync daemon (mcast=eth1, syncid=7, maxlen=1452, group=224.0.0.81, port=8848, ttl=1), following VI_1\n  \
              sent 70 entries in 5 messages; received 7 messages, applied 90 entries\n  \
              dropped 3 messages and 4 entries, 5 messages lost, 6 send errors\n"
         );
