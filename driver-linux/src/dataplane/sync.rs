@@ -13,7 +13,10 @@
 //! sequence and duplicate check for the whole director). keepalived runs
 //! the IPVS master daemon while the instance is MASTER and the backup
 //! daemon otherwise, never both (keepalived vrrp.c,
-//! `ipvs_syncd_master`/`ipvs_syncd_backup`); so does this.
+//! `ipvs_syncd_master`/`ipvs_syncd_backup`); so does this. On becoming
+//! the sender each machine first sends everything its shard tracks
+//! (`Balancer::sync_journal_all`), so what this director learnt as a
+//! backup reaches the others.
 //!
 //! Owns the sync machines and the sockets; never forwards a packet and
 //! never changes services or servers (the data plane mirrors those).
