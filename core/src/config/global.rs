@@ -2,7 +2,7 @@
 
 use super::diag::{Kind, Snippet};
 use super::keywords::Block;
-use super::model::{GlobalDefs, LvsTimeouts};
+use super::model::{GlobalDefs, LvsSyncOptions, LvsTimeouts};
 use super::parser::{Parser, Res, Stmt};
 use super::value;
 use crate::time::Duration;
@@ -70,6 +70,7 @@ impl<'t> Parser<'t, '_> {
                         Some(self.arg(&stmt, 0, "an interface name")?.text);
                     g.lvs_sync_daemon_instance =
                         Some(self.arg(&stmt, 1, "a vrrp_instance name")?.text);
+                    g.lvs_sync_daemon_options = self.lvs_sync_options(&stmt)?;
                 }
                 "lvs_timeouts" => g.lvs_timeouts = self.lvs_timeouts(&stmt)?,
                 _ => self.unknown(Block::Global, &stmt)?,
@@ -78,6 +79,50 @@ impl<'t> Parser<'t, '_> {
         let result = self.sink.global_defs(&g);
         self.summary.items += 1;
         self.sink_result(g.pos, result)
+    }
+
+    /// The words after `lvs_sync_daemon INTERFACE INSTANCE`, in any order
+    /// (keepalived.conf(5)).
+    fn lvs_sync_options(&mut self, stmt: &Stmt<'t>) -> Res<LvsSyncOptions> {
+        let mut o = LvsSyncOptions::default();
+        let mut i = 2;
+        while i < stmt.args.len() {
+            let name = stmt.args[i];
+            let value = self.arg(stmt, i + 1, "a value")?;
+            match name.text {
+                "id" => o.sync_id = Some(self.number_token(stmt, &value, 0, 255, "0..255")? as u8),
+                "maxlen" => {
+                    o.maxlen = Some(self.number_token(stmt, &value, 1, 65507, "1..65507")? as u16)
+                }
+                "port" => {
+                    o.port = Some(self.number_token(stmt, &value, 1, 65535, "1..65535")? as u16)
+                }
+                "ttl" => o.ttl = Some(self.number_token(stmt, &value, 1, 255, "1..255")? as u8),
+                "group" => {
+                    let addr = self.address(&value)?;
+                    if !addr.is_multicast() {
+                        return Err(self.expected_in(
+                            stmt.keyword(),
+                            &value,
+                            "a multicast group address",
+                        ));
+                    }
+                    o.group = Some(addr);
+                }
+                _ => {
+                    return Err(self.error_at(
+                        &name,
+                        Kind::UnknownValue {
+                            keyword: Snippet::new("lvs_sync_daemon"),
+                            value: Snippet::new(name.text),
+                            expected: "id, maxlen, port, ttl, group",
+                        },
+                    ));
+                }
+            }
+            i += 2;
+        }
+        Ok(o)
     }
 
     /// `lvs_timeouts tcp N tcpfin N udp N` in any order.
@@ -109,5 +154,54 @@ impl<'t> Parser<'t, '_> {
             i += 2;
         }
         Ok(t)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use core::net::{IpAddr, Ipv4Addr};
+
+    use crate::config::{self, GlobalDefs, LvsSyncOptions, NoIncludes, Options, Sink};
+
+    #[derive(Default)]
+    struct Sync(Option<(Option<&'static str>, Option<&'static str>, LvsSyncOptions)>);
+
+    impl Sink for Sync {
+        fn global_defs(&mut self, g: &GlobalDefs<'_>) -> Result<(), config::Kind> {
+            // The test texts are 'static; keep only what is compared.
+            let leak = |s: Option<&str>| s.map(|s| &*std::boxed::Box::leak(s.into()));
+            self.0 = Some((
+                leak(g.lvs_sync_daemon_interface),
+                leak(g.lvs_sync_daemon_instance),
+                g.lvs_sync_daemon_options,
+            ));
+            Ok(())
+        }
+    }
+
+    fn parse(text: &str) -> Sync {
+        let mut s = Sync::default();
+        config::parse("k.conf", text, &Options::default(), &mut s, &mut NoIncludes).unwrap();
+        s
+    }
+
+    #[test]
+    fn lvs_sync_daemon_takes_keepalived_options_in_any_order() {
+        let s = parse("global_defs {\n lvs_sync_daemon eth1 VI_1\n}\n");
+        assert_eq!(
+            s.0,
+            Some((Some("eth1"), Some("VI_1"), LvsSyncOptions::default()))
+        );
+        let s = parse(
+            "global_defs {\n lvs_sync_daemon eth1 VI_1 ttl 2 id 7 group 239.0.2.81 port 9000 maxlen 1200\n}\n",
+        );
+        let want = LvsSyncOptions {
+            sync_id: Some(7),
+            maxlen: Some(1200),
+            port: Some(9000),
+            ttl: Some(2),
+            group: Some(IpAddr::V4(Ipv4Addr::new(239, 0, 2, 81))),
+        };
+        assert_eq!(s.0, Some((Some("eth1"), Some("VI_1"), want)));
     }
 }

@@ -67,6 +67,8 @@ pub struct GlobalDefs<'t> {
     /// `lvs_sync_daemon INTERFACE INSTANCE`: the instance whose state
     /// decides which director sends.
     pub lvs_sync_daemon_instance: Option<&'t str>,
+    /// `lvs_sync_daemon ... [id N] [maxlen N] [port N] [ttl N] [group ADDR]`.
+    pub lvs_sync_daemon_options: LvsSyncOptions,
     /// `enable_script_security`.
     pub enable_script_security: bool,
     /// `script_user USER [GROUP]`.
@@ -77,6 +79,22 @@ pub struct GlobalDefs<'t> {
     pub check_unicast_src: bool,
     /// Where the block started.
     pub pos: Pos,
+}
+
+/// The optional words of `lvs_sync_daemon` (keepalived.conf(5)); `None`:
+/// the kernel's default (IPVS `ip_vs_sync.c`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LvsSyncOptions {
+    /// `id`: the sync id, 0..=255 (default 0).
+    pub sync_id: Option<u8>,
+    /// `maxlen`: largest message, 1..=65507 bytes.
+    pub maxlen: Option<u16>,
+    /// `port`: UDP port (default 8848).
+    pub port: Option<u16>,
+    /// `ttl`: multicast TTL or hop limit, 1..=255 (default 1).
+    pub ttl: Option<u8>,
+    /// `group`: multicast group (default 224.0.0.81).
+    pub group: Option<core::net::IpAddr>,
 }
 
 /// `lvs_timeouts` (zero: the default).

@@ -163,6 +163,28 @@ impl<'a> Balancer<'a> {
         }
     }
 
+    /// Journals every connection and persistence template, templates
+    /// first (so a backup links the connections to them): a full resync
+    /// for a director that just started sending, whose peers lack what it
+    /// tracked before (vrlb's addition; IPVS re-sends only as packets
+    /// come, ip_vs_sync.c `sync_threshold`). Does nothing while
+    /// journaling is off. What the journal has no room for is counted in
+    /// `overflows` and goes out on its next use in a later refresh window.
+    pub fn sync_journal_all(&mut self, now: Instant) {
+        if !self.journal.on {
+            return;
+        }
+        let now = self.clamp(now);
+        self.expire(tick_of(now.as_micros()));
+        for kind in [KIND_TEMPLATE, KIND_CONN] {
+            for s in 0..self.table.slots.len() as u32 {
+                if self.table.slots[s as usize].kind & KIND_MASK == kind {
+                    self.sync_note(s);
+                }
+            }
+        }
+    }
+
     /// The next journaled connection or template as a sync entry, its
     /// timeout being what is left of it at `now` plus one refresh window.
     pub fn sync_pop(&mut self, now: Instant) -> Option<EntryRepr> {
