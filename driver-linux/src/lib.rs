@@ -9,3 +9,4 @@ pub mod dataplane;
 pub mod describe;
 pub mod firmware;
 pub mod node_memory;
+pub mod probe;

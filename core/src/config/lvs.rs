@@ -488,6 +488,7 @@ impl<'t> Parser<'t, '_> {
                     let tok = self.single(&stmt, "an address")?;
                     c.bind_to = Some(self.address(&tok)?);
                 }
+                "bind_port" => c.bind_port = Some(self.number(&stmt, 1, 65535, "1..65535")? as u16),
                 "connect_timeout" => {
                     c.connect_timeout =
                         Some(self.seconds(&stmt, 1, MAX_TIMER_US, "more than 0 s")?)

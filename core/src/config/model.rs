@@ -496,6 +496,8 @@ pub struct CheckerConf<'t> {
     pub connect_port: Option<u16>,
     /// `bindto`.
     pub bind_to: Option<IpAddr>,
+    /// `bind_port`: the local port probes connect from.
+    pub bind_port: Option<u16>,
     /// `connect_timeout` (unset: 5 s).
     pub connect_timeout: Option<Duration>,
     /// `retry` / `nb_get_retry` (keepalived's default: 1 for TCP, 1 for HTTP).
@@ -530,6 +532,7 @@ impl<'t> CheckerConf<'t> {
             connect_ip: None,
             connect_port: None,
             bind_to: None,
+            bind_port: None,
             connect_timeout: None,
             retry: None,
             delay_before_retry: None,

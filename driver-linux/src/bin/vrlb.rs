@@ -100,6 +100,7 @@ fn main() -> ExitCode {
                 stats_file,
                 connections,
             };
+            let extensions = vrlb_linux::probe::Probes::added_to(extensions);
             match vrlb_linux::daemon::run(options, extensions) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
