@@ -1,6 +1,7 @@
 //! The data plane's forwarding counters: one set of relaxed atomics per
 //! worker (written by that worker only), summed into a [`Forwarding`]
-//! snapshot for `vrlb status`. Never affects forwarding.
+//! snapshot (with the workers' balancers' flow counts) for `vrlb status`.
+//! Never affects forwarding.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -24,6 +25,12 @@ macro_rules! counters {
             /// Mid-flow TCP packets of unknown connections that mh scheduled
             /// (flows another director carried).
             pub adopted_mid_flow: u64,
+            /// New connections scheduled to a real server (flows forwarded).
+            pub flows_created: u64,
+            /// Persistence templates made.
+            pub templates_created: u64,
+            /// New connections that followed a persistence template.
+            pub template_hits: u64,
         }
 
         impl Counters {
@@ -47,8 +54,10 @@ macro_rules! counters {
 }
 
 counters! {
-    /// Frames the filter let into the ring.
+    /// Frames the filter let into the ring (not counting our own outgoing).
     received,
+    /// Our own outgoing frames the ring saw (old kernels with fanout).
+    seen_outgoing,
     /// Frames sent to a real server.
     forwarded,
     /// Forwarded frames whose transport checksum vrlb finished.

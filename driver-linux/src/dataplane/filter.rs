@@ -171,14 +171,16 @@ pub fn fanout(v4_prefix: u8, v6_prefix: u8) -> Vec<Insn> {
         /* 0 */ insn(LD | W | ABS, 0, 0, AD_PROTOCOL),
         /* 1 */ insn(JMP | JEQ | K, 0, 5, 0x0800),
         // IPv4: the source address is at 12.
-        /* 2 */ insn(LD | W | ABS, 0, 0, net(12)),
+        /* 2 */
+        insn(LD | W | ABS, 0, 0, net(12)),
         /* 3 */ insn(ALU | AND | K, 0, 0, mask(v4_prefix, 32)),
         /* 4 */ insn(ALU | MUL | K, 0, 0, golden),
         /* 5 */ insn(ALU | RSH | K, 0, 0, 16),
         /* 6 */ insn(RET | RET_A, 0, 0, 0),
         /* 7 */ insn(JMP | JEQ | K, 0, 9, 0x86dd),
         // IPv6: the source's first two words, at 8 and 12.
-        /* 8 */ insn(LD | W | ABS, 0, 0, net(8)),
+        /* 8 */
+        insn(LD | W | ABS, 0, 0, net(8)),
         /* 9 */ insn(ALU | AND | K, 0, 0, mask(v6_prefix, 32)),
         /* 10 */ insn(MISC | TAX, 0, 0, 0),
         /* 11 */ insn(LD | W | ABS, 0, 0, net(12)),
@@ -201,7 +203,7 @@ pub(crate) mod tests {
     pub(crate) fn run(prog: &[Insn], frame: &[u8], net: usize, protocol: u16) -> u32 {
         let (mut a, mut x, mut pc) = (0u32, 0u32, 0usize);
         let load = |off: u32, size: usize| -> Option<u32> {
-            let at = if off as i32 <= NET_OFF + 0xffff && (off as i32) < 0 {
+            let at = if (NET_OFF..NET_OFF + 0x1_0000).contains(&(off as i32)) {
                 net + (off as i32 - NET_OFF) as usize
             } else {
                 off as usize

@@ -125,11 +125,19 @@ pub fn finish_checksum(frame: &mut [u8], parsed: &Parsed) {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use smoltcp::wire::{EthernetAddress, EthernetRepr, Ipv4Address, Ipv4Repr, TcpRepr, TcpSeqNumber};
+    use smoltcp::wire::{
+        EthernetAddress, EthernetRepr, Ipv4Address, Ipv4Repr, TcpRepr, TcpSeqNumber,
+    };
 
     /// A valid TCP/IPv4 frame (checksums right) from `src:sport` to
     /// `dst:dport`.
-    pub(crate) fn tcp_frame(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16, syn: bool) -> Vec<u8> {
+    pub(crate) fn tcp_frame(
+        src: [u8; 4],
+        sport: u16,
+        dst: [u8; 4],
+        dport: u16,
+        syn: bool,
+    ) -> Vec<u8> {
         let tcp = TcpRepr {
             src_port: sport,
             dst_port: dport,

@@ -125,7 +125,11 @@ impl DataPlaneView {
         }
         for shard in &s.shards {
             if let Ok(sh) = shard.lock() {
-                f.adopted_mid_flow += sh.balancer.stats().adopted_mid_flow;
+                let st = sh.balancer.stats();
+                f.adopted_mid_flow += st.adopted_mid_flow;
+                f.flows_created += st.conns_created;
+                f.templates_created += st.templates_created;
+                f.template_hits += st.template_hits;
             }
         }
         f
@@ -155,16 +159,32 @@ impl DataPlaneView {
     }
 
     /// Every tracked connection and template, with its real server's
-    /// address and port.
+    /// address and port. Templates of address services get the service's
+    /// protocol and VIP (the table keys them by service), as ipvsadm
+    /// shows them.
     pub fn entries(&self, mut f: impl FnMut(&ConnEntry, IpAddr, u16)) {
         let Ok(s) = self.0.read() else { return };
         for shard in &s.shards {
             let Ok(sh) = shard.lock() else { continue };
             let b = &sh.balancer;
-            b.for_each_entry(|e| {
-                if let Some(info) = b.server_info(e.server) {
-                    f(e, info.server.addr, info.server.port);
+            let mut service_of = HashMap::new();
+            for (id, config) in b.services() {
+                for info in b.servers(id) {
+                    service_of.insert(info.id, config.key);
                 }
+            }
+            b.for_each_entry(|e| {
+                let Some(info) = b.server_info(e.server) else {
+                    return;
+                };
+                let mut e = *e;
+                if let (true, Some(ServiceKey::Addr { protocol, vip, .. })) =
+                    (e.template, service_of.get(&e.server))
+                {
+                    e.protocol = protocol.number();
+                    e.vip = *vip;
+                }
+                f(&e, info.server.addr, info.server.port);
             });
         }
     }
@@ -273,8 +293,8 @@ impl DataPlane {
         }
         let matches = matches_of(&specs);
         let prefixes = prefixes_of(&specs);
-        let program = filter::services(&matches)
-            .ok_or("too many DR services for one classic BPF filter")?;
+        let program =
+            filter::services(&matches).ok_or("too many DR services for one classic BPF filter")?;
         let fanout_prog = filter::fanout(prefixes.0, prefixes.1);
         let group = ((std::process::id() ^ ifindex) & 0xffff) as u16;
         nft::remove().map_err(|e| format!("clearing a previous run's rules: {e}"))?;
@@ -288,7 +308,8 @@ impl DataPlane {
             let ring = RxRing::open(ifindex, RingSize::default(), &program, fanout)
                 .map_err(|e| format!("{ifname}: AF_PACKET ring: {e}"))?;
             filters.push(ring.filter_handle().map_err(|e| format!("{ifname}: {e}"))?);
-            let tx = TxSocket::open(ifindex).map_err(|e| format!("{ifname}: AF_PACKET sender: {e}"))?;
+            let tx =
+                TxSocket::open(ifindex).map_err(|e| format!("{ifname}: AF_PACKET sender: {e}"))?;
             let c = Arc::new(Counters::default());
             counters.push(c.clone());
             let w = Worker {
@@ -307,7 +328,8 @@ impl DataPlane {
                 .map_err(|e| format!("starting worker {i}: {e}"))?;
             handles.push(handle);
         }
-        let mut neighbours = Neighbours::open().map_err(|e| format!("rtnetlink (neighbours): {e}"))?;
+        let mut neighbours =
+            Neighbours::open().map_err(|e| format!("rtnetlink (neighbours): {e}"))?;
         ctx.register(
             &mut SourceFd(&neighbours.monitor_fd()),
             NEIGH_TOKEN,
@@ -334,7 +356,11 @@ impl DataPlane {
         info!(
             "data plane on {ifname}: {} DR service(s), {workers} worker(s){}",
             specs.len(),
-            if workers > 1 { ", fanout by client address" } else { "" }
+            if workers > 1 {
+                ", fanout by client address"
+            } else {
+                ""
+            }
         );
         self.running = Some(Running {
             ifindex,
@@ -368,7 +394,11 @@ impl DataPlane {
                 let addrs = rtnl.addrs().map_err(|e| format!("rtnetlink: {e}"))?;
                 addrs
                     .iter()
-                    .find(|a| servers.iter().any(|s| same_subnet(a.addr, *s, a.prefix_len)))
+                    .find(|a| {
+                        servers
+                            .iter()
+                            .any(|s| same_subnet(a.addr, *s, a.prefix_len))
+                    })
                     .map(|a| a.index)
                     .ok_or(
                         "no interface has a subnet holding the DR real servers (DR needs them \
@@ -486,7 +516,11 @@ impl DataPlane {
                 Some(mac) => self.set_mac(n.addr, mac),
                 // Gone or failed: keep the last MAC (a moved server
                 // answers the probe with its new one) and ask again.
-                None if self.running.as_ref().is_some_and(|r| r.servers.contains(&n.addr)) => {
+                None if self
+                    .running
+                    .as_ref()
+                    .is_some_and(|r| r.servers.contains(&n.addr)) =>
+                {
                     reprobe.push(n.addr);
                 }
                 None => {}
@@ -629,7 +663,9 @@ fn mac_text(m: [u8; 6]) -> String {
 fn same_subnet(a: IpAddr, b: IpAddr, prefix_len: u8) -> bool {
     match (a, b) {
         (IpAddr::V4(a), IpAddr::V4(b)) => {
-            let m = u32::MAX.checked_shl(32 - u32::from(prefix_len.min(32))).unwrap_or(0);
+            let m = u32::MAX
+                .checked_shl(32 - u32::from(prefix_len.min(32)))
+                .unwrap_or(0);
             prefix_len > 0 && u32::from(a) & m == u32::from(b) & m
         }
         (IpAddr::V6(a), IpAddr::V6(b)) => {

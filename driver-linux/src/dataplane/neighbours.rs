@@ -134,7 +134,9 @@ impl Neighbours {
         m.header.ifindex = ifindex;
         m.header.flags = NeighbourFlags::Use;
         m.attributes
-            .push(NeighbourAttribute::Destination(NeighbourAddress::from(addr)));
+            .push(NeighbourAttribute::Destination(NeighbourAddress::from(
+                addr,
+            )));
         self.request(
             RouteNetlinkMessage::NewNeighbour(m),
             NLM_F_CREATE | NLM_F_REPLACE,

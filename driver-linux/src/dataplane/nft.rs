@@ -30,7 +30,10 @@ fn rule(m: &Match) -> String {
     if m.port == 0 {
         format!("    {family} daddr {addr} meta l4proto {proto} counter drop\n")
     } else {
-        format!("    {family} daddr {addr} {proto} dport {} counter drop\n", m.port)
+        format!(
+            "    {family} daddr {addr} {proto} dport {} counter drop\n",
+            m.port
+        )
     }
 }
 

@@ -16,7 +16,9 @@
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
-use vrlb_core::lb::{self, Balancer, Layout, LbConfig, RealServer, ServiceConfig, ServiceId, ServiceKey};
+use vrlb_core::lb::{
+    self, Balancer, Layout, LbConfig, RealServer, ServiceConfig, ServiceId, ServiceKey,
+};
 use vrlb_core::time::Instant;
 
 /// What a DR service looks like in the node, for [`Shard::mirror`].
@@ -67,14 +69,23 @@ pub struct MirrorError(pub lb::LbError);
 
 impl std::fmt::Display for MirrorError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "copying the services into a worker's balancer: {}", self.0)
+        write!(
+            f,
+            "copying the services into a worker's balancer: {}",
+            self.0
+        )
     }
 }
 
 impl Shard {
     /// An empty shard with `layout` (the node balancer's), `cfg`, and
     /// `seed` keying its hashes.
-    pub fn new(layout: Layout, cfg: LbConfig, seed: u64, now: Instant) -> Result<Shard, lb::LbError> {
+    pub fn new(
+        layout: Layout,
+        cfg: LbConfig,
+        seed: u64,
+        now: Instant,
+    ) -> Result<Shard, lb::LbError> {
         let storage = lb::Storage {
             services: leak(lb::ServiceSlot::EMPTY, layout.service_slots()),
             servers: leak(lb::ServerSlot::EMPTY, layout.server_slots()),
@@ -130,7 +141,9 @@ impl Shard {
                     .find(|w| w.addr == h.server.addr && w.port == h.server.port);
                 match wanted {
                     None => b.remove_server(id, h.id).map_err(MirrorError)?,
-                    Some(w) if *w != h.server => b.update_server(id, h.id, *w).map_err(MirrorError)?,
+                    Some(w) if *w != h.server => {
+                        b.update_server(id, h.id, *w).map_err(MirrorError)?
+                    }
                     Some(_) => {}
                 }
             }
@@ -147,7 +160,8 @@ impl Shard {
                 self.sorry.retain(|(k, _)| *k != spec.config.key);
                 self.sorry.push((spec.config.key, spec.sorry));
             }
-            b.set_sorry_active(id, spec.sorry_active).map_err(MirrorError)?;
+            b.set_sorry_active(id, spec.sorry_active)
+                .map_err(MirrorError)?;
         }
         Ok(())
     }
@@ -172,7 +186,9 @@ mod tests {
             config,
             servers: servers
                 .iter()
-                .map(|(last, w)| RealServer::new(IpAddr::from([192, 0, 2, *last]), 80).with_weight(*w))
+                .map(|(last, w)| {
+                    RealServer::new(IpAddr::from([192, 0, 2, *last]), 80).with_weight(*w)
+                })
                 .collect(),
             sorry: None,
             sorry_active: false,
@@ -191,23 +207,38 @@ mod tests {
 
     fn servers(s: &Shard) -> Vec<(IpAddr, u32)> {
         let id = s.balancer.services().next().unwrap().0;
-        s.balancer.servers(id).map(|i| (i.server.addr, i.server.weight)).collect()
+        s.balancer
+            .servers(id)
+            .map(|i| (i.server.addr, i.server.weight))
+            .collect()
     }
 
     #[test]
     fn mirroring_follows_the_node_and_keeps_connections() {
         let mut s = shard();
-        s.mirror(LbConfig::default(), &[spec(&[(21, 3), (22, 3)])]).unwrap();
+        s.mirror(LbConfig::default(), &[spec(&[(21, 3), (22, 3)])])
+            .unwrap();
         assert_eq!(
             servers(&s),
-            vec![(IpAddr::from([192, 0, 2, 21]), 3), (IpAddr::from([192, 0, 2, 22]), 3)]
+            vec![
+                (IpAddr::from([192, 0, 2, 21]), 3),
+                (IpAddr::from([192, 0, 2, 22]), 3)
+            ]
         );
-        let flow = Flow::tcp(IpAddr::from([198, 51, 100, 7]), 4000, IpAddr::from([192, 0, 2, 240]), 80, TcpFlags::SYN);
-        let Verdict::Forward { addr, .. } = s.balancer.classify(Instant::from_secs(1), &flow) else {
+        let flow = Flow::tcp(
+            IpAddr::from([198, 51, 100, 7]),
+            4000,
+            IpAddr::from([192, 0, 2, 240]),
+            80,
+            TcpFlags::SYN,
+        );
+        let Verdict::Forward { addr, .. } = s.balancer.classify(Instant::from_secs(1), &flow)
+        else {
             panic!("not forwarded");
         };
         // A weight change keeps the connection and its count.
-        s.mirror(LbConfig::default(), &[spec(&[(21, 1), (22, 3)])]).unwrap();
+        s.mirror(LbConfig::default(), &[spec(&[(21, 1), (22, 3)])])
+            .unwrap();
         assert_eq!(servers(&s)[0].1, 1);
         let total: u32 = {
             let id = s.balancer.services().next().unwrap().0;
@@ -215,8 +246,13 @@ mod tests {
         };
         assert_eq!(total, 1);
         // The chosen server goes down: removed here too; the other stays.
-        let other = if addr == IpAddr::from([192, 0, 2, 21]) { 22 } else { 21 };
-        s.mirror(LbConfig::default(), &[spec(&[(other, 3)])]).unwrap();
+        let other = if addr == IpAddr::from([192, 0, 2, 21]) {
+            22
+        } else {
+            21
+        };
+        s.mirror(LbConfig::default(), &[spec(&[(other, 3)])])
+            .unwrap();
         assert_eq!(servers(&s), vec![(IpAddr::from([192, 0, 2, other]), 3)]);
         // And the service itself goes.
         s.mirror(LbConfig::default(), &[]).unwrap();
@@ -230,9 +266,18 @@ mod tests {
         sp.sorry = Some((IpAddr::from([192, 0, 2, 99]), 80));
         sp.sorry_active = true;
         s.mirror(LbConfig::default(), &[sp.clone()]).unwrap();
-        let flow = Flow::tcp(IpAddr::from([198, 51, 100, 7]), 4000, IpAddr::from([192, 0, 2, 240]), 80, TcpFlags::SYN);
+        let flow = Flow::tcp(
+            IpAddr::from([198, 51, 100, 7]),
+            4000,
+            IpAddr::from([192, 0, 2, 240]),
+            80,
+            TcpFlags::SYN,
+        );
         let v = s.balancer.classify(Instant::from_secs(1), &flow);
-        assert!(matches!(v, Verdict::Forward { addr, .. } if addr == IpAddr::from([192, 0, 2, 99])), "{v:?}");
+        assert!(
+            matches!(v, Verdict::Forward { addr, .. } if addr == IpAddr::from([192, 0, 2, 99])),
+            "{v:?}"
+        );
         // Mirroring again the same state does not reset the sorry slot.
         s.mirror(LbConfig::default(), &[sp]).unwrap();
     }

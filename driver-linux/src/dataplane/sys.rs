@@ -49,6 +49,9 @@ impl Default for RingSize {
     }
 }
 
+/// `PACKET_FANOUT_FLAG_IGNORE_OUTGOING` (linux/if_packet.h; not in libc).
+const PACKET_FANOUT_FLAG_IGNORE_OUTGOING: u32 = 0x4000;
+
 /// An AF_PACKET socket with a TPACKET_V2 receive ring.
 #[derive(Debug)]
 pub struct RxRing {
@@ -157,7 +160,12 @@ impl RxRing {
         // no frame arrives before the filter is in place.
         let fd = packet_socket(0)?;
         let raw = fd.as_raw_fd();
-        setsockopt(raw, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &fprog(filter))?;
+        setsockopt(
+            raw,
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_FILTER,
+            &fprog(filter),
+        )?;
         let version: libc::c_int = libc::tpacket_versions::TPACKET_V2 as libc::c_int;
         setsockopt(raw, libc::SOL_PACKET, libc::PACKET_VERSION, &version)?;
         // Linux >= 4.20; older kernels are covered by the PACKET_OUTGOING
@@ -198,8 +206,20 @@ impl RxRing {
         bind(raw, ifindex, ETH_P_ALL_BE)?;
         if let Some((id, program)) = fanout {
             let arg: u32 = u32::from(id) | (libc::PACKET_FANOUT_CBPF << 16);
-            setsockopt(raw, libc::SOL_PACKET, libc::PACKET_FANOUT, &arg)?;
-            setsockopt(raw, libc::SOL_PACKET, libc::PACKET_FANOUT_DATA, &fprog(program))?;
+            // A fanout group has its own hook, which ignores the sockets'
+            // PACKET_IGNORE_OUTGOING; the group's flag (Linux >= 6.9) does
+            // the same. Older kernels refuse it: join without (the workers
+            // skip outgoing frames).
+            let ignore = arg | (PACKET_FANOUT_FLAG_IGNORE_OUTGOING << 16);
+            if setsockopt(raw, libc::SOL_PACKET, libc::PACKET_FANOUT, &ignore).is_err() {
+                setsockopt(raw, libc::SOL_PACKET, libc::PACKET_FANOUT, &arg)?;
+            }
+            setsockopt(
+                raw,
+                libc::SOL_PACKET,
+                libc::PACKET_FANOUT_DATA,
+                &fprog(program),
+            )?;
         }
         Ok(ring)
     }
@@ -227,7 +247,11 @@ impl RxRing {
             // start and handed the slot to us (TP_STATUS_USER).
             let hdr = unsafe { slot.cast::<libc::tpacket2_hdr>().read() };
             // SAFETY: the sockaddr_ll follows the aligned header in the slot.
-            let sll = unsafe { slot.add(HDR_LEN).cast::<libc::sockaddr_ll>().read_unaligned() };
+            let sll = unsafe {
+                slot.add(HDR_LEN)
+                    .cast::<libc::sockaddr_ll>()
+                    .read_unaligned()
+            };
             let start = usize::from(hdr.tp_mac);
             let len = hdr.tp_snaplen as usize;
             if start + len <= self.frame_size {
@@ -374,12 +398,7 @@ impl TxSocket {
         // SAFETY: every mmsghdr points at a live iovec over a live frame
         // and at `sll`, all outliving the call; the kernel only reads them.
         let sent = cvt(unsafe {
-            libc::sendmmsg(
-                self.fd.as_raw_fd(),
-                msgs.as_mut_ptr(),
-                msgs.len() as u32,
-                0,
-            )
+            libc::sendmmsg(self.fd.as_raw_fd(), msgs.as_mut_ptr(), msgs.len() as u32, 0)
         })?;
         Ok(sent as usize)
     }

@@ -78,6 +78,11 @@ impl Worker {
             let c = &*self.counters;
             let own_mac = self.own_mac;
             self.ring.drain(BATCH, |f| {
+                if f.pkttype == libc::PACKET_OUTGOING {
+                    // Our own frames, on kernels whose fanout cannot skip them.
+                    bump(&c.seen_outgoing, 1);
+                    return;
+                }
                 bump(&c.received, 1);
                 if f.pkttype != libc::PACKET_HOST {
                     bump(&c.drop_not_host, 1);
