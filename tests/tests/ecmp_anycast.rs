@@ -295,11 +295,20 @@ impl Ecmp {
             "dev",
             ROUTER_CLIENT_IF,
         ]);
+        // Layer-4 multipath hashing. Policy 3 with fields 0x37 hashes the
+        // packet's own addresses, protocol and ports (ip-sysctl.rst), as
+        // policy 1 does for frames from a NIC. Policy 1 would not do here:
+        // a veth hands the router the client socket's own random flow hash
+        // and policy 1 takes it as it is (route.c fib_multipath_hash:
+        // "short-circuit if we already have L4 hash present"), and TCP
+        // picks a new one when it retransmits, so flows would hop between
+        // directors in a way no router in front of real NICs makes them.
         sysctl(
             &router,
             &[
                 "net.ipv4.ip_forward=1",
-                "net.ipv4.fib_multipath_hash_policy=1",
+                "net.ipv4.fib_multipath_hash_policy=3",
+                "net.ipv4.fib_multipath_hash_fields=0x0037",
                 "net.ipv4.conf.all.rp_filter=0",
                 "net.ipv4.conf.default.rp_filter=0",
             ],
@@ -620,6 +629,33 @@ impl Ecmp {
         (0..3).find(|i| director_addr(*i) == addr)
     }
 
+    /// For each connection, the directors among `which` whose connection
+    /// table holds it (checking that they send it to the server the
+    /// client reached).
+    fn carriers(&self, which: &[usize], conns: &[Conn]) -> Vec<Vec<usize>> {
+        let tables: Vec<_> = which.iter().map(|i| (*i, self.tracked(*i))).collect();
+        conns
+            .iter()
+            .map(|c| {
+                let mut by = Vec::new();
+                for (i, table) in &tables {
+                    if let Some(server) = table.get(&c.local) {
+                        assert_eq!(
+                            *server,
+                            server_addr_of(&c.server),
+                            "director {} sends {} to {server}, the client reached {}",
+                            i + 1,
+                            c.local,
+                            c.server
+                        );
+                        by.push(*i);
+                    }
+                }
+                by
+            })
+            .collect()
+    }
+
     /// Opens a connection from each `(address, port)`, from the client.
     fn connect(&self, from: &[(Ipv4Addr, u16)]) -> Vec<io::Result<Conn>> {
         in_netns(&self.client, || {
@@ -735,15 +771,19 @@ fn ecmp_spreads_flows_keeps_their_server_and_survives_a_dead_director() {
     let flows = fixed_flows();
     let conns = all_ok(net.connect(&flows), "ECMP");
     let after = net.all_counters();
-    let by_hash: Vec<usize> = conns
-        .iter()
-        .map(|c| net.director_of(c.local).expect("a next hop"))
-        .collect();
+    // Which director carried each flow: the one the router's hash picks
+    // (asked of its kernel) holds it in its connection table, with the
+    // server the client reached.
+    let carriers = net.carriers(&[0, 1, 2], &conns);
+    for (c, by) in conns.iter().zip(&carriers) {
+        let hashed = net.director_of(c.local).expect("a next hop");
+        assert_eq!(by, &vec![hashed], "flow {}: tracked by {by:?}", c.local);
+    }
     for i in 0..3 {
-        let carried = count(&by_hash, &i);
+        let carried = carriers.iter().filter(|by| by.contains(&i)).count();
         let forwarded = after[i].forwarded - before[i].forwarded;
         eprintln!(
-            "director {}: {carried} of {} flows by the router's hash, {forwarded} frames forwarded",
+            "director {}: carried {carried} of {} flows, forwarded {forwarded} frames",
             i + 1,
             flows.len()
         );
@@ -753,27 +793,12 @@ fn ecmp_spreads_flows_keeps_their_server_and_survives_a_dead_director() {
             i + 1,
             flows.len()
         );
-        // Each flow's SYN, ACK and hello pass the director.
+        // Each flow's SYN, ACK and hello pass its director.
         assert!(
             forwarded >= 3 * carried as u64,
             "director {}: {forwarded} frames forwarded for {carried} flows",
             i + 1
         );
-    }
-    // Each director's connection table holds the flows the router's hash
-    // gave it, with the server the client reached.
-    for i in 0..3 {
-        let tracked = net.tracked(i);
-        for (c, _) in conns.iter().zip(&by_hash).filter(|(_, d)| **d == i) {
-            assert_eq!(
-                tracked.get(&c.local).copied(),
-                Some(server_addr_of(&c.server)),
-                "director {}: flow {} (to {})",
-                i + 1,
-                c.local,
-                c.server
-            );
-        }
     }
     let chosen = servers_of(&conns);
     for s in ["s1", "s2", "s3"] {
@@ -844,9 +869,10 @@ fn ecmp_spreads_flows_keeps_their_server_and_survives_a_dead_director() {
         .collect();
     let mut conns = all_ok(net.connect(&long), "long-lived");
     let victim = 2;
-    let on_victim: Vec<bool> = conns
+    let on_victim: Vec<bool> = net
+        .carriers(&[0, 1, 2], &conns)
         .iter()
-        .map(|c| net.director_of(c.local) == Some(victim))
+        .map(|by| by.contains(&victim))
         .collect();
     let victims = count(&on_victim, &true);
     assert!(
@@ -919,11 +945,13 @@ fn ecmp_spreads_flows_keeps_their_server_and_survives_a_dead_director() {
             i + 1
         );
     }
-    assert!(
-        fresh
-            .iter()
-            .all(|c| net.director_of(c.local) != Some(victim))
-    );
+    for (c, by) in fresh.iter().zip(net.carriers(&[0, 1], &fresh)) {
+        assert!(
+            !by.is_empty(),
+            "no live director tracks new flow {}",
+            c.local
+        );
+    }
     for c in fresh {
         c.reset();
     }
@@ -941,10 +969,32 @@ fn ecmp_spreads_flows_keeps_their_server_and_survives_a_dead_director() {
             back += 1;
         }
     }
-    eprintln!("after the return: {back}/{survived} connections work");
+    // The router's hash gives the returned director its flows back (the
+    // same ones: hash-threshold); it adopts them mid-flow.
+    let adopted_back = net.counters(victim).adopted;
+    let returned = net
+        .carriers(&[victim], &conns)
+        .iter()
+        .zip(&on_victim)
+        .filter(|(by, was)| **was && !by.is_empty())
+        .count();
+    eprintln!(
+        "after the return: {back}/{survived} connections work, {returned}/{victims} of its \
+         flows back on the returned director, {adopted_back} mid-flow packets adopted there; \
+         {:?} in all",
+        start.elapsed()
+    );
     assert!(
         back * 100 >= survived * 95,
         "{back}/{survived} survived the return"
+    );
+    assert!(
+        returned * 100 >= victim_survived * 95,
+        "{returned} of {victim_survived} flows came back to the returned director"
+    );
+    assert!(
+        adopted_back >= returned as u64,
+        "{adopted_back} adoptions for {returned} flows moved back"
     );
 }
 
@@ -1000,16 +1050,21 @@ fn a_stopped_real_server_gets_no_new_flows() {
         let now = all_ok(net.connect(&flows), &format!("through director {}", i + 1));
         let servers = servers_of(&now);
         assert_eq!(count(&servers, &gone), 0, "director {} used {gone}", i + 1);
-        // mh moves only the stopped server's flows.
+        // Maglev keeps almost every flow of the live servers where it was
+        // (its table changes little when one server leaves).
+        let live = first.iter().filter(|s| **s != gone).count();
         let moved = first
             .iter()
             .zip(&servers)
             .filter(|(a, b)| **a != gone && a != b)
             .count();
-        assert_eq!(
-            moved,
-            0,
-            "director {}: {moved} flows of live servers moved",
+        eprintln!(
+            "through director {}: {moved} of {live} flows of live servers moved",
+            i + 1
+        );
+        assert!(
+            moved * 10 <= live,
+            "director {}: {moved} of {live} flows of live servers moved",
             i + 1
         );
         for c in now {
