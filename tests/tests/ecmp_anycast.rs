@@ -555,11 +555,16 @@ impl Ecmp {
 
     /// Director `i` crashes: its link goes silent (as a dead machine's
     /// would: no FIN ends its BGP session, the router's hold time does),
-    /// then kill -9 of its vrlb and BIRD (vrlb leaves its VIP on lo and
-    /// its drop rule behind).
+    /// then [`Ecmp::kill_director`].
     fn crash_director(&mut self, i: usize) {
         let ns = self.directors[i].ns.clone();
         run(&["ip", "-n", &ns, "link", "set", "eth0", "down"]);
+        self.kill_director(i);
+    }
+
+    /// kill -9 of director `i`'s vrlb and BIRD (vrlb leaves its VIP on lo
+    /// and its drop rule behind).
+    fn kill_director(&mut self, i: usize) {
         for pid in [self.directors[i].vrlb.take(), self.directors[i].bird.take()]
             .into_iter()
             .flatten()
@@ -881,69 +886,13 @@ fn ecmp_spreads_flows_keeps_their_server_and_survives_a_dead_director() {
         start.elapsed()
     );
 
-    // 3. Long-lived connections, then director 3 dies.
+    // 3. Long-lived connections, then director 3 crashes.
     let long: Vec<(Ipv4Addr, u16)> = (0..CLIENTS)
         .flat_map(|k| [(client_addr(k), 0); 4])
         .collect();
     let mut conns = all_ok(net.connect(&long), "long-lived");
     let victim = 2;
-    let on_victim: Vec<bool> = net
-        .carriers(&[0, 1, 2], &conns)
-        .iter()
-        .map(|by| by.contains(&victim))
-        .collect();
-    let victims = count(&on_victim, &true);
-    assert!(
-        victims >= conns.len() / 6,
-        "only {victims} flows on the victim"
-    );
-    let before = net.all_counters();
-    let killed = Instant::now();
-    net.crash_director(victim);
-    // In flight at once: some of these wait in the dead director's black
-    // hole until the route goes and TCP retransmits them.
-    let sent: Vec<bool> = conns.iter_mut().map(|c| c.send("ping1").is_ok()).collect();
-    let withdrawn = net.wait_for_hops(&[0, 1], Duration::from_secs(8));
-    eprintln!("route withdrawn {withdrawn:?} after the kill");
-    let deadline = killed + Duration::from_secs(25);
-    let mut alive: Vec<bool> = conns
-        .iter_mut()
-        .zip(sent)
-        .map(|(c, sent)| sent && c.echoed("ping1", deadline))
-        .collect();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    for (c, ok) in conns.iter_mut().zip(alive.iter_mut()) {
-        *ok = *ok && c.send("ping2").is_ok() && c.echoed("ping2", deadline);
-    }
-    let after = net.all_counters_of(&[0, 1]);
-    let survived = count(&alive, &true);
-    let victim_survived = alive
-        .iter()
-        .zip(&on_victim)
-        .filter(|(a, v)| **a && **v)
-        .count();
-    let adopted: u64 = [0, 1]
-        .iter()
-        .map(|i| after[*i].adopted - before[*i].adopted)
-        .sum();
-    eprintln!(
-        "after the kill: {survived}/{} connections work, {victim_survived}/{victims} of the dead \
-         director's; {adopted} mid-flow packets adopted",
-        conns.len()
-    );
-    assert!(
-        survived * 100 >= conns.len() * 95,
-        "{survived}/{} long-lived connections survived",
-        conns.len()
-    );
-    assert!(
-        victim_survived * 100 >= victims * 95,
-        "{victim_survived}/{victims} of the dead director's connections survived"
-    );
-    assert!(
-        adopted >= victim_survived as u64,
-        "{adopted} adoptions for {victim_survived} moved flows"
-    );
+    let loss = lose_director(&mut net, &mut conns, &[0, 1, 2], victim, true);
 
     // New connections keep flowing, over both remaining directors.
     let before = net.all_counters_of(&[0, 1]);
@@ -953,7 +902,7 @@ fn ecmp_spreads_flows_keeps_their_server_and_survives_a_dead_director() {
                 .map(|k| (client_addr(k), 0))
                 .collect::<Vec<_>>(),
         ),
-        "new after the kill",
+        "new after the crash",
     );
     let after = net.all_counters_of(&[0, 1]);
     for i in [0, 1] {
@@ -971,22 +920,22 @@ fn ecmp_spreads_flows_keeps_their_server_and_survives_a_dead_director() {
         );
     }
     reset_all(fresh);
+    eprintln!("{:?}: director crash checked", start.elapsed());
 
-    eprintln!("{:?}: director loss checked", start.elapsed());
-
-    // 4. It returns: the route comes back, flows move back, and the
-    // connections still work.
+    // 4. It returns: the route comes back, its flows move back to it, and
+    // the connections still work.
+    let mut conns = survivors(conns, &loss.alive);
+    let on_victim = survivors_of(&loss.on_victim, &loss.alive);
     net.restart_director(victim);
     net.wait_for_hops(&[0, 1, 2], Duration::from_secs(30));
     let deadline = Instant::now() + Duration::from_secs(10);
-    let mut back = 0;
-    for (c, ok) in conns.iter_mut().zip(&alive) {
-        if *ok && c.send("ping3").is_ok() && c.echoed("ping3", deadline) {
-            back += 1;
-        }
-    }
-    // The router's hash gives the returned director its flows back (the
-    // same ones: hash-threshold); it adopts them mid-flow.
+    let alive: Vec<bool> = conns
+        .iter_mut()
+        .map(|c| c.send("ping3").is_ok() && c.echoed("ping3", deadline))
+        .collect();
+    let back = count(&alive, &true);
+    // The router's hash gives the returned director the same flows back
+    // (hash-threshold); it adopts them mid-flow.
     let adopted_back = net.counters(victim).adopted;
     let returned = net
         .carriers(&[victim], &conns)
@@ -994,24 +943,135 @@ fn ecmp_spreads_flows_keeps_their_server_and_survives_a_dead_director() {
         .zip(&on_victim)
         .filter(|(by, was)| **was && !by.is_empty())
         .count();
+    let victims = count(&on_victim, &true);
     eprintln!(
-        "after the return: {back}/{survived} connections work, {returned}/{victims} of its \
-         flows back on the returned director, {adopted_back} mid-flow packets adopted there; \
-         {:?} in all",
-        start.elapsed()
+        "after the return: {back}/{} connections work, {returned}/{victims} of its flows back \
+         on the returned director, {adopted_back} mid-flow packets adopted there",
+        conns.len()
     );
     assert!(
-        back * 100 >= survived * 95,
-        "{back}/{survived} survived the return"
+        back * 100 >= conns.len() * 95,
+        "{back}/{} survived the return",
+        conns.len()
     );
     assert!(
-        returned * 100 >= victim_survived * 95,
-        "{returned} of {victim_survived} flows came back to the returned director"
+        returned * 100 >= victims * 95,
+        "{returned} of {victims} flows came back to the returned director"
     );
     assert!(
         adopted_back >= returned as u64,
         "{adopted_back} adoptions for {returned} flows moved back"
     );
+
+    // 5. Director 1's vrlb and BIRD are killed (kill -9) on a machine that
+    // stays up: its kernel closes the BGP session, the route goes at once.
+    let mut conns = survivors(conns, &alive);
+    lose_director(&mut net, &mut conns, &[0, 1, 2], 0, false);
+    eprintln!("{:?} in all", start.elapsed());
+}
+
+/// What [`lose_director`] saw, per connection.
+struct Loss {
+    /// Carried by the lost director.
+    on_victim: Vec<bool>,
+    /// Still working afterwards.
+    alive: Vec<bool>,
+}
+
+/// Director `victim` of the `live` ones goes while `conns` are open (with
+/// `silent`, its link too, as a crashed machine's would): its route must be
+/// withdrawn and at least 95% of the connections, and of its own, keep
+/// working, adopted by the others.
+fn lose_director(
+    net: &mut Ecmp,
+    conns: &mut [Conn],
+    live: &[usize],
+    victim: usize,
+    silent: bool,
+) -> Loss {
+    let on_victim: Vec<bool> = conns
+        .iter()
+        .map(|c| net.director_of(c.local) == Some(victim))
+        .collect();
+    let victims = count(&on_victim, &true);
+    assert!(
+        victims >= conns.len() / 6,
+        "only {victims} of {} flows on director {}",
+        conns.len(),
+        victim + 1
+    );
+    let rest: Vec<usize> = live.iter().copied().filter(|i| *i != victim).collect();
+    let before = net.all_counters_of(&rest);
+    let lost = Instant::now();
+    if silent {
+        net.crash_director(victim);
+    } else {
+        net.kill_director(victim);
+    }
+    // In flight at once: some of these wait in the dead director's black
+    // hole until the route goes and TCP retransmits them.
+    let sent: Vec<bool> = conns.iter_mut().map(|c| c.send("ping1").is_ok()).collect();
+    let withdrawn = net.wait_for_hops(&rest, Duration::from_secs(8));
+    let deadline = lost + Duration::from_secs(25);
+    let mut alive: Vec<bool> = conns
+        .iter_mut()
+        .zip(sent)
+        .map(|(c, sent)| sent && c.echoed("ping1", deadline))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for (c, ok) in conns.iter_mut().zip(alive.iter_mut()) {
+        *ok = *ok && c.send("ping2").is_ok() && c.echoed("ping2", deadline);
+    }
+    let after = net.all_counters_of(&rest);
+    let survived = count(&alive, &true);
+    let victim_survived = alive
+        .iter()
+        .zip(&on_victim)
+        .filter(|(a, v)| **a && **v)
+        .count();
+    let adopted: u64 = rest
+        .iter()
+        .map(|i| after[*i].adopted - before[*i].adopted)
+        .sum();
+    eprintln!(
+        "director {} {}: route withdrawn after {withdrawn:?}; {survived}/{} connections work, \
+         {victim_survived}/{victims} of its own; {adopted} mid-flow packets adopted",
+        victim + 1,
+        if silent { "crashed" } else { "killed" },
+        conns.len()
+    );
+    assert!(
+        survived * 100 >= conns.len() * 95,
+        "{survived}/{} long-lived connections survived",
+        conns.len()
+    );
+    assert!(
+        victim_survived * 100 >= victims * 95,
+        "{victim_survived}/{victims} of the lost director's connections survived"
+    );
+    assert!(
+        adopted >= victim_survived as u64,
+        "{adopted} adoptions for {victim_survived} moved flows"
+    );
+    Loss { on_victim, alive }
+}
+
+/// The connections still alive.
+fn survivors(conns: Vec<Conn>, alive: &[bool]) -> Vec<Conn> {
+    conns
+        .into_iter()
+        .zip(alive)
+        .filter_map(|(c, ok)| ok.then_some(c))
+        .collect()
+}
+
+/// `values` of the connections still alive.
+fn survivors_of(values: &[bool], alive: &[bool]) -> Vec<bool> {
+    values
+        .iter()
+        .zip(alive)
+        .filter_map(|(v, ok)| ok.then_some(*v))
+        .collect()
 }
 
 impl Ecmp {
