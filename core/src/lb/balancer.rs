@@ -9,11 +9,11 @@ use core::net::IpAddr;
 
 use super::addr::{from16, to16};
 use super::classify::{DropReason, Flow, TcpFlags, Verdict};
-use super::entry::ConnEntry;
 use super::conn::{
     ConnSlot, ConnTable, F_INACTIVE, F_LATE, KIND_CONN, KIND_MASK, KIND_ORPHAN, KIND_TEMPLATE,
     KIND_V6, Key, NIL, tick_of, ticks_for_secs,
 };
+use super::entry::ConnEntry;
 use super::persist::{template_key, template_valid};
 use super::sched::{PickInput, Scheduler, View, hash, mh};
 use super::server::{NONE, RealServer, ServerId, ServerSlot, SlotState};

@@ -77,11 +77,17 @@ mod tests {
         assert_eq!(rows.len(), 2);
         let (conn, tpl) = (rows[0], rows[1]);
         assert!(!conn.template && tpl.template);
-        assert_eq!((conn.client, conn.client_port, conn.vip, conn.vport), (client, 40000, vip, 80));
+        assert_eq!(
+            (conn.client, conn.client_port, conn.vip, conn.vport),
+            (client, 40000, vip, 80)
+        );
         assert_eq!(conn.server, server);
         assert_eq!(conn.state, TcpState::SynRecv);
         assert_eq!(conn.protocol, 6);
-        assert_eq!((tpl.client, tpl.client_port, tpl.server), (client, 0, server));
+        assert_eq!(
+            (tpl.client, tpl.client_port, tpl.server),
+            (client, 0, server)
+        );
         // SYN_RECV lasts 60 s in IPVS; the template persistence_timeout.
         let secs = |e: ConnEntry| e.expires_in.as_secs();
         assert!((59..=60).contains(&secs(conn)), "{:?}", conn.expires_in);

@@ -63,8 +63,9 @@ enum Command {
         /// when they change).
         #[arg(long = "stats-file")]
         stats_file: Option<PathBuf>,
-        /// Connection-table slots of the load balancer (used only when the
-        /// configuration has virtual_server blocks).
+        /// Connection-table slots of the load balancer, per data-plane
+        /// worker (used only when the configuration has virtual_server
+        /// blocks).
         #[arg(long, default_value_t = 1 << 16)]
         connections: u32,
         /// Log to syslog (facility daemon) instead of stderr.
@@ -81,8 +82,8 @@ enum Command {
         /// whose subnet holds the real servers).
         #[arg(long = "dataplane-iface")]
         dataplane_iface: Option<String>,
-        /// The control socket `vrlb status` and `vrlb conns` ask (its
-        /// directory is made 0700, the socket 0600).
+        /// The control socket `vrlb status` and `vrlb conns` ask (mode
+        /// 0600; a missing directory is made 0700).
         #[arg(long = "control-socket", default_value = vrlb_linux::control::DEFAULT_SOCKET)]
         control_socket: PathBuf,
     },

@@ -170,3 +170,152 @@ pub fn render(request: Request, answer: &str) -> Result<String, String> {
         Request::Conns => conns(&serde_json::from_str(answer).map_err(bad)?),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::report::{
+        CheckStatus, ConnStatus, DataPlaneStatus, InstanceStatus, ServerStatus, ServiceStatus,
+    };
+    use super::*;
+    use crate::dataplane::counters::Forwarding;
+
+    fn sample() -> Status {
+        let server = |last: u8, weight: Option<u32>, up: bool| ServerStatus {
+            addr: IpAddr::from([192, 0, 2, last]),
+            port: 80,
+            weight,
+            configured_weight: 3,
+            active: 2,
+            inactive: 31,
+            persistent: 7,
+            healthy: up,
+            checks: vec![CheckStatus {
+                kind: "TCP_CHECK".into(),
+                target: (IpAddr::from([192, 0, 2, last]), 80),
+                up,
+            }],
+        };
+        Status {
+            connection_slots: 4096,
+            instances: vec![InstanceStatus {
+                vrid: 51,
+                state: "MASTER".into(),
+                priority: 100,
+                vips: vec![IpAddr::from([192, 0, 2, 240])],
+            }],
+            dataplane: Some(DataPlaneStatus {
+                iface: "eth0".into(),
+                workers: 2,
+                forwarding: Forwarding {
+                    received: 10,
+                    forwarded: 9,
+                    drop_no_mac: 1,
+                    flows_created: 3,
+                    ..Forwarding::default()
+                },
+            }),
+            services: vec![ServiceStatus {
+                protocol: "TCP".into(),
+                vip: Some(IpAddr::from([192, 0, 2, 240])),
+                port: 80,
+                fwmark: None,
+                scheduler: "wlc".into(),
+                forward: "Route".into(),
+                persistence_timeout_s: 60,
+                persistence_prefix_len: 24,
+                quorum_up: true,
+                sorry: None,
+                sorry_active: false,
+                servers: vec![server(212, Some(3), true), server(213, None, false)],
+            }],
+        }
+    }
+
+    #[test]
+    fn status_follows_ipvsadm_columns_and_adds_checks_and_counters() {
+        let text = status(&sample());
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "IP Virtual Server version 1.2.1 (size=4096)");
+        assert_eq!(lines[1], "Prot LocalAddress:Port Scheduler Flags");
+        assert_eq!(
+            lines[2],
+            "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn Check"
+        );
+        assert_eq!(
+            lines[3],
+            "TCP  192.0.2.240:80 wlc persistent 60 mask 255.255.255.0"
+        );
+        assert_eq!(
+            lines[4],
+            "  -> 192.0.2.212:80               Route   3      2          31         TCP_CHECK:up"
+        );
+        assert_eq!(
+            lines[5],
+            "  -> 192.0.2.213:80               Route   -      2          31         TCP_CHECK:down"
+        );
+        assert!(
+            text.contains("  vrid 51  MASTER  priority 100 192.0.2.240\n"),
+            "{text}"
+        );
+        assert!(text.contains("Data plane on eth0: 2 worker(s)\n"), "{text}");
+        assert!(
+            text.contains("  packets: 10 received, 9 forwarded\n"),
+            "{text}"
+        );
+        assert!(text.contains("  drops: no_mac 1\n"), "{text}");
+    }
+
+    #[test]
+    fn conns_follow_ipvsadm_and_json_round_trips() {
+        let c = Conns {
+            entries: vec![
+                ConnStatus {
+                    template: false,
+                    protocol: "TCP".into(),
+                    expires_s: 899,
+                    state: "ESTABLISHED".into(),
+                    client: IpAddr::from([198, 51, 100, 7]),
+                    client_port: 40000,
+                    vip: IpAddr::from([192, 0, 2, 240]),
+                    vport: 80,
+                    server: IpAddr::from([192, 0, 2, 212]),
+                    server_port: 80,
+                },
+                ConnStatus {
+                    template: true,
+                    protocol: "TCP".into(),
+                    expires_s: 57,
+                    state: "NONE".into(),
+                    client: "2001:db8::7".parse().unwrap(),
+                    client_port: 0,
+                    vip: "2001:db8::240".parse().unwrap(),
+                    vport: 80,
+                    server: "2001:db8::212".parse().unwrap(),
+                    server_port: 80,
+                },
+            ],
+        };
+        let json = serde_json::to_string(&c).unwrap();
+        let text = render(Request::Conns, &json).unwrap();
+        assert_eq!(
+            text,
+            "IPVS connection entries\n\
+             pro expire state       source             virtual            destination\n\
+             TCP 14:59  ESTABLISHED 198.51.100.7:40000 192.0.2.240:80     192.0.2.212:80\n\
+             TCP 00:57  NONE        [2001:db8::7]:0    [2001:db8::240]:80 [2001:db8::212]:80\n"
+        );
+        let s = sample();
+        let back: Status = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        assert_eq!(back, s);
+        assert!(render(Request::Status, "{").is_err());
+    }
+
+    #[test]
+    fn masks_as_ipvsadm_prints_them() {
+        assert_eq!(mask(false, 32), None);
+        assert_eq!(mask(false, 24).as_deref(), Some("255.255.255.0"));
+        assert_eq!(mask(false, 0).as_deref(), Some("0.0.0.0"));
+        assert_eq!(mask(true, 128), None);
+        assert_eq!(mask(true, 64).as_deref(), Some("64"));
+    }
+}

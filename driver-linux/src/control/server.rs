@@ -276,3 +276,37 @@ impl Extension for Control {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn the_socket_is_private_stale_ones_are_replaced_live_ones_refused() {
+        let base = std::env::temp_dir().join(format!("vrlb-control-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let path = base.join("run").join("control.sock");
+        let l = bind(&path).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(path.parent().unwrap()), 0o700);
+        // A second daemon on the same path is refused while the first
+        // listens.
+        let e = bind(&path).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AddrInUse);
+        // A dead daemon's socket file is replaced.
+        drop(l);
+        let _l = bind(&path).unwrap();
+        assert_eq!(mode(&path), 0o600);
+        let _ = std::fs::remove_dir_all(&base);
+    }
+
+    #[test]
+    fn requests_are_one_word() {
+        assert_eq!(Request::parse("status\n"), Some(Request::Status));
+        assert_eq!(Request::parse(" conns "), Some(Request::Conns));
+        assert_eq!(Request::parse("shutdown"), None);
+        assert_eq!(Request::parse(Request::Conns.word()), Some(Request::Conns));
+    }
+}

@@ -190,6 +190,28 @@ impl DataPlaneView {
     }
 }
 
+/// Undoes a start that failed half-way (see `start_running`).
+struct Unwind {
+    stop: Arc<AtomicBool>,
+    handles: Vec<JoinHandle<()>>,
+    armed: bool,
+}
+
+impl Drop for Unwind {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        self.stop.store(true, Ordering::Relaxed);
+        for h in self.handles.drain(..) {
+            let _ = h.join();
+        }
+        if let Err(e) = nft::remove() {
+            warn!("data plane: {e}");
+        }
+    }
+}
+
 struct Running {
     ifindex: u32,
     neighbours: Neighbours,
@@ -300,8 +322,14 @@ impl DataPlane {
         nft::remove().map_err(|e| format!("clearing a previous run's rules: {e}"))?;
         nft::apply(&matches)?;
         let stop = Arc::new(AtomicBool::new(false));
+        // From here a failure stops the workers started and removes the
+        // rules, so nothing is half-running.
+        let mut unwind = Unwind {
+            stop: stop.clone(),
+            handles: Vec::new(),
+            armed: true,
+        };
         let mut filters = Vec::new();
-        let mut handles = Vec::new();
         let mut counters = Vec::new();
         for (i, shard) in shards.iter().enumerate() {
             let fanout = (workers > 1).then_some((group, fanout_prog.as_slice()));
@@ -326,7 +354,7 @@ impl DataPlane {
                 .name(format!("vrlb-dp{i}"))
                 .spawn(move || w.run())
                 .map_err(|e| format!("starting worker {i}: {e}"))?;
-            handles.push(handle);
+            unwind.handles.push(handle);
         }
         let mut neighbours =
             Neighbours::open().map_err(|e| format!("rtnetlink (neighbours): {e}"))?;
@@ -336,6 +364,8 @@ impl DataPlane {
             Interest::READABLE,
         )
         .map_err(|e| format!("epoll: {e}"))?;
+        unwind.armed = false;
+        let handles = std::mem::take(&mut unwind.handles);
         let mut macs = HashMap::new();
         match neighbours.dump(ifindex) {
             Ok(list) => {
@@ -572,16 +602,16 @@ impl Extension for DataPlane {
         "data plane"
     }
 
-    fn start(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
-        self.dr = self.building.clone();
-        if self.dr.is_empty() {
-            // Still clear what a crashed run may have left.
-            if let Err(e) = nft::remove() {
-                debug!("data plane: {e}");
-            }
-            return Ok(());
+    fn start(&mut self, _ctx: &mut Context<'_>) -> io::Result<()> {
+        // `reloaded` follows at once and starts forwarding (its errors are
+        // logged there; a SIGHUP retries). Without DR services, still clear
+        // what a crashed run may have left.
+        if self.building.is_empty()
+            && let Err(e) = nft::remove()
+        {
+            debug!("data plane: {e}");
         }
-        self.start_running(ctx).map_err(io::Error::other)
+        Ok(())
     }
 
     fn virtual_server(&mut self, services: &[ServiceId], vs: &VirtualServer<'_>) {

@@ -210,6 +210,7 @@ pub fn holds(ns: &str, addr: &str) -> bool {
 /// Builds the lab and starts its processes; on failure, takes down what
 /// it built. `vrlb` is the binary the directors and servers run.
 pub fn up(opts: &LabOptions, vrlb: &Path) -> Result<String, String> {
+    crate::daemon::privileges::check().map_err(|e| format!("{e} (run the lab as root)"))?;
     let existing = namespaces()?;
     if let Some(ns) = Role::ALL
         .iter()
@@ -217,14 +218,18 @@ pub fn up(opts: &LabOptions, vrlb: &Path) -> Result<String, String> {
         .find(|n| existing.contains(n))
     {
         return Err(format!(
-            "namespace {ns} exists: the lab is up already (`vrlb lab down --prefix {}` first)",
-            opts.prefix
+            "namespace {ns} exists: the lab is up already (`vrlb lab down{}` first)",
+            flags(opts)
         ));
     }
     let built = build(opts, vrlb);
     if let Err(e) = built {
-        let _ = down(opts);
-        return Err(e);
+        // Keep the logs the error points to.
+        let _ = take_down(opts, false);
+        return Err(format!(
+            "{e}\n(the lab was taken down; its files stay in {})",
+            opts.dir.display()
+        ));
     }
     Ok(format!(
         "lab {} is up: VIP {} on {} (master), real servers {} and {}\n\
@@ -378,6 +383,10 @@ fn build(opts: &LabOptions, vrlb: &Path) -> Result<(), String> {
 /// rules and VIPs, then SIGKILL after a while) and deletes its
 /// namespaces and files. Returns what it did.
 pub fn down(opts: &LabOptions) -> Result<String, String> {
+    take_down(opts, true)
+}
+
+fn take_down(opts: &LabOptions, remove_files: bool) -> Result<String, String> {
     let existing = namespaces()?;
     let mut report = String::new();
     let ours: Vec<String> = Role::ALL
@@ -411,7 +420,7 @@ pub fn down(opts: &LabOptions) -> Result<String, String> {
             Err(e) => failed.push(e),
         }
     }
-    if opts.dir.exists() {
+    if remove_files && opts.dir.exists() {
         std::fs::remove_dir_all(&opts.dir).map_err(|e| format!("{}: {e}", opts.dir.display()))?;
         report.push_str(&format!("removed {}\n", opts.dir.display()));
     }
@@ -446,22 +455,18 @@ pub fn status(opts: &LabOptions) -> Result<String, String> {
                 format!("{} ({p})", comm.trim())
             })
             .collect();
-        let vip = if role != Role::Switch && holds(&ns, config::VIP) {
-            match role {
-                Role::RealServer(_) => " VIP on lo",
-                _ => " holds the VIP",
-            }
-        } else {
-            ""
-        };
-        o.push_str(&format!(
-            "{ns:<16} {addr:<13}{vip} {}\n",
-            if procs.is_empty() {
-                String::new()
-            } else {
-                format!("running {}", procs.join(", "))
-            }
-        ));
+        let mut notes = Vec::new();
+        if role != Role::Switch && holds(&ns, config::VIP) {
+            notes.push(match role {
+                Role::RealServer(_) => "VIP on lo".to_string(),
+                _ => "holds the VIP".to_string(),
+            });
+        }
+        if !procs.is_empty() {
+            notes.push(format!("running {}", procs.join(", ")));
+        }
+        o.push_str(format!("{ns:<16} {addr:<13} {}", notes.join("; ")).trim_end());
+        o.push('\n');
     }
     if !any {
         return Ok(format!(
