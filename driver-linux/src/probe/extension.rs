@@ -175,8 +175,25 @@ impl Extension for Probes {
                 timeout,
             } => self.start_probe(ctx, checker, seq, timeout),
             Output::CancelProbe { checker, seq } => {
-                if let Some(p) = self.prober.as_mut() {
-                    p.cancel(checker, seq);
+                let Some(p) = self.prober.as_mut() else {
+                    return;
+                };
+                let deadline = p.deadline(checker, seq);
+                p.cancel(checker, seq);
+                // The core times probes out at the same deadline as the
+                // prober and usually first: log it as the failure it is.
+                if deadline.is_some_and(|d| d <= ctx.now()) {
+                    let timeout = ctx
+                        .node()
+                        .checker(checker)
+                        .map_or(0, |(c, _)| c.config().timeout.as_micros() / 1000);
+                    let timed_out = Finished {
+                        checker,
+                        seq,
+                        result: ProbeResult::Failure,
+                        reason: Some(format!("timed out after {timeout} ms")),
+                    };
+                    self.log(ctx, &timed_out);
                 }
             }
             Output::ServerHealth { server, up } => {

@@ -1,13 +1,15 @@
 //! TLS for `SSL_GET`, by rustls (ring provider): one client configuration
 //! shared by every probe, and a new client session per connection.
 //!
-//! keepalived's SSL_GET does not verify the server's certificate unless it
-//! is given a CA (keepalived.conf(5), SSL section: "ca", "certificate";
-//! without them any certificate is accepted), and sends no SNI unless
-//! `enable_sni` is set. vrlb does the same: the certificate chain is not
-//! checked, but the handshake's signatures still are (a peer must own the
-//! key of the certificate it shows), and the server name is the target's
-//! address, which rustls never sends as SNI.
+//! No certificate verification, as keepalived: its SSL_GET sets no verify
+//! mode on its OpenSSL context (check_ssl.c; OpenSSL's client default is
+//! SSL_VERIFY_NONE), so the handshake succeeds whatever certificate the
+//! real server shows, even with an `SSL { ca ... }` block. vrlb accepts any
+//! certificate chain too, but still checks the handshake's signatures (the
+//! peer must own the key of the certificate it shows). It sends no SNI
+//! (keepalived only with `enable_sni`): the server name is the target's
+//! address, which rustls never sends. Client certificates (keepalived's
+//! `SSL { certificate key }`) are not supported.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -30,7 +32,7 @@ impl ServerCertVerifier for AnyCertificate {
         _ocsp_response: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        // keepalived's SSL_GET without a CA accepts any certificate.
+        // keepalived's SSL_GET accepts any certificate (SSL_VERIFY_NONE).
         Ok(ServerCertVerified::assertion())
     }
 
