@@ -29,7 +29,9 @@
 //!   route withdrawn by the BGP hold time while at least 95% of 160
 //!   long-lived connections, its own included, keep working (mh mid-flow
 //!   adoption by the others) and new connections flow; when it returns,
-//!   its flows come back to it, still working.
+//!   its flows come back to it, still working; then another director's
+//!   vrlb and BIRD are killed (kill -9 alone, machine up), with the same
+//!   bounds.
 //! - `a_stopped_real_server_...`: a real server's listener closes; every
 //!   director's TCP_CHECK marks it down and no director sends it a new
 //!   flow, while flows of the live servers keep their server.
