@@ -26,6 +26,8 @@ mod fmt;
 
 pub mod mutation;
 pub mod rand;
+#[cfg(any(feature = "lb", feature = "config"))]
+pub mod scheduler;
 pub mod time;
 pub mod wire;
 

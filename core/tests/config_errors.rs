@@ -145,6 +145,26 @@ const CASES: &[(&str, &str, &str)] = &[
         "'lvs_timeouts' value 'syn' is not one of: tcp, tcpfin, udp",
     ),
     (
+        "global_defs {\n lvs_sync_daemon eth1 VI_1 id 256\n}",
+        "2:31",
+        "'lvs_sync_daemon' value '256' is out of range: expected 0..255",
+    ),
+    (
+        "global_defs {\n lvs_sync_daemon eth1 VI_1 group 192.0.2.81\n}",
+        "2:34",
+        "'lvs_sync_daemon': expected a multicast address, found '192.0.2.81'",
+    ),
+    (
+        "global_defs {\n lvs_sync_daemon eth1 VI_1 mtu 1500\n}",
+        "2:28",
+        "'lvs_sync_daemon' value 'mtu' is not one of: inst, id, maxlen, port, ttl, group",
+    ),
+    (
+        "global_defs {\n lvs_sync_daemon eth1 VI_1 port\n}",
+        "2:32",
+        "'lvs_sync_daemon': expected a UDP port, found the end of the line",
+    ),
+    (
         "virtual_server 192.0.2.1 80 {\n lb_algo fastest\n}",
         "2:10",
         "'lb_algo' value 'fastest' is not one of: rr, wrr",

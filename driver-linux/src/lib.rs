@@ -4,7 +4,12 @@
 pub mod anycast;
 pub mod check;
 pub mod config_file;
+pub mod control;
 pub mod daemon;
+pub mod dataplane;
 pub mod describe;
 pub mod firmware;
+pub mod lab;
 pub mod node_memory;
+pub mod probe;
+pub mod sync_transport;

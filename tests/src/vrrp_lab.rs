@@ -225,6 +225,8 @@ impl VrrpLab {
         let state = self.dir.path(&format!("d{n}.vips"));
         let stats = self.dir.path(&format!("d{n}.stats"));
         let _ = std::fs::remove_file(&stats);
+        // Its own control socket: not the host's /run/vrlb one.
+        let control = self.dir.path(&format!("{tag}.sock"));
         let pid = match kind {
             Kind::Vrlb => {
                 let exe = self.vrlb.get_or_insert_with(|| binary("vrlb")).clone();
@@ -241,6 +243,8 @@ impl VrrpLab {
                         state.to_str().unwrap(),
                         "--stats-file",
                         stats.to_str().unwrap(),
+                        "--control-socket",
+                        control.to_str().unwrap(),
                     ],
                     &log,
                 )

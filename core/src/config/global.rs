@@ -92,23 +92,23 @@ impl<'t> Parser<'t, '_> {
                 }
                 "id" => {
                     let tok = value(self, "a sync id")?;
-                    g.lvs_sync_daemon_id =
+                    g.lvs_sync_daemon_options.sync_id =
                         Some(self.number_token(stmt, &tok, 0, 255, "0..255")? as u8);
                 }
                 "maxlen" => {
                     let tok = value(self, "a message length")?;
                     // 65535 less the IPv4 and UDP headers, like keepalived.
-                    g.lvs_sync_daemon_maxlen =
+                    g.lvs_sync_daemon_options.maxlen =
                         Some(self.number_token(stmt, &tok, 1, 65507, "1..65507")? as u16);
                 }
                 "port" => {
                     let tok = value(self, "a UDP port")?;
-                    g.lvs_sync_daemon_port =
+                    g.lvs_sync_daemon_options.port =
                         Some(self.number_token(stmt, &tok, 1, 65535, "1..65535")? as u16);
                 }
                 "ttl" => {
                     let tok = value(self, "a TTL")?;
-                    g.lvs_sync_daemon_ttl =
+                    g.lvs_sync_daemon_options.ttl =
                         Some(self.number_token(stmt, &tok, 1, 255, "1..255")? as u8);
                 }
                 "group" => {
@@ -117,7 +117,7 @@ impl<'t> Parser<'t, '_> {
                     if !addr.is_multicast() {
                         return Err(self.expected_in(stmt.keyword(), &tok, "a multicast address"));
                     }
-                    g.lvs_sync_daemon_group = Some(addr);
+                    g.lvs_sync_daemon_options.group = Some(addr);
                 }
                 _ if i == 1 => {
                     g.lvs_sync_daemon_instance = Some(word.text);
@@ -125,7 +125,7 @@ impl<'t> Parser<'t, '_> {
                     continue;
                 }
                 _ if i == 2 && value::uint(word.text).is_some() => {
-                    g.lvs_sync_daemon_id =
+                    g.lvs_sync_daemon_options.sync_id =
                         Some(self.number_token(stmt, &word, 0, 255, "0..255")? as u8);
                     self.warn_at(
                         &word,
@@ -182,5 +182,54 @@ impl<'t> Parser<'t, '_> {
             i += 2;
         }
         Ok(t)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use core::net::{IpAddr, Ipv4Addr};
+
+    use crate::config::{self, GlobalDefs, LvsSyncOptions, NoIncludes, Options, Sink};
+
+    #[derive(Default)]
+    struct Sync(Option<(Option<&'static str>, Option<&'static str>, LvsSyncOptions)>);
+
+    impl Sink for Sync {
+        fn global_defs(&mut self, g: &GlobalDefs<'_>) -> Result<(), config::Kind> {
+            // The test texts are 'static; keep only what is compared.
+            let leak = |s: Option<&str>| s.map(|s| &*std::boxed::Box::leak(s.into()));
+            self.0 = Some((
+                leak(g.lvs_sync_daemon_interface),
+                leak(g.lvs_sync_daemon_instance),
+                g.lvs_sync_daemon_options,
+            ));
+            Ok(())
+        }
+    }
+
+    fn parse(text: &str) -> Sync {
+        let mut s = Sync::default();
+        config::parse("k.conf", text, &Options::default(), &mut s, &mut NoIncludes).unwrap();
+        s
+    }
+
+    #[test]
+    fn lvs_sync_daemon_takes_keepalived_options_in_any_order() {
+        let s = parse("global_defs {\n lvs_sync_daemon eth1 VI_1\n}\n");
+        assert_eq!(
+            s.0,
+            Some((Some("eth1"), Some("VI_1"), LvsSyncOptions::default()))
+        );
+        let s = parse(
+            "global_defs {\n lvs_sync_daemon eth1 VI_1 ttl 2 id 7 group 239.0.2.81 port 9000 maxlen 1200\n}\n",
+        );
+        let want = LvsSyncOptions {
+            sync_id: Some(7),
+            maxlen: Some(1200),
+            port: Some(9000),
+            ttl: Some(2),
+            group: Some(IpAddr::V4(Ipv4Addr::new(239, 0, 2, 81))),
+        };
+        assert_eq!(s.0, Some((Some("eth1"), Some("VI_1"), want)));
     }
 }

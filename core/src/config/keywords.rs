@@ -168,6 +168,7 @@ impl Block {
                 "connect_ip",
                 "connect_port",
                 "bindto",
+                "bind_port",
                 "connect_timeout",
                 "retry",
                 "nb_get_retry",

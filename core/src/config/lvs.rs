@@ -314,42 +314,29 @@ impl<'t> Parser<'t, '_> {
 
     fn scheduler(&mut self, stmt: &Stmt<'t>) -> Res<Scheduler> {
         let tok = self.single(stmt, "a scheduler")?;
-        let s = match tok.text {
-            "rr" => Scheduler::Rr,
-            "wrr" => Scheduler::Wrr,
-            "lc" => Scheduler::Lc,
-            "wlc" => Scheduler::Wlc,
-            "sed" => Scheduler::Sed,
-            "nq" => Scheduler::Nq,
-            "sh" => Scheduler::Sh,
-            "dh" => Scheduler::Dh,
-            "mh" => Scheduler::Mh,
-            "fo" => Scheduler::Fo,
-            "ovf" => Scheduler::Ovf,
-            "lblc" | "lblcr" => {
-                // Locality-based schedulers exist for cache clusters; their
-                // decisions reduce to wlc when the tables are cold.
-                self.warn_at(
-                    &tok,
-                    Kind::Assumed {
-                        keyword: Snippet::new(tok.text),
-                        note: "locality-based scheduling is not implemented: wlc is used",
-                    },
-                );
-                Scheduler::Wlc
-            }
-            _ => {
-                return Err(self.error_at(
-                    &tok,
-                    Kind::UnknownValue {
-                        keyword: Snippet::new(stmt.keyword()),
-                        value: Snippet::new(tok.text),
-                        expected: SCHEDULERS,
-                    },
-                ));
-            }
-        };
-        Ok(s)
+        if let Some(s) = Scheduler::from_name(tok.text) {
+            return Ok(s);
+        }
+        if matches!(tok.text, "lblc" | "lblcr") {
+            // Locality-based schedulers exist for cache clusters; their
+            // decisions reduce to wlc when the tables are cold.
+            self.warn_at(
+                &tok,
+                Kind::Assumed {
+                    keyword: Snippet::new(tok.text),
+                    note: "locality-based scheduling is not implemented: wlc is used",
+                },
+            );
+            return Ok(Scheduler::Wlc);
+        }
+        Err(self.error_at(
+            &tok,
+            Kind::UnknownValue {
+                keyword: Snippet::new(stmt.keyword()),
+                value: Snippet::new(tok.text),
+                expected: SCHEDULERS,
+            },
+        ))
     }
 
     /// A netmask (`255.255.255.0`) or prefix length (`24`, IPv6 too).
@@ -488,6 +475,7 @@ impl<'t> Parser<'t, '_> {
                     let tok = self.single(&stmt, "an address")?;
                     c.bind_to = Some(self.address(&tok)?);
                 }
+                "bind_port" => c.bind_port = Some(self.number(&stmt, 1, 65535, "1..65535")? as u16),
                 "connect_timeout" => {
                     c.connect_timeout =
                         Some(self.seconds(&stmt, 1, MAX_TIMER_US, "more than 0 s")?)

@@ -68,18 +68,8 @@ pub struct GlobalDefs<'t> {
     /// instance whose state decides which director sends. Without one,
     /// keepalived runs both sync daemons.
     pub lvs_sync_daemon_instance: Option<&'t str>,
-    /// `lvs_sync_daemon ... id N`: the sync id (0..255; keepalived
-    /// defaults it to the instance's VRID).
-    pub lvs_sync_daemon_id: Option<u8>,
-    /// `lvs_sync_daemon ... maxlen N`: largest sync message (UDP payload).
-    pub lvs_sync_daemon_maxlen: Option<u16>,
-    /// `lvs_sync_daemon ... port N`: UDP port (IPVS default 8848).
-    pub lvs_sync_daemon_port: Option<u16>,
-    /// `lvs_sync_daemon ... ttl N`: multicast TTL (IPVS default 1).
-    pub lvs_sync_daemon_ttl: Option<u8>,
-    /// `lvs_sync_daemon ... group ADDR`: multicast group (IPVS default
-    /// 224.0.0.81).
-    pub lvs_sync_daemon_group: Option<IpAddr>,
+    /// `lvs_sync_daemon ... [id N] [maxlen N] [port N] [ttl N] [group ADDR]`.
+    pub lvs_sync_daemon_options: LvsSyncOptions,
     /// `enable_script_security`.
     pub enable_script_security: bool,
     /// `script_user USER [GROUP]`.
@@ -90,6 +80,22 @@ pub struct GlobalDefs<'t> {
     pub check_unicast_src: bool,
     /// Where the block started.
     pub pos: Pos,
+}
+
+/// The optional words of `lvs_sync_daemon` (keepalived.conf(5)); `None`:
+/// the kernel's default (IPVS `ip_vs_sync.c`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LvsSyncOptions {
+    /// `id`: the sync id, 0..=255 (default 0).
+    pub sync_id: Option<u8>,
+    /// `maxlen`: largest message, 1..=65507 bytes.
+    pub maxlen: Option<u16>,
+    /// `port`: UDP port (default 8848).
+    pub port: Option<u16>,
+    /// `ttl`: multicast TTL or hop limit, 1..=255 (default 1).
+    pub ttl: Option<u8>,
+    /// `group`: multicast group (default 224.0.0.81).
+    pub group: Option<core::net::IpAddr>,
 }
 
 /// `lvs_timeouts` (zero: the default).
@@ -276,51 +282,7 @@ pub struct SyncGroupConf<'t> {
     pub pos: Pos,
 }
 
-/// A scheduler (`lb_algo`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Scheduler {
-    /// Round robin.
-    Rr,
-    /// Weighted round robin.
-    Wrr,
-    /// Least connections.
-    Lc,
-    /// Weighted least connections.
-    Wlc,
-    /// Shortest expected delay.
-    Sed,
-    /// Never queue.
-    Nq,
-    /// Source hashing.
-    Sh,
-    /// Destination hashing.
-    Dh,
-    /// Maglev hashing.
-    Mh,
-    /// Weighted failover.
-    Fo,
-    /// Weighted overflow.
-    Ovf,
-}
-
-impl Scheduler {
-    /// The `lb_algo` name.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Scheduler::Rr => "rr",
-            Scheduler::Wrr => "wrr",
-            Scheduler::Lc => "lc",
-            Scheduler::Wlc => "wlc",
-            Scheduler::Sed => "sed",
-            Scheduler::Nq => "nq",
-            Scheduler::Sh => "sh",
-            Scheduler::Dh => "dh",
-            Scheduler::Mh => "mh",
-            Scheduler::Fo => "fo",
-            Scheduler::Ovf => "ovf",
-        }
-    }
-}
+pub use crate::scheduler::Scheduler;
 
 /// Forwarding method (`lb_kind`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -509,6 +471,8 @@ pub struct CheckerConf<'t> {
     pub connect_port: Option<u16>,
     /// `bindto`.
     pub bind_to: Option<IpAddr>,
+    /// `bind_port`: the local port probes connect from.
+    pub bind_port: Option<u16>,
     /// `connect_timeout` (unset: 5 s).
     pub connect_timeout: Option<Duration>,
     /// `retry` / `nb_get_retry` (keepalived's default: 1 for TCP, 1 for HTTP).
@@ -543,6 +507,7 @@ impl<'t> CheckerConf<'t> {
             connect_ip: None,
             connect_port: None,
             bind_to: None,
+            bind_port: None,
             connect_timeout: None,
             retry: None,
             delay_before_retry: None,

@@ -23,6 +23,10 @@ mod addr;
 mod balancer;
 mod classify;
 mod conn;
+mod entry;
+mod hsiphash;
+#[cfg(feature = "sync")]
+mod journal;
 mod persist;
 pub mod sched;
 mod server;
@@ -42,6 +46,7 @@ mod tests;
 pub use balancer::{Balancer, CLASSIFY_BATCH, LbConfig, LbError, ServerInfo, TableFullPolicy};
 pub use classify::{DropReason, Flow, TcpFlags, Verdict};
 pub use conn::{ConnSlot, TICK_SHIFT};
+pub use entry::ConnEntry;
 pub use sched::Scheduler;
 pub use sched::mh::valid_table_size as valid_mh_table_size;
 pub use server::{RealServer, ServerId, ServerSlot};

@@ -9,9 +9,9 @@
 use core::net::IpAddr;
 
 use super::addr::fold;
-use super::sched::Scheduler;
-use super::sched::mh::hsiphash_u32;
+use super::hsiphash::hsiphash_u32;
 use super::server::ServerSlot;
+use crate::scheduler::Scheduler;
 
 /// One server as a scan sees it.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

@@ -5,9 +5,8 @@
 
 use core::net::IpAddr;
 
-use super::sched::Scheduler;
-use super::sched::wrr::WrrMark;
 use super::server::NONE;
+use crate::scheduler::Scheduler;
 
 /// Transport protocol of a virtual service.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -185,4 +184,23 @@ impl Default for ServiceSlot {
     fn default() -> Self {
         ServiceSlot::EMPTY
     }
+}
+
+/// The kernel's `struct ip_vs_wrr_mark`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct WrrMark {
+    /// Current server, `NONE` = list head.
+    pub cl: u16,
+    pub cw: i64,
+    pub mw: i64,
+    pub di: i64,
+}
+
+impl WrrMark {
+    pub const EMPTY: WrrMark = WrrMark {
+        cl: NONE,
+        cw: 0,
+        mw: 0,
+        di: 1,
+    };
 }

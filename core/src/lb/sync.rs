@@ -30,6 +30,8 @@ use super::conn::{
     F_INACTIVE, F_LATE, F_QUEUED, KIND_CONN, KIND_MASK, KIND_ORPHAN, KIND_TEMPLATE, KIND_V6, NIL,
     TICK_SHIFT, tick_of,
 };
+use super::journal::Journal;
+pub use super::journal::JournalStats;
 use super::persist::template_key;
 use super::server::SlotState;
 use super::service::ServiceKey;
@@ -68,64 +70,6 @@ impl core::fmt::Display for ApplyError {
 }
 
 impl core::error::Error for ApplyError {}
-
-/// Counters of the journal.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct JournalStats {
-    /// Entries put in the journal.
-    pub queued: u64,
-    /// Changes lost because the journal was full.
-    pub overflows: u64,
-}
-
-/// A ring of slot numbers in caller storage.
-pub(crate) struct Journal<'a> {
-    ring: &'a mut [u32],
-    head: usize,
-    len: usize,
-    /// Journaling on (this director sends).
-    pub on: bool,
-    /// log2 of the refresh window in ticks.
-    pub shift: u32,
-    pub stats: JournalStats,
-}
-
-impl Journal<'_> {
-    pub(crate) fn empty() -> Self {
-        Journal {
-            ring: &mut [],
-            head: 0,
-            len: 0,
-            on: false,
-            shift: 31,
-            stats: JournalStats::default(),
-        }
-    }
-
-    #[inline]
-    fn push(&mut self, s: u32) -> bool {
-        if self.len == self.ring.len() {
-            self.stats.overflows += 1;
-            return false;
-        }
-        let at = (self.head + self.len) % self.ring.len();
-        self.ring[at] = s;
-        self.len += 1;
-        self.stats.queued += 1;
-        true
-    }
-
-    fn pop(&mut self) -> Option<u32> {
-        if self.len == 0 {
-            return None;
-        }
-        let s = self.ring[self.head];
-        self.head = (self.head + 1) % self.ring.len();
-        self.len -= 1;
-        Some(s)
-    }
-}
 
 /// `ms` as whole ticks, rounded up.
 fn ticks_for_ms(ms: u32) -> u64 {
@@ -216,6 +160,28 @@ impl<'a> Balancer<'a> {
         let shift = self.journal.shift;
         if (now_tick as u32) >> shift != last_use >> shift {
             self.sync_note(s);
+        }
+    }
+
+    /// Journals every connection and persistence template, templates
+    /// first (so a backup links the connections to them): a full resync
+    /// for a director that just started sending, whose peers lack what it
+    /// tracked before (vrlb's addition; IPVS re-sends only as packets
+    /// come, ip_vs_sync.c `sync_threshold`). Does nothing while
+    /// journaling is off. What the journal has no room for is counted in
+    /// `overflows` and goes out on its next use in a later refresh window.
+    pub fn sync_journal_all(&mut self, now: Instant) {
+        if !self.journal.on {
+            return;
+        }
+        let now = self.clamp(now);
+        self.expire(tick_of(now.as_micros()));
+        for kind in [KIND_TEMPLATE, KIND_CONN] {
+            for s in 0..self.table.slots.len() as u32 {
+                if self.table.slots[s as usize].kind & KIND_MASK == kind {
+                    self.sync_note(s);
+                }
+            }
         }
     }
 

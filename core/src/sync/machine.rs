@@ -146,7 +146,7 @@ impl ConnSync {
     pub fn handle(&mut self, now: Instant, input: Input<'_>, lb: &mut Balancer<'_>) {
         let now = self.clamp(now);
         match input {
-            Input::Receive(bytes) => self.receive(now, bytes, lb),
+            Input::Receive(bytes) => self.receive(now, bytes, |now, e| lb.sync_apply(now, e)),
             Input::SetRole(role) => self.set_role(now, role, lb),
         }
     }
@@ -169,12 +169,49 @@ impl ConnSync {
         }
         if role.sends() != self.role.sends() {
             lb.set_sync_journal(role.sends());
+            // Starting to send: everything tracked so far, once.
+            lb.sync_journal_all(now);
             self.next_flush = now + self.cfg.flush_interval;
         }
         self.role = role;
     }
 
-    fn receive(&mut self, now: Instant, bytes: &[u8], lb: &mut Balancer<'_>) {
+    /// One input for a driver that keeps its connections in several
+    /// balancers (one per worker thread) and receives with one machine:
+    /// `apply` is given each received entry and applies it to the balancer
+    /// that owns its client (normally `Balancer::sync_apply`). Such a
+    /// machine has no journal to drain, so a role that sends is taken as
+    /// its receiving part ([`Role::Both`] as [`Role::Receiver`],
+    /// [`Role::Sender`] as [`Role::Off`]).
+    pub fn handle_routed(
+        &mut self,
+        now: Instant,
+        input: Input<'_>,
+        apply: impl FnMut(Instant, &EntryRepr) -> Result<(), ApplyError>,
+    ) {
+        let now = self.clamp(now);
+        match input {
+            Input::Receive(bytes) => self.receive(now, bytes, apply),
+            Input::SetRole(role) => {
+                let role = if role.receives() {
+                    Role::Receiver
+                } else {
+                    Role::Off
+                };
+                if role != self.role {
+                    info!("sync: role {:?} -> {:?}", self.role, role);
+                    self.role = role;
+                }
+            }
+        }
+    }
+
+    fn receive(
+        &mut self,
+        now: Instant,
+        bytes: &[u8],
+        mut apply: impl FnMut(Instant, &EntryRepr) -> Result<(), ApplyError>,
+    ) {
         if !self.role.receives() {
             self.stats.rx_not_receiving += 1;
             return;
@@ -224,7 +261,7 @@ impl ConnSync {
         self.replay.record(repr.session, repr.sequence, now);
         self.stats.rx_messages += 1;
         for e in entries {
-            match lb.sync_apply(now, &e) {
+            match apply(now, &e) {
                 Ok(()) => self.stats.rx_applied += 1,
                 Err(ApplyError::NoService) => self.stats.rx_no_service += 1,
                 Err(ApplyError::NotPersistent) => self.stats.rx_not_persistent += 1,

@@ -692,6 +692,97 @@ fn a_flush_behind_a_held_message_is_not_postponed() {
 }
 
 #[test]
+fn a_routed_receiver_splits_entries_between_balancers() {
+    // The sender's traffic, received by one machine and applied to two
+    // balancers by the client address's last bit (a driver's shards).
+    let mut p = Pair::new(sync_cfg(), 4096, None);
+    p.deliver = false;
+    let mut rng = Prng::new(5);
+    let mut flows = Vec::new();
+    traffic(&mut p, &mut rng, 400, &mut flows);
+    p.advance(Duration::from_secs(1));
+    let mut shards = [balancer(3), balancer(4)];
+    for b in &mut shards {
+        configure(b, None);
+    }
+    let mut rx = ConnSync::new(sync_cfg(), 13, Instant::ZERO).unwrap();
+    let owner = |a: IpAddr| match a {
+        IpAddr::V4(a) => usize::from(a.octets()[3] & 1),
+        IpAddr::V6(a) => usize::from(a.octets()[15] & 1),
+    };
+    let messages = core::mem::take(&mut p.sent);
+    assert!(!messages.is_empty());
+    // Off: nothing applied.
+    rx.handle_routed(p.now, Input::Receive(&messages[0].1), |_, _| {
+        unreachable!("applied while off")
+    });
+    assert_eq!(rx.stats().rx_not_receiving, 1);
+    // A sending role means receiving only, here.
+    rx.handle_routed(p.now, Input::SetRole(Role::Both), |_, _| Ok(()));
+    assert_eq!(rx.role(), Role::Receiver);
+    for (at, m) in &messages {
+        rx.handle_routed(*at, Input::Receive(m), |now, e| {
+            shards[owner(e.client)].sync_apply(now, e)
+        });
+    }
+    assert_eq!(rx.stats().rx_messages, messages.len() as u64);
+    assert!(rx.stats().rx_applied > 0);
+    // Every entry the sender has is in exactly the shard that owns it.
+    for b in &mut shards {
+        b.handle_timeout(p.now);
+    }
+    let want = table(&p.a);
+    let got: [Table; 2] = [table(&shards[0]), table(&shards[1])];
+    for (k, e) in &want {
+        let mine = owner(e.client);
+        assert!(got[mine].contains_key(k), "{e:?} missing in shard {mine}");
+        assert!(!got[1 - mine].contains_key(k), "{e:?} in the wrong shard");
+    }
+    // (The backup keeps entries the sender expired a window longer.)
+    for (i, t) in got.iter().enumerate() {
+        assert!(t.values().all(|e| owner(e.client) == i));
+    }
+    rx.handle_routed(p.now, Input::SetRole(Role::Sender), |_, _| Ok(()));
+    assert_eq!(rx.role(), Role::Off);
+}
+
+#[test]
+fn a_director_that_starts_sending_resyncs_what_it_tracks() {
+    let mut p = Pair::new(sync_cfg(), 4096, None);
+    p.sa.handle(p.now, Input::SetRole(Role::Receiver), &mut p.a);
+    // Tracked while not sending: 50 connections of one persistent /24
+    // (one template) and 10 of a plain service.
+    for i in 0..50u8 {
+        let f = Flow::tcp(v4(203, 0, 113, i + 1), 2000, vip4(), 443, TcpFlags::SYN);
+        assert!(matches!(p.a.classify(p.now, &f), Verdict::Forward { .. }));
+    }
+    for i in 0..10u8 {
+        let f = Flow::tcp(v4(203, 0, 113, i + 1), 3000, vip4(), 80, TcpFlags::SYN);
+        assert!(matches!(p.a.classify(p.now, &f), Verdict::Forward { .. }));
+    }
+    p.advance(Duration::from_secs(1));
+    assert!(p.sent.is_empty());
+    p.sa.handle(p.now, Input::SetRole(Role::Sender), &mut p.a);
+    assert_eq!(p.a.sync_pending(), 61);
+    p.advance(Duration::from_secs(3));
+    let (_, mut first) = wire::parse(&p.sent[0].1).unwrap();
+    assert_eq!(
+        first.next().map(|e| e.kind),
+        Some(EntryKind::Template),
+        "templates go first"
+    );
+    let (a, b) = (table(&p.a), table(&p.b));
+    assert_eq!(a.len(), 61);
+    for k in a.keys() {
+        assert!(b.contains_key(k), "{k:?} not resynced");
+    }
+    // Once: sending on does not repeat it.
+    let n = p.sent.len();
+    p.advance(Duration::from_secs(3));
+    assert_eq!(p.sent.len(), n);
+}
+
+#[test]
 fn role_changes_start_and_stop_the_journal() {
     let mut p = Pair::new(sync_cfg(), 64, None);
     assert!(p.a.sync_journal_on());

@@ -147,6 +147,9 @@ impl Environment for Env<'_> {
                 },
             })
             .collect();
+        for e in self.extensions.iter_mut() {
+            e.instance(id, conf);
+        }
         let n = &conf.notify;
         self.instances.insert(
             id,
@@ -179,6 +182,12 @@ impl Environment for Env<'_> {
                 command: conf.script.to_string(),
             },
         );
+    }
+
+    fn global_defs(&mut self, g: &config::GlobalDefs<'_>) {
+        for e in self.extensions.iter_mut() {
+            e.global_defs(g);
+        }
     }
 
     fn removed_instance(&mut self, id: InstanceId) {

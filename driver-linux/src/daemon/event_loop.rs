@@ -143,6 +143,17 @@ pub trait Extension {
     /// The daemon is stopping (after `Input::Shutdown` was handled).
     fn shutdown(&mut self, ctx: &mut Context<'_>) {}
 
+    /// Build callback: the `global_defs` block.
+    fn global_defs(&mut self, g: &vrlb_core::config::GlobalDefs<'_>) {}
+
+    /// Build callback: a VRRP instance was added or reconfigured.
+    fn instance(
+        &mut self,
+        id: vrlb_core::node::InstanceId,
+        conf: &vrlb_core::config::VrrpInstance<'_>,
+    ) {
+    }
+
     /// Build callback: a virtual server became these services.
     fn virtual_server(
         &mut self,

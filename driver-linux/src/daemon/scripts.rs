@@ -131,25 +131,48 @@ impl<T: Clone> Runner<T> {
     /// Collects every child that ended, and kills those past their
     /// deadline (they count as failed). Calls `done(job, success)`.
     pub fn reap(&mut self, now: Instant, mut done: impl FnMut(Job<T>, bool)) {
+        self.reap_status(now, |job, code| done(job, code == Some(0)));
+    }
+
+    /// Kills (the whole group) and forgets every child whose job matches
+    /// `which` (a check that was abandoned); returns how many.
+    pub fn kill_where(&mut self, mut which: impl FnMut(&Job<T>) -> bool) -> usize {
+        let before = self.running.len();
+        self.running.retain_mut(|r| {
+            if !which(&r.job) {
+                return true;
+            }
+            let _ = killpg(Pid::from_raw(r.child.id() as i32), Signal::SIGKILL);
+            let _ = r.child.kill();
+            let _ = r.child.wait();
+            false
+        });
+        before - self.running.len()
+    }
+
+    /// Like [`Runner::reap`], with the exit code: `None` for a child
+    /// killed at its deadline or by a signal, or that could not be waited
+    /// for (MISC_CHECK's `misc_dynamic` needs the code).
+    pub fn reap_status(&mut self, now: Instant, mut done: impl FnMut(Job<T>, Option<i32>)) {
         let mut i = 0;
         while i < self.running.len() {
             let r = &mut self.running[i];
             let finished = match r.child.try_wait() {
-                Ok(Some(status)) => Some(status.success()),
+                Ok(Some(status)) => Some(status.code()),
                 Ok(None) if now >= r.deadline => {
                     let pid = Pid::from_raw(r.child.id() as i32);
                     let _ = killpg(pid, Signal::SIGKILL);
                     let _ = r.child.kill();
                     let _ = r.child.wait();
-                    Some(false)
+                    Some(None)
                 }
                 Ok(None) => None,
-                Err(_) => Some(false),
+                Err(_) => Some(None),
             };
             match finished {
-                Some(success) => {
+                Some(code) => {
                     let r = self.running.swap_remove(i);
-                    done(r.job, success);
+                    done(r.job, code);
                 }
                 None => i += 1,
             }

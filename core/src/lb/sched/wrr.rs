@@ -6,25 +6,7 @@
 
 use super::View;
 use crate::lb::server::NONE;
-
-/// The kernel's `struct ip_vs_wrr_mark`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct WrrMark {
-    /// Current server, `NONE` = list head.
-    pub cl: u16,
-    pub cw: i64,
-    pub mw: i64,
-    pub di: i64,
-}
-
-impl WrrMark {
-    pub const EMPTY: WrrMark = WrrMark {
-        cl: NONE,
-        cw: 0,
-        mw: 0,
-        di: 1,
-    };
-}
+use crate::lb::service::WrrMark;
 
 const fn gcd(mut a: i64, mut b: i64) -> i64 {
     while b != 0 {

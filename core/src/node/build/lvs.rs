@@ -8,8 +8,8 @@ use heapless::Vec;
 use super::{Builder, Environment, name_key};
 use crate::check::Quorum;
 use crate::check::{Checker, CheckerConfig, ProbeKind};
-use crate::config::{self, CheckKind, Kind, Scheduler as ConfScheduler, Snippet, VsKey};
-use crate::lb::{self, Protocol, RealServer, Scheduler, ServiceConfig, ServiceId, ServiceKey};
+use crate::config::{self, CheckKind, Kind, Snippet, VsKey};
+use crate::lb::{self, Protocol, RealServer, ServiceConfig, ServiceId, ServiceKey};
 use crate::node::{Node, NodeError, ServerRef, ServerState, ServiceState};
 use crate::time::Duration;
 
@@ -17,22 +17,6 @@ use crate::time::Duration;
 pub const MAX_GROUP_SERVICES: usize = 256;
 
 pub(super) type GroupServices = Vec<ServiceId, MAX_GROUP_SERVICES>;
-
-fn scheduler(s: ConfScheduler) -> Scheduler {
-    match s {
-        ConfScheduler::Rr => Scheduler::Rr,
-        ConfScheduler::Wrr => Scheduler::Wrr,
-        ConfScheduler::Lc => Scheduler::Lc,
-        ConfScheduler::Wlc => Scheduler::Wlc,
-        ConfScheduler::Sed => Scheduler::Sed,
-        ConfScheduler::Nq => Scheduler::Nq,
-        ConfScheduler::Sh => Scheduler::Sh,
-        ConfScheduler::Dh => Scheduler::Dh,
-        ConfScheduler::Mh => Scheduler::Mh,
-        ConfScheduler::Fo => Scheduler::Fo,
-        ConfScheduler::Ovf => Scheduler::Ovf,
-    }
-}
 
 fn protocol(p: config::Protocol) -> Protocol {
     match p {
@@ -132,7 +116,7 @@ impl<E: Environment, const V: usize> Builder<'_, '_, E, V> {
                 ServiceKey::Addr { vip, .. } => vip.is_ipv6(),
                 ServiceKey::Fwmark { ipv6, .. } => ipv6,
             };
-            let mut cfg = ServiceConfig::new(key, scheduler(vs.scheduler));
+            let mut cfg = ServiceConfig::new(key, vs.scheduler);
             cfg.flags = lb::SchedFlags {
                 fallback: vs.sched_flags.fallback,
                 port: vs.sched_flags.port,

@@ -40,10 +40,10 @@ impl<E: Environment, const V: usize> Builder<'_, '_, E, V> {
             .lvs_sync_daemon_instance
             .map(|name| (name_key(name), Snippet::new(name)));
         let mut settings = SyncSettings::new(iface, instance.as_ref().map(|i| i.0));
-        if let Some(id) = g.lvs_sync_daemon_id {
+        if let Some(id) = g.lvs_sync_daemon_options.sync_id {
             settings.config.sync_id = id;
         }
-        if let Some(maxlen) = g.lvs_sync_daemon_maxlen {
+        if let Some(maxlen) = g.lvs_sync_daemon_options.maxlen {
             let clamped = usize::from(maxlen).clamp(MESSAGE_BYTES_MIN, MESSAGE_BYTES_MAX);
             if clamped != usize::from(maxlen) {
                 self.warn(
@@ -56,19 +56,19 @@ impl<E: Environment, const V: usize> Builder<'_, '_, E, V> {
             }
             settings.config.max_message_bytes = clamped as u16;
         }
-        if let Some(port) = g.lvs_sync_daemon_port {
+        if let Some(port) = g.lvs_sync_daemon_options.port {
             settings.port = port;
         }
-        if let Some(ttl) = g.lvs_sync_daemon_ttl {
+        if let Some(ttl) = g.lvs_sync_daemon_options.ttl {
             settings.ttl = ttl;
         }
-        if let Some(group) = g.lvs_sync_daemon_group {
+        if let Some(group) = g.lvs_sync_daemon_options.group {
             settings.group = group;
         }
         self.sync = Some(PendingSync {
             settings,
             instance,
-            sync_id_set: g.lvs_sync_daemon_id.is_some(),
+            sync_id_set: g.lvs_sync_daemon_options.sync_id.is_some(),
             line: g.pos.line,
         });
     }

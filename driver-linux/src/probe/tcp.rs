@@ -1,0 +1,50 @@
+//! Non-blocking TCP connects for probes: a socket bound where `bindto` /
+//! `bind_port` say, a connect that returns at once, and the test that
+//! tells, on a readiness event, whether it finished. Never blocks, never
+//! waits: the prober's loop calls [`connected`] when mio reports the
+//! socket writable.
+
+use std::io;
+use std::net::SocketAddr;
+
+use mio::net::TcpStream;
+use socket2::{Domain, Protocol, Socket, Type};
+
+/// Starts connecting to `target` from `bind` (if given). The connect
+/// completes later: see [`connected`].
+pub fn connect(target: SocketAddr, bind: Option<SocketAddr>) -> io::Result<TcpStream> {
+    let socket = Socket::new(
+        Domain::for_address(target),
+        Type::STREAM.nonblocking().cloexec(),
+        Some(Protocol::TCP),
+    )?;
+    if let Some(local) = bind {
+        if local.port() != 0 {
+            // A fixed source port is reused every delay_loop while the
+            // last connection may sit in TIME_WAIT.
+            socket.set_reuse_address(true)?;
+        }
+        socket.bind(&local.into())?;
+    }
+    match socket.connect(&target.into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(e) => return Err(e),
+    }
+    Ok(TcpStream::from_std(std::net::TcpStream::from(socket)))
+}
+
+/// Whether the connect finished: `Ok(true)` connected, `Ok(false)` still
+/// in progress (a spurious or early event), `Err` refused, unreachable...
+/// (mio's documented test: `take_error`, then `peer_addr`).
+pub fn connected(stream: &TcpStream) -> io::Result<bool> {
+    if let Some(e) = stream.take_error()? {
+        return Err(e);
+    }
+    match stream.peer_addr() {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Ok(false),
+        Err(e) => Err(e),
+    }
+}

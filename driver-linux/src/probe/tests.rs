@@ -1,0 +1,643 @@
+//! The prober against real listeners on 127.0.0.1: a TCP listener, a small
+//! HTTP server with a known body, a rustls server with a self-signed
+//! certificate, scripts with chosen exit codes, and servers that never
+//! answer. The prober's epoll descriptor is watched from an outer mio
+//! `Poll`, as the daemon does.
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+use vrlb_core::check::ProbeResult;
+use vrlb_core::node::CheckerId;
+use vrlb_core::time::Duration;
+
+use super::prober::{Finished, Prober, Request};
+use super::spec::{ProbeSpec, SpecKind, UrlSpec, parse_digest};
+use crate::daemon::clock::Clock;
+
+const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+/// md5("hello\n")
+const HELLO_MD5: &str = "b1946ac92492d2347c6235b4d2611184";
+const HELLO_REPLY: &[u8] = b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nhello\n";
+
+/// The prober and the loop that drives it, as the daemon would.
+struct Harness {
+    clock: Clock,
+    poll: Poll,
+    events: Events,
+    prober: Prober,
+}
+
+impl Harness {
+    fn new() -> Harness {
+        let prober = Prober::new().unwrap();
+        let poll = Poll::new().unwrap();
+        poll.registry()
+            .register(
+                &mut SourceFd(&prober.as_raw_fd()),
+                Token(7),
+                Interest::READABLE,
+            )
+            .unwrap();
+        Harness {
+            clock: Clock::new(),
+            poll,
+            events: Events::with_capacity(8),
+            prober,
+        }
+    }
+
+    fn start(&mut self, checker: u32, target: SocketAddr, timeout_ms: u64, spec: ProbeSpec) {
+        let now = self.clock.now();
+        self.prober.start(
+            now,
+            Request {
+                checker: CheckerId(checker),
+                seq: checker * 10,
+                target,
+                timeout: Duration::from_millis(timeout_ms),
+                spec: Arc::new(spec),
+            },
+        );
+    }
+
+    /// Runs until every probe ended (at most 10 s); results in order.
+    fn finish_all(&mut self) -> Vec<Finished> {
+        let give_up = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut out = Vec::new();
+        loop {
+            self.prober.process(self.clock.now());
+            while let Some(f) = self.prober.poll_result() {
+                out.push(f);
+            }
+            if self.prober.running() == 0 {
+                return out;
+            }
+            let left = give_up.saturating_duration_since(std::time::Instant::now());
+            assert!(!left.is_zero(), "probes still running: {out:?}");
+            let wait = self
+                .prober
+                .poll_timeout()
+                .map_or(left, |d| self.clock.until(d).min(left));
+            poll(&mut self.poll, &mut self.events, wait);
+        }
+    }
+
+    fn one(&mut self) -> Finished {
+        let mut all = self.finish_all();
+        assert_eq!(all.len(), 1, "{all:?}");
+        all.pop().unwrap()
+    }
+}
+
+/// Waits for events; a signal (SIGCHLD) interrupting is no error.
+fn poll(poll: &mut Poll, events: &mut Events, wait: std::time::Duration) {
+    if let Err(e) = poll.poll(events, Some(wait)) {
+        assert_eq!(e.kind(), std::io::ErrorKind::Interrupted, "{e}");
+        events.clear();
+    }
+}
+
+fn spec(kind: SpecKind) -> ProbeSpec {
+    ProbeSpec {
+        kind,
+        bind_to: None,
+        bind_port: None,
+    }
+}
+
+/// A URL: path, status codes, digest.
+type Url<'a> = (&'a str, &'a [(u16, u16)], Option<&'a str>);
+
+fn http(tls: bool, urls: &[Url<'_>]) -> ProbeSpec {
+    spec(SpecKind::Http {
+        tls,
+        urls: urls
+            .iter()
+            .map(|(path, codes, digest)| UrlSpec {
+                path: path.to_string(),
+                digest: digest.and_then(parse_digest),
+                status_codes: codes.to_vec(),
+                virtualhost: None,
+            })
+            .collect(),
+    })
+}
+
+fn misc(command: &str, dynamic: bool) -> ProbeSpec {
+    spec(SpecKind::Misc {
+        command: command.into(),
+        dynamic,
+    })
+}
+
+/// Serves `reply` to `conns` connections; returns each request's head.
+fn http_server(reply: &'static [u8], conns: usize) -> (SocketAddr, JoinHandle<Vec<String>>) {
+    let listener = TcpListener::bind((LOCALHOST, 0)).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let handle = std::thread::spawn(move || {
+        let mut heads = Vec::new();
+        for _ in 0..conns {
+            let (mut s, _) = listener.accept().unwrap();
+            heads.push(read_head(&mut s));
+            s.write_all(reply).unwrap();
+        }
+        heads
+    });
+    (addr, handle)
+}
+
+fn read_head(s: &mut impl Read) -> String {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match s.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&head).into_owned()
+}
+
+/// A port nothing listens on (bound then released).
+fn closed_port() -> SocketAddr {
+    TcpListener::bind((LOCALHOST, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+#[test]
+fn tcp_check_passes_on_a_listener_and_fails_on_a_closed_port() {
+    let mut h = Harness::new();
+    let listener = TcpListener::bind((LOCALHOST, 0)).unwrap();
+    h.start(
+        1,
+        listener.local_addr().unwrap(),
+        2_000,
+        spec(SpecKind::Tcp),
+    );
+    let f = h.one();
+    assert_eq!(
+        (f.checker, f.seq, f.result),
+        (CheckerId(1), 10, ProbeResult::Success)
+    );
+    assert_eq!(f.reason, None);
+
+    h.start(2, closed_port(), 2_000, spec(SpecKind::Tcp));
+    let f = h.one();
+    assert_eq!(f.result, ProbeResult::Failure);
+    assert!(f.reason.as_deref().unwrap().contains("refused"), "{f:?}");
+}
+
+#[test]
+fn tcp_check_connects_from_bindto_and_bind_port() {
+    let mut h = Harness::new();
+    let listener = TcpListener::bind((LOCALHOST, 0)).unwrap();
+    let source = closed_port();
+    let mut s = spec(SpecKind::Tcp);
+    s.bind_to = Some(LOCALHOST);
+    s.bind_port = Some(source.port());
+    h.start(1, listener.local_addr().unwrap(), 2_000, s);
+    assert_eq!(h.one().result, ProbeResult::Success);
+    let (_, peer) = listener.accept().unwrap();
+    assert_eq!(peer, source);
+}
+
+#[test]
+fn http_get_checks_status_and_digest_of_every_url_each_on_its_own_connection() {
+    let mut h = Harness::new();
+    let (addr, server) = http_server(HELLO_REPLY, 2);
+    h.start(
+        1,
+        addr,
+        2_000,
+        http(
+            false,
+            &[
+                ("/a", &[], Some(HELLO_MD5)),
+                ("/b?x=1", &[(200, 200)], None),
+            ],
+        ),
+    );
+    let f = h.one();
+    assert_eq!(f.result, ProbeResult::Success, "{f:?}");
+    let heads = server.join().unwrap();
+    assert!(heads[0].starts_with("GET /a HTTP/1.0\r\n"), "{heads:?}");
+    assert!(heads[0].contains("User-Agent: KeepAliveClient\r\n"));
+    assert!(heads[0].contains(&format!("Host: {addr}\r\n")));
+    assert!(heads[1].starts_with("GET /b?x=1 HTTP/1.0\r\n"), "{heads:?}");
+}
+
+#[test]
+fn http_get_fails_on_a_wrong_digest_or_status() {
+    let mut h = Harness::new();
+    let (addr, server) = http_server(HELLO_REPLY, 2);
+    h.start(
+        1,
+        addr,
+        2_000,
+        http(
+            false,
+            &[("/", &[], Some("00000000000000000000000000000000"))],
+        ),
+    );
+    let f = h.one();
+    assert_eq!(f.result, ProbeResult::Failure);
+    assert!(f.reason.as_deref().unwrap().contains(HELLO_MD5), "{f:?}");
+    h.start(2, addr, 2_000, http(false, &[("/x", &[(300, 399)], None)]));
+    let f = h.one();
+    assert_eq!(f.result, ProbeResult::Failure);
+    assert!(
+        f.reason
+            .as_deref()
+            .unwrap()
+            .starts_with("/x: HTTP status code 200"),
+        "{f:?}"
+    );
+    server.join().unwrap();
+}
+
+#[test]
+fn a_silent_server_times_out_while_other_probes_finish() {
+    let mut h = Harness::new();
+    // Accepts (the kernel's backlog) and never answers.
+    let silent = TcpListener::bind((LOCALHOST, 0)).unwrap();
+    let good = TcpListener::bind((LOCALHOST, 0)).unwrap();
+    let started = std::time::Instant::now();
+    h.start(
+        1,
+        silent.local_addr().unwrap(),
+        300,
+        http(false, &[("/", &[], None)]),
+    );
+    h.start(2, good.local_addr().unwrap(), 5_000, spec(SpecKind::Tcp));
+    let all = h.finish_all();
+    let elapsed = started.elapsed();
+    assert_eq!(all.len(), 2);
+    assert_eq!(
+        (all[0].checker, all[0].result),
+        (CheckerId(2), ProbeResult::Success)
+    );
+    assert_eq!(
+        (all[1].checker, all[1].result),
+        (CheckerId(1), ProbeResult::Failure)
+    );
+    assert_eq!(all[1].reason.as_deref(), Some("timed out after 300 ms"));
+    assert!(
+        elapsed >= std::time::Duration::from_millis(300),
+        "{elapsed:?}"
+    );
+}
+
+#[test]
+fn ssl_get_speaks_tls_to_a_self_signed_server_and_checks_the_digest() {
+    let key = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let cert = key.cert.der().clone();
+    let private = rustls::pki_types::PrivateKeyDer::Pkcs8(key.signing_key.serialize_der().into());
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![cert], private)
+    .unwrap();
+    let config = Arc::new(config);
+    let listener = TcpListener::bind((LOCALHOST, 0)).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let mut heads = Vec::new();
+        for _ in 0..2 {
+            let (tcp, _) = listener.accept().unwrap();
+            let conn = rustls::ServerConnection::new(config.clone()).unwrap();
+            let mut tls = rustls::StreamOwned::new(conn, tcp);
+            heads.push(read_head(&mut tls));
+            tls.write_all(HELLO_REPLY).unwrap();
+            tls.conn.send_close_notify();
+            let _ = tls.flush();
+        }
+        heads
+    });
+    let mut h = Harness::new();
+    h.start(
+        1,
+        addr,
+        5_000,
+        http(true, &[("/tls", &[], Some(HELLO_MD5))]),
+    );
+    let f = h.one();
+    assert_eq!(f.result, ProbeResult::Success, "{f:?}");
+    h.start(
+        2,
+        addr,
+        5_000,
+        http(
+            true,
+            &[("/tls", &[], Some("00000000000000000000000000000000"))],
+        ),
+    );
+    assert_eq!(h.one().result, ProbeResult::Failure);
+    let heads = server.join().unwrap();
+    assert!(heads[0].starts_with("GET /tls HTTP/1.0\r\n"), "{heads:?}");
+}
+
+#[test]
+fn ssl_get_fails_against_a_plain_http_server() {
+    let listener = TcpListener::bind((LOCALHOST, 0)).unwrap();
+    let addr = listener.local_addr().unwrap();
+    // Answers the ClientHello with a plain HTTP reply.
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut hello = [0u8; 512];
+        let _ = s.read(&mut hello).unwrap();
+        s.write_all(HELLO_REPLY).unwrap();
+    });
+    let mut h = Harness::new();
+    h.start(1, addr, 2_000, http(true, &[("/", &[], None)]));
+    let f = h.one();
+    assert_eq!(f.result, ProbeResult::Failure);
+    assert!(f.reason.as_deref().unwrap().contains("TLS"), "{f:?}");
+    server.join().unwrap();
+}
+
+#[test]
+fn misc_check_exit_codes_run_concurrently_and_a_hung_script_is_killed() {
+    let mut h = Harness::new();
+    let addr = SocketAddr::new(LOCALHOST, 80);
+    let started = std::time::Instant::now();
+    h.start(1, addr, 5_000, misc("sh -c 'exit 0'", false));
+    h.start(2, addr, 5_000, misc("sh -c 'exit 1'", true));
+    h.start(3, addr, 5_000, misc("sh -c 'exit 7'", true));
+    h.start(4, addr, 5_000, misc("sh -c 'exit 7'", false));
+    h.start(5, addr, 5_000, misc("sh -c 'exit 255'", true));
+    h.start(6, addr, 300, misc("sleep 30", false));
+    h.start(7, addr, 5_000, misc("/nonexistent/vrlb-check", false));
+    let mut all = h.finish_all();
+    let elapsed = started.elapsed();
+    all.sort_by_key(|f| f.checker);
+    let results: Vec<(u32, ProbeResult)> = all.iter().map(|f| (f.checker.0, f.result)).collect();
+    assert_eq!(
+        results,
+        [
+            (1, ProbeResult::Success),
+            (2, ProbeResult::Failure),
+            (3, ProbeResult::Weight(5)),
+            (4, ProbeResult::Failure),
+            (5, ProbeResult::Weight(253)),
+            (6, ProbeResult::Failure),
+            (7, ProbeResult::Failure),
+        ]
+    );
+    assert_eq!(all[1].reason.as_deref(), Some("exit status 1"));
+    assert_eq!(
+        all[5].reason.as_deref(),
+        Some("killed at its timeout or by a signal")
+    );
+    assert!(
+        all[6].reason.as_deref().unwrap().contains("cannot run"),
+        "{all:?}"
+    );
+    // The hung script was killed at its 300 ms, not waited for.
+    assert!(elapsed < std::time::Duration::from_secs(5), "{elapsed:?}");
+}
+
+#[test]
+fn a_cancelled_probe_reports_nothing_and_releases_its_script_and_socket() {
+    let mut h = Harness::new();
+    let silent = TcpListener::bind((LOCALHOST, 0)).unwrap();
+    h.start(
+        1,
+        SocketAddr::new(LOCALHOST, 80),
+        10_000,
+        misc("sleep 30", false),
+    );
+    h.start(
+        2,
+        silent.local_addr().unwrap(),
+        10_000,
+        http(false, &[("/", &[], None)]),
+    );
+    assert_eq!(h.prober.running(), 2);
+    assert!(h.prober.deadline(CheckerId(1), 10).is_some());
+    assert_eq!(h.prober.deadline(CheckerId(1), 99), None);
+    assert!(!h.prober.cancel(CheckerId(1), 99), "wrong seq");
+    assert!(h.prober.cancel(CheckerId(1), 10));
+    h.prober.retain(|c| c != CheckerId(2));
+    assert_eq!(h.prober.running(), 0);
+    assert!(h.finish_all().is_empty());
+    assert_eq!(h.prober.poll_timeout(), None);
+}
+
+#[test]
+fn a_new_probe_of_the_same_checker_replaces_the_old_one() {
+    let mut h = Harness::new();
+    let listener = TcpListener::bind((LOCALHOST, 0)).unwrap();
+    h.start(
+        1,
+        SocketAddr::new(LOCALHOST, 80),
+        10_000,
+        misc("sleep 30", false),
+    );
+    h.start(
+        1,
+        listener.local_addr().unwrap(),
+        2_000,
+        spec(SpecKind::Tcp),
+    );
+    let f = h.one();
+    assert_eq!((f.seq, f.result), (10, ProbeResult::Success));
+    assert_eq!(h.prober.running(), 0);
+}
+
+/// The extension on a node built from a configuration, with a loop like
+/// the daemon's: probes reach the checkers, and the checkers the servers.
+mod with_a_node {
+    use std::collections::VecDeque;
+    use std::path::Path;
+
+    use vrlb_core::config::Options;
+    use vrlb_core::node::build;
+    use vrlb_core::node::{Input, Output, ServerState};
+
+    use super::*;
+    use crate::config_file::FsIncluder;
+    use crate::daemon::env::Env;
+    use crate::daemon::event_loop::{Context, DaemonNode, Extension, token_base};
+    use crate::daemon::interfaces::Interfaces;
+    use crate::node_memory::NodeMemory;
+    use crate::probe::Probes;
+
+    struct Loop {
+        clock: Clock,
+        poll: Poll,
+        node: DaemonNode,
+        probes: Vec<Box<dyn Extension>>,
+        pending: VecDeque<Output>,
+    }
+
+    impl Loop {
+        fn new(text: &str) -> Loop {
+            let options = Options::default();
+            let mut includer = FsIncluder::new(Path::new("/nonexistent/test.conf"));
+            let counts = build::count("test.conf", text, &options, &mut includer).unwrap();
+            let memory = Box::leak(Box::new(NodeMemory::for_counts(&counts, 0, 64)));
+            let clock = Clock::new();
+            let mut node = memory.node(clock.now(), 1).unwrap();
+            let mut probes: Vec<Box<dyn Extension>> = Probes::added_to(Vec::new());
+            let mut ifaces = Interfaces::default();
+            let mut env = Env::new(&mut ifaces, &[], &mut probes);
+            build::build(
+                &mut node,
+                &mut env,
+                "test.conf",
+                text,
+                &options,
+                &mut includer,
+            )
+            .unwrap();
+            assert!(env.warnings.is_empty(), "{:?}", env.warnings);
+            let mut l = Loop {
+                clock,
+                poll: Poll::new().unwrap(),
+                node,
+                probes,
+                pending: VecDeque::new(),
+            };
+            l.with(|e, ctx| {
+                e.start(ctx).unwrap();
+                e.reloaded(ctx);
+            });
+            let now = l.clock.now();
+            l.node.handle(now, Input::Start);
+            l.drain();
+            l
+        }
+
+        fn with(&mut self, f: impl FnOnce(&mut dyn Extension, &mut Context<'_>)) {
+            let mut ctx = Context {
+                node: &mut self.node,
+                now: self.clock.now(),
+                outputs: &mut self.pending,
+                registry: self.poll.registry(),
+                token_base: token_base(0),
+            };
+            f(self.probes[0].as_mut(), &mut ctx);
+        }
+
+        fn drain(&mut self) {
+            loop {
+                let out = match self.pending.pop_front() {
+                    Some(o) => o,
+                    None => match self.node.poll_output() {
+                        Some(o) => o,
+                        None => return,
+                    },
+                };
+                self.with(|e, ctx| e.output(&out, ctx));
+            }
+        }
+
+        /// Runs for `how_long`, or until `until` holds.
+        fn run(
+            &mut self,
+            how_long: std::time::Duration,
+            mut until: impl FnMut(&DaemonNode) -> bool,
+        ) {
+            let end = std::time::Instant::now() + how_long;
+            let mut events = Events::with_capacity(8);
+            while !until(&self.node) {
+                let left = end.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    return;
+                }
+                let deadline = [self.node.poll_timeout(), self.probes[0].poll_timeout()]
+                    .into_iter()
+                    .flatten()
+                    .min();
+                let wait = deadline.map_or(left, |d| self.clock.until(d).min(left));
+                poll(&mut self.poll, &mut events, wait);
+                if !events.is_empty() {
+                    self.with(|e, ctx| e.ready(0, true, false, ctx));
+                    self.drain();
+                }
+                let now = self.clock.now();
+                if self.node.poll_timeout().is_some_and(|t| t <= now) {
+                    self.node.handle_timeout(now);
+                    self.drain();
+                }
+                if self.probes[0].poll_timeout().is_some_and(|t| t <= now) {
+                    self.with(|e, ctx| e.handle_timeout(ctx));
+                    self.drain();
+                }
+            }
+        }
+
+        fn server(&self, port: u16) -> ServerState {
+            self.node
+                .servers()
+                .map(|(_, s)| s)
+                .find(|s| s.config.port == port)
+                .unwrap()
+                .clone()
+        }
+    }
+
+    #[test]
+    fn a_server_whose_listener_goes_away_is_marked_down_and_a_dynamic_script_sets_a_weight() {
+        let listener = TcpListener::bind((LOCALHOST, 0)).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let source = closed_port().port();
+        let text = format!(
+            "virtual_server 192.0.2.100 80 {{
+  delay_loop 1
+  lb_algo rr
+  lb_kind DR
+  protocol TCP
+  real_server 127.0.0.1 {port} {{
+    weight 1
+    TCP_CHECK {{
+      bindto 127.0.0.1
+      bind_port {source}
+      connect_timeout 1
+      retry 1
+      delay_before_retry 1
+    }}
+  }}
+  real_server 127.0.0.1 9 {{
+    weight 1
+    MISC_CHECK {{
+      misc_path \"sh -c 'exit 5'\"
+      misc_dynamic
+      misc_timeout 2
+    }}
+  }}
+}}
+"
+        );
+        let mut l = Loop::new(&text);
+        // The first probes run at once (no warmup).
+        l.run(std::time::Duration::from_secs(3), |n| {
+            n.servers().any(|(_, s)| s.dynamic_weight == Some(3))
+        });
+        assert_eq!(l.server(9).dynamic_weight, Some(3));
+        assert!(l.server(port).healthy);
+        let (_, peer) = listener.accept().unwrap();
+        assert_eq!(peer.port(), source, "probes connect from bind_port");
+        drop(listener);
+        let gone = std::time::Instant::now();
+        // Refused at once: down after delay_loop + retry * delay_before_retry.
+        l.run(std::time::Duration::from_secs(5), |n| {
+            n.servers()
+                .any(|(_, s)| s.config.port == port && !s.healthy)
+        });
+        let took = gone.elapsed();
+        assert!(!l.server(port).healthy, "still up after {took:?}");
+        assert!(took <= std::time::Duration::from_millis(2_500), "{took:?}");
+    }
+}
