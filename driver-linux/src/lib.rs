@@ -3,6 +3,7 @@
 
 pub mod check;
 pub mod config_file;
+pub mod daemon;
 pub mod describe;
 pub mod firmware;
 pub mod node_memory;

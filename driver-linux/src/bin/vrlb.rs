@@ -37,11 +37,70 @@ enum Command {
         #[arg(short, long)]
         quiet: bool,
     },
+    /// Run the daemon in the foreground until SIGTERM or SIGINT (SIGHUP
+    /// reloads the configuration).
+    Run {
+        /// The configuration file.
+        #[arg(
+            short = 'f',
+            long = "use-file",
+            default_value = "/etc/keepalived/keepalived.conf"
+        )]
+        file: PathBuf,
+        /// keepalived's `-i`: the config id that selects `@id` lines.
+        #[arg(short = 'i', long = "config-id")]
+        config_id: Option<String>,
+        /// Where to write the pid.
+        #[arg(short = 'p', long = "pid-file", default_value = "/run/vrlb/vrlb.pid")]
+        pid_file: PathBuf,
+        /// The record of VIPs added, read at start to remove what a crashed
+        /// run left.
+        #[arg(long = "state-file", default_value = "/run/vrlb/vips")]
+        state_file: PathBuf,
+        /// Write each instance's state and counters here (once a second
+        /// when they change).
+        #[arg(long = "stats-file")]
+        stats_file: Option<PathBuf>,
+        /// Log to syslog (facility daemon) instead of stderr.
+        #[arg(long)]
+        syslog: bool,
+        /// Log level: error, warn, info, debug, trace.
+        #[arg(long = "log-level", default_value = "info")]
+        log_level: log::LevelFilter,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Run {
+            file,
+            config_id,
+            pid_file,
+            state_file,
+            stats_file,
+            syslog,
+            log_level,
+        } => {
+            vrlb_linux::daemon::logger::init(syslog, log_level);
+            let options = vrlb_linux::daemon::RunOptions {
+                config: file,
+                config_id,
+                pid_file: Some(pid_file),
+                state_file,
+                stats_file,
+            };
+            match vrlb_linux::daemon::run(options, Vec::new()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    if syslog {
+                        log::error!("{e}");
+                    }
+                    eprintln!("vrlb: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Check {
             file,
             config_id,

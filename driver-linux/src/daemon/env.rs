@@ -1,0 +1,219 @@
+//! The build environment the core asks while it reads keepalived.conf
+//! ([`Environment`]): interface ids and primary addresses from
+//! [`Interfaces`], and a record of what the core does not keep (instance
+//! names, VIP dev/label/scope/prefix/brd, notify scripts, `vrrp_script`
+//! command lines). Balancing items go to the extensions. No I/O.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+
+use vrlb_core::config::{self, Diagnostic, VrrpInstance, VrrpScript};
+use vrlb_core::node::build::Environment;
+use vrlb_core::node::{IfaceId, InstanceId, ScriptId};
+use vrlb_core::vrrp::Family;
+
+use super::event_loop::Extension;
+use super::interfaces::Interfaces;
+
+/// One VIP line, owned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VipInfo {
+    /// The address.
+    pub addr: IpAddr,
+    /// `/prefix` (default /32 or /128).
+    pub prefix_len: u8,
+    /// `dev`, else the instance's interface.
+    pub dev: String,
+    /// `label`.
+    pub label: Option<String>,
+    /// `scope` as written.
+    pub scope: Option<String>,
+    /// `brd`.
+    pub broadcast: Option<Ipv4Addr>,
+}
+
+/// Notify scripts, owned.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NotifyInfo {
+    /// `notify_master`.
+    pub master: Option<String>,
+    /// `notify_backup`.
+    pub backup: Option<String>,
+    /// `notify_fault`.
+    pub fault: Option<String>,
+    /// `notify_stop`.
+    pub stop: Option<String>,
+    /// `notify`.
+    pub any: Option<String>,
+}
+
+/// What the daemon keeps about one instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceInfo {
+    /// `vrrp_instance NAME`.
+    pub name: String,
+    /// `interface`.
+    pub iface: String,
+    /// Every VIP, advertised then excluded.
+    pub vips: Vec<VipInfo>,
+    /// Notify scripts.
+    pub notify: NotifyInfo,
+}
+
+impl InstanceInfo {
+    /// The line for `addr`.
+    pub fn vip(&self, addr: IpAddr) -> Option<&VipInfo> {
+        self.vips.iter().find(|v| v.addr == addr)
+    }
+}
+
+/// What the daemon keeps about one tracking script.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScriptInfo {
+    /// `vrrp_script NAME`.
+    pub name: String,
+    /// `script`: the command line.
+    pub command: String,
+}
+
+/// The environment of one build.
+pub struct Env<'a> {
+    /// Interfaces, numbered here.
+    pub ifaces: &'a mut Interfaces,
+    /// Addresses never chosen as a primary address (every VIP).
+    pub exclude: &'a [IpAddr],
+    /// Extensions that see balancing items.
+    pub extensions: &'a mut [Box<dyn Extension>],
+    /// Instances the configuration has.
+    pub instances: HashMap<InstanceId, InstanceInfo>,
+    /// Scripts the configuration has.
+    pub scripts: HashMap<ScriptId, ScriptInfo>,
+    /// Instances the build removed.
+    pub removed: Vec<InstanceId>,
+    /// Warnings, formatted.
+    pub warnings: Vec<String>,
+}
+
+impl<'a> Env<'a> {
+    /// An environment over `ifaces`.
+    pub fn new(
+        ifaces: &'a mut Interfaces,
+        exclude: &'a [IpAddr],
+        extensions: &'a mut [Box<dyn Extension>],
+    ) -> Self {
+        Env {
+            ifaces,
+            exclude,
+            extensions,
+            instances: HashMap::new(),
+            scripts: HashMap::new(),
+            removed: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+}
+
+fn owned(s: Option<&str>) -> Option<String> {
+    s.map(str::to_string)
+}
+
+impl Environment for Env<'_> {
+    fn interface(&mut self, name: &str) -> IfaceId {
+        self.ifaces.id(name)
+    }
+
+    fn primary_address(&mut self, iface: IfaceId, family: Family) -> Option<IpAddr> {
+        self.ifaces
+            .primary(iface, family == Family::V6, self.exclude)
+    }
+
+    fn instance(&mut self, id: InstanceId, conf: &VrrpInstance<'_>) {
+        let iface = conf.interface.unwrap_or_default().to_string();
+        let vips = conf
+            .vips
+            .iter()
+            .chain(conf.excluded_vips.iter())
+            .map(|v| VipInfo {
+                addr: v.addr,
+                prefix_len: v
+                    .prefix_len
+                    .unwrap_or(if v.addr.is_ipv4() { 32 } else { 128 }),
+                dev: v.dev.map_or_else(|| iface.clone(), str::to_string),
+                label: owned(v.label),
+                scope: owned(v.scope),
+                broadcast: match v.broadcast {
+                    Some(IpAddr::V4(b)) => Some(b),
+                    _ => None,
+                },
+            })
+            .collect();
+        let n = &conf.notify;
+        self.instances.insert(
+            id,
+            InstanceInfo {
+                name: conf.name.to_string(),
+                iface,
+                vips,
+                notify: NotifyInfo {
+                    master: owned(n.master),
+                    backup: owned(n.backup),
+                    fault: owned(n.fault),
+                    stop: owned(n.stop),
+                    any: owned(n.any),
+                },
+            },
+        );
+    }
+
+    fn script(&mut self, id: ScriptId, conf: &VrrpScript<'_>) {
+        if conf.user.is_some() {
+            self.warnings.push(format!(
+                "vrrp_script {}: 'user' is not supported: the script runs as vrlb's user",
+                conf.name
+            ));
+        }
+        self.scripts.insert(
+            id,
+            ScriptInfo {
+                name: conf.name.to_string(),
+                command: conf.script.to_string(),
+            },
+        );
+    }
+
+    fn removed_instance(&mut self, id: InstanceId) {
+        self.instances.remove(&id);
+        self.removed.push(id);
+    }
+
+    fn virtual_server(
+        &mut self,
+        services: &[vrlb_core::lb::ServiceId],
+        vs: &config::VirtualServer<'_>,
+    ) {
+        for e in self.extensions.iter_mut() {
+            e.virtual_server(services, vs);
+        }
+    }
+
+    fn real_server(&mut self, server: vrlb_core::node::ServerRef, rs: &config::RealServer<'_>) {
+        for e in self.extensions.iter_mut() {
+            e.real_server(server, rs);
+        }
+    }
+
+    fn checker(
+        &mut self,
+        id: vrlb_core::node::CheckerId,
+        server: vrlb_core::node::ServerRef,
+        conf: &config::CheckerConf<'_>,
+    ) {
+        for e in self.extensions.iter_mut() {
+            e.checker(id, server, conf);
+        }
+    }
+
+    fn diagnostic(&mut self, d: &Diagnostic) {
+        self.warnings.push(d.to_string());
+    }
+}

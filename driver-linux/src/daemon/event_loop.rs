@@ -1,0 +1,194 @@
+//! The hook other parts of the daemon plug into its single event loop
+//! (the data plane, health probes, a status socket): an [`Extension`]
+//! registers its own file descriptors, is called when they are ready or
+//! when its deadline passes, feeds the node through a [`Context`], and is
+//! handed every node output the daemon does not handle itself (`Probe`,
+//! `CancelProbe`, `ServerHealth`, `Announce`, `Quorum`) plus, to observe,
+//! the ones it does (VRRP and script events).
+//!
+//! ```no_run
+//! use vrlb_linux::daemon::event_loop::{Context, Extension};
+//! use vrlb_core::node::Output;
+//!
+//! /// Answers every probe at once with success (a stand-in for a checker).
+//! struct Prober(Vec<(vrlb_core::node::CheckerId, u32)>);
+//! impl Extension for Prober {
+//!     fn name(&self) -> &str { "prober" }
+//!     fn output(&mut self, out: &Output, ctx: &mut Context<'_>) {
+//!         if let Output::Probe { checker, seq, .. } = *out {
+//!             ctx.handle(vrlb_core::node::Input::ProbeResult {
+//!                 checker, seq, result: vrlb_core::check::ProbeResult::Success,
+//!             });
+//!         }
+//!     }
+//! }
+//! ```
+//!
+//! Tokens: the daemon owns `mio::Token`s below [`TOKEN_SPAN`]; extension
+//! number `k` owns `(k + 1) * TOKEN_SPAN ..`; [`Context::register`] adds
+//! the offset, and [`Extension::ready`] receives the extension's own
+//! number back. Everything runs on the loop's thread: an extension must
+//! not block (use non-blocking sockets and deadlines).
+
+use std::collections::VecDeque;
+use std::io;
+
+use mio::{Interest, Registry, Token, event::Source};
+use vrlb_core::node::{Input, Node, Output};
+use vrlb_core::time::Instant;
+
+/// Tokens per owner.
+pub const TOKEN_SPAN: usize = 1 << 24;
+
+/// The node the daemon runs.
+pub type DaemonNode = Node<'static>;
+
+/// What an extension acts through while it is called.
+pub struct Context<'c> {
+    pub(crate) node: &'c mut DaemonNode,
+    pub(crate) now: Instant,
+    pub(crate) outputs: &'c mut VecDeque<Output>,
+    pub(crate) registry: &'c Registry,
+    pub(crate) token_base: usize,
+}
+
+impl Context<'_> {
+    /// The loop's current time (the core's clock: monotonic, from start).
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// The node, to read (instances, checkers, balancer, stats).
+    pub fn node(&self) -> &DaemonNode {
+        self.node
+    }
+
+    /// Feeds the node one input at the current time. Its outputs are
+    /// dispatched when the extension returns (the ones the daemon does not
+    /// handle come back to the extensions' [`Extension::output`]).
+    pub fn handle(&mut self, input: Input<'_>) {
+        self.node.handle(self.now, input);
+        while let Some(out) = self.node.poll_output() {
+            self.outputs.push_back(out);
+        }
+    }
+
+    /// Registers `source` under this extension's token `local`
+    /// (`local < TOKEN_SPAN`).
+    pub fn register(
+        &self,
+        source: &mut impl Source,
+        local: usize,
+        interest: Interest,
+    ) -> io::Result<()> {
+        assert!(local < TOKEN_SPAN, "extension token out of range");
+        self.registry
+            .register(source, Token(self.token_base + local), interest)
+    }
+
+    /// Changes a registration made with [`Context::register`].
+    pub fn reregister(
+        &self,
+        source: &mut impl Source,
+        local: usize,
+        interest: Interest,
+    ) -> io::Result<()> {
+        assert!(local < TOKEN_SPAN, "extension token out of range");
+        self.registry
+            .reregister(source, Token(self.token_base + local), interest)
+    }
+
+    /// Removes a registration.
+    pub fn deregister(&self, source: &mut impl Source) -> io::Result<()> {
+        self.registry.deregister(source)
+    }
+}
+
+/// A part of the daemon that runs on its loop. Every method has a default
+/// that does nothing.
+#[allow(unused_variables)]
+pub trait Extension {
+    /// For log lines.
+    fn name(&self) -> &str;
+
+    /// Once, after the node is built and before it starts: register file
+    /// descriptors here.
+    fn start(&mut self, ctx: &mut Context<'_>) -> io::Result<()> {
+        Ok(())
+    }
+
+    /// A descriptor registered as `local` is ready (`readable`/`writable`
+    /// as mio reports them).
+    fn ready(&mut self, local: usize, readable: bool, writable: bool, ctx: &mut Context<'_>) {}
+
+    /// A node output the daemon does not handle itself.
+    fn output(&mut self, out: &Output, ctx: &mut Context<'_>) {}
+
+    /// A node output the daemon handled (VRRP events, scripts): for
+    /// extensions that follow mastership or publish status.
+    fn observe(&mut self, out: &Output) {}
+
+    /// When to call [`Extension::handle_timeout`] next.
+    fn poll_timeout(&self) -> Option<Instant> {
+        None
+    }
+
+    /// The deadline from [`Extension::poll_timeout`] passed.
+    fn handle_timeout(&mut self, ctx: &mut Context<'_>) {}
+
+    /// The configuration was rebuilt (start or SIGHUP): the config
+    /// callbacks below were just called for every item it has.
+    fn reloaded(&mut self, ctx: &mut Context<'_>) {}
+
+    /// The daemon is stopping (after `Input::Shutdown` was handled).
+    fn shutdown(&mut self, ctx: &mut Context<'_>) {}
+
+    /// Build callback: a virtual server became these services.
+    fn virtual_server(
+        &mut self,
+        services: &[vrlb_core::lb::ServiceId],
+        vs: &vrlb_core::config::VirtualServer<'_>,
+    ) {
+    }
+
+    /// Build callback: a real server was added or updated.
+    fn real_server(
+        &mut self,
+        server: vrlb_core::node::ServerRef,
+        rs: &vrlb_core::config::RealServer<'_>,
+    ) {
+    }
+
+    /// Build callback: a checker was added or kept (what to probe).
+    fn checker(
+        &mut self,
+        id: vrlb_core::node::CheckerId,
+        server: vrlb_core::node::ServerRef,
+        conf: &vrlb_core::config::CheckerConf<'_>,
+    ) {
+    }
+}
+
+/// Which extension owns `token`, and its local number; `None` for the
+/// daemon's own tokens.
+pub fn owner(token: Token) -> Option<(usize, usize)> {
+    let k = token.0 / TOKEN_SPAN;
+    (k > 0).then(|| (k - 1, token.0 % TOKEN_SPAN))
+}
+
+/// The first token of extension `k`.
+pub fn token_base(k: usize) -> usize {
+    (k + 1) * TOKEN_SPAN
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_split_between_the_daemon_and_extensions() {
+        assert_eq!(owner(Token(5)), None);
+        assert_eq!(owner(Token(token_base(0) + 7)), Some((0, 7)));
+        assert_eq!(owner(Token(token_base(3))), Some((3, 0)));
+    }
+}

@@ -1,0 +1,978 @@
+//! `vrlb run`: the daemon. Reads keepalived.conf, builds a core [`Node`]
+//! from it, and runs one event loop (mio) that sleeps until a socket is
+//! readable, a signal arrives, or the earliest deadline (the node's, a
+//! child's timeout, an extension's) passes. Everything happens on that
+//! one thread: VRRP adverts in and out, VIPs through rtnetlink, GARP/NA
+//! through AF_PACKET, scripts as child processes, SIGHUP reload, SIGTERM
+//! shutdown. Other parts plug in as [`event_loop::Extension`]s.
+//!
+//! Start order: config parsed (errors exit before any network access),
+//! privileges checked, pid file, interfaces read, node built, VIPs left by
+//! a crashed run removed, sockets opened, link states fed, `Start`.
+
+pub mod addresses;
+pub mod announce;
+pub mod clock;
+pub mod env;
+pub mod event_loop;
+pub mod interfaces;
+pub mod logger;
+pub mod netlink;
+pub mod notify;
+pub mod packet_socket;
+pub mod pidfile;
+pub mod privileges;
+pub mod scripts;
+pub mod stats_file;
+pub mod vip_state;
+pub mod vrrp_socket;
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use log::{debug, error, info, warn};
+use mio::{Events, Interest, Poll, Token, unix::SourceFd};
+use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM};
+use signal_hook_mio::v1_0::Signals;
+use vrlb_core::config::{self, Kind, Options, Sink, VrrpInstance};
+use vrlb_core::node::build::{self, Counts};
+use vrlb_core::node::{
+    GroupSlot, IfaceId, Input, InstanceId, InstanceSlot, Node, NodeStorage, Output, ScriptId,
+    ScriptSlot, TimerEntry,
+};
+use vrlb_core::time::{Duration, Instant};
+use vrlb_core::vrrp;
+
+use crate::config_file::{FsIncluder, read_config};
+use addresses::{Addresses, Wanted};
+use clock::Clock;
+use env::{Env, InstanceInfo, ScriptInfo};
+use event_loop::{Context, DaemonNode, Extension, owner, token_base};
+use interfaces::{Change, Interfaces};
+use netlink::{Monitor, Rtnl, VipSpec};
+use packet_socket::PacketSocket;
+use scripts::{Job, Runner};
+use vip_state::VipState;
+use vrrp_socket::{Family, Receiver, Sender};
+
+/// How `vrlb run` was asked to run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// keepalived.conf.
+    pub config: PathBuf,
+    /// keepalived's `-i`.
+    pub config_id: Option<String>,
+    /// Where to write the pid (none: no pid file).
+    pub pid_file: Option<PathBuf>,
+    /// The record of VIPs added, for cleaning up after a crash.
+    pub state_file: PathBuf,
+    /// Where to write instance counters (none: not written).
+    pub stats_file: Option<PathBuf>,
+}
+
+/// Notify scripts are killed after this long (keepalived has no such
+/// limit; one hung script must not pile up forever).
+const NOTIFY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often counters are reported (log line on drops, stats file).
+const REPORT_INTERVAL: Duration = Duration::from_secs(1);
+/// Spare slots beyond what the configuration defines, so a reload can add
+/// some without a restart.
+const HEADROOM: usize = 16;
+
+const SIGNAL_TOKEN: Token = Token(0);
+const MONITOR_TOKEN: Token = Token(1);
+/// Receivers get tokens from here on.
+const FIRST_RECEIVER: usize = 16;
+
+/// The configuration text and what it holds, read before the node is
+/// touched.
+struct Loaded {
+    text: String,
+    counts: Counts,
+    vips: Vec<IpAddr>,
+}
+
+/// Collects every VIP a configuration lists (never chosen as a primary
+/// address).
+#[derive(Default)]
+struct VipList(Vec<IpAddr>);
+
+impl Sink for VipList {
+    fn vrrp_instance(&mut self, i: &VrrpInstance<'_>) -> Result<(), Kind> {
+        self.0
+            .extend(i.vips.iter().chain(i.excluded_vips.iter()).map(|v| v.addr));
+        Ok(())
+    }
+}
+
+fn load(path: &Path, config_id: Option<&str>) -> Result<Loaded, String> {
+    let text = read_config(path)?;
+    let name = path.display().to_string();
+    let options = Options { config_id };
+    let counts = build::count(&name, &text, &options, &mut FsIncluder::new(path))
+        .map_err(|d| d.to_string())?;
+    let mut vips = VipList::default();
+    config::parse(
+        &name,
+        &text,
+        &options,
+        &mut vips,
+        &mut FsIncluder::new(path),
+    )
+    .map_err(|d| d.to_string())?;
+    Ok(Loaded {
+        text,
+        counts,
+        vips: vips.0,
+    })
+}
+
+/// Slot counts the node was made with.
+#[derive(Debug, Clone, Copy)]
+struct Capacity {
+    instances: usize,
+    scripts: usize,
+    groups: usize,
+}
+
+fn leak<T: Clone>(n: usize, value: T) -> &'static mut [T] {
+    // The node lives as long as the process: its storage is never freed.
+    Box::leak(vec![value; n].into_boxed_slice())
+}
+
+fn new_node(counts: &Counts) -> (DaemonNode, Capacity) {
+    let cap = Capacity {
+        instances: counts.instances + HEADROOM,
+        scripts: counts.scripts + HEADROOM,
+        groups: counts.sync_groups + HEADROOM,
+    };
+    let timers = 2 * (cap.instances + cap.scripts) + 4;
+    let node = Node::new(NodeStorage {
+        instances: leak(cap.instances, InstanceSlot::default()),
+        scripts: leak(cap.scripts, ScriptSlot::default()),
+        groups: leak(cap.groups, GroupSlot::default()),
+        timers: leak(timers, TimerEntry::default()),
+    });
+    (node, cap)
+}
+
+/// Runs the daemon until SIGTERM or SIGINT. `Err` carries the one message
+/// to print when it cannot start.
+pub fn run(opts: RunOptions, extensions: Vec<Box<dyn Extension>>) -> Result<(), String> {
+    let loaded = load(&opts.config, opts.config_id.as_deref())?;
+    privileges::check()?;
+    let mut daemon = Daemon::start(opts, loaded, extensions)?;
+    daemon.run();
+    Ok(())
+}
+
+/// The running daemon.
+struct Daemon {
+    opts: RunOptions,
+    clock: Clock,
+    poll: Poll,
+    signals: Signals,
+    node: DaemonNode,
+    capacity: Capacity,
+    text: String,
+    ifaces: Interfaces,
+    rtnl: Rtnl,
+    monitor: Monitor,
+    receivers: HashMap<Token, (IfaceId, Family, Receiver)>,
+    next_token: usize,
+    senders: HashMap<(IfaceId, IpAddr), Sender>,
+    packet: PacketSocket,
+    addresses: Addresses,
+    instances: HashMap<InstanceId, InstanceInfo>,
+    scripts: HashMap<ScriptId, ScriptInfo>,
+    runner: Runner<ScriptId>,
+    extensions: Vec<Box<dyn Extension>>,
+    pending: VecDeque<Output>,
+    next_report: Instant,
+    reported_drops: HashMap<InstanceId, [u32; vrrp::Drop::ALL.len()]>,
+    stats_text: String,
+    stopping: bool,
+    _pid: Option<pidfile::PidFile>,
+}
+
+fn io_err(what: &str) -> impl Fn(std::io::Error) -> String + '_ {
+    move |e| {
+        if e.raw_os_error() == Some(libc::EPERM) || e.raw_os_error() == Some(libc::EACCES) {
+            format!("{what}: {e} (needs CAP_NET_RAW and CAP_NET_ADMIN)")
+        } else {
+            format!("{what}: {e}")
+        }
+    }
+}
+
+impl Daemon {
+    fn start(
+        opts: RunOptions,
+        loaded: Loaded,
+        extensions: Vec<Box<dyn Extension>>,
+    ) -> Result<Daemon, String> {
+        let pid = match &opts.pid_file {
+            Some(p) => Some(pidfile::PidFile::create(p)?),
+            None => None,
+        };
+        let mut rtnl = Rtnl::new().map_err(io_err("rtnetlink"))?;
+        let monitor = Monitor::new().map_err(io_err("rtnetlink monitor"))?;
+        let mut ifaces = Interfaces::default();
+        ifaces.load(
+            rtnl.links().map_err(io_err("listing interfaces"))?,
+            rtnl.addrs().map_err(io_err("listing addresses"))?,
+        );
+        let poll = Poll::new().map_err(io_err("epoll"))?;
+        let mut signals =
+            Signals::new([SIGTERM, SIGINT, SIGHUP, SIGCHLD]).map_err(io_err("signals"))?;
+        poll.registry()
+            .register(&mut signals, SIGNAL_TOKEN, Interest::READABLE)
+            .map_err(io_err("epoll"))?;
+        poll.registry()
+            .register(
+                &mut SourceFd(&std::os::fd::AsRawFd::as_raw_fd(&monitor)),
+                MONITOR_TOKEN,
+                Interest::READABLE,
+            )
+            .map_err(io_err("epoll"))?;
+        let packet = PacketSocket::open().map_err(io_err("AF_PACKET socket"))?;
+        let (node, capacity) = new_node(&loaded.counts);
+        let clock = Clock::new();
+        let mut daemon = Daemon {
+            addresses: Addresses::new(VipState::new(&opts.state_file)),
+            opts,
+            clock,
+            poll,
+            signals,
+            node,
+            capacity,
+            text: loaded.text,
+            ifaces,
+            rtnl,
+            monitor,
+            receivers: HashMap::new(),
+            next_token: FIRST_RECEIVER,
+            senders: HashMap::new(),
+            packet,
+            instances: HashMap::new(),
+            scripts: HashMap::new(),
+            runner: Runner::default(),
+            extensions,
+            pending: VecDeque::new(),
+            next_report: Instant::ZERO,
+            reported_drops: HashMap::new(),
+            stats_text: String::new(),
+            stopping: false,
+            _pid: pid,
+        };
+        daemon.build(&loaded.vips)?;
+
+        // A crash left VIPs behind: remove them before taking any.
+        let ifaces = &daemon.ifaces;
+        for line in daemon.addresses.clean_leftovers(&mut daemon.rtnl, |dev| {
+            ifaces.link_by_name(dev).map(|l| l.index)
+        }) {
+            warn!("{line}");
+        }
+        daemon.open_receivers();
+        for (id, info) in &daemon.instances {
+            let iface = daemon.node.instance_iface(*id);
+            if iface.is_some_and(|i| daemon.ifaces.link(i).is_none()) {
+                warn!(
+                    "{}: interface {} does not exist: FAULT until it appears",
+                    info.name, info.iface
+                );
+            }
+        }
+        let now = daemon.clock.now();
+        let ids: Vec<IfaceId> = daemon.ifaces.ids().collect();
+        for id in ids {
+            let up = daemon.ifaces.is_up(id);
+            daemon.node.handle(now, Input::Link { iface: id, up });
+        }
+        daemon.with_extensions(|e, ctx| {
+            if let Err(err) = e.start(ctx) {
+                error!("{}: cannot start: {err}", e.name());
+            }
+            e.reloaded(ctx);
+        });
+        daemon.node.handle(now, Input::Start);
+        daemon.drain();
+        info!(
+            "vrlb started: {} instance(s) from {}",
+            daemon.instances.len(),
+            daemon.opts.config.display()
+        );
+        Ok(daemon)
+    }
+
+    /// Builds (or rebuilds) the node from `self.text`. `vips` are never
+    /// chosen as primary addresses.
+    fn build(&mut self, vips: &[IpAddr]) -> Result<(), String> {
+        let mut exclude: Vec<IpAddr> = vips.to_vec();
+        exclude.extend(
+            self.instances
+                .values()
+                .flat_map(|i| i.vips.iter().map(|v| v.addr)),
+        );
+        exclude.extend(self.addresses.all().map(|w| w.spec.addr));
+        let path = self.opts.config.clone();
+        let name = path.display().to_string();
+        let options = Options {
+            config_id: self.opts.config_id.as_deref(),
+        };
+        let mut exts = std::mem::take(&mut self.extensions);
+        let mut env = Env::new(&mut self.ifaces, &exclude, &mut exts);
+        let result = build::build(
+            &mut self.node,
+            &mut env,
+            &name,
+            &self.text,
+            &options,
+            &mut FsIncluder::new(&path),
+        );
+        let Env {
+            instances,
+            scripts,
+            removed,
+            warnings,
+            ..
+        } = env;
+        self.extensions = exts;
+        for w in warnings {
+            warn!("{w}");
+        }
+        result.map_err(|d| d.to_string())?;
+        for id in removed {
+            debug!("instance #{} removed", id.0);
+            self.reported_drops.remove(&id);
+        }
+        self.instances = instances;
+        self.scripts = scripts;
+        Ok(())
+    }
+
+    /// Opens a receiver for every (interface, family) an instance uses
+    /// and that exists.
+    fn open_receivers(&mut self) {
+        let mut wanted: Vec<(IfaceId, Family)> = Vec::new();
+        for (id, inst) in self.node.instances() {
+            let Some(iface) = self.node.instance_iface(id) else {
+                continue;
+            };
+            let family = match inst.config().family {
+                vrrp::Family::V4 => Family::V4,
+                vrrp::Family::V6 => Family::V6,
+            };
+            if !wanted.contains(&(iface, family)) {
+                wanted.push((iface, family));
+            }
+        }
+        for (iface, family) in wanted {
+            if self
+                .receivers
+                .values()
+                .any(|(i, f, _)| *i == iface && *f == family)
+            {
+                continue;
+            }
+            let Some(link) = self.ifaces.link(iface) else {
+                continue;
+            };
+            match Receiver::open(family, &link.name, link.index) {
+                Ok(mut rx) => {
+                    let token = Token(self.next_token);
+                    self.next_token += 1;
+                    let fd = std::os::fd::AsRawFd::as_raw_fd(&rx);
+                    if let Err(e) =
+                        self.poll
+                            .registry()
+                            .register(&mut SourceFd(&fd), token, Interest::READABLE)
+                    {
+                        error!("{}: cannot watch the VRRP socket: {e}", link.name);
+                        continue;
+                    }
+                    // Drain anything that arrived before registration.
+                    while let Ok(Some(_)) = rx.recv() {}
+                    self.receivers.insert(token, (iface, family, rx));
+                }
+                Err(e) => error!(
+                    "{}: cannot open the VRRP {:?} socket: {}",
+                    link.name,
+                    family,
+                    io_err("socket")(e)
+                ),
+            }
+        }
+    }
+
+    /// Forgets the sockets of an interface that went away.
+    fn close_sockets(&mut self, iface: IfaceId) {
+        let tokens: Vec<Token> = self
+            .receivers
+            .iter()
+            .filter(|(_, (i, _, _))| *i == iface)
+            .map(|(t, _)| *t)
+            .collect();
+        for t in tokens {
+            if let Some((_, _, rx)) = self.receivers.remove(&t) {
+                let fd = std::os::fd::AsRawFd::as_raw_fd(&rx);
+                let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
+            }
+        }
+        self.senders.retain(|(i, _), _| *i != iface);
+    }
+
+    fn run(&mut self) {
+        let mut events = Events::with_capacity(64);
+        loop {
+            let deadline = self.next_deadline();
+            let timeout = deadline.map(|d| self.clock.until(d));
+            if let Err(e) = self.poll.poll(&mut events, timeout)
+                && e.kind() != std::io::ErrorKind::Interrupted
+            {
+                error!("epoll: {e}");
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            for event in events.iter() {
+                match event.token() {
+                    SIGNAL_TOKEN => self.signals(),
+                    MONITOR_TOKEN => self.netlink_events(),
+                    token => match owner(token) {
+                        Some((k, local)) => {
+                            let (r, w) = (event.is_readable(), event.is_writable());
+                            self.with_extension(k, |e, ctx| e.ready(local, r, w, ctx));
+                            self.drain();
+                        }
+                        None => self.receive(token),
+                    },
+                }
+                if self.stopping {
+                    break;
+                }
+            }
+            if self.stopping {
+                self.shutdown();
+                return;
+            }
+            self.timers();
+        }
+    }
+
+    /// The earliest of every deadline.
+    fn next_deadline(&self) -> Option<Instant> {
+        [
+            self.node.poll_timeout(),
+            self.runner.next_deadline(),
+            Some(self.next_report),
+        ]
+        .into_iter()
+        .chain(self.extensions.iter().map(|e| e.poll_timeout()))
+        .flatten()
+        .min()
+    }
+
+    fn timers(&mut self) {
+        let now = self.clock.now();
+        // A step may leave timers due when the output queue is full: the
+        // node asks to be called again, so loop (bounded).
+        for _ in 0..64 {
+            if self.node.poll_timeout().is_none_or(|t| t > now) {
+                break;
+            }
+            self.node.handle_timeout(now);
+            self.drain();
+        }
+        if self.runner.next_deadline().is_some_and(|t| t <= now) {
+            self.reap();
+        }
+        for k in 0..self.extensions.len() {
+            if self.extensions[k].poll_timeout().is_some_and(|t| t <= now) {
+                self.with_extension(k, |e, ctx| e.handle_timeout(ctx));
+                self.drain();
+            }
+        }
+        if now >= self.next_report {
+            self.next_report = now + REPORT_INTERVAL;
+            self.report();
+        }
+    }
+
+    fn signals(&mut self) {
+        let pending: Vec<i32> = self.signals.pending().collect();
+        for signal in pending {
+            match signal {
+                SIGTERM | SIGINT => {
+                    info!("signal {signal}: shutting down");
+                    self.stopping = true;
+                }
+                SIGHUP => self.reload(),
+                SIGCHLD => self.reap(),
+                _ => {}
+            }
+        }
+    }
+
+    fn reload(&mut self) {
+        info!("SIGHUP: reloading {}", self.opts.config.display());
+        let loaded = match load(&self.opts.config, self.opts.config_id.as_deref()) {
+            Ok(l) => l,
+            Err(e) => {
+                error!("{e}");
+                error!("reload refused: the running configuration stays");
+                return;
+            }
+        };
+        let c = &loaded.counts;
+        if c.instances > self.capacity.instances
+            || c.scripts > self.capacity.scripts
+            || c.sync_groups > self.capacity.groups
+        {
+            error!(
+                "reload refused: the new configuration has more instances, scripts or sync \
+                 groups than this run has room for ({} / {} / {}): restart vrlb",
+                self.capacity.instances, self.capacity.scripts, self.capacity.groups
+            );
+            return;
+        }
+        let old_text = std::mem::replace(&mut self.text, loaded.text);
+        let known = self.ifaces.ids().count();
+        if let Err(e) = self.build(&loaded.vips) {
+            // The parse passed, so this is a semantic error met half way:
+            // rebuild what ran before.
+            error!("{e}");
+            error!("reload refused: the running configuration stays");
+            self.text = old_text;
+            if let Err(e) = self.build(&[]) {
+                error!("restoring the previous configuration failed: {e}");
+            }
+        }
+        self.after_build(known);
+        info!("reloaded: {} instance(s)", self.instances.len());
+    }
+
+    /// Sockets and link states for what a build added (interfaces
+    /// numbered from `known` on are new).
+    fn after_build(&mut self, known: usize) {
+        self.open_receivers();
+        let now = self.clock.now();
+        let new: Vec<IfaceId> = self.ifaces.ids().skip(known).collect();
+        for id in new {
+            let up = self.ifaces.is_up(id);
+            if self.ifaces.link(id).is_none() {
+                warn!(
+                    "interface {} does not exist: FAULT until it appears",
+                    self.ifaces.name(id)
+                );
+            }
+            self.node.handle(now, Input::Link { iface: id, up });
+        }
+        self.with_extensions(|e, ctx| e.reloaded(ctx));
+        self.drain();
+    }
+
+    fn netlink_events(&mut self) {
+        let mut events = Vec::new();
+        if let Err(e) = self.monitor.read(&mut events) {
+            error!("rtnetlink monitor: {e}");
+        }
+        let mut links: Vec<(IfaceId, bool)> = Vec::new();
+        let mut rebuild = false;
+        for ev in &events {
+            if *ev == netlink::Event::Overrun {
+                warn!("rtnetlink events were lost: reading every interface again");
+                match (self.rtnl.links(), self.rtnl.addrs()) {
+                    (Ok(l), Ok(a)) => self.ifaces.load(l, a),
+                    (Err(e), _) | (_, Err(e)) => error!("rtnetlink: {e}"),
+                }
+                for id in self.ifaces.ids() {
+                    links.push((id, self.ifaces.is_up(id)));
+                }
+                rebuild = true;
+                continue;
+            }
+            match self.ifaces.apply(ev) {
+                Some(Change::Link { id, up }) => {
+                    info!(
+                        "interface {} is {}",
+                        self.ifaces.name(id),
+                        if up { "up" } else { "down" }
+                    );
+                    links.push((id, up));
+                }
+                Some(Change::Presence { id, present }) => {
+                    if present {
+                        info!("interface {} appeared", self.ifaces.name(id));
+                        rebuild = true;
+                    } else {
+                        warn!("interface {} disappeared", self.ifaces.name(id));
+                        self.close_sockets(id);
+                    }
+                    links.push((id, present && self.ifaces.is_up(id)));
+                }
+                Some(Change::Addresses { id }) => {
+                    // An instance that had no address to send from gets one.
+                    let unspecified = self.node.instances().any(|(i, inst)| {
+                        self.node.instance_iface(i) == Some(id)
+                            && inst.config().primary_addr.is_unspecified()
+                    });
+                    rebuild |= unspecified;
+                }
+                None => {}
+            }
+        }
+        if rebuild {
+            let known = self.ifaces.ids().count();
+            if let Err(e) = self.build(&[]) {
+                error!("rebuilding after an interface change: {e}");
+            }
+            self.after_build(known);
+        }
+        let now = self.clock.now();
+        for (iface, up) in links {
+            self.node.handle(now, Input::Link { iface, up });
+            self.drain();
+        }
+    }
+
+    /// Reads every advert waiting on receiver `token` into the node.
+    fn receive(&mut self, token: Token) {
+        loop {
+            let now = self.clock.now();
+            let Some((iface, _, rx)) = self.receivers.get_mut(&token) else {
+                return;
+            };
+            let iface = *iface;
+            match rx.recv() {
+                Ok(Some(m)) => self.node.handle(
+                    now,
+                    Input::Advert {
+                        iface,
+                        src: m.src,
+                        dst: m.dst,
+                        ttl: m.ttl,
+                        payload: m.payload,
+                    },
+                ),
+                Ok(None) => return,
+                Err(e) => {
+                    warn!("{}: VRRP receive: {e}", self.ifaces.name(iface));
+                    return;
+                }
+            }
+            self.drain();
+        }
+    }
+
+    fn reap(&mut self) {
+        let now = self.clock.now();
+        let mut results = Vec::new();
+        self.runner.reap(now, |job, ok| match job {
+            Job::Check(script) => results.push((script, ok)),
+            Job::Notify(what) if !ok => warn!("{what}: failed or timed out"),
+            Job::Notify(_) => {}
+        });
+        for (script, success) in results {
+            self.node
+                .handle(now, Input::ScriptResult { script, success });
+            self.drain();
+        }
+    }
+
+    /// Dispatches every output waiting (from the node or extensions).
+    fn drain(&mut self) {
+        loop {
+            let out = match self.pending.pop_front() {
+                Some(o) => o,
+                None => match self.node.poll_output() {
+                    Some(o) => o,
+                    None => return,
+                },
+            };
+            self.dispatch(out);
+        }
+    }
+
+    fn dispatch(&mut self, out: Output) {
+        let handled = match out {
+            Output::Vrrp { instance, event } => {
+                self.vrrp(instance, event);
+                true
+            }
+            Output::RunScript { script, timeout } => {
+                self.run_script(script, timeout);
+                true
+            }
+            Output::ScriptChanged { script, up } => {
+                let name = self.scripts.get(&script).map_or("?", |s| s.name.as_str());
+                info!(
+                    "vrrp_script {name}: {}",
+                    if up { "succeeded: up" } else { "failed: down" }
+                );
+                true
+            }
+            _ => false,
+        };
+        if handled {
+            for e in &mut self.extensions {
+                e.observe(&out);
+            }
+        } else if self.extensions.is_empty() {
+            debug!("no extension handles {out:?}");
+        } else {
+            self.with_extensions(|e, ctx| e.output(&out, ctx));
+        }
+    }
+
+    fn run_script(&mut self, script: ScriptId, timeout: Duration) {
+        let now = self.clock.now();
+        let spawned = match self.scripts.get(&script) {
+            Some(info) => self
+                .runner
+                .spawn(now, &info.command, &[], timeout, Job::Check(script))
+                .map_err(|e| format!("vrrp_script {}: {e}", info.name)),
+            None => Err(format!("vrrp_script #{}: no command", script.0)),
+        };
+        if let Err(e) = spawned {
+            warn!("{e}");
+            self.node.handle(
+                now,
+                Input::ScriptResult {
+                    script,
+                    success: false,
+                },
+            );
+        }
+    }
+
+    fn instance_name(&self, id: InstanceId) -> String {
+        self.instances
+            .get(&id)
+            .map_or_else(|| format!("instance #{}", id.0), |i| i.name.clone())
+    }
+
+    fn vrrp(&mut self, id: InstanceId, event: vrrp::Output) {
+        match event {
+            vrrp::Output::Advert { priority } => self.send_advert(id, priority),
+            vrrp::Output::AddVips => {
+                let wanted = self.wanted_vips(id);
+                for line in self.addresses.hold(&mut self.rtnl, id, wanted) {
+                    warn!("{}: {line}", self.instance_name(id));
+                }
+            }
+            vrrp::Output::RemoveVips => {
+                for line in self.addresses.release(&mut self.rtnl, id) {
+                    warn!("{}: {line}", self.instance_name(id));
+                }
+            }
+            vrrp::Output::Garp { repeat } => self.announce(id, repeat),
+            vrrp::Output::StateChanged { from, to, reason } => {
+                let name = self.instance_name(id);
+                info!("{name}: {from} -> {to} ({reason:?})");
+                let priority = self.node.instance(id).map_or(0, |i| i.effective_priority());
+                let Some(notify) = self.instances.get(&id).map(|i| i.notify.clone()) else {
+                    return;
+                };
+                let now = self.clock.now();
+                for (line, args) in notify::commands(&notify, &name, to, priority) {
+                    let job = Job::Notify(format!("{name}: notify '{line}'"));
+                    if let Err(e) = self.runner.spawn(now, &line, &args, NOTIFY_TIMEOUT, job) {
+                        warn!("{name}: notify: {e}");
+                    }
+                }
+            }
+        }
+    }
+
+    fn send_advert(&mut self, id: InstanceId, priority: u8) {
+        let (Some(inst), Some(iface)) = (self.node.instance(id), self.node.instance_iface(id))
+        else {
+            return;
+        };
+        let src = inst.config().primary_addr;
+        if src.is_unspecified() {
+            debug!(
+                "{}: no address to send adverts from",
+                self.instance_name(id)
+            );
+            return;
+        }
+        let destinations: Vec<IpAddr> = inst.advert_destinations().collect();
+        let mut buf = [0u8; 1500];
+        for dst in destinations {
+            let Some(len) = self.node.emit_advert(id, priority, src, dst, &mut buf) else {
+                warn!("{}: advert does not fit", self.instance_name(id));
+                continue;
+            };
+            if !self.senders.contains_key(&(iface, src)) {
+                let Some(link) = self.ifaces.link(iface) else {
+                    return;
+                };
+                match Sender::open(&link.name, link.index, src) {
+                    Ok(s) => {
+                        self.senders.insert((iface, src), s);
+                    }
+                    Err(e) => {
+                        warn!("{}: cannot send from {src}: {e}", link.name);
+                        return;
+                    }
+                }
+            }
+            if let Some(sender) = self.senders.get(&(iface, src))
+                && let Err(e) = sender.send(dst, &buf[..len])
+            {
+                warn!("{}: advert to {dst}: {e}", self.instance_name(id));
+                self.senders.remove(&(iface, src));
+            }
+        }
+    }
+
+    /// Every VIP `id` should hold, as rtnetlink requests.
+    fn wanted_vips(&self, id: InstanceId) -> Vec<Wanted> {
+        let (Some(inst), Some(info)) = (self.node.instance(id), self.instances.get(&id)) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for addr in inst.vips() {
+            let Some(vip) = info.vip(*addr) else {
+                continue;
+            };
+            let Some(link) = self.ifaces.link_by_name(&vip.dev) else {
+                warn!("{}: {addr}: device {} does not exist", info.name, vip.dev);
+                continue;
+            };
+            let scope = match vip.scope.as_deref() {
+                None => 0,
+                Some(s) => netlink::scope_number(s).unwrap_or_else(|| {
+                    warn!("{}: {addr}: unknown scope '{s}': using global", info.name);
+                    0
+                }),
+            };
+            out.push(Wanted {
+                spec: VipSpec {
+                    addr: *addr,
+                    prefix_len: vip.prefix_len,
+                    index: link.index,
+                    label: vip.label.clone(),
+                    scope,
+                    broadcast: vip.broadcast,
+                },
+                dev: vip.dev.clone(),
+            });
+        }
+        out
+    }
+
+    /// GARP (IPv4) or unsolicited NA (IPv6), `repeat` times per VIP.
+    fn announce(&mut self, id: InstanceId, repeat: u8) {
+        let (Some(inst), Some(info)) = (self.node.instance(id), self.instances.get(&id)) else {
+            return;
+        };
+        for addr in inst.vips() {
+            let Some(vip) = info.vip(*addr) else {
+                continue;
+            };
+            let Some(link) = self.ifaces.link_by_name(&vip.dev) else {
+                continue;
+            };
+            let Some(mac) = link.mac else {
+                continue;
+            };
+            let frame = match *addr {
+                IpAddr::V4(a) => announce::garp(mac, a),
+                IpAddr::V6(a) => {
+                    let Some(IpAddr::V6(src)) = self.ifaces.link_local(link.index) else {
+                        debug!("{}: no link-local address for NA", link.name);
+                        continue;
+                    };
+                    announce::unsolicited_na(mac, src, a)
+                }
+            };
+            for _ in 0..repeat {
+                if let Err(e) = self.packet.send(link.index, &frame) {
+                    warn!("{}: gratuitous ARP/NA for {addr}: {e}", link.name);
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Logs new drops, writes the stats file.
+    fn report(&mut self) {
+        let mut text = String::new();
+        for (id, inst) in self.node.instances() {
+            let name = self
+                .instances
+                .get(&id)
+                .map_or_else(|| format!("#{}", id.0), |i| i.name.clone());
+            let stats = inst.stats();
+            let last = self.reported_drops.entry(id).or_default();
+            let news: Vec<String> = vrrp::Drop::ALL
+                .iter()
+                .zip(stats.dropped.iter().zip(last.iter()))
+                .filter(|(_, (now, before))| now > before)
+                .map(|(reason, (now, before))| format!("{} {}", now - before, reason.name()))
+                .collect();
+            if !news.is_empty() {
+                info!("{name}: adverts dropped: {}", news.join(", "));
+            }
+            *last = stats.dropped;
+            text.push_str(&stats_file::line(
+                &name,
+                inst.state(),
+                inst.effective_priority(),
+                stats,
+            ));
+            text.push('\n');
+        }
+        if let Some(path) = &self.opts.stats_file
+            && text != self.stats_text
+        {
+            if let Err(e) = stats_file::write(path, &text) {
+                warn!("{}: {e}", path.display());
+            }
+            self.stats_text = text;
+        }
+    }
+
+    fn shutdown(&mut self) {
+        let now = self.clock.now();
+        self.node.handle(now, Input::Shutdown);
+        self.drain();
+        self.with_extensions(|e, ctx| e.shutdown(ctx));
+        self.drain();
+        for line in self.addresses.release_all(&mut self.rtnl) {
+            warn!("{line}");
+        }
+        self.report();
+        // Give notify_stop scripts a moment before the process goes.
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        while self.runner.running() > 0 && std::time::Instant::now() < until {
+            self.reap();
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        info!("vrlb stopped");
+    }
+
+    fn with_extension(&mut self, k: usize, f: impl FnOnce(&mut dyn Extension, &mut Context<'_>)) {
+        let now = self.clock.now();
+        let Some(e) = self.extensions.get_mut(k) else {
+            return;
+        };
+        let mut ctx = Context {
+            node: &mut self.node,
+            now,
+            outputs: &mut self.pending,
+            registry: self.poll.registry(),
+            token_base: token_base(k),
+        };
+        f(e.as_mut(), &mut ctx);
+    }
+
+    fn with_extensions(&mut self, mut f: impl FnMut(&mut dyn Extension, &mut Context<'_>)) {
+        for k in 0..self.extensions.len() {
+            self.with_extension(k, &mut f);
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! Which notify scripts a state change runs, with keepalived's arguments
+//! (keepalived.conf(5), "notify"): `notify_master`, `notify_backup`,
+//! `notify_fault` and `notify_stop` as written; `notify` with
+//! `INSTANCE NAME STATE PRIORITY` appended. Pure.
+
+use vrlb_core::vrrp::State;
+
+use super::env::NotifyInfo;
+
+/// keepalived's state word for `to`: INIT after a shutdown is STOP.
+pub fn state_word(to: State) -> &'static str {
+    match to {
+        State::Init => "STOP",
+        s => s.name(),
+    }
+}
+
+/// The command lines to run (each with its extra arguments) when instance
+/// `name` moves to `to` with `priority`.
+pub fn commands(
+    notify: &NotifyInfo,
+    name: &str,
+    to: State,
+    priority: u8,
+) -> Vec<(String, Vec<String>)> {
+    let specific = match to {
+        State::Master => &notify.master,
+        State::Backup => &notify.backup,
+        State::Fault => &notify.fault,
+        State::Init => &notify.stop,
+    };
+    let mut out = Vec::new();
+    if let Some(line) = specific {
+        out.push((line.clone(), Vec::new()));
+    }
+    if let Some(line) = &notify.any {
+        out.push((
+            line.clone(),
+            vec![
+                "INSTANCE".to_string(),
+                name.to_string(),
+                state_word(to).to_string(),
+                priority.to_string(),
+            ],
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specific_script_then_generic_with_keepalived_arguments() {
+        let n = NotifyInfo {
+            master: Some("/etc/m.sh up".into()),
+            stop: Some("/etc/s.sh".into()),
+            any: Some("/etc/n.sh".into()),
+            ..NotifyInfo::default()
+        };
+        assert_eq!(
+            commands(&n, "VI_1", State::Master, 150),
+            [
+                ("/etc/m.sh up".to_string(), vec![]),
+                (
+                    "/etc/n.sh".to_string(),
+                    vec![
+                        "INSTANCE".into(),
+                        "VI_1".into(),
+                        "MASTER".into(),
+                        "150".into()
+                    ]
+                ),
+            ]
+        );
+        let stop = commands(&n, "VI_1", State::Init, 100);
+        assert_eq!(stop[0].0, "/etc/s.sh");
+        assert_eq!(stop[1].1[2], "STOP");
+        assert_eq!(commands(&n, "VI_1", State::Backup, 1).len(), 1);
+        assert!(commands(&NotifyInfo::default(), "x", State::Fault, 1).is_empty());
+    }
+}
