@@ -4,7 +4,8 @@
 //! - new-flow classify with wlc at 4096 and at 16 servers: the tournament
 //!   tree against the kernel's linear scan (`lb::reference`, same balancer);
 //! - established-flow classify with 1 million tracked connections against
-//!   the same lookup in a `hashbrown::HashMap` with a keyed foldhash.
+//!   the same lookup in a `hashbrown::HashMap` with a keyed foldhash, one
+//!   packet per call and 32 per `classify_batch` call (against 32 gets).
 //!
 //! Run: `cargo bench -p vrlb-benches --bench lb_classify`
 
@@ -143,6 +144,22 @@ fn established(c: &mut Criterion) {
             black_box(b.classify(now, &Flow::tcp(src, port, VIP, 80, TcpFlags::ACK)))
         })
     });
+    // The same probes, 32 packets per call (what a driver reading a ring
+    // of packets hands in).
+    let mut k = 0u64;
+    let mut flows = [Flow::tcp(VIP, 0, VIP, 80, TcpFlags::ACK); 32];
+    let mut verdicts = [Verdict::NotVirtual; 32];
+    g.bench_function("vrlb_classify_batch_x32", |bench| {
+        bench.iter(|| {
+            for f in flows.iter_mut() {
+                k += 1;
+                let (src, port) = client(probe(k));
+                *f = Flow::tcp(src, port, VIP, 80, TcpFlags::ACK);
+            }
+            b.classify_batch(now, &flows, &mut verdicts);
+            black_box(&verdicts);
+        })
+    });
     // Baseline: hashbrown with a keyed foldhash, key -> (server, state, expiry).
     let hasher = foldhash::fast::FixedState::with_seed(7);
     let mut map: hashbrown::HashMap<Key, (u16, u8, u32), _> =
@@ -165,6 +182,15 @@ fn established(c: &mut Criterion) {
         bench.iter(|| {
             k += 1;
             black_box(map.get(&key(probe(k))).copied())
+        })
+    });
+    let mut k = 0u64;
+    g.bench_function("hashbrown_get_x32", |bench| {
+        bench.iter(|| {
+            for _ in 0..32 {
+                k += 1;
+                black_box(map.get(&key(probe(k))).copied());
+            }
         })
     });
     g.finish();

@@ -1,6 +1,7 @@
 //! vrlb on Linux: runs vrlb-core for real with raw sockets, netlink and
 //! AF_PACKET.
 
+pub mod anycast;
 pub mod check;
 pub mod config_file;
 pub mod daemon;

@@ -1,3 +1,4 @@
 //! Helpers shared by vrlb's integration tests.
 
 pub mod netns;
+pub mod vrrp_lab;

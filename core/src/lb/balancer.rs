@@ -22,6 +22,9 @@ use super::storage::{CONNECTIONS_MAX, Layout, SERVERS_PER_SERVICE_MAX, Storage};
 use super::tcp::{TcpState, next_state};
 use crate::time::Instant;
 
+/// Packets [`Balancer::classify_batch`] looks up together.
+pub const CLASSIFY_BATCH: usize = 32;
+
 /// What a new flow gets when the connection table has no free slot.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -170,12 +173,12 @@ pub struct ServerInfo {
 }
 
 /// Services, servers, scheduler tables: everything but the connections.
-struct Pools<'a> {
-    services: &'a mut [ServiceSlot],
-    servers: &'a mut [ServerSlot],
+pub(super) struct Pools<'a> {
+    pub(super) services: &'a mut [ServiceSlot],
+    pub(super) servers: &'a mut [ServerSlot],
     tree: &'a mut [u16],
     mh: &'a mut [u16],
-    sps: usize,
+    pub(super) sps: usize,
     tree_stride: usize,
     mh_stride: usize,
     tree_on: bool,
@@ -183,7 +186,7 @@ struct Pools<'a> {
 
 impl Pools<'_> {
     #[inline]
-    fn view(&mut self, svc: u16) -> View<'_> {
+    pub(super) fn view(&mut self, svc: u16) -> View<'_> {
         let i = svc as usize;
         View {
             svc: &mut self.services[i],
@@ -195,7 +198,7 @@ impl Pools<'_> {
     }
 
     #[inline]
-    fn split(&self, server: u16) -> (u16, u16) {
+    pub(super) fn split(&self, server: u16) -> (u16, u16) {
         (
             (server as usize / self.sps) as u16,
             (server as usize % self.sps) as u16,
@@ -204,7 +207,7 @@ impl Pools<'_> {
 
     /// A connection or template was bound to `server` (ip_vs_bind_dest).
     #[inline]
-    fn bind(&mut self, server: u16, template: bool, inactive: bool) {
+    pub(super) fn bind(&mut self, server: u16, template: bool, inactive: bool) {
         let s = &mut self.servers[server as usize];
         if template {
             s.persist += 1;
@@ -221,7 +224,7 @@ impl Pools<'_> {
     /// The reverse (ip_vs_unbind_dest); frees a removed server's slot when
     /// nothing points to it any more.
     #[inline]
-    fn unbind(&mut self, server: u16, template: bool, inactive: bool) {
+    pub(super) fn unbind(&mut self, server: u16, template: bool, inactive: bool) {
         let s = &mut self.servers[server as usize];
         if template {
             s.persist -= 1;
@@ -241,13 +244,15 @@ impl Pools<'_> {
 
 /// The load balancer over caller-provided [`Storage`].
 pub struct Balancer<'a> {
-    cfg: LbConfig,
+    pub(super) cfg: LbConfig,
     layout: Layout,
-    pools: Pools<'a>,
-    table: ConnTable<'a>,
+    pub(super) pools: Pools<'a>,
+    pub(super) table: ConnTable<'a>,
     seq: u64,
-    now: Instant,
-    stats: Stats,
+    pub(super) now: Instant,
+    pub(super) stats: Stats,
+    #[cfg(feature = "sync")]
+    pub(super) journal: super::sync::Journal<'a>,
 }
 
 fn check(part: &'static str, need: usize, got: usize) -> Result<(), LbError> {
@@ -310,6 +315,8 @@ impl<'a> Balancer<'a> {
             seq: 0,
             now,
             stats: Stats::default(),
+            #[cfg(feature = "sync")]
+            journal: super::sync::Journal::empty(),
         })
     }
 
@@ -338,7 +345,7 @@ impl<'a> Balancer<'a> {
         self.table.live
     }
 
-    fn clamp(&mut self, now: Instant) -> Instant {
+    pub(super) fn clamp(&mut self, now: Instant) -> Instant {
         self.now = self.now.max(now);
         self.now
     }
@@ -510,11 +517,17 @@ impl<'a> Balancer<'a> {
 
     // ----- real servers ----------------------------------------------------
 
-    fn global(&self, svc: u16, local: u16) -> u16 {
+    pub(super) fn global(&self, svc: u16, local: u16) -> u16 {
         (svc as usize * self.pools.sps + local as usize) as u16
     }
 
-    fn find_local(&self, svc: u16, addr: IpAddr, port: u16, state: SlotState) -> Option<u16> {
+    pub(super) fn find_local(
+        &self,
+        svc: u16,
+        addr: IpAddr,
+        port: u16,
+        state: SlotState,
+    ) -> Option<u16> {
         let sps = self.pools.sps;
         self.pools.servers[svc as usize * sps..(svc as usize + 1) * sps]
             .iter()
@@ -757,7 +770,7 @@ impl<'a> Balancer<'a> {
     /// Runs the expiry pass up to `now_tick`: connections first, then
     /// templates (so a template whose last connection expires in the same
     /// pass goes too).
-    fn expire(&mut self, now_tick: u64) {
+    pub(super) fn expire(&mut self, now_tick: u64) {
         if !self.table.behind(now_tick) {
             return;
         }
@@ -778,13 +791,18 @@ impl<'a> Balancer<'a> {
                 // ip_vs_conn.c expire_later: kept for 60 s more.
                 self.table.slots[s as usize].flags |= F_LATE;
                 self.table.rearm(s, (now_tick + ticks_for_secs(60)) as u32);
+                // ip_vs_conn.c syncs a template when it is kept for later.
+                #[cfg(feature = "sync")]
+                if self.journal.on {
+                    self.sync_note(s);
+                }
             } else {
                 self.free_template(s);
             }
         }
     }
 
-    fn expire_conn(&mut self, s: u32) {
+    pub(super) fn expire_conn(&mut self, s: u32) {
         let slot = self.table.slots[s as usize];
         self.pools
             .unbind(slot.server, false, slot.flags & F_INACTIVE != 0);
@@ -795,7 +813,7 @@ impl<'a> Balancer<'a> {
         self.stats.conns_expired += 1;
     }
 
-    fn free_template(&mut self, s: u32) {
+    pub(super) fn free_template(&mut self, s: u32) {
         let server = self.table.slots[s as usize].server;
         self.pools.unbind(server, true, false);
         self.table.remove(s);
@@ -803,7 +821,7 @@ impl<'a> Balancer<'a> {
 
     // ----- the fast path -----------------------------------------------------
 
-    fn timeout_s(&self, proto: u8, state: u8) -> u32 {
+    pub(super) fn timeout_s(&self, proto: u8, state: u8) -> u32 {
         match proto {
             6 => TcpState::from_u8(state).default_timeout_s(),
             17 => self.cfg.udp_timeout_s,
@@ -811,7 +829,7 @@ impl<'a> Balancer<'a> {
         }
     }
 
-    fn lookup_service(&self, flow: &Flow) -> Option<u16> {
+    pub(super) fn lookup_service(&self, flow: &Flow) -> Option<u16> {
         let mut port_zero = None;
         for (i, s) in self.pools.services.iter().enumerate() {
             if !s.in_use {
@@ -861,7 +879,66 @@ impl<'a> Balancer<'a> {
         self.expire(now_tick);
         let key = conn_key(flow);
         let hash = self.table.hash(&key);
-        if let Some(s) = self.table.find(hash, &key) {
+        let found = self.table.find(hash, &key);
+        self.classify_found(now_tick, flow, &key, hash, found)
+    }
+
+    /// [`Self::classify`] for each of `flows` in order, all at `now`, the
+    /// verdicts written to `verdicts` (as many as the shorter slice holds).
+    /// Same decisions as calling `classify` one flow at a time; faster on
+    /// a large table because the hash-index and slot reads of up to
+    /// [`CLASSIFY_BATCH`] packets are issued independently, so their cache
+    /// misses overlap instead of queueing one after another (the bulk
+    /// lookup of DPDK's rte_hash).
+    pub fn classify_batch(&mut self, now: Instant, flows: &[Flow], verdicts: &mut [Verdict]) {
+        if flows.is_empty() || verdicts.is_empty() {
+            return;
+        }
+        let now = self.clamp(now);
+        let now_tick = tick_of(now.as_micros());
+        self.expire(now_tick);
+        for (flows, out) in flows
+            .chunks(CLASSIFY_BATCH)
+            .zip(verdicts.chunks_mut(CLASSIFY_BATCH))
+        {
+            let n = flows.len().min(out.len());
+            let mut keys = [Key::EMPTY; CLASSIFY_BATCH];
+            let mut hashes = [0u32; CLASSIFY_BATCH];
+            let mut hints = [NIL; CLASSIFY_BATCH];
+            // Index reads: independent of each other.
+            for i in 0..n {
+                keys[i] = conn_key(&flows[i]);
+                hashes[i] = self.table.hash(&keys[i]);
+                hints[i] = self.table.candidate(hashes[i]);
+            }
+            // Slot reads: likewise; a hint survives if its slot's hash agrees.
+            for i in 0..n {
+                let h = hints[i];
+                if h != NIL && self.table.slots[h as usize].hash != hashes[i] {
+                    hints[i] = NIL;
+                }
+            }
+            // The decisions, in order. An earlier packet of the batch may
+            // have created or removed a connection: each hint is checked
+            // against the full key, and the index is searched when it fails.
+            for i in 0..n {
+                let found = self.table.find_hinted(hashes[i], &keys[i], hints[i]);
+                out[i] = self.classify_found(now_tick, &flows[i], &keys[i], hashes[i], found);
+            }
+        }
+    }
+
+    /// The rest of `classify` once the connection lookup is done.
+    #[inline]
+    fn classify_found(
+        &mut self,
+        now_tick: u64,
+        flow: &Flow,
+        key: &Key,
+        hash: u32,
+        found: Option<u32>,
+    ) -> Verdict {
+        if let Some(s) = found {
             match self.existing(s, flow, now_tick) {
                 Some(v) => return v,
                 None => { /* expired: schedule afresh below */ }
@@ -887,7 +964,7 @@ impl<'a> Balancer<'a> {
         if flow.protocol == 6 && !opens && consistent {
             self.stats.adopted_mid_flow += 1;
         }
-        self.new_flow(svc, flow, &key, hash, now_tick)
+        self.new_flow(svc, flow, key, hash, now_tick)
     }
 
     /// A packet of a tracked connection. `None` when the connection was
@@ -928,6 +1005,8 @@ impl<'a> Balancer<'a> {
     #[inline]
     fn transition(&mut self, s: u32, flow: &Flow, now_tick: u64) {
         let slot = &mut self.table.slots[s as usize];
+        #[cfg(feature = "sync")]
+        let (old_state, old_expires) = (slot.state, slot.expires);
         if slot.proto == 6 {
             let f = flow.tcp_flags;
             let cur = TcpState::from_u8(slot.state);
@@ -960,7 +1039,16 @@ impl<'a> Balancer<'a> {
             }
         }
         let slot = &self.table.slots[s as usize];
-        let timeout = self.timeout_s(slot.proto, slot.state);
+        let proto = slot.proto;
+        let timeout = self.timeout_s(proto, slot.state);
+        #[cfg(feature = "sync")]
+        if self.journal.on {
+            if slot.state != old_state {
+                self.sync_note(s);
+            } else {
+                self.sync_on_use(s, old_expires, ticks_for_secs(timeout), now_tick);
+            }
+        }
         self.table
             .set_expiry(s, (now_tick + ticks_for_secs(timeout)) as u32);
     }
@@ -1043,6 +1131,11 @@ impl<'a> Balancer<'a> {
             } else {
                 cfg.persistence_timeout_s
             };
+            #[cfg(feature = "sync")]
+            if self.journal.on {
+                let old_expires = slot.expires;
+                self.sync_on_use(template, old_expires, ticks_for_secs(timeout), now_tick);
+            }
             self.table
                 .set_expiry(template, (now_tick + ticks_for_secs(timeout)) as u32);
             self.stats.template_hits += 1;
@@ -1070,6 +1163,10 @@ impl<'a> Balancer<'a> {
         slot.control = 0;
         self.pools.bind(server, true, false);
         self.stats.templates_created += 1;
+        #[cfg(feature = "sync")]
+        if self.journal.on {
+            self.sync_note(t);
+        }
         self.record(server, flow, key, hash, now_tick, t)
     }
 
@@ -1123,6 +1220,10 @@ impl<'a> Balancer<'a> {
         self.table
             .set_expiry(s, (now_tick + ticks_for_secs(timeout)) as u32);
         self.stats.conns_created += 1;
+        #[cfg(feature = "sync")]
+        if self.journal.on {
+            self.sync_note(s);
+        }
         self.forward(server, true)
     }
 
@@ -1209,7 +1310,7 @@ fn apply_config(s: &mut ServerSlot, rs: RealServer, add: bool) {
 }
 
 #[inline]
-fn conn_key(flow: &Flow) -> Key {
+pub(super) fn conn_key(flow: &Flow) -> Key {
     let (caddr, v6) = to16(flow.src);
     let (vaddr, _) = to16(flow.dst);
     Key {

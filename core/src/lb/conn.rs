@@ -44,6 +44,9 @@ pub(crate) const F_INACTIVE: u8 = 1;
 /// Template re-armed by its controlled connections: 60 s timeout from
 /// now on (ip_vs_conn.c `expire_later`).
 pub(crate) const F_LATE: u8 = 2;
+/// In the sync journal (`lb::sync`): journaled at most once.
+#[cfg(feature = "sync")]
+pub(crate) const F_QUEUED: u8 = 4;
 
 /// The tick `micros` falls in.
 #[inline]
@@ -142,6 +145,18 @@ pub(crate) struct Key {
     pub svc: u16,
     pub proto: u8,
     pub kind: u8,
+}
+
+impl Key {
+    pub const EMPTY: Key = Key {
+        caddr: [0; 16],
+        vaddr: [0; 16],
+        cport: 0,
+        vport: 0,
+        svc: 0,
+        proto: 0,
+        kind: KIND_FREE,
+    };
 }
 
 /// Table size errors are the balancer's; these are the table's own parts.
@@ -246,6 +261,38 @@ impl<'a> ConnTable<'a> {
             }
             pos = (pos + 1) & mask;
         }
+    }
+
+    /// The first slot whose index tag matches `hash` (or `NIL`): a guess
+    /// at [`Self::find`] that reads only the index.
+    #[inline]
+    pub fn candidate(&self, hash: u32) -> u32 {
+        let mask = self.mask();
+        let tag = Self::tag(hash);
+        let mut pos = hash as usize & mask;
+        loop {
+            let e = self.index[pos];
+            if e == 0 {
+                return NIL;
+            }
+            if e >> 24 == tag {
+                return (e & 0x00ff_ffff) - 1;
+            }
+            pos = (pos + 1) & mask;
+        }
+    }
+
+    /// [`Self::find`], trying slot `hint` first. Exact whatever the hint:
+    /// a live connection or template matching `k` is always indexed, and
+    /// no two live slots share a key.
+    #[inline]
+    pub fn find_hinted(&self, hash: u32, k: &Key, hint: u32) -> Option<u32> {
+        if let Some(slot) = self.slots.get(hint as usize) {
+            if slot.matches(k) {
+                return Some(hint);
+            }
+        }
+        self.find(hash, k)
     }
 
     /// Takes a free slot, fills in `k`, files it under `hash` and in the

@@ -14,6 +14,10 @@
 //! timeouts, persistence templates with controlled-connection counting.
 //! Where the structure differs (a tournament tree instead of a list scan, a
 //! timer wheel instead of per-connection timers) the decision does not.
+//!
+//! With the `sync` feature the balancer also keeps a bounded journal of new
+//! and changed connections for [`crate::sync`] and applies entries a peer
+//! sent (`Balancer::attach_sync_journal`, `sync_pop`, `sync_apply`).
 
 mod addr;
 mod balancer;
@@ -25,6 +29,8 @@ mod server;
 mod service;
 mod stats;
 mod storage;
+#[cfg(feature = "sync")]
+mod sync;
 pub mod tcp;
 
 #[cfg(any(test, feature = "reference"))]
@@ -33,7 +39,7 @@ pub mod reference;
 #[cfg(test)]
 mod tests;
 
-pub use balancer::{Balancer, LbConfig, LbError, ServerInfo, TableFullPolicy};
+pub use balancer::{Balancer, CLASSIFY_BATCH, LbConfig, LbError, ServerInfo, TableFullPolicy};
 pub use classify::{DropReason, Flow, TcpFlags, Verdict};
 pub use conn::{ConnSlot, TICK_SHIFT};
 pub use sched::Scheduler;
@@ -42,4 +48,6 @@ pub use server::{RealServer, ServerId, ServerSlot};
 pub use service::{Protocol, SchedFlags, ServiceConfig, ServiceId, ServiceKey, ServiceSlot};
 pub use stats::Stats;
 pub use storage::{CONNECTIONS_MAX, Layout, MH_TABLE_MAX, SERVERS_PER_SERVICE_MAX, Storage};
+#[cfg(feature = "sync")]
+pub use sync::{ApplyError, JournalStats};
 pub use tcp::TcpState;

@@ -963,3 +963,93 @@ fn mh_disruption_and_balance() {
         frac * 100.0
     );
 }
+
+/// A balancer for the batch test: wlc on TCP :80 with persistence per /24,
+/// rr on UDP :53, `connections` slots.
+fn batch_balancer(connections: u32) -> Balancer<'static> {
+    let layout = Layout {
+        services: 2,
+        servers_per_service: 8,
+        mh_table_max: 0,
+        connections,
+    };
+    let mut b = balancer(layout, LbConfig::DEFAULT);
+    let mut cfg = ServiceConfig::new(
+        ServiceKey::Addr {
+            protocol: Protocol::Tcp,
+            vip: vip(),
+            port: 80,
+        },
+        Scheduler::Wlc,
+    );
+    cfg.persistence_timeout_s = 30;
+    cfg.persistence_prefix_len = 24;
+    let tcp = b.add_service(cfg).unwrap();
+    let udp = b
+        .add_service(ServiceConfig::new(
+            ServiceKey::Addr {
+                protocol: Protocol::Udp,
+                vip: vip(),
+                port: 53,
+            },
+            Scheduler::Rr,
+        ))
+        .unwrap();
+    for i in 1..=4 {
+        b.add_server(
+            tcp,
+            RealServer::new(rs_addr(i), 80).with_weight(u32::from(i)),
+        )
+        .unwrap();
+        b.add_server(udp, RealServer::new(rs_addr(i), 53)).unwrap();
+    }
+    b
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    /// `classify_batch` decides exactly as `classify` one packet at a time,
+    /// including packets of the same flow within one batch (a SYN then its
+    /// ACK), reuse of closed connections and a full table.
+    #[test]
+    fn classify_batch_equals_classify(
+        small in any::<bool>(),
+        batches in proptest::collection::vec(
+            (
+                proptest::collection::vec((0u16..48, 0u16..6, 0u8..6, any::<bool>()), 0..70),
+                0u64..40_000,
+            ),
+            1..12,
+        ),
+    ) {
+        let n = if small { 24 } else { 4096 };
+        let mut one = batch_balancer(n);
+        let mut many = batch_balancer(n);
+        let mut now = Instant::ZERO;
+        for (packets, advance_ms) in batches {
+            now += Duration::from_millis(advance_ms);
+            let flows: Vec<Flow> = packets
+                .iter()
+                .map(|&(c, port, flags, udp)| {
+                    let src = IpAddr::V4(Ipv4Addr::new(203, 0, 113 - (c % 2) as u8, c as u8));
+                    if udp {
+                        Flow::udp(src, 1000 + port, vip(), 53)
+                    } else {
+                        let f = [0x02u8, 0x10, 0x11, 0x04, 0x12, 0x00][flags as usize];
+                        Flow::tcp(src, 1000 + port, vip(), 80, TcpFlags::from_bits(f))
+                    }
+                })
+                .collect();
+            let expect: Vec<Verdict> = flows.iter().map(|f| one.classify(now, f)).collect();
+            let mut got = vec![Verdict::NotVirtual; flows.len()];
+            many.classify_batch(now, &flows, &mut got);
+            prop_assert_eq!(got, expect);
+            prop_assert_eq!(one.stats(), many.stats());
+            prop_assert_eq!(one.tracked(), many.tracked());
+            for f in &flows {
+                prop_assert_eq!(one.connection(f), many.connection(f));
+            }
+        }
+    }
+}

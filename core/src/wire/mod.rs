@@ -9,3 +9,6 @@ pub use smoltcp::wire as smol;
 
 #[cfg(feature = "vrrp")]
 pub mod vrrp;
+
+#[cfg(feature = "sync")]
+pub mod sync;

@@ -61,6 +61,10 @@ enum Command {
         /// when they change).
         #[arg(long = "stats-file")]
         stats_file: Option<PathBuf>,
+        /// Connection-table slots of the load balancer (used only when the
+        /// configuration has virtual_server blocks).
+        #[arg(long, default_value_t = 1 << 16)]
+        connections: u32,
         /// Log to syslog (facility daemon) instead of stderr.
         #[arg(long)]
         syslog: bool,
@@ -79,18 +83,24 @@ fn main() -> ExitCode {
             pid_file,
             state_file,
             stats_file,
+            connections,
             syslog,
             log_level,
         } => {
             vrlb_linux::daemon::logger::init(syslog, log_level);
+            let extensions: Vec<Box<dyn vrlb_linux::daemon::event_loop::Extension>> =
+                vec![Box::new(vrlb_linux::anycast::Anycast::new(
+                    &state_file.with_extension("anycast"),
+                ))];
             let options = vrlb_linux::daemon::RunOptions {
                 config: file,
                 config_id,
                 pid_file: Some(pid_file),
                 state_file,
                 stats_file,
+                connections,
             };
-            match vrlb_linux::daemon::run(options, Vec::new()) {
+            match vrlb_linux::daemon::run(options, extensions) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     if syslog {

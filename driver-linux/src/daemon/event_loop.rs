@@ -185,6 +185,59 @@ pub fn token_base(k: usize) -> usize {
 mod tests {
     use super::*;
 
+    use std::net::{IpAddr, Ipv4Addr};
+    use vrlb_core::node::{GroupSlot, IfaceId, InstanceSlot, NodeStorage, ScriptSlot, TimerEntry};
+    use vrlb_core::vrrp;
+
+    fn leak<T: Clone>(n: usize, v: T) -> &'static mut [T] {
+        Box::leak(vec![v; n].into_boxed_slice())
+    }
+
+    #[test]
+    fn a_context_feeds_the_node_and_queues_its_outputs_and_registers_in_its_range() {
+        let mut node = Node::new(NodeStorage {
+            instances: leak(1, InstanceSlot::default()),
+            scripts: leak(0, ScriptSlot::default()),
+            groups: leak(0, GroupSlot::default()),
+            timers: leak(4, TimerEntry::default()),
+        });
+        let addr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+        node.add_instance(vrrp::Config::new(51, addr), &[], &[], IfaceId(0), 1)
+            .unwrap();
+        let mut poll = mio::Poll::new().unwrap();
+        let mut outputs = VecDeque::new();
+        let mut ctx = Context {
+            node: &mut node,
+            now: Instant::from_secs(1),
+            outputs: &mut outputs,
+            registry: poll.registry(),
+            token_base: token_base(2),
+        };
+        ctx.handle(Input::Start);
+        assert!(ctx.node().started());
+        let (a, b) = std::os::unix::net::UnixDatagram::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        let mut source = mio::net::UnixDatagram::from_std(a);
+        ctx.register(&mut source, 5, Interest::READABLE).unwrap();
+        assert!(
+            outputs.iter().any(|o| matches!(
+                o,
+                Output::Vrrp {
+                    event: vrrp::Output::StateChanged { .. },
+                    ..
+                }
+            )),
+            "{outputs:?}"
+        );
+        // The registration fires with the extension's token.
+        b.send(b"x").unwrap();
+        let mut events = mio::Events::with_capacity(4);
+        poll.poll(&mut events, Some(std::time::Duration::from_secs(2)))
+            .unwrap();
+        let token = events.iter().next().unwrap().token();
+        assert_eq!(owner(token), Some((2, 5)));
+    }
+
     #[test]
     fn tokens_split_between_the_daemon_and_extensions() {
         assert_eq!(owner(Token(5)), None);

@@ -37,14 +37,12 @@ use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 use vrlb_core::config::{self, Kind, Options, Sink, VrrpInstance};
 use vrlb_core::node::build::{self, Counts};
-use vrlb_core::node::{
-    GroupSlot, IfaceId, Input, InstanceId, InstanceSlot, Node, NodeStorage, Output, ScriptId,
-    ScriptSlot, TimerEntry,
-};
+use vrlb_core::node::{IfaceId, Input, InstanceId, Output, ScriptId};
 use vrlb_core::time::{Duration, Instant};
 use vrlb_core::vrrp;
 
 use crate::config_file::{FsIncluder, read_config};
+use crate::node_memory::NodeMemory;
 use addresses::{Addresses, Wanted};
 use clock::Clock;
 use env::{Env, InstanceInfo, ScriptInfo};
@@ -69,6 +67,9 @@ pub struct RunOptions {
     pub state_file: PathBuf,
     /// Where to write instance counters (none: not written).
     pub stats_file: Option<PathBuf>,
+    /// Connection-table slots of the balancer (only with virtual_server
+    /// blocks).
+    pub connections: u32,
 }
 
 /// Notify scripts are killed after this long (keepalived has no such
@@ -136,25 +137,38 @@ struct Capacity {
     groups: usize,
 }
 
-fn leak<T: Clone>(n: usize, value: T) -> &'static mut [T] {
-    // The node lives as long as the process: its storage is never freed.
-    Box::leak(vec![value; n].into_boxed_slice())
-}
-
-fn new_node(counts: &Counts) -> (DaemonNode, Capacity) {
+fn new_node(counts: &Counts, connections: u32) -> Result<(DaemonNode, Capacity), String> {
     let cap = Capacity {
         instances: counts.instances + HEADROOM,
         scripts: counts.scripts + HEADROOM,
         groups: counts.sync_groups + HEADROOM,
     };
-    let timers = 2 * (cap.instances + cap.scripts) + 4;
-    let node = Node::new(NodeStorage {
-        instances: leak(cap.instances, InstanceSlot::default()),
-        scripts: leak(cap.scripts, ScriptSlot::default()),
-        groups: leak(cap.groups, GroupSlot::default()),
-        timers: leak(timers, TimerEntry::default()),
-    });
-    (node, cap)
+    // A VRRP-only configuration needs no connection table.
+    let connections = if counts.virtual_servers == 0 {
+        1
+    } else {
+        connections
+    };
+    // The node lives as long as the process: its memory is never freed.
+    let memory = Box::leak(Box::new(NodeMemory::for_counts(
+        counts,
+        HEADROOM,
+        connections,
+    )));
+    let node = memory
+        .node(Instant::ZERO, seed())
+        .map_err(|e| format!("cannot size the load balancer: {e}"))?;
+    Ok((node, cap))
+}
+
+/// A seed for the balancer's keyed hashes: not guessable from outside
+/// (the kernel's random bytes), so clients cannot choose collisions.
+fn seed() -> u64 {
+    let mut bytes = [0u8; 8];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        let _ = std::io::Read::read_exact(&mut f, &mut bytes);
+    }
+    u64::from_ne_bytes(bytes) ^ u64::from(std::process::id())
 }
 
 /// Runs the daemon until SIGTERM or SIGINT. `Err` carries the one message
@@ -237,7 +251,7 @@ impl Daemon {
             )
             .map_err(io_err("epoll"))?;
         let packet = PacketSocket::open().map_err(io_err("AF_PACKET socket"))?;
-        let (node, capacity) = new_node(&loaded.counts);
+        let (node, capacity) = new_node(&loaded.counts, opts.connections)?;
         let clock = Clock::new();
         let mut daemon = Daemon {
             addresses: Addresses::new(VipState::new(&opts.state_file)),
@@ -266,7 +280,7 @@ impl Daemon {
             stopping: false,
             _pid: pid,
         };
-        daemon.build(&loaded.vips)?;
+        daemon.build(&loaded.vips, false)?;
 
         // A crash left VIPs behind: remove them before taking any.
         let ifaces = &daemon.ifaces;
@@ -308,8 +322,9 @@ impl Daemon {
     }
 
     /// Builds (or rebuilds) the node from `self.text`. `vips` are never
-    /// chosen as primary addresses.
-    fn build(&mut self, vips: &[IpAddr]) -> Result<(), String> {
+    /// chosen as primary addresses. Warnings are logged unless `quiet` (a
+    /// rebuild after an interface change reads the same text again).
+    fn build(&mut self, vips: &[IpAddr], quiet: bool) -> Result<(), String> {
         let mut exclude: Vec<IpAddr> = vips.to_vec();
         exclude.extend(
             self.instances
@@ -340,7 +355,7 @@ impl Daemon {
             ..
         } = env;
         self.extensions = exts;
-        for w in warnings {
+        for w in warnings.iter().filter(|_| !quiet) {
             warn!("{w}");
         }
         result.map_err(|d| d.to_string())?;
@@ -538,13 +553,13 @@ impl Daemon {
         }
         let old_text = std::mem::replace(&mut self.text, loaded.text);
         let known = self.ifaces.ids().count();
-        if let Err(e) = self.build(&loaded.vips) {
+        if let Err(e) = self.build(&loaded.vips, false) {
             // The parse passed, so this is a semantic error met half way:
             // rebuild what ran before.
             error!("{e}");
             error!("reload refused: the running configuration stays");
             self.text = old_text;
-            if let Err(e) = self.build(&[]) {
+            if let Err(e) = self.build(&[], true) {
                 error!("restoring the previous configuration failed: {e}");
             }
         }
@@ -624,7 +639,7 @@ impl Daemon {
         }
         if rebuild {
             let known = self.ifaces.ids().count();
-            if let Err(e) = self.build(&[]) {
+            if let Err(e) = self.build(&[], true) {
                 error!("rebuilding after an interface change: {e}");
             }
             self.after_build(known);
@@ -911,7 +926,8 @@ impl Daemon {
             let news: Vec<String> = vrrp::Drop::ALL
                 .iter()
                 .zip(stats.dropped.iter().zip(last.iter()))
-                .filter(|(_, (now, before))| now > before)
+                // Our own multicast looped back (on lo) is not news.
+                .filter(|(reason, (now, before))| now > before && **reason != vrrp::Drop::Own)
                 .map(|(reason, (now, before))| format!("{} {}", now - before, reason.name()))
                 .collect();
             if !news.is_empty() {
