@@ -136,7 +136,10 @@ impl Extension for Anycast {
         self.rtnl = Some(rtnl);
         // A crashed run's announcements must not outlive it.
         for e in self.state.leftovers() {
-            info!("anycast: removing {} from {DEVICE}: left by an earlier run", e.addr);
+            info!(
+                "anycast: removing {} from {DEVICE}: left by an earlier run",
+                e.addr
+            );
             self.delete(e.addr);
         }
         self.state.save()
@@ -147,7 +150,10 @@ impl Extension for Anycast {
             return;
         };
         let Some(addr) = vip_of(ctx, service) else {
-            warn!("anycast: service {} has no VIP to announce (fwmark)", service.0);
+            warn!(
+                "anycast: service {} has no VIP to announce (fwmark)",
+                service.0
+            );
             return;
         };
         if up {

@@ -4,7 +4,10 @@
 pub mod anycast;
 pub mod check;
 pub mod config_file;
+pub mod control;
 pub mod daemon;
+pub mod dataplane;
 pub mod describe;
 pub mod firmware;
+pub mod lab;
 pub mod node_memory;

@@ -98,6 +98,12 @@ impl Lab {
         name
     }
 
+    /// Takes namespace `name`, made by someone else (`vrlb lab up`), into
+    /// this lab: its processes are killed and it is deleted on drop.
+    pub fn adopt_netns(&mut self, name: &str) {
+        self.namespaces.push(name.to_string());
+    }
+
     /// A veth pair: `a_if` in `a`, `b_if` in `b`, both up.
     pub fn veth(&mut self, a: &str, a_if: &str, b: &str, b_if: &str) {
         run(&[
@@ -165,7 +171,11 @@ impl Drop for Lab {
                     let _ = Command::new("kill").args(["-9", pid]).status();
                 }
             }
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+            // Quiet: an adopted namespace may be gone already.
+            let _ = Command::new("ip")
+                .args(["netns", "del", ns])
+                .stderr(Stdio::null())
+                .status();
         }
     }
 }

@@ -13,6 +13,7 @@ use super::conn::{
     ConnSlot, ConnTable, F_INACTIVE, F_LATE, KIND_CONN, KIND_MASK, KIND_ORPHAN, KIND_TEMPLATE,
     KIND_V6, Key, NIL, tick_of, ticks_for_secs,
 };
+use super::entry::ConnEntry;
 use super::persist::{template_key, template_valid};
 use super::sched::{PickInput, Scheduler, View, hash, mh};
 use super::server::{NONE, RealServer, ServerId, ServerSlot, SlotState};
@@ -20,7 +21,7 @@ use super::service::{Protocol, ServiceConfig, ServiceId, ServiceKey, ServiceSlot
 use super::stats::Stats;
 use super::storage::{CONNECTIONS_MAX, Layout, SERVERS_PER_SERVICE_MAX, Storage};
 use super::tcp::{TcpState, next_state};
-use crate::time::Instant;
+use crate::time::{Duration, Instant};
 
 /// Packets [`Balancer::classify_batch`] looks up together.
 pub const CLASSIFY_BATCH: usize = 32;
@@ -1274,6 +1275,32 @@ impl<'a> Balancer<'a> {
             if s.kind & KIND_MASK == KIND_TEMPLATE {
                 f(ServerId(s.server), from16(s.caddr, s.kind & KIND_V6 != 0));
             }
+        }
+    }
+
+    /// Every connection and template with its addresses and time left
+    /// (the status command's `conns`).
+    pub fn for_each_entry(&self, mut f: impl FnMut(&ConnEntry)) {
+        let now_tick = tick_of(self.now.as_micros()) as u32;
+        for s in self.table.slots.iter() {
+            let kind = s.kind & KIND_MASK;
+            if kind != KIND_CONN && kind != KIND_TEMPLATE {
+                continue;
+            }
+            let v6 = s.kind & KIND_V6 != 0;
+            let ticks = u64::from(s.expires.wrapping_sub(now_tick).min(i32::MAX as u32));
+            f(&ConnEntry {
+                template: kind == KIND_TEMPLATE,
+                protocol: s.proto,
+                client: from16(s.caddr, v6),
+                client_port: s.cport,
+                vip: from16(s.vaddr, v6),
+                vport: s.vport,
+                server: ServerId(s.server),
+                state: TcpState::from_u8(s.state),
+                inactive: s.flags & F_INACTIVE != 0,
+                expires_in: Duration::from_micros(ticks << super::conn::TICK_SHIFT),
+            });
         }
     }
 

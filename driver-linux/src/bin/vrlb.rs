@@ -6,6 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use vrlb_core::config::Options;
+use vrlb_linux::control::{self, Request};
+use vrlb_linux::dataplane::DataPlaneOptions;
 
 /// vrlb: keepalived + LVS as a sans-IO engine.
 #[derive(Debug, Parser)]
@@ -71,6 +73,75 @@ enum Command {
         /// Log level: error, warn, info, debug, trace.
         #[arg(long = "log-level", default_value = "info")]
         log_level: log::LevelFilter,
+        /// Data-plane worker threads (each with its own AF_PACKET ring;
+        /// several share the load by client address).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+        workers: u16,
+        /// The interface the DR data plane forwards on (default: the one
+        /// whose subnet holds the real servers).
+        #[arg(long = "dataplane-iface")]
+        dataplane_iface: Option<String>,
+        /// The control socket `vrlb status` and `vrlb conns` ask (its
+        /// directory is made 0700, the socket 0600).
+        #[arg(long = "control-socket", default_value = vrlb_linux::control::DEFAULT_SOCKET)]
+        control_socket: PathBuf,
+    },
+    /// Services and real servers with their weights, connection counts and
+    /// check state (`ipvsadm -L -n` layout), and the data plane's counters.
+    Status {
+        /// The daemon's control socket.
+        #[arg(long = "control-socket", default_value = vrlb_linux::control::DEFAULT_SOCKET)]
+        control_socket: PathBuf,
+        /// Print JSON instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The seed's topology in network namespaces on this machine: a
+    /// client, two directors running vrlb, two real servers serving HTTP.
+    Lab {
+        #[command(subcommand)]
+        action: LabAction,
+        /// Namespace prefix (namespaces are PREFIX-client, PREFIX-d1, ...).
+        #[arg(long, default_value = vrlb_linux::lab::DEFAULT_PREFIX, global = true)]
+        prefix: String,
+        /// Where the lab keeps configurations, logs and sockets.
+        #[arg(long, default_value = vrlb_linux::lab::DEFAULT_DIR, global = true)]
+        dir: PathBuf,
+    },
+    /// Tracked connections and persistence templates (`ipvsadm -L -c -n`
+    /// layout).
+    Conns {
+        /// The daemon's control socket.
+        #[arg(long = "control-socket", default_value = vrlb_linux::control::DEFAULT_SOCKET)]
+        control_socket: PathBuf,
+        /// Print JSON instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum LabAction {
+    /// Builds the lab and starts the directors and servers; prints how to
+    /// reach the VIP.
+    Up {
+        /// Data-plane workers per director.
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+        workers: u16,
+    },
+    /// Stops the lab's processes and deletes its namespaces and files.
+    Down,
+    /// What is up, who holds the VIP, each director's status.
+    Status,
+    /// The real servers' HTTP service (the lab starts it).
+    #[command(hide = true)]
+    Serve {
+        /// Address and port to listen on.
+        #[arg(long, default_value = "0.0.0.0:80")]
+        listen: std::net::SocketAddr,
+        /// The name every answer carries.
+        #[arg(long)]
+        name: String,
     },
 }
 
@@ -86,12 +157,23 @@ fn main() -> ExitCode {
             connections,
             syslog,
             log_level,
+            workers,
+            dataplane_iface,
+            control_socket,
         } => {
             vrlb_linux::daemon::logger::init(syslog, log_level);
-            let extensions: Vec<Box<dyn vrlb_linux::daemon::event_loop::Extension>> =
-                vec![Box::new(vrlb_linux::anycast::Anycast::new(
+            let dataplane = vrlb_linux::dataplane::DataPlane::new(DataPlaneOptions {
+                workers: usize::from(workers),
+                iface: dataplane_iface,
+            });
+            let control = vrlb_linux::control::Control::new(&control_socket, dataplane.view());
+            let extensions: Vec<Box<dyn vrlb_linux::daemon::event_loop::Extension>> = vec![
+                Box::new(vrlb_linux::anycast::Anycast::new(
                     &state_file.with_extension("anycast"),
-                ))];
+                )),
+                Box::new(dataplane),
+                Box::new(control),
+            ];
             let options = vrlb_linux::daemon::RunOptions {
                 config: file,
                 config_id,
@@ -111,6 +193,19 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Status {
+            control_socket,
+            json,
+        } => ask(&control_socket, Request::Status, json),
+        Command::Conns {
+            control_socket,
+            json,
+        } => ask(&control_socket, Request::Conns, json),
+        Command::Lab {
+            action,
+            prefix,
+            dir,
+        } => lab(action, prefix, dir),
         Command::Check {
             file,
             config_id,
@@ -151,6 +246,61 @@ fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 }
             }
+        }
+    }
+}
+
+/// `vrlb lab ...`.
+fn lab(action: LabAction, prefix: String, dir: PathBuf) -> ExitCode {
+    use vrlb_linux::lab;
+    let mut opts = lab::LabOptions {
+        prefix,
+        dir,
+        workers: 2,
+    };
+    let result = match action {
+        LabAction::Up { workers } => {
+            opts.workers = workers;
+            std::env::current_exe()
+                .map_err(|e| format!("cannot find the vrlb binary: {e}"))
+                .and_then(|exe| lab::up(&opts, &exe))
+        }
+        LabAction::Down => lab::down(&opts),
+        LabAction::Status => lab::status(&opts),
+        LabAction::Serve { listen, name } => lab::serve(listen, &name).map(|()| String::new()),
+    };
+    match result {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("vrlb lab: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `vrlb status` / `vrlb conns`: asks the daemon, prints its answer.
+fn ask(socket: &std::path::Path, request: Request, json: bool) -> ExitCode {
+    match control::client::ask(socket, request) {
+        Ok(answer) if json => {
+            println!("{answer}");
+            ExitCode::SUCCESS
+        }
+        Ok(answer) => match control::layout::render(request, &answer) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("vrlb: {}: {e}", socket.display());
+                ExitCode::FAILURE
+            }
+        },
+        Err(e) => {
+            eprintln!("vrlb: {e}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -1,0 +1,146 @@
+//! One forwarding thread: waits on its receive ring, takes up to a batch
+//! of frames, classifies each in its [`Shard`], rewrites the MACs of the
+//! ones to forward into its own buffers, gives the ring slots back, and
+//! sends the batch with one `sendmmsg`. Owns its ring and sender; shares
+//! only its shard (a mutex the event loop takes to mirror configuration
+//! and read status) and its counters.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use log::{debug, warn};
+use vrlb_core::lb::Verdict;
+
+use super::counters::{Counters, bump};
+use super::frame;
+use super::shard::Shard;
+use super::sys::{RxRing, TxSocket};
+use crate::daemon::clock::Clock;
+
+/// Most frames taken from the ring per lock and per `sendmmsg`.
+pub const BATCH: usize = 64;
+/// Longest sleep, so a stop request is seen quickly.
+const IDLE_WAIT_MS: i32 = 100;
+
+/// What a worker needs.
+pub struct Worker {
+    /// Its number, for log lines.
+    pub index: usize,
+    /// Its receive ring (in the fanout group when there are several).
+    pub ring: RxRing,
+    /// Its sender.
+    pub tx: TxSocket,
+    /// Its shard.
+    pub shard: Arc<Mutex<Shard>>,
+    /// Its counters.
+    pub counters: Arc<Counters>,
+    /// Set to stop.
+    pub stop: Arc<AtomicBool>,
+    /// The daemon's clock (the shard's time base).
+    pub clock: Clock,
+    /// The director's MAC on the interface: the forwarded frames' source.
+    pub own_mac: [u8; 6],
+}
+
+impl Worker {
+    /// Runs until `stop` is set.
+    pub fn run(mut self) {
+        let mut bufs: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::with_capacity(2048)).collect();
+        debug!("data plane worker {} running", self.index);
+        while !self.stop.load(Ordering::Relaxed) {
+            if let Err(e) = self.ring.wait(IDLE_WAIT_MS) {
+                warn!("data plane worker {}: poll: {e}", self.index);
+                std::thread::sleep(std::time::Duration::from_millis(IDLE_WAIT_MS as u64));
+            }
+            loop {
+                let n = self.step(&mut bufs);
+                if n == 0 {
+                    break;
+                }
+            }
+            bump(&self.counters.drop_ring_full, self.ring.take_drops());
+        }
+        debug!("data plane worker {} stopped", self.index);
+    }
+
+    /// One batch; returns how many frames it took from the ring.
+    fn step(&mut self, bufs: &mut [Vec<u8>]) -> usize {
+        let now = self.clock.now();
+        let mut out = 0usize;
+        let taken = {
+            let Ok(mut shard) = self.shard.lock() else {
+                return 0;
+            };
+            let shard = &mut *shard;
+            if shard.balancer.poll_timeout().is_some_and(|t| t <= now) {
+                shard.balancer.handle_timeout(now);
+            }
+            let c = &*self.counters;
+            let own_mac = self.own_mac;
+            self.ring.drain(BATCH, |f| {
+                if f.pkttype == libc::PACKET_OUTGOING {
+                    // Our own frames, on kernels whose fanout cannot skip them.
+                    bump(&c.seen_outgoing, 1);
+                    return;
+                }
+                bump(&c.received, 1);
+                if f.pkttype != libc::PACKET_HOST {
+                    bump(&c.drop_not_host, 1);
+                    return;
+                }
+                if f.wire_len > f.data.len() {
+                    bump(&c.drop_oversize, 1);
+                    return;
+                }
+                let parsed = match frame::parse(f.data) {
+                    Ok(p) => p,
+                    Err(why) => return c.unfit(why),
+                };
+                if !shard.held.contains(&parsed.flow.dst) {
+                    bump(&c.drop_vip_not_held, 1);
+                    return;
+                }
+                match shard.balancer.classify(now, &parsed.flow) {
+                    Verdict::Forward { addr, .. } => {
+                        let Some(mac) = shard.macs.get(&addr).copied() else {
+                            bump(&c.drop_no_mac, 1);
+                            shard.missing.insert(addr);
+                            return;
+                        };
+                        if f.csum_not_ready {
+                            frame::finish_checksum(f.data, &parsed);
+                            bump(&c.checksums_finished, 1);
+                        }
+                        frame::rewrite(f.data, mac, own_mac);
+                        let buf = &mut bufs[out];
+                        buf.clear();
+                        buf.extend_from_slice(f.data);
+                        out += 1;
+                    }
+                    Verdict::NotVirtual => bump(&c.drop_not_virtual, 1),
+                    Verdict::Drop(reason) => c.dropped(reason),
+                }
+            })
+        };
+        if out > 0 {
+            let frames: Vec<&[u8]> = bufs[..out].iter().map(|b| b.as_slice()).collect();
+            let mut sent = 0;
+            // sendmmsg may stop early (a full queue): retry the rest once.
+            for _ in 0..2 {
+                match self.tx.send_batch(&frames[sent..]) {
+                    Ok(n) => sent += n,
+                    Err(e) => {
+                        debug!("data plane worker {}: send: {e}", self.index);
+                        break;
+                    }
+                }
+                if sent == out {
+                    break;
+                }
+            }
+            bump(&self.counters.forwarded, sent as u64);
+            bump(&self.counters.drop_tx_error, (out - sent) as u64);
+        }
+        taken
+    }
+}
