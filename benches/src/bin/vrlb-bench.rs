@@ -1,14 +1,13 @@
-//! `vrlb-bench`: vrlb against keepalived (and, once vrlb has its data
-//! plane, the kernel) side by side, in one command (issue 8). Run as root
-//! from the workspace:
+//! `vrlb-bench`: vrlb against keepalived and the kernel side by side, in
+//! one command (issue 8). Run as root from the workspace:
 //!
 //! ```sh
-//! cargo run --release -p vrlb-benches --bin vrlb-bench -- [--quick] [--only failover,footprint,core]
+//! cargo run --release -p vrlb-benches --bin vrlb-bench -- [--quick] [--only failover,footprint,dataplane,conns,core]
 //! ```
 //!
 //! Prints one line per trial while it runs, then the tables, and writes
 //! them as markdown for BENCHMARKS.md. Exits non-zero if any figure asked
-//! for could not be taken.
+//! for could not be taken. Ctrl-C removes the lab namespaces.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
@@ -17,40 +16,45 @@ use std::time::{Duration, Instant, SystemTime};
 
 use clap::Parser;
 use vrlb_benches::side_by_side::core_figures::{self, Figures};
+use vrlb_benches::side_by_side::dataplane::{self, Timing};
 use vrlb_benches::side_by_side::failover::{self, SETTINGS};
 use vrlb_benches::side_by_side::footprint::{self, Config};
 use vrlb_benches::side_by_side::report::Findings;
-use vrlb_benches::side_by_side::{Outcome, Section, dataplane};
+use vrlb_benches::side_by_side::{Outcome, Section, signals};
 use vrlb_tests::netns::Lab;
 
-/// Measures vrlb against keepalived side by side (issue 8).
+/// Measures vrlb against keepalived and the kernel side by side (issue 8).
 #[derive(Debug, Parser)]
 #[command(name = "vrlb-bench")]
 struct Cli {
-    /// Fewer trials (3) and shorter windows, for a quick look.
+    /// A smoke test of the harness (about 3 minutes once built): 2
+    /// failover trials, footprint of the seed and 100 instances only, one
+    /// short data-plane round, criterion at minimum times.
     #[arg(long)]
     quick: bool,
     /// Measure only these sections: failover, footprint, dataplane, conns,
-    /// core (default: every section this build can measure).
+    /// core (default: all).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
-    /// Ask for every section, including those this build cannot measure
-    /// yet; they then fail the run.
-    #[arg(long, conflicts_with = "only")]
-    all: bool,
-    /// Failover trials per daemon, setting and stop (default 20; 3 with
+    /// Failover trials per daemon, setting and stop (default 20; 2 with
     /// --quick).
     #[arg(long)]
     trials: Option<usize>,
     /// Failover settings: v2-1s, v3-100ms, v3-10ms (default: all three).
     #[arg(long, value_delimiter = ',')]
     settings: Vec<String>,
-    /// Footprint window in seconds (default 10; 4 with --quick).
+    /// Footprint window in seconds (default 10; 2 with --quick).
     #[arg(long)]
     window_s: Option<u64>,
+    /// Data-plane rounds per path (default 3; 1 with --quick).
+    #[arg(long)]
+    rounds: Option<usize>,
     /// Do not run criterion: read its last results from target/criterion.
     #[arg(long)]
     criterion_read_only: bool,
+    /// Use this vrlb binary instead of building one.
+    #[arg(long)]
+    vrlb: Option<PathBuf>,
     /// Where to write the markdown (default target/vrlb-bench.md).
     #[arg(long)]
     markdown: Option<PathBuf>,
@@ -105,19 +109,41 @@ fn guarded<T>(what: &str, f: impl FnOnce() -> Result<T, String>) -> Result<T, St
     }
 }
 
-fn lab() -> Result<Lab, String> {
-    Lab::new(&["keepalived"])
-        .ok_or_else(|| "needs root, ip and keepalived (see the line above)".to_string())
+/// A lab (root, ip and `tools` present), registered for cleanup on a
+/// signal; `f` runs with it, and it is removed afterwards, panic or not.
+fn with_lab<T>(tools: &[&str], f: impl FnOnce(&mut Lab) -> Result<T, String>) -> Result<T, String> {
+    let mut lab = Lab::new(tools)
+        .ok_or_else(|| format!("needs root, ip and {tools:?} (see the line above)"))?;
+    let tag = lab.tag.clone();
+    signals::register(&tag);
+    let r = catch_unwind(AssertUnwindSafe(|| f(&mut lab)));
+    drop(lab);
+    signals::unregister(&tag);
+    match r {
+        Ok(r) => r,
+        Err(p) => std::panic::resume_unwind(p),
+    }
+}
+
+/// `apt-get install -y keepalived` if it is missing (issue 8 compares
+/// against Debian's build).
+fn ensure_keepalived(progress: &mut dyn FnMut(&str)) {
+    if vrlb_tests::netns::have("keepalived") || !vrlb_tests::netns::have("apt-get") {
+        return;
+    }
+    progress("keepalived missing: apt-get install -y keepalived");
+    let _ = Command::new("apt-get")
+        .args(["install", "-y", "keepalived"])
+        .status();
 }
 
 fn main() -> ExitCode {
+    signals::install();
     let cli = Cli::parse();
     let start = Instant::now();
     let progress = &mut |line: &str| println!("[{:>7.1}s] {line}", start.elapsed().as_secs_f64());
 
-    // The sections asked for.
-    let explicit = cli.all || !cli.only.is_empty();
-    let mut sections: Vec<Section> = if cli.all || cli.only.is_empty() {
+    let mut sections: Vec<Section> = if cli.only.is_empty() {
         Section::ALL.to_vec()
     } else {
         let mut v = Vec::new();
@@ -151,8 +177,19 @@ fn main() -> ExitCode {
         }
         v
     };
-    let trials = cli.trials.unwrap_or(if cli.quick { 3 } else { 20 });
-    let window = Duration::from_secs(cli.window_s.unwrap_or(if cli.quick { 4 } else { 10 }));
+    let trials = cli.trials.unwrap_or(if cli.quick { 2 } else { 20 });
+    let window = Duration::from_secs(cli.window_s.unwrap_or(if cli.quick { 2 } else { 10 }));
+    let configs: &[Config] = if cli.quick {
+        &Config::ALL[..2]
+    } else {
+        &Config::ALL
+    };
+    let timing = Timing {
+        warmup: Duration::from_millis(if cli.quick { 500 } else { 1000 }),
+        window: Duration::from_secs(if cli.quick { 1 } else { 3 }),
+        probes: if cli.quick { 200 } else { 1000 },
+        rounds: cli.rounds.unwrap_or(if cli.quick { 1 } else { 3 }).max(1),
+    };
 
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut findings = Findings {
@@ -161,118 +198,147 @@ fn main() -> ExitCode {
             args.join(" ")
         )
         .trim_end()
+        .trim_end_matches(" --")
         .to_string(),
         quick: cli.quick,
         window_s: window.as_secs_f64(),
+        timing: Some(timing),
         ..Findings::default()
     };
-    // A section asked for explicitly but not measurable fails the run; the
-    // default run lists it as not measured and goes on.
     let mut failed = false;
 
-    // keepalived's VRRP child outlives its killed parent: be its reaper.
+    // keepalived's VRRP child outlives its killed parent, trafgen's sender
+    // its parent: be their reaper.
     let _ = nix::sys::prctl::set_child_subreaper(true);
     let dir = std::env::temp_dir().join(format!("vrlb-bench-{}", std::process::id()));
     let _ = std::fs::create_dir_all(&dir);
-    let needs_daemons = sections
-        .iter()
-        .any(|s| matches!(s, Section::Failover | Section::Footprint));
-    let vrlb = if needs_daemons {
-        progress("building vrlb");
-        build_vrlb()
-    } else {
-        Err(String::new())
+    let needs_vrlb = sections.iter().any(|s| *s != Section::Core);
+    let vrlb = match (&cli.vrlb, needs_vrlb) {
+        (Some(p), _) => Ok(p.clone()),
+        (None, true) => {
+            progress("building vrlb");
+            build_vrlb()
+        }
+        (None, false) => Err(String::new()),
     };
+    if sections
+        .iter()
+        .any(|s| matches!(s, Section::Failover | Section::Footprint))
+    {
+        ensure_keepalived(progress);
+    }
+    // Measurements 3 and 4 share one lab and run together.
+    let mut dataplane: Option<Result<dataplane::Found, String>> = None;
+    let (want_rate, want_conns) = (
+        sections.contains(&Section::Dataplane),
+        sections.contains(&Section::Conns),
+    );
 
     for &section in &sections {
         progress(&format!("== {}", section.title()));
-        let outcome = if !section.available() {
-            if explicit {
-                failed = true;
-            }
-            Outcome::NotMeasured(dataplane::REASON.into())
-        } else {
-            let errors: Vec<String> = match section {
-                Section::Failover => match guarded("failover", || {
-                    let vrlb = vrlb.clone()?;
-                    let mut lab = lab()?;
-                    failover::run(&mut lab, &dir, &vrlb, &settings, trials, progress)
-                }) {
-                    Ok(cells) => {
-                        let errors = cells
-                            .iter()
-                            .flat_map(|c| {
-                                c.failures.iter().map(move |f| {
+        let errors: Vec<String> = match section {
+            Section::Failover => match guarded("failover", || {
+                let vrlb = vrlb.clone()?;
+                with_lab(&["keepalived"], |lab| {
+                    failover::run(lab, &dir, &vrlb, &settings, trials, progress)
+                })
+            }) {
+                Ok(cells) => {
+                    let errors = cells
+                        .iter()
+                        .flat_map(|c| {
+                            c.failures.iter().map(move |f| {
+                                format!(
+                                    "{}, {}, {}: {f}",
+                                    c.setting.label,
+                                    c.stop.label(),
+                                    c.kind.name()
+                                )
+                            })
+                        })
+                        .chain(
+                            cells
+                                .iter()
+                                .filter(|c| c.samples.len() + c.failures.len() < trials)
+                                .map(|c| {
                                     format!(
-                                        "{}, {}, {}: {f}",
+                                        "{}, {}, {}: abandoned after {} failures",
                                         c.setting.label,
                                         c.stop.label(),
-                                        c.kind.name()
+                                        c.kind.name(),
+                                        c.failures.len()
                                     )
-                                })
-                            })
-                            .chain(
-                                cells
-                                    .iter()
-                                    .filter(|c| c.samples.len() + c.failures.len() < trials)
-                                    .map(|c| {
-                                        format!(
-                                            "{}, {}, {}: abandoned after {} failures",
-                                            c.setting.label,
-                                            c.stop.label(),
-                                            c.kind.name(),
-                                            c.failures.len()
-                                        )
-                                    }),
+                                }),
+                        )
+                        .collect();
+                    findings.failover = cells;
+                    errors
+                }
+                Err(e) => vec![e],
+            },
+            Section::Footprint => match guarded("footprint", || {
+                let vrlb = vrlb.clone()?;
+                with_lab(&["keepalived"], |lab| {
+                    Ok(footprint::run(lab, &dir, &vrlb, configs, window, progress))
+                })
+            }) {
+                Ok((rows, errors)) => {
+                    findings.footprint = rows;
+                    errors
+                }
+                Err(e) => vec![e],
+            },
+            Section::Dataplane | Section::Conns => {
+                let found = dataplane.get_or_insert_with(|| {
+                    guarded("data plane", || {
+                        let vrlb = vrlb.clone()?;
+                        with_lab(&["trafgen", "nft", "bridge"], |lab| {
+                            dataplane::run_all(
+                                lab, &dir, &vrlb, want_rate, want_conns, &timing, progress,
                             )
-                            .collect();
-                        findings.failover = cells;
-                        errors
-                    }
-                    Err(e) => vec![e],
-                },
-                Section::Footprint => match guarded("footprint", || {
-                    let vrlb = vrlb.clone()?;
-                    let mut lab = lab()?;
-                    Ok(footprint::run(
-                        &mut lab,
-                        &dir,
-                        &vrlb,
-                        &Config::ALL,
-                        window,
-                        progress,
-                    ))
-                }) {
-                    Ok((rows, errors)) => {
-                        findings.footprint = rows;
-                        errors
-                    }
-                    Err(e) => vec![e],
-                },
-                Section::Core => match guarded("core", || core(&cli, progress)) {
+                        })
+                    })
+                });
+                match found {
                     Ok(f) => {
-                        let mut errors = Vec::new();
-                        if f.estimates.is_empty() {
-                            errors.push("no criterion estimates found".into());
-                        }
-                        if f.sim_events_per_s.is_none() && !cli.criterion_read_only {
-                            errors.push("the simulator bench printed no events/s line".into());
-                        }
-                        findings.core = Some(f);
-                        errors
+                        let cells = if section == Section::Dataplane {
+                            &f.rate
+                        } else {
+                            &f.conns
+                        };
+                        dataplane::failures(cells, timing.rounds)
                     }
-                    Err(e) => vec![e],
-                },
-                Section::Dataplane | Section::Conns => unreachable!("not available in this build"),
-            };
-            if errors.is_empty() {
-                Outcome::Measured
-            } else {
-                failed = true;
-                Outcome::Failed(errors)
+                    Err(e) => vec![e.clone()],
+                }
             }
+            Section::Core => match guarded("core", || core(&cli, progress)) {
+                Ok(f) => {
+                    let mut errors = Vec::new();
+                    if f.estimates.is_empty() {
+                        errors.push("no criterion estimates found".into());
+                    }
+                    if f.sim_events_per_s.is_none() && !cli.criterion_read_only {
+                        errors.push("the simulator bench printed no events/s line".into());
+                    }
+                    findings.core = Some(f);
+                    errors
+                }
+                Err(e) => vec![e],
+            },
+        };
+        let outcome = if errors.is_empty() {
+            Outcome::Measured
+        } else {
+            failed = true;
+            for e in &errors {
+                progress(&format!("FAILED: {}", e.lines().next().unwrap_or("")));
+            }
+            Outcome::Failed(errors)
         };
         findings.outcomes.push((section, outcome));
+    }
+    if let Some(Ok(found)) = dataplane {
+        findings.dataplane = found;
     }
 
     findings.wall_s = start.elapsed().as_secs_f64();

@@ -14,6 +14,7 @@ pub mod footprint;
 pub mod probe;
 pub mod procfs;
 pub mod report;
+pub mod signals;
 pub mod stats;
 pub mod topology;
 
@@ -68,12 +69,6 @@ impl Section {
             Section::Core => "5. Core figures (criterion) and simulator speed",
         }
     }
-
-    /// Whether this build can measure it at all (the DR data plane is not
-    /// part of it yet).
-    pub fn available(self) -> bool {
-        !matches!(self, Section::Dataplane | Section::Conns) || dataplane::AVAILABLE
-    }
 }
 
 /// How a section ended.
@@ -81,8 +76,6 @@ impl Section {
 pub enum Outcome {
     /// Every figure was taken.
     Measured,
-    /// Not attempted: this build lacks what it measures.
-    NotMeasured(String),
     /// Attempted; these figures could not be taken.
     Failed(Vec<String>),
 }

@@ -8,6 +8,7 @@ use std::process::Command;
 
 use super::core_figures::Figures;
 use super::daemon::Kind;
+use super::dataplane::{self, Forwarder, Found, Timing};
 use super::failover::{Cell, PRIORITY, Stop};
 use super::footprint::Row;
 use super::stats::{fmt_bytes, fmt_duration, fmt_ns, ratio, summarize, within};
@@ -28,6 +29,10 @@ pub struct Findings {
     pub window_s: f64,
     /// Core figures.
     pub core: Option<Figures>,
+    /// Data-plane figures (3 and 4).
+    pub dataplane: Found,
+    /// Data-plane timing.
+    pub timing: Option<Timing>,
     /// Whether the run was `--quick`.
     pub quick: bool,
     /// Wall time of the whole run, seconds.
@@ -79,6 +84,17 @@ fn yes(b: bool) -> &'static str {
     if b { "yes" } else { "**no**" }
 }
 
+/// A rate as "123.4 k" / "1.23 M".
+fn fmt_pps(pps: f64) -> String {
+    if pps >= 1e6 {
+        format!("{:.2} M", pps / 1e6)
+    } else if pps >= 1e3 {
+        format!("{:.1} k", pps / 1e3)
+    } else {
+        format!("{pps:.0}")
+    }
+}
+
 /// `a / b` as "0.42x", or "-" when either is missing or b is zero.
 fn times(a: f64, b: f64) -> String {
     if b > 0.0 {
@@ -115,13 +131,11 @@ impl Findings {
                 Section::Failover => self.failover_md(&mut o),
                 Section::Footprint => self.footprint_md(&mut o),
                 Section::Core => self.core_md(&mut o),
-                Section::Dataplane | Section::Conns => {}
+                Section::Dataplane => self.rate_md(&mut o),
+                Section::Conns => self.conns_md(&mut o),
             }
             match outcome {
                 Outcome::Measured => {}
-                Outcome::NotMeasured(why) => {
-                    let _ = writeln!(o, "{why}\n");
-                }
                 Outcome::Failed(errors) => {
                     let _ = writeln!(
                         o,
@@ -257,6 +271,152 @@ impl Findings {
                 times(vs.cpu_ns as f64, ks.cpu_ns as f64),
                 yes(mem),
                 yes(cpu)
+            );
+        }
+        o.push('\n');
+    }
+
+    fn rate_md(&self, o: &mut String) {
+        let cells = &self.dataplane.rate;
+        if cells.is_empty() {
+            return;
+        }
+        let t = self.timing.unwrap_or(Timing {
+            warmup: std::time::Duration::ZERO,
+            window: std::time::Duration::ZERO,
+            probes: 0,
+            rounds: 0,
+        });
+        let _ = writeln!(
+            o,
+            "A client, a director and a sink on one bridge (veths; static bridge and neighbour entries, so nothing \
+             floods). trafgen (one process, packet ring, no qdisc) sends UDP to {VIP} from 254 client addresses, as \
+             fast as it can, straight to the director's MAC; the director sends each frame on to the sink's MAC either \
+             through vrlb's DR data plane (`vrlb run --workers N --dataplane-iface eth0`, IP forwarding off) or \
+             through its kernel (IP forwarding on, a /32 route to the sink). *delivered*: frames the sink's interface \
+             received per second in a {:.0} s window after {:.1} s of warm-up; median of {} round(s) per path, the \
+             paths alternating. Frame sizes include the FCS (RFC 2544): 60 and 1496 bytes on the veth. Latency: then \
+             {} UDP probes of the same size per round, one a millisecond, from a client socket to a sink socket, one-way \
+             (both ends in this process, one clock); percentiles over every round.\n",
+            t.window.as_secs_f64(),
+            t.warmup.as_secs_f64(),
+            t.rounds,
+            t.probes,
+            VIP = dataplane::VIP4,
+        );
+        let _ = writeln!(
+            o,
+            "| frame | path | delivered | offered | delivered / kernel's | vrlb dropped | latency p50 | latency p99 | p99 added over the kernel's | lost probes | goal met (>= kernel's rate) |"
+        );
+        let _ = writeln!(o, "|---|---|---|---|---|---|---|---|---|---|---|");
+        for c in cells {
+            let kernel = cells
+                .iter()
+                .find(|k| k.path == Forwarder::Kernel && k.frame == c.frame);
+            let kpps = kernel.and_then(|k| k.median_pps());
+            let kp99 = kernel.and_then(|k| k.latency_percentile(99.0));
+            let pps = c.median_pps();
+            let p99 = c.latency_percentile(99.0);
+            let is_vrlb = c.path != Forwarder::Kernel;
+            let added = match (is_vrlb, p99, kp99) {
+                (true, Some(a), Some(b)) => {
+                    let d = a.as_secs_f64() - b.as_secs_f64();
+                    format!(
+                        "{}{}",
+                        if d < 0.0 { "-" } else { "+" },
+                        fmt_duration(std::time::Duration::from_secs_f64(d.abs()))
+                    )
+                }
+                _ => "-".into(),
+            };
+            let _ = writeln!(
+                o,
+                "| {} B | {} | {} | {} | {} | {} | {} | {} | {} | {} of {} | {} |",
+                c.frame.0,
+                c.path.label(),
+                pps.map_or("-".into(), fmt_pps),
+                c.median_offered().map_or("-".into(), fmt_pps),
+                match (is_vrlb, pps, kpps) {
+                    (true, Some(a), Some(b)) => times(a, b),
+                    _ => "-".into(),
+                },
+                if is_vrlb {
+                    c.median_dropped()
+                        .map_or("-".into(), |d| format!("{}/s", fmt_pps(d)))
+                } else {
+                    "-".into()
+                },
+                c.latency_percentile(50.0).map_or("-".into(), fmt_duration),
+                p99.map_or("-".into(), fmt_duration),
+                added,
+                c.lost,
+                c.lost + c.latency_ns.len(),
+                match (is_vrlb, pps, kpps) {
+                    (true, Some(a), Some(b)) => yes(a >= b),
+                    (true, _, _) => "not measured",
+                    _ => "(baseline)",
+                }
+            );
+        }
+        o.push('\n');
+    }
+
+    fn conns_md(&self, o: &mut String) {
+        let cells = &self.dataplane.conns;
+        if cells.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            o,
+            "The same lab. trafgen sends TCP SYNs to [{VIP}]:80, each from a new (address, port) (4099 client \
+             addresses, every source port), as fast as it can; the service is wlc over {n} real servers \
+             (2001:db8::1:0 to 2001:db8::1:fff; all of their neighbour entries point at the sink, which counts what \
+             arrives), `persistence_timeout 300` or none; vrlb runs with {slots} connection slots per worker so every \
+             SYN in a window is a tracked new connection. *new connections/s*: vrlb's own `flows_created` over the \
+             window (`vrlb status --json`), and the sink's count; the baseline is the kernel forwarding the same SYNs \
+             statelessly (no IPVS on this kernel). Median of the rounds.\n",
+            VIP = dataplane::VIP6,
+            n = dataplane::SERVERS,
+            slots = dataplane::CONN_SLOTS,
+        );
+        let _ = writeln!(
+            o,
+            "| persistence | path | new connections/s (vrlb's count) | delivered to the sink | offered | delivered / kernel's | template hits/s | vrlb dropped |"
+        );
+        let _ = writeln!(o, "|---|---|---|---|---|---|---|---|");
+        for c in cells {
+            let kpps = cells
+                .iter()
+                .find(|k| k.path == Forwarder::Kernel && k.persistent == c.persistent)
+                .and_then(|k| k.median_pps());
+            let is_vrlb = c.path != Forwarder::Kernel;
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                if c.persistent { "300 s" } else { "off" },
+                c.path.label(),
+                if is_vrlb {
+                    c.median_flows().map_or("-".into(), fmt_pps)
+                } else {
+                    "-".into()
+                },
+                c.median_pps().map_or("-".into(), fmt_pps),
+                c.median_offered().map_or("-".into(), fmt_pps),
+                match (is_vrlb, c.median_pps(), kpps) {
+                    (true, Some(a), Some(b)) => times(a, b),
+                    _ => "-".into(),
+                },
+                if is_vrlb {
+                    c.median_template_hits().map_or("-".into(), fmt_pps)
+                } else {
+                    "-".into()
+                },
+                if is_vrlb {
+                    c.median_dropped()
+                        .map_or("-".into(), |d| format!("{}/s", fmt_pps(d)))
+                } else {
+                    "-".into()
+                },
             );
         }
         o.push('\n');
