@@ -98,7 +98,7 @@ impl Forwarder {
 }
 
 /// What one window measured.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Window {
     /// Frames per second the sink received.
     pub delivered_pps: f64,
@@ -110,7 +110,7 @@ pub struct Window {
 }
 
 /// vrlb's forwarding counters over a window, per second.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct VrlbRates {
     /// `forwarded`.
     pub forwarded: f64,
@@ -120,6 +120,8 @@ pub struct VrlbRates {
     pub flows: f64,
     /// `template_hits`.
     pub template_hits: f64,
+    /// The most frequent drop reason in the window, if any, per second.
+    pub top_drop: Option<(String, f64)>,
 }
 
 /// The rounds of one path at one frame size (3) or persistence (4).
@@ -169,7 +171,7 @@ impl Cell {
         median(
             self.windows
                 .iter()
-                .filter_map(|w| Some(w.vrlb?.flows))
+                .filter_map(|w| Some(w.vrlb.as_ref()?.flows))
                 .collect(),
         )
     }
@@ -179,7 +181,7 @@ impl Cell {
         median(
             self.windows
                 .iter()
-                .filter_map(|w| Some(w.vrlb?.template_hits))
+                .filter_map(|w| Some(w.vrlb.as_ref()?.template_hits))
                 .collect(),
         )
     }
@@ -189,9 +191,21 @@ impl Cell {
         median(
             self.windows
                 .iter()
-                .filter_map(|w| Some(w.vrlb?.dropped))
+                .filter_map(|w| Some(w.vrlb.as_ref()?.dropped))
                 .collect(),
         )
+    }
+
+    /// The drop reasons vrlb named in any round, most frequent first.
+    pub fn drop_reasons(&self) -> String {
+        let mut v: Vec<(String, f64)> = self
+            .windows
+            .iter()
+            .filter_map(|w| w.vrlb.as_ref()?.top_drop.clone())
+            .collect();
+        v.sort_by(|a, b| b.1.total_cmp(&a.1));
+        v.dedup_by(|a, b| a.0 == b.0);
+        v.into_iter().map(|(k, _)| k).collect::<Vec<_>>().join(", ")
     }
 
     /// The `p`-th percentile (0..=100) of the latency samples.
@@ -535,7 +549,7 @@ impl Director {
             if Instant::now() > end {
                 let tail = std::fs::read_to_string(&d.log).unwrap_or_default();
                 let tail: Vec<&str> = tail.lines().rev().take(5).collect();
-                d.stop(lab);
+                let _ = d.stop(lab, ns);
                 return Err(format!(
                     "vrlb's data plane ({workers} worker(s)) did not come up within 20 s; log {}: {}",
                     d.log.display(),
@@ -558,31 +572,64 @@ impl Director {
         serde_json::from_slice(&out.stdout).ok()
     }
 
-    /// (forwarded, dropped, flows_created, template_hits) so far.
-    fn counters(&self, vrlb: &Path) -> Result<[u64; 4], String> {
+    /// Every forwarding counter so far, by name.
+    fn counters(&self, vrlb: &Path) -> Result<Counts, String> {
         let st = self.status(vrlb).ok_or("vrlb status --json failed")?;
-        let f = &st["dataplane"]["forwarding"];
-        let get = |k: &str| {
-            f[k].as_u64()
-                .ok_or_else(|| format!("no {k} in vrlb status"))
-        };
-        let dropped = f
+        let f = st["dataplane"]["forwarding"]
             .as_object()
-            .ok_or("no forwarding counters in vrlb status")?
-            .iter()
-            .filter(|(k, _)| k.starts_with("drop_"))
-            .filter_map(|(_, v)| v.as_u64())
-            .sum();
-        Ok([
-            get("forwarded")?,
-            dropped,
-            get("flows_created")?,
-            get("template_hits")?,
-        ])
+            .ok_or("no forwarding counters in vrlb status")?;
+        Ok(f.iter()
+            .filter_map(|(k, v)| Some((k.clone(), v.as_u64()?)))
+            .collect())
     }
 
-    fn stop(&self, lab: &mut Lab) {
+    /// SIGTERM, and checks that it cleaned up: its nftables table gone.
+    fn stop(&self, lab: &mut Lab, ns: &str) -> Result<(), String> {
+        let t0 = Instant::now();
         lab.signal(self.pid, "TERM");
+        let took = t0.elapsed();
+        let tables = vrlb_tests::netns::in_ns(ns, &["nft", "list", "tables"]);
+        if tables.contains("vrlb") {
+            let _ = Command::new("ip")
+                .args([
+                    "netns", "exec", ns, "nft", "delete", "table", "inet", "vrlb",
+                ])
+                .output();
+            return Err(format!(
+                "vrlb left its nftables table behind after SIGTERM (exited after {took:?}; log {})",
+                self.log.display()
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Forwarding counters by name.
+type Counts = std::collections::BTreeMap<String, u64>;
+
+/// vrlb's rates between two counter readings `secs` apart.
+fn rates(a: &Counts, b: &Counts, secs: f64) -> VrlbRates {
+    let delta = |k: &str| {
+        b.get(k)
+            .copied()
+            .unwrap_or(0)
+            .saturating_sub(a.get(k).copied().unwrap_or(0)) as f64
+            / secs
+    };
+    let drops: Vec<(String, f64)> = b
+        .keys()
+        .filter(|k| k.starts_with("drop_"))
+        .map(|k| (k["drop_".len()..].to_string(), delta(k)))
+        .collect();
+    VrlbRates {
+        forwarded: delta("forwarded"),
+        dropped: drops.iter().map(|d| d.1).sum(),
+        flows: delta("flows_created"),
+        template_hits: delta("template_hits"),
+        top_drop: drops
+            .into_iter()
+            .filter(|d| d.1 > 0.0)
+            .max_by(|x, y| x.1.total_cmp(&y.1)),
     }
 }
 
@@ -662,15 +709,20 @@ fn window(
         if rx0 == before_rx {
             return Err("nothing reached the sink during the warm-up".to_string());
         }
-        let vrlb = c0.zip(c1).map(|(a, b)| {
-            let rate = |i: usize| b[i].saturating_sub(a[i]) as f64 / secs;
-            VrlbRates {
-                forwarded: rate(0),
-                dropped: rate(1),
-                flows: rate(2),
-                template_hits: rate(3),
-            }
-        });
+        let vrlb = c0.zip(c1).map(|(a, b)| rates(&a, &b, secs));
+        // Next to nothing through: the path is broken, not slow.
+        if (rx1 - rx0) * 100 < tx1 - tx0 {
+            return Err(format!(
+                "{} of {} frames sent reached the sink{}",
+                rx1 - rx0,
+                tx1 - tx0,
+                vrlb.as_ref()
+                    .and_then(|v| v.top_drop.clone())
+                    .map_or(String::new(), |(k, r)| format!(
+                        "; vrlb drops them: {k} ({r:.0}/s)"
+                    ))
+            ));
+        }
         Ok(Window {
             delivered_pps: (rx1 - rx0) as f64 / secs,
             offered_pps: (tx1 - tx0) as f64 / secs,
@@ -844,8 +896,9 @@ fn round(
             } else {
                 None
             };
-            d.stop(lab);
+            let stopped = d.stop(lab, &dp.director);
             let w = w.map_err(|e| format!("{e} (vrlb log {})", d.log.display()))?;
+            stopped?;
             if let Some(l) = lat {
                 let (v, lost) = l?;
                 cell.latency_ns.extend(v);
@@ -906,9 +959,13 @@ pub fn run_all(
                     let res = round(lab, &dp, vrlb, dir, cell, &conf, &load, timing, 1 << 16);
                     let line = match &res {
                         Ok(w) => format!(
-                            "{:>9}pps delivered of {:>9}pps offered; latency so far p50 {:?} p99 {:?}",
+                            "{:>9}pps delivered of {:>9}pps offered{}; latency so far p50 {:?} p99 {:?}",
                             fmt_rate(w.delivered_pps),
                             fmt_rate(w.offered_pps),
+                            w.vrlb.as_ref().and_then(|v| v.top_drop.clone()).map_or(
+                                String::new(),
+                                |(k, r)| format!(" (vrlb drops {}/s, mostly {k})", fmt_rate(r))
+                            ),
                             cell.latency_percentile(50.0).unwrap_or_default(),
                             cell.latency_percentile(99.0).unwrap_or_default()
                         ),
@@ -963,11 +1020,14 @@ pub fn run_all(
                             "{:>9}pps delivered of {:>9}pps offered{}",
                             fmt_rate(w.delivered_pps),
                             fmt_rate(w.offered_pps),
-                            w.vrlb.map_or(String::new(), |v| format!(
-                                "; vrlb: {}/s new connections, {}/s template hits, {}/s dropped",
+                            w.vrlb.as_ref().map_or(String::new(), |v| format!(
+                                "; vrlb: {}/s new connections, {}/s template hits, {}/s dropped{}",
                                 fmt_rate(v.flows),
                                 fmt_rate(v.template_hits),
-                                fmt_rate(v.dropped)
+                                fmt_rate(v.dropped),
+                                v.top_drop
+                                    .as_ref()
+                                    .map_or(String::new(), |(k, _)| format!(" (mostly {k})"))
                             ))
                         ),
                         Err(e) => format!("FAILED: {e}"),

@@ -84,6 +84,15 @@ fn yes(b: bool) -> &'static str {
     if b { "yes" } else { "**no**" }
 }
 
+/// Drops per second with vrlb's reasons.
+fn dropped(per_s: f64, reasons: &str) -> String {
+    if reasons.is_empty() {
+        format!("{}/s", fmt_pps(per_s))
+    } else {
+        format!("{}/s ({reasons})", fmt_pps(per_s))
+    }
+}
+
 /// A rate as "123.4 k" / "1.23 M".
 fn fmt_pps(pps: f64) -> String {
     if pps >= 1e6 {
@@ -310,9 +319,9 @@ impl Findings {
         );
         let _ = writeln!(o, "|---|---|---|---|---|---|---|---|---|---|---|");
         for c in cells {
-            let kernel = cells
-                .iter()
-                .find(|k| k.path == Forwarder::Kernel && k.frame == c.frame);
+            let kernel = cells.iter().find(|k| {
+                k.path == Forwarder::Kernel && k.frame == c.frame && k.failures.is_empty()
+            });
             let kpps = kernel.and_then(|k| k.median_pps());
             let kp99 = kernel.and_then(|k| k.latency_percentile(99.0));
             let pps = c.median_pps();
@@ -342,7 +351,7 @@ impl Findings {
                 },
                 if is_vrlb {
                     c.median_dropped()
-                        .map_or("-".into(), |d| format!("{}/s", fmt_pps(d)))
+                        .map_or("-".into(), |d| dropped(d, &c.drop_reasons()))
                 } else {
                     "-".into()
                 },
@@ -387,7 +396,11 @@ impl Findings {
         for c in cells {
             let kpps = cells
                 .iter()
-                .find(|k| k.path == Forwarder::Kernel && k.persistent == c.persistent)
+                .find(|k| {
+                    k.path == Forwarder::Kernel
+                        && k.persistent == c.persistent
+                        && k.failures.is_empty()
+                })
                 .and_then(|k| k.median_pps());
             let is_vrlb = c.path != Forwarder::Kernel;
             let _ = writeln!(
@@ -413,7 +426,7 @@ impl Findings {
                 },
                 if is_vrlb {
                     c.median_dropped()
-                        .map_or("-".into(), |d| format!("{}/s", fmt_pps(d)))
+                        .map_or("-".into(), |d| dropped(d, &c.drop_reasons()))
                 } else {
                     "-".into()
                 },

@@ -1,42 +1,47 @@
 //! Cleanup when the run is interrupted. A `Lab` removes its namespaces
 //! when it drops, but SIGINT, SIGTERM or SIGHUP end the process without
-//! unwinding. So those signals are blocked in every thread and one thread
-//! waits for them: it kills every process inside the namespaces of the
-//! labs registered here, deletes the namespaces (their bridges, veths and
-//! nftables tables go with them) and exits with 128 + the signal.
-//! Owns only that; never touches a namespace it was not told about.
+//! unwinding. So those signals only raise a flag (signal-hook: a handler,
+//! not a blocked mask, so the daemons started from here still get their
+//! own SIGTERM), and a thread watching it kills every process inside the
+//! namespaces of the labs registered here, deletes the namespaces (their
+//! bridges, veths and nftables tables go with them) and exits with 128 +
+//! the signal. Owns only that; never touches a namespace it was not told
+//! about.
 
 use std::process::Command;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use nix::sys::signal::{SigSet, Signal};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
 /// Tags (namespace-name prefixes) of the labs alive now.
 static TAGS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
-/// Blocks SIGINT, SIGTERM and SIGHUP in this thread (call first, before
-/// any other thread exists, so they all inherit the mask) and starts the
-/// thread that handles them. Child processes start with an empty mask
-/// (std's `Command` resets it).
+/// Installs the handlers and starts the thread that acts on them.
 pub fn install() {
-    let mut set = SigSet::empty();
-    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
-        set.add(s);
-    }
-    if set.thread_block().is_err() {
-        eprintln!(
-            "vrlb-bench: cannot block signals; an interrupted run may leave namespaces behind"
-        );
-        return;
+    let caught = Arc::new(AtomicUsize::new(0));
+    for sig in [SIGINT, SIGTERM, SIGHUP] {
+        let c = caught.clone();
+        // The handler only stores the number (async-signal-safe).
+        let ok = signal_hook::flag::register_usize(sig, c, sig as usize);
+        if ok.is_err() {
+            eprintln!(
+                "vrlb-bench: cannot handle signal {sig}; an interrupted run may leave namespaces behind"
+            );
+        }
     }
     std::thread::spawn(move || {
-        let Ok(sig) = set.wait() else {
-            return;
-        };
-        eprintln!("\nvrlb-bench: {sig}: removing the lab namespaces and stopping");
-        let tags = TAGS.lock().map(|t| t.clone()).unwrap_or_default();
-        remove_namespaces(&tags);
-        std::process::exit(128 + sig as i32);
+        loop {
+            let sig = caught.load(Ordering::SeqCst);
+            if sig != 0 {
+                eprintln!("\nvrlb-bench: signal {sig}: removing the lab namespaces and stopping");
+                let tags = TAGS.lock().map(|t| t.clone()).unwrap_or_default();
+                remove_namespaces(&tags);
+                std::process::exit(128 + sig as i32);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     });
 }
 
