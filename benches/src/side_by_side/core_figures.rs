@@ -42,14 +42,26 @@ pub struct Figures {
 }
 
 impl Figures {
-    /// The baseline of `e`'s group, unless `e` is it.
+    /// The baseline of `e`'s group, unless `e` is it: the one with the
+    /// same batch suffix (`_x32`) if there is one.
     pub fn baseline_of(&self, e: &Estimate) -> Option<&Estimate> {
         if BASELINES.contains(&e.function.as_str()) {
             return None;
         }
-        self.estimates
+        let suffix = |f: &str| {
+            f.rfind("_x")
+                .map(|i| f[i..].to_string())
+                .unwrap_or_default()
+        };
+        let mut candidates = self
+            .estimates
             .iter()
-            .find(|b| b.group == e.group && BASELINES.contains(&b.function.as_str()))
+            .filter(|b| b.group == e.group && BASELINES.contains(&b.function.as_str()));
+        let all: Vec<&Estimate> = candidates.by_ref().collect();
+        all.iter()
+            .find(|b| suffix(&b.function) == suffix(&e.function))
+            .or_else(|| all.first())
+            .copied()
     }
 }
 
@@ -85,9 +97,18 @@ pub fn run_benches(
     for b in bench_names(crate_dir) {
         cmd.args(["--bench", &b]);
     }
-    cmd.args(["--", "--warm-up-time", "1", "--measurement-time", "2"]);
+    cmd.arg("--");
     if quick {
-        cmd.args(["--sample-size", "10"]);
+        cmd.args([
+            "--warm-up-time",
+            "0.1",
+            "--measurement-time",
+            "0.2",
+            "--sample-size",
+            "10",
+        ]);
+    } else {
+        cmd.args(["--warm-up-time", "1", "--measurement-time", "2"]);
     }
     progress(&format!("core      running {cmd:?}"));
     let mut child = cmd

@@ -104,12 +104,17 @@ fn fmt_pps(pps: f64) -> String {
     }
 }
 
-/// `a / b` as "0.42x", or "-" when either is missing or b is zero.
+/// `a / b` as "0.42x" (or "0.0028x (357x less)" when far below 1), or
+/// "-" when b is zero.
 fn times(a: f64, b: f64) -> String {
-    if b > 0.0 {
-        format!("{:.2}x", a / b)
+    if b <= 0.0 {
+        return "-".into();
+    }
+    let r = a / b;
+    if r < 0.1 && r > 0.0 {
+        format!("{r:.4}x ({:.0}x less)", 1.0 / r)
     } else {
-        "-".into()
+        format!("{r:.2}x")
     }
 }
 
@@ -303,7 +308,7 @@ impl Findings {
              fast as it can, straight to the director's MAC; the director sends each frame on to the sink's MAC either \
              through vrlb's DR data plane (`vrlb run --workers N --dataplane-iface eth0`, IP forwarding off) or \
              through its kernel (IP forwarding on, a /32 route to the sink). *delivered*: frames the sink's interface \
-             received per second in a {:.0} s window after {:.1} s of warm-up; median of {} round(s) per path, the \
+             received per second in a {:.1} s window after {:.1} s of warm-up; median of {} round(s) per path, the \
              paths alternating. Frame sizes include the FCS (RFC 2544): 60 and 1496 bytes on the veth. Latency: then \
              {} UDP probes of the same size per round, one a millisecond, from a client socket to a sink socket, one-way \
              (both ends in this process, one clock); percentiles over every round.\n",
@@ -441,8 +446,8 @@ impl Findings {
         };
         let _ = writeln!(
             o,
-            "Every criterion bench of `vrlb-benches` with short times (`--warm-up-time 1 --measurement-time 2`; groups that \
-             set their own times keep them), medians. The ratio is vrlb's time over the baseline's, measured in the same \
+            "Every criterion bench of `vrlb-benches` with short times (`--warm-up-time 1 --measurement-time 2`, with \
+             `--quick` 0.1 and 0.2 s and 10 samples; groups that set their own times keep them), medians. The ratio is vrlb's time over the baseline's, measured in the same \
              group and run (below 1: vrlb faster). The full-length figures are in the sections above.\n"
         );
         let _ = writeln!(
