@@ -65,6 +65,23 @@ impl Config {
         }
     }
 
+    /// The text `kind` reads: keepalived gets the receive-buffer sizing
+    /// its manual gives for many instances on one socket
+    /// (keepalived.conf(5), `vrrp_rx_bufs_policy`; without it, 1000
+    /// instances' synchronised adverts overflow the system default and
+    /// keepalived's pair never settles here). vrlb sizes its own.
+    fn text_for(self, kind: Kind, d: usize, ifaces: &[String]) -> String {
+        let text = self.text(d, ifaces);
+        match (self, kind) {
+            (Config::Many(_), Kind::Keepalived) => text.replacen(
+                "    vrrp_version",
+                "    vrrp_rx_bufs_policy MTU\n    vrrp_rx_bufs_multiplier 3\n    vrrp_version",
+                1,
+            ),
+            _ => text,
+        }
+    }
+
     /// How long until the master holds every VIP, at most.
     fn converge_limit(self) -> Duration {
         match self {
@@ -155,7 +172,7 @@ fn measure_one(
     };
     for d in 0..2 {
         let path = dir.join(format!("fp-{tag}-{}-{d}.conf", kind.name()));
-        std::fs::write(&path, config.text(d, &topo.ifaces))
+        std::fs::write(&path, config.text_for(kind, d, &topo.ifaces))
             .map_err(|e| format!("{}: {e}", path.display()))?;
         let name = format!("fp-{tag}-{}-{d}", kind.name());
         daemons.push(daemon::start(
