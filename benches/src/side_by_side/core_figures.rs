@@ -12,11 +12,14 @@ use std::process::{Command, Stdio};
 use std::time::SystemTime;
 
 /// Function ids that name a group's baseline (measured in the same run).
-pub const BASELINES: [&str; 4] = [
+pub const BASELINES: [&str; 7] = [
     "linear_reference",
     "hashbrown_get",
+    "hashbrown_get_x32",
     "maglev_crate",
     "baseline_checksum_only",
+    "journal_off",
+    "classify_only",
 ];
 
 /// One criterion estimate.
@@ -221,9 +224,22 @@ mod tests {
                 e("mh", "maglev_crate", 100.0),
                 e("mh", "vrlb", 1.0),
                 e("other", "x", 5.0),
+                e("est", "hashbrown_get", 2.0),
+                e("est", "hashbrown_get_x32", 64.0),
+                e("est", "vrlb_classify_batch_x32", 128.0),
+                e("est", "vrlb_classify", 4.0),
             ],
             ..Figures::default()
         };
+        assert_eq!(
+            figures.baseline_of(&figures.estimates[5]).unwrap().function,
+            "hashbrown_get_x32"
+        );
+        assert_eq!(
+            figures.baseline_of(&figures.estimates[6]).unwrap().function,
+            "hashbrown_get"
+        );
+        assert!(figures.baseline_of(&figures.estimates[4]).is_none());
         assert_eq!(
             figures
                 .baseline_of(&figures.estimates[1])
