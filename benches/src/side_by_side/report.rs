@@ -251,7 +251,9 @@ impl Findings {
              Memory: VmRSS and Pss (smaps_rollup) at the end, summed over the daemon's processes (keepalived `-P`: parent and \
              VRRP child). CPU: run time within the window (the scheduler's per-thread nanoseconds; utime + stime ticks agree \
              but are too coarse at rest). Generated configurations: VRRPv2, 1 s adverts, one VIP each, 250 VRIDs per interface \
-             over four interfaces (VIPs from 198.51.100.0/24 and 203.0.113.0/24, reused on another interface beyond 512).\n",
+             over four interfaces (VIPs from 198.51.100.0/24 and 203.0.113.0/24, reused on another interface beyond 512). keepalived's copies of the generated configurations \
+             add `vrrp_rx_bufs_policy MTU` and `vrrp_rx_bufs_multiplier 3` (keepalived.conf(5), for many instances on \
+             one socket).\n",
             self.window_s
         );
         let _ = writeln!(
