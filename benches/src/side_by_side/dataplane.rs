@@ -300,7 +300,6 @@ pub fn syn_conf(persistent: bool) -> String {
 
 /// The data-plane lab: namespaces, MACs.
 struct DpLab {
-    sw: String,
     client: String,
     director: String,
     sink: String,
@@ -440,7 +439,6 @@ impl DpLab {
             ],
         );
         Ok(DpLab {
-            sw,
             client,
             director,
             sink,
@@ -931,7 +929,6 @@ pub fn run_all(
         return Err("trafgen is not installed (Debian: apt-get install netsniff-ng)".into());
     }
     let dp = DpLab::build(lab, dir)?;
-    let _ = &dp.sw;
     let mut found = Found::default();
     let write = |name: &str, text: &str| -> Result<PathBuf, String> {
         let p = dir.join(name);
