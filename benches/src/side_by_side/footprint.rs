@@ -1,0 +1,292 @@
+//! Measurement 2: footprint at rest. A master and a backup director run
+//! the same set of VRRP instances (the seed configuration, then 100 and
+//! 1000 generated instances over four interfaces), vrlb and then
+//! keepalived on the same topology. Once every VIP is on the master and
+//! the start-up announcements are over, both directors' processes are
+//! sampled at the start and the end of a fixed window: memory (VmRSS,
+//! Pss) at the end, CPU time spent within the window.
+//!
+//! Owns the footprint lab and its timeline; `procfs` reads the numbers.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use vrlb_tests::netns::Lab;
+
+use super::conf;
+use super::daemon::{self, Daemon, Kind};
+use super::procfs::{self, Sample};
+use super::topology::{Topology, director_addr};
+
+/// Interfaces on the footprint topology (1000 instances / 250 per
+/// interface).
+const SEGMENTS: usize = 4;
+/// After the master holds every VIP: keepalived repeats its gratuitous
+/// ARPs 5 s after becoming master (`vrrp_garp_master_delay`, default 5),
+/// so the window starts after that.
+const REST_DELAY: Duration = Duration::from_secs(6);
+
+/// A configuration measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Config {
+    /// examples/seed/keepalived.conf adapted to the lab.
+    Seed,
+    /// `n` generated instances.
+    Many(usize),
+}
+
+impl Config {
+    /// The three of issue 8.
+    pub const ALL: [Config; 3] = [Config::Seed, Config::Many(100), Config::Many(1000)];
+
+    /// For tables.
+    pub fn label(self) -> String {
+        match self {
+            Config::Seed => "seed (1 instance, 5 s adverts)".into(),
+            Config::Many(n) => format!("{n} instances, 1 s adverts"),
+        }
+    }
+
+    fn instances(self) -> usize {
+        match self {
+            Config::Seed => 1,
+            Config::Many(n) => n,
+        }
+    }
+
+    /// The text for director `d` (0 becomes master).
+    fn text(self, d: usize, ifaces: &[String]) -> String {
+        match (self, d) {
+            (Config::Seed, 0) => conf::seed(&ifaces[0], "MASTER", 100),
+            (Config::Seed, _) => conf::seed(&ifaces[0], "BACKUP", 90),
+            (Config::Many(n), 0) => conf::many(n, ifaces, 150),
+            (Config::Many(n), _) => conf::many(n, ifaces, 100),
+        }
+    }
+
+    /// The text `kind` reads: keepalived gets the receive-buffer sizing
+    /// its manual gives for many instances on one socket
+    /// (keepalived.conf(5), `vrrp_rx_bufs_policy`; without it, 1000
+    /// instances' synchronised adverts overflow the system default and
+    /// keepalived's pair never settles here). vrlb sizes its own.
+    fn text_for(self, kind: Kind, d: usize, ifaces: &[String]) -> String {
+        let text = self.text(d, ifaces);
+        match (self, kind) {
+            (Config::Many(_), Kind::Keepalived) => text.replacen(
+                "    vrrp_version",
+                "    vrrp_rx_bufs_policy MTU\n    vrrp_rx_bufs_multiplier 3\n    vrrp_version",
+                1,
+            ),
+            _ => text,
+        }
+    }
+
+    /// How long until the master holds every VIP, at most.
+    fn converge_limit(self) -> Duration {
+        match self {
+            // advert_int 5: up to Master_Down_Interval (15.6 s).
+            Config::Seed => Duration::from_secs(25),
+            Config::Many(_) => Duration::from_secs(60),
+        }
+    }
+}
+
+/// One director's figures.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// The configuration.
+    pub config: Config,
+    /// Which daemon.
+    pub kind: Kind,
+    /// 0 = master, 1 = backup.
+    pub director: usize,
+    /// Memory at the end of the window, CPU time within it.
+    pub sample: Sample,
+    /// The window.
+    pub window: Duration,
+}
+
+impl Row {
+    /// "master" or "backup".
+    pub fn role(&self) -> &'static str {
+        if self.director == 0 {
+            "master"
+        } else {
+            "backup"
+        }
+    }
+}
+
+/// Addresses on director `ns` beyond its own primaries.
+fn vip_count(ns: &str) -> usize {
+    let out = Command::new("ip")
+        .args(["-n", ns, "-o", "-4", "addr", "show"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    out.lines()
+        .filter(|l| l.contains(" inet ") && !l.contains(" lo "))
+        .count()
+        .saturating_sub(SEGMENTS)
+}
+
+/// Removes any address left on the directors and puts the primaries back.
+fn reset_addresses(topo: &Topology) {
+    for (d, ns) in topo.directors.iter().enumerate() {
+        if vip_count(ns) == 0 {
+            continue;
+        }
+        for (k, iface) in topo.ifaces.iter().enumerate() {
+            let _ = Command::new("ip")
+                .args(["-n", ns, "addr", "flush", "dev", iface])
+                .output();
+            let _ = Command::new("ip")
+                .args([
+                    "-n",
+                    ns,
+                    "addr",
+                    "add",
+                    &format!("{}/24", director_addr(d, k)),
+                    "dev",
+                    iface,
+                ])
+                .output();
+        }
+    }
+}
+
+fn measure_one(
+    lab: &mut Lab,
+    topo: &Topology,
+    dir: &Path,
+    vrlb: &Path,
+    config: Config,
+    kind: Kind,
+    window: Duration,
+) -> Result<[Row; 2], String> {
+    let mut daemons: Vec<Daemon> = Vec::new();
+    let tag = match config {
+        Config::Seed => "seed".to_string(),
+        Config::Many(n) => format!("n{n}"),
+    };
+    for d in 0..2 {
+        let path = dir.join(format!("fp-{tag}-{}-{d}.conf", kind.name()));
+        std::fs::write(&path, config.text_for(kind, d, &topo.ifaces))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let name = format!("fp-{tag}-{}-{d}", kind.name());
+        daemons.push(daemon::start(
+            lab,
+            kind,
+            vrlb,
+            &topo.directors[d],
+            &path,
+            dir,
+            &name,
+        ));
+    }
+    let result = (|| {
+        let want = config.instances();
+        let end = Instant::now() + config.converge_limit();
+        loop {
+            let (m, b) = (vip_count(&topo.directors[0]), vip_count(&topo.directors[1]));
+            if m == want && b == 0 {
+                break;
+            }
+            if Instant::now() > end {
+                return Err(format!(
+                    "{} {}: the master holds {m} of {want} VIPs and the backup {b} after {:?}; logs {} and {}",
+                    kind.name(),
+                    config.label(),
+                    config.converge_limit(),
+                    daemons[0].log.display(),
+                    daemons[1].log.display()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::thread::sleep(REST_DELAY);
+        let pids: Vec<Vec<u32>> = daemons.iter().map(Daemon::pids).collect();
+        let before: Vec<Sample> = pids.iter().map(|p| procfs::read_all(p)).collect();
+        let start = Instant::now();
+        std::thread::sleep(window);
+        let after: Vec<Sample> = pids.iter().map(|p| procfs::read_all(p)).collect();
+        let took = start.elapsed();
+        let row = |d: usize| -> Result<Row, String> {
+            let (a, b) = (after[d], before[d]);
+            if a.processes != pids[d].len() || a.processes == 0 {
+                return Err(format!(
+                    "{} director {d}: a process exited during the window (log {})",
+                    kind.name(),
+                    daemons[d].log.display()
+                ));
+            }
+            Ok(Row {
+                config,
+                kind,
+                director: d,
+                sample: Sample {
+                    rss_bytes: a.rss_bytes,
+                    pss_bytes: a.pss_bytes,
+                    cpu_ticks: a.cpu_ticks - b.cpu_ticks,
+                    cpu_ns: a.cpu_ns - b.cpu_ns,
+                    processes: a.processes,
+                },
+                window: took,
+            })
+        };
+        Ok([row(0)?, row(1)?])
+    })();
+    for d in daemons {
+        d.terminate();
+        d.reap(lab);
+    }
+    reset_addresses(topo);
+    result
+}
+
+/// Measures every configuration in `configs`, vrlb then keepalived;
+/// `progress` gets one line per measurement.
+pub fn run(
+    lab: &mut Lab,
+    dir: &Path,
+    vrlb: &Path,
+    configs: &[Config],
+    window: Duration,
+    progress: &mut dyn FnMut(&str),
+) -> (Vec<Row>, Vec<String>) {
+    let topo = Topology::build(lab, "f", SEGMENTS, false);
+    let mut rows = Vec::new();
+    let mut failures = Vec::new();
+    for &config in configs {
+        for kind in Kind::BOTH {
+            match measure_one(lab, &topo, dir, vrlb, config, kind, window) {
+                Ok(pair) => {
+                    for r in &pair {
+                        progress(&format!(
+                            "footprint {:<32} {:<10} {}  RSS {:>10}  PSS {:>10}  CPU {:>8.2} ms in {:.1} s ({} process(es))",
+                            config.label(),
+                            kind.name(),
+                            r.role(),
+                            super::stats::fmt_bytes(r.sample.rss_bytes),
+                            super::stats::fmt_bytes(r.sample.pss_bytes),
+                            r.sample.cpu_ns as f64 / 1e6,
+                            r.window.as_secs_f64(),
+                            r.sample.processes
+                        ));
+                    }
+                    rows.extend(pair);
+                }
+                Err(e) => {
+                    progress(&format!(
+                        "footprint {:<32} {:<10} FAILED: {e}",
+                        config.label(),
+                        kind.name()
+                    ));
+                    failures.push(e);
+                }
+            }
+        }
+    }
+    (rows, failures)
+}
