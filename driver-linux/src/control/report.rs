@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 use vrlb_core::check::ProbeKind;
 use vrlb_core::config::ForwardKind;
-use vrlb_core::lb::{ConnEntry, ServiceId, ServiceKey, TcpState};
+use vrlb_core::lb::{ConnEntry, ServiceId, ServiceKey};
 
 use crate::daemon::event_loop::DaemonNode;
 use crate::dataplane::DataPlaneView;
@@ -161,23 +161,6 @@ pub fn protocol_name(n: u8) -> &'static str {
     }
 }
 
-/// IPVS's name for a TCP state (`tcp_state_name_table`).
-pub fn tcp_state_name(s: TcpState) -> &'static str {
-    match s {
-        TcpState::None => "NONE",
-        TcpState::Established => "ESTABLISHED",
-        TcpState::SynSent => "SYN_SENT",
-        TcpState::SynRecv => "SYN_RECV",
-        TcpState::FinWait => "FIN_WAIT",
-        TcpState::TimeWait => "TIME_WAIT",
-        TcpState::Close => "CLOSE",
-        TcpState::CloseWait => "CLOSE_WAIT",
-        TcpState::LastAck => "LAST_ACK",
-        TcpState::Listen => "LISTEN",
-        TcpState::SynAck => "SYNACK",
-    }
-}
-
 fn check_name(k: ProbeKind) -> &'static str {
     match k {
         ProbeKind::Tcp => "TCP_CHECK",
@@ -300,7 +283,7 @@ fn conn_status(e: &ConnEntry, server: IpAddr, server_port: u16) -> ConnStatus {
     let state = if e.template {
         "NONE"
     } else if e.protocol == 6 {
-        tcp_state_name(e.state)
+        e.state.name()
     } else {
         // IPVS's UDP and other protocols have one state, named after them.
         protocol_name(e.protocol)

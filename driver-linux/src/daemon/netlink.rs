@@ -165,7 +165,7 @@ impl Rtnl {
     }
 
     /// Sends one request and reads answers until its ACK or DONE.
-    fn request(
+    pub(crate) fn request(
         &mut self,
         message: RouteNetlinkMessage,
         flags: u16,

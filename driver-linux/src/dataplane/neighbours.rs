@@ -10,14 +10,15 @@ use std::net::IpAddr;
 use std::os::fd::{AsRawFd, RawFd};
 
 use netlink_packet_core::{
-    NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_REPLACE, NLM_F_REQUEST, NetlinkHeader,
-    NetlinkMessage, NetlinkPayload,
+    NLM_F_CREATE, NLM_F_DUMP, NLM_F_REPLACE, NetlinkMessage, NetlinkPayload,
 };
 use netlink_packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
+
+use crate::daemon::netlink::Rtnl;
 
 /// What the kernel says about one neighbour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,9 +35,8 @@ pub struct Neighbour {
 
 /// The neighbour sockets.
 pub struct Neighbours {
-    req: Socket,
+    req: Rtnl,
     monitor: Socket,
-    seq: u32,
     rx: Vec<u8>,
 }
 
@@ -86,9 +86,7 @@ fn from_message(m: &NeighbourMessage, gone: bool) -> Option<Neighbour> {
 impl Neighbours {
     /// Opens the request and monitor sockets.
     pub fn open() -> io::Result<Neighbours> {
-        let mut req = Socket::new(NETLINK_ROUTE)?;
-        req.bind_auto()?;
-        req.connect(&SocketAddr::new(0, 0))?;
+        let req = Rtnl::new()?;
         let mut monitor = Socket::new(NETLINK_ROUTE)?;
         monitor.bind(&SocketAddr::new(0, libc::RTMGRP_NEIGH as u32))?;
         monitor.set_non_blocking(true)?;
@@ -96,7 +94,6 @@ impl Neighbours {
         Ok(Neighbours {
             req,
             monitor,
-            seq: 0,
             rx: vec![0; 64 * 1024],
         })
     }
@@ -109,7 +106,7 @@ impl Neighbours {
     /// Every neighbour on `ifindex`.
     pub fn dump(&mut self, ifindex: u32) -> io::Result<Vec<Neighbour>> {
         let mut out = Vec::new();
-        self.request(
+        self.req.request(
             RouteNetlinkMessage::GetNeighbour(NeighbourMessage::default()),
             NLM_F_DUMP,
             |m| {
@@ -137,7 +134,7 @@ impl Neighbours {
             .push(NeighbourAttribute::Destination(NeighbourAddress::from(
                 addr,
             )));
-        self.request(
+        self.req.request(
             RouteNetlinkMessage::NewNeighbour(m),
             NLM_F_CREATE | NLM_F_REPLACE,
             |_| {},
@@ -169,52 +166,6 @@ impl Neighbours {
                     NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelNeighbour(n)) => {
                         out.extend(from_message(&n, true));
                     }
-                    _ => {}
-                }
-                if step == 0 {
-                    break;
-                }
-                offset += step;
-            }
-        }
-    }
-
-    fn request(
-        &mut self,
-        message: RouteNetlinkMessage,
-        flags: u16,
-        mut each: impl FnMut(RouteNetlinkMessage),
-    ) -> io::Result<()> {
-        self.seq = self.seq.wrapping_add(1);
-        let seq = self.seq;
-        let mut packet =
-            NetlinkMessage::new(NetlinkHeader::default(), NetlinkPayload::from(message));
-        packet.header.flags = NLM_F_REQUEST | NLM_F_ACK | flags;
-        packet.header.sequence_number = seq;
-        packet.finalize();
-        let mut buf = vec![0; packet.buffer_len()];
-        packet.serialize(&mut buf);
-        self.req.send(&buf, 0)?;
-        let mut rx = vec![0u8; 64 * 1024];
-        loop {
-            let len = self.req.recv(&mut &mut rx[..], 0)?;
-            let mut offset = 0;
-            while offset < len {
-                let msg: NetlinkMessage<RouteNetlinkMessage> =
-                    NetlinkMessage::deserialize(&rx[offset..len]).map_err(|e| {
-                        io::Error::new(io::ErrorKind::InvalidData, format!("rtnetlink: {e}"))
-                    })?;
-                let step = msg.header.length as usize;
-                let mine = msg.header.sequence_number == seq;
-                match msg.payload {
-                    NetlinkPayload::Done(_) if mine => return Ok(()),
-                    NetlinkPayload::Error(e) if mine => {
-                        return match e.code {
-                            None => Ok(()),
-                            Some(_) => Err(e.to_io()),
-                        };
-                    }
-                    NetlinkPayload::InnerMessage(m) if mine => each(m),
                     _ => {}
                 }
                 if step == 0 {
