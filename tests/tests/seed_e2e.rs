@@ -12,26 +12,26 @@
 //! - `vrlb status` and `vrlb conns` (text and JSON) show the services,
 //!   weights, counts, every client's persistence template, the data
 //!   plane's counters;
+//! - stopping rs1's HTTP listener (its `vrlb lab serve` killed) marks it
+//!   down on both directors (`vrlb status --json`) within the bound the
+//!   seed's TCP_CHECK gives for a refused connection (delay_loop 6 +
+//!   retry 3 x delay_before_retry 3, and no sooner than the retries take),
+//!   removed as keepalived removes it; then every client, the persistent
+//!   ones that were on rs1 included, reaches rs2 and has a template there;
+//!   started again, rs1 is up within delay_loop and new clients reach it;
 //! - a SIGHUP reload with other weights (1 and 3) reaches the backup's
 //!   workers;
 //! - killing the master director (SIGKILL, then its link down: the host
 //!   is gone) moves the VIP to the backup, which serves every client, each
-//!   again keeping one real server there: the same as before when the
-//!   lab's configuration syncs connections (`lvs_sync_daemon`), else in
-//!   the proportion the backup's new weights give;
+//!   keeping its real server: the lab syncs connections
+//!   (`lvs_sync_daemon`), so the backup has every template;
 //! - the killed director, started again, removes the VIP and replaces
 //!   the nftables table its crash left, takes the VIP back and forwards;
 //!   a director stopped with SIGTERM removes its table;
 //! - `vrlb lab down` leaves no namespace, process, address, rule or file.
 //!
-//! Not covered here, because they need parts built on other branches:
-//! a stopped HTTP listener marked down by its `TCP_CHECK` within the
-//! checker's bound and back after it answers (real probes, branch
-//! `checks`; the lab runs without checkers until then, see
-//! `vrlb_linux::lab::config::WITH_CHECKS`), and a long-lived connection
-//! surviving the failover (connection sync, branch `dpsync`, whose
-//! `lvs_sync_daemon` the lab's configuration does not set yet; this test
-//! then asserts that every persistent client keeps its server).
+//! Not covered here: a long-lived connection surviving the failover
+//! (`dr_sync.rs` tests that on its own topology).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -45,10 +45,12 @@ const VIP: &str = "192.0.2.240";
 const SERVERS: [&str; 2] = ["192.0.2.212", "192.0.2.213"];
 /// Client addresses: 64 of them, none of the lab's own.
 const CLIENTS: std::ops::RangeInclusive<u8> = 101..=164;
+/// Clients first seen after rs1 returns.
+const NEW_CLIENTS: std::ops::RangeInclusive<u8> = 165..=196;
 /// Connections per client after the first (persistence).
 const REPEATS: usize = 3;
 /// The whole test must end within this.
-const BUDGET: Duration = Duration::from_secs(180);
+const BUDGET: Duration = Duration::from_secs(240);
 /// Failover bound: Master_Down_Interval (3 x advert_int 1 s + skew
 /// (256 - 90) / 256 s) and slack for a loaded machine.
 const FAILOVER_BOUND: Duration = Duration::from_secs(8);
@@ -128,6 +130,85 @@ impl Drop for Seed {
         if self.up {
             let _ = self.lab_cmd("down");
         }
+    }
+}
+
+/// Slack on the check bounds: the status poll (200 ms), a probe's own
+/// time, scheduling on a loaded machine.
+const CHECK_MARGIN: Duration = Duration::from_secs(3);
+
+/// How long after a listener stops (or starts) the checkers may see it.
+struct CheckBounds {
+    /// Refused connections: a failed probe and `retry` failed retries
+    /// `delay_before_retry` apart, so never sooner than this.
+    least: Duration,
+    /// Refused connections: the first probe at most `delay_loop` after
+    /// the stop, then the retries: delay_loop + retry * delay_before_retry.
+    refused: Duration,
+    /// Probes that time out: delay_loop + (retry + 1) * connect_timeout +
+    /// retry * delay_before_retry (`Checker::down_bound` in the core).
+    worst: Duration,
+    /// Back up: a down checker probes every delay_loop; one success.
+    back: Duration,
+}
+
+/// The bounds from the check parameters in the directors' configuration
+/// (`conf`, the lab's d1.conf), each written once per real server.
+fn check_bounds(conf: &str) -> CheckBounds {
+    let param = |key: &str| -> u32 {
+        let values: Vec<u32> = conf
+            .lines()
+            .filter_map(|l| {
+                let mut w = l.split_whitespace();
+                (w.next() == Some(key)).then(|| w.next()?.parse().ok())?
+            })
+            .collect();
+        assert!(
+            !values.is_empty() && values.iter().all(|v| *v == values[0]),
+            "{key} in the lab's configuration: {values:?}\n{conf}"
+        );
+        values[0]
+    };
+    let s = |secs: u32| Duration::from_secs(u64::from(secs));
+    let delay_loop = s(param("delay_loop"));
+    let connect_timeout = s(param("connect_timeout"));
+    let retry = param("retry");
+    let delay_before_retry = s(param("delay_before_retry"));
+    CheckBounds {
+        least: delay_before_retry * retry,
+        refused: delay_loop + delay_before_retry * retry,
+        worst: delay_loop + connect_timeout * (retry + 1) + delay_before_retry * retry,
+        back: delay_loop,
+    }
+}
+
+/// Real server `addr` in a `vrlb status --json`.
+fn server_status<'a>(st: &'a Value, addr: &str) -> &'a Value {
+    st["services"][0]["servers"]
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["addr"] == addr))
+        .unwrap_or_else(|| panic!("{addr} in status: {st}"))
+}
+
+/// Polls director `n`'s status until `addr`'s health is `healthy`;
+/// returns the time since `since`, or None after `timeout` from `since`.
+fn wait_health(
+    seed: &Seed,
+    n: usize,
+    addr: &str,
+    healthy: bool,
+    since: Instant,
+    timeout: Duration,
+) -> Option<Duration> {
+    loop {
+        let st = seed.json("status", n);
+        if server_status(&st, addr)["healthy"] == healthy {
+            return Some(since.elapsed());
+        }
+        if since.elapsed() > timeout {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(200));
     }
 }
 
@@ -478,6 +559,176 @@ fn seed_scenario_wlc_persistence_no_director_answers_status_failover_cleanup() {
     // Whether the lab's directors sync connections (lvs_sync_daemon):
     // decides what the failover must show.
     let synced = seed.read("d1.conf").contains("lvs_sync_daemon");
+
+    // Phase 1b: rs1's HTTP listener stops (its `vrlb lab serve` killed).
+    // Both directors' TCP_CHECKs see refused connections and remove rs1
+    // within the checker's bound; then every client, the persistent ones
+    // that were on rs1 included, reaches rs2. The listener comes back and
+    // rs1 returns within delay_loop; new clients reach it again.
+    let rs1 = seed.ns("rs1");
+    let serve_pid: u32 = seed.read("rs1.pid").trim().parse().expect("rs1.pid");
+    let owner = run(&["ip", "netns", "identify", &serve_pid.to_string()]);
+    assert_eq!(
+        String::from_utf8_lossy(&owner.stdout).trim(),
+        rs1,
+        "rs1.pid names a process in {rs1}"
+    );
+    let stopped = Instant::now();
+    run(&["kill", "-KILL", &serve_pid.to_string()]);
+    let url = format!("http://{}/", SERVERS[0]);
+    assert!(
+        wait_until(Duration::from_secs(5), || !Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &client,
+                "curl",
+                "-s",
+                "--max-time",
+                "1",
+                &url
+            ])
+            .status()
+            .is_ok_and(|s| s.success()))
+        .is_some(),
+        "rs1 still answers after its listener was killed"
+    );
+    let conf1 = seed.read("d1.conf");
+    assert_eq!(conf1.matches("TCP_CHECK").count(), 2, "{conf1}");
+    let bound = check_bounds(&conf1);
+    let down = [0, 1].map(|n| {
+        wait_health(
+            &seed,
+            n,
+            SERVERS[0],
+            false,
+            stopped,
+            bound.worst + CHECK_MARGIN,
+        )
+        .unwrap_or_else(|| seed.fail(&format!("d{} did not mark rs1 down", n + 1)))
+    });
+    eprintln!(
+        "rs1 stopped: down on d1 after {:?}, on d2 after {:?} (refused: {:?} to {:?} + {CHECK_MARGIN:?}; worst case {:?})",
+        down[0], down[1], bound.least, bound.refused, bound.worst
+    );
+    for (n, took) in down.iter().enumerate() {
+        // Before: a first failed probe, then `retry` failed retries
+        // `delay_before_retry` apart. After: the first probe comes at most
+        // delay_loop after the stop.
+        assert!(
+            *took + Duration::from_millis(100) >= bound.least
+                && *took <= bound.refused + CHECK_MARGIN,
+            "d{}: rs1 down after {took:?}, expected {:?}..={:?} (+ {CHECK_MARGIN:?})",
+            n + 1,
+            bound.least,
+            bound.refused
+        );
+    }
+    let st = seed.json("status", 0);
+    let rs = server_status(&st, SERVERS[0]);
+    assert_eq!(rs["healthy"], false, "{st}");
+    assert_eq!(
+        rs["weight"],
+        Value::Null,
+        "removed as keepalived removes it: {st}"
+    );
+    assert_eq!(rs["checks"][0]["kind"], "TCP_CHECK", "{st}");
+    assert_eq!(rs["checks"][0]["up"], false, "{st}");
+    assert_eq!(server_status(&st, SERVERS[1])["healthy"], true, "{st}");
+    let text = seed.ask("status", 0, false);
+    assert!(
+        text.lines().any(|l| l.contains("-> 192.0.2.212:80 ")
+            && l.contains(" Route   - ")
+            && l.ends_with("TCP_CHECK:down")),
+        "rs1 shown down, weight -: {text}"
+    );
+    let on_rs1 = before.values().filter(|s| **s == 0).count();
+    let t = Instant::now();
+    let got = fetch(&client, &clients, REPEATS);
+    eprintln!(
+        "{} requests with rs1 down in {:?} ({on_rs1} clients were on rs1)",
+        clients.len() * (1 + REPEATS),
+        t.elapsed()
+    );
+    let during = persistent("rs1 down", &got, &clients);
+    assert_eq!(
+        split(&during),
+        [0, clients.len()],
+        "with rs1 down every client reaches rs2: {during:?}"
+    );
+    let conns = seed.json("conns", 0);
+    for c in &clients {
+        let tpl: Vec<&Value> = conns["entries"]
+            .as_array()
+            .expect("entries")
+            .iter()
+            .filter(|e| e["template"] == true && e["client"] == c.as_str())
+            .collect();
+        assert!(
+            tpl.iter().any(|e| e["server"] == SERVERS[1]),
+            "{c}: a template to rs2: {tpl:?}"
+        );
+    }
+    // From here on each of these clients is remembered on rs2.
+    let before = during;
+
+    let restarted = Instant::now();
+    let exe = seed.vrlb.display().to_string();
+    let name = format!("rs1 {}", SERVERS[0]);
+    let serve_log = seed.dir.join("rs1-restart.log");
+    seed.lab.spawn(
+        &rs1,
+        &[
+            &exe,
+            "lab",
+            "serve",
+            "--listen",
+            "0.0.0.0:80",
+            "--name",
+            &name,
+        ],
+        &serve_log,
+    );
+    let up_again = [0, 1].map(|n| {
+        wait_health(
+            &seed,
+            n,
+            SERVERS[0],
+            true,
+            restarted,
+            bound.back + CHECK_MARGIN,
+        )
+        .unwrap_or_else(|| seed.fail(&format!("d{} did not mark rs1 up again", n + 1)))
+    });
+    eprintln!(
+        "rs1 restarted: up on d1 after {:?}, on d2 after {:?} (bound {:?} + {CHECK_MARGIN:?})",
+        up_again[0], up_again[1], bound.back
+    );
+    let st = seed.json("status", 0);
+    let rs = server_status(&st, SERVERS[0]);
+    assert_eq!(rs["healthy"], true, "{st}");
+    assert_eq!(rs["weight"], 3, "{st}");
+    assert_eq!(rs["checks"][0]["up"], true, "{st}");
+    let fresh: Vec<String> = NEW_CLIENTS.map(|i| format!("192.0.2.{i}")).collect();
+    for c in &fresh {
+        run(&[
+            "ip",
+            "-n",
+            &client,
+            "addr",
+            "add",
+            &format!("{c}/24"),
+            "dev",
+            "eth0",
+        ]);
+    }
+    let got = fetch(&client, &fresh, REPEATS);
+    let returned = persistent("rs1 back", &got, &fresh);
+    let n_back = split(&returned);
+    eprintln!("rs1 back: new clients {n_back:?}");
+    // wlc: rs1 carries no connection now, rs2 all of them, so the new
+    // clients go to rs1 first.
+    assert!(n_back[0] > 0, "new clients reach rs1 again: {n_back:?}");
 
     // Before it takes over, d2 is reloaded (SIGHUP) with other weights,
     // 1 and 3: the change must reach its data plane's workers, and its

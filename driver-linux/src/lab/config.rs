@@ -5,6 +5,10 @@
 //! .212/.213 real servers, .240 the VIP), and connection sync between
 //! the directors on the same interface (the seed's notes name
 //! `lvs_sync_daemon_inteface eth0`; today's keyword is `lvs_sync_daemon`).
+//! Each real server has the seed's `TCP_CHECK` (delay_loop 6,
+//! connect_timeout 10, nb_get_retry 3, delay_before_retry 3, port 80),
+//! which reaches that server's `vrlb lab serve`; `nb_get_retry` is
+//! spelled `retry`, its current name, so `vrlb check` has nothing to say.
 //! Text only.
 
 /// The lab's addresses (documentation range, RFC 5737).
@@ -28,11 +32,18 @@ pub const PRIORITIES: [u8; 2] = [100, 90];
 /// makes a failover take about 3.6 s instead of 15.
 pub const ADVERT_INT_S: u32 = 1;
 
-/// Whether the real servers get the seed's `TCP_CHECK`. Off while `vrlb
-/// run` has no probe extension (it lands with `driver-linux/src/probe/`):
-/// a checker nobody probes times out and would take both servers down
-/// about 55 s after start.
-pub const WITH_CHECKS: bool = false;
+/// The seed's `delay_loop` (s): a checker probes this often while the
+/// server answers.
+pub const DELAY_LOOP_S: u32 = 6;
+/// The seed's `TCP_CHECK` `connect_timeout` (s).
+pub const CONNECT_TIMEOUT_S: u32 = 10;
+/// The seed's `nb_get_retry`, written `retry` (keepalived.conf(5): the
+/// old name is deprecated).
+pub const RETRY: u32 = 3;
+/// The seed's `delay_before_retry` (s).
+pub const DELAY_BEFORE_RETRY_S: u32 = 3;
+/// The port the checks connect to: the real servers' `vrlb lab serve`.
+pub const HTTP_PORT: u16 = 80;
 
 /// keepalived.conf of director `n` (0: the master), whose segment
 /// interface is `iface`.
@@ -64,8 +75,8 @@ vrrp_instance VI_1 {{
     }}
 }}
 
-virtual_server {VIP} 80 {{
-    delay_loop 6
+virtual_server {VIP} {HTTP_PORT} {{
+    delay_loop {DELAY_LOOP_S}
     lb_algo wlc
     lb_kind DR
     persistence_timeout {PERSISTENCE_TIMEOUT_S}
@@ -74,19 +85,17 @@ virtual_server {VIP} 80 {{
     );
     for (addr, weight) in REAL_SERVERS.iter().zip(WEIGHTS) {
         s.push_str(&format!(
-            "\n    real_server {addr} 80 {{\n        weight {weight}\n"
+            "
+    real_server {addr} {HTTP_PORT} {{
+        weight {weight}
+        TCP_CHECK {{
+            connect_timeout {CONNECT_TIMEOUT_S}
+            retry {RETRY}
+            delay_before_retry {DELAY_BEFORE_RETRY_S}
+            connect_port {HTTP_PORT}
+        }}
+"
         ));
-        if WITH_CHECKS {
-            s.push_str(
-                "        TCP_CHECK {
-            connect_timeout 10
-            nb_get_retry 3
-            delay_before_retry 3
-            connect_port 80
-        }
-",
-            );
-        }
         s.push_str("    }\n");
     }
     s.push_str("}\n");
@@ -110,6 +119,10 @@ mod tests {
             assert!(report.error.is_none(), "{:?}\n{text}", report.error);
             assert!(report.warnings.is_empty(), "{:?}\n{text}", report.warnings);
             assert!(text.contains("192.0.2.240"));
+            // The seed's check on each real server, aimed at its HTTP port.
+            assert_eq!(text.matches("TCP_CHECK {").count(), 2, "{text}");
+            assert_eq!(text.matches("connect_port 80\n").count(), 2, "{text}");
+            assert!(text.contains("delay_loop 6\n"), "{text}");
             assert!(!text.contains("192.168."));
         }
         let _ = std::fs::remove_dir_all(&dir);

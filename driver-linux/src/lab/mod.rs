@@ -308,18 +308,12 @@ fn build(opts: &LabOptions, vrlb: &Path) -> Result<(), String> {
             in_ns(&ns, &["sysctl", "-qw", key])?;
         }
         let name = format!("rs{} {}", n + 1, config::REAL_SERVERS[n]);
+        // What the directors' TCP_CHECKs connect to.
+        let listen = format!("0.0.0.0:{}", config::HTTP_PORT);
         let log = opts.file(&format!("rs{}.log", n + 1));
         let pid = spawn(
             &ns,
-            &[
-                exe,
-                "lab",
-                "serve",
-                "--listen",
-                "0.0.0.0:80",
-                "--name",
-                &name,
-            ],
+            &[exe, "lab", "serve", "--listen", &listen, "--name", &name],
             &log,
         )?;
         std::fs::write(opts.file(&format!("rs{}.pid", n + 1)), format!("{pid}\n"))
