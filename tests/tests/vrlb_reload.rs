@@ -1,7 +1,8 @@
 //! SIGHUP reloads `vrlb run` in place: a changed priority moves mastership
 //! as the new priority says (both ways); an unchanged configuration causes
 //! no transition on either director and no gap in the master's adverts
-//! (timestamps from tcpdump at the client).
+//! (timestamps from tcpdump at the client); removing a master instance
+//! sends its priority-0 goodbye, so the peer takes over after Skew_Time.
 
 use std::time::Duration;
 
@@ -122,5 +123,31 @@ fn sighup_moves_mastership_on_a_new_priority_and_changes_nothing_otherwise() {
     );
     expect(LONG, "VIP back on director 0", &[&d0, &d1], || {
         lab.holds(0, VIP) && !lab.holds(1, VIP)
+    });
+
+    // Director 0 reloads without VI_1 (a new instance takes its place):
+    // its goodbye (priority 0) lets director 1 take over after Skew_Time
+    // (0.61 s at priority 100), not Master_Down_Interval (3.61 s), and the
+    // new instance in the freed slot sends no priority 0 of its own.
+    let replacement = Instance {
+        name: "VI_2",
+        vrid: 52,
+        vips: vec!["192.0.2.241/24".to_string()],
+        ..conf(200)
+    };
+    std::fs::write(&d0.conf, replacement.conf(&lab.ifs[0])).unwrap();
+    let hup = std::time::Instant::now();
+    d0.hup();
+    expect(LONG, "director 1 takes over VI_1", &[&d0, &d1], || {
+        is(&d1, "MASTER")
+    });
+    let took = hup.elapsed();
+    eprintln!("director 1 master {took:?} after the reload removed VI_1");
+    assert!(
+        took < Duration::from_millis(2000),
+        "no goodbye: director 1 took {took:?} (Master_Down_Interval is 3.61 s)"
+    );
+    expect(LONG, "VI_1's VIP moves to director 1", &[&d0, &d1], || {
+        lab.holds(1, VIP) && !lab.holds(0, VIP)
     });
 }

@@ -27,7 +27,7 @@ pub mod stats_file;
 pub mod vip_state;
 pub mod vrrp_socket;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
@@ -203,11 +203,24 @@ struct Daemon {
     runner: Runner<ScriptId>,
     extensions: Vec<Box<dyn Extension>>,
     pending: VecDeque<Output>,
+    /// Instances a rebuild removed whose priority-0 advert was sent
+    /// already: their queued one is skipped (the slot may hold a new
+    /// instance by the time the queue is drained).
+    goodbyes_sent: HashSet<InstanceId>,
     next_report: Instant,
     reported_drops: HashMap<InstanceId, [u32; vrrp::Drop::ALL.len()]>,
     stats_text: String,
     stopping: bool,
     _pid: Option<pidfile::PidFile>,
+}
+
+/// One advert, rendered while its instance still exists.
+struct Advert {
+    name: String,
+    iface: IfaceId,
+    src: IpAddr,
+    dst: IpAddr,
+    bytes: Vec<u8>,
 }
 
 fn io_err(what: &str) -> impl Fn(std::io::Error) -> String + '_ {
@@ -274,6 +287,7 @@ impl Daemon {
             runner: Runner::default(),
             extensions,
             pending: VecDeque::new(),
+            goodbyes_sent: HashSet::new(),
             next_report: Instant::ZERO,
             reported_drops: HashMap::new(),
             stats_text: String::new(),
@@ -325,6 +339,19 @@ impl Daemon {
     /// chosen as primary addresses. Warnings are logged unless `quiet` (a
     /// rebuild after an interface change reads the same text again).
     fn build(&mut self, vips: &[IpAddr], quiet: bool) -> Result<(), String> {
+        // A master the new configuration drops must still say goodbye
+        // (priority 0, as keepalived does on reload), but once the build
+        // has removed it the node can no longer render its advert.
+        let masters: Vec<InstanceId> = self
+            .node
+            .instances()
+            .filter(|(_, inst)| inst.state() == vrrp::State::Master)
+            .map(|(id, _)| id)
+            .collect();
+        let goodbyes: HashMap<InstanceId, Vec<Advert>> = masters
+            .into_iter()
+            .map(|id| (id, self.render_adverts(id, 0)))
+            .collect();
         let mut exclude: Vec<IpAddr> = vips.to_vec();
         exclude.extend(
             self.instances
@@ -362,6 +389,10 @@ impl Daemon {
         for id in removed {
             debug!("instance #{} removed", id.0);
             self.reported_drops.remove(&id);
+            if let Some(adverts) = goodbyes.get(&id) {
+                self.send_adverts(adverts);
+                self.goodbyes_sent.insert(id);
+            }
         }
         self.instances = instances;
         self.scripts = scripts;
@@ -702,11 +733,20 @@ impl Daemon {
                 Some(o) => o,
                 None => match self.node.poll_output() {
                     Some(o) => o,
-                    None => return,
+                    None => break,
                 },
             };
+            if let Output::Vrrp {
+                instance,
+                event: vrrp::Output::Advert { priority: 0 },
+            } = out
+                && self.goodbyes_sent.remove(&instance)
+            {
+                continue;
+            }
             self.dispatch(out);
         }
+        self.goodbyes_sent.clear();
     }
 
     fn dispatch(&mut self, out: Output) {
@@ -801,9 +841,15 @@ impl Daemon {
     }
 
     fn send_advert(&mut self, id: InstanceId, priority: u8) {
+        let adverts = self.render_adverts(id, priority);
+        self.send_adverts(&adverts);
+    }
+
+    /// `id`'s adverts at `priority`, one per destination, ready to send.
+    fn render_adverts(&self, id: InstanceId, priority: u8) -> Vec<Advert> {
         let (Some(inst), Some(iface)) = (self.node.instance(id), self.node.instance_iface(id))
         else {
-            return;
+            return Vec::new();
         };
         let src = inst.config().primary_addr;
         if src.is_unspecified() {
@@ -811,34 +857,47 @@ impl Daemon {
                 "{}: no address to send adverts from",
                 self.instance_name(id)
             );
-            return;
+            return Vec::new();
         }
-        let destinations: Vec<IpAddr> = inst.advert_destinations().collect();
         let mut buf = [0u8; 1500];
-        for dst in destinations {
-            let Some(len) = self.node.emit_advert(id, priority, src, dst, &mut buf) else {
-                warn!("{}: advert does not fit", self.instance_name(id));
-                continue;
-            };
-            if !self.senders.contains_key(&(iface, src)) {
-                let Some(link) = self.ifaces.link(iface) else {
+        let mut out = Vec::new();
+        for dst in inst.advert_destinations() {
+            match self.node.emit_advert(id, priority, src, dst, &mut buf) {
+                Some(len) => out.push(Advert {
+                    name: self.instance_name(id),
+                    iface,
+                    src,
+                    dst,
+                    bytes: buf[..len].to_vec(),
+                }),
+                None => warn!("{}: advert does not fit", self.instance_name(id)),
+            }
+        }
+        out
+    }
+
+    fn send_adverts(&mut self, adverts: &[Advert]) {
+        for a in adverts {
+            let key = (a.iface, a.src);
+            if !self.senders.contains_key(&key) {
+                let Some(link) = self.ifaces.link(a.iface) else {
                     return;
                 };
-                match Sender::open(&link.name, link.index, src) {
+                match Sender::open(&link.name, link.index, a.src) {
                     Ok(s) => {
-                        self.senders.insert((iface, src), s);
+                        self.senders.insert(key, s);
                     }
                     Err(e) => {
-                        warn!("{}: cannot send from {src}: {e}", link.name);
+                        warn!("{}: cannot send from {}: {e}", link.name, a.src);
                         return;
                     }
                 }
             }
-            if let Some(sender) = self.senders.get(&(iface, src))
-                && let Err(e) = sender.send(dst, &buf[..len])
+            if let Some(sender) = self.senders.get(&key)
+                && let Err(e) = sender.send(a.dst, &a.bytes)
             {
-                warn!("{}: advert to {dst}: {e}", self.instance_name(id));
-                self.senders.remove(&(iface, src));
+                warn!("{}: advert to {}: {e}", a.name, a.dst);
+                self.senders.remove(&key);
             }
         }
     }
