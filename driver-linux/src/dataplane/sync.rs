@@ -21,6 +21,7 @@
 //! Owns the sync machines and the sockets; never forwards a packet and
 //! never changes services or servers (the data plane mirrors those).
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -294,6 +295,11 @@ pub struct DataPlaneSync {
     /// From the configuration being built: the first instance with the
     /// deprecated `lvs_sync_daemon_interface` (interface, instance).
     building_instance: Option<(String, String)>,
+    /// From the configuration being built: `lvs_sync_daemon ... id` was given.
+    building_sync_id_set: bool,
+    /// From the configuration being built: each instance's VRID, the sync
+    /// id when none is given.
+    building_vrids: HashMap<String, u8>,
     settings: Option<Settings>,
     active: Option<Active>,
     /// Shards whose balancer has a journal (by address: shards live as
@@ -321,6 +327,8 @@ impl DataPlaneSync {
             status: SyncView::default(),
             building: None,
             building_instance: None,
+            building_sync_id_set: false,
+            building_vrids: HashMap::new(),
             settings: None,
             active: None,
             journaled: Vec::new(),
@@ -622,7 +630,15 @@ impl DataPlaneSync {
                 sync_id: 0,
                 maxlen: None,
             });
-        global.or(legacy)
+        let vrids = std::mem::take(&mut self.building_vrids);
+        let id_set = std::mem::take(&mut self.building_sync_id_set);
+        let mut settings = global.or(legacy)?;
+        if !id_set {
+            // Without `id`, keepalived uses the instance's VRID
+            // (global_parser.c `lvs_syncd_handler`, vrrp.c).
+            settings.sync_id = vrids.get(&settings.instance).copied().unwrap_or(0);
+        }
+        Some(settings)
     }
 
     fn refresh(&mut self, ctx: &mut Context<'_>) {
@@ -720,9 +736,11 @@ impl Extension for DataPlaneSync {
             sync_id: o.sync_id.unwrap_or(0),
             maxlen: o.maxlen,
         });
+        self.building_sync_id_set = o.sync_id.is_some();
     }
 
     fn instance(&mut self, _id: InstanceId, conf: &VrrpInstance<'_>) {
+        self.building_vrids.insert(conf.name.to_string(), conf.vrid);
         // keepalived 1.x's form, still accepted: the instance that names
         // the interface is the one that decides.
         if let (None, Some(iface)) = (&self.building_instance, conf.lvs_sync_daemon_interface) {
@@ -926,7 +944,8 @@ mod tests {
         .unwrap();
         assert_eq!(legacy.instance, "VI_2");
         assert_eq!(legacy.endpoint, Endpoint::new("eth2"));
-        assert_eq!((legacy.sync_id, legacy.maxlen), (0, None));
+        // No `id`: the instance's VRID, as keepalived.
+        assert_eq!((legacy.sync_id, legacy.maxlen), (51, None));
         // The global keyword wins, with keepalived's options.
         let text = format!(
             "global_defs {{\n lvs_sync_daemon eth1 VI_1 id 3 group ff02::1:81 port 9000 ttl 2 maxlen 800\n}}\n{}",
