@@ -62,6 +62,7 @@ impl Harness {
                 target,
                 timeout: Duration::from_millis(timeout_ms),
                 spec: Arc::new(spec),
+                run_as: None,
             },
         );
     }
@@ -133,6 +134,7 @@ fn misc(command: &str, dynamic: bool) -> ProbeSpec {
     spec(SpecKind::Misc {
         command: command.into(),
         dynamic,
+        user: None,
     })
 }
 
