@@ -251,13 +251,13 @@ impl Extension for Probes {
         let default = scripts::default_as(self.script_user.take().as_ref());
         self.misc_as.clear();
         for (id, spec) in &self.specs {
-            let SpecKind::Misc { user, .. } = &spec.kind else {
+            let SpecKind::Misc { user, command, .. } = &spec.kind else {
                 continue;
             };
             let run_as = scripts::resolve_as(user.as_ref(), &default);
             if let Err(e) = &run_as {
                 warn!(
-                    "MISC_CHECK #{}: {e}: the script is not run and the check fails",
+                    "MISC_CHECK #{} '{command}': {e}: the script is not run and the check fails",
                     id.0
                 );
             }
