@@ -59,11 +59,7 @@ impl<'t> Parser<'t, '_> {
                 "vrrp_strict" => g.vrrp_strict = self.flag(&stmt)?,
                 "vrrp_check_unicast_src" => g.check_unicast_src = self.flag(&stmt)?,
                 "enable_script_security" => g.enable_script_security = self.flag(&stmt)?,
-                "script_user" => {
-                    self.no_block(&stmt)?;
-                    g.script_user = Some(self.arg(&stmt, 0, "a user name")?.text);
-                    self.extra_args(&stmt, 2);
-                }
+                "script_user" => g.script_user = Some(self.run_as(&stmt)?),
                 "lvs_sync_daemon" => self.lvs_sync_daemon(&stmt, &mut g)?,
                 "lvs_timeouts" => g.lvs_timeouts = self.lvs_timeouts(&stmt)?,
                 _ => self.unknown(Block::Global, &stmt)?,
@@ -231,5 +227,93 @@ mod tests {
             group: Some(IpAddr::V4(Ipv4Addr::new(239, 0, 2, 81))),
         };
         assert_eq!(s.0, Some((Some("eth1"), Some("VI_1"), want)));
+    }
+
+    /// `(user, group)` of `script_user`, each vrrp_script `user` and
+    /// each checker `user`, in order.
+    type Pair = (std::string::String, Option<std::string::String>);
+
+    #[derive(Default)]
+    struct Users(
+        std::vec::Vec<(&'static str, Option<Pair>)>,
+        std::vec::Vec<std::string::String>,
+    );
+
+    fn pair(r: Option<config::RunAs<'_>>) -> Option<Pair> {
+        r.map(|r| (r.user.into(), r.group.map(Into::into)))
+    }
+
+    impl Sink for Users {
+        fn global_defs(&mut self, g: &GlobalDefs<'_>) -> Result<(), config::Kind> {
+            self.0.push(("global", pair(g.script_user)));
+            Ok(())
+        }
+        fn vrrp_script(&mut self, s: &config::VrrpScript<'_>) -> Result<(), config::Kind> {
+            self.0.push(("script", pair(s.user)));
+            Ok(())
+        }
+        fn real_server(
+            &mut self,
+            _vs: &config::VirtualServer<'_>,
+            rs: &config::RealServer<'_>,
+        ) -> Result<(), config::Kind> {
+            for c in rs.checkers.iter() {
+                self.0.push(("checker", pair(c.user)));
+            }
+            Ok(())
+        }
+        fn diagnostic(&mut self, d: &config::Diagnostic) {
+            self.1.push(std::format!("{d}"));
+        }
+    }
+
+    #[test]
+    fn script_users_keep_user_and_optional_group() {
+        let text = "global_defs {\n script_user nobody nogroup\n}\n\
+            vrrp_script a {\n script /bin/true\n user daemon\n}\n\
+            vrrp_script b {\n script /bin/true\n}\n\
+            virtual_server 192.0.2.1 80 {\n real_server 192.0.2.2 80 {\n\
+            MISC_CHECK {\n misc_path /bin/true\n user www-data adm\n }\n\
+            MISC_CHECK {\n misc_path /bin/true\n }\n }\n}\n";
+        let mut u = Users::default();
+        let summary =
+            config::parse("k.conf", text, &Options::default(), &mut u, &mut NoIncludes).unwrap();
+        let p = |u: &str, g: Option<&str>| Some((u.into(), g.map(Into::into)));
+        assert_eq!(
+            u.0,
+            [
+                ("global", p("nobody", Some("nogroup"))),
+                ("script", p("daemon", None)),
+                ("script", None),
+                ("checker", p("www-data", Some("adm"))),
+                ("checker", None),
+            ]
+        );
+        // `user` in MISC_CHECK is acted on now: it is not reported.
+        assert!(!u.1.iter().any(|d| d.contains("user")), "{:?}", u.1);
+        assert_eq!(summary.warnings as usize, u.1.len());
+    }
+
+    #[test]
+    fn script_user_needs_a_user_and_warns_past_the_group() {
+        let mut u = Users::default();
+        let err = config::parse(
+            "k.conf",
+            "global_defs {\n script_user\n}\n",
+            &Options::default(),
+            &mut u,
+            &mut NoIncludes,
+        )
+        .unwrap_err();
+        assert!(std::format!("{err}").contains("a user name"), "{err}");
+        let summary = config::parse(
+            "k.conf",
+            "global_defs {\n script_user a b c\n}\n",
+            &Options::default(),
+            &mut u,
+            &mut NoIncludes,
+        )
+        .unwrap();
+        assert_eq!(summary.warnings, 1);
     }
 }

@@ -180,6 +180,7 @@ impl Block {
                 "misc_path",
                 "misc_timeout",
                 "misc_dynamic",
+                "user",
                 "virtualhost",
             ],
             Block::Url => &["path", "digest", "status_code", "virtualhost"],
@@ -331,7 +332,7 @@ impl Block {
                 ),
                 ("delay_loop", "set delay_loop in each checker"),
             ],
-            Block::Checker => &[("user", "MISC_CHECK scripts run as the daemon's script user")],
+            Block::Checker => &[],
             Block::Url => &[],
             Block::Auth => &[],
         }

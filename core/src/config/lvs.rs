@@ -514,6 +514,7 @@ impl<'t> Parser<'t, '_> {
                     c.misc_timeout = Some(self.seconds(&stmt, 1, MAX_TIMER_US, "more than 0 s")?)
                 }
                 "misc_dynamic" if kind == CheckKind::Misc => c.misc_dynamic = self.flag(&stmt)?,
+                "user" if kind == CheckKind::Misc => c.user = Some(self.run_as(&stmt)?),
                 _ => self.unknown(Block::Checker, &stmt)?,
             }
         }

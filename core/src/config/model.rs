@@ -72,8 +72,8 @@ pub struct GlobalDefs<'t> {
     pub lvs_sync_daemon_options: LvsSyncOptions,
     /// `enable_script_security`.
     pub enable_script_security: bool,
-    /// `script_user USER [GROUP]`.
-    pub script_user: Option<&'t str>,
+    /// `script_user USER [GROUP]`: who runs scripts that name no user.
+    pub script_user: Option<RunAs<'t>>,
     /// `lvs_timeouts tcp N tcpfin N udp N`.
     pub lvs_timeouts: LvsTimeouts,
     /// `vrrp_check_unicast_src`.
@@ -109,6 +109,16 @@ pub struct LvsTimeouts {
     pub udp: Duration,
 }
 
+/// `USER [GROUP]` of `script_user` and of a script's `user`: the
+/// account a script runs as (names, resolved by the driver).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunAs<'t> {
+    /// The user name.
+    pub user: &'t str,
+    /// The group name (default: the user's primary group).
+    pub group: Option<&'t str>,
+}
+
 /// `vrrp_script NAME { ... }`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VrrpScript<'t> {
@@ -127,7 +137,7 @@ pub struct VrrpScript<'t> {
     /// `fall` (default 1).
     pub fall: u32,
     /// `user USER [GROUP]`.
-    pub user: Option<&'t str>,
+    pub user: Option<RunAs<'t>>,
     /// `init_fail`: starts failed.
     pub init_fail: bool,
     /// Where the block started.
@@ -493,6 +503,8 @@ pub struct CheckerConf<'t> {
     pub misc_timeout: Option<Duration>,
     /// `misc_dynamic` (MISC): exit code sets the weight.
     pub misc_dynamic: bool,
+    /// `user USER [GROUP]` (MISC): who runs `misc_path`.
+    pub user: Option<RunAs<'t>>,
     /// `virtualhost` (HTTP/SSL).
     pub virtualhost: Option<&'t str>,
     /// Where the block started.
@@ -518,6 +530,7 @@ impl<'t> CheckerConf<'t> {
             misc_path: None,
             misc_timeout: None,
             misc_dynamic: false,
+            user: None,
             virtualhost: None,
             pos,
         }

@@ -8,7 +8,7 @@ use heapless::Vec;
 use super::diag::{Diagnostic, Kind, Snippet};
 use super::keywords::{Block, suggest};
 use super::lexer::{LexNote, Lexer, Token, TokenKind};
-use super::model::Pos;
+use super::model::{Pos, RunAs};
 use super::{Includer, Options, Sink, Summary};
 
 /// Most arguments on one line.
@@ -276,6 +276,15 @@ impl<'t, 's> Parser<'t, 's> {
                 },
             );
         }
+    }
+
+    /// `USER [GROUP]` (`script_user`, a script's `user`).
+    pub fn run_as(&mut self, stmt: &Stmt<'t>) -> Res<RunAs<'t>> {
+        self.no_block(stmt)?;
+        let user = self.arg(stmt, 0, "a user name")?.text;
+        let group = stmt.args.get(1).map(|t| t.text);
+        self.extra_args(stmt, 2);
+        Ok(RunAs { user, group })
     }
 
     /// The single argument of a keyword that takes exactly one value.

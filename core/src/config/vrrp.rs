@@ -68,11 +68,7 @@ impl<'t> Parser<'t, '_> {
                 }
                 "rise" => s.rise = self.number(&stmt, 1, u64::from(u32::MAX), "1 or more")? as u32,
                 "fall" => s.fall = self.number(&stmt, 1, u64::from(u32::MAX), "1 or more")? as u32,
-                "user" => {
-                    self.no_block(&stmt)?;
-                    s.user = Some(self.arg(&stmt, 0, "a user name")?.text);
-                    self.extra_args(&stmt, 2);
-                }
+                "user" => s.user = Some(self.run_as(&stmt)?),
                 "init_fail" => s.init_fail = self.flag(&stmt)?,
                 _ => self.unknown(Block::Script, &stmt)?,
             }

@@ -2,7 +2,8 @@
 //! ([`Environment`]): interface ids and primary addresses from
 //! [`Interfaces`], and a record of what the core does not keep (instance
 //! names, VIP dev/label/scope/prefix/brd, notify scripts, `vrrp_script`
-//! command lines). Balancing items go to the extensions. No I/O.
+//! command lines and users). Balancing items go to the extensions. No
+//! I/O: user names are resolved by the daemon after the build.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -14,6 +15,7 @@ use vrlb_core::vrrp::Family;
 
 use super::event_loop::Extension;
 use super::interfaces::Interfaces;
+use super::scripts::{Account, RunAs};
 
 /// One VIP line, owned.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +49,21 @@ pub struct NotifyInfo {
     pub any: Option<String>,
 }
 
+impl NotifyInfo {
+    /// Whether any notify script is set.
+    pub fn any_set(&self) -> bool {
+        [
+            &self.master,
+            &self.backup,
+            &self.fault,
+            &self.stop,
+            &self.any,
+        ]
+        .iter()
+        .any(|s| s.is_some())
+    }
+}
+
 /// What the daemon keeps about one instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstanceInfo {
@@ -74,6 +91,15 @@ pub struct ScriptInfo {
     pub name: String,
     /// `script`: the command line.
     pub command: String,
+    /// `user USER [GROUP]`, as written.
+    pub user: Option<Account>,
+    /// Who runs it, resolved after the build (`Ok(None)` until then).
+    pub run_as: RunAs,
+}
+
+/// `USER [GROUP]`, owned.
+pub fn account(r: Option<config::RunAs<'_>>) -> Option<Account> {
+    r.map(|r| (r.user.to_string(), r.group.map(str::to_string)))
 }
 
 /// The environment of one build.
@@ -92,6 +118,8 @@ pub struct Env<'a> {
     pub removed: Vec<InstanceId>,
     /// Warnings, formatted.
     pub warnings: Vec<String>,
+    /// `global_defs { script_user USER [GROUP] }`, as written.
+    pub script_user: Option<Account>,
 }
 
 impl<'a> Env<'a> {
@@ -109,6 +137,7 @@ impl<'a> Env<'a> {
             scripts: HashMap::new(),
             removed: Vec::new(),
             warnings: Vec::new(),
+            script_user: None,
         }
     }
 }
@@ -169,22 +198,19 @@ impl Environment for Env<'_> {
     }
 
     fn script(&mut self, id: ScriptId, conf: &VrrpScript<'_>) {
-        if conf.user.is_some() {
-            self.warnings.push(format!(
-                "vrrp_script {}: 'user' is not supported: the script runs as vrlb's user",
-                conf.name
-            ));
-        }
         self.scripts.insert(
             id,
             ScriptInfo {
                 name: conf.name.to_string(),
                 command: conf.script.to_string(),
+                user: account(conf.user),
+                run_as: Ok(None),
             },
         );
     }
 
     fn global_defs(&mut self, g: &config::GlobalDefs<'_>) {
+        self.script_user = account(g.script_user);
         for e in self.extensions.iter_mut() {
             e.global_defs(g);
         }

@@ -200,6 +200,8 @@ struct Daemon {
     addresses: Addresses,
     instances: HashMap<InstanceId, InstanceInfo>,
     scripts: HashMap<ScriptId, ScriptInfo>,
+    /// Who runs notify scripts (the build's default script account).
+    notify_as: scripts::RunAs,
     runner: Runner<ScriptId>,
     extensions: Vec<Box<dyn Extension>>,
     pending: VecDeque<Output>,
@@ -284,6 +286,7 @@ impl Daemon {
             packet,
             instances: HashMap::new(),
             scripts: HashMap::new(),
+            notify_as: Ok(None),
             runner: Runner::default(),
             extensions,
             pending: VecDeque::new(),
@@ -376,16 +379,35 @@ impl Daemon {
         );
         let Env {
             instances,
-            scripts,
+            mut scripts,
             removed,
-            warnings,
+            mut warnings,
+            script_user,
             ..
         } = env;
         self.extensions = exts;
+        // Names are resolved once per build; a name that does not resolve
+        // refuses the script (keepalived.conf(5), `script_user`).
+        let notify_as = scripts::default_as(script_user.as_ref());
+        for info in scripts.values_mut() {
+            info.run_as = scripts::resolve_as(info.user.as_ref(), &notify_as);
+            if let Err(e) = &info.run_as {
+                warnings.push(format!(
+                    "vrrp_script {}: {e}: the script is not run and counts as failed",
+                    info.name
+                ));
+            }
+        }
+        if let Err(e) = &notify_as
+            && instances.values().any(|i| i.notify.any_set())
+        {
+            warnings.push(format!("script_user: {e}: notify scripts are not run"));
+        }
         for w in warnings.iter().filter(|_| !quiet) {
             warn!("{w}");
         }
         result.map_err(|d| d.to_string())?;
+        self.notify_as = notify_as;
         for id in removed {
             debug!("instance #{} removed", id.0);
             self.reported_drops.remove(&id);
@@ -783,14 +805,25 @@ impl Daemon {
     fn run_script(&mut self, script: ScriptId, timeout: Duration) {
         let now = self.clock.now();
         let spawned = match self.scripts.get(&script) {
+            // Refused at the build (and said so then): a failure, quietly.
+            Some(ScriptInfo { run_as: Err(_), .. }) => Err(String::new()),
             Some(info) => self
                 .runner
-                .spawn(now, &info.command, &[], timeout, Job::Check(script))
+                .spawn(
+                    now,
+                    &info.command,
+                    &[],
+                    info.run_as.clone().ok().flatten(),
+                    timeout,
+                    Job::Check(script),
+                )
                 .map_err(|e| format!("vrrp_script {}: {e}", info.name)),
             None => Err(format!("vrrp_script #{}: no command", script.0)),
         };
         if let Err(e) = spawned {
-            warn!("{e}");
+            if !e.is_empty() {
+                warn!("{e}");
+            }
             self.node.handle(
                 now,
                 Input::ScriptResult {
@@ -830,9 +863,16 @@ impl Daemon {
                     return;
                 };
                 let now = self.clock.now();
+                // Refused at the build (and said so then).
+                let Ok(run_as) = self.notify_as.clone() else {
+                    return;
+                };
                 for (line, args) in notify::commands(&notify, &name, to, priority) {
                     let job = Job::Notify(format!("{name}: notify '{line}'"));
-                    if let Err(e) = self.runner.spawn(now, &line, &args, NOTIFY_TIMEOUT, job) {
+                    if let Err(e) =
+                        self.runner
+                            .spawn(now, &line, &args, run_as, NOTIFY_TIMEOUT, job)
+                    {
                         warn!("{name}: notify: {e}");
                     }
                 }

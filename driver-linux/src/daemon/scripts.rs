@@ -6,13 +6,74 @@
 //! Command lines are split like keepalived does (no shell: words, with
 //! single or double quotes and backslash escapes; keepalived.conf(5),
 //! "script"), then run directly.
+//!
+//! A script runs as the account its `user USER [GROUP]` or global
+//! `script_user` names, resolved once per build ([`resolve_as`]).
 
 use std::process::{Child, Command, Stdio};
 
 use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
+use nix::unistd::{Group, Pid, Uid, User};
 use std::os::unix::process::CommandExt;
 use vrlb_core::time::{Duration, Instant};
+
+/// The account a script runs as, resolved from names at build time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Credentials {
+    /// User id.
+    pub uid: u32,
+    /// Group id (the user's primary group unless a group was named).
+    pub gid: u32,
+}
+
+/// Who runs one script: `Ok(None)` is vrlb's own account, `Err` a name
+/// that does not resolve (the script is refused, as keepalived does).
+pub type RunAs = Result<Option<Credentials>, String>;
+
+/// A `USER [GROUP]` pair as written, owned.
+pub type Account = (String, Option<String>);
+
+/// The ids of `user` and `group` (default: the user's primary group).
+pub fn credentials(user: &str, group: Option<&str>) -> Result<Credentials, String> {
+    let u = match User::from_name(user) {
+        Ok(Some(u)) => u,
+        Ok(None) => return Err(format!("unknown user '{user}'")),
+        Err(e) => return Err(format!("cannot look up user '{user}': {e}")),
+    };
+    let gid = match group {
+        None => u.gid.as_raw(),
+        Some(g) => match Group::from_name(g) {
+            Ok(Some(g)) => g.gid.as_raw(),
+            Ok(None) => return Err(format!("unknown group '{g}'")),
+            Err(e) => return Err(format!("cannot look up group '{g}': {e}")),
+        },
+    };
+    Ok(Credentials {
+        uid: u.uid.as_raw(),
+        gid,
+    })
+}
+
+/// The account of scripts that name none: `script_user`, else
+/// `keepalived_script` if that user exists, else vrlb's own (root)
+/// (keepalived.conf(5), global_defs `script_user`). `keepalived_script`
+/// is only taken when vrlb runs as root: no one else can switch to it.
+pub fn default_as(script_user: Option<&Account>) -> RunAs {
+    match script_user {
+        Some((user, group)) => credentials(user, group.as_deref()).map(Some),
+        None if Uid::effective().is_root() => Ok(credentials("keepalived_script", None).ok()),
+        None => Ok(None),
+    }
+}
+
+/// The account of a script with its own `user` (`own`) or else the
+/// build's default.
+pub fn resolve_as(own: Option<&Account>, default: &RunAs) -> RunAs {
+    match own {
+        Some((user, group)) => credentials(user, group.as_deref()).map(Some),
+        None => default.clone(),
+    }
+}
 
 /// What a child was started for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,13 +147,14 @@ pub fn split(line: &str) -> Option<Vec<String>> {
 }
 
 impl<T: Clone> Runner<T> {
-    /// Starts `line` with `extra` arguments appended; it is killed at
-    /// `now + timeout`.
+    /// Starts `line` with `extra` arguments appended, as `run_as` (or
+    /// vrlb's own account); it is killed at `now + timeout`.
     pub fn spawn(
         &mut self,
         now: Instant,
         line: &str,
         extra: &[String],
+        run_as: Option<Credentials>,
         timeout: Duration,
         job: Job<T>,
     ) -> Result<(), String> {
@@ -103,11 +165,18 @@ impl<T: Clone> Runner<T> {
             return Err("empty command line".into());
         }
         words.extend(extra.iter().cloned());
-        let child = Command::new(&words[0])
+        let mut command = Command::new(&words[0]);
+        command
             .args(&words[1..])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .process_group(0)
+            .process_group(0);
+        if let Some(c) = run_as {
+            // std drops the supplementary groups (setgroups(0)) when root
+            // sets a uid, as keepalived clears them before it execs.
+            command.uid(c.uid).gid(c.gid);
+        }
+        let child = command
             .spawn()
             .map_err(|e| format!("cannot run '{}': {e}", words[0]))?;
         self.running.push(Running {
@@ -200,21 +269,22 @@ mod tests {
         let mut r: Runner<u8> = Runner::default();
         let t0 = Instant::from_secs(1);
         let long = Duration::from_secs(30);
-        r.spawn(t0, "/bin/sh -c 'exit 0'", &[], long, Job::Check(1))
+        r.spawn(t0, "/bin/sh -c 'exit 0'", &[], None, long, Job::Check(1))
             .unwrap();
-        r.spawn(t0, "/bin/sh -c 'exit $0' 3", &[], long, Job::Check(2))
+        r.spawn(t0, "/bin/sh -c 'exit $0' 3", &[], None, long, Job::Check(2))
             .unwrap();
         // A grandchild in the group dies with it.
         r.spawn(
             t0,
             "/bin/sh -c 'sleep 30; true'",
             &[],
+            None,
             Duration::from_millis(100),
             Job::Check(3),
         )
         .unwrap();
         assert!(
-            r.spawn(t0, "/nonexistent/x", &[], long, Job::Check(4))
+            r.spawn(t0, "/nonexistent/x", &[], None, long, Job::Check(4))
                 .is_err()
         );
         assert_eq!(r.next_deadline(), Some(t0 + Duration::from_millis(100)));
@@ -235,5 +305,77 @@ mod tests {
         });
         assert_eq!(seen.last(), Some(&(Job::Check(3), false)));
         assert_eq!(r.running(), 0);
+    }
+
+    #[test]
+    fn unknown_names_are_refused_and_the_default_is_kept() {
+        let e = credentials("vrlb-no-such-user", None).unwrap_err();
+        assert!(e.contains("unknown user 'vrlb-no-such-user'"), "{e}");
+        let e = credentials("root", Some("vrlb-no-such-group")).unwrap_err();
+        assert!(e.contains("unknown group 'vrlb-no-such-group'"), "{e}");
+        let root = credentials("root", None).unwrap();
+        assert_eq!(root, Credentials { uid: 0, gid: 0 });
+        let named: Account = ("root".into(), None);
+        let default = default_as(Some(&named));
+        assert_eq!(default, Ok(Some(root)));
+        // A script's own user wins over the default; without one, the default.
+        let bad: Account = ("vrlb-no-such-user".into(), None);
+        assert!(resolve_as(Some(&bad), &default).is_err());
+        assert_eq!(resolve_as(None, &default), Ok(Some(root)));
+        assert!(default_as(Some(&bad)).is_err());
+    }
+
+    #[test]
+    fn runs_a_script_as_the_named_user() {
+        if !Uid::effective().is_root() {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI=true: running a script as another user needs root"
+            );
+            std::println!("skipped: running a script as another user needs root");
+            return;
+        }
+        let nobody = credentials("nobody", None).expect("user 'nobody' exists");
+        let dir = std::env::temp_dir().join(format!("vrlb-scriptuser-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        struct Cleanup(std::path::PathBuf);
+        impl Drop for Cleanup {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+        let _cleanup = Cleanup(dir.clone());
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let out = dir.join("id");
+        let line = format!(
+            "/bin/sh -c 'id -u > \"$0\"; id -g >> \"$0\"; id -G >> \"$0\"' {}",
+            out.display()
+        );
+        let mut r: Runner<u8> = Runner::default();
+        let t0 = Instant::from_secs(1);
+        r.spawn(
+            t0,
+            &line,
+            &[],
+            Some(nobody),
+            Duration::from_secs(10),
+            Job::Check(1),
+        )
+        .unwrap();
+        let mut seen = Vec::new();
+        let start = std::time::Instant::now();
+        while seen.is_empty() && start.elapsed() < std::time::Duration::from_secs(5) {
+            r.reap(t0, |job, ok| seen.push((job, ok)));
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(seen, [(Job::Check(1), true)]);
+        let text = std::fs::read_to_string(&out).unwrap();
+        let gid = nobody.gid.to_string();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], nobody.uid.to_string());
+        assert_eq!(lines[1], gid);
+        // Root's supplementary groups are gone: only the primary group.
+        assert_eq!(lines[2], gid);
     }
 }

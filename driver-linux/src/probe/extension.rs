@@ -21,7 +21,9 @@ use vrlb_core::time::Instant;
 
 use super::prober::{Finished, Prober, Request};
 use super::spec::{ProbeSpec, SpecKind};
+use crate::daemon::env::account;
 use crate::daemon::event_loop::{Context, Extension};
+use crate::daemon::scripts::{self, Account, RunAs};
 
 /// The prober's epoll descriptor, in this extension's token range.
 const PROBER_TOKEN: usize = 0;
@@ -36,6 +38,10 @@ pub struct Probes {
     vs_virtualhost: Option<String>,
     /// Checkers whose last probe failed (to log changes only).
     failing: HashSet<CheckerId>,
+    /// `script_user` of the build in progress (taken at `reloaded`).
+    script_user: Option<Account>,
+    /// Who runs each MISC_CHECK, resolved once per build.
+    misc_as: HashMap<CheckerId, RunAs>,
 }
 
 impl Probes {
@@ -89,12 +95,26 @@ impl Probes {
             });
             return;
         };
+        let run_as = match self.misc_as.get(&checker) {
+            // Refused at the build (and said so then): a failure.
+            Some(Err(_)) => {
+                ctx.handle(Input::ProbeResult {
+                    checker,
+                    seq,
+                    result: ProbeResult::Failure,
+                });
+                return;
+            }
+            Some(Ok(c)) => *c,
+            None => None,
+        };
         let request = Request {
             checker,
             seq,
             target,
             timeout,
             spec: spec.clone(),
+            run_as,
         };
         match self.prober.as_mut() {
             Some(p) => p.start(ctx.now(), request),
@@ -226,6 +246,27 @@ impl Extension for Probes {
             p.retain(|id| live.contains(&id));
         }
         self.vs_virtualhost = None;
+        // Resolved once per build; a name that does not resolve refuses
+        // the script (keepalived.conf(5), `script_user`, MISC_CHECK `user`).
+        let default = scripts::default_as(self.script_user.take().as_ref());
+        self.misc_as.clear();
+        for (id, spec) in &self.specs {
+            let SpecKind::Misc { user, command, .. } = &spec.kind else {
+                continue;
+            };
+            let run_as = scripts::resolve_as(user.as_ref(), &default);
+            if let Err(e) = &run_as {
+                warn!(
+                    "MISC_CHECK #{} '{command}': {e}: the script is not run and the check fails",
+                    id.0
+                );
+            }
+            self.misc_as.insert(*id, run_as);
+        }
+    }
+
+    fn global_defs(&mut self, g: &vrlb_core::config::GlobalDefs<'_>) {
+        self.script_user = account(g.script_user);
     }
 
     fn shutdown(&mut self, _ctx: &mut Context<'_>) {

@@ -25,7 +25,7 @@ use vrlb_core::time::{Duration, Instant};
 use super::exchange::{Exchange, Step};
 use super::spec::{ProbeSpec, SpecKind};
 use super::{http, misc, tcp, tls};
-use crate::daemon::scripts::{Job, Runner};
+use crate::daemon::scripts::{Credentials, Job, Runner};
 
 /// The prober's token for SIGCHLD; probes use the others.
 const SIGCHLD_TOKEN: Token = Token(0);
@@ -46,6 +46,8 @@ pub struct Request {
     pub timeout: Duration,
     /// What to do there.
     pub spec: Arc<ProbeSpec>,
+    /// Who runs a MISC_CHECK script (`None`: vrlb's own account).
+    pub run_as: Option<Credentials>,
 }
 
 /// How a probe ended.
@@ -143,10 +145,14 @@ impl Prober {
         let deadline = now + request.timeout;
         let stage = match &request.spec.kind {
             SpecKind::Misc { command, .. } => {
-                match self
-                    .runner
-                    .spawn(now, command, &[], request.timeout, Job::Check(token))
-                {
+                match self.runner.spawn(
+                    now,
+                    command,
+                    &[],
+                    request.run_as,
+                    request.timeout,
+                    Job::Check(token),
+                ) {
                     Ok(()) => Ok(Stage::Script),
                     Err(e) => Err(e),
                 }

@@ -8,6 +8,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use vrlb_core::config::{CheckKind, CheckerConf, UrlConf};
 
+use crate::daemon::env::account;
+use crate::daemon::scripts::Account;
+
 /// One `url { }` block.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UrlSpec {
@@ -58,6 +61,8 @@ pub enum SpecKind {
         command: String,
         /// `misc_dynamic`.
         dynamic: bool,
+        /// `user USER [GROUP]`, as written (default: `script_user`).
+        user: Option<Account>,
     },
 }
 
@@ -89,6 +94,7 @@ impl ProbeSpec {
             CheckKind::Misc => SpecKind::Misc {
                 command: conf.misc_path.unwrap_or_default().to_string(),
                 dynamic: conf.misc_dynamic,
+                user: account(conf.user),
             },
         };
         ProbeSpec {

@@ -53,6 +53,17 @@ impl Harness {
     }
 
     fn start(&mut self, checker: u32, target: SocketAddr, timeout_ms: u64, spec: ProbeSpec) {
+        self.start_as(checker, target, timeout_ms, spec, None);
+    }
+
+    fn start_as(
+        &mut self,
+        checker: u32,
+        target: SocketAddr,
+        timeout_ms: u64,
+        spec: ProbeSpec,
+        run_as: Option<crate::daemon::scripts::Credentials>,
+    ) {
         let now = self.clock.now();
         self.prober.start(
             now,
@@ -62,6 +73,7 @@ impl Harness {
                 target,
                 timeout: Duration::from_millis(timeout_ms),
                 spec: Arc::new(spec),
+                run_as,
             },
         );
     }
@@ -133,6 +145,7 @@ fn misc(command: &str, dynamic: bool) -> ProbeSpec {
     spec(SpecKind::Misc {
         command: command.into(),
         dynamic,
+        user: None,
     })
 }
 
@@ -364,6 +377,31 @@ fn ssl_get_fails_against_a_plain_http_server() {
     assert_eq!(f.result, ProbeResult::Failure);
     assert!(f.reason.as_deref().unwrap().contains("TLS"), "{f:?}");
     server.join().unwrap();
+}
+
+#[test]
+fn misc_check_runs_as_its_user() {
+    if !nix::unistd::Uid::effective().is_root() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true: running a script as another user needs root"
+        );
+        println!("skipped: running a script as another user needs root");
+        return;
+    }
+    let nobody = crate::daemon::scripts::credentials("nobody", None).expect("user 'nobody'");
+    let mut h = Harness::new();
+    let addr = SocketAddr::new(LOCALHOST, 80);
+    let line = format!("sh -c 'test \"$(id -u)\" = {}'", nobody.uid);
+    h.start_as(1, addr, 5_000, misc(&line, false), Some(nobody));
+    h.start_as(2, addr, 5_000, misc(&line, false), None);
+    let mut all = h.finish_all();
+    all.sort_by_key(|f| f.checker);
+    let results: Vec<(u32, ProbeResult)> = all.iter().map(|f| (f.checker.0, f.result)).collect();
+    assert_eq!(
+        results,
+        [(1, ProbeResult::Success), (2, ProbeResult::Failure)]
+    );
 }
 
 #[test]
