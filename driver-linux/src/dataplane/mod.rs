@@ -261,6 +261,8 @@ struct Running {
     servers: HashSet<IpAddr>,
     next_maintenance: Instant,
     next_refresh: Instant,
+    /// Maintenance rounds in a row that found a server without a MAC.
+    unresolved_rounds: u32,
 }
 
 /// The data-plane extension.
@@ -469,6 +471,7 @@ impl DataPlane {
             servers: HashSet::new(),
             next_maintenance: now,
             next_refresh: now + REFRESH,
+            unresolved_rounds: 0,
         });
         self.apply(ctx);
         Ok(())
@@ -563,9 +566,13 @@ impl DataPlane {
             run.prefixes = prefixes;
         }
         for addr in servers.difference(&run.servers) {
-            if !run.macs.contains_key(addr)
-                && let Err(e) = run.neighbours.probe(run.ifindex, *addr)
-            {
+            if run.macs.contains_key(addr) {
+                continue;
+            }
+            // A new server without a MAC: resolve it on the fast tick.
+            run.unresolved_rounds = 0;
+            run.next_maintenance = run.next_maintenance.min(self.clock.now() + MAINTENANCE);
+            if let Err(e) = run.neighbours.probe(run.ifindex, *addr) {
                 warn!("data plane: resolving {addr}: {e}");
             }
         }
@@ -653,8 +660,24 @@ impl DataPlane {
                 }
             }
         }
+        // Nothing unresolved: sleep until the refresh (MACs are never
+        // dropped, so workers miss none). A server that does not answer
+        // is asked again after 1, 2, 4, then every 8 s: its checker's
+        // connects make the kernel resolve it too, and the neighbour
+        // monitor hears that at once.
+        if wanted.is_empty() {
+            run.unresolved_rounds = 0;
+            run.next_maintenance = run.next_refresh;
+        } else {
+            let backoff_us = MAINTENANCE.as_micros() << run.unresolved_rounds.min(3);
+            run.unresolved_rounds = run.unresolved_rounds.saturating_add(1);
+            run.next_maintenance = now + Duration::from_micros(backoff_us);
+        }
         if now >= run.next_refresh {
             run.next_refresh = now + REFRESH;
+            if run.unresolved_rounds == 0 {
+                run.next_maintenance = run.next_refresh;
+            }
             wanted.extend(run.servers.iter().copied());
         }
         for addr in wanted {
