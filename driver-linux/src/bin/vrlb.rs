@@ -66,8 +66,14 @@ enum Command {
         /// Connection-table slots of the load balancer, per data-plane
         /// worker (used only when the configuration has virtual_server
         /// blocks).
-        #[arg(long, default_value_t = 1 << 16)]
+        #[arg(long, default_value_t = vrlb_linux::dataplane::DEFAULT_CONNECTIONS)]
         connections: u32,
+        /// Each data-plane worker's AF_PACKET receive ring, in KiB (2 KiB
+        /// a frame; rounded up to 64 KiB blocks). Resident while the data
+        /// plane runs; raise it when `vrlb status` counts ring_full drops.
+        #[arg(long = "ring-kib", default_value_t = vrlb_linux::dataplane::DEFAULT_RING_KIB,
+              value_parser = clap::value_parser!(u32).range(64..=1 << 20))]
+        ring_kib: u32,
         /// Log to syslog (facility daemon) instead of stderr.
         #[arg(long)]
         syslog: bool,
@@ -156,6 +162,7 @@ fn main() -> ExitCode {
             state_file,
             stats_file,
             connections,
+            ring_kib,
             syslog,
             log_level,
             workers,
@@ -166,6 +173,8 @@ fn main() -> ExitCode {
             let dataplane = vrlb_linux::dataplane::DataPlane::new(DataPlaneOptions {
                 workers: usize::from(workers),
                 iface: dataplane_iface,
+                connections,
+                ring_kib,
             });
             let sync = vrlb_linux::dataplane::sync::DataPlaneSync::new(&dataplane);
             let control = vrlb_linux::control::Control::new(&control_socket, dataplane.view())
@@ -184,7 +193,10 @@ fn main() -> ExitCode {
                 pid_file: Some(pid_file),
                 state_file,
                 stats_file,
-                connections,
+                // Only the data plane's workers classify and hold
+                // connections; the node's balancer keeps services and
+                // weights, so it needs no connection table of its own.
+                connections: 1,
             };
             let extensions = vrlb_linux::probe::Probes::added_to(extensions);
             match vrlb_linux::daemon::run(options, extensions) {

@@ -203,7 +203,7 @@ pub fn status(
     let mut services = Vec::new();
     let mut connection_slots = 0;
     if let Some(b) = node.balancer() {
-        connection_slots = b.layout().connections;
+        connection_slots = view.connection_slots().unwrap_or(b.layout().connections);
         for (id, config) in b.services() {
             let state = node.service_state(id);
             let (protocol, vip, port, fwmark) = match config.key {

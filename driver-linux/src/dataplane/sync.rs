@@ -23,6 +23,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use log::{debug, error, info, warn};
@@ -40,6 +41,7 @@ use vrlb_core::time::{Duration, Instant};
 use vrlb_core::vrrp::State;
 
 use super::shard::{ServiceSpec, Shard};
+use super::worker::JournalKick;
 use super::{DataPlane, DataPlaneView};
 use crate::daemon::clock::Clock;
 use crate::daemon::event_loop::{Context, Extension};
@@ -67,6 +69,13 @@ const JOURNAL_MAX: usize = 1 << 16;
 const RX_BATCH: usize = 256;
 /// The extension's token for the receiving socket.
 const RX_TOKEN: usize = 0;
+/// The extension's token for the workers' journal kick.
+const KICK_TOKEN: usize = 1;
+/// While sending, pumping goes on this long after the journals were last
+/// seen non-empty (so a partly filled message leaves on its flush), then
+/// stops until a worker journals an entry again.
+/// Two [`FLUSH`] intervals and a [`PUMP`].
+const BUSY_FOR: Duration = Duration::from_millis(250);
 
 /// The shard that owns `client`: the fanout program's hash of the client
 /// address masked to (`v4_prefix`, `v6_prefix`) modulo the number of
@@ -279,6 +288,11 @@ struct Active {
     receiver: ConnSync,
     role: Role,
     next_pump: Instant,
+    /// Pump on the [`PUMP`] tick until then (the loop's time; `None`:
+    /// until a pump finds the journals empty).
+    busy_until: Option<Instant>,
+    /// The kick is armed and the [`PUMP`] tick stopped.
+    idle: bool,
     buf: Vec<u8>,
     send_errors: u64,
     datagrams: u64,
@@ -288,6 +302,9 @@ struct Active {
 /// [`DataPlane`] whose shards it fills.
 pub struct DataPlaneSync {
     view: DataPlaneView,
+    /// Wakes the loop when a worker journals (none: pump on the tick).
+    kick: Option<Arc<JournalKick>>,
+    kick_registered: bool,
     clock: Clock,
     status: SyncView,
     /// From the configuration being built: global `lvs_sync_daemon`.
@@ -323,6 +340,8 @@ impl DataPlaneSync {
     pub fn new(dataplane: &DataPlane) -> Self {
         DataPlaneSync {
             view: dataplane.view(),
+            kick: dataplane.journal_kick.clone(),
+            kick_registered: false,
             clock: dataplane.clock,
             status: SyncView::default(),
             building: None,
@@ -408,6 +427,12 @@ impl DataPlaneSync {
             error!("lvs_sync_daemon: epoll: {e}");
             return;
         }
+        if let Some(k) = self.kick.as_ref().filter(|_| !self.kick_registered) {
+            match ctx.register(&mut SourceFd(&k.waker.fd()), KICK_TOKEN, Interest::READABLE) {
+                Ok(()) => self.kick_registered = true,
+                Err(e) => error!("lvs_sync_daemon: epoll: {e}"),
+            }
+        }
         let receiver = match ConnSync::new(cfg, random_seed(), now) {
             Ok(m) => m,
             Err(e) => {
@@ -433,6 +458,8 @@ impl DataPlaneSync {
             receiver,
             role: Role::Off,
             next_pump: loop_now,
+            busy_until: None,
+            idle: false,
             buf: vec![0u8; 65536],
             send_errors: 0,
             datagrams: 0,
@@ -510,6 +537,11 @@ impl DataPlaneSync {
         let changed = a.role != role;
         a.role = role;
         if changed {
+            // Taking over may journal every connection at once.
+            a.busy_until = None;
+            a.idle = false;
+        }
+        if changed {
             self.publish_status();
             let s = self.status.status().summary();
             info!(
@@ -542,13 +574,37 @@ impl DataPlaneSync {
         }
         a.next_pump = loop_now + PUMP;
         let mut out = Vec::new();
+        let mut pending = 0;
         for s in &mut a.senders {
             {
                 let Ok(mut sh) = s.shard.lock() else { continue };
+                pending += sh.balancer.sync_pending();
                 s.sync.handle_timeout(now, &mut sh.balancer);
             }
             while let Some(SyncOutput::Transmit(m)) = s.sync.poll_output() {
                 out.push(m);
+            }
+        }
+        if pending > 0 || !out.is_empty() || a.busy_until.is_none() {
+            a.busy_until = Some(loop_now + BUSY_FOR);
+            a.idle = false;
+        } else if let Some(k) = &self.kick
+            && self.kick_registered
+            && a.busy_until.is_some_and(|t| loop_now >= t)
+        {
+            // Idle: arm the kick, then look again, so an entry journaled
+            // in between either kicks or is seen here.
+            k.armed.store(true, Ordering::SeqCst);
+            let again: usize = a
+                .senders
+                .iter()
+                .filter_map(|s| s.shard.lock().ok().map(|sh| sh.balancer.sync_pending()))
+                .sum();
+            if again > 0 {
+                k.armed.store(false, Ordering::SeqCst);
+                a.busy_until = Some(loop_now + BUSY_FOR);
+            } else {
+                a.idle = true;
             }
         }
         for m in out {
@@ -563,6 +619,16 @@ impl DataPlaneSync {
     /// socket is edge-triggered), or [`RX_BATCH`] and the rest on the next
     /// turn of the loop, so a flood cannot starve it.
     fn receive(&mut self) {
+        let before = self.active.as_ref().map_or(0, |a| a.datagrams);
+        self.receive_batch();
+        // Applied entries carry expiry times: wake the workers sleeping
+        // without a timeout so they see them.
+        if self.active.as_ref().map_or(0, |a| a.datagrams) != before {
+            self.view.wake_workers();
+        }
+    }
+
+    fn receive_batch(&mut self) {
         let now = self.clock.now();
         let shards = self.shards();
         self.rx_pending = false;
@@ -761,10 +827,22 @@ impl Extension for DataPlaneSync {
         self.refresh(ctx);
     }
 
-    fn ready(&mut self, local: usize, _readable: bool, _writable: bool, _ctx: &mut Context<'_>) {
+    fn ready(&mut self, local: usize, _readable: bool, _writable: bool, ctx: &mut Context<'_>) {
         if local == RX_TOKEN {
             self.receive();
             self.publish_status();
+        }
+        if local == KICK_TOKEN {
+            if let Some(k) = &self.kick {
+                k.waker.clear();
+            }
+            let loop_now = ctx.now();
+            if let Some(a) = self.active.as_mut() {
+                a.busy_until = Some(loop_now + BUSY_FOR);
+                a.idle = false;
+                a.next_pump = a.next_pump.min(loop_now);
+            }
+            self.pump(loop_now);
         }
     }
 
@@ -781,7 +859,10 @@ impl Extension for DataPlaneSync {
         self.settings.as_ref()?;
         let mut t = self.next_refresh;
         if let Some(a) = self.active.as_ref().filter(|a| a.role.sends()) {
-            t = t.min(a.next_pump);
+            // Idle with a kick: no tick; a worker's kick wakes the loop.
+            if !a.idle {
+                t = t.min(a.next_pump);
+            }
         }
         Some(t)
     }

@@ -38,14 +38,52 @@ pub struct RingSize {
     pub blocks: usize,
 }
 
-impl Default for RingSize {
-    /// 2 KiB frames (a 1500-byte MTU frame with the headers), 4 MiB.
-    fn default() -> Self {
+impl RingSize {
+    /// 2 KiB frames (a 1500-byte MTU frame with the headers) in 64 KiB
+    /// blocks, about `kib` KiB in all (rounded up to whole blocks).
+    pub fn from_kib(kib: u32) -> Self {
+        const BLOCK: usize = 1 << 16;
         RingSize {
             frame_size: 2048,
-            block_size: 1 << 16,
-            blocks: 64,
+            block_size: BLOCK,
+            blocks: (kib as usize * 1024).div_ceil(BLOCK).max(1),
         }
+    }
+}
+
+/// An eventfd(2) that wakes a worker blocked in [`RxRing::wait`]: set on
+/// stop and when the event loop changed the worker's shard, so an idle
+/// worker sleeps until a frame, a stop or its next expiry instead of
+/// waking on a tick.
+#[derive(Debug)]
+pub struct Waker(OwnedFd);
+
+impl Waker {
+    /// A new, unset waker.
+    pub fn new() -> io::Result<Waker> {
+        // SAFETY: no pointers; the result is checked.
+        let fd = cvt(unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) })?;
+        // SAFETY: `fd` was just opened and nothing else owns it.
+        Ok(Waker(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    /// Wakes the waiter (now or at its next wait).
+    pub fn wake(&self) {
+        let one = 1u64.to_ne_bytes();
+        // SAFETY: writes 8 valid bytes; a full counter (EAGAIN) is already set.
+        let _ = unsafe { libc::write(self.0.as_raw_fd(), one.as_ptr().cast(), one.len()) };
+    }
+
+    /// Its descriptor, to register with an event loop.
+    pub fn fd(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+
+    /// Resets it (non-blocking).
+    pub fn clear(&self) {
+        let mut buf = [0u8; 8];
+        // SAFETY: reads at most 8 bytes into `buf`.
+        let _ = unsafe { libc::read(self.0.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
     }
 }
 
@@ -279,16 +317,28 @@ impl RxRing {
     }
 
     /// Waits until a frame is ready or `timeout_ms` passes.
-    pub fn wait(&self, timeout_ms: i32) -> io::Result<()> {
-        let mut pfd = libc::pollfd {
-            fd: self.fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd.
-        match cvt(unsafe { libc::poll(&mut pfd, 1, timeout_ms) }) {
+    pub fn wait(&self, waker: &Waker, timeout_ms: i32) -> io::Result<()> {
+        let mut pfds = [
+            libc::pollfd {
+                fd: self.fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: waker.0.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // SAFETY: two valid pollfds.
+        match cvt(unsafe { libc::poll(pfds.as_mut_ptr(), 2, timeout_ms) }) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
-            r => r.map(|_| ()),
+            r => {
+                if pfds[1].revents & libc::POLLIN != 0 {
+                    waker.clear();
+                }
+                r.map(|_| ())
+            }
         }
     }
 

@@ -1,4 +1,5 @@
-//! One forwarding thread: waits on its receive ring, takes up to a batch
+//! One forwarding thread: waits on its receive ring (and its waker, with
+//! no timeout while its shard has nothing to expire), takes up to a batch
 //! of frames, classifies each in its [`Shard`], rewrites the MACs of the
 //! ones to forward into its own buffers, gives the ring slots back, and
 //! sends the batch with one `sendmmsg`. Owns its ring and sender; shares
@@ -14,13 +15,24 @@ use vrlb_core::lb::Verdict;
 use super::counters::{Counters, bump};
 use super::frame;
 use super::shard::Shard;
-use super::sys::{RxRing, TxSocket};
+use super::sys::{RxRing, TxSocket, Waker};
 use crate::daemon::clock::Clock;
 
 /// Most frames taken from the ring per lock and per `sendmmsg`.
 pub const BATCH: usize = 64;
-/// Longest sleep, so a stop request is seen quickly.
-const IDLE_WAIT_MS: i32 = 100;
+/// How a worker tells the sync extension that its journal has entries,
+/// so the event loop drains journals only then instead of on a tick.
+#[derive(Debug)]
+pub struct JournalKick {
+    /// Registered in the event loop by the sync extension.
+    pub waker: Waker,
+    /// Set by the sync extension when it goes idle; the first worker that
+    /// journals an entry after that clears it and wakes `waker`.
+    pub armed: AtomicBool,
+}
+
+/// Sleep after a failed `poll`, so an error cannot spin.
+const POLL_ERROR_SLEEP_MS: u64 = 100;
 
 /// What a worker needs.
 pub struct Worker {
@@ -34,8 +46,12 @@ pub struct Worker {
     pub shard: Arc<Mutex<Shard>>,
     /// Its counters.
     pub counters: Arc<Counters>,
-    /// Set to stop.
+    /// Set to stop (then `waker` is woken).
     pub stop: Arc<AtomicBool>,
+    /// Woken on stop and when the event loop changed the shard.
+    pub waker: Arc<Waker>,
+    /// Wakes the sync extension (none: it drains on its own tick).
+    pub journal_kick: Option<Arc<JournalKick>>,
     /// The daemon's clock (the shard's time base).
     pub clock: Clock,
     /// The director's MAC on the interface: the forwarded frames' source.
@@ -48,9 +64,10 @@ impl Worker {
         let mut bufs: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::with_capacity(2048)).collect();
         debug!("data plane worker {} running", self.index);
         while !self.stop.load(Ordering::Relaxed) {
-            if let Err(e) = self.ring.wait(IDLE_WAIT_MS) {
+            let timeout_ms = self.idle_timeout_ms();
+            if let Err(e) = self.ring.wait(&self.waker, timeout_ms) {
                 warn!("data plane worker {}: poll: {e}", self.index);
-                std::thread::sleep(std::time::Duration::from_millis(IDLE_WAIT_MS as u64));
+                std::thread::sleep(std::time::Duration::from_millis(POLL_ERROR_SLEEP_MS));
             }
             loop {
                 let n = self.step(&mut bufs);
@@ -61,6 +78,22 @@ impl Worker {
             bump(&self.counters.drop_ring_full, self.ring.take_drops());
         }
         debug!("data plane worker {} stopped", self.index);
+    }
+
+    /// How long to sleep with no frame: until the shard's balancer has
+    /// connections to expire, or for ever (-1) when it has none; the
+    /// event loop wakes the worker when it changes the shard.
+    fn idle_timeout_ms(&self) -> i32 {
+        let Ok(shard) = self.shard.lock() else {
+            return -1;
+        };
+        match shard.balancer.poll_timeout() {
+            None => -1,
+            Some(t) => {
+                let us = (t - self.clock.now()).as_micros();
+                i32::try_from(us.div_ceil(1000)).unwrap_or(i32::MAX)
+            }
+        }
     }
 
     /// One batch; returns how many frames it took from the ring.
@@ -77,7 +110,7 @@ impl Worker {
             }
             let c = &*self.counters;
             let own_mac = self.own_mac;
-            self.ring.drain(BATCH, |f| {
+            let taken = self.ring.drain(BATCH, |f| {
                 if f.pkttype == libc::PACKET_OUTGOING {
                     // Our own frames, on kernels whose fanout cannot skip them.
                     bump(&c.seen_outgoing, 1);
@@ -120,7 +153,15 @@ impl Worker {
                     Verdict::NotVirtual => bump(&c.drop_not_virtual, 1),
                     Verdict::Drop(reason) => c.dropped(reason),
                 }
-            })
+            });
+            if let Some(k) = &self.journal_kick
+                && taken > 0
+                && shard.balancer.sync_pending() > 0
+                && k.armed.swap(false, Ordering::SeqCst)
+            {
+                k.waker.wake();
+            }
+            taken
         };
         if out > 0 {
             let frames: Vec<&[u8]> = bufs[..out].iter().map(|b| b.as_slice()).collect();
