@@ -10,6 +10,12 @@ impl Sink for Ignore {}
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
-    let _ = config::parse("fuzz.conf", &text, &Options::default(), &mut Ignore, &mut NoIncludes);
+    let _ = config::parse(
+        "fuzz.conf",
+        &text,
+        &Options::default(),
+        &mut Ignore,
+        &mut NoIncludes,
+    );
     let _ = vrlb_core::node::build::count("fuzz.conf", &text, &Options::default(), &mut NoIncludes);
 });

@@ -26,7 +26,9 @@ const LAYOUT: Layout = Layout {
 };
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&selector, rest)) = data.split_first() else { return };
+    let Some((&selector, rest)) = data.split_first() else {
+        return;
+    };
     let mut bytes = rest.to_vec();
     if selector & 1 == 1 && bytes.len() >= HEADER_LEN && bytes.len() <= MESSAGE_LEN_MAX {
         bytes[0] = sync::VERSION;
@@ -36,7 +38,11 @@ fuzz_target!(|data: &[u8]| {
 
     if let Ok((repr, entries)) = sync::parse(&bytes) {
         let list: Vec<_> = entries.collect();
-        assert_eq!(list.len(), usize::from(repr.count), "checked messages yield every entry");
+        assert_eq!(
+            list.len(),
+            usize::from(repr.count),
+            "checked messages yield every entry"
+        );
         let mut out = vec![0u8; MESSAGE_LEN_MAX];
         let mut w = Writer::new(&mut out, MESSAGE_LEN_MAX).expect("a header fits");
         for e in &list {
@@ -45,7 +51,10 @@ fuzz_target!(|data: &[u8]| {
         let len = w.finish(repr.sync_id, repr.session, repr.sequence);
         let (again, entries) = sync::parse(&out[..len]).expect("a re-emitted message parses");
         assert_eq!(again, repr);
-        assert!(entries.eq(list.iter().copied()), "entries survive the round trip");
+        assert!(
+            entries.eq(list.iter().copied()),
+            "entries survive the round trip"
+        );
     }
 
     // A receiver whose balancer has a TCP and a persistent UDP service on
@@ -69,7 +78,14 @@ fuzz_target!(|data: &[u8]| {
     let mut lb = Balancer::new(LAYOUT, storage, LbConfig::DEFAULT, 1, Instant::ZERO).unwrap();
     let vip = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10));
     for (protocol, port, persistence_s) in [(Protocol::Tcp, 80, 0), (Protocol::Udp, 53, 300)] {
-        let mut cfg = ServiceConfig::new(ServiceKey::Addr { protocol, vip, port }, Scheduler::Wlc);
+        let mut cfg = ServiceConfig::new(
+            ServiceKey::Addr {
+                protocol,
+                vip,
+                port,
+            },
+            Scheduler::Wlc,
+        );
         cfg.persistence_timeout_s = persistence_s;
         let s = lb.add_service(cfg).unwrap();
         for i in 1..=2 {
@@ -78,7 +94,10 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let mut machine = ConnSync::new(
-        SyncConfig { sync_id: bytes.get(1).copied().unwrap_or(0), ..SyncConfig::DEFAULT },
+        SyncConfig {
+            sync_id: bytes.get(1).copied().unwrap_or(0),
+            ..SyncConfig::DEFAULT
+        },
         2,
         Instant::ZERO,
     )

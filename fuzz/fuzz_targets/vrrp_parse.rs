@@ -12,11 +12,22 @@ use vrlb_core::vrrp::{Config, Input, Instance, Version};
 use vrlb_core::wire::vrrp::{Addrs, ChecksumMode, MULTICAST_V4, MULTICAST_V6, Packet, Repr};
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&selector, payload)) = data.split_first() else { return };
+    let Some((&selector, payload)) = data.split_first() else {
+        return;
+    };
     let v6 = selector & 1 == 1;
     let (src, dst, primary) = if v6 {
         (
-            IpAddr::V6(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, u16::from(selector >> 1))),
+            IpAddr::V6(Ipv6Addr::new(
+                0xfe80,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                u16::from(selector >> 1),
+            )),
             IpAddr::V6(MULTICAST_V6),
             IpAddr::V6(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0xffff)),
         )
@@ -30,24 +41,44 @@ fuzz_target!(|data: &[u8]| {
     let packet = Packet::new_unchecked(payload);
     if let Ok((repr, form)) = Repr::parse(&packet, src, dst) {
         let addrs: Vec<IpAddr> = repr.addrs.iter().collect();
-        let again = Repr { addrs: Addrs::List(&addrs), ..repr };
+        let again = Repr {
+            addrs: Addrs::List(&addrs),
+            ..repr
+        };
         let mode = match form {
             vrlb_core::wire::vrrp::ChecksumForm::AsV2 => ChecksumMode::AsV2,
             vrlb_core::wire::vrrp::ChecksumForm::Standard => ChecksumMode::PseudoHeader,
         };
         let mut out = [0u8; 8 + 255 * 16 + 8];
-        let len = again.emit(&mut out, src, dst, mode).expect("a parsed advert re-emits");
+        let len = again
+            .emit(&mut out, src, dst, mode)
+            .expect("a parsed advert re-emits");
         let reparsed = Packet::new_unchecked(&out[..len]);
-        assert_eq!(Repr::parse(&reparsed, src, dst).expect("re-emitted advert parses").0, repr);
+        assert_eq!(
+            Repr::parse(&reparsed, src, dst)
+                .expect("re-emitted advert parses")
+                .0,
+            repr
+        );
     }
     let mut config = Config::new(payload.get(1).copied().unwrap_or(1).max(1), primary);
     if v6 || selector & 4 == 4 {
         config.version = Version::V3;
     }
-    let Ok(mut inst) = Instance::<8>::new(config, &[], &[]) else { return };
+    let Ok(mut inst) = Instance::<8>::new(config, &[], &[]) else {
+        return;
+    };
     inst.handle(Instant::ZERO, Input::Start);
     while inst.poll_output().is_some() {}
-    inst.handle(Instant::from_millis(1), Input::Advert { src, dst, ttl: 255, payload });
+    inst.handle(
+        Instant::from_millis(1),
+        Input::Advert {
+            src,
+            dst,
+            ttl: 255,
+            payload,
+        },
+    );
     while inst.poll_output().is_some() {}
     inst.handle_timeout(Instant::from_secs(10));
     while inst.poll_output().is_some() {}
