@@ -126,7 +126,10 @@ pub enum Input<'a> {
         src: IpAddr,
         /// IP destination (the group or our address).
         dst: IpAddr,
-        /// TTL / hop limit it arrived with.
+        /// TTL / hop limit it arrived with. It must be 255 when `dst` is
+        /// multicast (RFC 9568 7.1) and, as keepalived checks, whenever no
+        /// `unicast_peer` is configured; unicast adverts to an instance with
+        /// peers may have been routed.
         ttl: u8,
         /// The VRRP message.
         payload: &'a [u8],

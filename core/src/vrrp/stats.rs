@@ -13,8 +13,8 @@ pub enum DropReason {
     Malformed,
     /// Checksum did not verify.
     Checksum,
-    /// TTL/hop limit other than 255 where it must be 255 (see
-    /// `Instance`'s receive rules).
+    /// TTL/hop limit other than 255 where it must be 255: multicast, or
+    /// no `unicast_peer` configured (see `Input::Advert`).
     Ttl,
     /// Another virtual router's advert.
     Vrid,
