@@ -4,30 +4,8 @@
 //! Timers are a small table indexed by [`Timer`]; the next deadline is the
 //! minimum of the table.
 //!
-//! # Steps and the output queue
-//!
-//! An input is first recorded (whether the instance should run, the link,
-//! each tracked object, a sync group's demand, the configuration); then the
-//! state is settled one *step* at a time. A step is one transition or one
-//! reaction and emits at most [`MAX_OUTPUTS_PER_STEP`] outputs; it runs only
-//! when the output queue has room for all of them, so nothing is ever
-//! half-applied and no output is ever lost.
-//!
-//! Drain contract: drain [`Instance::poll_output`] after every call. The
-//! queue holds [`OUTPUT_QUEUE`] outputs, three steps, so a caller that
-//! applies a few inputs before draining never waits (`Node` applies a
-//! link change and the matching track, then a sync group's follow-up,
-//! before it drains). When the queue lacks room anyway:
-//! - a recorded input's step is deferred, counted in
-//!   [`Stats::steps_deferred`], and runs from `poll_output` as soon as the
-//!   queue has room, so a full drain always completes it. Deferred inputs
-//!   coalesce: the instance moves straight to where all of them lead.
-//! - a received advert is dropped ([`DropReason::Backpressure`]), like a
-//!   lost packet;
-//! - a due timer stays due until `handle_timeout` finds room.
-//!
-//! Callers that drain from `poll_output` see the state change there:
-//! re-read [`Instance::poll_timeout`] after draining.
+//! Every input is recorded, then settled in steps that each check the
+//! output queue has room for all they emit (see [`Instance`]).
 
 use core::cmp::Ordering;
 use core::fmt;
@@ -213,6 +191,31 @@ impl Timer {
 }
 
 /// One VRRP instance holding up to `V` VIPs.
+///
+/// # Steps and the output queue
+///
+/// An input is first recorded (whether the instance should run, the link,
+/// each tracked object, a sync group's demand, the configuration); then the
+/// state is settled one *step* at a time. A step is one transition or one
+/// reaction and emits at most [`MAX_OUTPUTS_PER_STEP`] outputs; it runs only
+/// when the output queue has room for all of them, so nothing is ever
+/// half-applied and no output is ever lost.
+///
+/// Drain contract: drain [`Instance::poll_output`] after every call. The
+/// queue holds [`OUTPUT_QUEUE`] outputs, three steps, so a caller that
+/// applies a few inputs before draining never waits (`Node` applies a
+/// link change and the matching track, then a sync group's follow-up,
+/// before it drains). When the queue lacks room anyway:
+/// - a recorded input's step is deferred (each wait counted once in
+///   [`Stats::steps_deferred`]) and runs from `poll_output` as soon as the
+///   queue has room, so a full drain always completes it. Deferred inputs
+///   coalesce: the instance moves straight to where all of them lead.
+/// - a received advert is dropped ([`DropReason::Backpressure`]), like a
+///   lost packet;
+/// - a due timer stays due until `handle_timeout` finds room.
+///
+/// Callers that drain from `poll_output` see the state change there:
+/// re-read [`Instance::poll_timeout`] after draining.
 #[derive(Debug, Clone)]
 pub struct Instance<const V: usize = DEFAULT_MAX_VIPS> {
     config: Config,
@@ -583,31 +586,27 @@ impl<const V: usize> Instance<V> {
     }
 
     /// Runs the steps the recorded inputs call for while the queue has
-    /// room for a whole step; sets `deferred` when one must wait.
+    /// room for a whole step; sets `deferred` (and counts it, once per
+    /// wait) when one must wait.
     fn settle(&mut self) {
         for _ in 0..MAX_STEPS_PER_SETTLE {
             let Some(step) = self.next_step() else {
                 break;
             };
             if !self.room_for(MAX_OUTPUTS_PER_STEP) {
+                if !self.deferred {
+                    self.stats.steps_deferred = self.stats.steps_deferred.saturating_add(1);
+                    warn!(
+                        "vrrp vrid {}: output queue not drained; state change deferred",
+                        self.config.vrid
+                    );
+                }
                 self.deferred = true;
                 return;
             }
             self.apply(step);
         }
         self.deferred = false;
-    }
-
-    /// Settles after a recorded input and counts a deferral.
-    fn settle_input(&mut self) {
-        self.settle();
-        if self.deferred {
-            self.stats.steps_deferred = self.stats.steps_deferred.saturating_add(1);
-            warn!(
-                "vrrp vrid {}: output queue not drained; state change deferred",
-                self.config.vrid
-            );
-        }
     }
 
     /// keepalived moves a backup's pending master-down deadline by the
@@ -661,7 +660,7 @@ impl<const V: usize> Instance<V> {
                 payload,
             } => return self.receive(src, dst, ttl, payload),
         }
-        self.settle_input();
+        self.settle();
     }
 
     /// Receive rules, in order. TTL/hop limit 255 is required of an advert
@@ -895,7 +894,7 @@ impl<const V: usize> Instance<V> {
         if self.state != State::Init && target != State::Init {
             self.follow = Some(target);
         }
-        self.settle_input();
+        self.settle();
     }
 
     /// Applies a changed configuration without restarting: state, learned
@@ -943,7 +942,7 @@ impl<const V: usize> Instance<V> {
             self.owes_advert |= old_priority != self.effective_priority() || interval_changed;
         }
         self.shift_master_down(old_down_interval);
-        self.settle_input();
+        self.settle();
         Ok(())
     }
 

@@ -101,10 +101,10 @@ pub struct Stats {
     pub priority_zero_received: u32,
     /// Times this instance became master.
     pub became_master: u32,
-    /// Inputs (start, shutdown, link, track, sync group, reconfigure)
-    /// whose state change waited because the output queue lacked room;
-    /// each ran later from `poll_output`. Non-zero means the driver does
-    /// not drain after every call.
+    /// Times a step (a transition or re-announcement after start,
+    /// shutdown, link, track, sync group or reconfigure) waited because
+    /// the output queue lacked room; each ran later from `poll_output`.
+    /// Non-zero means the driver does not drain after every call.
     pub steps_deferred: u32,
     /// Drops by reason, indexed as [`DropReason::ALL`].
     pub dropped: [u32; DropReason::ALL.len()],
