@@ -28,7 +28,7 @@ pub const DEFAULT_MAX_VIPS: usize = 64;
 /// Most outputs one step emits: becoming master (state change, advert,
 /// add VIPs, GARP).
 pub const MAX_OUTPUTS_PER_STEP: usize = 4;
-/// Depth of the output queue: three steps (see the module doc).
+/// Depth of the output queue: three steps (see [`Instance`]).
 pub const OUTPUT_QUEUE: usize = 3 * MAX_OUTPUTS_PER_STEP;
 
 // `tracks_down` keeps one bit per tracked object.
@@ -252,7 +252,7 @@ pub struct Instance<const V: usize = DEFAULT_MAX_VIPS> {
     stats: Stats,
 }
 
-/// One unit of settling (see the module doc); each emits at most
+/// One unit of settling (see [`Instance`]); each emits at most
 /// [`MAX_OUTPUTS_PER_STEP`] outputs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Step {
@@ -645,7 +645,7 @@ impl<const V: usize> Instance<V> {
 
     /// Applies one input at `now`. Start, shutdown, link and track inputs
     /// are never lost: when the output queue lacks room their step waits
-    /// (see the module doc). A received advert is then dropped instead.
+    /// (see [`Instance`]). A received advert is then dropped instead.
     pub fn handle(&mut self, now: Instant, input: Input<'_>) {
         self.now = self.now.max(now);
         match input {
