@@ -1093,6 +1093,8 @@ impl<'a, const V: usize> Node<'a, V> {
                 self.dirty += 1;
                 continue;
             };
+            // A step that waited for room may just have run and moved timers.
+            self.schedule(Owner::Instance(index as u16));
             if let vrrp::Output::StateChanged { to, reason, .. } = event
                 && reason != vrrp::Reason::SyncGroup
             {

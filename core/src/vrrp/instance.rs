@@ -2,8 +2,10 @@
 //! section 6.4 (RFC 3768 for v2) with keepalived's extensions.
 //!
 //! Timers are a small table indexed by [`Timer`]; the next deadline is the
-//! minimum of the table. Every mutation first checks the output queue has
-//! room for the most outputs one step can emit, so nothing is half-applied.
+//! minimum of the table.
+//!
+//! Every input is recorded, then settled in steps that each check the
+//! output queue has room for all they emit (see [`Instance`]).
 
 use core::cmp::Ordering;
 use core::fmt;
@@ -11,8 +13,8 @@ use core::net::IpAddr;
 
 use heapless::{Deque, Vec};
 
-use super::config::{Config, ConfigError, TrackId};
-use super::stats::{Drop, Stats};
+use super::config::{Config, ConfigError, MAX_TRACKS, TrackId};
+use super::stats::{DropReason, Stats};
 use crate::mutation::{self, Mutation};
 use crate::time::{Duration, Instant};
 use crate::wire::vrrp::{self as wire, Addrs, Auth, Family, Packet, Repr, Version};
@@ -23,9 +25,18 @@ use crate::wire::vrrp::{self as wire, Addrs, Auth, Family, Packet, Repr, Version
 /// builds pick a small number.
 pub const DEFAULT_MAX_VIPS: usize = 64;
 
-/// Outputs one step can emit: state change, VIP change, advert, GARP.
-const MAX_OUTPUTS_PER_STEP: usize = 4;
-const OUTPUT_QUEUE: usize = 2 * MAX_OUTPUTS_PER_STEP;
+/// Most outputs one step emits: becoming master (state change, advert,
+/// add VIPs, GARP).
+pub const MAX_OUTPUTS_PER_STEP: usize = 4;
+/// Depth of the output queue: three steps (see [`Instance`]).
+pub const OUTPUT_QUEUE: usize = 3 * MAX_OUTPUTS_PER_STEP;
+
+// `tracks_down` keeps one bit per tracked object.
+const _: () = assert!(MAX_TRACKS <= u8::BITS as usize);
+
+/// Most steps one settling runs: stop or start, a sync group's demand, a
+/// fault change, a re-announcement. A bound, not a count anyone reaches.
+const MAX_STEPS_PER_SETTLE: usize = 4;
 
 /// The states of RFC 9568 6.4 plus keepalived's Fault.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -93,7 +104,10 @@ pub enum Input<'a> {
         src: IpAddr,
         /// IP destination (the group or our address).
         dst: IpAddr,
-        /// TTL / hop limit it arrived with.
+        /// TTL / hop limit it arrived with. It must be 255 when `dst` is
+        /// multicast (RFC 9568 7.1) and, as keepalived checks, whenever no
+        /// `unicast_peer` is configured; unicast adverts to an instance with
+        /// peers may have been routed.
         ttl: u8,
         /// The VRRP message.
         payload: &'a [u8],
@@ -166,9 +180,42 @@ impl Timer {
         Timer::GarpDelay,
         Timer::GarpRefresh,
     ];
+
+    /// Outputs firing it emits.
+    const fn max_outputs(self) -> usize {
+        match self {
+            Timer::MasterDown => MAX_OUTPUTS_PER_STEP,
+            Timer::Advert | Timer::GarpDelay | Timer::GarpRefresh => 1,
+        }
+    }
 }
 
 /// One VRRP instance holding up to `V` VIPs.
+///
+/// # Steps and the output queue
+///
+/// An input is first recorded (whether the instance should run, the link,
+/// each tracked object, a sync group's demand, the configuration); then the
+/// state is settled one *step* at a time. A step is one transition or one
+/// reaction and emits at most [`MAX_OUTPUTS_PER_STEP`] outputs; it runs only
+/// when the output queue has room for all of them, so nothing is ever
+/// half-applied and no output is ever lost.
+///
+/// Drain contract: drain [`Instance::poll_output`] after every call. The
+/// queue holds [`OUTPUT_QUEUE`] outputs, three steps, so a caller that
+/// applies a few inputs before draining never waits (`Node` applies a
+/// link change and the matching track, then a sync group's follow-up,
+/// before it drains). When the queue lacks room anyway:
+/// - a recorded input's step is deferred (each wait counted once in
+///   [`Stats::steps_deferred`]) and runs from `poll_output` as soon as the
+///   queue has room, so a full drain always completes it. Deferred inputs
+///   coalesce: the instance moves straight to where all of them lead.
+/// - a received advert is dropped ([`DropReason::Backpressure`]), like a
+///   lost packet;
+/// - a due timer stays due until `handle_timeout` finds room.
+///
+/// Callers that drain from `poll_output` see the state change there:
+/// re-read [`Instance::poll_timeout`] after draining.
 #[derive(Debug, Clone)]
 pub struct Instance<const V: usize = DEFAULT_MAX_VIPS> {
     config: Config,
@@ -177,11 +224,22 @@ pub struct Instance<const V: usize = DEFAULT_MAX_VIPS> {
     advertised: usize,
     state: State,
     now: Instant,
+    /// Started and not shut down: where `Start` and `Shutdown` leave it.
+    running: bool,
     link_up: bool,
     /// Bit `i` set: `config.tracks[i]` is down.
     tracks_down: u8,
     /// In Fault because its sync group is (cleared only by the group).
     group_fault: bool,
+    /// A sync group's demand not yet applied.
+    follow: Option<State>,
+    /// A reconfigured master still owes an `AddVips`.
+    owes_vips: bool,
+    /// A reconfigured master still owes an advert (priority or interval
+    /// changed).
+    owes_advert: bool,
+    /// A step waits for room in the output queue.
+    deferred: bool,
     /// The interval the current master advertises (v3 learns it; RFC 9568
     /// Master_Adver_Interval).
     master_adver_interval: Duration,
@@ -192,6 +250,24 @@ pub struct Instance<const V: usize = DEFAULT_MAX_VIPS> {
     timers: [Instant; Timer::ALL.len()],
     outputs: Deque<Output, OUTPUT_QUEUE>,
     stats: Stats,
+}
+
+/// One unit of settling (see [`Instance`]); each emits at most
+/// [`MAX_OUTPUTS_PER_STEP`] outputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// Shut down: leave for Init.
+    Stop,
+    /// Started while in Init.
+    Start,
+    /// The sync group's demand.
+    Follow(State),
+    /// A fault appeared: Backup or Master to Fault.
+    EnterFault,
+    /// The fault cleared: Fault to Backup (or Master for an owner).
+    LeaveFault,
+    /// A reconfigured master re-announces.
+    Reannounce,
 }
 
 impl<const V: usize> Instance<V> {
@@ -206,9 +282,14 @@ impl<const V: usize> Instance<V> {
             vips,
             state: State::Init,
             now: Instant::ZERO,
+            running: false,
             link_up: true,
             tracks_down: 0,
             group_fault: false,
+            follow: None,
+            owes_vips: false,
+            owes_advert: false,
+            deferred: false,
             master_adver_interval,
             preempt_tolerated_until: Instant::ZERO,
             lower_master_since: None,
@@ -317,13 +398,13 @@ impl<const V: usize> Instance<V> {
         !self.link_up || weight0_down || self.group_fault
     }
 
-    fn room(&self) -> bool {
-        self.outputs.capacity() - self.outputs.len() >= MAX_OUTPUTS_PER_STEP
+    fn room_for(&self, outputs: usize) -> bool {
+        self.outputs.capacity() - self.outputs.len() >= outputs
     }
 
     fn push(&mut self, output: Output) {
-        // `room()` was checked before the step began; a full queue here is
-        // a bug in the step's output count.
+        // Every step checked `room_for` its most outputs before it began; a
+        // full queue here is a bug in a step's output count.
         let pushed = self.outputs.push_back(output);
         debug_assert!(pushed.is_ok(), "output queue overflow");
     }
@@ -339,6 +420,9 @@ impl<const V: usize> Instance<V> {
     fn change_state(&mut self, to: State, reason: Reason) {
         let from = self.state;
         self.state = to;
+        // A re-announcement owed as master lapses with the mastership.
+        self.owes_vips = false;
+        self.owes_advert = false;
         info!(
             "vrrp vrid {}: {:?} -> {:?} ({:?})",
             self.config.vrid, from, to, reason
@@ -351,6 +435,7 @@ impl<const V: usize> Instance<V> {
         self.push(Output::Advert { priority });
     }
 
+    /// 4 outputs: state change, advert, add VIPs, GARP.
     fn become_master(&mut self, reason: Reason) {
         let now = self.now;
         self.clear_timers();
@@ -372,6 +457,7 @@ impl<const V: usize> Instance<V> {
         }
     }
 
+    /// At most 2 outputs: state change, remove VIPs (from Master).
     fn become_backup(&mut self, reason: Reason, down_in: Duration) {
         let was_master = self.state == State::Master;
         self.clear_timers();
@@ -383,7 +469,8 @@ impl<const V: usize> Instance<V> {
     }
 
     /// Master -> Fault and Master -> Init resign with priority 0 so backups
-    /// take over after Skew_Time instead of Master_Down_Interval.
+    /// take over after Skew_Time instead of Master_Down_Interval. At most 3
+    /// outputs: state change, priority-0 advert, remove VIPs.
     fn resign(&mut self, to: State, reason: Reason) {
         let was_master = self.state == State::Master;
         self.clear_timers();
@@ -421,115 +508,234 @@ impl<const V: usize> Instance<V> {
         }
     }
 
-    /// Applies one input at `now`.
-    pub fn handle(&mut self, now: Instant, input: Input<'_>) {
-        self.now = self.now.max(now);
-        if !self.room() {
-            if let Input::Advert { .. } = input {
-                self.stats.count_drop(Drop::Backpressure);
+    /// Whether a sync group's demand to move to `target` still means
+    /// anything: an instance in Init stays there, and one with a fault of
+    /// its own stays in (or goes to) Fault.
+    fn follow_applies(&self, target: State) -> bool {
+        if self.state == State::Init || self.state == target {
+            return false;
+        }
+        match target {
+            State::Master | State::Backup => !self.in_fault(),
+            State::Fault => true,
+            State::Init => false,
+        }
+    }
+
+    /// The next step the recorded inputs call for, if any. Consumes a sync
+    /// group's demand that no longer applies, so a stale one never fires
+    /// later.
+    fn next_step(&mut self) -> Option<Step> {
+        match (self.running, self.state) {
+            (false, State::Init) => return None,
+            (false, _) => return Some(Step::Stop),
+            (true, State::Init) => return Some(Step::Start),
+            _ => {}
+        }
+        if let Some(target) = self.follow {
+            if self.follow_applies(target) {
+                return Some(Step::Follow(target));
+            }
+            self.follow = None;
+        }
+        let fault = self.in_fault();
+        match self.state {
+            State::Backup | State::Master if fault => return Some(Step::EnterFault),
+            State::Fault if !fault => return Some(Step::LeaveFault),
+            _ => {}
+        }
+        if self.state == State::Master && (self.owes_vips || self.owes_advert) {
+            return Some(Step::Reannounce);
+        }
+        None
+    }
+
+    fn apply(&mut self, step: Step) {
+        match step {
+            Step::Stop => {
+                self.follow = None;
+                self.resign(State::Init, Reason::Shutdown);
+            }
+            Step::Start => self.start(),
+            Step::Follow(target) => {
+                self.follow = None;
+                match target {
+                    State::Master => self.become_master(Reason::SyncGroup),
+                    State::Backup => {
+                        let wait = self.master_down_interval();
+                        self.become_backup(Reason::SyncGroup, wait);
+                    }
+                    State::Fault => self.resign(State::Fault, Reason::SyncGroup),
+                    State::Init => {}
+                }
+            }
+            Step::EnterFault => self.resign(State::Fault, Reason::Fault),
+            Step::LeaveFault => self.enter_listening(Reason::FaultCleared),
+            Step::Reannounce => {
+                if self.owes_vips {
+                    self.owes_vips = false;
+                    self.push(Output::AddVips);
+                }
+                if self.owes_advert {
+                    self.owes_advert = false;
+                    self.send_advert(self.effective_priority());
+                    self.set_timer(Timer::Advert, self.now + self.config.advert_interval());
+                }
+            }
+        }
+    }
+
+    /// Runs the steps the recorded inputs call for while the queue has
+    /// room for a whole step; sets `deferred` (and counts it, once per
+    /// wait) when one must wait.
+    fn settle(&mut self) {
+        for _ in 0..MAX_STEPS_PER_SETTLE {
+            let Some(step) = self.next_step() else {
+                break;
+            };
+            if !self.room_for(MAX_OUTPUTS_PER_STEP) {
+                if !self.deferred {
+                    self.stats.steps_deferred = self.stats.steps_deferred.saturating_add(1);
+                    warn!(
+                        "vrrp vrid {}: output queue not drained; state change deferred",
+                        self.config.vrid
+                    );
+                }
+                self.deferred = true;
                 return;
             }
-            // Track, link and lifecycle inputs must not be lost: the queue
-            // holds two steps, so one undrained step still leaves room.
-            warn!("vrrp vrid {}: output queue not drained", self.config.vrid);
+            self.apply(step);
         }
+        self.deferred = false;
+    }
+
+    /// keepalived moves a backup's pending master-down deadline by the
+    /// change in its down interval when its effective priority changes
+    /// (vrrp_track.c `vrrp_set_effective_priority`: `sands` shifted by the
+    /// change in `ms_down_timer`). Call after the change, with the interval
+    /// from before it.
+    fn shift_master_down(&mut self, old_down_interval: Duration) {
+        let at = self.timers[Timer::MasterDown as usize];
+        if self.state != State::Backup || at == Instant::MAX {
+            return;
+        }
+        let new = self.master_down_interval();
+        let shifted = if new >= old_down_interval {
+            at + (new - old_down_interval)
+        } else {
+            at - (old_down_interval - new)
+        };
+        // Never into the past (`now` never runs backwards): due at once.
+        self.set_timer(Timer::MasterDown, shifted.max(self.now));
+    }
+
+    fn set_track(&mut self, id: TrackId, up: bool) {
+        let old_down_interval = self.master_down_interval();
+        for (i, track) in self.config.tracks.iter().enumerate() {
+            if track.id == id {
+                if up {
+                    self.tracks_down &= !(1 << i);
+                } else {
+                    self.tracks_down |= 1 << i;
+                }
+            }
+        }
+        self.shift_master_down(old_down_interval);
+    }
+
+    /// Applies one input at `now`. Start, shutdown, link and track inputs
+    /// are never lost: when the output queue lacks room their step waits
+    /// (see [`Instance`]). A received advert is then dropped instead.
+    pub fn handle(&mut self, now: Instant, input: Input<'_>) {
+        self.now = self.now.max(now);
         match input {
-            Input::Start => {
-                if self.state == State::Init {
-                    self.start();
-                }
-            }
-            Input::Shutdown => {
-                if self.state != State::Init {
-                    self.resign(State::Init, Reason::Shutdown);
-                }
-            }
-            Input::Link { up } => {
-                self.link_up = up;
-                self.reevaluate_fault();
-            }
-            Input::Track { id, up } => {
-                let mut tracked = false;
-                for (i, track) in self.config.tracks.iter().enumerate() {
-                    if track.id == id {
-                        tracked = true;
-                        if up {
-                            self.tracks_down &= !(1 << i);
-                        } else {
-                            self.tracks_down |= 1 << i;
-                        }
-                    }
-                }
-                if tracked {
-                    self.reevaluate_fault();
-                }
-            }
+            Input::Start => self.running = true,
+            Input::Shutdown => self.running = false,
+            Input::Link { up } => self.link_up = up,
+            Input::Track { id, up } => self.set_track(id, up),
             Input::Advert {
                 src,
                 dst,
                 ttl,
                 payload,
-            } => self.receive(src, dst, ttl, payload),
+            } => return self.receive(src, dst, ttl, payload),
         }
+        self.settle();
     }
 
-    fn reevaluate_fault(&mut self) {
-        match (self.state, self.in_fault()) {
-            (State::Backup | State::Master, true) => self.resign(State::Fault, Reason::Fault),
-            (State::Fault, false) => self.enter_listening(Reason::FaultCleared),
-            _ => {}
-        }
-    }
-
+    /// Receive rules, in order. TTL/hop limit 255 is required of an advert
+    /// sent to a multicast group (RFC 9568 7.1) and of every advert when no
+    /// `unicast_peer` is configured; with unicast peers, unicast adverts may
+    /// be routed and keep any TTL. keepalived: vrrp.c `vrrp_in_chk`, "MUST
+    /// verify that the IPv4 TTL/IPv6 HL is 255 (but not if unicast)", which
+    /// checks whenever the peer list is empty.
     fn receive(&mut self, src: IpAddr, dst: IpAddr, ttl: u8, payload: &[u8]) {
-        if !matches!(self.state, State::Backup | State::Master) {
-            self.stats.count_drop(Drop::NotListening);
+        if self.deferred {
+            // The state is about to change: this advert would meet a stale one.
+            self.stats.count_drop(DropReason::Backpressure);
+            return;
+        }
+        // A master may answer (2 outputs); a backup only moves a timer.
+        let needs = match self.state {
+            State::Master => 2,
+            State::Backup => 0,
+            State::Init | State::Fault => {
+                self.stats.count_drop(DropReason::NotListening);
+                return;
+            }
+        };
+        if !self.room_for(needs) {
+            self.stats.count_drop(DropReason::Backpressure);
             return;
         }
         let unicast = !self.config.unicast_peers.is_empty();
-        // RFC 9568 7.1: multicast adverts must arrive with TTL 255, proving
-        // they were not routed.
-        if !unicast && ttl != wire::TTL {
-            self.stats.count_drop(Drop::Ttl);
+        if (dst.is_multicast() || !unicast) && ttl != wire::TTL {
+            self.stats.count_drop(DropReason::Ttl);
             return;
         }
         let packet = Packet::new_unchecked(payload);
         let (repr, _form) = match Repr::parse(&packet, src, dst) {
             Ok(parsed) => parsed,
-            Err(wire::Error::BadChecksum) => {
-                self.stats.count_drop(Drop::Checksum);
-                return;
-            }
-            Err(_) => {
-                self.stats.count_drop(Drop::Malformed);
+            Err(e) => {
+                self.stats.count_drop(wire_drop_reason(e));
                 return;
             }
         };
         if repr.vrid != self.config.vrid {
-            self.stats.count_drop(Drop::Vrid);
+            self.stats.count_drop(DropReason::Vrid);
             return;
         }
         if repr.version != self.config.version {
-            self.stats.count_drop(Drop::Version);
+            self.stats.count_drop(DropReason::Version);
             return;
         }
         if src == self.config.primary_addr {
-            self.stats.count_drop(Drop::Own);
+            self.stats.count_drop(DropReason::Own);
             return;
         }
         if unicast && !self.config.unicast_peers.contains(&src) {
-            self.stats.count_drop(Drop::UnknownPeer);
+            self.stats.count_drop(DropReason::UnknownPeer);
             return;
         }
-        if self.config.version == Version::V2 && !repr.auth.matches(&self.config.auth) {
-            self.stats.count_drop(Drop::Auth);
-            return;
+        if self.config.version == Version::V2 {
+            match (&repr.auth, &self.config.auth) {
+                (Auth::None, Auth::None) => {}
+                (Auth::Pass(_), Auth::Pass(_)) if repr.auth.matches(&self.config.auth) => {}
+                (Auth::Pass(_), Auth::Pass(_)) => {
+                    self.stats.count_drop(DropReason::Auth);
+                    return;
+                }
+                _ => {
+                    self.stats.count_drop(DropReason::AuthTypeMismatch);
+                    return;
+                }
+            }
         }
         if repr.advert_interval_cs != self.config.advert_interval_cs {
             match self.config.version {
                 // RFC 3768 7.1: MUST discard on interval mismatch.
                 Version::V2 => {
-                    self.stats.count_drop(Drop::Interval);
+                    self.stats.count_drop(DropReason::Interval);
                     return;
                 }
                 // RFC 9568: a backup adopts the master's interval; log it.
@@ -554,6 +760,7 @@ impl<const V: usize> Instance<V> {
         }
     }
 
+    /// No outputs: only the down timer moves.
     fn backup_receive(&mut self, priority: u8, advert_interval: Duration) {
         let now = self.now;
         if priority == 0 {
@@ -582,10 +789,14 @@ impl<const V: usize> Instance<V> {
         }
     }
 
+    /// At most 2 outputs: an answer (advert and GARP), or stepping down
+    /// (state change and remove VIPs).
     fn master_receive(&mut self, src: IpAddr, priority: u8, advert_interval: Duration) {
         let now = self.now;
         let ours = self.effective_priority();
         if priority == 0 {
+            // RFC 9568 6.4.3: answer a resigning peer at once, so backups
+            // do not take over after Skew_Time.
             self.stats.priority_zero_received = self.stats.priority_zero_received.saturating_add(1);
             self.send_advert(ours);
             self.set_timer(Timer::Advert, now + self.config.advert_interval());
@@ -615,14 +826,20 @@ impl<const V: usize> Instance<V> {
         }
     }
 
-    /// Fires every timer due at `now`. Calling it early or twice is harmless.
+    /// Fires every timer due at `now`, after any step still waiting for
+    /// room. Calling it early or twice is harmless; a timer that finds no
+    /// room stays due for the next call.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.now = self.now.max(now);
+        self.settle();
+        if self.deferred {
+            return;
+        }
         for timer in Timer::ALL {
             if self.timers[timer as usize] > self.now {
                 continue;
             }
-            if !self.room() {
+            if !self.room_for(timer.max_outputs()) {
                 // Left due: the driver drains and calls again.
                 return;
             }
@@ -649,9 +866,15 @@ impl<const V: usize> Instance<V> {
         }
     }
 
-    /// The next output, if any. Drain after every `handle*` call.
+    /// The next output, if any. Drain after every other call, until `None`:
+    /// a step that waited for room runs from here as soon as there is room
+    /// (then re-read [`poll_timeout`](Self::poll_timeout)).
     pub fn poll_output(&mut self) -> Option<Output> {
-        self.outputs.pop_front()
+        let out = self.outputs.pop_front();
+        if self.deferred {
+            self.settle();
+        }
+        out
     }
 
     /// When to call [`handle_timeout`](Self::handle_timeout) next.
@@ -662,33 +885,26 @@ impl<const V: usize> Instance<V> {
 
     /// Moves to `target` because another member of its sync group did
     /// (keepalived's `vrrp_sync_group`). Only Backup, Master and Fault can
-    /// be forced, and an instance in Init stays there.
+    /// be forced; an instance in Init stays there, and one with a fault of
+    /// its own stays in Fault. Never lost: without room in the output queue
+    /// the move waits like any other step.
     pub fn force(&mut self, now: Instant, target: State) {
         self.now = self.now.max(now);
         self.group_fault = target == State::Fault;
-        if self.state == target || self.state == State::Init {
-            return;
+        if self.state != State::Init && target != State::Init {
+            self.follow = Some(target);
         }
-        // A member with a fault of its own stays in Fault.
-        if self.state == State::Fault && self.in_fault() {
-            return;
-        }
-        match target {
-            State::Master => self.become_master(Reason::SyncGroup),
-            State::Backup => {
-                let wait = self.master_down_interval();
-                self.become_backup(Reason::SyncGroup, wait);
-            }
-            State::Fault => self.resign(State::Fault, Reason::SyncGroup),
-            State::Init => {}
-        }
+        self.settle();
     }
 
     /// Applies a changed configuration without restarting: state, learned
     /// interval and counters are kept. A master re-announces its VIPs when
-    /// they changed and advertises at once when its priority changed.
-    /// Changing the VRID, version or family makes a different instance:
-    /// that is the caller's job (build a new one).
+    /// they changed and advertises at once when its priority or interval
+    /// changed; a backup's pending master-down deadline moves by the change
+    /// in its down interval (as for a tracking change). Changing the VRID,
+    /// version or family makes a different instance: that is the caller's
+    /// job (build a new one). The configuration itself is taken at once;
+    /// without room in the output queue the re-announcement waits.
     pub fn reconfigure(
         &mut self,
         now: Instant,
@@ -700,6 +916,7 @@ impl<const V: usize> Instance<V> {
         let list = Self::vip_list(&config, vips, excluded)?;
         self.now = self.now.max(now);
         let old_priority = self.effective_priority();
+        let old_down_interval = self.master_down_interval();
         let vips_changed = list != self.vips;
         let interval_changed = config.advert_interval_cs != self.config.advert_interval_cs;
         // Track bits follow their ids into the new list.
@@ -715,25 +932,17 @@ impl<const V: usize> Instance<V> {
         self.vips = list;
         self.advertised = vips.len();
         self.tracks_down = tracks_down;
-        if self.state == State::Init {
-            return Ok(());
-        }
-        if !self.room() {
-            warn!("vrrp vrid {}: output queue not drained", self.config.vrid);
+        // A master, and a v2 backup (v2 learns nothing), use the configured
+        // interval; a v3 backup keeps the one it learned.
+        if interval_changed && (self.state == State::Master || self.config.version == Version::V2) {
+            self.master_adver_interval = self.config.advert_interval();
         }
         if self.state == State::Master {
-            if vips_changed {
-                self.push(Output::AddVips);
-            }
-            if interval_changed {
-                self.master_adver_interval = self.config.advert_interval();
-            }
-            if old_priority != self.effective_priority() || interval_changed {
-                self.send_advert(self.effective_priority());
-                self.set_timer(Timer::Advert, self.now + self.config.advert_interval());
-            }
+            self.owes_vips |= vips_changed;
+            self.owes_advert |= old_priority != self.effective_priority() || interval_changed;
         }
-        self.reevaluate_fault();
+        self.shift_master_down(old_down_interval);
+        self.settle();
         Ok(())
     }
 
@@ -771,6 +980,37 @@ impl<const V: usize> Instance<V> {
             addrs: Addrs::List(self.advertised_vips()),
         };
         repr.emit(buf, src, dst, self.config.checksum_mode)
+    }
+}
+
+#[cfg(test)]
+impl<const V: usize> Instance<V> {
+    /// What an undrained driver leaves behind: filler outputs (GARP with
+    /// repeat 0, which no test configures) until `free` slots remain.
+    pub(crate) fn fill_queue(&mut self, free: usize) {
+        while self.outputs.capacity() - self.outputs.len() > free {
+            self.push(Output::Garp { repeat: 0 });
+        }
+    }
+
+    /// Whether a step waits for room.
+    pub(crate) fn is_deferred(&self) -> bool {
+        self.deferred
+    }
+}
+
+/// The drop counter for a message the wire layer refused.
+fn wire_drop_reason(error: wire::Error) -> DropReason {
+    match error {
+        wire::Error::BadChecksum => DropReason::Checksum,
+        wire::Error::BadLength => DropReason::Length,
+        wire::Error::BadVersion => DropReason::Version,
+        wire::Error::BadAuthType => DropReason::AuthType,
+        wire::Error::Truncated
+        | wire::Error::BadType
+        | wire::Error::FamilyMismatch
+        | wire::Error::ZeroInterval
+        | wire::Error::TooManyAddresses => DropReason::Malformed,
     }
 }
 

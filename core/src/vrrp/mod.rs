@@ -11,8 +11,10 @@ mod stats;
 mod sync_group;
 
 pub use config::{Config, ConfigError, GarpConfig, MAX_TRACKS, MAX_UNICAST_PEERS, Track, TrackId};
-pub use instance::{DEFAULT_MAX_VIPS, Input, Instance, Output, Reason, State};
-pub use stats::{Drop, Stats};
+pub use instance::{
+    DEFAULT_MAX_VIPS, Input, Instance, MAX_OUTPUTS_PER_STEP, OUTPUT_QUEUE, Output, Reason, State,
+};
+pub use stats::{DropReason, Stats};
 pub use sync_group::{MAX_MEMBERS as MAX_GROUP_MEMBERS, SyncGroup};
 
 pub use crate::wire::vrrp::{Auth, ChecksumMode, Family, Version};

@@ -6,6 +6,11 @@
 //! covers an IP pseudo-header for v3, so parsing and emitting take the IP
 //! source and destination. Nothing here allocates or keeps state.
 //!
+//! Length: the message must be exactly what its address count implies, no
+//! trailing bytes, as keepalived's `vrrp_in_chk` (vrrp.c, "vrrp packet too
+//! long/short") requires. An IP payload carries no padding: a short frame's
+//! link-layer padding lies beyond the IP total length, which drivers cut at.
+//!
 //! ```text
 //!  0                   1                   2                   3
 //! |Version| Type  | Virtual Rtr ID|   Priority    | Count IPvX Addr|
@@ -51,36 +56,42 @@ mod field {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Error {
-    /// Shorter than the header, or than the header's address count implies.
+    /// Shorter than the 8-byte fixed header; on emit, a buffer shorter
+    /// than [`Repr::buffer_len`].
     Truncated,
     /// Version is neither 2 nor 3, or v2 over IPv6.
     BadVersion,
     /// Type is not ADVERTISEMENT.
     BadType,
-    /// Length does not match the address count (beyond allowed padding).
+    /// Length is not exactly the header plus the address count's addresses
+    /// (plus v2's 8-byte authentication data): too short or too long.
     BadLength,
     /// The checksum does not verify in any accepted form.
     BadChecksum,
     /// v2 authentication type other than none (0) or PASS (1).
     BadAuthType,
-    /// The source and destination addresses are of different families.
+    /// The source and destination addresses are of different families, or
+    /// (on emit) an address to advertise is of the other family.
     FamilyMismatch,
     /// An advertisement interval of 0, which would make the receiver's
     /// Master_Down_Interval zero.
     ZeroInterval,
+    /// More than 255 addresses to emit: the count field is one byte.
+    TooManyAddresses,
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Error::Truncated => "VRRP packet truncated",
+            Error::Truncated => "VRRP packet shorter than its header (or buffer too small)",
             Error::BadVersion => "VRRP version not 2 or 3 (or v2 over IPv6)",
             Error::BadType => "VRRP type is not ADVERTISEMENT",
-            Error::BadLength => "VRRP length does not match the address count",
+            Error::BadLength => "VRRP length is not what the address count implies",
             Error::BadChecksum => "VRRP checksum does not verify",
             Error::BadAuthType => "VRRPv2 authentication type not none or PASS",
-            Error::FamilyMismatch => "IP source and destination families differ",
+            Error::FamilyMismatch => "IP source, destination and VRRP addresses not of one family",
             Error::ZeroInterval => "VRRP advertisement interval is 0",
+            Error::TooManyAddresses => "more than 255 VRRP addresses",
         })
     }
 }
@@ -210,9 +221,10 @@ impl<T: AsRef<[u8]>> Packet<T> {
         Ok(packet)
     }
 
-    /// Checks the length against the header's address count. VRRPv2 adds
-    /// the 8-byte authentication trailer. Trailing bytes beyond that are
-    /// ignored: some stacks pad short frames.
+    /// Checks that every accessor is in bounds: the fixed header, and at
+    /// least the address count's IPv4 addresses (plus v2's authentication
+    /// data). The view does not know the family, so the exact length is
+    /// checked by [`Repr::parse`].
     pub fn check_len(&self) -> Result<(), Error> {
         let data = self.buffer.as_ref();
         if data.len() < HEADER_LEN {
@@ -454,16 +466,11 @@ impl<'a> Repr<'a> {
             return Err(Error::BadType);
         }
         let required = packet.required_len(packet.version_field(), family);
-        if data.len() < required {
-            return Err(
-                if data.len() < HEADER_LEN + family.addr_len() * usize::from(packet.addr_count()) {
-                    Error::BadLength
-                } else {
-                    Error::Truncated
-                },
-            );
+        // Exactly, as keepalived (see the module doc).
+        if data.len() != required {
+            return Err(Error::BadLength);
         }
-        let message = &data[..required];
+        let message = data;
         let raw_version = packet.version_field();
         let form =
             if compute_checksum(message, raw_version, src, dst, ChecksumMode::PseudoHeader) == 0 {
@@ -508,15 +515,15 @@ impl<'a> Repr<'a> {
         ))
     }
 
-    /// Family of the addresses (IPv4 when there are none and it is v2).
-    fn family(&self) -> Option<Family> {
+    /// Whether every address is of `family`.
+    fn addrs_are(&self, family: Family) -> bool {
         match self.addrs {
-            Addrs::Wire { family, .. } => Some(family),
-            Addrs::List(list) => list.first().map(Family::of),
+            Addrs::Wire { family: f, bytes } => bytes.is_empty() || f == family,
+            Addrs::List(list) => list.iter().all(|a| Family::of(a) == family),
         }
     }
 
-    /// Bytes `emit` writes.
+    /// Bytes `emit` writes for a packet from an address of `family`.
     pub fn buffer_len(&self, family: Family) -> usize {
         let auth = if self.version == Version::V2 {
             AUTH_LEN
@@ -528,7 +535,10 @@ impl<'a> Repr<'a> {
 
     /// Writes the advert into `buffer` (at least `buffer_len` bytes) for
     /// sending from `src` to `dst`, checksum included, and returns its
-    /// length. Addresses of the other family than `src`'s are skipped.
+    /// length. Refused, with nothing written: `dst` or any address of
+    /// another family than `src`'s ([`Error::FamilyMismatch`]), v2 from
+    /// IPv6 ([`Error::BadVersion`]), more than 255 addresses
+    /// ([`Error::TooManyAddresses`]), a short buffer ([`Error::Truncated`]).
     pub fn emit(
         &self,
         buffer: &mut [u8],
@@ -537,15 +547,17 @@ impl<'a> Repr<'a> {
         mode: ChecksumMode,
     ) -> Result<usize, Error> {
         let family = Family::of(&src);
-        if Family::of(&dst) != family || self.family().is_some_and(|f| f != family) {
+        if Family::of(&dst) != family || !self.addrs_are(family) {
             return Err(Error::FamilyMismatch);
         }
         if self.version == Version::V2 && family == Family::V6 {
             return Err(Error::BadVersion);
         }
-        let count = self.addrs.len().min(usize::from(u8::MAX));
+        let Ok(count) = u8::try_from(self.addrs.len()) else {
+            return Err(Error::TooManyAddresses);
+        };
         let len = self.buffer_len(family);
-        if buffer.len() < len || count != self.addrs.len() {
+        if buffer.len() < len {
             return Err(Error::Truncated);
         }
         let buf = &mut buffer[..len];
@@ -556,7 +568,7 @@ impl<'a> Repr<'a> {
         buf[field::VERSION_TYPE] = (raw_version << 4) | TYPE_ADVERTISEMENT;
         buf[field::VRID] = self.vrid;
         buf[field::PRIORITY] = self.priority;
-        buf[field::COUNT] = count as u8;
+        buf[field::COUNT] = count;
         match self.version {
             Version::V2 => {
                 buf[field::AUTH_TYPE] = self.auth.type_code();
@@ -572,6 +584,8 @@ impl<'a> Repr<'a> {
         }
         buf[field::CHECKSUM].fill(0);
         let mut at = field::ADDRS;
+        // Every address is of `family` (checked above), so each fits the
+        // `buffer_len` computed for it.
         for addr in self.addrs.iter() {
             match addr {
                 IpAddr::V4(a) => buf[at..at + 4].copy_from_slice(&a.octets()),
@@ -689,8 +703,13 @@ mod tests {
         let mut bad = buf;
         bad[0] = 0x32;
         assert_eq!(parse(&bad[..len], SRC4, DST4), Err(Error::BadType));
-        // Padding after the message is ignored.
-        assert_eq!(parse(&buf[..len + 6], SRC4, DST4), Ok(()));
+        // Trailing bytes are refused, as keepalived does: an IP payload has
+        // no padding.
+        assert_eq!(parse(&buf[..len + 1], SRC4, DST4), Err(Error::BadLength));
+        assert_eq!(parse(&buf[..len + 6], SRC4, DST4), Err(Error::BadLength));
+        // The address count says 1: 8 + 4 bytes and not a byte more or less.
+        assert_eq!(parse(&buf[..HEADER_LEN], SRC4, DST4), Err(Error::BadLength));
+        assert_eq!(parse(&buf[..len], SRC4, DST4), Ok(()));
         // Interval 0 (checksum fixed up so only the interval is wrong).
         let zero = Repr {
             advert_interval_cs: 0,
@@ -701,6 +720,114 @@ mod tests {
             .emit(&mut buf0, SRC4, DST4, ChecksumMode::PseudoHeader)
             .unwrap();
         assert_eq!(parse(&buf0[..n], SRC4, DST4), Err(Error::ZeroInterval));
+    }
+
+    #[test]
+    fn v2_length_includes_the_auth_data() {
+        let vips = [IpAddr::V4(Ipv4Addr::new(192, 0, 2, 240))];
+        let repr = Repr {
+            version: Version::V2,
+            vrid: 51,
+            priority: 100,
+            advert_interval_cs: 100,
+            auth: Auth::pass(b"1111"),
+            addrs: Addrs::List(&vips),
+        };
+        let mut buf = [0u8; 64];
+        let len = repr
+            .emit(&mut buf, SRC4, DST4, ChecksumMode::PseudoHeader)
+            .unwrap();
+        assert_eq!(len, 8 + 4 + 8);
+        let parse =
+            |n: usize| Repr::parse(&Packet::new_unchecked(&buf[..n]), SRC4, DST4).map(|_| ());
+        assert_eq!(parse(len), Ok(()));
+        assert_eq!(
+            parse(len - AUTH_LEN),
+            Err(Error::BadLength),
+            "auth data missing"
+        );
+        assert_eq!(parse(len + 1), Err(Error::BadLength));
+    }
+
+    #[test]
+    fn emit_refuses_addresses_of_the_other_family() {
+        let v4 = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 240));
+        let v6 = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1));
+        let mut buf = [0u8; 128];
+        for (list, src, dst) in [
+            (&[v4, v6][..], SRC4, DST4),
+            (&[v6, v4][..], SRC4, DST4),
+            (&[v4, v6][..], SRC6, DST6),
+            (&[v6, v4][..], SRC6, DST6),
+            (&[v6][..], SRC4, DST4),
+        ] {
+            let repr = Repr {
+                version: Version::V3,
+                vrid: 1,
+                priority: 100,
+                advert_interval_cs: 100,
+                auth: Auth::None,
+                addrs: Addrs::List(list),
+            };
+            buf.fill(0xaa);
+            assert_eq!(
+                repr.emit(&mut buf, src, dst, ChecksumMode::PseudoHeader),
+                Err(Error::FamilyMismatch),
+                "{list:?} from {src}"
+            );
+            assert!(buf.iter().all(|b| *b == 0xaa), "nothing written");
+        }
+        // Wire-form addresses of the other family too.
+        let bytes = [0u8; 16];
+        let repr = Repr {
+            version: Version::V3,
+            vrid: 1,
+            priority: 100,
+            advert_interval_cs: 100,
+            auth: Auth::None,
+            addrs: Addrs::Wire {
+                family: Family::V6,
+                bytes: &bytes,
+            },
+        };
+        assert_eq!(
+            repr.emit(&mut buf, SRC4, DST4, ChecksumMode::PseudoHeader),
+            Err(Error::FamilyMismatch)
+        );
+    }
+
+    #[test]
+    fn emit_refuses_too_many_addresses_and_short_buffers() {
+        let many: std::vec::Vec<IpAddr> = (0..256u32)
+            .map(|i| IpAddr::V4(Ipv4Addr::from(0xc000_0200 + i)))
+            .collect();
+        let repr = Repr {
+            version: Version::V3,
+            vrid: 1,
+            priority: 100,
+            advert_interval_cs: 100,
+            auth: Auth::None,
+            addrs: Addrs::List(&many),
+        };
+        let mut buf = std::vec![0u8; 2048];
+        assert_eq!(
+            repr.emit(&mut buf, SRC4, DST4, ChecksumMode::PseudoHeader),
+            Err(Error::TooManyAddresses)
+        );
+        let repr = Repr {
+            addrs: Addrs::List(&many[..255]),
+            ..repr
+        };
+        let need = repr.buffer_len(Family::V4);
+        assert_eq!(need, 8 + 255 * 4);
+        assert_eq!(
+            repr.emit(&mut buf[..need - 1], SRC4, DST4, ChecksumMode::PseudoHeader),
+            Err(Error::Truncated)
+        );
+        assert_eq!(
+            repr.emit(&mut buf[..need], SRC4, DST4, ChecksumMode::PseudoHeader),
+            Ok(need)
+        );
     }
 
     #[test]
@@ -750,6 +877,40 @@ mod tests {
                 if let Ok(p) = Packet::new_checked(&bytes[..]) {
                     let _ = (p.vrid(), p.priority(), p.advert_interval_cs(), p.checksum());
                     let _ = p.verify_checksum(src, dst, ChecksumMode::AsV2);
+                }
+            }
+
+            /// Any address list, any families, any buffer: emit answers
+            /// Ok or an error, never panics, and what it emits parses back.
+            #[test]
+            fn emit_never_panics(
+                addrs in proptest::collection::vec((any::<bool>(), any::<u128>()), 0..6),
+                v6_src in any::<bool>(),
+                v3 in any::<bool>(),
+                buf_len in 0usize..128,
+            ) {
+                let list: std::vec::Vec<IpAddr> = addrs
+                    .iter()
+                    .map(|(v6, bits)| if *v6 {
+                        IpAddr::V6(Ipv6Addr::from(*bits))
+                    } else {
+                        IpAddr::V4(Ipv4Addr::from(*bits as u32))
+                    })
+                    .collect();
+                let (src, dst) = if v6_src { (SRC6, DST6) } else { (SRC4, DST4) };
+                let repr = Repr {
+                    version: if v3 { Version::V3 } else { Version::V2 },
+                    vrid: 9,
+                    priority: 100,
+                    advert_interval_cs: 100,
+                    auth: Auth::None,
+                    addrs: Addrs::List(&list),
+                };
+                let mut buf = std::vec![0u8; buf_len];
+                if let Ok(n) = repr.emit(&mut buf, src, dst, ChecksumMode::PseudoHeader) {
+                    let packet = Packet::new_unchecked(&buf[..n]);
+                    let (parsed, _) = Repr::parse(&packet, src, dst).unwrap();
+                    prop_assert_eq!(parsed, repr);
                 }
             }
         }

@@ -210,7 +210,7 @@ struct Daemon {
     /// instance by the time the queue is drained).
     goodbyes_sent: HashSet<InstanceId>,
     next_report: Instant,
-    reported_drops: HashMap<InstanceId, [u32; vrrp::Drop::ALL.len()]>,
+    reported_drops: HashMap<InstanceId, [u32; vrrp::DropReason::ALL.len()]>,
     stats_text: String,
     stopping: bool,
     _pid: Option<pidfile::PidFile>,
@@ -1022,11 +1022,11 @@ impl Daemon {
                 .map_or_else(|| format!("#{}", id.0), |i| i.name.clone());
             let stats = inst.stats();
             let last = self.reported_drops.entry(id).or_default();
-            let news: Vec<String> = vrrp::Drop::ALL
+            let news: Vec<String> = vrrp::DropReason::ALL
                 .iter()
                 .zip(stats.dropped.iter().zip(last.iter()))
                 // Our own multicast looped back (on lo) is not news.
-                .filter(|(reason, (now, before))| now > before && **reason != vrrp::Drop::Own)
+                .filter(|(reason, (now, before))| now > before && **reason != vrrp::DropReason::Own)
                 .map(|(reason, (now, before))| format!("{} {}", now - before, reason.name()))
                 .collect();
             if !news.is_empty() {

@@ -1,11 +1,11 @@
 //! `--stats-file`: every instance's state and counters, one line each,
 //! rewritten (write then rename) when they change, at most once a second.
 //! `NAME state=S priority=P rx=N tx=N became_master=N drop.REASON=N ...`
-//! with every drop reason of [`Drop::ALL`], so a reader can grep one.
+//! with every drop reason of [`DropReason::ALL`], so a reader can grep one.
 
 use std::fmt::Write;
 
-use vrlb_core::vrrp::{Drop, State, Stats};
+use vrlb_core::vrrp::{DropReason, State, Stats};
 
 /// One instance's line.
 pub fn line(name: &str, state: State, priority: u8, stats: &Stats) -> String {
@@ -13,7 +13,7 @@ pub fn line(name: &str, state: State, priority: u8, stats: &Stats) -> String {
         "{name} state={state} priority={priority} rx={} tx={} became_master={}",
         stats.adverts_received, stats.adverts_sent, stats.became_master
     );
-    for reason in Drop::ALL {
+    for reason in DropReason::ALL {
         let _ = write!(s, " drop.{}={}", reason.name(), stats.dropped(reason));
     }
     s
@@ -39,6 +39,6 @@ mod tests {
             "{l}"
         );
         assert!(l.contains(" drop.auth=0"));
-        assert_eq!(l.matches(" drop.").count(), Drop::ALL.len());
+        assert_eq!(l.matches(" drop.").count(), DropReason::ALL.len());
     }
 }
