@@ -69,6 +69,7 @@ impl Scheduler {
     }
 
     /// Schedulers that pick the best server by a key (tournament tree).
+    #[cfg(feature = "lb")]
     pub(crate) const fn uses_tree(self) -> bool {
         matches!(
             self,
