@@ -8,7 +8,10 @@ use vrlb_core::time::{Duration, Instant};
 
 #[test]
 fn instants_and_durations_convert_both_ways_exactly() {
-    assert_eq!(TICK_HZ, 1_000_000, "the test assumes embassy's default tick rate");
+    assert_eq!(
+        TICK_HZ, 1_000_000,
+        "the test assumes embassy's default tick rate"
+    );
     for micros in [0, 1, 999, 3_609_375, 86_400_000_000, u64::MAX / 2] {
         let e = EInstant::from_micros(micros);
         let t = Instant::from(e);
