@@ -30,6 +30,7 @@ check "vrrp,lb,sync,check,config,defmt"
 check "vrrp,defmt,embassy-time"
 check "vrrp,log"
 check "lb,sync,log"
+check "check,config"
 
 echo "-- log and defmt together must not build"
 if out=$(cargo check -q -p vrlb-core --no-default-features --features vrrp,log,defmt 2>&1); then
