@@ -14,6 +14,9 @@ figures() { # cargo test flags...
 }
 vrrp_figures=$(figures --no-default-features --features vrrp)
 full_figures=$(figures --no-default-features --features vrrp,lb,sync,check,config)
+# The firmware driver's whole board (core node, smoltcp, buffers).
+board_figures=$(cargo test -q -p vrlb-linux --no-default-features --features firmware --lib \
+  firmware::tests::eight_vips -- --nocapture | sed -n 's/^\.*figure //p')
 field() { # figures, "kind name" -> value
   awk -v k="$2" '$1" "$2==k {print $3}' <<<"$1"
 }
@@ -48,6 +51,7 @@ cat <<EOF
 |---|---|---|---|---|
 | VRRP only (\`vrrp\`), 1 instance, 8 VIPs | $vrrp_ram bytes ($(detail "$vrrp_figures" "ram vrrp")) | $vrrp_text bytes ($(kib "$vrrp_text")) | <= 2 KiB RAM, <= 32 KiB text | $met |
 | VRRP only with defmt (\`vrrp,defmt\`, every log call in) | $vrrp_ram bytes | $vrrp_defmt_text bytes ($(kib "$vrrp_defmt_text")) | <= 2 KiB RAM, <= 32 KiB text | $met |
+| vrlb-fw's whole board (VRRP only, smoltcp interface and raw socket, 8 VIPs) | $(field "$board_figures" "ram board") bytes ($(detail "$board_figures" "ram board")) | (a Linux binary) | - | - |
 | seed (\`vrrp,lb,sync,check,config\`): 1 virtual server, 2 real servers with a TCP_CHECK each, 1024 connections | $seed_ram bytes ($(kib "$seed_ram"): $(detail "$full_figures" "ram seed")) | $full_text bytes ($(kib "$full_text")) | - | - |
 | seed with defmt (\`full,defmt\`) | $seed_ram bytes | $full_defmt_text bytes ($(kib "$full_defmt_text")) | - | - |
 

@@ -31,7 +31,9 @@ use vrlb_core::vrrp;
 
 #[panic_handler]
 fn panic(_info: &PanicInfo) -> ! {
-    loop {}
+    loop {
+        core::hint::spin_loop();
+    }
 }
 
 /// One instance, eight VIPs: the firmware budget's case.
@@ -91,5 +93,7 @@ pub extern "C" fn _start() -> ! {
     vrrp_node();
     #[cfg(feature = "full")]
     seed::run();
-    loop {}
+    loop {
+        core::hint::spin_loop();
+    }
 }

@@ -303,6 +303,15 @@ fn eight_vips_and_the_board_address_all_answer_arp_once_master() {
         .collect();
     assert_eq!(replies, want);
     assert_eq!(board.stats().vips_refused, 0);
+
+    // The whole board's fixed RAM on the TAP (ci/footprint.sh prints it).
+    let storage = std::mem::size_of::<BoardStorage>();
+    let sockets = std::mem::size_of::<[SocketStorage<'static>; 1]>();
+    let board = std::mem::size_of::<Board<'static, smoltcp::phy::TunTapInterface>>();
+    println!(
+        "figure ram board {} board storage {storage} (node slots and the raw socket's buffers) + socket set {sockets} + node and smoltcp interface {board}",
+        storage + sockets + board
+    );
 }
 
 #[test]
