@@ -254,7 +254,8 @@ impl Run {
             Scheduler::Mh => {
                 let mut t = vec![None; cfg.mh_table_size as usize];
                 let mut next = vec![0u64; list.len()];
-                reference::mh_table(&list, &mut t, &mut next);
+                let mut order = vec![0usize; list.len()];
+                reference::mh_table(&list, &mut t, &mut next, &mut order);
                 reference::mh_pick(
                     &t,
                     &list,
@@ -1051,5 +1052,122 @@ proptest! {
                 prop_assert_eq!(one.connection(f), many.connection(f));
             }
         }
+    }
+}
+
+/// The mh table of `svc` as server addresses (local indices differ between
+/// balancers with different histories).
+fn mh_addrs(b: &Balancer<'_>, svc: ServiceId) -> Vec<IpAddr> {
+    let sps = u32::from(b.layout().servers_per_service);
+    b.mh_table(svc)
+        .unwrap()
+        .iter()
+        .map(|&l| {
+            let g = svc.0 as u32 * sps + u32::from(l);
+            b.server_info(ServerId(g as u16)).unwrap().server.addr
+        })
+        .collect()
+}
+
+fn mh_service(b: &mut Balancer<'_>, size: u32, port_flag: bool) -> ServiceId {
+    let mut cfg = ServiceConfig::new(
+        ServiceKey::Addr {
+            protocol: Protocol::Tcp,
+            vip: vip(),
+            port: 80,
+        },
+        Scheduler::Mh,
+    );
+    cfg.mh_table_size = size;
+    cfg.flags.port = port_flag;
+    b.add_service(cfg).unwrap()
+}
+
+fn mh_layout() -> Layout {
+    Layout {
+        services: 1,
+        servers_per_service: 32,
+        mh_table_max: 4093,
+        connections: 4096,
+    }
+}
+
+#[test]
+fn mh_table_does_not_depend_on_history() {
+    let servers: Vec<RealServer> = (1..=12u8)
+        .map(|i| RealServer::new(rs_addr(i), 80).with_weight(u32::from(i % 4) + 1))
+        .collect();
+    for size in [13u32, 251, 4093] {
+        // In configuration order.
+        let mut a = balancer(mh_layout(), LbConfig::DEFAULT);
+        let sa = mh_service(&mut a, size, false);
+        for rs in &servers {
+            a.add_server(sa, *rs).unwrap();
+        }
+        // Reversed, then with flaps: a failed server is removed and
+        // re-added (at the list head), one twice, one with a weight change
+        // and back.
+        let mut b = balancer(mh_layout(), LbConfig::DEFAULT);
+        let sb = mh_service(&mut b, size, false);
+        for rs in servers.iter().rev() {
+            b.add_server(sb, *rs).unwrap();
+        }
+        for i in [3usize, 7, 3, 0] {
+            let id = b.find_server(sb, servers[i].addr, 80).unwrap();
+            b.remove_server(sb, id).unwrap();
+            b.add_server(sb, servers[i]).unwrap();
+        }
+        let id = b.find_server(sb, servers[5].addr, 80).unwrap();
+        b.set_weight(sb, id, 9).unwrap();
+        b.set_weight(sb, id, servers[5].weight).unwrap();
+        let order_a: Vec<IpAddr> = a.servers(sa).map(|i| i.server.addr).collect();
+        let order_b: Vec<IpAddr> = b.servers(sb).map(|i| i.server.addr).collect();
+        assert_ne!(order_a, order_b, "the histories give different list orders");
+        assert_eq!(mh_addrs(&a, sa), mh_addrs(&b, sb), "table size {size}");
+        // A third, shuffled by a fixed permutation.
+        let mut c = balancer(mh_layout(), LbConfig::DEFAULT);
+        let sc = mh_service(&mut c, size, false);
+        for k in 0..servers.len() {
+            c.add_server(sc, servers[(k * 5 + 3) % servers.len()])
+                .unwrap();
+        }
+        assert_eq!(mh_addrs(&a, sa), mh_addrs(&c, sc), "table size {size}");
+    }
+}
+
+#[test]
+fn mh_directors_with_different_histories_pick_the_same_server() {
+    let servers: Vec<RealServer> = (1..=8u8).map(|i| RealServer::new(rs_addr(i), 80)).collect();
+    for port_flag in [false, true] {
+        // Director A started with the configuration and never saw a change.
+        let mut a = balancer(mh_layout(), LbConfig::DEFAULT);
+        let sa = mh_service(&mut a, 251, port_flag);
+        for rs in &servers {
+            a.add_server(sa, *rs).unwrap();
+        }
+        // Director B saw server 2 fail and recover, then server 6.
+        let mut b = balancer(mh_layout(), LbConfig::DEFAULT);
+        let sb = mh_service(&mut b, 251, port_flag);
+        for rs in &servers {
+            b.add_server(sb, *rs).unwrap();
+        }
+        for i in [1usize, 5] {
+            let id = b.find_server(sb, servers[i].addr, 80).unwrap();
+            b.remove_server(sb, id).unwrap();
+            b.add_server(sb, servers[i]).unwrap();
+        }
+        let now = Instant::from_secs(1);
+        let mut differ = 0;
+        for c in 0..2000u16 {
+            let src = IpAddr::V4(Ipv4Addr::new(203, 0, 113, (c % 250) as u8 + 1));
+            let f = syn(src, 1024 + c);
+            let (Verdict::Forward { addr: x, .. }, Verdict::Forward { addr: y, .. }) =
+                (a.classify(now, &f), b.classify(now, &f))
+            else {
+                panic!("both directors forward");
+            };
+            differ += usize::from(x != y);
+        }
+        assert_eq!(differ, 0, "mh-port {port_flag}");
     }
 }
