@@ -1061,6 +1061,7 @@ impl<'a> Balancer<'a> {
             server: ServerId(server),
             addr: s.cfg.addr,
             port: s.cfg.port,
+            method: s.cfg.method,
             tracked,
         }
     }

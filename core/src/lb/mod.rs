@@ -49,7 +49,7 @@ pub use conn::{ConnSlot, TICK_SHIFT};
 pub use entry::ConnEntry;
 pub use sched::Scheduler;
 pub use sched::mh::valid_table_size as valid_mh_table_size;
-pub use server::{RealServer, ServerId, ServerSlot};
+pub use server::{ForwardMethod, RealServer, ServerId, ServerSlot};
 pub use service::{Protocol, SchedFlags, ServiceConfig, ServiceId, ServiceKey, ServiceSlot};
 pub use stats::Stats;
 pub use storage::{CONNECTIONS_MAX, Layout, MH_TABLE_MAX, SERVERS_PER_SERVICE_MAX, Storage};

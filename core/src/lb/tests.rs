@@ -757,6 +757,7 @@ fn table_full_degrades_to_stateless_hashing_without_evicting() {
                 server: s,
                 addr: b.server_info(s).unwrap().server.addr,
                 port: 80,
+                method: ForwardMethod::Dr,
                 tracked: true
             }
         );

@@ -84,6 +84,8 @@ counters! {
     drop_server_gone,
     /// The connection table is full.
     drop_table_full,
+    /// The real server's `lvs_method` is NAT or TUN (only DR is forwarded).
+    drop_not_dr,
     /// The real server's MAC is not known yet.
     drop_no_mac,
     /// The kernel refused to send it.
