@@ -722,62 +722,276 @@ fn ipv6_granularity_masks_the_prefix() {
     assert_ne!(s1, s2, "another /64 is scheduled on its own");
 }
 
-#[test]
-fn table_full_degrades_to_stateless_hashing_without_evicting() {
-    let layout = Layout {
+fn tcp(c: IpAddr, port: u16, flags: u8) -> Flow {
+    Flow::tcp(c, port, vip(), 80, TcpFlags(flags))
+}
+
+const SYN: u8 = 0x02;
+const ACK: u8 = 0x10;
+const FIN_ACK: u8 = 0x11;
+const RST: u8 = 0x04;
+
+/// (server, tracked) of a forward.
+fn fwd(v: Verdict) -> (ServerId, bool) {
+    match v {
+        Verdict::Forward {
+            server, tracked, ..
+        } => (server, tracked),
+        other => panic!("expected a forward, got {other:?}"),
+    }
+}
+
+fn full_layout() -> Layout {
+    Layout {
         services: 1,
         servers_per_service: 4,
         mh_table_max: 0,
         connections: 16,
-    };
-    let mut b = balancer(layout, LbConfig::DEFAULT);
-    let svc = web(&mut b, Scheduler::Wlc, 0, 32);
-    b.add_server(svc, RealServer::new(rs_addr(1), 80)).unwrap();
-    b.add_server(svc, RealServer::new(rs_addr(2), 80)).unwrap();
+    }
+}
+
+/// A wlc service on 3 servers with its 16 slots taken by established
+/// connections of client 1 (ports 0..16); their servers.
+fn full_table(cfg: LbConfig, persist_s: u32) -> (Balancer<'static>, Vec<ServerId>) {
+    let mut b = balancer(full_layout(), cfg);
+    let svc = web(&mut b, Scheduler::Wlc, persist_s, 32);
+    for i in 1..=3 {
+        b.add_server(svc, RealServer::new(rs_addr(i), 80)).unwrap();
+    }
     let now = Instant::from_secs(1);
     let mut est = Vec::new();
-    for p in 0..16u16 {
+    let n = if persist_s == 0 { 16 } else { 15 };
+    for p in 0..n {
         let s = server_of(b.classify(now, &syn(client(1), p)));
-        est.push((p, s));
+        assert_eq!(fwd(b.classify(now, &tcp(client(1), p, ACK))), (s, true));
+        est.push(s);
     }
-    // A flood of new flows: forwarded statelessly, deterministically.
-    for p in 100..200u16 {
-        let v = b.classify(now, &syn(client(2), p));
-        let again = b.classify(now, &syn(client(2), p));
-        assert!(matches!(v, Verdict::Forward { tracked: false, .. }));
-        assert_eq!(v, again);
+    assert_eq!(b.tracked(), 16);
+    (b, est)
+}
+
+#[test]
+fn table_full_flows_keep_their_server_from_syn_to_fin_without_evicting() {
+    let (mut b, est) = full_table(LbConfig::DEFAULT, 0);
+    let now = Instant::from_secs(2);
+    // A flood of new flows, each through its whole life while the table is
+    // full: SYN, handshake ACK, data, FIN, last ACK. Every packet of a flow
+    // goes to the server its SYN went to; none is tracked.
+    let mut servers = HashMap::new();
+    for p in 100..160u16 {
+        let (s, tracked) = fwd(b.classify(now, &syn(client(2), p)));
+        assert!(!tracked);
+        for flags in [ACK, ACK, FIN_ACK, ACK] {
+            assert_eq!(
+                fwd(b.classify(now, &tcp(client(2), p, flags))),
+                (s, false),
+                "port {p} flags {flags:#x}"
+            );
+        }
+        servers.insert(p, s);
     }
-    assert_eq!(b.stats().stateless_forwards, 200);
-    // Established flows kept their slots and servers.
-    for (p, s) in est {
-        let ack = Flow::tcp(client(1), p, vip(), 80, TcpFlags::ACK);
+    assert!(
+        servers
+            .values()
+            .collect::<std::collections::HashSet<_>>()
+            .len()
+            > 1,
+        "the hash spreads flows"
+    );
+    assert_eq!(b.stats().stateless_forwards, 60);
+    assert_eq!(b.stats().stateless_continued, 240);
+    assert_eq!(b.stats().drop_not_syn, 0);
+    assert_eq!(b.tracked(), 16);
+    // The established connections were never evicted and keep their
+    // servers and states.
+    for (p, s) in est.iter().enumerate() {
+        let f = tcp(client(1), p as u16, ACK);
+        assert_eq!(b.connection(&f), Some((*s, TcpState::Established)));
+        assert_eq!(fwd(b.classify(now, &f)), (*s, true));
+    }
+
+    // Room again: two established connections close (RST: CLOSE, 10 s).
+    b.classify(now, &tcp(client(1), 0, RST));
+    b.classify(now, &tcp(client(1), 1, RST));
+    let later = now + Duration::from_secs(11);
+    b.handle_timeout(later);
+    assert_eq!(b.tracked(), 14);
+    // A RST of an untracked flow is forwarded to its server, never recorded.
+    assert_eq!(
+        fwd(b.classify(later, &tcp(client(2), 100, RST))),
+        (servers[&100], false)
+    );
+    assert_eq!(b.tracked(), 14);
+    // The next packet of an untracked flow takes a free slot, on the
+    // server it had: from now on it is an ordinary connection.
+    for p in [101u16, 102] {
         assert_eq!(
-            b.classify(now, &ack),
-            Verdict::Forward {
-                server: s,
-                addr: b.server_info(s).unwrap().server.addr,
-                port: 80,
-                method: ForwardMethod::Dr,
-                tracked: true
-            }
+            fwd(b.classify(later, &tcp(client(2), p, ACK))),
+            (servers[&p], true)
+        );
+        assert_eq!(
+            b.connection(&tcp(client(2), p, ACK)),
+            Some((servers[&p], TcpState::Established))
         );
     }
-    let mut d = balancer(
-        layout,
+    assert_eq!(b.stats().stateless_adopted, 2);
+    // Full again: the others carry on untracked, on their servers.
+    for p in 103..160u16 {
+        assert_eq!(
+            fwd(b.classify(later, &tcp(client(2), p, ACK))),
+            (servers[&p], false)
+        );
+    }
+    // Counts stay exact: 16 connections, one per slot.
+    let total: u32 = b.servers(ServiceId(0)).map(|i| i.active + i.inactive).sum();
+    assert_eq!(total, 16);
+}
+
+#[test]
+fn table_full_grace_period_ends_and_new_flows_are_scheduled_again() {
+    let cfg = LbConfig {
+        stateless_grace_s: 120,
+        ..LbConfig::DEFAULT
+    };
+    let (mut b, _) = full_table(cfg, 0);
+    let t0 = Instant::from_secs(2);
+    let (s, _) = fwd(b.classify(t0, &syn(client(2), 100)));
+    // Every established connection closes; the table empties.
+    for p in 0..16u16 {
+        b.classify(t0, &tcp(client(1), p, RST));
+    }
+    let t1 = t0 + Duration::from_secs(11);
+    b.handle_timeout(t1);
+    assert_eq!(b.tracked(), 0);
+    // Within the grace period a stray mid-flow packet is still taken on the
+    // stateless choice (here: recorded, there is room).
+    assert_eq!(fwd(b.classify(t1, &tcp(client(2), 100, ACK))), (s, true));
+    // New flows are scheduled by wlc and tracked as usual.
+    let a = fwd(b.classify(t1, &syn(client(3), 1)));
+    let c = fwd(b.classify(t1, &syn(client(3), 2)));
+    assert!(a.1 && c.1);
+    assert_ne!(a.0, c.0, "wlc spreads new flows");
+    // After the grace period an unknown mid-flow packet is dropped again.
+    let t2 = t0 + Duration::from_millis(120_020);
+    assert_eq!(
+        b.classify(t2, &tcp(client(2), 101, ACK)),
+        Verdict::Drop(DropReason::NotSyn)
+    );
+    let just_before = t0 + Duration::from_millis(119_980);
+    let (mut b2, _) = full_table(cfg, 0);
+    let (s2, _) = fwd(b2.classify(t0, &syn(client(2), 101)));
+    for p in 0..16u16 {
+        b2.classify(t0, &tcp(client(1), p, RST));
+    }
+    assert_eq!(
+        fwd(b2.classify(just_before, &tcp(client(2), 101, ACK))),
+        (s2, true)
+    );
+    // With no grace at all, only while the table is full.
+    let (mut b3, _) = full_table(
         LbConfig {
-            table_full: TableFullPolicy::Drop,
+            stateless_grace_s: 0,
             ..LbConfig::DEFAULT
         },
+        0,
     );
-    let svc = web(&mut d, Scheduler::Rr, 0, 32);
-    d.add_server(svc, RealServer::new(rs_addr(1), 80)).unwrap();
-    for p in 0..17u16 {
-        let v = d.classify(now, &syn(client(1), p));
-        if p == 16 {
-            assert_eq!(v, Verdict::Drop(DropReason::TableFull));
-        }
+    let (s3, _) = fwd(b3.classify(t0, &syn(client(2), 102)));
+    assert_eq!(fwd(b3.classify(t0, &tcp(client(2), 102, ACK))), (s3, false));
+    b3.classify(t0, &tcp(client(1), 0, RST));
+    b3.handle_timeout(t1);
+    assert_eq!(
+        b3.classify(t1, &tcp(client(2), 102, ACK)),
+        Verdict::Drop(DropReason::NotSyn)
+    );
+}
+
+#[test]
+fn table_full_persistent_clients_follow_their_template_statelessly() {
+    let (mut b, est) = full_table(LbConfig::DEFAULT, 300);
+    let now = Instant::from_secs(2);
+    // Client 1 has a template: its new flows go to the template's server
+    // even untracked, every packet of them.
+    let mut templates = Vec::new();
+    b.for_each_template(|s, _| templates.push(s));
+    assert_eq!(templates, [est[0]]);
+    for p in 200..210u16 {
+        assert_eq!(fwd(b.classify(now, &syn(client(1), p))), (est[0], false));
+        assert_eq!(
+            fwd(b.classify(now, &tcp(client(1), p, ACK))),
+            (est[0], false)
+        );
     }
-    assert_eq!(d.stats().drop_table_full, 1);
+    // A client without one is hashed, and stays on the hash's server.
+    for p in 300..320u16 {
+        let (s, _) = fwd(b.classify(now, &syn(client(4), p)));
+        assert_eq!(fwd(b.classify(now, &tcp(client(4), p, ACK))), (s, false));
+        assert_eq!(
+            fwd(b.classify(now, &tcp(client(4), p, FIN_ACK))),
+            (s, false)
+        );
+    }
+    assert_eq!(b.tracked(), 16);
+}
+
+#[test]
+fn table_full_drop_policy_drops_and_has_no_grace() {
+    let cfg = LbConfig {
+        table_full: TableFullPolicy::Drop,
+        ..LbConfig::DEFAULT
+    };
+    for persist_s in [0, 300] {
+        let (mut d, _) = full_table(cfg, persist_s);
+        let now = Instant::from_secs(2);
+        // Even a client with a template (persistent run) is dropped.
+        assert_eq!(
+            d.classify(now, &syn(client(1), 100)),
+            Verdict::Drop(DropReason::TableFull)
+        );
+        assert_eq!(
+            d.classify(now, &syn(client(2), 100)),
+            Verdict::Drop(DropReason::TableFull)
+        );
+        assert_eq!(
+            d.classify(now, &tcp(client(2), 100, ACK)),
+            Verdict::Drop(DropReason::NotSyn)
+        );
+        assert_eq!(d.stats().drop_table_full, 2);
+        assert_eq!(d.stats().stateless_forwards, 0);
+    }
+}
+
+#[test]
+fn table_full_on_mh_uses_the_maglev_table() {
+    // mh is stateless: an untracked flow gets the server a tracked one
+    // would, so directors still agree while their tables are full.
+    let layout = Layout {
+        services: 1,
+        servers_per_service: 8,
+        mh_table_max: 251,
+        connections: 4,
+    };
+    let mut full = balancer(layout, LbConfig::DEFAULT);
+    let mut roomy = balancer(mh_layout(), LbConfig::DEFAULT);
+    let sf = mh_service(&mut full, 251, true);
+    let sr = mh_service(&mut roomy, 251, true);
+    for i in 1..=5 {
+        full.add_server(sf, RealServer::new(rs_addr(i), 80))
+            .unwrap();
+        roomy
+            .add_server(sr, RealServer::new(rs_addr(i), 80))
+            .unwrap();
+    }
+    let now = Instant::from_secs(1);
+    for p in 0..200u16 {
+        let f = syn(client(p), 2000 + p);
+        let (Verdict::Forward { addr: a, .. }, Verdict::Forward { addr: r, .. }) =
+            (full.classify(now, &f), roomy.classify(now, &f))
+        else {
+            panic!("forwarded");
+        };
+        assert_eq!(a, r);
+    }
+    assert_eq!(full.stats().stateless_forwards, 196);
 }
 
 #[test]
@@ -863,6 +1077,12 @@ fn not_virtual_and_not_syn() {
         b.classify(now, &Flow::tcp(client(1), 1, vip(), 80, TcpFlags::ACK)),
         Verdict::Forward { .. }
     ));
+    // Not even sloppy_tcp schedules a RST (ip_vs_proto_tcp.c
+    // tcp_conn_schedule), nor mh's mid-flow adoption.
+    assert_eq!(
+        b.classify(now, &Flow::tcp(client(1), 2, vip(), 80, TcpFlags::RST)),
+        Verdict::Drop(DropReason::NotSyn)
+    );
 }
 
 #[test]

@@ -31,6 +31,12 @@ macro_rules! counters {
             pub templates_created: u64,
             /// New connections that followed a persistence template.
             pub template_hits: u64,
+            /// New flows forwarded untracked: the connection table was full.
+            pub stateless_forwards: u64,
+            /// Mid-flow packets of untracked flows forwarded the same way.
+            pub stateless_continued: u64,
+            /// Untracked flows recorded by a later packet once there was room.
+            pub stateless_adopted: u64,
         }
 
         impl Counters {
