@@ -617,6 +617,83 @@ fn template_lives_while_a_connection_does_then_60s_steps() {
 }
 
 #[test]
+fn persistence_timeout_edges() {
+    let mut b = balancer(small_layout(), LbConfig::DEFAULT);
+    // rr: without the template the next pick is the other server.
+    let svc = web(&mut b, Scheduler::Rr, 30, 24);
+    b.add_server(svc, RealServer::new(rs_addr(1), 80)).unwrap();
+    b.add_server(svc, RealServer::new(rs_addr(2), 80)).unwrap();
+    let eps = Duration::from_millis(20);
+    let timeout = Duration::from_secs(30);
+    let masked = |h: u8| IpAddr::V4(Ipv4Addr::new(203, 0, 113, h));
+    // A short connection (SYN, ACK, RST: CLOSE, 10 s), so only the
+    // template remembers the client.
+    let short = |b: &mut Balancer<'_>, now: Instant, h: u8, port: u16| {
+        let s = server_of(b.classify(now, &tcp(masked(h), port, SYN)));
+        b.classify(now, &tcp(masked(h), port, ACK));
+        b.classify(now, &tcp(masked(h), port, RST));
+        s
+    };
+    let t0 = Instant::from_secs(1);
+    let first = short(&mut b, t0, 1, 1000);
+    // Another address of the same /24, each time just before the timeout
+    // since the last use: still the same server (each use refreshes).
+    let mut last = t0;
+    for (k, h) in [7u8, 200, 1].into_iter().enumerate() {
+        let at = last + timeout - eps;
+        assert_eq!(short(&mut b, at, h, 2000 + k as u16), first, "use {k}");
+        last = at;
+    }
+    // Just after the timeout with no traffic: the template is gone and
+    // the client is scheduled afresh (rr moves on).
+    let after = last + timeout + Duration::from_millis(50);
+    b.handle_timeout(after);
+    let mut templates = 0;
+    b.for_each_template(|_, _| templates += 1);
+    assert_eq!(templates, 0, "no template {timeout:?} after the last use");
+    let next = short(&mut b, after, 9, 3000);
+    assert_ne!(next, first, "rescheduled");
+
+    // A template that a connection still depends on outlives the timeout:
+    // an idle ESTABLISHED connection (900 s) of client .50 of another /24.
+    let c2 = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 50));
+    let t1 = after + Duration::from_secs(1);
+    let held = server_of(b.classify(t1, &tcp(c2, 4000, SYN)));
+    b.classify(t1, &tcp(c2, 4000, ACK));
+    let t2 = t1 + timeout + Duration::from_millis(50);
+    b.handle_timeout(t2);
+    let mut kept = Vec::new();
+    b.for_each_template(|s, a| kept.push((s, a)));
+    assert_eq!(
+        kept,
+        [(held, IpAddr::V4(Ipv4Addr::new(198, 51, 100, 0)))],
+        "kept while its connection lives"
+    );
+    // ... and still used: a new connection of that /24 follows it.
+    let follow = Flow::tcp(
+        IpAddr::V4(Ipv4Addr::new(198, 51, 100, 51)),
+        4001,
+        vip(),
+        80,
+        TcpFlags::SYN,
+    );
+    assert_eq!(server_of(b.classify(t2, &follow)), held);
+    b.classify(
+        t2,
+        &tcp(IpAddr::V4(Ipv4Addr::new(198, 51, 100, 51)), 4001, RST),
+    );
+    // Once the connection is gone (RST, CLOSE 10 s) the template goes at
+    // its next due time (60 s steps once kept, ip_vs_conn.c).
+    b.classify(t2, &tcp(c2, 4000, RST));
+    let t3 = t2 + Duration::from_secs(61);
+    b.handle_timeout(t3);
+    let mut left = 0;
+    b.for_each_template(|_, _| left += 1);
+    assert_eq!(left, 0);
+    assert_eq!(b.tracked(), 0);
+}
+
+#[test]
 fn removed_server_reschedules_persistent_clients() {
     let mut b = balancer(
         small_layout(),
