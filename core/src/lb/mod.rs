@@ -41,6 +41,8 @@ pub mod tcp;
 pub mod reference;
 
 #[cfg(test)]
+mod model;
+#[cfg(test)]
 mod tests;
 
 pub use balancer::{Balancer, CLASSIFY_BATCH, LbConfig, LbError, ServerInfo, TableFullPolicy};
