@@ -14,6 +14,11 @@
 //! timeouts, persistence templates with controlled-connection counting.
 //! Where the structure differs (a tournament tree instead of a list scan, a
 //! timer wheel instead of per-connection timers) the decision does not.
+//! Deliberate differences: mh builds its table over the servers in
+//! (address, port) order, not list order, so directors agree whatever
+//! their history; a fixed-size table, when full, forwards new flows
+//! untracked and keeps their later packets on the same server
+//! ([`TableFullPolicy`]); mh adopts mid-flow packets of unknown flows.
 //!
 //! With the `sync` feature the balancer also keeps a bounded journal of new
 //! and changed connections for [`crate::sync`] and applies entries a peer
