@@ -175,6 +175,11 @@ const CASES: &[(&str, &str, &str)] = &[
         "'lb_kind' value 'FNAT' is not one of: DR, NAT, TUN",
     ),
     (
+        "virtual_server 192.0.2.1 80 {\n real_server 192.0.2.2 80 {\n  lvs_method FNAT\n }\n}",
+        "3:14",
+        "'lvs_method' value 'FNAT' is not one of: DR, NAT, TUN",
+    ),
+    (
         "virtual_server 192.0.2.1 80 {\n protocol ICMP\n}",
         "2:11",
         "'protocol' value 'ICMP' is not one of: TCP, UDP, SCTP",

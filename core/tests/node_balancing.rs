@@ -354,3 +354,43 @@ fn anycast_service_is_announced_only_with_quorum() {
         "withdrawn at shutdown"
     );
 }
+
+#[test]
+fn real_server_lvs_method_overrides_lb_kind_and_reaches_the_verdict() {
+    // keepalived's real_server `lvs_method` overrides the virtual server's
+    // `lb_kind DR` for that server only.
+    let text = SEED.replacen(
+        "real_server 192.168.2.213 80 {\n",
+        "real_server 192.168.2.213 80 {\n        lvs_method NAT\n",
+        1,
+    );
+    assert_ne!(text, SEED);
+    let mut w = World::new(&text);
+    w.run_until(Instant::from_secs(20));
+    let method_of = |w: &World, addr: IpAddr| {
+        w.node
+            .servers()
+            .find(|(_, s)| s.config.addr == addr)
+            .unwrap()
+            .1
+            .config
+            .method
+    };
+    assert_eq!(method_of(&w, RS1), lb::ForwardMethod::Dr);
+    assert_eq!(method_of(&w, RS2), lb::ForwardMethod::Nat);
+    let mut seen = [false; 2];
+    for c in 1..=40u8 {
+        match w.new_flow(c, 6000) {
+            Verdict::Forward { addr, method, .. } if addr == RS1 => {
+                assert_eq!(method, lb::ForwardMethod::Dr);
+                seen[0] = true;
+            }
+            Verdict::Forward { addr, method, .. } if addr == RS2 => {
+                assert_eq!(method, lb::ForwardMethod::Nat);
+                seen[1] = true;
+            }
+            v => panic!("{v:?}"),
+        }
+    }
+    assert_eq!(seen, [true, true], "both servers took flows");
+}

@@ -154,6 +154,7 @@ impl Block {
             ],
             Block::RealServer => &[
                 "weight",
+                "lvs_method",
                 "uthreshold",
                 "lthreshold",
                 "inhibit_on_failure",

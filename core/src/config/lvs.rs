@@ -142,22 +142,7 @@ impl<'t> Parser<'t, '_> {
                 "lb_algo" | "lvs_sched" => vs.scheduler = self.scheduler(&stmt)?,
                 "lb_kind" | "lvs_method" => {
                     saw_kind = true;
-                    let tok = self.single(&stmt, "DR, NAT or TUN")?;
-                    vs.kind = match tok.text.to_ascii_uppercase_fixed().as_str() {
-                        "DR" => ForwardKind::Dr,
-                        "NAT" => ForwardKind::Nat,
-                        "TUN" => ForwardKind::Tun,
-                        _ => {
-                            return Err(self.error_at(
-                                &tok,
-                                Kind::UnknownValue {
-                                    keyword: Snippet::new(stmt.keyword()),
-                                    value: Snippet::new(tok.text),
-                                    expected: "DR, NAT, TUN",
-                                },
-                            ));
-                        }
-                    };
+                    vs.kind = self.forward_kind(&stmt)?;
                 }
                 "persistence_timeout" => {
                     let tok = self.single(&stmt, "a number of seconds")?;
@@ -357,6 +342,24 @@ impl<'t> Parser<'t, '_> {
         }
     }
 
+    /// `lb_kind` / `lvs_method`: DR, NAT or TUN.
+    fn forward_kind(&mut self, stmt: &Stmt<'t>) -> Res<ForwardKind> {
+        let tok = self.single(stmt, "DR, NAT or TUN")?;
+        match tok.text.to_ascii_uppercase_fixed().as_str() {
+            "DR" => Ok(ForwardKind::Dr),
+            "NAT" => Ok(ForwardKind::Nat),
+            "TUN" => Ok(ForwardKind::Tun),
+            _ => Err(self.error_at(
+                &tok,
+                Kind::UnknownValue {
+                    keyword: Snippet::new(stmt.keyword()),
+                    value: Snippet::new(tok.text),
+                    expected: "DR, NAT, TUN",
+                },
+            )),
+        }
+    }
+
     /// A checker setting given for a whole real or virtual server.
     fn checker_default(&mut self, d: &mut CheckerDefaults, stmt: &Stmt<'t>) -> Res<()> {
         match stmt.keyword() {
@@ -402,6 +405,7 @@ impl<'t> Parser<'t, '_> {
             weight: 1,
             upper_threshold: 0,
             lower_threshold: 0,
+            kind: vs.kind,
             inhibit_on_failure: vs.inhibit_on_failure,
             notify_up: None,
             notify_down: None,
@@ -425,6 +429,9 @@ impl<'t> Parser<'t, '_> {
                         rs.lower_threshold =
                             self.number(&stmt, 0, u64::from(u32::MAX), "0 or more")? as u32
                     }
+                    // keepalived's per-server override of the virtual
+                    // server's lb_kind (check_parser.c rs_forwarding_handler).
+                    "lvs_method" => rs.kind = self.forward_kind(&stmt)?,
                     "inhibit_on_failure" => rs.inhibit_on_failure = self.flag(&stmt)?,
                     "notify_up" => rs.notify_up = Some(self.script(&stmt)?),
                     "notify_down" => rs.notify_down = Some(self.script(&stmt)?),

@@ -403,6 +403,8 @@ pub struct RealServer<'t> {
     pub upper_threshold: u32,
     /// `lthreshold` (0: none).
     pub lower_threshold: u32,
+    /// `lvs_method` (default: the virtual server's `lb_kind`).
+    pub kind: ForwardKind,
     /// `inhibit_on_failure` (default: the virtual server's).
     pub inhibit_on_failure: bool,
     /// `notify_up`.

@@ -27,14 +27,27 @@ use crate::time::{Duration, Instant};
 pub const CLASSIFY_BATCH: usize = 32;
 
 /// What a new flow gets when the connection table has no free slot.
+/// Established flows are never evicted for it.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum TableFullPolicy {
-    /// Forward by a stateless hash of the client address and port over the
-    /// service's sh bucket table (with fallback), without remembering the
-    /// flow: established flows are never evicted, new ones still get a
-    /// server that stays the same while the server set does. Counted in
+    /// Forward the packet without remembering the flow, to the *stateless
+    /// choice*: the sorry server while it takes new flows; else, for a
+    /// persistent service, the server of the client's valid template
+    /// (refreshed); else a hash of the client: the service's own scheduler
+    /// for sh, dh and mh (they keep no state), otherwise the sh bucket
+    /// table over the client address and port, with fallback. Counted in
     /// `Stats::stateless_forwards`.
+    ///
+    /// So that such a TCP flow gets past its SYN, while the table is full
+    /// and for `LbConfig::stateless_grace_s` after a new flow was last
+    /// forwarded this way, a TCP packet with no connection that does not
+    /// open one (no SYN, or RST) gets the same stateless choice instead of
+    /// being dropped as `NotSyn`: with a free slot it is recorded as a
+    /// connection on that server (`Stats::stateless_adopted`; never for a
+    /// RST), else forwarded untracked (`Stats::stateless_continued`). A
+    /// flow keeps its server while the server set, the sorry state and its
+    /// client's template stay as they were.
     StatelessHash,
     /// Drop the packet, counted in `Stats::drop_table_full`.
     Drop,
@@ -56,6 +69,13 @@ pub struct LbConfig {
     pub sloppy_tcp: bool,
     /// What to do with new flows when the table is full.
     pub table_full: TableFullPolicy,
+    /// With [`TableFullPolicy::StatelessHash`]: how long after the last new
+    /// flow forwarded untracked mid-flow TCP packets of unknown flows still
+    /// get the stateless choice (rounded up to 16 ms ticks). Default 900 s,
+    /// IPVS's TCP ESTABLISHED timeout: an untracked flow that sends at
+    /// least that often is recorded by its next packet once the table has
+    /// room. 0: only while the table is full.
+    pub stateless_grace_s: u32,
     /// UDP timeout (IPVS default 300 s).
     pub udp_timeout_s: u32,
     /// SCTP timeout (one value, as vrlb does not track SCTP states).
@@ -69,6 +89,7 @@ impl LbConfig {
         expire_quiescent_template: false,
         sloppy_tcp: false,
         table_full: TableFullPolicy::StatelessHash,
+        stateless_grace_s: 900,
         udp_timeout_s: 300,
         sctp_timeout_s: 900,
     };
@@ -250,6 +271,8 @@ pub struct Balancer<'a> {
     pub(super) pools: Pools<'a>,
     pub(super) table: ConnTable<'a>,
     seq: u64,
+    /// Mid-flow TCP packets get the stateless choice before this tick.
+    stateless_until: u64,
     pub(super) now: Instant,
     pub(super) stats: Stats,
     #[cfg(feature = "sync")]
@@ -314,6 +337,7 @@ impl<'a> Balancer<'a> {
             },
             table,
             seq: 0,
+            stateless_until: 0,
             now,
             stats: Stats::default(),
             #[cfg(feature = "sync")]
@@ -950,22 +974,94 @@ impl<'a> Balancer<'a> {
             return Verdict::NotVirtual;
         };
         let f = flow.tcp_flags;
-        // tcp_conn_schedule: only a SYN without RST opens a connection.
-        let opens = f.contains(TcpFlags::SYN) && !f.contains(TcpFlags::RST);
-        // With mh every director maps a flow to the same server, so a
-        // mid-flow packet that ECMP moved here (no connection, no SYN) is
-        // scheduled by the hash and the connection carries on where it was
-        // (vrlb's addition; IPVS drops it unless sloppy_tcp).
-        let consistent = self.pools.services[svc as usize].cfg.scheduler == Scheduler::Mh
-            && !f.contains(TcpFlags::RST);
-        if flow.protocol == 6 && !opens && !self.cfg.sloppy_tcp && !consistent {
-            self.stats.drop_not_syn += 1;
-            return Verdict::Drop(DropReason::NotSyn);
-        }
-        if flow.protocol == 6 && !opens && consistent {
-            self.stats.adopted_mid_flow += 1;
+        // tcp_conn_schedule: only a SYN without RST opens a connection
+        // (with sloppy_tcp any packet without RST).
+        let rst = f.contains(TcpFlags::RST);
+        if flow.protocol == 6 && (rst || !f.contains(TcpFlags::SYN)) {
+            if self.stateless_grace(now_tick) {
+                return self.continue_stateless(svc, flow, key, hash, now_tick);
+            }
+            // With mh every director maps a flow to the same server, so a
+            // mid-flow packet that ECMP moved here (no connection, no SYN)
+            // is scheduled by the hash and the connection carries on where
+            // it was (vrlb's addition; IPVS drops it unless sloppy_tcp).
+            let consistent = self.pools.services[svc as usize].cfg.scheduler == Scheduler::Mh;
+            if rst || !(self.cfg.sloppy_tcp || consistent) {
+                self.stats.drop_not_syn += 1;
+                return Verdict::Drop(DropReason::NotSyn);
+            }
+            if consistent {
+                self.stats.adopted_mid_flow += 1;
+            }
         }
         self.new_flow(svc, flow, key, hash, now_tick)
+    }
+
+    /// Whether mid-flow TCP packets of unknown flows get the stateless
+    /// choice: the table is full, or was when a new flow came less than
+    /// `stateless_grace_s` ago (see [`TableFullPolicy::StatelessHash`]).
+    #[inline]
+    fn stateless_grace(&self, now_tick: u64) -> bool {
+        self.cfg.table_full == TableFullPolicy::StatelessHash
+            && (self.table.free() == 0 || now_tick < self.stateless_until)
+    }
+
+    /// A mid-flow TCP packet of an unknown flow during the grace period:
+    /// the stateless choice, recorded when there is room (not for a RST),
+    /// else forwarded untracked.
+    fn continue_stateless(
+        &mut self,
+        svc: u16,
+        flow: &Flow,
+        key: &Key,
+        hash: u32,
+        now_tick: u64,
+    ) -> Verdict {
+        let Some((server, template)) = self.stateless_choice(svc, flow, now_tick) else {
+            self.stats.drop_no_server += 1;
+            return Verdict::Drop(DropReason::NoServer);
+        };
+        if self.table.free() > 0 && !flow.tcp_flags.contains(TcpFlags::RST) {
+            self.stats.stateless_adopted += 1;
+            return self.record(server, flow, key, hash, now_tick, template);
+        }
+        self.stats.stateless_continued += 1;
+        self.forward(server, false)
+    }
+
+    /// Where a flow goes that cannot be tracked (see
+    /// [`TableFullPolicy::StatelessHash`]): a server and the template that
+    /// chose it (`NIL` for none).
+    fn stateless_choice(&mut self, svc: u16, flow: &Flow, now_tick: u64) -> Option<(u16, u32)> {
+        let sc = &self.pools.services[svc as usize];
+        if sc.sorry_active && sc.sorry != NONE {
+            let sorry = sc.sorry;
+            return Some((self.global(svc, sorry), NIL));
+        }
+        let cfg = sc.cfg;
+        if cfg.persistence_timeout_s != 0 {
+            let t = self.valid_template(svc, &cfg, flow);
+            if t != NIL {
+                self.use_template(t, &cfg, now_tick);
+                return Some((self.table.slots[t as usize].server, t));
+            }
+        }
+        let local = self.stateless_hash(svc, flow)?;
+        Some((self.global(svc, local), NIL))
+    }
+
+    /// The hash part of the stateless choice, as a local index.
+    fn stateless_hash(&mut self, svc: u16, flow: &Flow) -> Option<u16> {
+        let mut v = self.pools.view(svc);
+        match v.svc.cfg.scheduler {
+            // Already stateless: the same server a tracked flow would get.
+            Scheduler::Sh | Scheduler::Dh | Scheduler::Mh => v.schedule(&PickInput {
+                src: flow.src,
+                src_port: flow.src_port,
+                dst: flow.dst,
+            }),
+            _ => hash::sh_lookup(&v.svc.buckets, v.servers, flow.src, flow.src_port, true),
+        }
     }
 
     /// A packet of a tracked connection. `None` when the connection was
@@ -1061,6 +1157,7 @@ impl<'a> Balancer<'a> {
             server: ServerId(server),
             addr: s.cfg.addr,
             port: s.cfg.port,
+            method: s.cfg.method,
             tracked,
         }
     }
@@ -1090,6 +1187,52 @@ impl<'a> Balancer<'a> {
         self.persistent(svc, flow, key, hash, now_tick, &input)
     }
 
+    /// The client's usable template (`NIL` for none). One whose server went
+    /// away (ip_vs_check_template) is made unfindable here; it lives on
+    /// while it controls connections.
+    fn valid_template(&mut self, svc: u16, cfg: &ServiceConfig, flow: &Flow) -> u32 {
+        let tkey = template_key(svc, cfg, flow.src, flow.dst_port);
+        let thash = self.table.hash(&tkey);
+        let lookup = if crate::mutation::on(crate::mutation::Mutation::IgnoreTemplates) {
+            None
+        } else {
+            self.table.find(thash, &tkey)
+        };
+        let Some(t) = lookup else {
+            return NIL;
+        };
+        let server = self.table.slots[t as usize].server;
+        if template_valid(
+            &self.pools.servers[server as usize],
+            self.cfg.expire_quiescent_template,
+        ) {
+            return t;
+        }
+        self.table.unhash(t);
+        let slot = &mut self.table.slots[t as usize];
+        slot.kind = KIND_ORPHAN | (slot.kind & KIND_V6);
+        self.stats.templates_invalidated += 1;
+        NIL
+    }
+
+    /// Refreshes template `t` on use (60 s once kept for its connections,
+    /// ip_vs_conn.c expire_later).
+    fn use_template(&mut self, t: u32, cfg: &ServiceConfig, now_tick: u64) {
+        let slot = &self.table.slots[t as usize];
+        let timeout = if slot.flags & F_LATE != 0 {
+            60
+        } else {
+            cfg.persistence_timeout_s
+        };
+        #[cfg(feature = "sync")]
+        if self.journal.on {
+            let old_expires = slot.expires;
+            self.sync_on_use(t, old_expires, ticks_for_secs(timeout), now_tick);
+        }
+        self.table
+            .set_expiry(t, (now_tick + ticks_for_secs(timeout)) as u32);
+    }
+
     /// ip_vs_core.c `ip_vs_sched_persist`.
     fn persistent(
         &mut self,
@@ -1101,48 +1244,14 @@ impl<'a> Balancer<'a> {
         input: &PickInput,
     ) -> Verdict {
         let cfg = self.pools.services[svc as usize].cfg;
-        let tkey = template_key(svc, &cfg, flow.src, flow.dst_port);
-        let thash = self.table.hash(&tkey);
-        let mut template = NIL;
-        let lookup = if crate::mutation::on(crate::mutation::Mutation::IgnoreTemplates) {
-            None
-        } else {
-            self.table.find(thash, &tkey)
-        };
-        if let Some(t) = lookup {
-            let server = self.table.slots[t as usize].server;
-            if template_valid(
-                &self.pools.servers[server as usize],
-                self.cfg.expire_quiescent_template,
-            ) {
-                template = t;
-            } else {
-                // Unfindable from now on; lives while it controls connections.
-                self.table.unhash(t);
-                let slot = &mut self.table.slots[t as usize];
-                slot.kind = KIND_ORPHAN | (slot.kind & KIND_V6);
-                self.stats.templates_invalidated += 1;
-            }
-        }
+        let template = self.valid_template(svc, &cfg, flow);
         if template != NIL {
-            let slot = &self.table.slots[template as usize];
-            let server = slot.server;
-            let timeout = if slot.flags & F_LATE != 0 {
-                60
-            } else {
-                cfg.persistence_timeout_s
-            };
-            #[cfg(feature = "sync")]
-            if self.journal.on {
-                let old_expires = slot.expires;
-                self.sync_on_use(template, old_expires, ticks_for_secs(timeout), now_tick);
-            }
-            self.table
-                .set_expiry(template, (now_tick + ticks_for_secs(timeout)) as u32);
+            let server = self.table.slots[template as usize].server;
+            self.use_template(template, &cfg, now_tick);
             self.stats.template_hits += 1;
             if self.table.free() == 0 {
                 // The template still says where this client goes.
-                return self.stateless(server);
+                return self.untracked(server);
             }
             return self.record(server, flow, key, hash, now_tick, template);
         }
@@ -1154,6 +1263,8 @@ impl<'a> Balancer<'a> {
             return Verdict::Drop(DropReason::NoServer);
         };
         let server = self.global(svc, local);
+        let tkey = template_key(svc, &cfg, flow.src, flow.dst_port);
+        let thash = self.table.hash(&tkey);
         let expires = (now_tick + ticks_for_secs(cfg.persistence_timeout_s)) as u32;
         let Some(t) = self.table.insert(thash, &tkey, expires) else {
             return self.table_full(svc, flow);
@@ -1187,7 +1298,7 @@ impl<'a> Balancer<'a> {
         // first packet's transition moves a SYN_RECV one to active.
         let expires = (now_tick + ticks_for_secs(TcpState::None.default_timeout_s())) as u32;
         let Some(s) = self.table.insert(hash, key, expires) else {
-            return self.stateless(server);
+            return self.untracked(server);
         };
         let (svc, _) = self.pools.split(server);
         // The first packet's state decides the counter the bind lands in:
@@ -1228,29 +1339,37 @@ impl<'a> Balancer<'a> {
         self.forward(server, true)
     }
 
-    fn stateless(&mut self, server: u16) -> Verdict {
-        self.stats.stateless_forwards += 1;
-        self.forward(server, false)
-    }
-
-    fn table_full(&mut self, svc: u16, flow: &Flow) -> Verdict {
+    /// A new flow bound to `server` that finds no slot: forwarded untracked
+    /// (starting the grace period), or dropped, as the policy says.
+    fn untracked(&mut self, server: u16) -> Verdict {
         match self.cfg.table_full {
             TableFullPolicy::Drop => {
                 self.stats.drop_table_full += 1;
                 Verdict::Drop(DropReason::TableFull)
             }
             TableFullPolicy::StatelessHash => {
-                let v = self.pools.view(svc);
-                match hash::sh_lookup(&v.svc.buckets, v.servers, flow.src, flow.src_port, true) {
-                    Some(local) => {
-                        let server = self.global(svc, local);
-                        self.stateless(server)
-                    }
-                    None => {
-                        self.stats.drop_no_server += 1;
-                        Verdict::Drop(DropReason::NoServer)
-                    }
-                }
+                self.stats.stateless_forwards += 1;
+                self.stateless_until =
+                    tick_of(self.now.as_micros()) + ticks_for_secs(self.cfg.stateless_grace_s);
+                self.forward(server, false)
+            }
+        }
+    }
+
+    /// A new flow with no template to follow and no slot.
+    fn table_full(&mut self, svc: u16, flow: &Flow) -> Verdict {
+        if self.cfg.table_full == TableFullPolicy::Drop {
+            self.stats.drop_table_full += 1;
+            return Verdict::Drop(DropReason::TableFull);
+        }
+        match self.stateless_hash(svc, flow) {
+            Some(local) => {
+                let server = self.global(svc, local);
+                self.untracked(server)
+            }
+            None => {
+                self.stats.drop_no_server += 1;
+                Verdict::Drop(DropReason::NoServer)
             }
         }
     }

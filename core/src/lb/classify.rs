@@ -4,7 +4,7 @@
 
 use core::net::IpAddr;
 
-use super::server::ServerId;
+use super::server::{ForwardMethod, ServerId};
 
 /// TCP flags the state table reads.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
@@ -120,8 +120,8 @@ impl core::fmt::Display for DropReason {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Verdict {
-    /// Send it to this real server (DR: rewrite the destination MAC to the
-    /// one `addr` resolves to).
+    /// Send it to this real server by `method` (DR: rewrite the destination
+    /// MAC to the one `addr` resolves to).
     Forward {
         /// The server's id (for per-server counters and MAC caches).
         server: ServerId,
@@ -129,6 +129,8 @@ pub enum Verdict {
         addr: IpAddr,
         /// The server's port.
         port: u16,
+        /// How to hand it the packet (the server's `lvs_method`).
+        method: ForwardMethod,
         /// False when the table was full and the flow is not remembered
         /// (stateless hashing).
         tracked: bool,

@@ -14,6 +14,11 @@
 //! timeouts, persistence templates with controlled-connection counting.
 //! Where the structure differs (a tournament tree instead of a list scan, a
 //! timer wheel instead of per-connection timers) the decision does not.
+//! Deliberate differences: mh builds its table over the servers in
+//! (address, port) order, not list order, so directors agree whatever
+//! their history; a fixed-size table, when full, forwards new flows
+//! untracked and keeps their later packets on the same server
+//! ([`TableFullPolicy`]); mh adopts mid-flow packets of unknown flows.
 //!
 //! With the `sync` feature the balancer also keeps a bounded journal of new
 //! and changed connections for [`crate::sync`] and applies entries a peer
@@ -41,6 +46,8 @@ pub mod tcp;
 pub mod reference;
 
 #[cfg(test)]
+mod model;
+#[cfg(test)]
 mod tests;
 
 pub use balancer::{Balancer, CLASSIFY_BATCH, LbConfig, LbError, ServerInfo, TableFullPolicy};
@@ -49,7 +56,7 @@ pub use conn::{ConnSlot, TICK_SHIFT};
 pub use entry::ConnEntry;
 pub use sched::Scheduler;
 pub use sched::mh::valid_table_size as valid_mh_table_size;
-pub use server::{RealServer, ServerId, ServerSlot};
+pub use server::{ForwardMethod, RealServer, ServerId, ServerSlot};
 pub use service::{Protocol, SchedFlags, ServiceConfig, ServiceId, ServiceKey, ServiceSlot};
 pub use stats::Stats;
 pub use storage::{CONNECTIONS_MAX, Layout, MH_TABLE_MAX, SERVERS_PER_SERVICE_MAX, Storage};

@@ -343,10 +343,16 @@ fn mh_key(addr: IpAddr, port: u16, key: (u64, u64), offset: u32) -> u32 {
 
 /// Maglev's population as the paper and ip_vs_mh.c state it: server `i`'s
 /// j-th preference is `(offset_i + j * skip_i) mod M`; servers take turns
-/// (`(last_weight / gcd) >> shift`, at least 1 for a non-zero weight) in
-/// list order claiming their next free preference. `next` is scratch of
-/// `list.len()` entries.
-pub fn mh_table(list: &[RefServer], table: &mut [Option<usize>], next: &mut [u64]) {
+/// (`(last_weight / gcd) >> shift`, at least 1 for a non-zero weight)
+/// claiming their next free preference, in (address, port) order (vrlb's
+/// canonical order; the kernel goes round its dest list instead).
+/// `next` and `order` are scratch of `list.len()` entries.
+pub fn mh_table(
+    list: &[RefServer],
+    table: &mut [Option<usize>],
+    next: &mut [u64],
+    order: &mut [usize],
+) {
     let m = table.len() as u64;
     table.fill(None);
     let g = list
@@ -380,10 +386,15 @@ pub fn mh_table(list: &[RefServer], table: &mut [Option<usize>], next: &mut [u64
         let skip = u64::from(mh_key(d.addr, d.port, H2, 0)) % (m - 1) + 1;
         ((offset + j * skip) % m) as usize
     };
+    let order = &mut order[..list.len()];
+    for (k, o) in order.iter_mut().enumerate() {
+        *o = k;
+    }
+    order.sort_unstable_by_key(|&i| (list[i].addr, list[i].port));
     next[..list.len()].fill(0);
     let mut filled = 0u64;
     loop {
-        for i in 0..list.len() {
+        for &i in order.iter() {
             for _ in 0..turns(&list[i]) {
                 let mut c = pref(i, next[i]);
                 while table[c].is_some() {

@@ -1,12 +1,42 @@
-//! Real servers: their configuration, connection counters and the flags the
-//! schedulers read (available, overloaded). Also the upper/lower threshold
-//! rule that sets and clears IPVS's `IP_VS_DEST_F_OVERLOAD`. Never decides
-//! which server gets a flow.
+//! Real servers: their configuration (with the forwarding method), connection
+//! counters and the flags the schedulers read (available, overloaded). Also
+//! the upper/lower threshold rule that sets and clears IPVS's
+//! `IP_VS_DEST_F_OVERLOAD`. Never decides which server gets a flow.
 
 use core::net::IpAddr;
 
 /// "No server" in local indices and list links.
 pub(crate) const NONE: u16 = u16::MAX;
+
+/// How the director hands a real server its packets: IPVS's per-destination
+/// forwarding method (`IP_VS_CONN_F_FWD_MASK` in the dest's `conn_flags`),
+/// keepalived's `lb_kind` of the virtual server or `lvs_method` of the real
+/// server. The balancer only carries it to the [`super::Verdict`]; the driver
+/// forwards (vrlb's Linux data plane does DR only).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum ForwardMethod {
+    /// Direct routing (`IP_VS_CONN_F_DROUTE`): the frame goes to the
+    /// server's MAC, the IP header untouched.
+    #[default]
+    Dr,
+    /// Masquerading, NAT (`IP_VS_CONN_F_MASQ`): destination rewritten to
+    /// the server's address and port, replies through the director.
+    Nat,
+    /// IP-in-IP tunnel (`IP_VS_CONN_F_TUNNEL`).
+    Tun,
+}
+
+impl ForwardMethod {
+    /// ipvsadm's name for it (`Route`, `Masq`, `Tunnel`).
+    pub const fn ipvsadm_name(self) -> &'static str {
+        match self {
+            ForwardMethod::Dr => "Route",
+            ForwardMethod::Nat => "Masq",
+            ForwardMethod::Tun => "Tunnel",
+        }
+    }
+}
 
 /// Configuration of a real server, as keepalived's `real_server` block
 /// gives it.
@@ -26,10 +56,14 @@ pub struct RealServer {
     /// `lthreshold`: an overloaded server takes flows again below this;
     /// 0 = below 3/4 of `uthreshold` (ip_vs_conn.c `ip_vs_unbind_dest`).
     pub lthreshold: u32,
+    /// Forwarding method. A change applies to the server's existing
+    /// connections too (IPVS keeps the method a connection was created
+    /// with; vrlb's connection slots do not store it).
+    pub method: ForwardMethod,
 }
 
 impl RealServer {
-    /// A server with weight 1 and no thresholds.
+    /// A DR server with weight 1 and no thresholds.
     pub const fn new(addr: IpAddr, port: u16) -> Self {
         RealServer {
             addr,
@@ -37,11 +71,17 @@ impl RealServer {
             weight: 1,
             uthreshold: 0,
             lthreshold: 0,
+            method: ForwardMethod::Dr,
         }
     }
     /// The same server with `weight`.
     pub const fn with_weight(mut self, weight: u32) -> Self {
         self.weight = weight;
+        self
+    }
+    /// The same server with forwarding `method`.
+    pub const fn with_method(mut self, method: ForwardMethod) -> Self {
+        self.method = method;
         self
     }
 }

@@ -28,8 +28,15 @@ pub struct Stats {
     pub drop_server_gone: u64,
     /// Packets dropped: table full and the policy is to drop.
     pub drop_table_full: u64,
-    /// New flows forwarded by stateless hashing because the table was full.
+    /// New flows forwarded untracked (the stateless choice) because the
+    /// table was full.
     pub stateless_forwards: u64,
+    /// Mid-flow TCP packets of unknown flows forwarded untracked by the
+    /// stateless choice while the table was full or in its grace period.
+    pub stateless_continued: u64,
+    /// Unknown TCP flows recorded by a mid-flow packet on the stateless
+    /// choice's server during the grace period, once the table had room.
+    pub stateless_adopted: u64,
     /// Connections expired early because their server was removed.
     pub nodest_expired: u64,
     /// Mid-flow TCP packets of unknown connections scheduled by mh (a flow

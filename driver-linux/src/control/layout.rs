@@ -118,6 +118,13 @@ pub fn status(s: &Status) -> String {
                 "  flows: {} forwarded, {} adopted mid-flow, {} templates made, {} template hits",
                 f.flows_created, f.adopted_mid_flow, f.templates_created, f.template_hits
             );
+            if f.stateless_forwards + f.stateless_continued + f.stateless_adopted > 0 {
+                let _ = writeln!(
+                    o,
+                    "  table full: {} flows forwarded untracked, {} of their packets after the first, {} taken in later",
+                    f.stateless_forwards, f.stateless_continued, f.stateless_adopted
+                );
+            }
             let drops: Vec<String> = f
                 .drops()
                 .into_iter()

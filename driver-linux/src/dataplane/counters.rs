@@ -31,6 +31,12 @@ macro_rules! counters {
             pub templates_created: u64,
             /// New connections that followed a persistence template.
             pub template_hits: u64,
+            /// New flows forwarded untracked: the connection table was full.
+            pub stateless_forwards: u64,
+            /// Mid-flow packets of untracked flows forwarded the same way.
+            pub stateless_continued: u64,
+            /// Untracked flows recorded by a later packet once there was room.
+            pub stateless_adopted: u64,
         }
 
         impl Counters {
@@ -84,6 +90,8 @@ counters! {
     drop_server_gone,
     /// The connection table is full.
     drop_table_full,
+    /// The real server's `lvs_method` is NAT or TUN (only DR is forwarded).
+    drop_not_dr,
     /// The real server's MAC is not known yet.
     drop_no_mac,
     /// The kernel refused to send it.

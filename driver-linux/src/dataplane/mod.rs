@@ -162,6 +162,9 @@ impl DataPlaneView {
                 f.flows_created += st.conns_created;
                 f.templates_created += st.templates_created;
                 f.template_hits += st.template_hits;
+                f.stateless_forwards += st.stateless_forwards;
+                f.stateless_continued += st.stateless_continued;
+                f.stateless_adopted += st.stateless_adopted;
             }
         }
         f

@@ -281,4 +281,45 @@ mod tests {
         // Mirroring again the same state does not reset the sorry slot.
         s.mirror(LbConfig::default(), &[sp]).unwrap();
     }
+
+    #[test]
+    fn a_server_s_forwarding_method_reaches_the_verdict() {
+        let mut s = shard();
+        let mut sp = spec(&[(21, 1)]);
+        sp.servers[0] = sp.servers[0].with_method(lb::ForwardMethod::Nat);
+        s.mirror(LbConfig::default(), &[sp.clone()]).unwrap();
+        let flow = Flow::tcp(
+            IpAddr::from([198, 51, 100, 7]),
+            4000,
+            IpAddr::from([192, 0, 2, 240]),
+            80,
+            TcpFlags::SYN,
+        );
+        let v = s.balancer.classify(Instant::from_secs(1), &flow);
+        assert!(
+            matches!(
+                v,
+                Verdict::Forward {
+                    method: lb::ForwardMethod::Nat,
+                    ..
+                }
+            ),
+            "{v:?}"
+        );
+        // Changed to DR in the node: updated in place, the connection too.
+        sp.servers[0] = sp.servers[0].with_method(lb::ForwardMethod::Dr);
+        s.mirror(LbConfig::default(), &[sp]).unwrap();
+        let v = s.balancer.classify(Instant::from_secs(1), &flow);
+        assert!(
+            matches!(
+                v,
+                Verdict::Forward {
+                    method: lb::ForwardMethod::Dr,
+                    tracked: true,
+                    ..
+                }
+            ),
+            "{v:?}"
+        );
+    }
 }

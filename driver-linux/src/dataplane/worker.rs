@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use log::{debug, warn};
-use vrlb_core::lb::Verdict;
+use vrlb_core::lb::{ForwardMethod, Verdict};
 
 use super::counters::{Counters, bump};
 use super::frame;
@@ -30,6 +30,9 @@ pub struct JournalKick {
     /// journals an entry after that clears it and wakes `waker`.
     pub armed: AtomicBool,
 }
+
+/// Whether a packet for a NAT or TUN real server was logged (once per run).
+static NOT_DR_LOGGED: AtomicBool = AtomicBool::new(false);
 
 /// Sleep after a failed `poll`, so an error cannot spin.
 const POLL_ERROR_SLEEP_MS: u64 = 100;
@@ -134,6 +137,17 @@ impl Worker {
                     return;
                 }
                 match shard.balancer.classify(now, &parsed.flow) {
+                    Verdict::Forward { addr, method, .. } if method != ForwardMethod::Dr => {
+                        bump(&c.drop_not_dr, 1);
+                        if !NOT_DR_LOGGED.swap(true, Ordering::Relaxed) {
+                            warn!(
+                                "data plane: real server {addr} has lvs_method {} \
+                                 and vrlb forwards DR only: its packets are dropped \
+                                 (counted as not_dr; logged once)",
+                                method.ipvsadm_name()
+                            );
+                        }
+                    }
                     Verdict::Forward { addr, .. } => {
                         let Some(mac) = shard.macs.get(&addr).copied() else {
                             bump(&c.drop_no_mac, 1);

@@ -17,7 +17,7 @@
 //! so the root equals the scan whatever the leaf placement. (wlc and sed do
 //! not skip weight-0 servers after the first candidate, but such a server
 //! can never win: `loh * 0 > doh * lw` is false for `doh >= 0, lw > 0`.)
-//! The property tests in `lb::tests` check it against `lb::reference`.
+//! The property tests in `lb::model` check it against `lb::reference`.
 
 use core::cmp::Ordering;
 

@@ -6,6 +6,11 @@
 //! Lookups hash the source address (and port with `mh-port`); with
 //! `mh-fallback` an unavailable server's clients are rehashed over the
 //! table. Built on every server add, delete and update, as the kernel does.
+//!
+//! The turns go round the servers sorted by (address, port), not in list
+//! order, so every director with the same servers and weights builds the
+//! same table whatever order it learned them in (a flap re-adds a server at
+//! the list head; a restarted director adds them in configuration order).
 
 use core::net::IpAddr;
 
@@ -14,8 +19,8 @@ use crate::lb::addr::fold;
 use crate::lb::hsiphash::hsiphash_u32;
 use crate::lb::server::{NONE, ServerSlot, SlotState};
 
-/// The kernel's fixed hsiphash keys (`generate_hash_secret`), so a table
-/// built here matches one built by IPVS on a 64-bit little-endian host.
+/// The kernel's fixed hsiphash keys (`generate_hash_secret`): the same
+/// permutations as IPVS on a 64-bit little-endian host.
 const HASH1: (u64, u64) = (2_654_435_761, 2_654_435_761);
 const HASH2: (u64, u64) = (2_654_446_892, 2_654_446_892);
 
@@ -66,6 +71,7 @@ pub(crate) fn dest_changed(v: &mut View<'_>) {
     let size = v.svc.cfg.mh_table_size;
     let mut g = 0u32;
     let mut max = 0u32;
+    let mut n = 0usize;
     let mut x = v.svc.head;
     while x != NONE {
         let s = &v.servers[x as usize];
@@ -74,6 +80,9 @@ pub(crate) fn dest_changed(v: &mut View<'_>) {
             g = if g > 0 { gcd(w, g) } else { w };
         }
         max = max.max(w);
+        // mh keeps no tournament tree: its storage holds the order.
+        v.tree[n] = x;
+        n += 1;
         x = s.next;
     }
     v.svc.mh_gcd = g;
@@ -81,8 +90,10 @@ pub(crate) fn dest_changed(v: &mut View<'_>) {
         None => 0,
         Some(mw) => (32 - mw.leading_zeros()).saturating_sub(tab_bits(size)),
     };
+    let order = &mut v.tree[..n];
+    canonical_order(order, v.servers);
     build(
-        v.svc.head,
+        order,
         v.svc.mh_gcd,
         v.svc.mh_rshift,
         size,
@@ -91,9 +102,20 @@ pub(crate) fn dest_changed(v: &mut View<'_>) {
     );
 }
 
-/// `ip_vs_mh_permutate` + `ip_vs_mh_populate` over the list from `head`.
+/// Sorts local indices by (address, port). vrlb's deviation from
+/// ip_vs_mh.c, which populates in dest-list order (so two IPVS directors
+/// agree only when their lists have the same history).
+pub(crate) fn canonical_order(order: &mut [u16], servers: &[ServerSlot]) {
+    order.sort_unstable_by_key(|&x| {
+        let c = &servers[x as usize].cfg;
+        (c.addr, c.port)
+    });
+}
+
+/// `ip_vs_mh_permutate` + `ip_vs_mh_populate`, the turns going round
+/// `order` (local indices).
 pub(crate) fn build(
-    head: u16,
+    order: &[u16],
     gcd: u32,
     rshift: u32,
     size: u32,
@@ -101,11 +123,10 @@ pub(crate) fn build(
     table: &mut [u16],
 ) {
     table.fill(NONE);
-    if gcd < 1 || head == NONE {
+    if gcd < 1 || order.is_empty() {
         return;
     }
-    let mut x = head;
-    while x != NONE {
+    for &x in order {
         let s = &mut servers[x as usize];
         s.mh_offset = hashkey(s.cfg.addr, s.cfg.port, HASH1, 0) % size;
         s.mh_skip = hashkey(s.cfg.addr, s.cfg.port, HASH2, 0) % (size - 1) + 1;
@@ -113,18 +134,18 @@ pub(crate) fn build(
         let lw = s.last_weight;
         let t = (lw / gcd) >> rshift;
         s.mh_turns = if t != 0 { t } else { u32::from(lw != 0) };
-        x = s.next;
     }
     let mut n = 0u32;
     let mut dt_count = 0u32;
-    let mut x = head;
+    let mut i = 0usize;
     loop {
-        if x == NONE {
-            x = head;
+        if i == order.len() {
+            i = 0;
         }
+        let x = order[i];
         let s = &mut servers[x as usize];
         if s.mh_turns < 1 {
-            x = s.next;
+            i += 1;
             continue;
         }
         let mut c = s.mh_perm;
@@ -143,7 +164,7 @@ pub(crate) fn build(
         dt_count += 1;
         if dt_count >= s.mh_turns {
             dt_count = 0;
-            x = s.next;
+            i += 1;
         }
     }
 }

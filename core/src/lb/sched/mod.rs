@@ -29,6 +29,8 @@ pub(crate) struct PickInput {
 pub(crate) struct View<'s> {
     pub svc: &'s mut ServiceSlot,
     pub servers: &'s mut [ServerSlot],
+    /// lc/wlc/sed/nq/fo/ovf: the tournament tree; mh: scratch for the
+    /// canonical server order it builds its table in.
     pub tree: &'s mut [u16],
     pub mh: &'s mut [u16],
     /// Keep the tournament tree current (off in the reference benchmark).

@@ -9,7 +9,7 @@ use super::{Builder, Environment, name_key};
 use crate::check::Quorum;
 use crate::check::{Checker, CheckerConfig, ProbeKind};
 use crate::config::{self, CheckKind, Kind, Snippet, VsKey};
-use crate::lb::{self, Protocol, RealServer, ServiceConfig, ServiceId, ServiceKey};
+use crate::lb::{self, ForwardMethod, Protocol, RealServer, ServiceConfig, ServiceId, ServiceKey};
 use crate::node::{Node, NodeError, ServerRef, ServerState, ServiceState};
 use crate::time::Duration;
 
@@ -169,6 +169,11 @@ impl<E: Environment, const V: usize> Builder<'_, '_, E, V> {
                     weight: rs.weight,
                     uthreshold: rs.upper_threshold,
                     lthreshold: rs.lower_threshold,
+                    method: match rs.kind {
+                        config::ForwardKind::Dr => ForwardMethod::Dr,
+                        config::ForwardKind::Nat => ForwardMethod::Nat,
+                        config::ForwardKind::Tun => ForwardMethod::Tun,
+                    },
                 },
                 dynamic_weight: None,
                 inhibit_on_failure: rs.inhibit_on_failure,
