@@ -10,8 +10,8 @@ use core::net::IpAddr;
 use super::addr::{from16, to16};
 use super::classify::{DropReason, Flow, TcpFlags, Verdict};
 use super::conn::{
-    ConnSlot, ConnTable, F_INACTIVE, F_LATE, KIND_CONN, KIND_MASK, KIND_ORPHAN, KIND_TEMPLATE,
-    KIND_V6, Key, NIL, tick_of, ticks_for_secs,
+    ConnSlot, ConnTable, F_INACTIVE, F_LATE, KIND_CONN, KIND_MASK, KIND_TEMPLATE, KIND_V6, Key,
+    NIL, tick_of, ticks_for_secs,
 };
 use super::entry::ConnEntry;
 use super::persist::{template_key, template_valid};
@@ -286,7 +286,7 @@ impl<'a> Balancer<'a> {
         check("tree", layout.tree_nodes(), storage.tree.len())?;
         check("mh", layout.mh_entries(), storage.mh.len())?;
         check("conns", layout.conn_slots(), storage.conns.len())?;
-        check("index", layout.index_entries(), storage.index.len())?;
+        check("index", layout.index_bytes(), storage.index.len())?;
         check("wheel", layout.wheel_buckets(), storage.wheel.len())?;
         storage.services.fill(ServiceSlot::EMPTY);
         storage.servers.fill(ServerSlot::EMPTY);
@@ -296,6 +296,7 @@ impl<'a> Balancer<'a> {
             storage.conns,
             storage.index,
             storage.wheel,
+            layout.connections,
             seed,
             tick_of(now.as_micros()),
         );
@@ -1118,9 +1119,7 @@ impl<'a> Balancer<'a> {
                 template = t;
             } else {
                 // Unfindable from now on; lives while it controls connections.
-                self.table.unhash(t);
-                let slot = &mut self.table.slots[t as usize];
-                slot.kind = KIND_ORPHAN | (slot.kind & KIND_V6);
+                self.table.orphan(t);
                 self.stats.templates_invalidated += 1;
             }
         }
@@ -1258,7 +1257,11 @@ impl<'a> Balancer<'a> {
     /// Every tracked connection's server and whether it counts as
     /// inactive, for consistency checks (tests, the status command).
     pub fn for_each_connection(&self, mut f: impl FnMut(ServerId, TcpState, bool)) {
-        for s in self.table.slots.iter() {
+        for s in self
+            .table
+            .live_slots()
+            .map(|s| &self.table.slots[s as usize])
+        {
             if s.kind & KIND_MASK == KIND_CONN {
                 f(
                     ServerId(s.server),
@@ -1271,7 +1274,11 @@ impl<'a> Balancer<'a> {
 
     /// Persistence templates in use: (server, masked client).
     pub fn for_each_template(&self, mut f: impl FnMut(ServerId, IpAddr)) {
-        for s in self.table.slots.iter() {
+        for s in self
+            .table
+            .live_slots()
+            .map(|s| &self.table.slots[s as usize])
+        {
             if s.kind & KIND_MASK == KIND_TEMPLATE {
                 f(ServerId(s.server), from16(s.caddr, s.kind & KIND_V6 != 0));
             }
@@ -1282,7 +1289,11 @@ impl<'a> Balancer<'a> {
     /// (the status command's `conns`).
     pub fn for_each_entry(&self, mut f: impl FnMut(&ConnEntry)) {
         let now_tick = tick_of(self.now.as_micros()) as u32;
-        for s in self.table.slots.iter() {
+        for s in self
+            .table
+            .live_slots()
+            .map(|s| &self.table.slots[s as usize])
+        {
             let kind = s.kind & KIND_MASK;
             if kind != KIND_CONN && kind != KIND_TEMPLATE {
                 continue;

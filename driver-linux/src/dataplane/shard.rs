@@ -92,7 +92,7 @@ impl Shard {
             tree: leak(0u16, layout.tree_nodes()),
             mh: leak(0u16, layout.mh_entries()),
             conns: leak(lb::ConnSlot::EMPTY, layout.conn_slots()),
-            index: leak(0u32, layout.index_entries()),
+            index: leak(0u8, layout.index_bytes()),
             wheel: leak(0u32, layout.wheel_buckets()),
         };
         Ok(Shard {
