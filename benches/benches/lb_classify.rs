@@ -5,7 +5,9 @@
 //!   tree against the kernel's linear scan (`lb::reference`, same balancer);
 //! - established-flow classify with 1 million tracked connections against
 //!   the same lookup in a `hashbrown::HashMap` with a keyed foldhash, one
-//!   packet per call and 32 per `classify_batch` call (against 32 gets).
+//!   packet per call and 32 per `classify_batch` call (against 32 gets),
+//!   read-only (`get`) and read-modify-write (`get_mut` writing state and
+//!   expiry back, as `classify` does on a hit).
 //!
 //! Run: `cargo bench -p vrlb-benches --bench lb_classify`
 
@@ -190,6 +192,34 @@ fn established(c: &mut Criterion) {
             for _ in 0..32 {
                 k += 1;
                 black_box(map.get(&key(probe(k))).copied());
+            }
+        })
+    });
+    // Read-modify-write, as classify does on a hit: find the entry, write
+    // its state and expiry back.
+    let mut k = 0u64;
+    g.bench_function("hashbrown_get_mut", |bench| {
+        bench.iter(|| {
+            k += 1;
+            let v = map.get_mut(&key(probe(k))).map(|v| {
+                v.1 = 4;
+                v.2 = k as u32;
+                v.0
+            });
+            black_box(v)
+        })
+    });
+    let mut k = 0u64;
+    g.bench_function("hashbrown_get_mut_x32", |bench| {
+        bench.iter(|| {
+            for _ in 0..32 {
+                k += 1;
+                let v = map.get_mut(&key(probe(k))).map(|v| {
+                    v.1 = 4;
+                    v.2 = k as u32;
+                    v.0
+                });
+                black_box(v);
             }
         })
     });

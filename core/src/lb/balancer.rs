@@ -907,10 +907,13 @@ impl<'a> Balancer<'a> {
             let mut keys = [Key::EMPTY; CLASSIFY_BATCH];
             let mut hashes = [0u32; CLASSIFY_BATCH];
             let mut hints = [NIL; CLASSIFY_BATCH];
-            // Index reads: independent of each other.
+            // Keys and hashes first, then the tag reads in a loop of their
+            // own, so all of them are in flight together.
             for i in 0..n {
                 keys[i] = conn_key(&flows[i]);
                 hashes[i] = self.table.hash(&keys[i]);
+            }
+            for i in 0..n {
                 hints[i] = self.table.candidate(hashes[i]);
             }
             // Slot reads: likewise; a hint survives if its slot's hash agrees.
