@@ -888,7 +888,7 @@ impl<'a> Balancer<'a> {
     /// [`Self::classify`] for each of `flows` in order, all at `now`, the
     /// verdicts written to `verdicts` (as many as the shorter slice holds).
     /// Same decisions as calling `classify` one flow at a time; faster on
-    /// a large table because the hash-index and slot reads of up to
+    /// a large table because the tag and slot reads of up to
     /// [`CLASSIFY_BATCH`] packets are issued independently, so their cache
     /// misses overlap instead of queueing one after another (the bulk
     /// lookup of DPDK's rte_hash).
@@ -1260,11 +1260,7 @@ impl<'a> Balancer<'a> {
     /// Every tracked connection's server and whether it counts as
     /// inactive, for consistency checks (tests, the status command).
     pub fn for_each_connection(&self, mut f: impl FnMut(ServerId, TcpState, bool)) {
-        for s in self
-            .table
-            .live_slots()
-            .map(|s| &self.table.slots[s as usize])
-        {
+        for s in self.table.live() {
             if s.kind & KIND_MASK == KIND_CONN {
                 f(
                     ServerId(s.server),
@@ -1277,11 +1273,7 @@ impl<'a> Balancer<'a> {
 
     /// Persistence templates in use: (server, masked client).
     pub fn for_each_template(&self, mut f: impl FnMut(ServerId, IpAddr)) {
-        for s in self
-            .table
-            .live_slots()
-            .map(|s| &self.table.slots[s as usize])
-        {
+        for s in self.table.live() {
             if s.kind & KIND_MASK == KIND_TEMPLATE {
                 f(ServerId(s.server), from16(s.caddr, s.kind & KIND_V6 != 0));
             }
@@ -1292,11 +1284,7 @@ impl<'a> Balancer<'a> {
     /// (the status command's `conns`).
     pub fn for_each_entry(&self, mut f: impl FnMut(&ConnEntry)) {
         let now_tick = tick_of(self.now.as_micros()) as u32;
-        for s in self
-            .table
-            .live_slots()
-            .map(|s| &self.table.slots[s as usize])
-        {
+        for s in self.table.live() {
             let kind = s.kind & KIND_MASK;
             if kind != KIND_CONN && kind != KIND_TEMPLATE {
                 continue;

@@ -387,7 +387,12 @@ impl<'a> ConnTable<'a> {
         })
     }
 
-    #[inline]
+    /// Every live slot's contents, in slot order.
+    pub fn live(&self) -> impl Iterator<Item = &ConnSlot> + '_ {
+        self.live_slots().map(|s| &self.slots[s as usize])
+    }
+
+    #[inline(always)]
     fn find_in(&self, g: u32, tag: u8, k: &Key) -> Option<u32> {
         let mut m = match_bytes(self.tags(g), tag);
         while m != 0 {
