@@ -357,9 +357,7 @@ impl<'a> ConnTable<'a> {
     /// Whether slot `s` holds an entry (its tag is full).
     #[inline]
     pub fn is_live(&self, s: u32) -> bool {
-        self.index
-            .get(s as usize)
-            .is_some_and(|t| t & TAG_FULL != 0)
+        (s as usize) < self.slots.len() && self.index[s as usize] & TAG_FULL != 0
     }
 
     /// The first live slot at or after `from`, skipping empty groups a
@@ -455,10 +453,10 @@ impl<'a> ConnTable<'a> {
     /// no two live slots share a key.
     #[inline]
     pub fn find_hinted(&self, hash: u32, k: &Key, hint: u32) -> Option<u32> {
-        if self.index.get(hint as usize) == Some(&tag_of(hash))
-            && self.slots[hint as usize].matches(k)
-        {
-            return Some(hint);
+        if let Some(slot) = self.slots.get(hint as usize) {
+            if self.index[hint as usize] == tag_of(hash) && slot.matches(k) {
+                return Some(hint);
+            }
         }
         self.find(hash, k)
     }
@@ -830,6 +828,9 @@ mod tests {
             assert_eq!(t.next_live(0), None);
             assert_eq!(t.live_slots().count(), 0);
             assert!(!t.is_live(5));
+            // Positions past the slots (the overflow bytes) are never live.
+            assert!(!t.is_live(t.slots.len() as u32) && !t.is_live(NIL));
+            assert_eq!(t.find_hinted(h, &k, t.slots.len() as u32), None);
         }
         assert_eq!(m.slots, before, "ConnTable::new wrote no slot");
         // Zero memory is read, never written; dirty chunks are cleared.
