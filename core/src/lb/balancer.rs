@@ -1187,11 +1187,6 @@ impl<'a> Balancer<'a> {
         // New connections start inactive in state NONE (ip_vs_ctl.c sets
         // IP_VS_CONN_F_INACTIVE in every destination's conn_flags); the
         // first packet's transition moves a SYN_RECV one to active.
-        let expires = (now_tick + ticks_for_secs(TcpState::None.default_timeout_s())) as u32;
-        let Some(s) = self.table.insert(hash, key, expires) else {
-            return self.stateless(server);
-        };
-        let (svc, _) = self.pools.split(server);
         // The first packet's state decides the counter the bind lands in:
         // the same end state as binding inactive and then moving, with one
         // tree update instead of two (the total, which thresholds read, is
@@ -1208,6 +1203,14 @@ impl<'a> Balancer<'a> {
         } else {
             TcpState::None
         };
+        // Filed at the first packet's timeout at once (not NONE's, then
+        // moved): one wheel link per new connection.
+        let timeout = self.timeout_s(flow.protocol, state as u8);
+        let expires = (now_tick + ticks_for_secs(timeout)) as u32;
+        let Some(s) = self.table.insert(hash, key, expires) else {
+            return self.stateless(server);
+        };
+        let (svc, _) = self.pools.split(server);
         let inactive = flow.protocol != 6 || !state.is_active();
         let slot = &mut self.table.slots[s as usize];
         slot.server = server;
@@ -1219,9 +1222,6 @@ impl<'a> Balancer<'a> {
             self.table.slots[template as usize].control += 1;
         }
         self.pools.bind(server, false, inactive);
-        let timeout = self.timeout_s(flow.protocol, state as u8);
-        self.table
-            .set_expiry(s, (now_tick + ticks_for_secs(timeout)) as u32);
         self.stats.conns_created += 1;
         #[cfg(feature = "sync")]
         if self.journal.on {
