@@ -5,17 +5,81 @@
 //!   tree against the kernel's linear scan (`lb::reference`, same balancer);
 //! - established-flow classify with 1 million tracked connections against
 //!   the same lookup in a `hashbrown::HashMap` with a keyed foldhash, one
-//!   packet per call and 32 per `classify_batch` call (against 32 gets).
+//!   packet per call and 32 per `classify_batch` call (against 32 gets),
+//!   read-only (`get`) and read-modify-write (`get_mut` writing state and
+//!   expiry back, as `classify` does on a hit).
 //!
-//! Run: `cargo bench -p vrlb-benches --bench lb_classify`
+//! Run: `cargo bench -p vrlb-benches --bench lb_classify`. With
+//! `VRLB_BENCH_THP=1` every allocation of 4 MiB or more (vrlb's tables and
+//! hashbrown's alike) is advised for transparent huge pages
+//! (`madvise(MADV_HUGEPAGE)`; THP is in `madvise` mode here), so the two
+//! stay like for like; without it both use 4 KiB pages.
 
+use std::alloc::{GlobalAlloc, Layout as AllocLayout, System};
 use std::hash::{Hash, Hasher};
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
 use vrlb_core::Instant;
 use vrlb_core::lb::*;
+
+/// Huge pages for large allocations when `VRLB_BENCH_THP` is set (main
+/// reads it before anything large is allocated).
+static THP: AtomicBool = AtomicBool::new(false);
+const THP_MIN: usize = 4 << 20;
+const HUGE: usize = 2 << 20;
+
+struct Allocator;
+
+fn advise(p: *mut u8, size: usize) {
+    if p.is_null() || size < THP_MIN || !THP.load(Ordering::Relaxed) {
+        return;
+    }
+    // The 2 MiB-aligned interior of the block.
+    let start = (p as usize).next_multiple_of(HUGE);
+    let end = (p as usize + size) / HUGE * HUGE;
+    if let Some(at) = std::ptr::NonNull::new(start as *mut std::ffi::c_void) {
+        if end > start {
+            // SAFETY: the range lies inside the block just allocated; the
+            // advice changes no contents (failure is harmless: 4 KiB pages).
+            let _ = unsafe {
+                nix::sys::mman::madvise(at, end - start, nix::sys::mman::MmapAdvise::MADV_HUGEPAGE)
+            };
+        }
+    }
+}
+
+// SAFETY: every call is passed straight to `System` with its own layout;
+// `advise` only adds a hint to memory `System` just handed out.
+unsafe impl GlobalAlloc for Allocator {
+    unsafe fn alloc(&self, l: AllocLayout) -> *mut u8 {
+        // SAFETY: the caller's contract, forwarded.
+        let p = unsafe { System.alloc(l) };
+        advise(p, l.size());
+        p
+    }
+    unsafe fn alloc_zeroed(&self, l: AllocLayout) -> *mut u8 {
+        // SAFETY: the caller's contract, forwarded.
+        let p = unsafe { System.alloc_zeroed(l) };
+        advise(p, l.size());
+        p
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: AllocLayout) {
+        // SAFETY: the caller's contract, forwarded.
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: AllocLayout, new: usize) -> *mut u8 {
+        // SAFETY: the caller's contract, forwarded.
+        let q = unsafe { System.realloc(p, l, new) };
+        advise(q, new);
+        q
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Allocator = Allocator;
 
 fn storage(layout: &Layout) -> Storage<'static> {
     fn leak<T: Clone>(v: T, n: usize) -> &'static mut [T] {
@@ -27,7 +91,7 @@ fn storage(layout: &Layout) -> Storage<'static> {
         tree: leak(0u16, layout.tree_nodes()),
         mh: leak(0u16, layout.mh_entries()),
         conns: leak(ConnSlot::EMPTY, layout.conn_slots()),
-        index: leak(0u32, layout.index_entries()),
+        index: leak(0u8, layout.index_bytes()),
         wheel: leak(0u32, layout.wheel_buckets()),
     }
 }
@@ -177,6 +241,15 @@ fn established(c: &mut Criterion) {
     for i in 0..N {
         map.insert(key(i), ((i % 64) as u16, 1, 0));
     }
+    // What the allocations got: huge pages only with VRLB_BENCH_THP=1.
+    if let Ok(r) = std::fs::read_to_string("/proc/self/smaps_rollup") {
+        for l in r
+            .lines()
+            .filter(|l| l.starts_with("Rss:") || l.starts_with("AnonHugePages:"))
+        {
+            eprintln!("lb_established_1m: {l}");
+        }
+    }
     let mut k = 0u64;
     g.bench_function("hashbrown_get", |bench| {
         bench.iter(|| {
@@ -193,6 +266,34 @@ fn established(c: &mut Criterion) {
             }
         })
     });
+    // Read-modify-write, as classify does on a hit: find the entry, write
+    // its state and expiry back.
+    let mut k = 0u64;
+    g.bench_function("hashbrown_get_mut", |bench| {
+        bench.iter(|| {
+            k += 1;
+            let v = map.get_mut(&key(probe(k))).map(|v| {
+                v.1 = 4;
+                v.2 = k as u32;
+                v.0
+            });
+            black_box(v)
+        })
+    });
+    let mut k = 0u64;
+    g.bench_function("hashbrown_get_mut_x32", |bench| {
+        bench.iter(|| {
+            for _ in 0..32 {
+                k += 1;
+                let v = map.get_mut(&key(probe(k))).map(|v| {
+                    v.1 = 4;
+                    v.2 = k as u32;
+                    v.0
+                });
+                black_box(v);
+            }
+        })
+    });
     g.finish();
 }
 
@@ -201,4 +302,9 @@ criterion_group! {
     config = Criterion::default().sample_size(30).measurement_time(std::time::Duration::from_secs(4));
     targets = new_flows, established
 }
-criterion_main!(benches);
+fn main() {
+    let thp = std::env::var("VRLB_BENCH_THP").is_ok_and(|v| v == "1");
+    THP.store(thp, Ordering::Relaxed);
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

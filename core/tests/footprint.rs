@@ -147,7 +147,7 @@ mod seed {
             tree: leak(0u16, layout.tree_nodes()),
             mh: leak(0u16, layout.mh_entries()),
             conns: leak(ConnSlot::EMPTY, layout.conn_slots()),
-            index: leak(0u32, layout.index_entries()),
+            index: leak(0u8, layout.index_bytes()),
             wheel: leak(0u32, layout.wheel_buckets()),
         };
         let balancer =
@@ -235,7 +235,7 @@ mod seed {
         );
         let conn = size_of::<ConnSlot>();
         let per_conn = conn
-            + 4 * layout.index_entries() / layout.conn_slots()
+            + layout.index_bytes() / layout.conn_slots()
             + 4 * layout.wheel_buckets() / layout.conn_slots();
         println!("figure slot connection {conn}");
         println!("figure slot connection-with-index {per_conn}");

@@ -36,7 +36,7 @@ fn node() -> Node<'static> {
         tree: leak(0u16, layout.tree_nodes()),
         mh: leak(0u16, layout.mh_entries()),
         conns: leak(ConnSlot::EMPTY, layout.conn_slots()),
-        index: leak(0u32, layout.index_entries()),
+        index: leak(0u8, layout.index_bytes()),
         wheel: leak(0u32, layout.wheel_buckets()),
     };
     let balancer = Balancer::new(layout, storage, LbConfig::default(), 7, Instant::ZERO).unwrap();

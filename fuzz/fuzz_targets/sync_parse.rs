@@ -64,7 +64,7 @@ fuzz_target!(|data: &[u8]| {
     let mut tree = vec![0u16; LAYOUT.tree_nodes()];
     let mut mh = vec![0u16; LAYOUT.mh_entries()];
     let mut conns = vec![ConnSlot::EMPTY; LAYOUT.conn_slots()];
-    let mut index = vec![0u32; LAYOUT.index_entries()];
+    let mut index = vec![0u8; LAYOUT.index_bytes()];
     let mut wheel = vec![0u32; LAYOUT.wheel_buckets()];
     let storage = Storage {
         services: &mut services,

@@ -61,7 +61,7 @@ pub fn run() {
     let mut tree = [0u16; LAYOUT.tree_nodes()];
     let mut mh = [0u16; LAYOUT.mh_entries()];
     let mut conns = [ConnSlot::EMPTY; LAYOUT.conn_slots()];
-    let mut index = [0u32; LAYOUT.index_entries()];
+    let mut index = [0u8; LAYOUT.index_bytes()];
     let mut wheel = [0u32; LAYOUT.wheel_buckets()];
     let storage = lb::Storage {
         services: &mut lb_services,

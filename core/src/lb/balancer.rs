@@ -10,8 +10,8 @@ use core::net::IpAddr;
 use super::addr::{from16, to16};
 use super::classify::{DropReason, Flow, TcpFlags, Verdict};
 use super::conn::{
-    ConnSlot, ConnTable, F_INACTIVE, F_LATE, KIND_CONN, KIND_MASK, KIND_ORPHAN, KIND_TEMPLATE,
-    KIND_V6, Key, NIL, tick_of, ticks_for_secs,
+    ConnSlot, ConnTable, F_INACTIVE, F_LATE, KIND_CONN, KIND_MASK, KIND_TEMPLATE, KIND_V6, Key,
+    NIL, tick_of, ticks_for_secs,
 };
 use super::entry::ConnEntry;
 use super::persist::{template_key, template_valid};
@@ -309,7 +309,7 @@ impl<'a> Balancer<'a> {
         check("tree", layout.tree_nodes(), storage.tree.len())?;
         check("mh", layout.mh_entries(), storage.mh.len())?;
         check("conns", layout.conn_slots(), storage.conns.len())?;
-        check("index", layout.index_entries(), storage.index.len())?;
+        check("index", layout.index_bytes(), storage.index.len())?;
         check("wheel", layout.wheel_buckets(), storage.wheel.len())?;
         storage.services.fill(ServiceSlot::EMPTY);
         storage.servers.fill(ServerSlot::EMPTY);
@@ -319,6 +319,7 @@ impl<'a> Balancer<'a> {
             storage.conns,
             storage.index,
             storage.wheel,
+            layout.connections,
             seed,
             tick_of(now.as_micros()),
         );
@@ -911,7 +912,7 @@ impl<'a> Balancer<'a> {
     /// [`Self::classify`] for each of `flows` in order, all at `now`, the
     /// verdicts written to `verdicts` (as many as the shorter slice holds).
     /// Same decisions as calling `classify` one flow at a time; faster on
-    /// a large table because the hash-index and slot reads of up to
+    /// a large table because the tag and slot reads of up to
     /// [`CLASSIFY_BATCH`] packets are issued independently, so their cache
     /// misses overlap instead of queueing one after another (the bulk
     /// lookup of DPDK's rte_hash).
@@ -930,10 +931,13 @@ impl<'a> Balancer<'a> {
             let mut keys = [Key::EMPTY; CLASSIFY_BATCH];
             let mut hashes = [0u32; CLASSIFY_BATCH];
             let mut hints = [NIL; CLASSIFY_BATCH];
-            // Index reads: independent of each other.
+            // Keys and hashes first, then the tag reads in a loop of their
+            // own, so all of them are in flight together.
             for i in 0..n {
                 keys[i] = conn_key(&flows[i]);
                 hashes[i] = self.table.hash(&keys[i]);
+            }
+            for i in 0..n {
                 hints[i] = self.table.candidate(hashes[i]);
             }
             // Slot reads: likewise; a hint survives if its slot's hash agrees.
@@ -1208,9 +1212,8 @@ impl<'a> Balancer<'a> {
         ) {
             return t;
         }
-        self.table.unhash(t);
-        let slot = &mut self.table.slots[t as usize];
-        slot.kind = KIND_ORPHAN | (slot.kind & KIND_V6);
+        // Unfindable from now on; lives while it controls connections.
+        self.table.orphan(t);
         self.stats.templates_invalidated += 1;
         NIL
     }
@@ -1296,11 +1299,6 @@ impl<'a> Balancer<'a> {
         // New connections start inactive in state NONE (ip_vs_ctl.c sets
         // IP_VS_CONN_F_INACTIVE in every destination's conn_flags); the
         // first packet's transition moves a SYN_RECV one to active.
-        let expires = (now_tick + ticks_for_secs(TcpState::None.default_timeout_s())) as u32;
-        let Some(s) = self.table.insert(hash, key, expires) else {
-            return self.untracked(server);
-        };
-        let (svc, _) = self.pools.split(server);
         // The first packet's state decides the counter the bind lands in:
         // the same end state as binding inactive and then moving, with one
         // tree update instead of two (the total, which thresholds read, is
@@ -1317,6 +1315,14 @@ impl<'a> Balancer<'a> {
         } else {
             TcpState::None
         };
+        // Filed at the first packet's timeout at once (not NONE's, then
+        // moved): one wheel link per new connection.
+        let timeout = self.timeout_s(flow.protocol, state as u8);
+        let expires = (now_tick + ticks_for_secs(timeout)) as u32;
+        let Some(s) = self.table.insert(hash, key, expires) else {
+            return self.untracked(server);
+        };
+        let (svc, _) = self.pools.split(server);
         let inactive = flow.protocol != 6 || !state.is_active();
         let slot = &mut self.table.slots[s as usize];
         slot.server = server;
@@ -1328,9 +1334,6 @@ impl<'a> Balancer<'a> {
             self.table.slots[template as usize].control += 1;
         }
         self.pools.bind(server, false, inactive);
-        let timeout = self.timeout_s(flow.protocol, state as u8);
-        self.table
-            .set_expiry(s, (now_tick + ticks_for_secs(timeout)) as u32);
         self.stats.conns_created += 1;
         #[cfg(feature = "sync")]
         if self.journal.on {
@@ -1377,7 +1380,7 @@ impl<'a> Balancer<'a> {
     /// Every tracked connection's server and whether it counts as
     /// inactive, for consistency checks (tests, the status command).
     pub fn for_each_connection(&self, mut f: impl FnMut(ServerId, TcpState, bool)) {
-        for s in self.table.slots.iter() {
+        for s in self.table.live() {
             if s.kind & KIND_MASK == KIND_CONN {
                 f(
                     ServerId(s.server),
@@ -1390,7 +1393,7 @@ impl<'a> Balancer<'a> {
 
     /// Persistence templates in use: (server, masked client).
     pub fn for_each_template(&self, mut f: impl FnMut(ServerId, IpAddr)) {
-        for s in self.table.slots.iter() {
+        for s in self.table.live() {
             if s.kind & KIND_MASK == KIND_TEMPLATE {
                 f(ServerId(s.server), from16(s.caddr, s.kind & KIND_V6 != 0));
             }
@@ -1401,7 +1404,7 @@ impl<'a> Balancer<'a> {
     /// (the status command's `conns`).
     pub fn for_each_entry(&self, mut f: impl FnMut(&ConnEntry)) {
         let now_tick = tick_of(self.now.as_micros()) as u32;
-        for s in self.table.slots.iter() {
+        for s in self.table.live() {
             let kind = s.kind & KIND_MASK;
             if kind != KIND_CONN && kind != KIND_TEMPLATE {
                 continue;

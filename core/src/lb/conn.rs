@@ -1,20 +1,45 @@
 //! The connection table: fixed-capacity slots in caller storage, a keyed
-//! open-addressing hash index over them, and a timer wheel for expiry.
-//! Holds connections and persistence templates alike. Never decides what a
-//! connection means (states, counts, templates): the balancer does.
+//! hash over them kept in a one-byte-per-slot tag array, and a timer wheel
+//! for expiry. Holds connections and persistence templates alike. Never
+//! decides what a connection means (states, counts, templates): the
+//! balancer does.
 //!
 //! Memory: one [`ConnSlot`] is 64 bytes (asserted at compile time) and holds
-//! IPv4 or IPv6 flows; the index adds 8 bytes per slot (a `u32` per entry at
-//! load factor <= 1/2) and the wheel at most 256 KiB.
+//! IPv4 or IPv6 flows; the index adds 1 tag byte per slot and 1 overflow
+//! byte per group of 16 slots (65.06 bytes a slot in all); the wheel is at
+//! most 256 KiB. A table for `n` connections has at least `8n/7` slots (load
+//! at most 7/8), so a full table costs 74.4 bytes per tracked connection.
 //!
-//! - Index: linear probing over `u32` entries, each an 8-bit hash tag and a
-//!   24-bit slot number, with backward-shift deletion (no tombstones), so
-//!   a lookup usually reads one index cache line and one slot.
+//! - Index (F14-like, with two choices): slots come in groups of 16, and
+//!   the tag array holds one byte per slot: 0 for empty, `0x80 | 7 hash
+//!   bits` for full. A key has two candidate groups from its hash; an
+//!   insert takes the emptier one, or, when both are full, the first group
+//!   with room after the second, counting itself in the saturating
+//!   overflow byte of every full group it passed. A lookup reads the 16
+//!   tags of the first group as one `u128` (SWAR compare), then the
+//!   second's, then further groups only while the overflow byte says an
+//!   entry went past. So a lookup is one or two reads of the small tag
+//!   array and, usually, one slot: one random access into the big array.
+//!   Entries never move (no tombstones, no backward shift): a delete
+//!   clears the tag and walks the same path from the stored hash to take
+//!   itself out of the counters. Slot numbers are stable, so wheel links,
+//!   template references, the sync journal and batch hints stay valid.
+//! - Why two choices: with one home group (F14) and no moves, a table kept
+//!   at 7/8 under churn ends with most overflow bytes non-zero, and a miss
+//!   (every new flow) walked 19 groups on average in a simulation of 1 M
+//!   entries (235 at worst); placing each entry in the emptier of two
+//!   groups keeps overflow rare: 2.4 groups a miss, 1.4 a hit.
+//! - Liveness: a slot is in use exactly when its tag is full. Zeroed index
+//!   and wheel memory is an empty table and slots need no initialisation,
+//!   so [`ConnTable::new`] writes nothing that is already zero and a
+//!   driver can hand in storage fresh from the allocator without it
+//!   becoming resident. Nothing reads a slot whose tag is empty.
 //! - Expiry: a single-level wheel of 2^14 us (16.384 ms) ticks. A slot sits
 //!   in the bucket of a tick at or before its expiry; extending an expiry
 //!   only rewrites the slot (it is re-filed when its bucket comes round),
 //!   shortening it re-files at once. Every slot is visited O(1) times per
-//!   wheel revolution: amortised O(1), never a full scan.
+//!   wheel revolution: amortised O(1), never a full scan. Buckets hold a
+//!   slot number plus one (0: empty).
 //! - A slot is alive while the current tick is at most its expiry tick.
 
 use core::hash::{BuildHasher, Hasher};
@@ -25,6 +50,15 @@ use foldhash::fast::FixedState;
 pub const TICK_SHIFT: u32 = 14;
 
 pub(crate) const NIL: u32 = u32::MAX;
+/// Slots per group of the index (one `u128` of tags).
+pub(crate) const GROUP: usize = 16;
+const GROUP_SHIFT: u32 = 4;
+/// Tag byte of an empty slot; a full one has the top bit set.
+const TAG_EMPTY: u8 = 0;
+const TAG_FULL: u8 = 0x80;
+const OVERFLOW_SATURATED: u8 = u8::MAX;
+const BYTES_LOW7: u128 = u128::MAX / 0xff * 0x7f;
+const BYTES_HIGH: u128 = u128::MAX / 0xff * 0x80;
 /// `wprev` of a bucket's first slot: this bit and the bucket number.
 const HEAD_BIT: u32 = 1 << 31;
 /// `wprev` of the first slot of the list being expired.
@@ -66,7 +100,10 @@ pub(crate) const fn tick_before(a: u32, b: u32) -> bool {
     (a.wrapping_sub(b) as i32) < 0
 }
 
-/// One connection or persistence template: 64 bytes, IPv6-capable.
+/// One connection or persistence template: 64 bytes, IPv6-capable. Every
+/// field is a plain integer, so all-zero memory is a valid value (a driver
+/// may allocate slots zeroed); the table never reads a slot it has not
+/// filled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(C)]
 pub struct ConnSlot {
@@ -90,14 +127,15 @@ pub struct ConnSlot {
     /// Connection: its template slot or `NIL`. Template: connections it
     /// controls (`n_control`).
     pub(crate) control: u32,
-    /// Folded key hash: home position and tag in the index.
+    /// Folded key hash: candidate groups and tag in the index.
     pub(crate) hash: u32,
 }
 
 const _: () = assert!(core::mem::size_of::<ConnSlot>() == 64);
 
 impl ConnSlot {
-    /// A free slot, for static arrays.
+    /// A free slot (all zero), for static arrays. Slot contents do not
+    /// matter to a new table: zeroed or left-over memory works as well.
     pub const EMPTY: ConnSlot = ConnSlot {
         caddr: [0; 16],
         vaddr: [0; 16],
@@ -110,9 +148,9 @@ impl ConnSlot {
         state: 0,
         flags: 0,
         expires: 0,
-        wnext: NIL,
-        wprev: NIL,
-        control: NIL,
+        wnext: 0,
+        wprev: 0,
+        control: 0,
         hash: 0,
     };
 
@@ -159,13 +197,72 @@ impl Key {
     };
 }
 
+/// The tag byte a full slot with key hash `hash` carries.
+#[inline]
+const fn tag_of(hash: u32) -> u8 {
+    TAG_FULL | (hash as u8 & 0x7f)
+}
+
+/// `x` scaled into `0..n` (Lemire's multiply-shift; uses the high bits).
+#[inline]
+const fn scale(x: u32, n: u32) -> u32 {
+    ((x as u64 * n as u64) >> 32) as u32
+}
+
+/// Bit 7 of every byte of `w` equal to `tag` (exact: no carries between
+/// bytes).
+#[inline]
+const fn match_bytes(w: u128, tag: u8) -> u128 {
+    // The tag in every byte: a 64-bit multiply, doubled (a 128-bit
+    // multiply costs three).
+    let half = 0x0101_0101_0101_0101u64 * tag as u64;
+    let x = w ^ ((half as u128) << 64 | half as u128);
+    !(((x & BYTES_LOW7) + BYTES_LOW7) | x) & BYTES_HIGH
+}
+
+/// Bit 7 of every empty byte of `w`.
+#[inline]
+const fn empty_bytes(w: u128) -> u128 {
+    !w & BYTES_HIGH
+}
+
+/// Lowest byte position flagged in a mask of bit-7 flags.
+#[inline]
+const fn first_byte(m: u128) -> u32 {
+    m.trailing_zeros() >> 3
+}
+
+/// Clears `buf` where it is not already zero, a page-sized chunk at a time,
+/// so zero memory is only read (untouched anonymous pages then stay
+/// unallocated: reads map the shared zero page). Returns chunks written.
+pub(crate) fn zero_dirty<T: Copy + Default + PartialEq>(buf: &mut [T]) -> usize {
+    let per = (4096 / core::mem::size_of::<T>().max(1)).max(1);
+    let mut written = 0;
+    for c in buf.chunks_mut(per) {
+        if c.iter().any(|x| *x != T::default()) {
+            c.fill(T::default());
+            written += 1;
+        }
+    }
+    written
+}
+
+/// Index bytes (tags and overflow counters) a table of `slots` slots
+/// needs: one per slot and one per group.
+pub(crate) const fn index_bytes(slots: usize) -> usize {
+    slots + slots / GROUP
+}
+
 /// Table size errors are the balancer's; these are the table's own parts.
 pub(crate) struct ConnTable<'a> {
     pub slots: &'a mut [ConnSlot],
-    index: &'a mut [u32],
+    /// A tag byte per slot, then an overflow counter per group.
+    index: &'a mut [u8],
     wheel: &'a mut [u32],
     hasher: FixedState,
-    free_head: u32,
+    groups: u32,
+    /// Most live slots (7/8 of the slots or fewer).
+    cap: u32,
     pub live: u32,
     /// Every tick before this one has been expired.
     next_tick: u64,
@@ -175,30 +272,37 @@ pub(crate) struct ConnTable<'a> {
 
 impl<'a> ConnTable<'a> {
     /// Gives the storage back (slots, index, wheel).
-    pub fn into_parts(self) -> (&'a mut [ConnSlot], &'a mut [u32], &'a mut [u32]) {
+    pub fn into_parts(self) -> (&'a mut [ConnSlot], &'a mut [u8], &'a mut [u32]) {
         (self.slots, self.index, self.wheel)
     }
 
+    /// A table over `slots` (a non-zero multiple of [`GROUP`], contents
+    /// ignored), `index` ([`index_bytes`] of it) and `wheel` (a power of
+    /// two), holding at most `cap` entries (at most 7/8 of the slots, so
+    /// probes stay short). Only the non-zero parts of `index` and `wheel`
+    /// are written; slots are not touched.
     pub fn new(
         slots: &'a mut [ConnSlot],
-        index: &'a mut [u32],
+        index: &'a mut [u8],
         wheel: &'a mut [u32],
+        cap: u32,
         seed: u64,
         now_tick: u64,
     ) -> Self {
-        index.fill(0);
-        wheel.fill(NIL);
-        let n = slots.len();
-        for (i, s) in slots.iter_mut().enumerate() {
-            *s = ConnSlot::EMPTY;
-            s.wnext = if i + 1 < n { (i + 1) as u32 } else { NIL };
-        }
+        debug_assert!(slots.len() % GROUP == 0 && !slots.is_empty());
+        debug_assert_eq!(index.len(), index_bytes(slots.len()));
+        debug_assert!(wheel.len().is_power_of_two());
+        debug_assert!(cap as usize <= slots.len() - slots.len() / 8);
+        zero_dirty(index);
+        zero_dirty(wheel);
+        let groups = (slots.len() / GROUP) as u32;
         ConnTable {
             slots,
             index,
             wheel,
             hasher: FixedState::with_seed(seed),
-            free_head: if n > 0 { 0 } else { NIL },
+            groups,
+            cap,
             live: 0,
             next_tick: now_tick,
             pending: NIL,
@@ -206,13 +310,8 @@ impl<'a> ConnTable<'a> {
     }
 
     #[inline]
-    pub fn capacity(&self) -> u32 {
-        self.slots.len() as u32
-    }
-
-    #[inline]
     pub fn free(&self) -> u32 {
-        self.capacity() - self.live
+        self.cap - self.live
     }
 
     /// Keyed hash of `k`, folded to 32 bits.
@@ -232,80 +331,205 @@ impl<'a> ConnTable<'a> {
         (x ^ (x >> 32)) as u32
     }
 
+    /// The two candidate groups of `hash` (the top bits pick the first, a
+    /// remix the second; the low 7 bits are the tag).
     #[inline]
-    fn tag(hash: u32) -> u32 {
-        hash >> 24
+    fn homes(&self, hash: u32) -> (u32, u32) {
+        let mixed = hash.wrapping_mul(0x9e37_79b1).rotate_left(13) ^ hash;
+        (scale(hash, self.groups), scale(mixed, self.groups))
     }
 
     #[inline]
-    fn mask(&self) -> usize {
-        self.index.len() - 1
+    fn next_group(&self, g: u32) -> u32 {
+        if g + 1 == self.groups { 0 } else { g + 1 }
     }
 
-    /// The slot holding `k`, if any.
+    /// The 16 tags of group `g` as one little-endian word.
+    #[inline]
+    fn tags(&self, g: u32) -> u128 {
+        let at = (g as usize) << GROUP_SHIFT;
+        let b: &[u8; GROUP] = self.index[at..at + GROUP]
+            .try_into()
+            .unwrap_or(&[TAG_EMPTY; GROUP]);
+        u128::from_le_bytes(*b)
+    }
+
+    #[inline]
+    fn overflow(&self, g: u32) -> u8 {
+        self.index[self.slots.len() + g as usize]
+    }
+
+    /// Whether slot `s` holds an entry (its tag is full).
+    #[inline]
+    pub fn is_live(&self, s: u32) -> bool {
+        (s as usize) < self.slots.len() && self.index[s as usize] & TAG_FULL != 0
+    }
+
+    /// The first live slot at or after `from`, skipping empty groups a
+    /// whole word at a time.
+    pub fn next_live(&self, from: u32) -> Option<u32> {
+        let mut g = from >> GROUP_SHIFT;
+        let mut skip = from & (GROUP as u32 - 1);
+        while g < self.groups {
+            // Drop the flags of positions before `from` in its group.
+            let m = (self.tags(g) & BYTES_HIGH) >> (skip * 8) << (skip * 8);
+            if m != 0 {
+                return Some((g << GROUP_SHIFT) | first_byte(m));
+            }
+            g += 1;
+            skip = 0;
+        }
+        None
+    }
+
+    /// Every live slot, in slot order.
+    pub fn live_slots(&self) -> impl Iterator<Item = u32> + '_ {
+        let mut next = self.next_live(0);
+        core::iter::from_fn(move || {
+            let s = next?;
+            next = self.next_live(s + 1);
+            Some(s)
+        })
+    }
+
+    /// Every live slot's contents, in slot order.
+    pub fn live(&self) -> impl Iterator<Item = &ConnSlot> + '_ {
+        self.live_slots().map(|s| &self.slots[s as usize])
+    }
+
+    #[inline(always)]
+    fn find_in(&self, g: u32, tag: u8, k: &Key) -> Option<u32> {
+        let mut m = match_bytes(self.tags(g), tag);
+        while m != 0 {
+            let s = (g << GROUP_SHIFT) | first_byte(m);
+            if self.slots[s as usize].matches(k) {
+                return Some(s);
+            }
+            m &= m - 1;
+        }
+        None
+    }
+
+    /// The slot holding `k`, if any: its two groups, then the overflow
+    /// chain after the second while the chain's counters are non-zero.
     #[inline]
     pub fn find(&self, hash: u32, k: &Key) -> Option<u32> {
-        let mask = self.mask();
-        let tag = Self::tag(hash);
-        let mut pos = hash as usize & mask;
-        loop {
-            let e = self.index[pos];
-            if e == 0 {
-                return None;
-            }
-            if e >> 24 == tag {
-                let s = (e & 0x00ff_ffff) - 1;
-                if self.slots[s as usize].matches(k) {
-                    return Some(s);
-                }
-            }
-            pos = (pos + 1) & mask;
-        }
+        self.probe(hash, k).0
     }
 
-    /// The first slot whose index tag matches `hash` (or `NIL`): a guess
-    /// at [`Self::find`] that reads only the index.
+    /// [`Self::find`] and the number of groups it read.
+    #[inline(always)]
+    fn probe(&self, hash: u32, k: &Key) -> (Option<u32>, u32) {
+        let tag = tag_of(hash);
+        let (g1, g2) = self.homes(hash);
+        if let Some(s) = self.find_in(g1, tag, k) {
+            return (Some(s), 1);
+        }
+        let mut g = g2;
+        for read in 2..self.groups + 2 {
+            if let Some(s) = self.find_in(g, tag, k) {
+                return (Some(s), read);
+            }
+            if self.overflow(g) == 0 {
+                return (None, read);
+            }
+            g = self.next_group(g);
+        }
+        (None, self.groups + 1)
+    }
+
+    /// The first slot of `hash`'s two groups whose tag matches (or `NIL`):
+    /// a guess at [`Self::find`] that reads only the tag array.
     #[inline]
     pub fn candidate(&self, hash: u32) -> u32 {
-        let mask = self.mask();
-        let tag = Self::tag(hash);
-        let mut pos = hash as usize & mask;
-        loop {
-            let e = self.index[pos];
-            if e == 0 {
-                return NIL;
+        let tag = tag_of(hash);
+        let (g1, g2) = self.homes(hash);
+        for g in [g1, g2] {
+            let m = match_bytes(self.tags(g), tag);
+            if m != 0 {
+                return (g << GROUP_SHIFT) | first_byte(m);
             }
-            if e >> 24 == tag {
-                return (e & 0x00ff_ffff) - 1;
-            }
-            pos = (pos + 1) & mask;
         }
+        NIL
     }
 
     /// [`Self::find`], trying slot `hint` first. Exact whatever the hint:
-    /// a live connection or template matching `k` is always indexed, and
+    /// the hint counts only while its tag is full and its key matches, and
     /// no two live slots share a key.
     #[inline]
     pub fn find_hinted(&self, hash: u32, k: &Key, hint: u32) -> Option<u32> {
         if let Some(slot) = self.slots.get(hint as usize) {
-            if slot.matches(k) {
+            if self.index[hint as usize] == tag_of(hash) && slot.matches(k) {
                 return Some(hint);
             }
         }
         self.find(hash, k)
     }
 
-    /// Takes a free slot, fills in `k`, files it under `hash` and in the
-    /// wheel at `expires`. `None` when the table is full.
+    /// Claims a position for `hash`: the emptier of its two groups (the
+    /// first on a tie), else the first group with room after the second,
+    /// counted in the overflow byte of every full group passed. The caller
+    /// has checked `live < cap`, so a free position exists.
+    fn place(&mut self, hash: u32) -> u32 {
+        let (g1, g2) = self.homes(hash);
+        let e1 = empty_bytes(self.tags(g1));
+        let e2 = empty_bytes(self.tags(g2));
+        let (g, e) = if e1 != 0 && e1.count_ones() >= e2.count_ones() {
+            (g1, e1)
+        } else if e2 != 0 {
+            (g2, e2)
+        } else {
+            let mut g = g2;
+            // Ends: live < cap < slots, and the walk visits every group.
+            loop {
+                let at = self.slots.len() + g as usize;
+                if self.index[at] != OVERFLOW_SATURATED {
+                    self.index[at] += 1;
+                }
+                g = self.next_group(g);
+                let e = empty_bytes(self.tags(g));
+                if e != 0 {
+                    break (g, e);
+                }
+            }
+        };
+        let s = (g << GROUP_SHIFT) | first_byte(e);
+        self.index[s as usize] = tag_of(hash);
+        s
+    }
+
+    /// Frees `s`'s position: clears its tag and takes it out of the
+    /// overflow counters [`Self::place`] raised (the same path, from the
+    /// stored hash). A saturated counter stays saturated.
+    fn unplace(&mut self, s: u32) {
+        let hash = self.slots[s as usize].hash;
+        let (g1, g2) = self.homes(hash);
+        let home = s >> GROUP_SHIFT;
+        if home != g1 && home != g2 {
+            let mut g = g2;
+            for _ in 0..self.groups {
+                if g == home {
+                    break;
+                }
+                let at = self.slots.len() + g as usize;
+                if self.index[at] != OVERFLOW_SATURATED {
+                    self.index[at] -= 1;
+                }
+                g = self.next_group(g);
+            }
+        }
+        self.index[s as usize] = TAG_EMPTY;
+    }
+
+    /// Takes a free position, fills in `k`, files it under `hash` and in
+    /// the wheel at `expires`. `None` when the table holds its capacity.
     pub fn insert(&mut self, hash: u32, k: &Key, expires: u32) -> Option<u32> {
-        let s = self.free_head;
-        if s == NIL {
+        if self.live >= self.cap {
             return None;
         }
-        self.free_head = self.slots[s as usize].wnext;
+        let s = self.place(hash);
         self.live += 1;
-        let slot = &mut self.slots[s as usize];
-        *slot = ConnSlot {
+        self.slots[s as usize] = ConnSlot {
             caddr: k.caddr,
             vaddr: k.vaddr,
             cport: k.cport,
@@ -313,77 +537,47 @@ impl<'a> ConnTable<'a> {
             svc: k.svc,
             proto: k.proto,
             kind: k.kind,
+            server: 0,
+            state: 0,
+            flags: 0,
             expires,
+            wnext: NIL,
+            wprev: NIL,
+            control: NIL,
             hash,
-            ..ConnSlot::EMPTY
         };
-        self.index_insert(hash, s);
         self.link(s);
         Some(s)
     }
 
-    fn index_insert(&mut self, hash: u32, s: u32) {
-        let mask = self.mask();
-        let mut pos = hash as usize & mask;
-        while self.index[pos] != 0 {
-            pos = (pos + 1) & mask;
-        }
-        self.index[pos] = (Self::tag(hash) << 24) | (s + 1);
+    /// Makes template `s` an orphan: lookups no longer find it (its kind
+    /// matches no key) while it stays in place for the connections it
+    /// controls.
+    pub fn orphan(&mut self, s: u32) {
+        let slot = &mut self.slots[s as usize];
+        slot.kind = KIND_ORPHAN | (slot.kind & KIND_V6);
     }
 
-    /// Takes `s` out of the index (lookups no longer find it).
-    pub fn unhash(&mut self, s: u32) {
-        let mask = self.mask();
-        let want = (Self::tag(self.slots[s as usize].hash) << 24) | (s + 1);
-        let mut i = self.slots[s as usize].hash as usize & mask;
-        while self.index[i] != want {
-            if self.index[i] == 0 {
-                return; // not hashed (an orphan template)
-            }
-            i = (i + 1) & mask;
-        }
-        // Backward-shift deletion: pull later entries of the run into the
-        // hole when the hole lies between their home and where they sit.
-        let mut j = i;
-        loop {
-            j = (j + 1) & mask;
-            let e = self.index[j];
-            if e == 0 {
-                break;
-            }
-            let other = (e & 0x00ff_ffff) - 1;
-            let home = self.slots[other as usize].hash as usize & mask;
-            if (j.wrapping_sub(home) & mask) >= (j.wrapping_sub(i) & mask) {
-                self.index[i] = e;
-                i = j;
-            }
-        }
-        self.index[i] = 0;
-    }
-
-    /// Frees `s`: out of the index, the wheel and back on the free list.
+    /// Frees `s`: out of the index and the wheel.
     pub fn remove(&mut self, s: u32) {
-        if self.slots[s as usize].kind & KIND_MASK != KIND_ORPHAN {
-            self.unhash(s);
-        }
+        self.unplace(s);
         self.unlink(s);
         let slot = &mut self.slots[s as usize];
-        *slot = ConnSlot::EMPTY;
-        slot.wnext = self.free_head;
-        self.free_head = s;
+        slot.kind = KIND_FREE;
+        slot.flags = 0;
         self.live -= 1;
     }
 
     fn link(&mut self, s: u32) {
         let b = (self.slots[s as usize].expires as usize) & (self.wheel.len() - 1);
-        let head = self.wheel[b];
+        let head = self.wheel[b].wrapping_sub(1); // 0 (empty) becomes NIL
         let slot = &mut self.slots[s as usize];
         slot.wprev = HEAD_BIT | b as u32;
         slot.wnext = head;
         if head != NIL {
             self.slots[head as usize].wprev = s;
         }
-        self.wheel[b] = s;
+        self.wheel[b] = s + 1;
     }
 
     fn unlink(&mut self, s: u32) {
@@ -396,7 +590,7 @@ impl<'a> ConnTable<'a> {
         } else if prev == PENDING_HEAD {
             self.pending = next;
         } else if prev & HEAD_BIT != 0 {
-            self.wheel[(prev & !HEAD_BIT) as usize] = next;
+            self.wheel[(prev & !HEAD_BIT) as usize] = next.wrapping_add(1);
         } else {
             self.slots[prev as usize].wnext = next;
         }
@@ -443,8 +637,8 @@ impl<'a> ConnTable<'a> {
             }
             let b = (self.next_tick as usize) & (self.wheel.len() - 1);
             self.next_tick += 1;
-            let head = self.wheel[b];
-            self.wheel[b] = NIL;
+            let head = self.wheel[b].wrapping_sub(1);
+            self.wheel[b] = 0;
             if head != NIL {
                 self.slots[head as usize].wprev = PENDING_HEAD;
                 self.pending = head;
@@ -473,7 +667,10 @@ impl<'a> ConnTable<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+    use std::collections::HashMap;
     use std::vec;
+    use std::vec::Vec;
 
     fn key(i: u32) -> Key {
         let mut caddr = [0u8; 16];
@@ -489,36 +686,183 @@ mod tests {
         }
     }
 
+    /// Storage for `groups` groups, at most 7/8 full, and its capacity.
+    struct Mem {
+        slots: Vec<ConnSlot>,
+        index: Vec<u8>,
+        wheel: Vec<u32>,
+        cap: u32,
+    }
+
+    fn mem(groups: usize, wheel: usize) -> Mem {
+        let n = groups * GROUP;
+        Mem {
+            slots: vec![ConnSlot::EMPTY; n],
+            index: vec![0; index_bytes(n)],
+            wheel: vec![0; wheel],
+            cap: (n - n / 8) as u32,
+        }
+    }
+
+    fn table(m: &mut Mem, seed: u64) -> ConnTable<'_> {
+        ConnTable::new(&mut m.slots, &mut m.index, &mut m.wheel, m.cap, seed, 0)
+    }
+
+    /// The overflow counters recomputed from the live slots' paths must
+    /// equal the stored ones; every live slot sits on its own path.
+    fn check_counters(t: &ConnTable<'_>) {
+        let mut want = vec![0u32; t.groups as usize];
+        for s in t.live_slots() {
+            let (g1, g2) = t.homes(t.slots[s as usize].hash);
+            let home = s >> GROUP_SHIFT;
+            if home == g1 || home == g2 {
+                continue;
+            }
+            let mut g = g2;
+            let mut steps = 0;
+            while g != home {
+                want[g as usize] += 1;
+                g = t.next_group(g);
+                steps += 1;
+                assert!(steps <= t.groups, "slot {s} is off its probe path");
+            }
+        }
+        for (g, w) in want.iter().enumerate() {
+            let got = t.overflow(g as u32);
+            if got != OVERFLOW_SATURATED {
+                assert_eq!(u32::from(got), *w, "overflow of group {g}");
+            }
+        }
+    }
+
     #[test]
     fn insert_find_remove_keeps_index_consistent() {
-        let mut slots = vec![ConnSlot::EMPTY; 64];
-        let mut index = vec![0u32; 128];
-        let mut wheel = vec![NIL; 64];
-        let mut t = ConnTable::new(&mut slots, &mut index, &mut wheel, 7, 0);
-        let mut ids = std::vec::Vec::new();
-        for i in 0..64 {
+        let mut m = mem(4, 64);
+        let mut t = table(&mut m, 7);
+        let mut ids = Vec::new();
+        for i in 0..t.cap {
             let k = key(i);
             let h = t.hash(&k);
             ids.push(t.insert(h, &k, 10 + i).unwrap());
         }
         let k = key(99);
         assert!(t.insert(t.hash(&k), &k, 1).is_none(), "full table refuses");
-        for i in (0..64).step_by(3) {
-            t.remove(ids[i as usize]);
+        check_counters(&t);
+        for i in (0..ids.len()).step_by(3) {
+            t.remove(ids[i]);
         }
-        for i in 0..64u32 {
+        check_counters(&t);
+        for i in 0..ids.len() as u32 {
             let k = key(i);
             let found = t.find(t.hash(&k), &k);
             assert_eq!(found.is_some(), i % 3 != 0, "key {i}");
+            if let Some(s) = found {
+                assert_eq!(s, ids[i as usize], "slots never move");
+            }
         }
     }
 
     #[test]
+    fn chains_wrap_around_the_end_and_unwind() {
+        // Every key hashes to the last group (both choices), so entries
+        // chain past the end into group 0 and on.
+        let mut m = mem(4, 64);
+        let mut t = table(&mut m, 1);
+        let hash = u32::MAX;
+        let (g1, g2) = t.homes(hash);
+        assert_eq!((g1, g2), (3, 3), "a hash whose two groups are the last");
+        let mut ids = Vec::new();
+        for i in 0..40 {
+            ids.push(t.insert(hash, &key(i), 5).unwrap());
+        }
+        assert!(ids[..16].iter().all(|&s| s >> GROUP_SHIFT == 3));
+        assert!(
+            ids[16..32].iter().all(|&s| s >> GROUP_SHIFT == 0),
+            "wrapped"
+        );
+        assert!(ids[32..].iter().all(|&s| s >> GROUP_SHIFT == 1));
+        assert_eq!((t.overflow(3), t.overflow(0), t.overflow(1)), (24, 8, 0));
+        check_counters(&t);
+        for i in 0..40 {
+            assert_eq!(t.find(hash, &key(i)), Some(ids[i as usize]));
+        }
+        assert_eq!(t.find(hash, &key(1000)), None);
+        for &s in &ids[..16] {
+            t.remove(s);
+        }
+        check_counters(&t);
+        // Entries past the end are still found (their counters remain).
+        for i in 16..40 {
+            assert_eq!(t.find(hash, &key(i)), Some(ids[i as usize]));
+        }
+        for &s in &ids[16..] {
+            t.remove(s);
+        }
+        assert_eq!(t.live, 0);
+        assert!(t.index.iter().all(|&b| b == 0), "index back to all zero");
+    }
+
+    #[test]
+    fn new_touches_no_slot_and_writes_only_dirty_index() {
+        // Slots full of a real key's bytes (left over from an earlier
+        // table): a new table must not take them for live entries.
+        let mut m = mem(4, 16);
+        let k = key(5);
+        let stale = ConnSlot {
+            caddr: k.caddr,
+            vaddr: k.vaddr,
+            cport: k.cport,
+            vport: k.vport,
+            kind: KIND_CONN,
+            proto: 6,
+            flags: F_INACTIVE,
+            wnext: 3,
+            wprev: 3,
+            control: 9,
+            hash: 0xdead_beef,
+            ..ConnSlot::EMPTY
+        };
+        m.slots.fill(stale);
+        let before = m.slots.clone();
+        {
+            let t = table(&mut m, 3);
+            let h = t.hash(&k);
+            assert_eq!(t.find(h, &k), None);
+            assert_eq!(t.find_hinted(h, &k, 5), None, "a stale hint is no hit");
+            assert_eq!(t.candidate(h), NIL);
+            assert_eq!(t.next_live(0), None);
+            assert_eq!(t.live_slots().count(), 0);
+            assert!(!t.is_live(5));
+            // Positions past the slots (the overflow bytes) are never live.
+            assert!(!t.is_live(t.slots.len() as u32) && !t.is_live(NIL));
+            assert_eq!(t.find_hinted(h, &k, t.slots.len() as u32), None);
+        }
+        assert_eq!(m.slots, before, "ConnTable::new wrote no slot");
+        // Zero memory is read, never written; dirty chunks are cleared.
+        let mut zero = vec![0u8; 5 * 4096];
+        assert_eq!(zero_dirty(&mut zero), 0);
+        zero[3 * 4096 + 17] = 0x81;
+        assert_eq!(zero_dirty(&mut zero), 1);
+        assert!(zero.iter().all(|&b| b == 0));
+        let mut wheel = vec![0u32; 4096];
+        wheel[2000] = 7;
+        assert_eq!(zero_dirty(&mut wheel), 1, "one 4 KiB page of u32");
+        // A new table over a dirty index and wheel starts empty.
+        m.index.fill(0x85);
+        m.wheel.fill(3);
+        let mut t = table(&mut m, 3);
+        assert_eq!(t.live_slots().count(), 0);
+        assert_eq!(t.pop_due(1000), None);
+        let h = t.hash(&k);
+        let s = t.insert(h, &k, 1002).unwrap();
+        assert_eq!(t.find(h, &k), Some(s));
+        assert_eq!(t.pop_due(1003), Some(s));
+    }
+
+    #[test]
     fn wheel_expires_in_order_and_handles_shortening() {
-        let mut slots = vec![ConnSlot::EMPTY; 8];
-        let mut index = vec![0u32; 16];
-        let mut wheel = vec![NIL; 4];
-        let mut t = ConnTable::new(&mut slots, &mut index, &mut wheel, 1, 0);
+        let mut m = mem(1, 4);
+        let mut t = table(&mut m, 1);
         let k0 = key(0);
         let a = t.insert(t.hash(&k0), &k0, 2).unwrap();
         let k1 = key(1);
@@ -534,7 +878,164 @@ mod tests {
     }
 
     #[test]
+    fn long_churn_at_full_load_keeps_probes_short() {
+        // 7/8 full, 50 rounds of the whole table replaced at random: the
+        // counters stay exact and lookups read few groups (two-choice
+        // placement keeps overflow chains rare and short).
+        let mut m = mem(256, 1024);
+        let mut t = table(&mut m, 11);
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let mut live: Vec<(u32, u32)> = Vec::new();
+        let mut fresh = 0u32;
+        while live.len() < t.cap as usize {
+            let k = key(fresh);
+            live.push((fresh, t.insert(t.hash(&k), &k, 1).unwrap()));
+            fresh += 1;
+        }
+        for _ in 0..50 * t.cap {
+            let i = (next() % live.len() as u64) as usize;
+            t.remove(live.swap_remove(i).1);
+            let k = key(fresh);
+            live.push((fresh, t.insert(t.hash(&k), &k, 1).unwrap()));
+            fresh += 1;
+        }
+        check_counters(&t);
+        let (mut hit_sum, mut hit_max) = (0u32, 0u32);
+        for &(i, s) in &live {
+            let k = key(i);
+            let (found, read) = t.probe(t.hash(&k), &k);
+            assert_eq!(found, Some(s));
+            hit_sum += read;
+            hit_max = hit_max.max(read);
+        }
+        let (mut miss_sum, mut miss_max) = (0u32, 0u32);
+        for i in 0..4096 {
+            let k = key(fresh + i);
+            let (found, read) = t.probe(t.hash(&k), &k);
+            assert_eq!(found, None);
+            miss_sum += read;
+            miss_max = miss_max.max(read);
+        }
+        let hit_avg = f64::from(hit_sum) / live.len() as f64;
+        let miss_avg = f64::from(miss_sum) / 4096.0;
+        assert!(
+            hit_avg < 1.6 && hit_max <= 12,
+            "hits: {hit_avg} avg, {hit_max} max"
+        );
+        assert!(
+            miss_avg < 3.0 && miss_max <= 16,
+            "misses: {miss_avg} avg, {miss_max} max"
+        );
+    }
+
+    #[test]
     fn slot_is_64_bytes() {
         assert_eq!(core::mem::size_of::<ConnSlot>(), 64);
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Insert(u32, u32),
+        Remove(u32),
+        Find(u32),
+        SetExpiry(u32, u32),
+        Advance(u32),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let k = 0u32..150;
+        prop_oneof![
+            4 => (k.clone(), 0u32..100).prop_map(|(k, d)| Op::Insert(k, d)),
+            2 => k.clone().prop_map(Op::Remove),
+            2 => k.clone().prop_map(Op::Find),
+            1 => (k, 0u32..100).prop_map(|(k, d)| Op::SetExpiry(k, d)),
+            1 => (0u32..40).prop_map(Op::Advance),
+        ]
+    }
+
+    proptest! {
+        /// Random inserts, removals, lookups, expiry changes and wheel
+        /// passes against a `HashMap` model, with the table's own keyed
+        /// hash or (`crowd`) three hashes for every key, so overflow
+        /// chains, wrap-around and a full table all happen.
+        #[test]
+        fn table_matches_a_hashmap_model(
+            ops in proptest::collection::vec(op(), 1..400),
+            crowd in any::<bool>(),
+            seed in any::<u64>(),
+        ) {
+            let mut m = mem(4, 16);
+            let mut t = table(&mut m, seed);
+            let crowded = [u32::MAX, u32::MAX - 0x10_0000, 0x4000_0000];
+            let hash_of = |t: &ConnTable<'_>, i: u32| {
+                if crowd { crowded[(i % 3) as usize] } else { t.hash(&key(i)) }
+            };
+            // key -> (slot, expiry tick)
+            let mut model: HashMap<u32, (u32, u32)> = HashMap::new();
+            let mut now = 0u32;
+            for op in ops {
+                match op {
+                    Op::Insert(i, d) => {
+                        if model.contains_key(&i) {
+                            continue; // the balancer inserts only what it did not find
+                        }
+                        let got = t.insert(hash_of(&t, i), &key(i), now + d);
+                        if model.len() == t.cap as usize {
+                            prop_assert_eq!(got, None, "full table refuses");
+                        } else {
+                            let s = got.expect("room left");
+                            prop_assert!(model.values().all(|&(o, _)| o != s));
+                            model.insert(i, (s, now + d));
+                        }
+                    }
+                    Op::Remove(i) => {
+                        if let Some((s, _)) = model.remove(&i) {
+                            t.remove(s);
+                        }
+                    }
+                    Op::Find(i) => {
+                        let want = model.get(&i).map(|&(s, _)| s);
+                        prop_assert_eq!(t.find(hash_of(&t, i), &key(i)), want);
+                        let hint = want.unwrap_or(0);
+                        prop_assert_eq!(t.find_hinted(hash_of(&t, i), &key(i), hint), want);
+                    }
+                    Op::SetExpiry(i, d) => {
+                        if let Some(e) = model.get_mut(&i) {
+                            t.set_expiry(e.0, now + d);
+                            e.1 = now + d;
+                        }
+                    }
+                    Op::Advance(d) => {
+                        now += d;
+                        while let Some(s) = t.pop_due(u64::from(now)) {
+                            let (&i, &(_, e)) = model
+                                .iter()
+                                .find(|(_, v)| v.0 == s)
+                                .expect("a due slot is live");
+                            prop_assert!(e < now, "slot {} due at {} before {}", s, e, now);
+                            t.remove(s);
+                            model.remove(&i);
+                        }
+                        prop_assert!(model.values().all(|&(_, e)| e >= now), "all due expired");
+                    }
+                }
+                prop_assert_eq!(t.live as usize, model.len());
+                let mut live: Vec<u32> = t.live_slots().collect();
+                let mut want: Vec<u32> = model.values().map(|&(s, _)| s).collect();
+                want.sort_unstable();
+                live.sort_unstable();
+                prop_assert_eq!(live, want);
+                check_counters(&t);
+            }
+            for (&i, &(s, _)) in &model {
+                prop_assert_eq!(t.find(hash_of(&t, i), &key(i)), Some(s));
+            }
+        }
     }
 }

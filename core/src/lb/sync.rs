@@ -27,8 +27,8 @@ use super::addr::from16;
 use super::balancer::{Balancer, conn_key};
 use super::classify::{Flow, TcpFlags};
 use super::conn::{
-    F_INACTIVE, F_LATE, F_QUEUED, KIND_CONN, KIND_MASK, KIND_ORPHAN, KIND_TEMPLATE, KIND_V6, NIL,
-    TICK_SHIFT, tick_of,
+    F_INACTIVE, F_LATE, F_QUEUED, KIND_CONN, KIND_MASK, KIND_TEMPLATE, KIND_V6, NIL, TICK_SHIFT,
+    tick_of,
 };
 use super::journal::Journal;
 pub use super::journal::JournalStats;
@@ -110,7 +110,9 @@ impl<'a> Balancer<'a> {
     pub fn set_sync_journal(&mut self, on: bool) {
         if !on {
             while let Some(s) = self.journal.pop() {
-                self.table.slots[s as usize].flags &= !F_QUEUED;
+                if self.table.is_live(s) {
+                    self.table.slots[s as usize].flags &= !F_QUEUED;
+                }
             }
         }
         self.journal.on = on && !self.journal.ring.is_empty();
@@ -177,10 +179,12 @@ impl<'a> Balancer<'a> {
         let now = self.clamp(now);
         self.expire(tick_of(now.as_micros()));
         for kind in [KIND_TEMPLATE, KIND_CONN] {
-            for s in 0..self.table.slots.len() as u32 {
+            let mut next = self.table.next_live(0);
+            while let Some(s) = next {
                 if self.table.slots[s as usize].kind & KIND_MASK == kind {
                     self.sync_note(s);
                 }
+                next = self.table.next_live(s + 1);
             }
         }
     }
@@ -191,6 +195,9 @@ impl<'a> Balancer<'a> {
         let now = self.clamp(now);
         let now_tick = tick_of(now.as_micros());
         while let Some(s) = self.journal.pop() {
+            if !self.table.is_live(s) {
+                continue; // freed since it was queued
+            }
             let slot = &mut self.table.slots[s as usize];
             if slot.flags & F_QUEUED == 0 {
                 continue; // freed (and maybe reused) since it was queued
@@ -207,7 +214,7 @@ impl<'a> Balancer<'a> {
     /// Every connection and (usable) template as a sync entry with timeout
     /// 0, for a full resync or to compare two tables.
     pub fn for_each_sync_entry(&self, mut f: impl FnMut(EntryRepr)) {
-        for s in 0..self.table.slots.len() as u32 {
+        for s in self.table.live_slots() {
             if let Some(mut e) = self.entry_of(s, 0, 0) {
                 e.timeout_ms = 0;
                 f(e);
@@ -215,7 +222,7 @@ impl<'a> Balancer<'a> {
         }
     }
 
-    /// Slot `s` as an entry; `None` for free slots and orphan templates.
+    /// Live slot `s` as an entry; `None` for orphan templates.
     fn entry_of(&self, s: u32, now_tick: u64, extra_ticks: u64) -> Option<EntryRepr> {
         let slot = &self.table.slots[s as usize];
         let kind = slot.kind & KIND_MASK;
@@ -407,9 +414,7 @@ impl<'a> Balancer<'a> {
             }
             if self.table.slots[t as usize].control > 0 {
                 // Its connections keep it; it no longer answers lookups.
-                self.table.unhash(t);
-                let slot = &mut self.table.slots[t as usize];
-                slot.kind = KIND_ORPHAN | (slot.kind & KIND_V6);
+                self.table.orphan(t);
             } else {
                 self.free_template(t);
             }

@@ -25,7 +25,7 @@ pub(crate) fn balancer(layout: Layout, cfg: LbConfig) -> Balancer<'static> {
         tree: leak(0u16, layout.tree_nodes()),
         mh: leak(0u16, layout.mh_entries()),
         conns: leak(ConnSlot::EMPTY, layout.conn_slots()),
-        index: leak(0u32, layout.index_entries()),
+        index: leak(0u8, layout.index_bytes()),
         wheel: leak(0u32, layout.wheel_buckets()),
     };
     Balancer::new(layout, st, cfg, 0x5eed, Instant::ZERO).unwrap()
@@ -696,7 +696,7 @@ fn storage_sizes_are_checked() {
         tree: leak(0u16, layout.tree_nodes()),
         mh: leak(0u16, layout.mh_entries()),
         conns: leak(ConnSlot::EMPTY, layout.conn_slots() - 1),
-        index: leak(0u32, layout.index_entries()),
+        index: leak(0u8, layout.index_bytes()),
         wheel: leak(0u32, layout.wheel_buckets()),
     };
     let e = Balancer::new(layout, st, LbConfig::DEFAULT, 1, Instant::ZERO)
@@ -706,8 +706,8 @@ fn storage_sizes_are_checked() {
         e,
         LbError::StorageSize {
             part: "conns",
-            need: 64,
-            got: 63
+            need: layout.conn_slots(),
+            got: layout.conn_slots() - 1
         }
     );
     assert!(std::format!("{e}").contains("conns"));

@@ -42,7 +42,7 @@ fn balancer(seed: u64) -> Balancer<'static> {
         tree: leak(0u16, l.tree_nodes()),
         mh: leak(0u16, l.mh_entries()),
         conns: leak(ConnSlot::EMPTY, l.conn_slots()),
-        index: leak(0u32, l.index_entries()),
+        index: leak(0u8, l.index_bytes()),
         wheel: leak(0u32, l.wheel_buckets()),
     };
     Balancer::new(l, st, LbConfig::DEFAULT, seed, Instant::ZERO).unwrap()

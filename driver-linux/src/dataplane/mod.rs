@@ -32,6 +32,7 @@ pub mod shard;
 pub mod sync;
 mod sys;
 pub mod worker;
+mod zeroed;
 
 use std::collections::{HashMap, HashSet};
 use std::io;

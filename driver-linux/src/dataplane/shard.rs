@@ -21,6 +21,8 @@ use vrlb_core::lb::{
 };
 use vrlb_core::time::Instant;
 
+use super::zeroed::leak_zeroed;
+
 /// What a DR service looks like in the node, for [`Shard::mirror`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceSpec {
@@ -91,9 +93,10 @@ impl Shard {
             servers: leak(lb::ServerSlot::EMPTY, layout.server_slots()),
             tree: leak(0u16, layout.tree_nodes()),
             mh: leak(0u16, layout.mh_entries()),
-            conns: leak(lb::ConnSlot::EMPTY, layout.conn_slots()),
-            index: leak(0u32, layout.index_entries()),
-            wheel: leak(0u32, layout.wheel_buckets()),
+            // Zeroed and untouched: resident only as connections arrive.
+            conns: leak_zeroed(layout.conn_slots()),
+            index: leak_zeroed(layout.index_bytes()),
+            wheel: leak_zeroed(layout.wheel_buckets()),
         };
         Ok(Shard {
             balancer: Balancer::new(layout, storage, cfg, seed, now)?,
