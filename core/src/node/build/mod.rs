@@ -201,6 +201,9 @@ struct Builder<'b, 'a, E: Environment, const V: usize> {
     /// The services of the virtual server being read.
     #[cfg(all(feature = "lb", feature = "check"))]
     current_services: lvs::GroupServices,
+    /// Its quorum, checked once its real servers are known.
+    #[cfg(all(feature = "lb", feature = "check"))]
+    quorum_check: Option<lvs::QuorumCheck>,
     /// `lvs_sync_daemon`, applied once every instance exists.
     #[cfg(all(feature = "sync", feature = "check"))]
     sync: Option<sync::PendingSync>,
@@ -669,10 +672,16 @@ pub fn build<E: Environment, const V: usize>(
         generation,
         #[cfg(all(feature = "lb", feature = "check"))]
         current_services: Vec::new(),
+        #[cfg(all(feature = "lb", feature = "check"))]
+        quorum_check: None,
         #[cfg(all(feature = "sync", feature = "check"))]
         sync: None,
     };
     let parsed = config::parse(file, text, options, &mut builder, includer);
+    #[cfg(all(feature = "lb", feature = "check"))]
+    if parsed.is_ok() {
+        builder.flush_quorum_check();
+    }
     #[cfg(all(feature = "sync", feature = "check"))]
     let pending_sync = builder.sync.take();
     let Builder {
@@ -715,8 +724,7 @@ fn finish<E: Environment, const V: usize>(
     lvs::sweep(node, generation).map_err(|e| Diagnostic::new(file, 0, 0, node_error(e)))?;
     for index in 0..node.instances.len() {
         let stale = node.instances[index]
-            .entry
-            .as_ref()
+            .live()
             .is_some_and(|e| !seen_instances.iter().any(|s| s.0 == e.key));
         if !stale {
             continue;
