@@ -65,18 +65,31 @@ pub fn node_for(text: &str) -> Node<'static> {
     })
 }
 
-/// One interface, the seed director's address; keeps the warnings.
+/// Interfaces numbered by name (the first is 0), the seed director's
+/// address on each; keeps the warnings.
 #[derive(Default)]
 pub struct Env {
     pub warnings: Vec<String>,
+    pub interfaces: Vec<String>,
 }
 
 impl Environment for Env {
-    fn interface(&mut self, _name: &str) -> IfaceId {
-        IfaceId(0)
+    fn interface(&mut self, name: &str) -> IfaceId {
+        let i = self
+            .interfaces
+            .iter()
+            .position(|n| n == name)
+            .unwrap_or_else(|| {
+                self.interfaces.push(name.to_string());
+                self.interfaces.len() - 1
+            });
+        IfaceId(i as u16)
     }
-    fn primary_address(&mut self, _iface: IfaceId, _family: Family) -> Option<IpAddr> {
-        Some(IpAddr::V4(Ipv4Addr::new(192, 168, 2, 210)))
+    fn primary_address(&mut self, _iface: IfaceId, family: Family) -> Option<IpAddr> {
+        Some(match family {
+            Family::V4 => IpAddr::V4(Ipv4Addr::new(192, 168, 2, 210)),
+            Family::V6 => IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0xd2)),
+        })
     }
     fn diagnostic(&mut self, d: &Diagnostic) {
         self.warnings.push(d.to_string());
