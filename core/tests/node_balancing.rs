@@ -387,7 +387,10 @@ fn ha_suspend_checks_only_while_master_of_the_vip() {
     // state MASTER: backup for one interval (5 s) plus skew (156/256 s).
     let master_at = secs(5.609375);
     w.run_until(secs(5.6));
-    assert!(probes_between(&w, Instant::ZERO, secs(5.6)).is_empty(), "suspended while backup");
+    assert!(
+        probes_between(&w, Instant::ZERO, secs(5.6)).is_empty(),
+        "suspended while backup"
+    );
     w.run_until(secs(12.0));
     let first: Vec<Instant> = w
         .log
@@ -395,7 +398,15 @@ fn ha_suspend_checks_only_while_master_of_the_vip() {
         .filter(|(_, o)| matches!(o, Output::Probe { .. }))
         .map(|(t, _)| *t)
         .collect();
-    assert_eq!(first, [master_at, master_at, master_at + dur(6.0), master_at + dur(6.0)]);
+    assert_eq!(
+        first,
+        [
+            master_at,
+            master_at,
+            master_at + dur(6.0),
+            master_at + dur(6.0)
+        ]
+    );
     // RS2 stops answering: its probe at 17.609375 is still running at 20,
     // when a peer with priority 200 takes over. The node leaves MASTER at
     // once and abandons the probe then.
@@ -416,10 +427,8 @@ fn ha_suspend_checks_only_while_master_of_the_vip() {
     assert_eq!(w.node.instance(id).unwrap().state(), State::Backup);
     let rs2 = w.checker_of(RS2);
     assert!(
-        w.log[before..]
-            .iter()
-            .any(|(t, o)| *t == secs(20.0)
-                && matches!(o, Output::CancelProbe { checker, .. } if *checker == rs2)),
+        w.log[before..].iter().any(|(t, o)| *t == secs(20.0)
+            && matches!(o, Output::CancelProbe { checker, .. } if *checker == rs2)),
         "{:?}",
         &w.log[before..]
     );
@@ -435,7 +444,10 @@ fn ha_suspend_checks_only_while_master_of_the_vip() {
     assert_eq!(mdi, dur(15.609375));
     let back = secs(40.0) + mdi;
     w.run_until(secs(70.0));
-    assert!(probes_between(&w, secs(20.0), back).is_empty(), "suspended while backup");
+    assert!(
+        probes_between(&w, secs(20.0), back).is_empty(),
+        "suspended while backup"
+    );
     let resumed: Vec<Instant> = probes_between(&w, secs(20.0), secs(70.0));
     assert_eq!(resumed[..2], [back, back]);
     assert_eq!(w.node.instance(id).unwrap().state(), State::Master);
@@ -444,7 +456,10 @@ fn ha_suspend_checks_only_while_master_of_the_vip() {
 #[test]
 fn ha_suspend_on_a_fwmark_service_is_cleared_as_keepalived_does() {
     let text = SEED
-        .replace("virtual_server 192.168.2.240 80 {", "virtual_server fwmark 7 {")
+        .replace(
+            "virtual_server 192.168.2.240 80 {",
+            "virtual_server fwmark 7 {",
+        )
         .replace("    protocol TCP\n", "    warmup 0\n    ha_suspend\n");
     let line = 1 + text
         .lines()
@@ -515,7 +530,11 @@ fn reload_changing_a_down_servers_checker_does_not_flap_it() {
     let (c, _) = w.node.checker(rs1).unwrap();
     assert_eq!(c.config().delay_loop, dur(10.0));
     assert!(!c.is_up(), "the verdict is kept");
-    assert_eq!(c.deadline(), secs(10.0), "its timing starts over (warmup 0)");
+    assert_eq!(
+        c.deadline(),
+        secs(10.0),
+        "its timing starts over (warmup 0)"
+    );
     assert_eq!(w.listed(), [(RS2, 3)], "still unscheduled");
     assert_eq!(w.destinations(1..40), [RS2]);
     // Through the reload and the probes after it: no health change at all.

@@ -435,26 +435,36 @@ fn reload_changing_a_failing_scripts_interval_keeps_its_penalty() {
     // Failing from the start: after two runs (fall 2) A is at 150 - 60.
     let out = run_scripts(&mut node, Instant::from_secs(10), false);
     let a = InstanceId(0);
-    assert!(out.iter().any(|(_, o)| matches!(o, Output::ScriptChanged { up: false, .. })));
+    assert!(
+        out.iter()
+            .any(|(_, o)| matches!(o, Output::ScriptChanged { up: false, .. }))
+    );
     assert_eq!(node.instance(a).unwrap().effective_priority(), 90);
     let state = node.instance(a).unwrap().state();
 
     // interval 2 -> 5: the script keeps failing, so nothing changes.
-    load(&mut node, &mut env, &TWO.replace("interval 2", "interval 5"));
+    load(
+        &mut node,
+        &mut env,
+        &TWO.replace("interval 2", "interval 5"),
+    );
     let out = drain(&mut node);
     assert!(
         !out.iter().any(|o| matches!(
             o,
             Output::ScriptChanged { .. }
                 | Output::Vrrp {
-                    event: vrrp::Output::StateChanged { .. } | vrrp::Output::Advert { priority: 150 },
+                    event: vrrp::Output::StateChanged { .. }
+                        | vrrp::Output::Advert { priority: 150 },
                     ..
                 }
         )),
         "{out:?}"
     );
     assert_eq!(node.instance(a).unwrap().effective_priority(), 90);
-    let script = node.script_by_key(vrlb_core::node::build::name_key("chk")).unwrap();
+    let script = node
+        .script_by_key(vrlb_core::node::build::name_key("chk"))
+        .unwrap();
     assert!(!node.script(script).unwrap().is_up(), "its penalty stays");
     // It runs again at once, then every 5 s; still failing, still 90.
     let out = run_scripts(&mut node, Instant::from_secs(21), false);

@@ -101,7 +101,10 @@ fn leaving_master_cancels_every_running_probe() {
         ttl: 255,
         payload: &buf[..len],
     });
-    assert_eq!(w.node.instance(InstanceId(0)).unwrap().state(), State::Backup);
+    assert_eq!(
+        w.node.instance(InstanceId(0)).unwrap().state(),
+        State::Backup
+    );
     assert_eq!(cancels_since(&w, before).len(), running, "one per probe");
     assert_eq!(
         count_since(&w, before, |o| matches!(o, Output::CancelProbe { .. })),
@@ -192,7 +195,11 @@ fn a_reload_removing_many_master_instances_hands_out_every_goodbye() {
             _ => None,
         })
         .collect();
-    assert_eq!(goodbyes.len(), usize::from(N) - 1, "each removed master resigns");
+    assert_eq!(
+        goodbyes.len(),
+        usize::from(N) - 1,
+        "each removed master resigns"
+    );
     let released = count_since(&w, before, |o| {
         matches!(
             o,

@@ -344,7 +344,9 @@ impl Checker {
             return success;
         };
         if success && dynamic && status != self.last_exit {
-            out(CheckerEvent::Weight((status >= 2).then(|| u32::from(status) - 2)));
+            out(CheckerEvent::Weight(
+                (status >= 2).then(|| u32::from(status) - 2),
+            ));
         }
         if success {
             self.last_exit = status;
@@ -534,7 +536,9 @@ mod tests {
     fn before_its_first_success_one_failure_is_enough() {
         let mut c = seed();
         c.start(Instant::ZERO, &mut Prng::new(1));
-        let log = drive(&mut c, Instant::from_secs(7), |_| Some(ProbeResult::Failure));
+        let log = drive(&mut c, Instant::from_secs(7), |_| {
+            Some(ProbeResult::Failure)
+        });
         assert_eq!(changes(&log), [(0, false)], "no retries before a success");
         assert_eq!(starts(&log), [0, 6]);
     }
@@ -582,7 +586,9 @@ mod tests {
             ev.push(e)
         });
         assert!(c.probing(), "a result for another probe is ignored");
-        c.result(Instant::ZERO, seq, ProbeResult::Success, &mut |e| ev.push(e));
+        c.result(Instant::ZERO, seq, ProbeResult::Success, &mut |e| {
+            ev.push(e)
+        });
         assert!(!c.probing());
         assert_eq!(ev.len(), 1, "already up: no change");
     }
@@ -649,9 +655,12 @@ mod tests {
         // A TCP check waits delay_loop after the probe ends.
         let mut c = seed();
         c.start(Instant::ZERO, &mut Prng::new(1));
-        let log = drive_with(&mut c, Instant::from_secs(20), Duration::from_secs(1), |_| {
-            Some(ProbeResult::Success)
-        });
+        let log = drive_with(
+            &mut c,
+            Instant::from_secs(20),
+            Duration::from_secs(1),
+            |_| Some(ProbeResult::Success),
+        );
         assert_eq!(starts(&log), [0, 7, 14]);
     }
 
@@ -702,7 +711,9 @@ mod tests {
         // Down, then its delay_loop changes: still down, needs a success.
         let mut c = seed();
         c.start(Instant::ZERO, &mut Prng::new(1));
-        drive(&mut c, Instant::from_secs(1), |_| Some(ProbeResult::Failure));
+        drive(&mut c, Instant::from_secs(1), |_| {
+            Some(ProbeResult::Failure)
+        });
         assert!(!c.is_up());
         c.handle_timeout(c.deadline(), &mut |_| {});
         assert!(c.probing());

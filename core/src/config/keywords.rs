@@ -498,25 +498,65 @@ mod tests {
     #[test]
     fn a_table_of_misspellings() {
         let table: &[(Block, &str, Option<&str>)] = &[
-            (Block::Global, "script_security", Some("enable_script_security")),
-            (Block::Global, "vrrp_garp_master_repeats", Some("vrrp_garp_master_repeat")),
-            (Block::Global, "notification_emails", Some("notification_email")),
+            (
+                Block::Global,
+                "script_security",
+                Some("enable_script_security"),
+            ),
+            (
+                Block::Global,
+                "vrrp_garp_master_repeats",
+                Some("vrrp_garp_master_repeat"),
+            ),
+            (
+                Block::Global,
+                "notification_emails",
+                Some("notification_email"),
+            ),
             (Block::Global, "smtp_server_ip", Some("smtp_server")),
             (Block::Global, "routerid", Some("router_id")),
-            (Block::Instance, "virtual_ipadress", Some("virtual_ipaddress")),
-            (Block::Instance, "virtual_routerid", Some("virtual_router_id")),
+            (
+                Block::Instance,
+                "virtual_ipadress",
+                Some("virtual_ipaddress"),
+            ),
+            (
+                Block::Instance,
+                "virtual_routerid",
+                Some("virtual_router_id"),
+            ),
             (Block::Instance, "notify_masters", Some("notify_master")),
             (Block::Instance, "unicast_peers", Some("unicast_peer")),
             (Block::Instance, "advert_interval", None),
             (Block::Instance, "track_interfaces", Some("track_interface")),
             (Block::Instance, "preemt_delay", Some("preempt_delay")),
-            (Block::VirtualServer, "sorry_server_ip", Some("sorry_server")),
-            (Block::VirtualServer, "persistence_time", Some("persistence_timeout")),
+            (
+                Block::VirtualServer,
+                "sorry_server_ip",
+                Some("sorry_server"),
+            ),
+            (
+                Block::VirtualServer,
+                "persistence_time",
+                Some("persistence_timeout"),
+            ),
             (Block::VirtualServer, "lb_algorithm", None),
-            (Block::RealServer, "inhibit_on_fail", Some("inhibit_on_failure")),
-            (Block::Checker, "delay_before_retries", Some("delay_before_retry")),
+            (
+                Block::RealServer,
+                "inhibit_on_fail",
+                Some("inhibit_on_failure"),
+            ),
+            (
+                Block::Checker,
+                "delay_before_retries",
+                Some("delay_before_retry"),
+            ),
             (Block::Checker, "nb_get_retries", Some("nb_get_retry")),
-            (Block::Checker, "connect_timeout_ms", Some("connect_timeout")),
+            (
+                Block::Checker,
+                "connect_timeout_ms",
+                Some("connect_timeout"),
+            ),
             (Block::Checker, "misc_script", None),
             // Nothing close: no suggestion rather than a silly one.
             (Block::Top, "hello", None),
@@ -528,7 +568,9 @@ mod tests {
         let wrong: std::vec::Vec<std::string::String> = table
             .iter()
             .filter(|(b, w, want)| suggest(*b, w) != *want)
-            .map(|(b, w, want)| std::format!("{w} in {b:?}: want {want:?}, got {:?}", suggest(*b, w)))
+            .map(|(b, w, want)| {
+                std::format!("{w} in {b:?}: want {want:?}, got {:?}", suggest(*b, w))
+            })
             .collect();
         assert!(wrong.is_empty(), "{wrong:#?}");
     }

@@ -8,8 +8,8 @@ use heapless::Vec;
 use super::diag::{Diagnostic, Kind, Snippet};
 use super::keywords::{Block, suggest};
 use super::lexer::{LexNote, Token, TokenKind};
-use super::subst::Source;
 use super::model::{Pos, RunAs};
+use super::subst::Source;
 use super::{Includer, Options, Sink, Summary};
 
 /// Most arguments on one line.
@@ -86,7 +86,9 @@ impl<'t, 's> Parser<'t, 's> {
 
     /// The next token, parameters substituted.
     fn token(&mut self) -> Res<Token<'t>> {
-        self.lx.next_token().map_err(|(tok, kind)| self.error_at(&tok, kind))
+        self.lx
+            .next_token()
+            .map_err(|(tok, kind)| self.error_at(&tok, kind))
     }
 
     /// The next statement of the current block, or `None` at its `}` (or
@@ -235,8 +237,9 @@ impl<'t, 's> Parser<'t, 's> {
     /// one vrlb ignores, and skips its block.
     pub fn unknown(&mut self, block: Block, stmt: &Stmt<'t>) -> Res<()> {
         let kw = stmt.keyword();
-        let sequence = (kw.starts_with("~SEQ") || kw.starts_with("~LST"))
-            .then_some("sequence and list blocks (~SEQ, ~LST) are not implemented: the line is skipped");
+        let sequence = (kw.starts_with("~SEQ") || kw.starts_with("~LST")).then_some(
+            "sequence and list blocks (~SEQ, ~LST) are not implemented: the line is skipped",
+        );
         let kind = match sequence.or_else(|| block.ignored(kw)) {
             Some(note) => Kind::Unsupported {
                 keyword: Snippet::new(&kw[..kw.find('(').unwrap_or(kw.len())]),

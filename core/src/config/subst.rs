@@ -116,15 +116,16 @@ impl<'t, 'c> Source<'t, 'c> {
 
     /// The same for an included file: it sees the parameters defined so
     /// far and builds in what is left of `scratch`.
-    pub fn included<'u>(
-        &'u mut self,
-        file: &'u str,
-        text: &'u str,
-    ) -> Source<'u, 'c>
+    pub fn included<'u>(&'u mut self, file: &'u str, text: &'u str) -> Source<'u, 'c>
     where
         't: 'u,
     {
-        let mut inner = Source::new(file, text, self.config_id, Scratch::new(&mut *self.scratch.free));
+        let mut inner = Source::new(
+            file,
+            text,
+            self.config_id,
+            Scratch::new(&mut *self.scratch.free),
+        );
         for p in &self.params {
             let _ = inner.params.push(*p);
         }
@@ -202,7 +203,11 @@ impl<'t, 'c> Source<'t, 'c> {
     /// `text` with one round of substitution into `out`; whether anything
     /// was replaced. `$NAME` counts only at the end of the text or before
     /// white space.
-    fn substitute_once(&self, text: &str, out: &mut heapless::String<MAX_WORD>) -> Result<bool, ()> {
+    fn substitute_once(
+        &self,
+        text: &str,
+        out: &mut heapless::String<MAX_WORD>,
+    ) -> Result<bool, ()> {
         let mut changed = false;
         let mut rest = text;
         while let Some(i) = rest.find('$') {
@@ -256,12 +261,18 @@ impl<'t, 'c> Source<'t, 'c> {
             max: MAX_WORD,
         };
         let mut current: heapless::String<MAX_WORD> = heapless::String::new();
-        if !self.substitute_once(text, &mut current).map_err(|_| too_long.clone())? {
+        if !self
+            .substitute_once(text, &mut current)
+            .map_err(|_| too_long.clone())?
+        {
             return Ok(None);
         }
         for _ in 0..MAX_DEPTH {
             let mut next = heapless::String::new();
-            if !self.substitute_once(&current, &mut next).map_err(|_| too_long.clone())? {
+            if !self
+                .substitute_once(&current, &mut next)
+                .map_err(|_| too_long.clone())?
+            {
                 return self.scratch.keep(&current).map(Some).ok_or(Kind::TooMany {
                     what: "bytes of substituted words in one parse",
                     max: SCRATCH_BYTES,
@@ -366,7 +377,6 @@ fn nested() -> Kind {
 /// holds.
 pub const SCRATCH_BYTES: usize = 8192;
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -416,7 +426,15 @@ mod tests {
         let w: StdVec<String> = words(text).into_iter().map(|w| w.0).collect();
         assert_eq!(
             w,
-            ["priority", "240", "a", "b c", "${UNDEF}", "x # a \"b c\"", "dir"]
+            [
+                "priority",
+                "240",
+                "a",
+                "b c",
+                "${UNDEF}",
+                "x # a \"b c\"",
+                "dir"
+            ]
         );
         // Multiline values define blocks.
         let text = "$INST= \\\n vrrp_instance VI_${NUM} { \\\n  interface eth${NUM} \\\n }\n$NUM=1\n$INST\n";

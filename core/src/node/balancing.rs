@@ -740,7 +740,20 @@ impl<'a, const V: usize> Node<'a, V> {
             );
             self.queue_health(r, healthy);
         }
-        let _ = self.apply_server(r);
+        if self.apply_server(r).is_err()
+            && let Some(service) = self.server(r).map(|s| s.service)
+        {
+            self.refused("a real server", service);
+        }
+    }
+
+    /// Counts and logs a decision the balancer could not apply.
+    fn refused(&mut self, what: &str, service: ServiceId) {
+        self.stats.balancer_refused = self.stats.balancer_refused.saturating_add(1);
+        warn!(
+            "service {}: {} could not be listed: no free server slot",
+            service.0, what
+        );
     }
 
     /// Makes the balancer match the server's configuration and health.
@@ -834,7 +847,9 @@ impl<'a, const V: usize> Node<'a, V> {
         if let Some(up) = notify {
             self.queue_quorum(service, up);
         }
-        let _ = self.sync_sorry(service);
+        if self.sync_sorry(service).is_err() {
+            self.refused("the sorry server", service);
+        }
         self.update_announcement(service);
     }
 

@@ -423,6 +423,9 @@ pub struct NodeStats {
     pub timer_rebuilds: u32,
     /// Outputs lost because the driver did not drain the queue.
     pub outputs_dropped: u32,
+    /// Health or quorum decisions the balancer could not apply (no free
+    /// server slot, for a sorry server or a returning real server).
+    pub balancer_refused: u32,
     /// Sync datagrams received while this node runs no connection sync.
     #[cfg(all(feature = "sync", feature = "check"))]
     pub sync_unconfigured: u32,
@@ -549,15 +552,11 @@ impl<'a, const V: usize> Node<'a, V> {
         iface: IfaceId,
         key: u64,
     ) -> Result<InstanceId, NodeError> {
-        let clash = self
-            .instances
-            .iter()
-            .filter_map(|s| s.live())
-            .any(|e| {
-                e.iface == iface
-                    && e.vrrp.config().vrid == config.vrid
-                    && e.vrrp.config().family == config.family
-            });
+        let clash = self.instances.iter().filter_map(|s| s.live()).any(|e| {
+            e.iface == iface
+                && e.vrrp.config().vrid == config.vrid
+                && e.vrrp.config().family == config.family
+        });
         if clash {
             return Err(NodeError::DuplicateVrid);
         }

@@ -32,8 +32,13 @@ fn leak<T: Clone>(v: T, n: usize) -> &'static mut [T] {
 
 /// A node with room for what `text` defines (and a few more of each).
 pub fn node_for(text: &str) -> Node<'static> {
-    let counts = build::count("keepalived.conf", text, &Options::default(), &mut NoIncludes)
-        .expect("the configuration parses");
+    let counts = build::count(
+        "keepalived.conf",
+        text,
+        &Options::default(),
+        &mut NoIncludes,
+    )
+    .expect("the configuration parses");
     let headroom = 4;
     let layout = counts.layout(1024, headroom);
     let storage = lb::Storage {
@@ -243,9 +248,9 @@ impl World {
     /// The address of a server (its slot may have been reused: from the
     /// live node).
     pub fn addr(&self, r: ServerRef) -> IpAddr {
-        self.node.server(r).map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |s| {
-            s.config.addr
-        })
+        self.node
+            .server(r)
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |s| s.config.addr)
     }
 
     /// The checker of the server at `addr` (its first).
@@ -259,7 +264,11 @@ impl World {
 
     /// When the checker of `addr` probes next.
     pub fn next_probe(&self, addr: IpAddr) -> Instant {
-        self.node.checker(self.checker_of(addr)).unwrap().0.deadline()
+        self.node
+            .checker(self.checker_of(addr))
+            .unwrap()
+            .0
+            .deadline()
     }
 
     /// The first service.

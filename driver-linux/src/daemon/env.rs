@@ -335,9 +335,19 @@ mod tests {
         let mut ifaces = Interfaces::default();
         let mut exts: Vec<Box<dyn Extension>> = Vec::new();
         let mut env = Env::new(&mut ifaces, &[], &mut exts);
-        build::build(&mut node, &mut env, "t.conf", text, &Options::default(), &mut NoIncludes)
+        build::build(
+            &mut node,
+            &mut env,
+            "t.conf",
+            text,
+            &Options::default(),
+            &mut NoIncludes,
+        )
+        .unwrap();
+        let (rs1, _) = node
+            .servers()
+            .find(|(_, s)| s.config.port == 80 && s.config.addr.to_string() == "192.0.2.1")
             .unwrap();
-        let (rs1, _) = node.servers().find(|(_, s)| s.config.port == 80 && s.config.addr.to_string() == "192.0.2.1").unwrap();
         let s = &env.server_scripts[&rs1];
         assert_eq!(s.name, "real server 192.0.2.1:80");
         assert_eq!(s.command(true), Some("/etc/up.sh"));
@@ -345,6 +355,9 @@ mod tests {
         assert_eq!(env.server_scripts.len(), 1, "the other server has none");
         let service = node.servers().next().unwrap().1.service;
         let q = &env.service_scripts[&service];
-        assert_eq!((q.command(true), q.command(false)), (Some("/etc/q.sh up"), Some("/etc/q-down.sh")));
+        assert_eq!(
+            (q.command(true), q.command(false)),
+            (Some("/etc/q.sh up"), Some("/etc/q-down.sh"))
+        );
     }
 }

@@ -448,12 +448,7 @@ fn misc_check_exit_statuses_are_reported_concurrently_and_a_hung_script_is_kille
 fn a_cancelled_probe_reports_nothing_and_releases_its_script_and_socket() {
     let mut h = Harness::new();
     let silent = TcpListener::bind((LOCALHOST, 0)).unwrap();
-    h.start(
-        1,
-        SocketAddr::new(LOCALHOST, 80),
-        10_000,
-        misc("sleep 30"),
-    );
+    h.start(1, SocketAddr::new(LOCALHOST, 80), 10_000, misc("sleep 30"));
     h.start(
         2,
         silent.local_addr().unwrap(),
@@ -475,12 +470,7 @@ fn a_cancelled_probe_reports_nothing_and_releases_its_script_and_socket() {
 fn a_new_probe_of_the_same_checker_replaces_the_old_one() {
     let mut h = Harness::new();
     let listener = TcpListener::bind((LOCALHOST, 0)).unwrap();
-    h.start(
-        1,
-        SocketAddr::new(LOCALHOST, 80),
-        10_000,
-        misc("sleep 30"),
-    );
+    h.start(1, SocketAddr::new(LOCALHOST, 80), 10_000, misc("sleep 30"));
     h.start(
         1,
         listener.local_addr().unwrap(),
@@ -659,11 +649,17 @@ mod with_a_node {
         );
         let mut l = Loop::new(&text);
         // The first probes run within delay_loop (warmup, keepalived's default).
+        // Until the script has set its weight and every checker has run.
         l.run(std::time::Duration::from_secs(3), |n| {
             n.servers().any(|(_, s)| s.dynamic_weight == Some(3))
+                && n.checkers().all(|(_, c, ..)| c.has_run())
         });
         assert_eq!(l.server(9).dynamic_weight, Some(3));
         assert!(l.server(port).healthy);
+        assert!(
+            l.node.checkers().all(|(_, c, ..)| c.has_run()),
+            "the TCP check connected (else accept would wait forever)"
+        );
         let (_, peer) = listener.accept().unwrap();
         assert_eq!(peer.port(), source, "probes connect from bind_port");
         drop(listener);
