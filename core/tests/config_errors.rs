@@ -43,9 +43,14 @@ const CASES: &[(&str, &str, &str)] = &[
         "'advert_int' value '0' is out of range",
     ),
     (
-        "vrrp_instance V {\n virtual_router_id 51\n advert_int 41\n}",
+        "vrrp_instance V {\n virtual_router_id 51\n advert_int 256\n}",
         "3:13",
-        "'advert_int' value '41' is out of range",
+        "'advert_int' value '256' is out of range: expected 0.01..255 s",
+    ),
+    (
+        "vrrp_instance V {\n version 3\n virtual_router_id 51\n advert_int 41\n}",
+        "4:13",
+        "'advert_int' value '41' is out of range: expected 0.01..40.95 s for VRRPv3",
     ),
     (
         "vrrp_instance V {\n virtual_router_id 51\n advert_int 0.005\n}",
@@ -54,8 +59,8 @@ const CASES: &[(&str, &str, &str)] = &[
     ),
     (
         "vrrp_instance V {\n version 2\n virtual_router_id 51\n advert_int 0.5\n}",
-        "1:1",
-        "whole seconds for VRRPv2",
+        "4:13",
+        "'advert_int' value '0.5' is out of range: expected whole seconds for VRRPv2",
     ),
     (
         "vrrp_instance V {\n priority 100\n}",
@@ -254,6 +259,71 @@ const CASES: &[(&str, &str, &str)] = &[
         "1:9",
         "include '/etc/keepalived/other.conf': includes are not available here",
     ),
+    (
+        "vrrp_instance V {\n virtual_router_id 51\n include /etc/keepalived/vips.conf\n}",
+        "3:10",
+        "include '/etc/keepalived/vips.conf': includes are not available here",
+    ),
+    (
+        "virtual_server 192.0.2.1 80 {\n delay_loop 0\n}",
+        "2:13",
+        "'delay_loop' value '0' is out of range: expected more than 0 s",
+    ),
+    (
+        "virtual_server 192.0.2.1 80 {\n delay_loop 6s\n}",
+        "2:13",
+        "'delay_loop': expected a time in seconds, found '6s'",
+    ),
+    (
+        "virtual_server 192.0.2.1 80 {\n real_server 192.0.2.10 80 {\n  TCP_CHECK {\n   delay_loop\n  }\n }\n}",
+        "4:14",
+        "'delay_loop': expected a time in seconds, found the end of the line",
+    ),
+    (
+        "virtual_server 192.0.2.1 80 {\n real_server 192.0.2.10 80 {\n  TCP_CHECK {\n   retry -1\n  }\n }\n}",
+        "4:10",
+        "'retry': expected a number, found '-1'",
+    ),
+    (
+        "virtual_server 192.0.2.1 80 {\n real_server 192.0.2.10 80 {\n  retry 3x\n  TCP_CHECK {\n  }\n }\n}",
+        "3:9",
+        "'retry': expected a number, found '3x'",
+    ),
+    (
+        "virtual_server 192.0.2.1 80 {\n real_server 192.0.2.10 80 {\n  MISC_CHECK {\n   misc_path /bin/true\n   misc_timeout 0\n  }\n }\n}",
+        "5:17",
+        "'misc_timeout' value '0' is out of range: expected more than 0 s",
+    ),
+    (
+        "virtual_server 192.0.2.1 80 {\n real_server 192.0.2.10 80 {\n  MISC_CHECK {\n   misc_path /bin/true\n   misc_timeout soon\n  }\n }\n}",
+        "5:17",
+        "'misc_timeout': expected a time in seconds, found 'soon'",
+    ),
+    (
+        "virtual_server 192.0.2.1 80 {\n real_server 192.0.2.10 80 {\n  TCP_CHECK {\n   connect_ip 192.0.2.300\n  }\n }\n}",
+        "4:15",
+        "expected an IPv4 or IPv6 address, found '192.0.2.300'",
+    ),
+    (
+        "virtual_server 192.0.2.1 80 {\n real_server 192.0.2.10 80 {\n  TCP_CHECK {\n   connect_ip web.example\n  }\n }\n}",
+        "4:15",
+        "expected an IPv4 or IPv6 address, found 'web.example'",
+    ),
+    (
+        "virtual_server 192.0.2.1 80 {\n real_server 192.0.2.10 80 {\n  TCP_CHECK {\n   connect_ip\n  }\n }\n}",
+        "4:14",
+        "'connect_ip': expected an address, found the end of the line",
+    ),
+    (
+        "$PRIO=300\nvrrp_instance V {\n virtual_router_id 51\n priority $PRIO\n}",
+        "4:11",
+        "'priority' value '300' is out of range",
+    ),
+    (
+        "$A=${A}.\nvrrp_instance V {\n interface ${A}\n}",
+        "3:12",
+        "parameter substitution: nested more than 8 deep",
+    ),
 ];
 
 #[test]
@@ -318,6 +388,8 @@ proptest! {
             Just("TCP_CHECK"), Just("HTTP_GET"), Just("url"), Just("192.0.2.1"), Just("80"), Just("priority"),
             Just("virtual_router_id"), Just("51"), Just("\"quoted"), Just("#"), Just("@x"), Just("include"),
             Just("global_defs"), Just("virtual_ipaddress"), Just("authentication"), Just("group"),
+            Just("$X=1"), Just("$X"), Just("${X}"), Just("$Y=${X}$Y"), Just("${Y}"), Just("\\\n"),
+            Just("~SEQ(I,1,3)"),
         ], 0..120)) {
         let _ = common::parse("fuzz.conf", &words.join(" "));
     }

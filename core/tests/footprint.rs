@@ -202,8 +202,9 @@ mod seed {
                 _ => break,
             }
         }
-        // Both servers probed at 0, 6, 12 and 18 s (delay_loop 6).
-        assert_eq!(probes, 8);
+        // Each server's first probe comes within delay_loop (keepalived's
+        // random warmup), then one every 6 s: 3 or 4 each by 20 s.
+        assert!((6..=8).contains(&probes), "{probes} probes in 20 s");
         let (_, vi) = node.instances().next().unwrap();
         assert_eq!(vi.state(), State::Master);
         let flow = Flow::tcp(

@@ -397,3 +397,84 @@ fn duplicate_names_and_vrids_are_errors() {
         "{err}"
     );
 }
+
+/// Runs timers until `end`, answering every script run with `success`.
+fn run_scripts(node: &mut Node<'_>, end: Instant, success: bool) -> Vec<(Instant, Output)> {
+    let mut out = Vec::new();
+    while let Some(t) = node.poll_timeout().filter(|t| *t <= end) {
+        node.handle_timeout(t);
+        while let Some(o) = node.poll_output() {
+            out.push((t, o));
+            if let Output::RunScript { script, .. } = o {
+                node.handle(t, Input::ScriptResult { script, success });
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn reload_changing_a_failing_scripts_interval_keeps_its_penalty() {
+    let mut st = Storage::new();
+    let mut node = st.node();
+    let mut env = Env::default();
+    let load = |node: &mut Node<'_>, env: &mut Env, text: &str| {
+        build(
+            node,
+            env,
+            "two.conf",
+            text,
+            &Options::default(),
+            &mut NoIncludes,
+        )
+        .unwrap();
+    };
+    load(&mut node, &mut env, TWO);
+    node.handle(Instant::ZERO, Input::Start);
+    drain(&mut node);
+    // Failing from the start: after two runs (fall 2) A is at 150 - 60.
+    let out = run_scripts(&mut node, Instant::from_secs(10), false);
+    let a = InstanceId(0);
+    assert!(
+        out.iter()
+            .any(|(_, o)| matches!(o, Output::ScriptChanged { up: false, .. }))
+    );
+    assert_eq!(node.instance(a).unwrap().effective_priority(), 90);
+    let state = node.instance(a).unwrap().state();
+
+    // interval 2 -> 5: the script keeps failing, so nothing changes.
+    load(
+        &mut node,
+        &mut env,
+        &TWO.replace("interval 2", "interval 5"),
+    );
+    let out = drain(&mut node);
+    assert!(
+        !out.iter().any(|o| matches!(
+            o,
+            Output::ScriptChanged { .. }
+                | Output::Vrrp {
+                    event: vrrp::Output::StateChanged { .. }
+                        | vrrp::Output::Advert { priority: 150 },
+                    ..
+                }
+        )),
+        "{out:?}"
+    );
+    assert_eq!(node.instance(a).unwrap().effective_priority(), 90);
+    let script = node
+        .script_by_key(vrlb_core::node::build::name_key("chk"))
+        .unwrap();
+    assert!(!node.script(script).unwrap().is_up(), "its penalty stays");
+    // It runs again at once, then every 5 s; still failing, still 90.
+    let out = run_scripts(&mut node, Instant::from_secs(21), false);
+    let runs: Vec<u64> = out
+        .iter()
+        .filter(|(_, o)| matches!(o, Output::RunScript { .. }))
+        .map(|(t, _)| t.as_millis())
+        .collect();
+    assert_eq!(runs, [10_000, 15_000, 20_000]);
+    assert!(transitions(&out.iter().map(|x| x.1).collect::<Vec<_>>()).is_empty());
+    assert_eq!(node.instance(a).unwrap().effective_priority(), 90);
+    assert_eq!(node.instance(a).unwrap().state(), state);
+}

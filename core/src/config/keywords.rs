@@ -151,6 +151,11 @@ impl Block {
                 "mh-port",
                 "mh-fallback",
                 "real_server",
+                "connect_timeout",
+                "retry",
+                "nb_get_retry",
+                "delay_before_retry",
+                "warmup",
             ],
             Block::RealServer => &[
                 "weight",
@@ -160,6 +165,12 @@ impl Block {
                 "inhibit_on_failure",
                 "notify_up",
                 "notify_down",
+                "connect_timeout",
+                "retry",
+                "nb_get_retry",
+                "delay_before_retry",
+                "delay_loop",
+                "warmup",
                 "TCP_CHECK",
                 "HTTP_GET",
                 "SSL_GET",
@@ -292,13 +303,6 @@ impl Block {
             Block::VirtualServer => &[
                 ("smtp_alert", NO_MAIL),
                 ("lvs_sync_daemon_interface", NO_EFFECT),
-                ("retry", "set retry in each checker"),
-                (
-                    "delay_before_retry",
-                    "set delay_before_retry in each checker",
-                ),
-                ("warmup", "set warmup in each checker"),
-                ("connect_timeout", "set connect_timeout in each checker"),
             ],
             Block::RealServer => &[
                 ("smtp_alert", NO_MAIL),
@@ -326,12 +330,6 @@ impl Block {
                     "BFD_CHECK",
                     "BFD is not implemented: the server is not checked by it",
                 ),
-                ("retry", "set retry in each checker"),
-                (
-                    "delay_before_retry",
-                    "set delay_before_retry in each checker",
-                ),
-                ("delay_loop", "set delay_loop in each checker"),
             ],
             Block::Checker => &[],
             Block::Url => &[],
@@ -386,7 +384,55 @@ pub fn suggest(block: Block, word: &str) -> Option<&'static str> {
             break;
         }
     }
-    best.map(|(k, _)| k)
+    best.map(|(k, _)| k).or_else(|| by_parts(&all, word))
+}
+
+/// A known keyword whose `_`-separated words begin or end with all of
+/// `word`'s, or the other way round, sharing at least two words
+/// (`script_security` -> `enable_script_security`, `sorry_server_ip` ->
+/// `sorry_server`). Only an answer no other keyword shares is given.
+fn by_parts(blocks: &[Block], word: &str) -> Option<&'static str> {
+    if word.split('_').count() < 2 || word.split('_').any(str::is_empty) {
+        return None;
+    }
+    let mut found: Option<&'static str> = None;
+    for b in blocks {
+        for known in b
+            .known()
+            .iter()
+            .chain(b.ignored_table().iter().map(|(k, _)| k))
+        {
+            if !affix(known, word) || found == Some(*known) {
+                continue;
+            }
+            if found.is_some() {
+                return None;
+            }
+            found = Some(known);
+        }
+        if found.is_some() {
+            break;
+        }
+    }
+    found
+}
+
+/// Whether the words of the shorter of `a` and `b` are the first or the
+/// last words of the longer one (case-insensitive), at least two of them.
+fn affix(a: &str, b: &str) -> bool {
+    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    if short.len() == long.len() || short.split('_').count() < 2 {
+        return false;
+    }
+    let starts = long
+        .get(..short.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(short))
+        && long.as_bytes().get(short.len()) == Some(&b'_');
+    let ends = long
+        .get(long.len() - short.len()..)
+        .is_some_and(|p| p.eq_ignore_ascii_case(short))
+        && long.as_bytes().get(long.len() - short.len() - 1) == Some(&b'_');
+    starts || ends
 }
 
 /// Optimal string alignment distance (Levenshtein plus adjacent swaps),
@@ -446,5 +492,87 @@ mod tests {
             suggest(Block::Global, "garp_master_delay"),
             Some("vrrp_garp_master_delay")
         );
+    }
+
+    /// Misspellings seen in real configurations, and words that must not
+    /// get a silly suggestion.
+    #[test]
+    fn a_table_of_misspellings() {
+        let table: &[(Block, &str, Option<&str>)] = &[
+            (
+                Block::Global,
+                "script_security",
+                Some("enable_script_security"),
+            ),
+            (
+                Block::Global,
+                "vrrp_garp_master_repeats",
+                Some("vrrp_garp_master_repeat"),
+            ),
+            (
+                Block::Global,
+                "notification_emails",
+                Some("notification_email"),
+            ),
+            (Block::Global, "smtp_server_ip", Some("smtp_server")),
+            (Block::Global, "routerid", Some("router_id")),
+            (
+                Block::Instance,
+                "virtual_ipadress",
+                Some("virtual_ipaddress"),
+            ),
+            (
+                Block::Instance,
+                "virtual_routerid",
+                Some("virtual_router_id"),
+            ),
+            (Block::Instance, "notify_masters", Some("notify_master")),
+            (Block::Instance, "unicast_peers", Some("unicast_peer")),
+            (Block::Instance, "advert_interval", None),
+            (Block::Instance, "track_interfaces", Some("track_interface")),
+            (Block::Instance, "preemt_delay", Some("preempt_delay")),
+            (
+                Block::VirtualServer,
+                "sorry_server_ip",
+                Some("sorry_server"),
+            ),
+            (
+                Block::VirtualServer,
+                "persistence_time",
+                Some("persistence_timeout"),
+            ),
+            (Block::VirtualServer, "lb_algorithm", None),
+            (
+                Block::RealServer,
+                "inhibit_on_fail",
+                Some("inhibit_on_failure"),
+            ),
+            (
+                Block::Checker,
+                "delay_before_retries",
+                Some("delay_before_retry"),
+            ),
+            (Block::Checker, "nb_get_retries", Some("nb_get_retry")),
+            (
+                Block::Checker,
+                "connect_timeout_ms",
+                Some("connect_timeout"),
+            ),
+            (Block::Checker, "misc_script", None),
+            // Nothing close: no suggestion rather than a silly one.
+            (Block::Top, "hello", None),
+            (Block::Instance, "ip", None),
+            (Block::Global, "check", None),
+            (Block::VirtualServer, "real", None),
+            (Block::Instance, "my_custom_setting", None),
+        ];
+        let wrong: std::vec::Vec<std::string::String> = table
+            .iter()
+            .filter(|(b, w, want)| suggest(*b, w) != *want)
+            .map(|(b, w, want)| {
+                std::format!("{w} in {b:?}: want {want:?}, got {:?}", suggest(*b, w))
+            })
+            .collect();
+        assert!(wrong.is_empty(), "{wrong:#?}");
     }
 }

@@ -36,6 +36,13 @@ pub struct Token<'t> {
     pub line: u32,
     /// Column in characters, from 1.
     pub col: u32,
+    /// Byte offset of `text` in the lexer's text.
+    pub offset: usize,
+    /// The first token of its line (after a true `@id` prefix).
+    pub first: bool,
+    /// The file it comes from when not the parser's own (a file an
+    /// `include` inside a block spliced in).
+    pub file: Option<&'t str>,
 }
 
 /// Something about the text itself worth a warning, found while lexing.
@@ -67,6 +74,9 @@ pub struct Lexer<'t, 'c> {
     notes: heapless::Vec<(LexNote, u32, u32), 4>,
     /// Notes already reported once (bit per `LexNote`), kept across `reset`.
     noted: u8,
+    /// Every token and note is placed here instead (the text is a
+    /// parameter's value, expanded where it is used).
+    fixed: Option<(u32, u32)>,
 }
 
 /// A resumable position, for reading a block twice.
@@ -90,7 +100,50 @@ impl<'t, 'c> Lexer<'t, 'c> {
             config_id,
             notes: heapless::Vec::new(),
             noted: 0,
+            fixed: None,
         }
+    }
+
+    /// A lexer over a parameter's value used at `line`:`col`: every token
+    /// is placed there, and a `\` ending a line of a multiline value
+    /// only continues it (keepalived.conf(5), "Parameter substitution").
+    pub fn expansion(
+        text: &'t str,
+        config_id: Option<&'c str>,
+        line: u32,
+        col: u32,
+        at_line_start: bool,
+    ) -> Self {
+        let mut lx = Lexer::new(text, config_id);
+        lx.fixed = Some((line, col));
+        lx.at_line_start = at_line_start;
+        lx
+    }
+
+    /// The text from byte `from` to the end of its line, and on over the
+    /// following lines while a line ends with `\` (a parameter
+    /// definition's value); the lexer moves to that end.
+    pub fn rest_of_definition(&mut self, from: usize) -> &'t str {
+        let from = from.min(self.text.len());
+        let mut end = from;
+        loop {
+            let line_end = self.text[end..]
+                .find('\n')
+                .map_or(self.text.len(), |i| end + i);
+            let continued = self.text[end..line_end].trim_end().ends_with('\\');
+            if !continued || line_end == self.text.len() {
+                end = line_end;
+                break;
+            }
+            // Into the next line.
+            end = line_end + 1;
+            if self.fixed.is_none() {
+                self.line += 1;
+                self.line_start = end;
+            }
+        }
+        self.pos = end;
+        &self.text[from..end]
     }
 
     /// Where the lexer stands now.
@@ -121,6 +174,7 @@ impl<'t, 'c> Lexer<'t, 'c> {
         let bit = 1u8 << (note as u8);
         if self.noted & bit == 0 {
             self.noted |= bit;
+            let (line, col) = self.fixed.unwrap_or((line, col));
             let _ = self.notes.push((note, line, col));
         }
     }
@@ -131,11 +185,17 @@ impl<'t, 'c> Lexer<'t, 'c> {
     }
 
     fn token(&self, kind: TokenKind, text: &'t str, start: usize) -> Token<'t> {
+        let (line, col) = self
+            .fixed
+            .unwrap_or_else(|| (self.line, self.col_of(start)));
         Token {
             kind,
             text,
-            line: self.line,
-            col: self.col_of(start),
+            line,
+            col,
+            offset: start,
+            first: false,
+            file: None,
         }
     }
 
@@ -164,6 +224,14 @@ impl<'t, 'c> Lexer<'t, 'c> {
         false
     }
 
+    /// Whether only white space is left on the current line.
+    fn rest_is_blank(&self) -> bool {
+        let rest = &self.text[self.pos..];
+        rest[..rest.find('\n').unwrap_or(rest.len())]
+            .trim()
+            .is_empty()
+    }
+
     /// Whether a `@id` / `@^id` prefix keeps the line.
     fn condition_holds(&self, word: &str) -> bool {
         let (negate, id) = match word.strip_prefix("@^") {
@@ -184,6 +252,10 @@ impl<'t, 'c> Lexer<'t, 'c> {
             if c == '\n' {
                 let tok = self.token(TokenKind::Newline, "", self.pos);
                 self.pos += 1;
+                if self.fixed.is_some() {
+                    self.at_line_start = true;
+                    return tok;
+                }
                 self.line += 1;
                 self.line_start = self.pos;
                 self.at_line_start = true;
@@ -223,12 +295,32 @@ impl<'t, 'c> Lexer<'t, 'c> {
                     };
                     self.pos = next;
                     let text = self.text[body..end].trim_end_matches('\r');
-                    return self.token(TokenKind::Quoted, text, start);
+                    let mut tok = self.token(TokenKind::Quoted, text, start);
+                    tok.offset = body;
+                    tok.first = first_on_line;
+                    return tok;
                 }
                 _ => {}
             }
             let mut end = start;
+            // `${NAME}` belongs to its word (parameter substitution).
+            let mut braced_to = 0;
             for (i, ch) in self.text[start..].char_indices() {
+                let at = start + i;
+                if at < braced_to {
+                    end = at + ch.len_utf8();
+                    continue;
+                }
+                if ch == '{'
+                    && self.text[..at].ends_with('$')
+                    && let Some(close) = self.text[at..]
+                        .find(|c: char| c == '}' || c.is_whitespace())
+                        .filter(|j| self.text[at + j..].starts_with('}'))
+                {
+                    braced_to = at + close + 1;
+                    end = at + 1;
+                    continue;
+                }
                 if ch == '{'
                     || ch == '}'
                     || ch == '"'
@@ -246,6 +338,8 @@ impl<'t, 'c> Lexer<'t, 'c> {
             let mut text = &self.text[start..end];
             if first_on_line && text.starts_with('@') && text.len() > 1 {
                 if self.condition_holds(text) {
+                    // The rest of the line reads as if the prefix were not there.
+                    self.at_line_start = true;
                     continue;
                 }
                 let (line, col) = (self.line, self.col_of(start));
@@ -258,7 +352,13 @@ impl<'t, 'c> Lexer<'t, 'c> {
                 self.note(LexNote::TrailingSemicolon, line, col);
                 text = text.trim_end_matches(';');
             }
-            return self.token(TokenKind::Word, text, start);
+            if self.fixed.is_some() && text == "\\" && self.rest_is_blank() {
+                // A multiline value's line continuation.
+                continue;
+            }
+            let mut tok = self.token(TokenKind::Word, text, start);
+            tok.first = first_on_line;
+            return tok;
         }
     }
 }

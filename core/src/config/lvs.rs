@@ -485,7 +485,18 @@ impl<'t> Parser<'t, '_> {
                 "bind_port" => c.bind_port = Some(self.number(&stmt, 1, 65535, "1..65535")? as u16),
                 "connect_timeout" => {
                     c.connect_timeout =
-                        Some(self.seconds(&stmt, 1, MAX_TIMER_US, "more than 0 s")?)
+                        Some(self.seconds(&stmt, 1, MAX_TIMER_US, "more than 0 s")?);
+                    if kind == CheckKind::Misc {
+                        // keepalived.conf(5): MISC_CHECK's script is bounded
+                        // by misc_timeout only.
+                        self.warn_at(
+                            &stmt.kw,
+                            Kind::Assumed {
+                                keyword: Snippet::new("connect_timeout"),
+                                note: "does not apply to MISC_CHECK: misc_timeout (default: the virtual server's delay_loop) bounds the script",
+                            },
+                        );
+                    }
                 }
                 "retry" => {
                     c.retry = Some(self.number(&stmt, 0, u64::from(u32::MAX), "0 or more")? as u32)

@@ -35,6 +35,7 @@ mod lexer;
 mod lvs;
 pub mod model;
 mod parser;
+mod subst;
 pub mod value;
 mod vrrp;
 
@@ -42,8 +43,8 @@ pub use diag::{Diagnostic, Kind, Severity, Snippet};
 pub use keywords::{Block, suggest};
 pub use model::*;
 
-use lexer::Lexer;
 use parser::Parser;
+use subst::{Scratch, Source};
 
 /// Receives what the parser reads. Every method has a default that accepts
 /// and ignores. A sink may refuse an item (a duplicate name, say) by
@@ -144,14 +145,18 @@ pub fn parse(
         files: 1,
         ..Summary::default()
     };
+    // Substituted words and files included inside blocks live here.
+    let mut scratch = [0u8; subst::SCRATCH_BYTES];
     let mut parser = Parser {
         file,
-        lx: Lexer::new(text, options.config_id),
+        lx: Source::new(file, text, options.config_id, Scratch::new(&mut scratch)),
         sink,
+        includer,
         options,
         summary: &mut summary,
         depth: 0,
     };
-    parser.top(includer)?;
-    Ok(summary)
+    let result = parser.top();
+    drop(parser);
+    result.map(|()| summary)
 }

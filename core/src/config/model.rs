@@ -357,19 +357,24 @@ pub struct VirtualServer<'t> {
     pub protocol: Protocol,
     /// `sorry_server IP PORT`.
     pub sorry_server: Option<(IpAddr, u16)>,
-    /// `sorry_server_inhibit`.
+    /// `sorry_server_inhibit`: the sorry server stays listed at weight 0
+    /// while quorum holds (its connections keep going), instead of being
+    /// removed.
     pub sorry_server_inhibit: bool,
     /// `quorum` (default 1).
     pub quorum: u32,
     /// `hysteresis` (default 0).
     pub hysteresis: u32,
-    /// `quorum_up`.
+    /// `quorum_up`: run when the service gains quorum.
     pub quorum_up: Option<&'t str>,
-    /// `quorum_down`.
+    /// `quorum_down`: run when it loses quorum (and at start without
+    /// quorum when a sorry server must come in).
     pub quorum_down: Option<&'t str>,
-    /// `alpha`: real servers start failed until a check succeeds.
+    /// `alpha`: real servers start failed until a check succeeds (a first
+    /// failed check runs their `notify_down`).
     pub alpha: bool,
-    /// `omega`: run notify_down scripts of real servers on quorum loss/exit.
+    /// `omega`: at shutdown, run `notify_down` of each live real server and
+    /// the service's `quorum_down` (keepalived.conf(5) "omega").
     pub omega: bool,
     /// `ha_suspend`: no checks while this node does not hold the VIP.
     pub ha_suspend: bool,
@@ -407,9 +412,9 @@ pub struct RealServer<'t> {
     pub kind: ForwardKind,
     /// `inhibit_on_failure` (default: the virtual server's).
     pub inhibit_on_failure: bool,
-    /// `notify_up`.
+    /// `notify_up`: run when the server comes up.
     pub notify_up: Option<&'t str>,
-    /// `notify_down`.
+    /// `notify_down`: run when it goes down.
     pub notify_down: Option<&'t str>,
     /// Its checkers, with real-server and virtual-server level defaults
     /// already applied.
@@ -485,15 +490,15 @@ pub struct CheckerConf<'t> {
     pub bind_to: Option<IpAddr>,
     /// `bind_port`: the local port probes connect from.
     pub bind_port: Option<u16>,
-    /// `connect_timeout` (unset: 5 s).
+    /// `connect_timeout` (unset: 5 s; not used by `MISC_CHECK`).
     pub connect_timeout: Option<Duration>,
-    /// `retry` / `nb_get_retry` (keepalived's default: 1 for TCP, 1 for HTTP).
+    /// `retry` / `nb_get_retry` (unset: 1, `MISC_CHECK` 0).
     pub retry: Option<u32>,
-    /// `delay_before_retry` (default 1 s).
+    /// `delay_before_retry` (unset: 3 s for `HTTP_GET`/`SSL_GET`, else 1 s).
     pub delay_before_retry: Option<Duration>,
     /// `delay_loop` override.
     pub delay_loop: Option<Duration>,
-    /// `warmup`.
+    /// `warmup` (unset: a random delay up to `delay_loop`).
     pub warmup: Option<Duration>,
     /// `alpha` override.
     pub alpha: Option<bool>,
@@ -501,9 +506,10 @@ pub struct CheckerConf<'t> {
     pub urls: Vec<UrlConf<'t>, MAX_URLS>,
     /// `misc_path` (MISC).
     pub misc_path: Option<&'t str>,
-    /// `misc_timeout` (MISC).
+    /// `misc_timeout` (MISC; unset: the virtual server's `delay_loop`).
     pub misc_timeout: Option<Duration>,
-    /// `misc_dynamic` (MISC): exit code sets the weight.
+    /// `misc_dynamic` (MISC): an exit status of 2..=255 means up with
+    /// weight status - 2.
     pub misc_dynamic: bool,
     /// `user USER [GROUP]` (MISC): who runs `misc_path`.
     pub user: Option<RunAs<'t>>,

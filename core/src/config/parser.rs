@@ -7,8 +7,9 @@ use heapless::Vec;
 
 use super::diag::{Diagnostic, Kind, Snippet};
 use super::keywords::{Block, suggest};
-use super::lexer::{LexNote, Lexer, Token, TokenKind};
+use super::lexer::{LexNote, Token, TokenKind};
 use super::model::{Pos, RunAs};
+use super::subst::Source;
 use super::{Includer, Options, Sink, Summary};
 
 /// Most arguments on one line.
@@ -40,8 +41,9 @@ impl<'t> Stmt<'t> {
 /// Parses one file; recursion into includes creates a new one.
 pub(super) struct Parser<'t, 's> {
     pub file: &'t str,
-    pub lx: Lexer<'t, 's>,
+    pub lx: Source<'t, 's>,
     pub sink: &'s mut dyn Sink,
+    pub includer: &'s mut dyn Includer,
     pub options: &'s Options<'s>,
     pub summary: &'s mut Summary,
     pub depth: u8,
@@ -55,7 +57,7 @@ impl<'t, 's> Parser<'t, 's> {
     }
 
     pub fn error_at(&self, tok: &Token<'_>, kind: Kind) -> Diagnostic {
-        self.diag(tok.line, tok.col, kind)
+        Diagnostic::new(tok.file.unwrap_or(self.file), tok.line, tok.col, kind)
     }
 
     pub fn warn(&mut self, line: u32, col: u32, kind: Kind) {
@@ -65,7 +67,9 @@ impl<'t, 's> Parser<'t, 's> {
     }
 
     pub fn warn_at(&mut self, tok: &Token<'_>, kind: Kind) {
-        self.warn(tok.line, tok.col, kind);
+        let d = self.error_at(tok, kind);
+        self.summary.warnings += 1;
+        self.sink.diagnostic(&d);
     }
 
     fn flush_notes(&mut self) {
@@ -80,12 +84,19 @@ impl<'t, 's> Parser<'t, 's> {
         }
     }
 
+    /// The next token, parameters substituted.
+    fn token(&mut self) -> Res<Token<'t>> {
+        self.lx
+            .next_token()
+            .map_err(|(tok, kind)| self.error_at(&tok, kind))
+    }
+
     /// The next statement of the current block, or `None` at its `}` (or
     /// at the end of the text, which `closing` turns into an error when a
     /// block is open).
     pub fn next_stmt(&mut self, closing: Option<&Token<'_>>) -> Res<Option<Stmt<'t>>> {
         loop {
-            let tok = self.lx.next_token();
+            let tok = self.token()?;
             self.flush_notes();
             match tok.kind {
                 TokenKind::Newline => continue,
@@ -118,7 +129,16 @@ impl<'t, 's> Parser<'t, 's> {
                     self.skip_block(&tok)?;
                     continue;
                 }
-                TokenKind::Word | TokenKind::Quoted => return self.finish_stmt(tok).map(Some),
+                TokenKind::Word | TokenKind::Quoted => {
+                    let stmt = self.finish_stmt(tok)?;
+                    // keepalived reads an include anywhere: inside a block
+                    // its files are read in place.
+                    if closing.is_some() && stmt.keyword() == "include" {
+                        self.include_here(&stmt)?;
+                        continue;
+                    }
+                    return Ok(Some(stmt));
+                }
             }
         }
     }
@@ -131,7 +151,7 @@ impl<'t, 's> Parser<'t, 's> {
         };
         loop {
             let mark = self.lx.mark();
-            let tok = self.lx.next_token();
+            let tok = self.token()?;
             self.flush_notes();
             match tok.kind {
                 TokenKind::Word | TokenKind::Quoted => {
@@ -158,7 +178,7 @@ impl<'t, 's> Parser<'t, 's> {
                     // keepalived allows the `{` on the next line.
                     let after = self.lx.mark();
                     loop {
-                        let next = self.lx.next_token();
+                        let next = self.token()?;
                         match next.kind {
                             TokenKind::Newline => continue,
                             TokenKind::Open => {
@@ -181,7 +201,7 @@ impl<'t, 's> Parser<'t, 's> {
     pub fn skip_block(&mut self, open: &Token<'_>) -> Res<()> {
         let mut depth = 1u32;
         loop {
-            let tok = self.lx.next_token();
+            let tok = self.token()?;
             match tok.kind {
                 TokenKind::Open => depth += 1,
                 TokenKind::Close => {
@@ -216,9 +236,13 @@ impl<'t, 's> Parser<'t, 's> {
     /// Reports a keyword this block does not know (with a suggestion) or
     /// one vrlb ignores, and skips its block.
     pub fn unknown(&mut self, block: Block, stmt: &Stmt<'t>) -> Res<()> {
-        let kind = match block.ignored(stmt.keyword()) {
+        let kw = stmt.keyword();
+        let sequence = (kw.starts_with("~SEQ") || kw.starts_with("~LST")).then_some(
+            "sequence and list blocks (~SEQ, ~LST) are not implemented: the line is skipped",
+        );
+        let kind = match sequence.or_else(|| block.ignored(kw)) {
             Some(note) => Kind::Unsupported {
-                keyword: Snippet::new(stmt.keyword()),
+                keyword: Snippet::new(&kw[..kw.find('(').unwrap_or(kw.len())]),
                 note,
             },
             None => Kind::UnknownKeyword {
@@ -431,7 +455,7 @@ impl<'t, 's> Parser<'t, 's> {
     }
 
     /// Reads the whole file.
-    pub fn top(&mut self, includer: &mut dyn Includer) -> Res<()> {
+    pub fn top(&mut self) -> Res<()> {
         while let Some(stmt) = self.next_stmt(None)? {
             match stmt.keyword() {
                 "global_defs" => self.global_defs(&stmt)?,
@@ -440,13 +464,13 @@ impl<'t, 's> Parser<'t, 's> {
                 "vrrp_sync_group" => self.sync_group(&stmt)?,
                 "virtual_server_group" => self.virtual_server_group(&stmt)?,
                 "virtual_server" => self.virtual_server(&stmt)?,
-                "include" => self.include(&stmt, includer)?,
+                "include" => self.include(&stmt)?,
                 _ if stmt.keyword().starts_with('$') => {
                     self.warn_at(
                         &stmt.kw,
-                        Kind::Unsupported {
+                        Kind::Assumed {
                             keyword: Snippet::new(stmt.keyword()),
-                            note: "parameter definitions ($NAME=value) are not substituted",
+                            note: "not a defined parameter nor a definition ($NAME=value, NAME of letters, digits and _): the line is skipped",
                         },
                     );
                     self.skip_stmt_block(&stmt)?;
@@ -474,7 +498,9 @@ impl<'t, 's> Parser<'t, 's> {
         ))
     }
 
-    fn include(&mut self, stmt: &Stmt<'t>, includer: &mut dyn Includer) -> Res<()> {
+    /// A top-level `include`: each file is parsed in turn (zero-copy),
+    /// seeing the parameters defined so far.
+    fn include(&mut self, stmt: &Stmt<'t>) -> Res<()> {
         let pattern = self.single(stmt, "a file name or pattern")?;
         if self.depth >= MAX_INCLUDE_DEPTH {
             return Err(self.error_at(
@@ -489,26 +515,58 @@ impl<'t, 's> Parser<'t, 's> {
         let options = self.options;
         let summary = &mut *self.summary;
         let sink = &mut *self.sink;
-        let result = includer.include(
+        let lx = &mut self.lx;
+        let result = self.includer.include(
             pattern.text,
             &mut |includer: &mut dyn Includer, file: &str, text: &str| {
                 let mut inner = Parser {
                     file,
-                    lx: Lexer::new(text, options.config_id),
+                    lx: lx.included(file, text),
                     sink: &mut *sink,
+                    includer,
                     options,
                     summary: &mut *summary,
                     depth,
                 };
                 inner.summary.files += 1;
-                inner.top(includer)
+                inner.top()
             },
         );
+        self.include_result(&pattern, result)
+    }
+
+    /// An `include` inside a block: its files are read in place, copied
+    /// into the parse's scratch (their own includes are relative to the
+    /// main file's).
+    fn include_here(&mut self, stmt: &Stmt<'t>) -> Res<()> {
+        let pattern = self.single(stmt, "a file name or pattern")?;
+        let depth = self.lx.depth();
+        let summary = &mut *self.summary;
+        let lx = &mut self.lx;
+        let at = pattern;
+        let file = at.file.unwrap_or(self.file);
+        let result = self.includer.include(
+            pattern.text,
+            &mut |_: &mut dyn Includer, name: &str, text: &str| {
+                summary.files += 1;
+                lx.splice(name, text)
+                    .map_err(|kind| Diagnostic::new(file, at.line, at.col, kind))
+            },
+        );
+        self.lx.spliced(depth);
+        self.include_result(&pattern, result)
+    }
+
+    fn include_result(
+        &self,
+        pattern: &Token<'t>,
+        result: Result<(), super::IncludeError>,
+    ) -> Res<()> {
         match result {
             Ok(()) => Ok(()),
             Err(super::IncludeError::Parse(d)) => Err(d),
             Err(super::IncludeError::Failed(reason)) => Err(self.error_at(
-                &pattern,
+                pattern,
                 Kind::Include {
                     pattern: Snippet::new(pattern.text),
                     reason,

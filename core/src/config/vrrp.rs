@@ -122,6 +122,7 @@ impl<'t> Parser<'t, '_> {
             notify: Notify::default(),
             pos: head.pos(),
         };
+        let mut advert_tok: Option<Token<'t>> = None;
         while let Some(stmt) = self.next_stmt(Some(&head.kw))? {
             if self.notify(&mut i.notify, &stmt)? {
                 continue;
@@ -148,14 +149,17 @@ impl<'t> Parser<'t, '_> {
                 "virtual_router_id" => i.vrid = self.number(&stmt, 1, 255, "1..255")? as u8,
                 "priority" => i.priority = self.number(&stmt, 1, 255, "1..255")? as u8,
                 "advert_int" => {
-                    // Centisecond resolution, VRRPv3's unit; v2 needs whole
-                    // seconds, checked once the version is known.
+                    // Centisecond resolution, VRRPv3's unit. keepalived
+                    // takes 0.01..255 s (vrrp_parser.c); v3 holds at most
+                    // 40.95 s and v2 whole seconds, checked once the
+                    // version is known.
                     let d = self.seconds(
                         &stmt,
                         10_000,
-                        40_950_000,
-                        "0.01..40.95 s (v3) or 1..40 s (v2)",
+                        255_000_000,
+                        "0.01..255 s (at most 40.95 s for VRRPv3)",
                     )?;
+                    advert_tok = stmt.args.first().copied();
                     if d.as_micros() % 10_000 != 0 {
                         let tok = stmt.args[0];
                         return Err(self.error_at(
@@ -224,16 +228,22 @@ impl<'t> Parser<'t, '_> {
                 },
             ));
         }
-        if i.version == Some(2) && i.advert_interval_cs % 100 != 0 {
-            return Err(self.diag(
-                i.pos.line,
-                i.pos.col,
-                Kind::OutOfRange {
-                    keyword: Snippet::new("advert_int"),
-                    value: Snippet::new(name),
-                    range: "whole seconds for VRRPv2",
-                },
-            ));
+        if let Some(tok) = advert_tok {
+            let range = match i.version {
+                Some(2) if i.advert_interval_cs % 100 != 0 => Some("whole seconds for VRRPv2"),
+                Some(3) if i.advert_interval_cs > 4095 => Some("0.01..40.95 s for VRRPv3"),
+                _ => None,
+            };
+            if let Some(range) = range {
+                return Err(self.error_at(
+                    &tok,
+                    Kind::OutOfRange {
+                        keyword: Snippet::new("advert_int"),
+                        value: Snippet::new(tok.text),
+                        range,
+                    },
+                ));
+            }
         }
         let result = self.sink.vrrp_instance(&i);
         self.summary.items += 1;

@@ -3,11 +3,20 @@
 //! (keepalived's ipwrapper.c reactions): a real server is up while every
 //! checker of it is up; a down server is removed from scheduling, or kept
 //! with weight 0 under `inhibit_on_failure`; `misc_dynamic` results set its
-//! weight; a service below its quorum switches to its sorry server; with
+//! weight; a service below its quorum switches to its sorry server (listed
+//! only then, or always at weight 0 with `sorry_server_inhibit`); with
 //! `ha_suspend` a service's checkers pause while this node does not hold
-//! its VIP. Existing connections are the balancer's business.
+//! its VIP; with `omega` shutdown runs the down notifiers. Existing
+//! connections are the balancer's business.
+//!
+//! Effects that may concern many items at once (server health and quorum
+//! notifications, announcements, probes abandoned by a suspension or a
+//! reload) are recorded per item and handed out lazily by
+//! [`Node::poll_output`], so no step can overflow the output queue.
 
 use core::net::IpAddr;
+
+use heapless::Deque;
 
 use super::{Node, NodeError, Output, Owner};
 use crate::check::{Checker, CheckerEvent, ProbeResult, Quorum};
@@ -51,15 +60,22 @@ pub struct ServerState {
 }
 
 impl ServerState {
-    fn weight(&self) -> u32 {
+    /// The weight it schedules with while healthy.
+    pub fn weight(&self) -> u32 {
         self.dynamic_weight.unwrap_or(self.config.weight)
     }
 }
+
+/// Notifications waiting per item: a driver drains after every step, so
+/// two (a flip and its flip back) is the most one item can have.
+const PENDING: usize = 2;
 
 /// Storage for one real server. `Default` is empty.
 #[derive(Debug, Clone, Default)]
 pub struct ServerSlot {
     pub(super) entry: Option<ServerState>,
+    /// `ServerHealth` outputs not yet handed out.
+    health: Deque<bool, PENDING>,
 }
 
 /// Per-service state the balancer does not hold.
@@ -69,10 +85,16 @@ pub struct ServiceState {
     pub quorum: Quorum,
     /// `sorry_server`.
     pub sorry: Option<(IpAddr, u16)>,
+    /// `sorry_server_inhibit`: the sorry server stays listed (taking no new
+    /// flows) while quorum holds, instead of being removed.
+    pub sorry_inhibit: bool,
     /// `ha_suspend`.
     pub ha_suspend: bool,
     /// Checks are paused now (ha_suspend and the VIP is elsewhere).
     pub suspended: bool,
+    /// `omega`: at shutdown, `notify_down` of each live server and
+    /// `quorum_down` run.
+    pub omega: bool,
     /// vrlb's `anycast`: the VIP is announced (held locally, for a BGP
     /// speaker to export) only while the service has quorum.
     pub anycast: bool,
@@ -80,10 +102,33 @@ pub struct ServiceState {
     pub announced: bool,
 }
 
+impl ServiceState {
+    /// Whether new flows go to the sorry server (quorum lost).
+    pub fn sorry_active(&self) -> bool {
+        self.sorry.is_some() && !self.quorum.is_up()
+    }
+
+    /// The sorry server as the balancer should list it now: while quorum
+    /// is lost, and always with `sorry_server_inhibit` (keepalived
+    /// ipwrapper.c `update_quorum_state`, `init_service_vs`).
+    pub fn sorry_listed(&self) -> Option<(IpAddr, u16)> {
+        self.sorry
+            .filter(|_| self.sorry_inhibit || !self.quorum.is_up())
+    }
+}
+
 /// Storage for one service's state. `Default` is empty.
 #[derive(Debug, Clone, Default)]
 pub struct ServiceSlot {
     pub(super) entry: Option<ServiceState>,
+    /// `Quorum` outputs not yet handed out.
+    quorum: Deque<bool, PENDING>,
+    /// An `Announce` output is due.
+    announce: bool,
+    /// The sorry server the balancer lists now.
+    sorry_listed: Option<(IpAddr, u16)>,
+    /// Scratch: its suspension changed in this pass.
+    suspension_changed: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -93,6 +138,8 @@ pub(super) struct CheckerEntry {
     pub(super) key: u64,
     pub(super) deadline: Instant,
     pub(super) mark: u8,
+    /// Abandoned probes whose `CancelProbe` is not yet handed out.
+    cancels: Deque<u32, PENDING>,
 }
 
 /// Storage for one checker. `Default` is empty.
@@ -125,6 +172,23 @@ impl core::fmt::Debug for BalancingStorage<'_> {
     }
 }
 
+/// Lowest index that may have something pending, per kind of item
+/// (`usize::MAX`: none).
+#[derive(Debug, Clone, Copy)]
+struct Dirty {
+    checkers: usize,
+    servers: usize,
+    services: usize,
+}
+
+impl Dirty {
+    const NONE: Dirty = Dirty {
+        checkers: usize::MAX,
+        servers: usize::MAX,
+        services: usize::MAX,
+    };
+}
+
 pub(super) struct Balancing<'a> {
     pub(super) balancer: Balancer<'a>,
     pub(super) services: &'a mut [ServiceSlot],
@@ -135,6 +199,7 @@ pub(super) struct Balancing<'a> {
     /// Set while a configuration is being applied, so quorum is judged on
     /// the whole new server set, not on each step of building it.
     pub(super) quorum_frozen: bool,
+    dirty: Dirty,
 }
 
 impl core::fmt::Debug for Balancing<'_> {
@@ -170,7 +235,22 @@ impl<'a> Balancing<'a> {
             prng: Prng::new(s.seed),
             balancer_deadline: Instant::MAX,
             quorum_frozen: false,
+            dirty: Dirty::NONE,
         }
+    }
+
+    fn service_of(&self, server: ServerRef) -> Option<ServiceId> {
+        self.servers
+            .get(server.0 as usize)?
+            .entry
+            .as_ref()
+            .map(|s| s.service)
+    }
+
+    fn suspended(&self, server: ServerRef) -> bool {
+        self.service_of(server)
+            .and_then(|id| self.services.get(usize::from(id.0))?.entry.as_ref())
+            .is_some_and(|s| s.suspended)
     }
 }
 
@@ -222,20 +302,57 @@ impl<'a, const V: usize> Node<'a, V> {
             .services
             .get_mut(usize::from(id.0))
             .ok_or(NodeError::Full("service state"))?;
-        let previous = slot.entry.as_ref().map(|s| (s.quorum, s.announced));
         let mut state = state;
-        if let Some((quorum, announced)) = previous {
-            // Keep whether quorum is held and the VIP announced: a reload
-            // must not flap them.
-            state.quorum = quorum.with_settings(&state.quorum);
-            state.announced = announced;
+        if let Some(old) = &slot.entry {
+            // Keep whether quorum is held, the VIP announced and checks
+            // suspended: a reload must not flap them.
+            state.quorum = old.quorum.with_settings(&state.quorum);
+            state.announced = old.announced;
+            state.suspended = old.suspended;
+        } else {
+            *slot = ServiceSlot::default();
         }
-        let sorry = state.sorry;
         slot.entry = Some(state);
-        b.balancer.set_sorry_server(id, sorry).map_err(lb_error)?;
+        self.sync_sorry(id)?;
         self.update_quorum(id);
         self.update_announcement(id);
         Ok(id)
+    }
+
+    /// Changes a service's quorum thresholds, keeping whether it holds
+    /// quorum (the builder's keepalived corrections).
+    pub fn set_quorum_settings(&mut self, id: ServiceId, quorum: Quorum) {
+        if let Some(s) = self
+            .balancing
+            .as_mut()
+            .and_then(|b| b.services.get_mut(usize::from(id.0)))
+            .and_then(|s| s.entry.as_mut())
+        {
+            s.quorum = s.quorum.with_settings(&quorum);
+        }
+        self.update_quorum(id);
+    }
+
+    /// Lists or unlists the sorry server as the service's state asks, and
+    /// sends new flows to it while quorum is lost.
+    fn sync_sorry(&mut self, id: ServiceId) -> Result<(), NodeError> {
+        let b = self.balancing()?;
+        let Some(slot) = b.services.get_mut(usize::from(id.0)) else {
+            return Ok(());
+        };
+        let Some(state) = &slot.entry else {
+            return Ok(());
+        };
+        let (want, active) = (state.sorry_listed(), state.sorry_active());
+        if want != slot.sorry_listed {
+            // Unlisting frees the slot: its connections then count as to a
+            // removed server, as IPVS's after keepalived deletes the dest.
+            b.balancer.set_sorry_server(id, want).map_err(lb_error)?;
+            slot.sorry_listed = want;
+        }
+        b.balancer
+            .set_sorry_active(id, active && want.is_some())
+            .map_err(lb_error)
     }
 
     /// Adds a real server (listed at once unless it starts failed) or
@@ -255,10 +372,13 @@ impl<'a, const V: usize> Node<'a, V> {
                 .ok_or(NodeError::Full("real server"))?,
         };
         let mut server = server;
-        if let Some(old) = &b.servers[index].entry {
-            server.healthy = old.healthy;
-            server.listed = old.listed;
-            server.dynamic_weight = old.dynamic_weight;
+        match &b.servers[index].entry {
+            Some(old) => {
+                server.healthy = old.healthy;
+                server.listed = old.listed;
+                server.dynamic_weight = old.dynamic_weight;
+            }
+            None => b.servers[index] = ServerSlot::default(),
         }
         b.servers[index].entry = Some(server);
         let r = ServerRef(index as u32);
@@ -266,14 +386,23 @@ impl<'a, const V: usize> Node<'a, V> {
         Ok(r)
     }
 
-    /// Removes a real server and its checkers.
+    /// Removes a real server and its checkers. Notifications it had
+    /// pending go with it (there is no server left to name).
     pub fn remove_server(&mut self, r: ServerRef) -> Result<(), NodeError> {
         let b = self.balancing()?;
-        let entry = b
+        let slot = b
             .servers
             .get_mut(r.0 as usize)
-            .and_then(|s| s.entry.take())
             .ok_or(NodeError::NoSuch("real server"))?;
+        let entry = slot.entry.take().ok_or(NodeError::NoSuch("real server"))?;
+        if !slot.health.is_empty() {
+            debug!(
+                "real server {:?} removed with {} notification(s) pending",
+                entry.config.addr,
+                slot.health.len()
+            );
+            slot.health.clear();
+        }
         if let Some(id) = entry.listed {
             b.balancer
                 .remove_server(entry.service, id)
@@ -303,7 +432,7 @@ impl<'a, const V: usize> Node<'a, V> {
         let b = self.balancing()?;
         b.balancer.remove_service(id).map_err(lb_error)?;
         if let Some(slot) = b.services.get_mut(usize::from(id.0)) {
-            slot.entry = None;
+            *slot = ServiceSlot::default();
         }
         Ok(())
     }
@@ -341,28 +470,43 @@ impl<'a, const V: usize> Node<'a, V> {
             .as_ref()
     }
 
-    /// Adds a checker for `server` (or keeps the one with the same key and
-    /// settings: a reload does not restart it).
+    /// Adds a checker for `server`, or keeps the one with the same key: with
+    /// the same settings untouched (a reload does not restart it), with new
+    /// settings keeping its up/down verdict and starting its timing over
+    /// (no flap: [`Checker::reconfigure`]).
     pub fn set_checker(
         &mut self,
         server: ServerRef,
         checker: Checker,
         key: u64,
     ) -> Result<CheckerId, NodeError> {
-        let started = self.started;
         let now = self.now;
-        let b = self.balancing()?;
+        let started = self.started;
+        let b = self
+            .balancing
+            .as_mut()
+            .ok_or(NodeError::NoSuch("balancer"))?;
+        let run = started && !b.suspended(server);
         let existing = b
             .checkers
             .iter()
             .position(|c| c.entry.as_ref().is_some_and(|e| e.key == key));
         if let Some(i) = existing
-            && b.checkers[i]
-                .entry
-                .as_ref()
-                .is_some_and(|e| e.checker.config() == checker.config() && e.server == server)
+            && let Some(e) = b.checkers[i].entry.as_mut()
+            && e.server == server
         {
-            return Ok(CheckerId(i as u32));
+            let id = CheckerId(i as u32);
+            if e.checker.config() == checker.config() {
+                return Ok(id);
+            }
+            if let Some(CheckerEvent::Cancel { seq }) = e.checker.reconfigure(*checker.config()) {
+                push_cancel(&mut self.stats.outputs_dropped, &mut b.dirty, i, e, seq);
+            }
+            if run {
+                e.checker.start(now, &mut b.prng);
+            }
+            self.schedule(Owner::Checker(id.0));
+            return Ok(id);
         }
         let index = match existing {
             Some(i) => i,
@@ -373,7 +517,17 @@ impl<'a, const V: usize> Node<'a, V> {
                 .ok_or(NodeError::Full("checker"))?,
         };
         let mut checker = checker;
-        if started {
+        // A checker a reload adds to a live server does not take it down
+        // before it has run (keepalived ipwrapper.c `migrate_checkers`).
+        let live = b
+            .servers
+            .get(server.0 as usize)
+            .and_then(|s| s.entry.as_ref())
+            .is_some_and(|s| s.healthy);
+        if started && live {
+            checker.assume_up();
+        }
+        if run {
             checker.start(now, &mut b.prng);
         }
         b.checkers[index].entry = Some(CheckerEntry {
@@ -382,6 +536,7 @@ impl<'a, const V: usize> Node<'a, V> {
             key,
             deadline: Instant::MAX,
             mark: 0,
+            cancels: Deque::new(),
         });
         let id = CheckerId(index as u32);
         self.schedule(Owner::Checker(id.0));
@@ -401,7 +556,8 @@ impl<'a, const V: usize> Node<'a, V> {
         }
     }
 
-    /// Removes a checker.
+    /// Removes a checker. A probe it has running is the driver's to drop
+    /// (it learns the checker is gone); pending cancels go with it.
     pub fn remove_checker(&mut self, id: CheckerId) -> Result<(), NodeError> {
         let b = self.balancing()?;
         let entry = b
@@ -515,6 +671,8 @@ impl<'a, const V: usize> Node<'a, V> {
         self.schedule(Owner::Balancer);
     }
 
+    /// Applies one checker's events. At most one `Probe` or `CancelProbe`
+    /// goes to the queue (within the step's room); the rest is recorded.
     fn checker_events(&mut self, id: CheckerId, server: ServerRef, events: &[CheckerEvent]) {
         let mut reevaluate = false;
         for e in events {
@@ -528,14 +686,22 @@ impl<'a, const V: usize> Node<'a, V> {
                     self.push_output(Output::CancelProbe { checker: id, seq })
                 }
                 CheckerEvent::Changed { .. } => reevaluate = true,
+                CheckerEvent::ConfirmedDown => {
+                    // keepalived runs notify_down when an alpha checker's
+                    // first check fails (ipwrapper.c update_svr_checker_state).
+                    if self.server(server).is_some_and(|s| !s.healthy) {
+                        self.queue_health(server, false);
+                    }
+                }
                 CheckerEvent::Weight(w) => {
                     if let Some(s) = self
                         .balancing
                         .as_mut()
-                        .and_then(|b| b.servers[server.0 as usize].entry.as_mut())
-                        && s.dynamic_weight != Some(w)
+                        .and_then(|b| b.servers.get_mut(server.0 as usize))
+                        .and_then(|s| s.entry.as_mut())
+                        && s.dynamic_weight != w
                     {
-                        s.dynamic_weight = Some(w);
+                        s.dynamic_weight = w;
                         reevaluate = true;
                     }
                 }
@@ -572,12 +738,22 @@ impl<'a, const V: usize> Node<'a, V> {
                 s.config.addr,
                 if healthy { "up" } else { "down" }
             );
-            self.push_output(Output::ServerHealth {
-                server: r,
-                up: healthy,
-            });
+            self.queue_health(r, healthy);
         }
-        let _ = self.apply_server(r);
+        if self.apply_server(r).is_err()
+            && let Some(service) = self.server(r).map(|s| s.service)
+        {
+            self.refused("a real server", service);
+        }
+    }
+
+    /// Counts and logs a decision the balancer could not apply.
+    fn refused(&mut self, what: &str, service: ServiceId) {
+        self.stats.balancer_refused = self.stats.balancer_refused.saturating_add(1);
+        warn!(
+            "service {}: {} could not be listed: no free server slot",
+            service.0, what
+        );
     }
 
     /// Makes the balancer match the server's configuration and health.
@@ -653,11 +829,26 @@ impl<'a, const V: usize> Node<'a, V> {
         else {
             return;
         };
-        if let Some(up) = state.quorum.update(alive) {
-            let _ = b
-                .balancer
-                .set_sorry_active(service, !up && state.sorry.is_some());
-            self.push_output(Output::Quorum { service, up });
+        let first = !state.quorum.judged();
+        let flip = state.quorum.update(alive);
+        let up = state.quorum.is_up();
+        if first && !up {
+            info!(
+                "service {}: starts without quorum ({} < {} + {})",
+                service.0,
+                alive,
+                state.quorum.threshold(),
+                state.quorum.hysteresis()
+            );
+        }
+        // keepalived runs quorum_down at start only when a sorry server
+        // must come in (ipwrapper.c update_quorum_state, init).
+        let notify = flip.or((first && !up && state.sorry.is_some()).then_some(false));
+        if let Some(up) = notify {
+            self.queue_quorum(service, up);
+        }
+        if self.sync_sorry(service).is_err() {
+            self.refused("the sorry server", service);
         }
         self.update_announcement(service);
     }
@@ -666,18 +857,21 @@ impl<'a, const V: usize> Node<'a, V> {
     /// has quorum, and withdrawn otherwise.
     pub(super) fn update_announcement(&mut self, service: ServiceId) {
         let started = self.started;
-        let Some(state) = self
-            .balancing
-            .as_mut()
-            .and_then(|b| b.services.get_mut(usize::from(service.0)))
-            .and_then(|s| s.entry.as_mut())
-        else {
+        let Some(b) = self.balancing.as_mut() else {
+            return;
+        };
+        let i = usize::from(service.0);
+        let Some(slot) = b.services.get_mut(i) else {
+            return;
+        };
+        let Some(state) = slot.entry.as_mut() else {
             return;
         };
         let want = state.anycast && started && state.quorum.is_up();
         if want != state.announced {
             state.announced = want;
-            self.push_output(Output::Announce { service, up: want });
+            slot.announce = true;
+            b.dirty.services = b.dirty.services.min(i);
         }
     }
 
@@ -697,7 +891,8 @@ impl<'a, const V: usize> Node<'a, V> {
         }
     }
 
-    /// Judges every service's quorum on its current servers.
+    /// Judges every service's quorum on its current servers, and each
+    /// `ha_suspend` service's suspension (a reload may have changed both).
     pub fn thaw_quorum(&mut self) {
         let Some(b) = self.balancing.as_mut() else {
             return;
@@ -706,71 +901,120 @@ impl<'a, const V: usize> Node<'a, V> {
         for i in 0..b.services.len() {
             self.update_quorum(ServiceId(i as u16));
         }
+        if self.started {
+            self.update_suspension();
+        }
     }
 
-    /// With `ha_suspend`, a service's checks run only while this node is
-    /// master of an instance holding the service's VIP.
-    pub(super) fn update_suspension(&mut self) {
-        let now = self.now;
-        let started = self.started;
+    /// keepalived's `omega` at shutdown: `notify_down` of each live server
+    /// and `quorum_down` of the service (ipwrapper.c `clear_service_rs`,
+    /// `update_vs_notifies`), whatever quorum was.
+    pub(super) fn omega_shutdown(&mut self) {
         let Some(b) = self.balancing.as_ref() else {
             return;
         };
-        let mut changes: heapless::Vec<(ServiceId, bool), 64> = heapless::Vec::new();
-        for (i, slot) in b.services.iter().enumerate() {
-            let Some(state) = &slot.entry else { continue };
-            if !state.ha_suspend {
+        let (services, servers) = (b.services.len(), b.servers.len());
+        for i in 0..services {
+            let omega = self
+                .balancing
+                .as_ref()
+                .and_then(|b| b.services[i].entry.as_ref())
+                .is_some_and(|s| s.omega);
+            if !omega {
                 continue;
             }
+            let id = ServiceId(i as u16);
+            for r in 0..servers {
+                let live = self
+                    .balancing
+                    .as_ref()
+                    .and_then(|b| b.servers[r].entry.as_ref())
+                    .is_some_and(|s| s.service == id && s.healthy);
+                if live {
+                    self.queue_health(ServerRef(r as u32), false);
+                }
+            }
+            self.queue_quorum(id, false);
+        }
+    }
+
+    /// With `ha_suspend`, a service's checks run only while this node is
+    /// master of an instance holding the service's VIP. Cancels of running
+    /// probes are handed out lazily.
+    pub(super) fn update_suspension(&mut self) {
+        let now = self.now;
+        let started = self.started;
+        let instances = &*self.instances;
+        let Some(b) = self.balancing.as_mut() else {
+            return;
+        };
+        let mut any = false;
+        for i in 0..b.services.len() {
             let id = ServiceId(i as u16);
             let vip = match b.balancer.service(id).map(|c| c.key) {
                 Ok(ServiceKey::Addr { vip, .. }) => Some(vip),
                 _ => None,
             };
-            let held = vip.is_some_and(|vip| {
-                self.instances
-                    .iter()
-                    .filter_map(|s| s.entry.as_ref())
-                    .any(|e| e.vrrp.state() == State::Master && e.vrrp.vips().contains(&vip))
-            });
-            let suspend = !held || !started;
-            if suspend != state.suspended {
-                let _ = changes.push((id, suspend));
+            let slot = &mut b.services[i];
+            let Some(state) = slot.entry.as_mut() else {
+                continue;
+            };
+            let held = started
+                && vip.is_some_and(|vip| {
+                    instances
+                        .iter()
+                        .filter_map(|s| s.entry.as_ref())
+                        .any(|e| e.vrrp.state() == State::Master && e.vrrp.vips().contains(&vip))
+                });
+            let suspend = state.ha_suspend && !held;
+            slot.suspension_changed = suspend != state.suspended;
+            if slot.suspension_changed {
+                state.suspended = suspend;
+                any = true;
+                info!(
+                    "service {}: checks {}",
+                    i,
+                    if suspend { "suspended" } else { "resumed" }
+                );
             }
         }
-        for (id, suspend) in changes {
+        if !any {
+            return;
+        }
+        let n = b.checkers.len();
+        for i in 0..n {
             let Some(b) = self.balancing.as_mut() else {
                 return;
             };
-            if let Some(state) = b.services[usize::from(id.0)].entry.as_mut() {
-                state.suspended = suspend;
+            let Some(service) = b.checkers[i]
+                .entry
+                .as_ref()
+                .and_then(|e| b.service_of(e.server))
+            else {
+                continue;
+            };
+            let Some(slot) = b.services.get(usize::from(service.0)) else {
+                continue;
+            };
+            let Some(suspend) = slot
+                .entry
+                .as_ref()
+                .filter(|_| slot.suspension_changed)
+                .map(|s| s.suspended)
+            else {
+                continue;
+            };
+            let Some(e) = b.checkers[i].entry.as_mut() else {
+                continue;
+            };
+            if let Some(CheckerEvent::Cancel { seq }) = e.checker.suspend(now, suspend) {
+                push_cancel(&mut self.stats.outputs_dropped, &mut b.dirty, i, e, seq);
             }
-            info!(
-                "service {}: checks {}",
-                id.0,
-                if suspend { "suspended" } else { "resumed" }
-            );
-            for i in 0..b.checkers.len() {
-                let Some(b) = self.balancing.as_mut() else {
-                    return;
-                };
-                let Some(e) = b.checkers[i].entry.as_mut() else {
-                    continue;
-                };
-                if b.servers[e.server.0 as usize]
-                    .entry
-                    .as_ref()
-                    .is_none_or(|s| s.service != id)
-                {
-                    continue;
-                }
-                if let Some(CheckerEvent::Cancel { seq }) = e.checker.suspend(now, suspend) {
-                    self.push_output(Output::CancelProbe {
-                        checker: CheckerId(i as u32),
-                        seq,
-                    });
-                }
-                self.schedule(Owner::Checker(i as u32));
+            self.schedule(Owner::Checker(i as u32));
+        }
+        if let Some(b) = self.balancing.as_mut() {
+            for s in b.services.iter_mut() {
+                s.suspension_changed = false;
             }
         }
     }
@@ -781,4 +1025,100 @@ impl<'a, const V: usize> Node<'a, V> {
             self.update_suspension();
         }
     }
+
+    /// Records a `ServerHealth` output for `r` (handed out lazily).
+    fn queue_health(&mut self, r: ServerRef, up: bool) {
+        let Some(b) = self.balancing.as_mut() else {
+            return;
+        };
+        let i = r.0 as usize;
+        let Some(slot) = b.servers.get_mut(i) else {
+            return;
+        };
+        if slot.health.push_back(up).is_err() {
+            self.stats.outputs_dropped = self.stats.outputs_dropped.saturating_add(1);
+            return;
+        }
+        b.dirty.servers = b.dirty.servers.min(i);
+    }
+
+    /// Records a `Quorum` output for `service` (handed out lazily).
+    fn queue_quorum(&mut self, service: ServiceId, up: bool) {
+        let Some(b) = self.balancing.as_mut() else {
+            return;
+        };
+        let i = usize::from(service.0);
+        let Some(slot) = b.services.get_mut(i) else {
+            return;
+        };
+        if slot.quorum.push_back(up).is_err() {
+            self.stats.outputs_dropped = self.stats.outputs_dropped.saturating_add(1);
+            return;
+        }
+        b.dirty.services = b.dirty.services.min(i);
+    }
+
+    /// The next recorded load-balancing output: probe cancels, then server
+    /// health, then each service's quorum and announcement.
+    pub(super) fn poll_balancing_output(&mut self) -> Option<Output> {
+        let b = self.balancing.as_mut()?;
+        while b.dirty.checkers < b.checkers.len() {
+            let i = b.dirty.checkers;
+            match b.checkers[i]
+                .entry
+                .as_mut()
+                .and_then(|e| e.cancels.pop_front())
+            {
+                Some(seq) => {
+                    return Some(Output::CancelProbe {
+                        checker: CheckerId(i as u32),
+                        seq,
+                    });
+                }
+                None => b.dirty.checkers += 1,
+            }
+        }
+        b.dirty.checkers = usize::MAX;
+        while b.dirty.servers < b.servers.len() {
+            let i = b.dirty.servers;
+            match b.servers[i].health.pop_front() {
+                Some(up) => {
+                    return Some(Output::ServerHealth {
+                        server: ServerRef(i as u32),
+                        up,
+                    });
+                }
+                None => b.dirty.servers += 1,
+            }
+        }
+        b.dirty.servers = usize::MAX;
+        while b.dirty.services < b.services.len() {
+            let i = b.dirty.services;
+            let slot = &mut b.services[i];
+            let service = ServiceId(i as u16);
+            if let Some(up) = slot.quorum.pop_front() {
+                return Some(Output::Quorum { service, up });
+            }
+            if core::mem::take(&mut slot.announce)
+                && let Some(state) = &slot.entry
+            {
+                return Some(Output::Announce {
+                    service,
+                    up: state.announced,
+                });
+            }
+            b.dirty.services += 1;
+        }
+        b.dirty.services = usize::MAX;
+        None
+    }
+}
+
+/// Records the cancel of probe `seq` of checker `i` (handed out lazily).
+fn push_cancel(dropped: &mut u32, dirty: &mut Dirty, i: usize, e: &mut CheckerEntry, seq: u32) {
+    if e.cancels.push_back(seq).is_err() {
+        *dropped = dropped.saturating_add(1);
+        return;
+    }
+    dirty.checkers = dirty.checkers.min(i);
 }

@@ -33,21 +33,31 @@
 //! }
 //! let id = vrlb_core::node::InstanceId(0);
 //!
-//! // A wire that delivers each advert to the other director at once.
-//! fn step(nodes: &mut [Node<'_, 4>; 2], up: [bool; 2], now: Instant) {
-//!     let mut wire = Vec::new();
+//! // A wire that delivers each advert to the other director at once. It
+//! // notes when each director last heard the other and became master.
+//! #[derive(Default)]
+//! struct Wire { heard: [Instant; 2], master: [Option<Instant>; 2] }
+//! fn step(nodes: &mut [Node<'_, 4>; 2], up: [bool; 2], now: Instant, w: &mut Wire) {
+//!     let mut adverts = Vec::new();
 //!     for n in 0..2 {
 //!         while let Some(out) = nodes[n].poll_output() {
-//!             if let Output::Vrrp { instance, event: vrrp::Output::Advert { priority } } = out {
-//!                 let src = nodes[n].instance(instance).unwrap().config().primary_addr;
-//!                 let mut buf = [0u8; 64];
-//!                 let len = nodes[n].emit_advert(instance, priority, src, vrrp::MULTICAST, &mut buf).unwrap();
-//!                 wire.push((1 - n, src, buf[..len].to_vec()));
+//!             match out {
+//!                 Output::Vrrp { instance, event: vrrp::Output::Advert { priority } } => {
+//!                     let src = nodes[n].instance(instance).unwrap().config().primary_addr;
+//!                     let mut buf = [0u8; 64];
+//!                     let len = nodes[n].emit_advert(instance, priority, src, vrrp::MULTICAST, &mut buf).unwrap();
+//!                     adverts.push((1 - n, src, buf[..len].to_vec()));
+//!                 }
+//!                 Output::Vrrp { event: vrrp::Output::StateChanged { to: State::Master, .. }, .. } => {
+//!                     w.master[n] = Some(now)
+//!                 }
+//!                 _ => {}
 //!             }
 //!         }
 //!     }
-//!     for (to, src, bytes) in wire {
+//!     for (to, src, bytes) in adverts {
 //!         if up[to] {
+//!             w.heard[to] = now;
 //!             nodes[to].handle(now, Input::Advert { iface: IfaceId(0), src, dst: vrrp::MULTICAST, ttl: 255, payload: &bytes });
 //!         }
 //!     }
@@ -56,26 +66,33 @@
 //! // Move the clock by hand from one deadline to the next.
 //! let mut up = [true, true];
 //! let mut now = Instant::ZERO;
+//! let mut wire = Wire::default();
 //! for n in 0..2 { nodes[n].handle(now, Input::Start); }
-//! let mut run = |nodes: &mut [Node<'_, 4>; 2], up: [bool; 2], until: Instant, now: &mut Instant| {
-//!     step(nodes, up, *now);
+//! let run = |nodes: &mut [Node<'_, 4>; 2], up: [bool; 2], until: Instant, now: &mut Instant, w: &mut Wire| {
+//!     step(nodes, up, *now, w);
 //!     loop {
 //!         let next = (0..2).filter(|n| up[*n]).filter_map(|n| nodes[n].poll_timeout()).min();
 //!         match next { Some(t) if t <= until => *now = t, _ => break }
 //!         for n in 0..2 { if up[n] { nodes[n].handle_timeout(*now); } }
-//!         step(nodes, up, *now);
+//!         step(nodes, up, *now, w);
 //!     }
 //! };
-//! run(&mut nodes, up, Instant::from_secs(10), &mut now);
+//! run(&mut nodes, up, Instant::from_secs(10), &mut now, &mut wire);
 //! assert_eq!(nodes[0].instance(id).unwrap().state(), State::Master);
 //! assert_eq!(nodes[1].instance(id).unwrap().state(), State::Backup);
+//! assert_eq!(wire.master[1], None);
 //!
-//! // Director 0 crashes: director 1 takes over within Master_Down_Interval.
+//! // Director 0 crashes: director 1 takes over exactly Master_Down_Interval
+//! // (3 x 1 s + Skew_Time (256 - 100) / 256 s, RFC 3768) after the last
+//! // advert it heard.
 //! up[0] = false;
-//! run(&mut nodes, up, Instant::from_secs(20), &mut now);
-//! assert_eq!(nodes[1].instance(id).unwrap().state(), State::Master);
+//! let last_heard = wire.heard[1];
+//! run(&mut nodes, up, Instant::from_secs(20), &mut now, &mut wire);
 //! let bound = nodes[1].instance(id).unwrap().master_down_interval();
 //! assert_eq!(bound, Duration::from_micros(3_609_375));
+//! assert_eq!(wire.heard[1], last_heard, "nothing heard after the crash");
+//! assert_eq!(wire.master[1], Some(last_heard + bound));
+//! assert_eq!(nodes[1].instance(id).unwrap().state(), State::Master);
 //! ```
 
 #[cfg(all(feature = "lb", feature = "check"))]
@@ -148,6 +165,17 @@ pub struct InstanceSlot<const V: usize = DEFAULT_MAX_VIPS> {
     entry: Option<InstanceEntry<V>>,
 }
 
+impl<const V: usize> InstanceSlot<V> {
+    /// The instance, unless it is gone and only its last outputs remain.
+    fn live(&self) -> Option<&InstanceEntry<V>> {
+        self.entry.as_ref().filter(|e| !e.retiring)
+    }
+
+    fn live_mut(&mut self) -> Option<&mut InstanceEntry<V>> {
+        self.entry.as_mut().filter(|e| !e.retiring)
+    }
+}
+
 #[derive(Debug, Clone)]
 struct InstanceEntry<const V: usize> {
     vrrp: Instance<V>,
@@ -158,6 +186,8 @@ struct InstanceEntry<const V: usize> {
     group: Option<u16>,
     /// The deadline last put in the timer queue.
     deadline: Instant,
+    /// Removed: the slot is freed once its last outputs are handed out.
+    retiring: bool,
 }
 
 /// Storage for one tracking script. `Default` is an empty slot.
@@ -273,7 +303,9 @@ pub enum Output {
         up: bool,
     },
     /// Start a health-check probe now (see [`Node::checker`] for what and
-    /// where) and report with `Input::ProbeResult`.
+    /// where) and report with `Input::ProbeResult`; a `MISC_CHECK` reports
+    /// its script's exit status ([`crate::check::ProbeResult::Exit`]).
+    /// Starting a probe for a checker that has one running replaces it.
     #[cfg(all(feature = "lb", feature = "check"))]
     Probe {
         /// Which checker.
@@ -283,7 +315,8 @@ pub enum Output {
         /// Give up after this long (the core will also time it out).
         timeout: Duration,
     },
-    /// Abandon a probe (timed out, or checks suspended).
+    /// Abandon a probe (timed out, checks suspended, or the checker's
+    /// settings changed on reload): its result would be ignored.
     #[cfg(all(feature = "lb", feature = "check"))]
     CancelProbe {
         /// Which checker.
@@ -291,7 +324,11 @@ pub enum Output {
         /// Which probe.
         seq: u32,
     },
-    /// A real server went up or down (notify_up / notify_down).
+    /// Run the real server's `notify_up` (`up`) or `notify_down` script
+    /// and log: it went up or down, or keepalived's notifier is due
+    /// without a change (the first check of an `alpha` server failed; with
+    /// `omega`, shutdown takes each live server down). Its health is
+    /// [`Node::server`]`.healthy`.
     #[cfg(all(feature = "lb", feature = "check"))]
     ServerHealth {
         /// Which server.
@@ -308,8 +345,10 @@ pub enum Output {
         /// Announce (true) or withdraw.
         up: bool,
     },
-    /// A service gained or lost its quorum (quorum_up / quorum_down; the
-    /// sorry server is switched by the node).
+    /// Run the service's `quorum_up` (`up`) or `quorum_down` script and
+    /// log: it gained or lost its quorum, or keepalived's notifier is due
+    /// (it starts without quorum and has a sorry server; with `omega`, at
+    /// shutdown). The node switches the sorry server itself.
     #[cfg(all(feature = "lb", feature = "check"))]
     Quorum {
         /// Which service.
@@ -384,6 +423,9 @@ pub struct NodeStats {
     pub timer_rebuilds: u32,
     /// Outputs lost because the driver did not drain the queue.
     pub outputs_dropped: u32,
+    /// Health or quorum decisions the balancer could not apply (no free
+    /// server slot, for a sorry server or a returning real server).
+    pub balancer_refused: u32,
     /// Sync datagrams received while this node runs no connection sync.
     #[cfg(all(feature = "sync", feature = "check"))]
     pub sync_unconfigured: u32,
@@ -479,9 +521,11 @@ impl<'a, const V: usize> Node<'a, V> {
         self
     }
 
-    /// Queues a node-level output. Steps check `STEP_ROOM` first, so a full
-    /// queue means the driver skipped draining; the output is then dropped
-    /// and counted.
+    /// Queues a node-level output. Only steps with a known small bound use
+    /// the queue (a timer step checks `STEP_ROOM` first; an input pushes at
+    /// most one); whatever may concern many items at once is recorded per
+    /// item and handed out lazily by `poll_output`. A full queue therefore
+    /// means the driver skipped draining: the output is dropped and counted.
     fn push_output(&mut self, out: Output) {
         if self.queue.push_back(out).is_err() {
             self.stats.outputs_dropped = self.stats.outputs_dropped.saturating_add(1);
@@ -508,15 +552,11 @@ impl<'a, const V: usize> Node<'a, V> {
         iface: IfaceId,
         key: u64,
     ) -> Result<InstanceId, NodeError> {
-        let clash = self
-            .instances
-            .iter()
-            .filter_map(|s| s.entry.as_ref())
-            .any(|e| {
-                e.iface == iface
-                    && e.vrrp.config().vrid == config.vrid
-                    && e.vrrp.config().family == config.family
-            });
+        let clash = self.instances.iter().filter_map(|s| s.live()).any(|e| {
+            e.iface == iface
+                && e.vrrp.config().vrid == config.vrid
+                && e.vrrp.config().family == config.family
+        });
         if clash {
             return Err(NodeError::DuplicateVrid);
         }
@@ -532,6 +572,7 @@ impl<'a, const V: usize> Node<'a, V> {
             key,
             group: None,
             deadline: Instant::MAX,
+            retiring: false,
         });
         let id = InstanceId(index as u16);
         if self.started {
@@ -540,30 +581,19 @@ impl<'a, const V: usize> Node<'a, V> {
         Ok(id)
     }
 
-    /// Removes an instance; a master resigns first (its outputs are still
-    /// delivered).
+    /// Removes an instance; a master resigns first. It is gone at once for
+    /// every lookup; its slot is freed when `poll_output` has handed out
+    /// what the shutdown produced (so any number of removals fits).
     pub fn remove_instance(&mut self, id: InstanceId) -> Result<(), NodeError> {
         let index = usize::from(id.0);
         if self.instance(id).is_none() {
             return Err(NodeError::NoSuch("instance"));
         }
         self.with_instance(index, |i, now| i.handle(now, vrrp::Input::Shutdown));
-        // Hand out what the shutdown produced before the slot goes.
-        while let Some(event) = self.instances[index]
-            .entry
-            .as_mut()
-            .and_then(|e| e.vrrp.poll_output())
-        {
-            if self
-                .queue
-                .push_back(Output::Vrrp {
-                    instance: id,
-                    event,
-                })
-                .is_err()
-            {
-                break;
-            }
+        if let Some(e) = self.instances[index].entry.as_mut() {
+            e.retiring = true;
+            e.group = None;
+            e.deadline = Instant::MAX;
         }
         for g in self.groups.iter_mut() {
             if let Some(group) = &g.group
@@ -578,7 +608,6 @@ impl<'a, const V: usize> Node<'a, V> {
                 g.group = SyncGroup::new(&members);
             }
         }
-        self.instances[index].entry = None;
         #[cfg(all(feature = "sync", feature = "check"))]
         self.update_sync_role();
         Ok(())
@@ -588,8 +617,7 @@ impl<'a, const V: usize> Node<'a, V> {
     pub fn instance(&self, id: InstanceId) -> Option<&Instance<V>> {
         self.instances
             .get(usize::from(id.0))?
-            .entry
-            .as_ref()
+            .live()
             .map(|e| &e.vrrp)
     }
 
@@ -597,8 +625,7 @@ impl<'a, const V: usize> Node<'a, V> {
     pub fn instance_iface(&self, id: InstanceId) -> Option<IfaceId> {
         self.instances
             .get(usize::from(id.0))?
-            .entry
-            .as_ref()
+            .live()
             .map(|e| e.iface)
     }
 
@@ -606,7 +633,7 @@ impl<'a, const V: usize> Node<'a, V> {
     pub fn instance_by_key(&self, key: u64) -> Option<InstanceId> {
         self.instances
             .iter()
-            .position(|s| s.entry.as_ref().is_some_and(|e| e.key == key))
+            .position(|s| s.live().is_some_and(|e| e.key == key))
             .map(|i| InstanceId(i as u16))
     }
 
@@ -615,7 +642,7 @@ impl<'a, const V: usize> Node<'a, V> {
         self.instances
             .iter()
             .enumerate()
-            .filter_map(|(i, s)| s.entry.as_ref().map(|e| (InstanceId(i as u16), &e.vrrp)))
+            .filter_map(|(i, s)| s.live().map(|e| (InstanceId(i as u16), &e.vrrp)))
     }
 
     /// Changes an instance's configuration in place (no flap): see
@@ -632,7 +659,7 @@ impl<'a, const V: usize> Node<'a, V> {
         let entry = self
             .instances
             .get(index)
-            .and_then(|s| s.entry.as_ref())
+            .and_then(|s| s.live())
             .ok_or(NodeError::NoSuch("instance"))?;
         if entry.vrrp.config().vrid != config.vrid || entry.vrrp.config().family != config.family {
             return Err(NodeError::DuplicateVrid);
@@ -704,8 +731,10 @@ impl<'a, const V: usize> Node<'a, V> {
         Ok(ScriptId(index as u16))
     }
 
-    /// Replaces a script's settings (a reload changed them); its state
-    /// starts over.
+    /// Replaces a script's settings (a reload changed them), keeping its
+    /// state: a failing script keeps its weight penalty, so nothing flaps
+    /// ([`ScriptTracker::reconfigure`]). A running node runs it again at
+    /// once unless a run is in flight.
     pub fn replace_script(
         &mut self,
         id: ScriptId,
@@ -718,12 +747,17 @@ impl<'a, const V: usize> Node<'a, V> {
             .get_mut(usize::from(id.0))
             .and_then(|s| s.entry.as_mut())
             .ok_or(NodeError::NoSuch("script"))?;
-        entry.tracker = tracker;
+        let was_up = entry.tracker.is_up();
         if started {
-            entry.tracker.start(now);
+            entry.tracker.reconfigure(now, &tracker);
+        } else {
+            // Not running yet: nothing to keep.
+            entry.tracker = tracker;
         }
         let up = entry.tracker.is_up();
-        self.track(id.track_id(), up);
+        if up != was_up {
+            self.track(id.track_id(), up);
+        }
         self.schedule(Owner::Script(id.0));
         Ok(())
     }
@@ -769,7 +803,10 @@ impl<'a, const V: usize> Node<'a, V> {
                     self.with_instance(index, |i, now| i.handle(now, vrrp::Input::Shutdown));
                 }
                 #[cfg(all(feature = "lb", feature = "check"))]
-                self.update_announcements();
+                {
+                    self.update_announcements();
+                    self.omega_shutdown();
+                }
                 #[cfg(all(feature = "sync", feature = "check"))]
                 self.update_sync_role();
             }
@@ -783,8 +820,7 @@ impl<'a, const V: usize> Node<'a, V> {
             Input::Link { iface, up } => {
                 for index in 0..self.instances.len() {
                     let own = self.instances[index]
-                        .entry
-                        .as_ref()
+                        .live()
                         .is_some_and(|e| e.iface == iface);
                     self.with_instance(index, |i, now| {
                         if own {
@@ -858,8 +894,7 @@ impl<'a, const V: usize> Node<'a, V> {
     fn track(&mut self, id: TrackId, up: bool) {
         for index in 0..self.instances.len() {
             let tracks = self.instances[index]
-                .entry
-                .as_ref()
+                .live()
                 .is_some_and(|e| e.vrrp.config().tracks.iter().any(|t| t.id == id));
             if tracks {
                 self.with_instance(index, |i, now| i.handle(now, vrrp::Input::Track { id, up }));
@@ -874,7 +909,7 @@ impl<'a, const V: usize> Node<'a, V> {
         };
         let family = Family::of(&src);
         let found = self.instances.iter().position(|s| {
-            s.entry.as_ref().is_some_and(|e| {
+            s.live().is_some_and(|e| {
                 e.iface == iface && e.vrrp.config().vrid == vrid && e.vrrp.config().family == family
             })
         });
@@ -896,11 +931,11 @@ impl<'a, const V: usize> Node<'a, V> {
         }
     }
 
-    /// Runs `f` on instance `index` (if any), then reschedules it and marks
-    /// its outputs for draining.
+    /// Runs `f` on instance `index` (if any and not removed), then
+    /// reschedules it and marks its outputs for draining.
     fn with_instance(&mut self, index: usize, f: impl FnOnce(&mut Instance<V>, Instant)) {
         let now = self.now;
-        let Some(entry) = self.instances.get_mut(index).and_then(|s| s.entry.as_mut()) else {
+        let Some(entry) = self.instances.get_mut(index).and_then(|s| s.live_mut()) else {
             return;
         };
         f(&mut entry.vrrp, now);
@@ -1028,8 +1063,7 @@ impl<'a, const V: usize> Node<'a, V> {
                 Owner::Instance(i) => {
                     let index = usize::from(i);
                     let live = self.instances[index]
-                        .entry
-                        .as_ref()
+                        .live()
                         .is_some_and(|e| e.deadline == at);
                     if live {
                         if let Some(e) = self.instances[index].entry.as_mut() {
@@ -1090,6 +1124,11 @@ impl<'a, const V: usize> Node<'a, V> {
                 .as_mut()
                 .and_then(|e| e.vrrp.poll_output());
             let Some(event) = event else {
+                let slot = &mut self.instances[index];
+                if slot.entry.as_ref().is_some_and(|e| e.retiring) {
+                    // Removed, and its last outputs are out: free the slot.
+                    slot.entry = None;
+                }
                 self.dirty += 1;
                 continue;
             };
@@ -1112,6 +1151,10 @@ impl<'a, const V: usize> Node<'a, V> {
             });
         }
         self.dirty = usize::MAX;
+        #[cfg(all(feature = "lb", feature = "check"))]
+        if let Some(out) = self.poll_balancing_output() {
+            return Some(out);
+        }
         #[cfg(all(feature = "sync", feature = "check"))]
         if let Some(out) = self.poll_sync_output() {
             return Some(out);

@@ -65,6 +65,28 @@ impl ScriptTracker {
         )
     }
 
+    /// Takes `new`'s settings after a reload, keeping whether the script
+    /// is up so a failing script keeps its weight penalty (no flap). A run
+    /// in flight still reports; otherwise the next run is due at `now`
+    /// (timing starts over). A script that had no command (or a
+    /// placeholder for a block read later) starts over as `new`.
+    pub fn reconfigure(&mut self, now: Instant, new: &ScriptTracker) {
+        if !self.enabled || !new.enabled {
+            *self = new.clone();
+            self.start(now);
+            return;
+        }
+        let (up, streak, running) = (self.up, self.streak, self.running);
+        *self = new.clone();
+        self.up = up;
+        // A streak already long enough for the new rise/fall decides at
+        // the next result.
+        let needed = if up { self.fall } else { self.rise };
+        self.streak = streak.min(needed - 1);
+        self.running = running;
+        self.next_run = now;
+    }
+
     /// Whether the script is up.
     pub fn is_up(&self) -> bool {
         self.up
@@ -176,6 +198,36 @@ mod tests {
             None,
             "unsolicited results are ignored"
         );
+    }
+
+    #[test]
+    fn reconfigure_keeps_the_state_and_restarts_the_timing() {
+        let tracker = |interval| {
+            ScriptTracker::new(
+                Duration::from_secs(interval),
+                Duration::from_secs(1),
+                2,
+                2,
+                false,
+                true,
+            )
+        };
+        let mut t = tracker(2);
+        t.start(Instant::ZERO);
+        run(&mut t, 0, false);
+        assert_eq!(run(&mut t, 2, false), Some(false));
+        assert_eq!(run(&mut t, 4, true), None, "one success of two");
+        t.reconfigure(Instant::from_secs(5), &tracker(10));
+        assert!(!t.is_up(), "still failing: its penalty stays");
+        assert_eq!(t.deadline(), Instant::from_secs(5), "runs again at once");
+        assert_eq!(run(&mut t, 5, true), Some(true), "the streak was kept");
+        assert_eq!(t.deadline(), Instant::from_secs(15), "the new interval");
+        // A run in flight still reports.
+        assert!(t.due(Instant::from_secs(15)));
+        t.reconfigure(Instant::from_secs(16), &tracker(3));
+        assert_eq!(t.deadline(), Instant::MAX);
+        assert_eq!(t.result(Instant::from_secs(17), false), None);
+        assert_eq!(t.deadline(), Instant::from_secs(20));
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! line of text, so tests can compare whole outcomes.
 #![allow(dead_code)]
 
+pub mod world;
+
 use std::fmt::Write;
 use std::path::PathBuf;
 

@@ -97,6 +97,25 @@ pub struct ScriptInfo {
     pub run_as: RunAs,
 }
 
+/// A real server's `notify_up` / `notify_down` or a virtual server's
+/// `quorum_up` / `quorum_down` (keepalived.conf(5)), owned.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UpDownScripts {
+    /// What they are for, for logs (`real server 192.0.2.1:80`).
+    pub name: String,
+    /// Run on going up (`notify_up`, `quorum_up`).
+    pub up: Option<String>,
+    /// Run on going down (`notify_down`, `quorum_down`).
+    pub down: Option<String>,
+}
+
+impl UpDownScripts {
+    /// The command line for `up` (or down), if one is set.
+    pub fn command(&self, up: bool) -> Option<&str> {
+        if up { &self.up } else { &self.down }.as_deref()
+    }
+}
+
 /// `USER [GROUP]`, owned.
 pub fn account(r: Option<config::RunAs<'_>>) -> Option<Account> {
     r.map(|r| (r.user.to_string(), r.group.map(str::to_string)))
@@ -120,6 +139,10 @@ pub struct Env<'a> {
     pub warnings: Vec<String>,
     /// `global_defs { script_user USER [GROUP] }`, as written.
     pub script_user: Option<Account>,
+    /// Real servers' `notify_up` / `notify_down`.
+    pub server_scripts: HashMap<vrlb_core::node::ServerRef, UpDownScripts>,
+    /// Services' `quorum_up` / `quorum_down`.
+    pub service_scripts: HashMap<vrlb_core::lb::ServiceId, UpDownScripts>,
 }
 
 impl<'a> Env<'a> {
@@ -138,6 +161,8 @@ impl<'a> Env<'a> {
             removed: Vec::new(),
             warnings: Vec::new(),
             script_user: None,
+            server_scripts: HashMap::new(),
+            service_scripts: HashMap::new(),
         }
     }
 }
@@ -226,12 +251,37 @@ impl Environment for Env<'_> {
         services: &[vrlb_core::lb::ServiceId],
         vs: &config::VirtualServer<'_>,
     ) {
+        if vs.quorum_up.is_some() || vs.quorum_down.is_some() {
+            for id in services {
+                self.service_scripts.insert(
+                    *id,
+                    UpDownScripts {
+                        name: format!("virtual_server at line {}", vs.pos.line),
+                        up: owned(vs.quorum_up),
+                        down: owned(vs.quorum_down),
+                    },
+                );
+            }
+        }
         for e in self.extensions.iter_mut() {
             e.virtual_server(services, vs);
         }
     }
 
     fn real_server(&mut self, server: vrlb_core::node::ServerRef, rs: &config::RealServer<'_>) {
+        if rs.notify_up.is_some() || rs.notify_down.is_some() {
+            self.server_scripts.insert(
+                server,
+                UpDownScripts {
+                    name: format!(
+                        "real server {}",
+                        std::net::SocketAddr::new(rs.addr, rs.port)
+                    ),
+                    up: owned(rs.notify_up),
+                    down: owned(rs.notify_down),
+                },
+            );
+        }
         for e in self.extensions.iter_mut() {
             e.real_server(server, rs);
         }
@@ -250,5 +300,64 @@ impl Environment for Env<'_> {
 
     fn diagnostic(&mut self, d: &Diagnostic) {
         self.warnings.push(d.to_string());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use vrlb_core::config::{NoIncludes, Options};
+    use vrlb_core::node::build;
+
+    use super::*;
+    use crate::node_memory::NodeMemory;
+
+    #[test]
+    fn checker_notify_scripts_are_kept_per_server_and_service() {
+        let text = "virtual_server 192.0.2.100 80 {
+  lb_kind DR
+  quorum_up \"/etc/q.sh up\"
+  quorum_down /etc/q-down.sh
+  real_server 192.0.2.1 80 {
+    notify_up /etc/up.sh
+    notify_down \"/etc/down.sh 'a b'\"
+    TCP_CHECK {
+    }
+  }
+  real_server 192.0.2.2 80 {
+    TCP_CHECK {
+    }
+  }
+}
+";
+        let counts = build::count("t.conf", text, &Options::default(), &mut NoIncludes).unwrap();
+        let memory = Box::leak(Box::new(NodeMemory::for_counts(&counts, 0, 16)));
+        let mut node = memory.node(vrlb_core::time::Instant::ZERO, 1).unwrap();
+        let mut ifaces = Interfaces::default();
+        let mut exts: Vec<Box<dyn Extension>> = Vec::new();
+        let mut env = Env::new(&mut ifaces, &[], &mut exts);
+        build::build(
+            &mut node,
+            &mut env,
+            "t.conf",
+            text,
+            &Options::default(),
+            &mut NoIncludes,
+        )
+        .unwrap();
+        let (rs1, _) = node
+            .servers()
+            .find(|(_, s)| s.config.port == 80 && s.config.addr.to_string() == "192.0.2.1")
+            .unwrap();
+        let s = &env.server_scripts[&rs1];
+        assert_eq!(s.name, "real server 192.0.2.1:80");
+        assert_eq!(s.command(true), Some("/etc/up.sh"));
+        assert_eq!(s.command(false), Some("/etc/down.sh 'a b'"));
+        assert_eq!(env.server_scripts.len(), 1, "the other server has none");
+        let service = node.servers().next().unwrap().1.service;
+        let q = &env.service_scripts[&service];
+        assert_eq!(
+            (q.command(true), q.command(false)),
+            (Some("/etc/q.sh up"), Some("/etc/q-down.sh"))
+        );
     }
 }

@@ -45,7 +45,7 @@ use crate::config_file::{FsIncluder, read_config};
 use crate::node_memory::NodeMemory;
 use addresses::{Addresses, Wanted};
 use clock::Clock;
-use env::{Env, InstanceInfo, ScriptInfo};
+use env::{Env, InstanceInfo, ScriptInfo, UpDownScripts};
 use event_loop::{Context, DaemonNode, Extension, owner, token_base};
 use interfaces::{Change, Interfaces};
 use netlink::{Monitor, Rtnl, VipSpec};
@@ -200,6 +200,10 @@ struct Daemon {
     addresses: Addresses,
     instances: HashMap<InstanceId, InstanceInfo>,
     scripts: HashMap<ScriptId, ScriptInfo>,
+    /// Real servers' `notify_up` / `notify_down`.
+    server_scripts: HashMap<vrlb_core::node::ServerRef, UpDownScripts>,
+    /// Services' `quorum_up` / `quorum_down`.
+    service_scripts: HashMap<vrlb_core::lb::ServiceId, UpDownScripts>,
     /// Who runs notify scripts (the build's default script account).
     notify_as: scripts::RunAs,
     runner: Runner<ScriptId>,
@@ -286,6 +290,8 @@ impl Daemon {
             packet,
             instances: HashMap::new(),
             scripts: HashMap::new(),
+            server_scripts: HashMap::new(),
+            service_scripts: HashMap::new(),
             notify_as: Ok(None),
             runner: Runner::default(),
             extensions,
@@ -383,6 +389,8 @@ impl Daemon {
             removed,
             mut warnings,
             script_user,
+            server_scripts,
+            service_scripts,
             ..
         } = env;
         self.extensions = exts;
@@ -399,7 +407,9 @@ impl Daemon {
             }
         }
         if let Err(e) = &notify_as
-            && instances.values().any(|i| i.notify.any_set())
+            && (instances.values().any(|i| i.notify.any_set())
+                || !server_scripts.is_empty()
+                || !service_scripts.is_empty())
         {
             warnings.push(format!("script_user: {e}: notify scripts are not run"));
         }
@@ -418,6 +428,8 @@ impl Daemon {
         }
         self.instances = instances;
         self.scripts = scripts;
+        self.server_scripts = server_scripts;
+        self.service_scripts = service_scripts;
         Ok(())
     }
 
@@ -772,6 +784,19 @@ impl Daemon {
     }
 
     fn dispatch(&mut self, out: Output) {
+        // The core decides when a checker notifier runs; extensions still
+        // see these outputs (logs, the data plane).
+        match out {
+            Output::ServerHealth { server, up } => {
+                let scripts = self.server_scripts.get(&server).cloned();
+                self.run_up_down(scripts, up, ("notify_up", "notify_down"));
+            }
+            Output::Quorum { service, up } => {
+                let scripts = self.service_scripts.get(&service).cloned();
+                self.run_up_down(scripts, up, ("quorum_up", "quorum_down"));
+            }
+            _ => {}
+        }
         let handled = match out {
             Output::Vrrp { instance, event } => {
                 self.vrrp(instance, event);
@@ -799,6 +824,34 @@ impl Daemon {
             debug!("no extension handles {out:?}");
         } else {
             self.with_extensions(|e, ctx| e.output(&out, ctx));
+        }
+    }
+
+    /// Starts a checker notifier (`notify_up`/`notify_down`,
+    /// `quorum_up`/`quorum_down`) without waiting for it, as the notify
+    /// scripts' account. While stopping (keepalived's `omega`) it gets 1 s,
+    /// as keepalived gives them (ipwrapper.c, `TIMER_HZ`).
+    fn run_up_down(&mut self, scripts: Option<UpDownScripts>, up: bool, names: (&str, &str)) {
+        let Some(s) = scripts else {
+            return;
+        };
+        let Some(line) = s.command(up) else {
+            return;
+        };
+        // Refused at the build (and said so then).
+        let Ok(run_as) = self.notify_as.clone() else {
+            return;
+        };
+        let keyword = if up { names.0 } else { names.1 };
+        let timeout = if self.stopping {
+            Duration::from_secs(1)
+        } else {
+            NOTIFY_TIMEOUT
+        };
+        let job = Job::Notify(format!("{}: {keyword} '{line}'", s.name));
+        let now = self.clock.now();
+        if let Err(e) = self.runner.spawn(now, line, &[], run_as, timeout, job) {
+            warn!("{}: {keyword}: {e}", s.name);
         }
     }
 

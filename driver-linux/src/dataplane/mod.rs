@@ -324,8 +324,10 @@ impl DataPlane {
             .filter_map(|id| {
                 let config = *b.service(*id).ok()?;
                 let state = node.service_state(*id);
-                let sorry = state.and_then(|s| s.sorry);
-                let sorry_active = state.is_some_and(|s| !s.quorum.is_up()) && sorry.is_some();
+                // Listed while quorum is lost, or always with
+                // sorry_server_inhibit (the core decides).
+                let sorry = state.and_then(|s| s.sorry_listed());
+                let sorry_active = state.is_some_and(|s| s.sorry_active()) && sorry.is_some();
                 Some(ServiceSpec {
                     config,
                     servers: b.servers(*id).map(|i| i.server).collect(),

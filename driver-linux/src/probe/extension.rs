@@ -140,7 +140,12 @@ impl Probes {
     }
 
     fn log(&mut self, ctx: &Context<'_>, f: &Finished) {
-        let failed = f.result == ProbeResult::Failure;
+        // What a script's status means is the core's (misc_dynamic).
+        let dynamic = ctx
+            .node()
+            .checker(f.checker)
+            .is_some_and(|(c, _)| c.config().misc_dynamic);
+        let failed = !f.result.passes(dynamic);
         let changed = if failed {
             self.failing.insert(f.checker)
         } else {
@@ -150,9 +155,10 @@ impl Probes {
             return;
         }
         let what = self.describe(ctx, f.checker);
-        match &f.reason {
-            Some(reason) => warn!("{what}: failed: {reason}"),
-            None => info!("{what}: succeeded"),
+        match (failed, &f.reason) {
+            (true, Some(reason)) => warn!("{what}: failed: {reason}"),
+            (true, None) => warn!("{what}: failed"),
+            (false, _) => info!("{what}: succeeded"),
         }
     }
 

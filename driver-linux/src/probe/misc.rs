@@ -1,20 +1,17 @@
-//! What a `MISC_CHECK` script's ending means. Owns only that mapping: the
+//! How a `MISC_CHECK` script's ending is reported. Owns only that: the
 //! prober starts, times out and reaps the script (through the daemon's
-//! [`Runner`](crate::daemon::scripts::Runner)).
+//! [`Runner`](crate::daemon::scripts::Runner)), and the core's checker
+//! decides what an exit status means (keepalived's `misc_dynamic`
+//! weights included).
 
 use vrlb_core::check::ProbeResult;
 
 /// The result of a script that ended with `code` (`None`: killed at its
-/// `misc_timeout`, by a signal, or not waitable).
-///
-/// keepalived.conf(5), MISC_CHECK `misc_dynamic`: exit 0 is up with the
-/// weight unchanged, 1 is down, 2..=255 is up with weight `code - 2`.
-/// Without `misc_dynamic` every status but 0 is down.
-pub fn script_result(code: Option<i32>, dynamic: bool) -> ProbeResult {
-    match (code, dynamic) {
-        (Some(0), _) => ProbeResult::Success,
-        (Some(c @ 2..=255), true) => ProbeResult::Weight(c as u32 - 2),
-        _ => ProbeResult::Failure,
+/// `misc_timeout`, by a signal, or not waitable: a failure).
+pub fn script_result(code: Option<i32>) -> ProbeResult {
+    match code.and_then(|c| u8::try_from(c).ok()) {
+        Some(status) => ProbeResult::Exit(status),
+        None => ProbeResult::Failure,
     }
 }
 
@@ -23,15 +20,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn exit_codes_map_as_keepalived_s_misc_dynamic() {
-        assert_eq!(script_result(Some(0), false), ProbeResult::Success);
-        assert_eq!(script_result(Some(0), true), ProbeResult::Success);
-        assert_eq!(script_result(Some(1), true), ProbeResult::Failure);
-        assert_eq!(script_result(Some(2), true), ProbeResult::Weight(0));
-        assert_eq!(script_result(Some(7), true), ProbeResult::Weight(5));
-        assert_eq!(script_result(Some(255), true), ProbeResult::Weight(253));
-        assert_eq!(script_result(Some(7), false), ProbeResult::Failure);
-        assert_eq!(script_result(None, true), ProbeResult::Failure);
-        assert_eq!(script_result(None, false), ProbeResult::Failure);
+    fn exit_statuses_are_reported_for_the_core_to_judge() {
+        assert_eq!(script_result(Some(0)), ProbeResult::Exit(0));
+        assert_eq!(script_result(Some(7)), ProbeResult::Exit(7));
+        assert_eq!(script_result(Some(255)), ProbeResult::Exit(255));
+        assert_eq!(script_result(None), ProbeResult::Failure);
+        assert_eq!(script_result(Some(-1)), ProbeResult::Failure);
+        // What they mean is the core's: 7 passes only under misc_dynamic.
+        assert!(ProbeResult::Exit(7).passes(true));
+        assert!(!ProbeResult::Exit(7).passes(false));
+        assert!(!ProbeResult::Exit(1).passes(true));
     }
 }

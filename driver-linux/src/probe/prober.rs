@@ -452,15 +452,13 @@ impl Prober {
             };
             // The runner has forgotten the child already.
             probe.stage = Stage::Moving;
-            let dynamic = matches!(
-                probe.request.spec.kind,
-                SpecKind::Misc { dynamic: true, .. }
-            );
-            let result = misc::script_result(code, dynamic);
-            let reason = (result == ProbeResult::Failure).then(|| match code {
-                Some(c) => format!("exit status {c}"),
-                None => "killed at its timeout or by a signal".to_string(),
-            });
+            // The core's checker judges the status (misc_dynamic).
+            let result = misc::script_result(code);
+            let reason = match code {
+                Some(0) => None,
+                Some(c) => Some(format!("exit status {c}")),
+                None => Some("killed at its timeout or by a signal".to_string()),
+            };
             self.finish(token, result, reason);
         }
     }

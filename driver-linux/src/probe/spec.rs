@@ -59,8 +59,6 @@ pub enum SpecKind {
     Misc {
         /// `misc_path`: the command line.
         command: String,
-        /// `misc_dynamic`.
-        dynamic: bool,
         /// `user USER [GROUP]`, as written (default: `script_user`).
         user: Option<Account>,
     },
@@ -93,7 +91,6 @@ impl ProbeSpec {
             },
             CheckKind::Misc => SpecKind::Misc {
                 command: conf.misc_path.unwrap_or_default().to_string(),
-                dynamic: conf.misc_dynamic,
                 user: account(conf.user),
             },
         };

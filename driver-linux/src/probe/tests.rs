@@ -141,10 +141,9 @@ fn http(tls: bool, urls: &[Url<'_>]) -> ProbeSpec {
     })
 }
 
-fn misc(command: &str, dynamic: bool) -> ProbeSpec {
+fn misc(command: &str) -> ProbeSpec {
     spec(SpecKind::Misc {
         command: command.into(),
-        dynamic,
         user: None,
     })
 }
@@ -393,29 +392,29 @@ fn misc_check_runs_as_its_user() {
     let mut h = Harness::new();
     let addr = SocketAddr::new(LOCALHOST, 80);
     let line = format!("sh -c 'test \"$(id -u)\" = {}'", nobody.uid);
-    h.start_as(1, addr, 5_000, misc(&line, false), Some(nobody));
-    h.start_as(2, addr, 5_000, misc(&line, false), None);
+    h.start_as(1, addr, 5_000, misc(&line), Some(nobody));
+    h.start_as(2, addr, 5_000, misc(&line), None);
     let mut all = h.finish_all();
     all.sort_by_key(|f| f.checker);
     let results: Vec<(u32, ProbeResult)> = all.iter().map(|f| (f.checker.0, f.result)).collect();
     assert_eq!(
         results,
-        [(1, ProbeResult::Success), (2, ProbeResult::Failure)]
+        [(1, ProbeResult::Exit(0)), (2, ProbeResult::Exit(1))]
     );
 }
 
 #[test]
-fn misc_check_exit_codes_run_concurrently_and_a_hung_script_is_killed() {
+fn misc_check_exit_statuses_are_reported_concurrently_and_a_hung_script_is_killed() {
     let mut h = Harness::new();
     let addr = SocketAddr::new(LOCALHOST, 80);
     let started = std::time::Instant::now();
-    h.start(1, addr, 5_000, misc("sh -c 'exit 0'", false));
-    h.start(2, addr, 5_000, misc("sh -c 'exit 1'", true));
-    h.start(3, addr, 5_000, misc("sh -c 'exit 7'", true));
-    h.start(4, addr, 5_000, misc("sh -c 'exit 7'", false));
-    h.start(5, addr, 5_000, misc("sh -c 'exit 255'", true));
-    h.start(6, addr, 300, misc("sleep 30", false));
-    h.start(7, addr, 5_000, misc("/nonexistent/vrlb-check", false));
+    h.start(1, addr, 5_000, misc("sh -c 'exit 0'"));
+    h.start(2, addr, 5_000, misc("sh -c 'exit 1'"));
+    h.start(3, addr, 5_000, misc("sh -c 'exit 7'"));
+    h.start(4, addr, 5_000, misc("sh -c 'exit 2'"));
+    h.start(5, addr, 5_000, misc("sh -c 'exit 255'"));
+    h.start(6, addr, 300, misc("sleep 30"));
+    h.start(7, addr, 5_000, misc("/nonexistent/vrlb-check"));
     let mut all = h.finish_all();
     let elapsed = started.elapsed();
     all.sort_by_key(|f| f.checker);
@@ -423,11 +422,11 @@ fn misc_check_exit_codes_run_concurrently_and_a_hung_script_is_killed() {
     assert_eq!(
         results,
         [
-            (1, ProbeResult::Success),
-            (2, ProbeResult::Failure),
-            (3, ProbeResult::Weight(5)),
-            (4, ProbeResult::Failure),
-            (5, ProbeResult::Weight(253)),
+            (1, ProbeResult::Exit(0)),
+            (2, ProbeResult::Exit(1)),
+            (3, ProbeResult::Exit(7)),
+            (4, ProbeResult::Exit(2)),
+            (5, ProbeResult::Exit(255)),
             (6, ProbeResult::Failure),
             (7, ProbeResult::Failure),
         ]
@@ -449,12 +448,7 @@ fn misc_check_exit_codes_run_concurrently_and_a_hung_script_is_killed() {
 fn a_cancelled_probe_reports_nothing_and_releases_its_script_and_socket() {
     let mut h = Harness::new();
     let silent = TcpListener::bind((LOCALHOST, 0)).unwrap();
-    h.start(
-        1,
-        SocketAddr::new(LOCALHOST, 80),
-        10_000,
-        misc("sleep 30", false),
-    );
+    h.start(1, SocketAddr::new(LOCALHOST, 80), 10_000, misc("sleep 30"));
     h.start(
         2,
         silent.local_addr().unwrap(),
@@ -476,12 +470,7 @@ fn a_cancelled_probe_reports_nothing_and_releases_its_script_and_socket() {
 fn a_new_probe_of_the_same_checker_replaces_the_old_one() {
     let mut h = Harness::new();
     let listener = TcpListener::bind((LOCALHOST, 0)).unwrap();
-    h.start(
-        1,
-        SocketAddr::new(LOCALHOST, 80),
-        10_000,
-        misc("sleep 30", false),
-    );
+    h.start(1, SocketAddr::new(LOCALHOST, 80), 10_000, misc("sleep 30"));
     h.start(
         1,
         listener.local_addr().unwrap(),
@@ -659,12 +648,18 @@ mod with_a_node {
 "
         );
         let mut l = Loop::new(&text);
-        // The first probes run at once (no warmup).
+        // The first probes run within delay_loop (warmup, keepalived's default).
+        // Until the script has set its weight and every checker has run.
         l.run(std::time::Duration::from_secs(3), |n| {
             n.servers().any(|(_, s)| s.dynamic_weight == Some(3))
+                && n.checkers().all(|(_, c, ..)| c.has_run())
         });
         assert_eq!(l.server(9).dynamic_weight, Some(3));
         assert!(l.server(port).healthy);
+        assert!(
+            l.node.checkers().all(|(_, c, ..)| c.has_run()),
+            "the TCP check connected (else accept would wait forever)"
+        );
         let (_, peer) = listener.accept().unwrap();
         assert_eq!(peer.port(), source, "probes connect from bind_port");
         drop(listener);

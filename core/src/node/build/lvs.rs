@@ -11,12 +11,21 @@ use crate::check::{Checker, CheckerConfig, ProbeKind};
 use crate::config::{self, CheckKind, Kind, Snippet, VsKey};
 use crate::lb::{self, ForwardMethod, Protocol, RealServer, ServiceConfig, ServiceId, ServiceKey};
 use crate::node::{Node, NodeError, ServerRef, ServerState, ServiceState};
-use crate::time::Duration;
 
 /// Most services one `virtual_server group` expands to.
 pub const MAX_GROUP_SERVICES: usize = 256;
 
 pub(super) type GroupServices = Vec<ServiceId, MAX_GROUP_SERVICES>;
+
+/// The virtual server being read: what keepalived corrects once its real
+/// servers are known.
+pub(super) struct QuorumCheck {
+    pos: config::Pos,
+    quorum: u32,
+    hysteresis: u32,
+    /// Configured weights of its real servers so far.
+    weight_sum: u64,
+}
 
 fn protocol(p: config::Protocol) -> Protocol {
     match p {
@@ -109,7 +118,19 @@ impl<E: Environment, const V: usize> Builder<'_, '_, E, V> {
             self.warn_no_balancer(vs.pos);
             return Ok(());
         }
+        self.flush_quorum_check();
         let keys = self.service_keys(vs)?;
+        // keepalived check_parser.c: "cannot use ha_suspend with fwmarks -
+        // clearing ha_suspend" (a fwmark service has no address to hold).
+        let fwmark = keys.iter().any(|k| matches!(k, ServiceKey::Fwmark { .. }));
+        let ha_suspend = vs.ha_suspend && !fwmark;
+        if vs.ha_suspend && fwmark {
+            self.warn_assumed(
+                vs.pos,
+                "ha_suspend",
+                "cannot be used with fwmark services: cleared, as keepalived does (checks always run)",
+            );
+        }
         self.current_services.clear();
         for key in keys {
             let ipv6 = match key {
@@ -128,8 +149,10 @@ impl<E: Environment, const V: usize> Builder<'_, '_, E, V> {
             let state = ServiceState {
                 quorum: Quorum::new(vs.quorum, vs.hysteresis),
                 sorry: vs.sorry_server,
-                ha_suspend: vs.ha_suspend,
+                sorry_inhibit: vs.sorry_server_inhibit,
+                ha_suspend,
                 suspended: false,
+                omega: vs.omega,
                 anycast: vs.anycast,
                 announced: false,
             };
@@ -146,7 +169,60 @@ impl<E: Environment, const V: usize> Builder<'_, '_, E, V> {
             })?;
         }
         self.env.virtual_server(&self.current_services, vs);
+        self.quorum_check = Some(QuorumCheck {
+            pos: vs.pos,
+            quorum: vs.quorum,
+            hysteresis: vs.hysteresis,
+            weight_sum: 0,
+        });
         Ok(())
+    }
+
+    /// keepalived's corrections of the virtual server just read, once its
+    /// real servers are known (check_parser.c `validate_check_config`): a
+    /// quorum above the total weight is lowered to it, a hysteresis not
+    /// below the quorum to quorum - 1. Each is a warning.
+    pub(super) fn flush_quorum_check(&mut self) {
+        let Some(q) = self.quorum_check.take() else {
+            return;
+        };
+        let mut quorum = q.quorum;
+        let mut hysteresis = q.hysteresis;
+        if u64::from(quorum) > q.weight_sum {
+            quorum = q.weight_sum as u32;
+            self.warn_assumed(
+                q.pos,
+                "quorum",
+                "exceeds the total weight of the real servers: lowered to that total, as keepalived does",
+            );
+        }
+        if hysteresis >= quorum && hysteresis > 0 {
+            hysteresis = quorum.saturating_sub(1);
+            self.warn_assumed(
+                q.pos,
+                "hysteresis",
+                "is not below the quorum: set to quorum - 1, as keepalived does",
+            );
+        }
+        if (quorum, hysteresis) != (q.quorum, q.hysteresis) {
+            for id in self.current_services.clone() {
+                self.node
+                    .set_quorum_settings(id, Quorum::new(quorum, hysteresis));
+            }
+        }
+    }
+
+    fn warn_assumed(&mut self, pos: config::Pos, keyword: &str, note: &'static str) {
+        let d = config::Diagnostic::new(
+            self.file,
+            pos.line,
+            pos.col,
+            Kind::Assumed {
+                keyword: Snippet::new(keyword),
+                note,
+            },
+        );
+        self.env.diagnostic(&d);
     }
 
     pub(super) fn lvs_real_server(
@@ -156,6 +232,9 @@ impl<E: Environment, const V: usize> Builder<'_, '_, E, V> {
     ) -> Result<(), Kind> {
         if self.node.balancer().is_none() {
             return Ok(());
+        }
+        if let Some(q) = self.quorum_check.as_mut() {
+            q.weight_sum += u64::from(rs.weight);
         }
         let services = self.current_services.clone();
         for service in services {
@@ -224,18 +303,21 @@ fn checker_config(
         c.connect_ip.unwrap_or(rs.addr),
         c.connect_port.unwrap_or(rs.port),
     );
+    // keepalived's defaults per kind come from CheckerConfig::new.
     let mut cfg = CheckerConfig::new(kind, target);
     cfg.delay_loop = c.delay_loop.unwrap_or(vs.delay_loop);
     cfg.timeout = match kind {
-        ProbeKind::Misc => c.misc_timeout.or(c.connect_timeout),
-        _ => c.connect_timeout,
-    }
-    .unwrap_or(Duration::from_secs(5));
-    cfg.retry = c.retry.unwrap_or(1);
-    cfg.delay_before_retry = c.delay_before_retry.unwrap_or(Duration::from_secs(1));
-    // vrlb starts checks at once unless `warmup` asks for a random delay.
-    cfg.warmup = c.warmup.unwrap_or(Duration::ZERO);
+        // keepalived check_misc.c: misc_timeout, else the virtual
+        // server's delay_loop.
+        ProbeKind::Misc => c.misc_timeout.unwrap_or(vs.delay_loop),
+        _ => c.connect_timeout.unwrap_or(cfg.timeout),
+    };
+    cfg.retry = c.retry.unwrap_or(cfg.retry);
+    cfg.delay_before_retry = c.delay_before_retry.unwrap_or(cfg.delay_before_retry);
+    // Unset: up to delay_loop, keepalived's default.
+    cfg.warmup = c.warmup;
     cfg.alpha = c.alpha.unwrap_or(vs.alpha);
+    cfg.misc_dynamic = c.misc_dynamic;
     cfg
 }
 

@@ -201,6 +201,9 @@ struct Builder<'b, 'a, E: Environment, const V: usize> {
     /// The services of the virtual server being read.
     #[cfg(all(feature = "lb", feature = "check"))]
     current_services: lvs::GroupServices,
+    /// Its quorum, checked once its real servers are known.
+    #[cfg(all(feature = "lb", feature = "check"))]
+    quorum_check: Option<lvs::QuorumCheck>,
     /// `lvs_sync_daemon`, applied once every instance exists.
     #[cfg(all(feature = "sync", feature = "check"))]
     sync: Option<sync::PendingSync>,
@@ -237,7 +240,7 @@ fn vrrp_error_text(e: vrrp::ConfigError) -> &'static str {
         vrrp::ConfigError::Vrid => "virtual_router_id must be 1..255",
         vrrp::ConfigError::Priority => "priority must be 1..255",
         vrrp::ConfigError::AdvertInterval => {
-            "advert_int must be whole seconds for VRRPv2, 0.01..40.95 s for VRRPv3"
+            "advert_int must be whole seconds 1..255 for VRRPv2, 0.01..40.95 s for VRRPv3"
         }
         vrrp::ConfigError::V2OverIpv6 => "IPv6 addresses need 'version 3' (VRRPv2 is IPv4 only)",
         vrrp::ConfigError::FamilyMismatch => {
@@ -518,15 +521,18 @@ pub struct Counts {
     pub sync_groups: usize,
     /// `virtual_server` blocks.
     pub virtual_servers: usize,
-    /// `real_server` blocks, over all virtual servers.
+    /// Real servers over all services (a `real_server` block of a
+    /// virtual_server group counts once per service of the group).
     pub real_servers: usize,
     /// The most real servers in one virtual server.
     pub max_real_servers_per_service: usize,
-    /// Checker blocks, over all real servers.
+    /// Checkers over all real servers (counted as `real_servers` are).
     pub checkers: usize,
     /// Connection sync is configured (`lvs_sync_daemon`, or an instance's
     /// `lvs_sync_daemon_interface`).
     pub sync: bool,
+    /// Services the virtual server being read stands for (a group's many).
+    current_services: usize,
 }
 
 impl Sink for Counts {
@@ -568,7 +574,7 @@ impl Sink for Counts {
         Ok(())
     }
     fn virtual_server(&mut self, vs: &config::VirtualServer<'_>) -> Result<(), Kind> {
-        self.services += match vs.key {
+        self.current_services = match vs.key {
             config::VsKey::Group(name) => {
                 let key = name_key(name);
                 self.group_sizes
@@ -578,6 +584,7 @@ impl Sink for Counts {
             }
             _ => 1,
         };
+        self.services += self.current_services;
         self.virtual_servers += 1;
         self.max_real_servers_per_service = self
             .max_real_servers_per_service
@@ -589,8 +596,10 @@ impl Sink for Counts {
         _vs: &config::VirtualServer<'_>,
         rs: &config::RealServer<'_>,
     ) -> Result<(), Kind> {
-        self.real_servers += 1;
-        self.checkers += rs.checkers.len();
+        // Each service of a group has its own copy of the server.
+        let copies = self.current_services.max(1);
+        self.real_servers += copies;
+        self.checkers += rs.checkers.len() * copies;
         Ok(())
     }
 }
@@ -669,10 +678,16 @@ pub fn build<E: Environment, const V: usize>(
         generation,
         #[cfg(all(feature = "lb", feature = "check"))]
         current_services: Vec::new(),
+        #[cfg(all(feature = "lb", feature = "check"))]
+        quorum_check: None,
         #[cfg(all(feature = "sync", feature = "check"))]
         sync: None,
     };
     let parsed = config::parse(file, text, options, &mut builder, includer);
+    #[cfg(all(feature = "lb", feature = "check"))]
+    if parsed.is_ok() {
+        builder.flush_quorum_check();
+    }
     #[cfg(all(feature = "sync", feature = "check"))]
     let pending_sync = builder.sync.take();
     let Builder {
@@ -715,8 +730,7 @@ fn finish<E: Environment, const V: usize>(
     lvs::sweep(node, generation).map_err(|e| Diagnostic::new(file, 0, 0, node_error(e)))?;
     for index in 0..node.instances.len() {
         let stale = node.instances[index]
-            .entry
-            .as_ref()
+            .live()
             .is_some_and(|e| !seen_instances.iter().any(|s| s.0 == e.key));
         if !stale {
             continue;

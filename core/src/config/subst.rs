@@ -1,0 +1,468 @@
+//! keepalived's parameter substitution (keepalived.conf(5), "Parameter
+//! substitution"): `$NAME=VALUE` lines define a parameter, and a later
+//! `$NAME` at the end of a word or `${NAME}` anywhere is replaced by its
+//! value, recursively, at the time of use; an undefined name stays as
+//! written. Owns the parser's token stream: the file's lexer and a stack
+//! of lexers over values being expanded.
+//!
+//! Zero-copy where it can be: a word that is exactly one parameter reads
+//! its value straight from the definition's text. A word the value joins
+//! other text to (`VI_$IF`) is built in a bounded scratch buffer the
+//! parse owns. Tokens from a value carry the place where it is used, so
+//! diagnostics point at the text as written.
+
+use heapless::Vec;
+
+use super::diag::Kind;
+use super::lexer::{LexNote, Lexer, Mark, Token, TokenKind};
+
+/// Most parameters defined at once.
+pub const MAX_PARAMETERS: usize = 64;
+/// Deepest nesting of values expanded inside values.
+pub const MAX_DEPTH: usize = 8;
+/// Longest word after substitution.
+pub const MAX_WORD: usize = 512;
+
+/// Built words, bump-allocated for the whole parse.
+#[derive(Debug)]
+pub struct Scratch<'t> {
+    free: &'t mut [u8],
+}
+
+impl<'t> Scratch<'t> {
+    /// Scratch over `buf`.
+    pub fn new(buf: &'t mut [u8]) -> Self {
+        Scratch { free: buf }
+    }
+
+    /// A copy of `s` that lives as long as the buffer.
+    fn keep(&mut self, s: &str) -> Option<&'t str> {
+        let n = s.len();
+        if n > self.free.len() {
+            return None;
+        }
+        let (piece, rest) = core::mem::take(&mut self.free).split_at_mut(n);
+        self.free = rest;
+        piece.copy_from_slice(s.as_bytes());
+        let piece: &'t [u8] = piece;
+        core::str::from_utf8(piece).ok()
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Frame<'t, 'c> {
+    lexer: Lexer<'t, 'c>,
+    /// The file a spliced include's text came from (its tokens keep their
+    /// own places); a value being expanded inherits its user's.
+    file: Option<&'t str>,
+}
+
+/// A resumable place in the token stream.
+#[derive(Debug, Clone)]
+pub struct SourceMark<'t, 'c> {
+    main: Mark,
+    stack: Vec<Frame<'t, 'c>, MAX_DEPTH>,
+}
+
+/// The parser's tokens: the file's, with parameters substituted.
+#[derive(Debug)]
+pub struct Source<'t, 'c> {
+    main: Lexer<'t, 'c>,
+    stack: Vec<Frame<'t, 'c>, MAX_DEPTH>,
+    params: Vec<(&'t str, &'t str), MAX_PARAMETERS>,
+    scratch: Scratch<'t>,
+    config_id: Option<&'c str>,
+    /// `${_PWD}`: the directory of the file.
+    pwd: &'t str,
+}
+
+/// keepalived's parameter names: letters, digits and `_`, not starting
+/// with a digit.
+fn is_name(s: &str) -> bool {
+    let mut b = s.bytes();
+    matches!(b.next(), Some(c) if c.is_ascii_alphabetic() || c == b'_')
+        && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
+}
+
+fn name_len(s: &str) -> usize {
+    s.bytes()
+        .position(|c| !(c.is_ascii_alphanumeric() || c == b'_'))
+        .unwrap_or(s.len())
+}
+
+impl<'t, 'c> Source<'t, 'c> {
+    /// The tokens of `text` (read from `file`), building substituted words
+    /// in `scratch`.
+    pub fn new(
+        file: &'t str,
+        text: &'t str,
+        config_id: Option<&'c str>,
+        scratch: Scratch<'t>,
+    ) -> Self {
+        let pwd = match file.rfind('/') {
+            Some(0) => "/",
+            Some(i) => &file[..i],
+            None => ".",
+        };
+        Source {
+            main: Lexer::new(text, config_id),
+            stack: Vec::new(),
+            params: Vec::new(),
+            scratch,
+            config_id,
+            pwd,
+        }
+    }
+
+    /// The same for an included file: it sees the parameters defined so
+    /// far and builds in what is left of `scratch`.
+    pub fn included<'u>(&'u mut self, file: &'u str, text: &'u str) -> Source<'u, 'c>
+    where
+        't: 'u,
+    {
+        let mut inner = Source::new(
+            file,
+            text,
+            self.config_id,
+            Scratch::new(&mut *self.scratch.free),
+        );
+        for p in &self.params {
+            let _ = inner.params.push(*p);
+        }
+        inner
+    }
+
+    /// Where the stream stands.
+    pub fn mark(&self) -> SourceMark<'t, 'c> {
+        SourceMark {
+            main: self.main.mark(),
+            stack: self.stack.clone(),
+        }
+    }
+
+    /// Goes back to `mark` (parameters defined since stay defined: reading
+    /// the text again defines them again, in order).
+    pub fn reset(&mut self, mark: SourceMark<'t, 'c>) {
+        self.main.reset(mark.main);
+        self.stack = mark.stack;
+    }
+
+    /// The next pending note of any lexer, if any.
+    pub fn take_note(&mut self) -> Option<(LexNote, u32, u32)> {
+        if let Some(n) = self.main.take_note() {
+            return Some(n);
+        }
+        self.stack.iter_mut().find_map(|f| f.lexer.take_note())
+    }
+
+    /// Reads the text of `file` next, then the rest (an `include` inside a
+    /// block): both are copied into the scratch. Call once per file in
+    /// order, then [`Source::spliced`] with the depth from before.
+    pub fn splice(&mut self, file: &str, text: &str) -> Result<(), Kind> {
+        let full = || Kind::TooMany {
+            what: "bytes of files included inside blocks and substituted words",
+            max: SCRATCH_BYTES,
+        };
+        let file = self.scratch.keep(file).ok_or_else(full)?;
+        let text = self.scratch.keep(text).ok_or_else(full)?;
+        self.stack
+            .push(Frame {
+                lexer: Lexer::new(text, self.config_id),
+                file: Some(file),
+            })
+            .map_err(|_| nested())
+    }
+
+    /// How many texts are being read inside the file's own.
+    pub fn depth(&self) -> usize {
+        self.stack.len()
+    }
+
+    /// Puts the files spliced since `depth` in reading order.
+    pub fn spliced(&mut self, depth: usize) {
+        if depth < self.stack.len() {
+            self.stack[depth..].reverse();
+        }
+    }
+
+    /// The value of parameter `name` (the predefined ones first).
+    fn value(&self, name: &str) -> Option<&'t str> {
+        match name {
+            "_HASH" => return Some("#"),
+            "_BANG" => return Some("!"),
+            "_PWD" => return Some(self.pwd),
+            _ => {}
+        }
+        self.params
+            .iter()
+            .rev()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| *v)
+    }
+
+    /// `text` with one round of substitution into `out`; whether anything
+    /// was replaced. `$NAME` counts only at the end of the text or before
+    /// white space.
+    fn substitute_once(
+        &self,
+        text: &str,
+        out: &mut heapless::String<MAX_WORD>,
+    ) -> Result<bool, ()> {
+        let mut changed = false;
+        let mut rest = text;
+        while let Some(i) = rest.find('$') {
+            out.push_str(&rest[..i]).map_err(|_| ())?;
+            let after = &rest[i + 1..];
+            let (name, used) = if let Some(braced) = after.strip_prefix('{') {
+                match braced.find('}') {
+                    Some(j) => (&braced[..j], j + 2),
+                    None => ("", 0),
+                }
+            } else {
+                let n = name_len(after);
+                let at_end = after[n..].chars().next().is_none_or(char::is_whitespace);
+                if at_end { (&after[..n], n) } else { ("", 0) }
+            };
+            match self.value(name).filter(|_| is_name(name)) {
+                Some(v) => {
+                    out.push_str(v).map_err(|_| ())?;
+                    changed = true;
+                    rest = &after[used..];
+                }
+                None => {
+                    out.push('$').map_err(|_| ())?;
+                    rest = after;
+                }
+            }
+        }
+        out.push_str(rest).map_err(|_| ())?;
+        Ok(changed)
+    }
+
+    /// `text` with every parameter substituted: `None` when nothing
+    /// changes, else the new text (the value itself when `text` is exactly
+    /// one parameter whose value needs no more substitution).
+    fn expand(&mut self, text: &'t str) -> Result<Option<&'t str>, Kind> {
+        if !text.contains('$') {
+            return Ok(None);
+        }
+        let whole = text
+            .strip_prefix("${")
+            .and_then(|t| t.strip_suffix('}'))
+            .or_else(|| text.strip_prefix('$'))
+            .filter(|n| is_name(n));
+        if let Some(v) = whole.and_then(|n| self.value(n))
+            && !v.contains('$')
+        {
+            return Ok(Some(v));
+        }
+        let too_long = Kind::TooMany {
+            what: "characters in one word after parameter substitution",
+            max: MAX_WORD,
+        };
+        let mut current: heapless::String<MAX_WORD> = heapless::String::new();
+        if !self
+            .substitute_once(text, &mut current)
+            .map_err(|_| too_long.clone())?
+        {
+            return Ok(None);
+        }
+        for _ in 0..MAX_DEPTH {
+            let mut next = heapless::String::new();
+            if !self
+                .substitute_once(&current, &mut next)
+                .map_err(|_| too_long.clone())?
+            {
+                return self.scratch.keep(&current).map(Some).ok_or(Kind::TooMany {
+                    what: "bytes of substituted words in one parse",
+                    max: SCRATCH_BYTES,
+                });
+            }
+            current = next;
+        }
+        Err(nested())
+    }
+
+    /// The next token, with definitions taken in and parameters replaced.
+    /// An error comes with the token it concerns.
+    pub fn next_token(&mut self) -> Result<Token<'t>, (Token<'t>, Kind)> {
+        loop {
+            let (tok, fixed, file) = match self.stack.last_mut() {
+                Some(f) => {
+                    let mut t = f.lexer.next_token();
+                    if t.kind == TokenKind::End {
+                        self.stack.pop();
+                        continue;
+                    }
+                    t.file = f.file;
+                    (t, true, f.file)
+                }
+                None => (self.main.next_token(), false, None),
+            };
+            match tok.kind {
+                TokenKind::Word if tok.first && self.define(&tok, fixed)? => continue,
+                TokenKind::Word | TokenKind::Quoted => {}
+                _ => return Ok(tok),
+            }
+            if tok.text.starts_with("~SEQ") || tok.text.starts_with("~LST") {
+                return Ok(tok);
+            }
+            let Some(text) = self.expand(tok.text).map_err(|k| (tok, k))? else {
+                return Ok(tok);
+            };
+            if tok.kind == TokenKind::Quoted {
+                return Ok(Token { text, ..tok });
+            }
+            let lexer = Lexer::expansion(text, self.config_id, tok.line, tok.col, tok.first);
+            self.stack
+                .push(Frame { lexer, file })
+                .map_err(|_| (tok, nested()))?;
+        }
+    }
+
+    /// Takes in `tok` if it starts a definition (`$NAME=VALUE`, the value
+    /// running to the end of the line, or over lines ending in `\`).
+    fn define(&mut self, tok: &Token<'t>, fixed: bool) -> Result<bool, (Token<'t>, Kind)> {
+        let Some(eq) = tok.text.find('=') else {
+            return Ok(false);
+        };
+        let Some(name) = tok.text[..eq].strip_prefix('$').filter(|n| is_name(n)) else {
+            return Ok(false);
+        };
+        let lexer = match self.stack.last_mut() {
+            Some(f) if fixed => &mut f.lexer,
+            _ => &mut self.main,
+        };
+        let value = strip_comment(lexer.rest_of_definition(tok.offset + eq + 1)).trim();
+        if let Some(slot) = self.params.iter_mut().find(|(n, _)| *n == name) {
+            slot.1 = value;
+        } else {
+            self.params.push((name, value)).map_err(|_| {
+                (
+                    *tok,
+                    Kind::TooMany {
+                        what: "parameter definitions",
+                        max: MAX_PARAMETERS,
+                    },
+                )
+            })?;
+        }
+        Ok(true)
+    }
+}
+
+/// `value` up to an unquoted `#` or `!` that starts a word (a comment).
+fn strip_comment(value: &str) -> &str {
+    let mut quoted = false;
+    let mut prev_space = true;
+    for (i, c) in value.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            '#' | '!' if !quoted && prev_space => return &value[..i],
+            _ => {}
+        }
+        prev_space = c.is_whitespace();
+    }
+    value
+}
+
+fn nested() -> Kind {
+    Kind::Invalid {
+        what: "parameter substitution",
+        note: "nested more than 8 deep (does a parameter use itself?)",
+    }
+}
+
+/// Bytes of substituted words and files included inside blocks one parse
+/// holds.
+pub const SCRATCH_BYTES: usize = 8192;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::string::String;
+    use std::vec::Vec as StdVec;
+
+    fn words(text: &str) -> StdVec<(String, u32, u32)> {
+        let mut buf = [0u8; 256];
+        let mut s = Source::new("dir/k.conf", text, Some("main"), Scratch::new(&mut buf));
+        let mut out = StdVec::new();
+        loop {
+            let t = s.next_token().map_err(|e| e.1).unwrap();
+            match t.kind {
+                TokenKind::End => return out,
+                TokenKind::Newline => {}
+                _ => out.push((t.text.into(), t.line, t.col)),
+            }
+        }
+    }
+
+    #[test]
+    fn definitions_and_uses() {
+        let text = "$IF0=eth0\n$IF1=eth1 # c\ninterface $IF0\ngroup {\n  VI_$IF0 VI_${IF1}x\n}\n";
+        assert_eq!(
+            words(text),
+            [
+                ("interface".into(), 3, 1),
+                ("eth0".into(), 3, 11),
+                ("group".into(), 4, 1),
+                ("{".into(), 4, 7),
+                ("VI_eth0".into(), 5, 3),
+                ("VI_eth1x".into(), 5, 11),
+                ("}".into(), 6, 1),
+            ]
+        );
+    }
+
+    /// keepalived.conf(5)'s own examples.
+    #[test]
+    fn the_man_page_examples() {
+        let text = "$ADDRESS_BASE=10.2.${ADDRESS_BASE_SUB}\n$ADDRESS_BASE_SUB=0\n${ADDRESS_BASE}.100/32\n$ADDRESS_BASE_SUB=10\n${ADDRESS_BASE}.100/32\n";
+        let w: StdVec<String> = words(text).into_iter().map(|w| w.0).collect();
+        assert_eq!(w, ["10.2.0.100/32", "10.2.10.100/32"]);
+        // With conditional lines, a value of several words, an empty one,
+        // an undefined name and the predefined ones.
+        let text = "@main $PRIORITY=240\n@backup $PRIORITY=200\n$ALPHA=\n$V=a \"b c\"\npriority $PRIORITY $ALPHA $V ${UNDEF} \"x ${_HASH} $V\" ${_PWD}\n";
+        let w: StdVec<String> = words(text).into_iter().map(|w| w.0).collect();
+        assert_eq!(
+            w,
+            [
+                "priority",
+                "240",
+                "a",
+                "b c",
+                "${UNDEF}",
+                "x # a \"b c\"",
+                "dir"
+            ]
+        );
+        // Multiline values define blocks.
+        let text = "$INST= \\\n vrrp_instance VI_${NUM} { \\\n  interface eth${NUM} \\\n }\n$NUM=1\n$INST\n";
+        let w: StdVec<String> = words(text).into_iter().map(|w| w.0).collect();
+        assert_eq!(w, ["vrrp_instance", "VI_1", "{", "interface", "eth1", "}"]);
+    }
+
+    #[test]
+    fn self_reference_and_overflow_are_errors() {
+        let mut buf = [0u8; 8];
+        let mut s = Source::new("k", "$A=${A}x\n${A}\n", None, Scratch::new(&mut buf));
+        let err = loop {
+            match s.next_token() {
+                Ok(t) if t.kind == TokenKind::End => panic!("no error"),
+                Ok(_) => {}
+                Err(e) => break e,
+            }
+        };
+        assert_eq!((err.0.line, err.0.col), (2, 1));
+        let mut buf = [0u8; 4];
+        let mut s = Source::new("k", "$A=long\nx$A\n", None, Scratch::new(&mut buf));
+        let err = loop {
+            match s.next_token() {
+                Ok(t) if t.kind == TokenKind::End => panic!("no error"),
+                Ok(_) => {}
+                Err(e) => break e,
+            }
+        };
+        assert!(matches!(err.1, Kind::TooMany { .. }), "{:?}", err.1);
+    }
+}
