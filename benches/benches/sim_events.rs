@@ -11,7 +11,8 @@ use vrlb_sim::{Scenario, run};
 const SEED_CONFIG: &str = include_str!("../../examples/seed/keepalived.conf");
 
 fn hour(clients: usize) -> Scenario {
-    let mut s = Scenario::seed_demo(SEED_CONFIG, Some(90), 1, 3_600_000_000, clients);
+    let mut s = Scenario::demo("seed", SEED_CONFIG, true, 1, 3_600_000_000, clients)
+        .expect("the seed configuration makes a scenario");
     // Keep the demo's faults: a master crash, a failing server, recoveries.
     s.duration_us = 3_600_000_000;
     s
