@@ -114,6 +114,19 @@ struct Parked<'a> {
     sync: Option<SyncStorage<'a>>,
 }
 
+/// One listed server's load, as the scheduler sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerLoad {
+    /// Its address.
+    pub addr: IpAddr,
+    /// Its weight.
+    pub weight: u32,
+    /// Active connections (ESTABLISHED).
+    pub active: u32,
+    /// Other connections.
+    pub inactive: u32,
+}
+
 /// What a director asks the world to do or know.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
@@ -252,6 +265,7 @@ pub struct Director<'a> {
     node: Option<Node<'a>>,
     parked: Option<Parked<'a>>,
     layout: Layout,
+    lb: LbConfig,
     seed: u64,
     /// VIPs it holds now, per VRRP instance (by its slot) and for anycast
     /// services (slot `u16::MAX`).
@@ -282,11 +296,14 @@ pub struct Director<'a> {
 const ANYCAST: u16 = u16::MAX;
 
 impl<'a> Director<'a> {
-    /// A director (stopped) described by `spec` using `storage`.
+    /// A director (stopped) described by `spec` using `storage`; its data
+    /// plane keeps UDP connections `udp_timeout_s` (the configuration's
+    /// `lvs_timeouts udp`, which a driver applies) or IPVS's default.
     pub fn new(
         id: usize,
         spec: &DirectorSpec,
         services: Vec<(IpAddr, u16, u8)>,
+        udp_timeout_s: Option<u32>,
         storage: &'a mut DirectorStorage,
         seed: u64,
     ) -> Self {
@@ -329,6 +346,10 @@ impl<'a> Director<'a> {
             node: None,
             parked: Some(parked),
             layout,
+            lb: LbConfig {
+                udp_timeout_s: udp_timeout_s.unwrap_or(LbConfig::DEFAULT.udp_timeout_s),
+                ..LbConfig::DEFAULT
+            },
             seed,
             vips: BTreeMap::new(),
             drift_ppm: 0,
@@ -425,7 +446,7 @@ impl<'a> Director<'a> {
             return Ok(());
         };
         let now = self.local(t);
-        let balancer = Balancer::new(self.layout, p.lb, LbConfig::default(), self.seed ^ t, now)
+        let balancer = Balancer::new(self.layout, p.lb, self.lb, self.seed ^ t, now)
             .map_err(|e| e.to_string())?;
         let mut node = Node::new(p.node).with_balancing(BalancingStorage {
             balancer,
@@ -1018,6 +1039,25 @@ impl<'a> Director<'a> {
         self.services
             .iter()
             .position(|s| s.0 == vip && s.2 == protocol && (s.1 == port || s.1 == 0))
+    }
+
+    /// The listed servers of service `service` with their weight and
+    /// active and inactive connection counts, in list order.
+    pub fn server_loads(&self, service: usize) -> Vec<ServerLoad> {
+        let Some(b) = self.node.as_ref().and_then(|n| n.balancer()) else {
+            return Vec::new();
+        };
+        self.service_index
+            .iter()
+            .filter(|(_, i)| **i == service)
+            .flat_map(|(id, _)| b.servers(*id))
+            .map(|i| ServerLoad {
+                addr: i.server.addr,
+                weight: i.server.weight,
+                active: i.active,
+                inactive: i.inactive,
+            })
+            .collect()
     }
 
     /// Whether checks of service `service` are suspended (ha_suspend while

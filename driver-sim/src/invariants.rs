@@ -50,7 +50,7 @@ use vrlb_core::vrrp::{self, Reason, State, Version};
 use vrlb_core::wire::sync::{self as sync_wire, EntryKind};
 
 use crate::client::Client;
-use crate::director::{Director, Vrid};
+use crate::director::{Director, ServerLoad, Vrid};
 use crate::segment::Segment;
 use crate::server::{Mode, Server};
 use crate::topology::{CheckSpec, ProbeKind, ServiceView};
@@ -203,8 +203,8 @@ struct Life {
 }
 
 /// The last flow of a persistence key: (server id, opened at, epoch,
-/// tracked by the director).
-type LastFlow = (u32, u64, u64, bool);
+/// tracked by the director, the director that scheduled it).
+type LastFlow = (u32, u64, u64, bool, Option<usize>);
 
 /// The invariants' memory.
 #[derive(Debug)]
@@ -255,6 +255,8 @@ pub struct Invariants {
     scheduler_dropped: BTreeSet<IpAddr>,
     /// Flows a director forwarded without tracking them (full table).
     untracked: BTreeSet<(IpAddr, u16)>,
+    /// The director that scheduled each flow (its first packet).
+    flow_director: BTreeMap<(IpAddr, u16), usize>,
     /// Failover durations seen (master lost to master found), microseconds.
     pub failovers: Vec<u64>,
     /// Persistent clients' new flows that stayed, and all of them.
@@ -268,7 +270,10 @@ pub struct Invariants {
     pub sync_messages: u64,
     /// New flows at a sync sender whose entries are due: (sender, flow)
     /// -> server.
-    sync_due: BTreeMap<(usize, (IpAddr, u16)), (IpAddr, usize)>,
+    /// The value: (server, service, the sender's rate-limited count then).
+    sync_due: BTreeMap<(usize, (IpAddr, u16)), (IpAddr, usize, u64)>,
+    /// Per director: when its table was last (nearly) full.
+    table_full_at: Vec<u64>,
     /// When each director last marked each server up.
     server_up_at: BTreeMap<(usize, IpAddr), u64>,
     /// Flows any director has forwarded: a flow is new only once.
@@ -283,12 +288,22 @@ pub struct Invariants {
     burst_at: Option<u64>,
     /// New flows per (service, server id) opened after the burst began.
     pub burst_served: BTreeMap<(usize, u32), u64>,
+    /// Per service: its servers' loads on the VIP holder when the burst
+    /// began, and how many burst flows it got.
+    burst_loads: BTreeMap<usize, (Vec<ServerLoad>, u64)>,
     /// Most connections any director tracked at once.
     pub table_high_water: u32,
     /// Deadlines checked: check_bound, graceful handovers, preemptions
     /// that happened in time.
     pub checked: (u64, u64, u64),
     scratch: Vec<usize>,
+}
+
+/// Sync messages `d`'s rate limit has held back so far.
+fn rate_limited(d: &Director<'_>) -> u64 {
+    d.node()
+        .and_then(|n| n.conn_sync())
+        .map_or(0, |c| c.stats().tx_rate_limited)
 }
 
 fn mutually(seg: &Segment, a: usize, b: usize) -> bool {
@@ -322,18 +337,21 @@ impl Invariants {
             scheduler_drops: BTreeSet::new(),
             scheduler_dropped: BTreeSet::new(),
             untracked: BTreeSet::new(),
+            flow_director: BTreeMap::new(),
             failovers: Vec::new(),
             persistence: (0, 0),
             synced: Vec::new(),
             synced_kept: 0,
             sync_messages: 0,
             sync_due: BTreeMap::new(),
+            table_full_at: Vec::new(),
             flows_seen: BTreeSet::new(),
             server_up_at: BTreeMap::new(),
             synced_sent: 0,
             sync_overwrote: BTreeMap::new(),
             burst_at: None,
             burst_served: BTreeMap::new(),
+            burst_loads: BTreeMap::new(),
             table_high_water: 0,
             checked: (0, 0, 0),
             scratch: Vec::new(),
@@ -397,9 +415,11 @@ impl Invariants {
         self.healed_at = Some(now);
     }
 
-    /// The liveness burst began.
-    pub fn burst(&mut self, now: u64) {
+    /// The liveness burst began: `loads` are each service's servers'
+    /// loads on its VIP holder then, with the flows the burst will open.
+    pub fn burst(&mut self, now: u64, loads: BTreeMap<usize, (Vec<ServerLoad>, u64)>) {
         self.burst_at = Some(now);
+        self.burst_loads = loads;
     }
 
     /// The set of VIP holders changed.
@@ -443,9 +463,13 @@ impl Invariants {
             self.vrid_rules(directors, seg, v, now)?;
         }
         // table_capacity
+        self.table_full_at.resize(directors.len(), 0);
         for (i, d) in directors.iter().enumerate() {
             let (used, cap) = d.table_use();
             self.table_high_water = self.table_high_water.max(used);
+            if used + 64 >= cap {
+                self.table_full_at[i] = now;
+            }
             check_table(i, used, cap, now)?;
         }
         Ok(())
@@ -882,6 +906,9 @@ impl Invariants {
         if syn && !tracked {
             self.untracked.insert(client);
         }
+        if syn {
+            self.flow_director.entry(client).or_insert(d.id);
+        }
         if syn && d.server_healthy(service, server) == Some(false) {
             return Err(Violation::new(
                 "no_flow_to_down_server",
@@ -976,7 +1003,8 @@ impl Invariants {
                     // Answered out of order: compare only in opening order.
                     return Ok(());
                 }
-                if let Some((last, last_open, last_epoch, last_tracked)) = last
+                let director = self.flow_director.get(&flow).copied();
+                if let Some((last, last_open, last_epoch, last_tracked, last_director)) = last
                     && opened_at < last_open + persistence_us.saturating_sub(1_000_000)
                 {
                     self.persistence.1 += 1;
@@ -984,6 +1012,9 @@ impl Invariants {
                         self.persistence.0 += 1;
                     } else if last_tracked
                         && !untracked
+                        // A template lives on the director that made it
+                        // (sync copies it, but promises nothing here).
+                        && last_director == director
                         && !disturbed(last, last_open, self)
                         && !overwritten(key.1, last_open, self)
                         && last_epoch == flow_epoch
@@ -1004,7 +1035,7 @@ impl Invariants {
                     }
                 }
                 self.last_flow
-                    .insert(key, (server, opened_at, flow_epoch, !untracked));
+                    .insert(key, (server, opened_at, flow_epoch, !untracked, director));
             }
             None => {}
         }
@@ -1022,13 +1053,17 @@ impl Invariants {
     /// the node). Malformed datagrams carry no promise.
     pub fn sync_delivered(&mut self, director: &Director<'_>, payload: &[u8], now: u64) {
         let d = director.id;
-        let Ok((_, entries)) = sync_wire::parse(payload) else {
+        let Ok((header, entries)) = sync_wire::parse(payload) else {
             return;
         };
         if self.synced.len() <= d {
             self.synced.resize_with(d + 1, BTreeMap::new);
         }
         self.sync_messages += 1;
+        // A table that may fill while the message is applied refuses
+        // entries (rx_table_full): they promise nothing.
+        let (used, cap) = director.table_use();
+        let room = used as usize + usize::from(header.count) < cap as usize;
         for e in entries {
             // A receiver that holds the entry's VIP balances the service
             // itself (lvs_sync_daemon follows another instance): the
@@ -1037,7 +1072,7 @@ impl Invariants {
             if director.holds(e.vip) {
                 self.sync_overwrote.insert(e.client, now);
             }
-            if e.kind != EntryKind::Connection {
+            if e.kind != EntryKind::Connection || !room {
                 continue;
             }
             // An entry for a server the receiver has not listed in the
@@ -1149,7 +1184,8 @@ impl Invariants {
         if !self.flows_seen.insert(flow) || !d.sync_role().is_some_and(|r| r.sends()) {
             return None;
         }
-        self.sync_due.insert((d.id, flow), (server, service));
+        self.sync_due
+            .insert((d.id, flow), (server, service, rate_limited(d)));
         Some(now + SYNC_DUE_US)
     }
 
@@ -1166,7 +1202,7 @@ impl Invariants {
         since: u64,
         now: u64,
     ) -> Result<(), Violation> {
-        let Some((server, service)) = self.sync_due.remove(&(d0, flow)) else {
+        let Some((server, service, limited)) = self.sync_due.remove(&(d0, flow)) else {
             return Ok(());
         };
         let started_before = |l: &Life| l.up_since.is_some_and(|t| t <= since);
@@ -1182,6 +1218,12 @@ impl Invariants {
                 .is_some_and(|s| s.mode_since <= since)
             && !self.untracked.contains(&flow);
         let sender = &directors[d0];
+        // The sender's rate limit (a flood's entries) may hold messages
+        // back; a table that was full may have refused the entry.
+        let full_since = |d: usize| self.table_full_at.get(d).is_some_and(|t| *t >= since);
+        if rate_limited(sender) > limited || full_since(d0) {
+            return Ok(());
+        }
         if !clean
             || !Self::active(sender, now)
             || !started_before(&self.life_of(d0))
@@ -1192,6 +1234,7 @@ impl Invariants {
         }
         for (p, peer) in directors.iter().enumerate() {
             let receives = p != d0
+                && !full_since(p)
                 && Self::active(peer, now)
                 && started_before(&self.life_of(p))
                 && peer.sync_role().is_some_and(|r| r.receives())
@@ -1326,13 +1369,12 @@ impl Invariants {
         // spreads them: rr and wrr by turns, sh and mh over the burst's
         // hundreds of sources. fo sends every flow to the heaviest
         // server, dh every flow to the VIP's one bucket. lc, wlc, sed and
-        // nq count connections: over TCP each burst flow soon counts as
-        // active (worth 256 inactive ones), so they spread; over UDP, whose
-        // connections IPVS never counts active and keeps 300 s, an older
-        // backlog on one server can outweigh the whole burst. ovf drops
-        // by design once every server holds more active connections than
-        // its weight (lost flows' connections stay ESTABLISHED for 15
-        // minutes, as in IPVS), so it promises nothing here.
+        // nq count connections, and older ones (lost flows stay
+        // ESTABLISHED for 15 minutes, UDP ones 300 s, as in IPVS) can
+        // outweigh the whole burst: a server must receive when the burst
+        // surely outweighs its lead ([`burst_need`]). ovf drops by design
+        // once every server holds more active connections than its weight,
+        // so it promises nothing here.
         for (si, s) in self.services.iter().enumerate() {
             let receivers: Vec<usize> = servers
                 .iter()
@@ -1351,15 +1393,32 @@ impl Invariants {
                     if s.protocol == 17 { "UDP" } else { "TCP" }
                 ));
             }
-            let spreads = match s.scheduler {
-                Scheduler::Rr | Scheduler::Wrr | Scheduler::Sh | Scheduler::Mh => true,
-                Scheduler::Lc | Scheduler::Wlc | Scheduler::Sed | Scheduler::Nq => s.protocol == 6,
-                Scheduler::Fo | Scheduler::Dh | Scheduler::Ovf => false,
-            };
+            let counting = matches!(
+                s.scheduler,
+                Scheduler::Lc | Scheduler::Wlc | Scheduler::Sed | Scheduler::Nq
+            );
+            let spreads = counting
+                || matches!(
+                    s.scheduler,
+                    Scheduler::Rr | Scheduler::Wrr | Scheduler::Sh | Scheduler::Mh
+                );
             if !spreads {
                 continue;
             }
             for r in s.reals.iter().filter(|r| r.weight > 0) {
+                if counting {
+                    let Some((loads, flows)) = self.burst_loads.get(&si) else {
+                        continue;
+                    };
+                    // Flows opened in the burst's last quarter may not
+                    // count as active yet; twice the need covers loads
+                    // that other flows change meanwhile.
+                    let budget = flows * 3 / 4;
+                    match burst_need(s.scheduler, s.protocol, loads, r.addr) {
+                        Some(need) if 2 * need + 4 <= budget => {}
+                        _ => continue,
+                    }
+                }
                 let Some(host) = servers.iter().find(|h| h.has(r.addr)) else {
                     continue;
                 };
@@ -1378,9 +1437,112 @@ impl Invariants {
     }
 }
 
+/// How many burst flows must open before one surely reaches `target` under
+/// a counting scheduler, from the servers' `loads` (list order) when the
+/// burst began: the flows the others take before each has a worse key
+/// than `target`'s, a tie going to the earlier server (ip_vs_lc.c,
+/// ip_vs_wlc.c, ip_vs_sed.c, ip_vs_nq.c). A TCP flow counts as 256 units
+/// of overhead once established, a UDP one as 1 (IPVS never counts UDP
+/// connections active). None: the burst can never reach it (sed and nq
+/// over UDP, whose keys do not move).
+pub fn burst_need(
+    kind: Scheduler,
+    protocol: u8,
+    loads: &[ServerLoad],
+    target: IpAddr,
+) -> Option<u64> {
+    let pos = loads.iter().position(|l| l.addr == target)?;
+    let t = loads[pos];
+    // Units `o` must gain for `target` to win: it wins when lhs < rhs, or
+    // lhs <= rhs when it comes first; each unit adds `step` to rhs.
+    let units = |lhs: u64, rhs: u64, step: u64, first: bool| -> u64 {
+        let step = step.max(1);
+        match (first, lhs.cmp(&rhs)) {
+            (true, std::cmp::Ordering::Greater) => (lhs - rhs).div_ceil(step),
+            (true, _) => 0,
+            (false, std::cmp::Ordering::Less) => 0,
+            (false, _) => (lhs - rhs) / step + 1,
+        }
+    };
+    let per_flow = if protocol == 6 { 256 } else { 1 };
+    let mut need = 0u64;
+    for (i, o) in loads.iter().enumerate() {
+        if i == pos || o.weight == 0 {
+            continue;
+        }
+        let first = pos < i;
+        let (wt, wo) = (u64::from(t.weight), u64::from(o.weight));
+        let flows = match kind {
+            Scheduler::Lc => units(overhead(&t), overhead(o), 1, first).div_ceil(per_flow),
+            Scheduler::Wlc => {
+                units(overhead(&t) * wo, overhead(o) * wt, wt, first).div_ceil(per_flow)
+            }
+            Scheduler::Sed | Scheduler::Nq => {
+                let sed = units(
+                    (u64::from(t.active) + 1) * wo,
+                    (u64::from(o.active) + 1) * wt,
+                    wt,
+                    first,
+                );
+                // nq: an idle server wins over a busy one, the earlier of
+                // two idle ones wins.
+                let n = match (kind, t.active == 0, o.active == 0) {
+                    (Scheduler::Nq, true, false) => 0,
+                    (Scheduler::Nq, true, true) => u64::from(!first),
+                    (Scheduler::Nq, false, true) => 1 + sed,
+                    _ => sed,
+                };
+                if n > 0 && protocol != 6 {
+                    return None;
+                }
+                n
+            }
+            _ => 0,
+        };
+        need += flows;
+    }
+    Some(need)
+}
+
+fn overhead(l: &ServerLoad) -> u64 {
+    // ip_vs_lc.c / ip_vs_wlc.c: active connections weigh 256 inactive.
+    u64::from(l.active) * 256 + u64::from(l.inactive)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn load(last: u8, weight: u32, active: u32, inactive: u32) -> ServerLoad {
+        ServerLoad {
+            addr: IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, last)),
+            weight,
+            active,
+            inactive,
+        }
+    }
+
+    #[test]
+    fn burst_need_follows_each_counting_scheduler() {
+        let a = load(100, 1, 20, 0);
+        let b = load(101, 3, 0, 0);
+        let (ta, tb) = (a.addr, b.addr);
+        // sed: A (weight 1, 20 zombies) waits until B's (active+1)/3
+        // reaches 21 (A comes first, so a tie is A's): 62 flows on B.
+        assert_eq!(burst_need(Scheduler::Sed, 6, &[a, b], ta), Some(62));
+        assert_eq!(burst_need(Scheduler::Sed, 6, &[a, b], tb), Some(0));
+        // Over UDP nothing becomes active: A is never reached.
+        assert_eq!(burst_need(Scheduler::Sed, 17, &[a, b], ta), None);
+        // lc: overheads 5120 and 0, 256 per established TCP flow.
+        assert_eq!(burst_need(Scheduler::Lc, 6, &[a, b], ta), Some(20));
+        // nq: an idle B wins at once; A needs B busy and then sed's 62.
+        assert_eq!(burst_need(Scheduler::Nq, 6, &[a, b], tb), Some(0));
+        assert_eq!(burst_need(Scheduler::Nq, 6, &[a, b], ta), Some(63));
+        let c = load(102, 1, 0, 3);
+        let d = load(103, 1, 0, 1);
+        assert_eq!(burst_need(Scheduler::Lc, 17, &[c, d], c.addr), Some(2));
+        assert_eq!(burst_need(Scheduler::Lc, 17, &[c, d], d.addr), Some(0));
+    }
 
     #[test]
     fn table_capacity_fires_past_the_capacity_only() {

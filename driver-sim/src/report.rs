@@ -78,12 +78,18 @@ pub fn describe(r: &Record, outcome: &Outcome) -> String {
             };
             format!("{} is now {state} of {vrid}", director(outcome, r.a))
         }
-        "director {a} marks server {b} (index*10 + 1 up / 0 down)" => format!(
-            "{} marks {} {}",
-            director(outcome, r.a),
-            server(outcome, r.b / 10),
-            if r.b % 10 == 1 { "UP" } else { "DOWN" }
-        ),
+        "director {a} marks server {b} ((service*1000 + index)*10 + 1 up / 0 down)" => {
+            let service = outcome
+                .service_names
+                .get((r.b / 10_000) as usize)
+                .map_or(String::new(), |s| format!(" in {s}"));
+            format!(
+                "{} marks {} {}{service}",
+                director(outcome, r.a),
+                server(outcome, r.b / 10 % 1000),
+                if r.b % 10 == 1 { "UP" } else { "DOWN" }
+            )
+        }
         "server {a} mode {b} (0 answer 1 refuse 2 hang 3 slow 4 bad status)" => {
             let mode = [
                 "answers again",

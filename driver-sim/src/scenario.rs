@@ -425,6 +425,28 @@ impl Scenario {
                 "{file}:{line}: virtual_server group {name}: no virtual_server_group of that name"
             ));
         }
+        let mut view = view;
+        let held = |vip: &IpAddr, v: &ConfigView| v.instances.iter().any(|i| i.vips.contains(vip));
+        let mut kept = Vec::new();
+        let mut left_out = None;
+        for s in std::mem::take(&mut view.services) {
+            if !held(&s.vip, &view) && !s.anycast {
+                notes.push(format!(
+                    "{file}:{}: virtual_server {} {} left out: no vrrp_instance holds {} in its virtual_ipaddress, so clients could not reach it here",
+                    s.line, s.vip, s.port, s.vip
+                ));
+                left_out.get_or_insert(format!(
+                    "{file}:{}: virtual_server {} {}: no vrrp_instance holds {} in its virtual_ipaddress, so clients could never reach it",
+                    s.line, s.vip, s.port, s.vip
+                ));
+                continue;
+            }
+            kept.push(s);
+        }
+        view.services = kept;
+        if let Some(first) = left_out.filter(|_| view.services.is_empty()) {
+            return Err(first);
+        }
         if view.services.is_empty() {
             return Err(format!(
                 "{file}: no virtual_server with an address and port: the demo needs real servers to balance (this looks like a VRRP-only configuration)"
@@ -435,13 +457,6 @@ impl Scenario {
                 return Err(format!(
                     "{file}:{}: virtual_server {} {} has no real_server",
                     s.line, s.vip, s.port
-                ));
-            }
-            let held = view.instances.iter().any(|i| i.vips.contains(&s.vip));
-            if !held && !s.anycast {
-                return Err(format!(
-                    "{file}:{}: virtual_server {} {}: no vrrp_instance holds {} in its virtual_ipaddress, so clients could never reach it",
-                    s.line, s.vip, s.port, s.vip
                 ));
             }
             if s.kind != ForwardKind::Dr {
@@ -892,11 +907,19 @@ impl Scenario {
         for s in &services {
             service_text(&mut svc_text, s, &servers);
         }
+        // Short UDP timeouts (keepalived's lvs_timeouts) let UDP
+        // connections end while their clients come back: then only a
+        // refreshed persistence template remembers the client.
+        let udp_timeout = (services.iter().any(|s| s.protocol == 17) && r.chance_ppm(400_000))
+            .then(|| r.range_inclusive(3, 10));
         let directors: Vec<DirectorSpec> = texts
             .into_iter()
             .enumerate()
             .map(|(i, t)| {
                 let mut text = t + &svc_text;
+                if let Some(udp) = udp_timeout {
+                    text = format!("global_defs {{\n    lvs_timeouts udp {udp}\n}}\n{text}");
+                }
                 if sync {
                     text = with_lvs_sync_daemon(&text, "VI_1");
                 }

@@ -221,6 +221,8 @@ pub struct ConfigView {
     pub scripts: Vec<String>,
     /// Virtual servers naming a group that has no such block: (name, line).
     pub missing_groups: Vec<(String, u32)>,
+    /// `lvs_timeouts udp N`, seconds (None: IPVS's 300 s).
+    pub udp_timeout_s: Option<u32>,
 }
 
 #[derive(Default)]
@@ -240,6 +242,12 @@ fn protocol(p: Protocol) -> Option<u8> {
 }
 
 impl Sink for Collect {
+    fn global_defs(&mut self, g: &config::GlobalDefs<'_>) -> Result<(), config::Kind> {
+        let udp = g.lvs_timeouts.udp.as_secs();
+        self.view.udp_timeout_s = (udp > 0).then_some(udp as u32);
+        Ok(())
+    }
+
     fn vrrp_script(&mut self, s: &config::VrrpScript<'_>) -> Result<(), config::Kind> {
         self.view.scripts.push(s.name.to_string());
         Ok(())

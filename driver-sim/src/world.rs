@@ -187,6 +187,8 @@ pub struct Outcome {
     pub director_addrs: Vec<String>,
     /// Each real server's addresses, for reports.
     pub server_addrs: Vec<String>,
+    /// Each service as VIP:port/protocol, for reports.
+    pub service_names: Vec<String>,
     /// Replies per real server index.
     pub served: Vec<u64>,
     /// Flows opened, completed, lost.
@@ -327,7 +329,10 @@ impl<'a> World<'a> {
             .iter()
             .zip(storage.iter_mut())
             .enumerate()
-            .map(|(i, (spec, st))| Director::new(i, spec, services.clone(), st, prng.next_u64()))
+            .map(|(i, (spec, st))| {
+                let udp = scenario.view.udp_timeout_s;
+                Director::new(i, spec, services.clone(), udp, st, prng.next_u64())
+            })
             .collect();
         let all_vips: Vec<IpAddr> = services.iter().map(|s| s.0).collect();
         let servers: Vec<Server> = scenario
@@ -651,6 +656,23 @@ impl<'a> World<'a> {
                         .map(|a| a.to_string())
                         .collect::<Vec<_>>()
                         .join("/")
+                })
+                .collect(),
+            service_names: self
+                .scenario
+                .view
+                .services
+                .iter()
+                .map(|s| {
+                    let vip = match s.vip {
+                        IpAddr::V6(a) => format!("[{a}]"),
+                        a => a.to_string(),
+                    };
+                    format!(
+                        "{vip}:{}/{}",
+                        s.port,
+                        if s.protocol == 17 { "UDP" } else { "TCP" }
+                    )
                 })
                 .collect(),
             served,
@@ -1002,11 +1024,10 @@ impl<'a> World<'a> {
                         .unwrap_or(usize::MAX) as u64;
                     self.trace.event(
                         self.now,
-                        "director {a} marks server {b} (index*10 + 1 up / 0 down)",
+                        "director {a} marks server {b} ((service*1000 + index)*10 + 1 up / 0 down)",
                         d as u64,
-                        host * 10 + u64::from(up),
+                        (service as u64 * 1000 + host) * 10 + u64::from(up),
                     );
-                    let _ = service;
                     self.inv.health(d, server, up, self.now);
                 }
                 Effect::Announce { up } => {
@@ -1385,10 +1406,11 @@ impl<'a> World<'a> {
             }
             Action::Burst => {
                 self.trace.event(now, "liveness burst", 0, 0);
-                self.inv.burst(now);
                 let Some(c) = self.burster else {
+                    self.inv.burst(now, BTreeMap::new());
                     return Ok(());
                 };
+                let mut loads = BTreeMap::new();
                 let spread = BURST_US / 3;
                 for (service, s) in self.scenario.view.services.iter().enumerate() {
                     let family: Vec<usize> = (0..self.clients[c].addrs.len())
@@ -1398,12 +1420,20 @@ impl<'a> World<'a> {
                     // many concurrent flows (and distinct persistence keys).
                     let hashing =
                         matches!(s.scheduler, Scheduler::Sh | Scheduler::Mh | Scheduler::Dh);
+                    // 200 sources miss a server holding 1/16 of the buckets
+                    // with odds (15/16)^200, about 2e-6; more would fill
+                    // the tables (each flow and its template stay minutes).
                     let (addrs, packets): (Vec<usize>, u32) = if hashing {
-                        (family, 1)
+                        (family.into_iter().take(200).collect(), 1)
                     } else {
                         (family.into_iter().take(STRIDED).collect(), 10)
                     };
                     let n = addrs.len() as u64;
+                    let holders: Vec<&Director<'_>> =
+                        self.directors.iter().filter(|d| d.holds(s.vip)).collect();
+                    if let [holder] = holders[..] {
+                        loads.insert(service, (holder.server_loads(service), n));
+                    }
                     for (k, addr) in addrs.into_iter().enumerate() {
                         let at = now + spread * k as u64 / n.max(1);
                         self.queue.push(
@@ -1416,6 +1446,7 @@ impl<'a> World<'a> {
                         );
                     }
                 }
+                self.inv.burst(now, loads);
             }
         }
         Ok(())

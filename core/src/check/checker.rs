@@ -248,7 +248,7 @@ impl Checker {
             if let ProbeResult::Weight(w) = result {
                 out(CheckerEvent::Weight(w));
             }
-            if !self.up || !self.has_run {
+            if (!self.up && !mutation::on(Mutation::StayDown)) || !self.has_run {
                 self.set(true, out);
             }
             c.delay_loop

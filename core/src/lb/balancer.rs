@@ -971,6 +971,10 @@ impl<'a> Balancer<'a> {
     /// A packet of a tracked connection. `None` when the connection was
     /// expired for rescheduling.
     fn existing(&mut self, s: u32, flow: &Flow, now_tick: u64) -> Option<Verdict> {
+        if flow.protocol == 17 && crate::mutation::on(crate::mutation::Mutation::RescheduleUdp) {
+            self.expire_conn(s);
+            return None;
+        }
         let slot = self.table.slots[s as usize];
         let server = &self.pools.servers[slot.server as usize];
         let f = flow.tcp_flags;
@@ -1137,8 +1141,11 @@ impl<'a> Balancer<'a> {
                 let old_expires = slot.expires;
                 self.sync_on_use(template, old_expires, ticks_for_secs(timeout), now_tick);
             }
-            self.table
-                .set_expiry(template, (now_tick + ticks_for_secs(timeout)) as u32);
+            let refresh = !crate::mutation::on(crate::mutation::Mutation::ForgetTemplateRefresh);
+            if refresh {
+                self.table
+                    .set_expiry(template, (now_tick + ticks_for_secs(timeout)) as u32);
+            }
             self.stats.template_hits += 1;
             if self.table.free() == 0 {
                 // The template still says where this client goes.

@@ -328,6 +328,12 @@ fn demo(
                 return ExitCode::from(2);
             }
         };
+        // A configuration the core refuses (a duplicate VRID, say) is the
+        // file's error, not the cluster's.
+        if let Some(v) = outcome.violation.as_ref().filter(|v| !v.is_invariant()) {
+            eprintln!("vrlb-sim: {file}: {}", v.detail);
+            return ExitCode::from(v.code);
+        }
         if json {
             let mut v = report::json_value(&outcome);
             v["title"] = title.into();
