@@ -110,6 +110,9 @@ pub struct Client {
     epochs: BTreeMap<IpAddr, u64>,
     /// A router in front (ECMP): everything goes to it, without resolving.
     gateway: Option<Mac>,
+    /// IPv6 VIPs it sent a solicitation for and has no answer yet (an
+    /// INCOMPLETE neighbour entry).
+    soliciting: std::collections::BTreeSet<IpAddr>,
     /// Open flows by (address, port).
     pub flows: BTreeMap<(IpAddr, u16), FlowState>,
     next_port: u16,
@@ -139,6 +142,7 @@ impl Client {
             neigh: BTreeMap::new(),
             epochs: BTreeMap::new(),
             gateway: None,
+            soliciting: std::collections::BTreeSet::new(),
             flows: BTreeMap::new(),
             next_port: 10_000,
             served: BTreeMap::new(),
@@ -261,13 +265,16 @@ impl Client {
         key
     }
 
-    fn resolve(&self, key: (IpAddr, u16), vip: IpAddr, out: &mut Vec<Vec<u8>>) {
+    fn resolve(&mut self, key: (IpAddr, u16), vip: IpAddr, out: &mut Vec<Vec<u8>>) {
         let mut f = Vec::new();
         match (key.0, vip) {
             (IpAddr::V4(me), IpAddr::V4(vip)) => {
                 frame::arp(&mut f, true, (self.mac, me), ([0; 6], vip), BROADCAST)
             }
-            (IpAddr::V6(me), IpAddr::V6(vip)) => frame::ns(&mut f, (self.mac, me), vip),
+            (IpAddr::V6(me), IpAddr::V6(v)) => {
+                self.soliciting.insert(vip);
+                frame::ns(&mut f, (self.mac, me), v)
+            }
             _ => return,
         }
         out.push(f);
@@ -389,6 +396,7 @@ impl Client {
         if self.neigh.get(&vip).is_none_or(|(m, _)| *m != mac) {
             *self.epochs.entry(vip).or_insert(0) += 1;
         }
+        self.soliciting.remove(&vip);
         self.neigh.insert(vip, (mac, now + ARP_TTL_US));
         let targets = &self.targets;
         wake.extend(
@@ -432,16 +440,13 @@ impl Client {
                 override_flag,
                 ..
             } => {
-                // Linux (ndisc.c): a solicited answer fills the entry; an
-                // unsolicited one with the override flag updates an entry
-                // that exists, and creates none.
+                // RFC 4861 7.2.5 (Linux ndisc.c): an advertisement fills
+                // an INCOMPLETE entry (one it solicited); an unsolicited
+                // one with the override flag updates an entry that
+                // exists, and creates none.
                 let vip = IpAddr::V6(target);
                 let known = self.neigh.contains_key(&vip);
-                let solicited = self
-                    .flows
-                    .values()
-                    .any(|f| f.waiting && self.targets[f.service].vip == vip);
-                if (override_flag && known) || solicited {
+                if (override_flag && known) || self.soliciting.contains(&vip) {
                     self.learned(now, vip, lladdr.unwrap_or(src_mac), wake);
                 }
                 None

@@ -29,7 +29,8 @@ use vrlb_core::vrrp::{self, Family, State};
 use crate::frame::{self, BROADCAST, Mac, PROBE_HTTP_REQUEST, PROBE_MISC_REQUEST, Parsed};
 use crate::scenario::{DirectorSpec, Override};
 
-/// Connection slots per director.
+/// Connection slots per director, unless the scenario says otherwise
+/// (small, so a flood can fill a table).
 pub const CONNECTIONS: u32 = 4096;
 
 /// A virtual router: VRIDs are per address family (RFC 9568 5.2.3).
@@ -71,8 +72,9 @@ pub struct DirectorStorage {
 }
 
 impl DirectorStorage {
-    /// Storage sized for the configuration `text`.
-    pub fn for_config(text: &str) -> Result<DirectorStorage, String> {
+    /// Storage sized for the configuration `text` with `connections`
+    /// connection and template slots.
+    pub fn for_config(text: &str, connections: u32) -> Result<DirectorStorage, String> {
         let counts: Counts = build::count(
             "keepalived.conf",
             text,
@@ -80,7 +82,7 @@ impl DirectorStorage {
             &mut NoIncludes,
         )
         .map_err(|e| e.to_string())?;
-        let layout = counts.layout(CONNECTIONS, 2);
+        let layout = counts.layout(connections, 2);
         Ok(DirectorStorage {
             instances: vec![InstanceSlot::default(); counts.instances.max(1)],
             scripts: vec![ScriptSlot::default(); counts.scripts],
@@ -97,7 +99,7 @@ impl DirectorStorage {
             servers: vec![ServerSlot::default(); counts.real_servers.max(1)],
             checkers: vec![CheckerSlot::default(); counts.checkers.max(1)],
             sync_slot: Box::default(),
-            sync_journal: vec![0; counts.sync_journal_entries(CONNECTIONS)],
+            sync_journal: vec![0; counts.sync_journal_entries(connections)],
             layout,
         })
     }
@@ -1079,7 +1081,7 @@ impl<'a> Director<'a> {
             .as_ref()
             .and_then(|n| n.balancer())
             .map_or(0, |b| b.tracked());
-        (tracked, CONNECTIONS)
+        (tracked, self.layout.connections)
     }
 
     /// Packets of unknown connections adopted mid-flow (flows moved here

@@ -180,6 +180,8 @@ struct SyncedFlow {
     server: IpAddr,
     /// The scenario's service.
     service: Option<usize>,
+    /// 6 or 17.
+    protocol: u8,
     delivered_at: u64,
     /// Until when the entry surely lives on the receiver (its timeout less
     /// what clock drift can take off).
@@ -212,6 +214,8 @@ pub struct Invariants {
     /// Active-active directors behind ECMP: flows must survive a change of
     /// director (mh), so a director going down excuses no move.
     ecmp: bool,
+    /// How long a UDP connection lives after its last datagram.
+    udp_timeout_us: u64,
     services: Vec<ServiceView>,
     vrids: Vec<Vrid>,
     life: Vec<Life>,
@@ -296,6 +300,11 @@ pub struct Invariants {
     /// Deadlines checked: check_bound, graceful handovers, preemptions
     /// that happened in time.
     pub checked: (u64, u64, u64),
+    /// Something the VRRP rules read changed since they last ran.
+    dirty: bool,
+    /// When a VRRP rule's clock next runs out (or a pause ends): until
+    /// then, with nothing changed, the rules give the same answer.
+    next_check: u64,
     scratch: Vec<usize>,
 }
 
@@ -306,15 +315,27 @@ fn rate_limited(d: &Director<'_>) -> u64 {
         .map_or(0, |c| c.stats().tx_rate_limited)
 }
 
+/// Most directors a scenario may have (the VIP holder masks are bits of a
+/// `u64`; the per-event lookups use a fixed array).
+pub const MAX_DIRECTORS: usize = 16;
+
 fn mutually(seg: &Segment, a: usize, b: usize) -> bool {
     seg.connected(a, b) && seg.connected(b, a)
 }
 
 impl Invariants {
-    /// Invariants for these services and virtual routers.
-    pub fn new(services: Vec<ServiceView>, vrids: Vec<Vrid>, ecmp: bool) -> Self {
+    /// Invariants for these services and virtual routers; UDP connections
+    /// live `udp_timeout_s` (the configuration's lvs_timeouts, or IPVS's
+    /// 300 s).
+    pub fn new(
+        services: Vec<ServiceView>,
+        vrids: Vec<Vrid>,
+        ecmp: bool,
+        udp_timeout_s: Option<u32>,
+    ) -> Self {
         Invariants {
             ecmp,
+            udp_timeout_us: u64::from(udp_timeout_s.unwrap_or(300)) * 1_000_000,
             services,
             vrids,
             life: Vec::new(),
@@ -354,6 +375,8 @@ impl Invariants {
             burst_loads: BTreeMap::new(),
             table_high_water: 0,
             checked: (0, 0, 0),
+            dirty: true,
+            next_check: 0,
             scratch: Vec::new(),
         }
     }
@@ -376,6 +399,7 @@ impl Invariants {
 
     /// A director started.
     pub fn director_up(&mut self, d: usize, now: u64) {
+        self.dirty = true;
         self.forget_synced(d);
         if self.server_set_changed_at > 0 {
             self.mh_orders_may_differ = true;
@@ -386,6 +410,7 @@ impl Invariants {
 
     /// A director went down (crash or stop).
     pub fn director_down(&mut self, directors: &[Director<'_>], d: usize, now: u64) {
+        self.dirty = true;
         for (v, i) in directors[d].vrrp() {
             if i.state() == State::Master {
                 self.lost_master.insert(v);
@@ -400,11 +425,13 @@ impl Invariants {
 
     /// A director stalls.
     pub fn paused(&mut self, d: usize, from: u64, until: u64) {
+        self.dirty = true;
         self.life(d).pause = (from, until);
     }
 
     /// Partitions or links changed.
     pub fn topology_changed(&mut self, now: u64) {
+        self.dirty = true;
         self.topology_changed_at = now;
         self.dual_since.clear();
         self.preempt_since.clear();
@@ -451,16 +478,33 @@ impl Invariants {
         }
     }
 
-    /// Checks run after every event.
+    /// Something the VRRP rules read may have changed: a state, a
+    /// director's life or clock, the topology, the link.
+    pub fn touch(&mut self) {
+        self.dirty = true;
+    }
+
+    /// Checks run after every event. The VRRP rules read only states,
+    /// lives, topology and the clock: after an event that touched none of
+    /// them they are re-run only when one of their deadlines comes.
     pub fn after_event(
         &mut self,
         directors: &[Director<'_>],
         seg: &Segment,
         now: u64,
     ) -> Result<(), Violation> {
-        for vi in 0..self.vrids.len() {
-            let v = self.vrids[vi];
-            self.vrid_rules(directors, seg, v, now)?;
+        if self.dirty || now >= self.next_check {
+            self.dirty = false;
+            self.next_check = u64::MAX;
+            for d in directors {
+                if d.paused_until > now {
+                    self.next_check = self.next_check.min(d.paused_until);
+                }
+            }
+            for vi in 0..self.vrids.len() {
+                let v = self.vrids[vi];
+                self.vrid_rules(directors, seg, v, now)?;
+            }
         }
         // table_capacity
         self.table_full_at.resize(directors.len(), 0);
@@ -484,20 +528,20 @@ impl Invariants {
     ) -> Result<(), Violation> {
         let mut active = std::mem::take(&mut self.scratch);
         active.clear();
+        // Each director's instance of `v`, looked up once per event.
+        let mut inst: [Option<&vrrp::Instance>; MAX_DIRECTORS] = [None; MAX_DIRECTORS];
         let mut max_mdi = 0;
-        for (d, dir) in directors.iter().enumerate() {
-            if let Some(i) = dir.instance(v) {
+        for (d, dir) in directors.iter().enumerate().take(MAX_DIRECTORS) {
+            inst[d] = dir.instance(v);
+            if let Some(i) = inst[d] {
                 max_mdi = max_mdi.max(mdi_us(i.config(), i.effective_priority()));
                 if Self::active(dir, now) {
                     active.push(d);
                 }
             }
         }
-        let masters = active
-            .iter()
-            .filter(|&&d| directors[d].state(v) == Some(State::Master))
-            .count();
-        let is_master = |d: usize| directors[d].state(v) == Some(State::Master);
+        let is_master = |d: usize| inst[d].is_some_and(|i| i.state() == State::Master);
+        let masters = active.iter().filter(|&&d| is_master(d)).count();
         let slack = slack_us(seg, max_mdi);
         let result = (|| {
             // single_master
@@ -510,6 +554,7 @@ impl Invariants {
                             continue;
                         }
                         let since = *self.dual_since.entry((v, a, b)).or_insert(now);
+                        self.next_check = self.next_check.min(since + bound + 1);
                         if now - since > bound {
                             return Err(Violation::new(
                                 "single_master",
@@ -545,6 +590,7 @@ impl Invariants {
                 }
                 any_headless = true;
                 let since = *self.headless_since.entry((a, v)).or_insert(now);
+                self.next_check = self.next_check.min(since + bound + 1);
                 if now - since > bound {
                     return Err(Violation::new(
                         "failover_bound",
@@ -577,7 +623,7 @@ impl Invariants {
 
             // owner_wins
             for &d in &active {
-                let Some(i) = directors[d].instance(v) else {
+                let Some(i) = inst[d] else {
                     continue;
                 };
                 if i.config().priority != 255 {
@@ -586,6 +632,9 @@ impl Invariants {
                 let l = self.life_of(d);
                 let since = l.up_since.unwrap_or(now).max(l.pause.1);
                 let state = i.state();
+                if state != State::Master && state != State::Fault {
+                    self.next_check = self.next_check.min(since + slack + 1);
+                }
                 if now > since + slack && state != State::Master && state != State::Fault {
                     return Err(Violation::new(
                         "owner_wins",
@@ -599,7 +648,7 @@ impl Invariants {
             // preemption_rules, the positive half: a backup with preempt
             // that hears only lower-priority masters takes over.
             for &b in &active {
-                let Some(bi) = directors[b].instance(v) else {
+                let Some(bi) = inst[b] else {
                     continue;
                 };
                 let mine = bi.effective_priority();
@@ -640,6 +689,7 @@ impl Invariants {
                 let c = bi.config();
                 let wait = c.preempt_delay.as_micros() + interval_us(c) + mdi_us(c, mine);
                 let bound = wait + slack_us(seg, wait);
+                self.next_check = self.next_check.min(start + bound + 1);
                 if now > start && now - start > bound {
                     let (m, p) = (m0, p0);
                     return Err(Violation::new(
@@ -676,6 +726,7 @@ impl Invariants {
         reason: Reason,
         now: u64,
     ) -> Result<(), Violation> {
+        self.dirty = true;
         if to == State::Master {
             self.master_since.insert((d, v), now);
         } else {
@@ -1091,6 +1142,7 @@ impl Invariants {
                 SyncedFlow {
                     server: e.server,
                     service: director.service_of(e.vip, e.vport, e.protocol),
+                    protocol: e.protocol,
                     delivered_at: now,
                     valid_until,
                 },
@@ -1118,6 +1170,14 @@ impl Invariants {
         }
         if to == Some(entry.server) {
             self.synced_kept += 1;
+            // The director's own use now sets the connection's life: a
+            // UDP one lives its (lvs_timeouts) timeout from this datagram.
+            if entry.protocol == 17
+                && let Some(e) = self.synced.get_mut(d.id).and_then(|m| m.get_mut(&flow))
+            {
+                let own = (now + self.udp_timeout_us).saturating_sub(SYNC_DRIFT_SLACK_US);
+                e.valid_until = e.valid_until.min(own);
+            }
             return Ok(());
         }
         // What excuses a move: the entry's server failing or marked down

@@ -163,6 +163,8 @@ pub struct Scenario {
     /// What the simulation does differently from the file (printed by the
     /// demo).
     pub notes: Vec<String>,
+    /// Connection and template slots per director.
+    pub connections: u32,
 }
 
 const SCHEDULERS: [&str; 11] = [
@@ -405,6 +407,14 @@ impl Scenario {
     ) -> Result<Scenario, String> {
         let view = topology::view(file, text)?;
         let mut notes = Vec::new();
+        if clients * 3 > crate::world::MAX_CLIENT_ADDRS {
+            return Err(format!(
+                "{clients} clients need {} addresses; the simulator has {} (at most {} clients)",
+                clients * 3,
+                crate::world::MAX_CLIENT_ADDRS,
+                crate::world::MAX_CLIENT_ADDRS / 3
+            ));
+        }
         if view.instances.is_empty() {
             return Err(format!(
                 "{file}: no vrrp_instance: the demo's story is a failover between two VRRP directors"
@@ -611,6 +621,7 @@ impl Scenario {
             ecmp: None,
             replay: format!("demo --seed {seed} --duration {}", duration_us / 1_000_000),
             notes,
+            connections: crate::director::CONNECTIONS,
         })
     }
 
@@ -687,6 +698,7 @@ impl Scenario {
             }),
             replay: String::new(),
             notes: Vec::new(),
+            connections: crate::director::CONNECTIONS,
         }
     }
 
@@ -1052,6 +1064,7 @@ impl Scenario {
             ecmp: None,
             replay: format!("run --seed {seed}"),
             notes: Vec::new(),
+            connections: crate::director::CONNECTIONS,
         }
     }
 

@@ -138,41 +138,50 @@ impl Segment {
         } else {
             self.learned.get(&dst).copied()
         };
-        for port in 0..self.part.len() {
-            let wanted = match target {
-                Some(t) => port == t,
-                None => port != from,
-            };
-            if !wanted {
-                continue;
-            }
-            if !self.connected(from, port) {
-                self.faults.cut += 1;
-                continue;
-            }
-            if self.prng.chance_ppm(self.link.loss_ppm) {
-                self.faults.lost += 1;
-                continue;
-            }
-            let copies = if self.prng.chance_ppm(self.link.dup_ppm) {
-                self.faults.duplicated += 1;
-                2
-            } else {
-                1
-            };
-            for _ in 0..copies {
-                let jitter = self.prng.below(self.link.jitter_us);
-                if jitter > 0 {
-                    self.faults.jittered += 1;
+        match target {
+            // A known unicast destination: one port to consider.
+            Some(port) => {
+                if port != from {
+                    self.deliver(from, port, now, out);
                 }
-                let delay_us = self.link.latency_us + jitter;
-                let last = &mut self.last_arrival[from * self.part.len() + port];
-                if now + delay_us < *last {
-                    self.faults.reordered += 1;
-                }
-                *last = (*last).max(now + delay_us);
-                out.push(Delivery { port, delay_us });
             }
+            None => {
+                for port in 0..self.part.len() {
+                    if port != from {
+                        self.deliver(from, port, now, out);
+                    }
+                }
+            }
+        }
+    }
+
+    fn deliver(&mut self, from: usize, port: usize, now: u64, out: &mut Vec<Delivery>) {
+        if !self.connected(from, port) {
+            self.faults.cut += 1;
+            return;
+        }
+        if self.prng.chance_ppm(self.link.loss_ppm) {
+            self.faults.lost += 1;
+            return;
+        }
+        let copies = if self.prng.chance_ppm(self.link.dup_ppm) {
+            self.faults.duplicated += 1;
+            2
+        } else {
+            1
+        };
+        for _ in 0..copies {
+            let jitter = self.prng.below(self.link.jitter_us);
+            if jitter > 0 {
+                self.faults.jittered += 1;
+            }
+            let delay_us = self.link.latency_us + jitter;
+            let last = &mut self.last_arrival[from * self.part.len() + port];
+            if now + delay_us < *last {
+                self.faults.reordered += 1;
+            }
+            *last = (*last).max(now + delay_us);
+            out.push(Delivery { port, delay_us });
         }
     }
 }

@@ -46,14 +46,8 @@ enum Ev {
         c: usize,
     },
     Act(Action),
-    CheckDown {
-        d: usize,
-        s: usize,
-        service: usize,
-        addr: IpAddr,
-        mode: Mode,
-        since: u64,
-    },
+    /// Boxed: rare, and it would double every queue entry's size.
+    CheckDown(Box<CheckDown>),
     Handover {
         vrid: Vrid,
         since: u64,
@@ -83,6 +77,17 @@ enum Ev {
         addr: usize,
         packets: u32,
     },
+}
+
+/// A failed server's check deadline.
+#[derive(Debug)]
+struct CheckDown {
+    d: usize,
+    s: usize,
+    service: usize,
+    addr: IpAddr,
+    mode: Mode,
+    since: u64,
 }
 
 /// What the faults did over a run: the swarm test counts that each kind
@@ -253,6 +258,8 @@ pub struct World<'a> {
     pub epoch: u64,
     holders: BTreeMap<IpAddr, u64>,
     vips: Vec<IpAddr>,
+    /// Every director's and client's address and MAC (static entries).
+    macs: BTreeMap<IpAddr, Mac>,
     healed: bool,
     crashed: Option<usize>,
     ever_started: Vec<bool>,
@@ -271,12 +278,24 @@ pub fn storages(scenario: &Scenario) -> Result<Vec<DirectorStorage>, String> {
     scenario
         .directors
         .iter()
-        .map(|d| DirectorStorage::for_config(&d.config))
+        .map(|d| DirectorStorage::for_config(&d.config, scenario.connections))
         .collect()
 }
 
 fn v4(a: u8, b: u8, c: u8, d: u8) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(a, b, c, d))
+}
+
+/// Most IPv4 client addresses (two documentation /24s).
+pub const MAX_CLIENT_ADDRS: usize = 508;
+
+/// The `n`th client IPv4 address: 203.0.113.0/24, then 198.51.100.0/24.
+fn client_v4(n: usize) -> IpAddr {
+    if n < 254 {
+        v4(203, 0, 113, 1 + n as u8)
+    } else {
+        v4(198, 51, 100, 1 + (n - 254).min(253) as u8)
+    }
 }
 
 fn v6(group: u16, low: u16) -> IpAddr {
@@ -357,11 +376,12 @@ impl<'a> World<'a> {
             .map(|c| {
                 let mut addrs = Vec::new();
                 for a in 0..t.addrs_per_client {
+                    let n = c * t.addrs_per_client + a;
                     if any_v4 {
-                        addrs.push(v4(203, 0, 113, (1 + c * t.addrs_per_client + a) as u8));
+                        addrs.push(client_v4(n));
                     }
                     if any_v6 {
-                        addrs.push(v6(0xc, (1 + c * t.addrs_per_client + a) as u16));
+                        addrs.push(v6(0xc, 1 + n as u16));
                     }
                 }
                 Client::new(c, addrs, targets.clone(), prng.fork())
@@ -387,7 +407,12 @@ impl<'a> World<'a> {
             .any(|(_, a)| matches!(a, Action::Burst));
         let burster = bursts.then(|| {
             let c = clients.len();
-            clients.push(Client::new(c, burst_addrs(), targets.clone(), prng.fork()));
+            let taken: Vec<IpAddr> = clients.iter().flat_map(|c| c.addrs.clone()).collect();
+            let addrs = burst_addrs()
+                .into_iter()
+                .filter(|a| !taken.contains(a))
+                .collect();
+            clients.push(Client::new(c, addrs, targets.clone(), prng.fork()));
             c
         });
         let router = scenario.ecmp.map(|e| Router::new(n_dir, e.hash));
@@ -438,6 +463,7 @@ impl<'a> World<'a> {
             scenario.view.services.clone(),
             vrids,
             scenario.ecmp.is_some(),
+            scenario.view.udp_timeout_s,
         );
         let mut world = World {
             now: 0,
@@ -455,6 +481,7 @@ impl<'a> World<'a> {
             epoch: 0,
             holders: BTreeMap::new(),
             vips,
+            macs: BTreeMap::new(),
             healed: false,
             crashed: None,
             ever_started: vec![false; n_dir],
@@ -488,6 +515,10 @@ impl<'a> World<'a> {
         for d in &mut world.directors {
             d.neighbours.extend(neighbours.iter().copied());
         }
+        world.macs = neighbours
+            .into_iter()
+            .filter(|(a, _)| !world.servers.iter().any(|s| s.has(*a)))
+            .collect();
         for d in 0..n_dir {
             let at = match world.scenario.late_start {
                 Some((late, t)) if late == d => t,
@@ -511,20 +542,6 @@ impl<'a> World<'a> {
 
     fn client_port(&self, c: usize) -> usize {
         self.directors.len() + self.servers.len() + c
-    }
-
-    /// The MAC of a director's, client's or (for probes) server's address.
-    fn mac_of(directors: &[Director<'_>], clients: &[Client], addr: IpAddr) -> Option<Mac> {
-        directors
-            .iter()
-            .find(|d| d.owns(addr))
-            .map(|d| d.mac)
-            .or_else(|| {
-                clients
-                    .iter()
-                    .find(|c| c.addrs.contains(&addr))
-                    .map(|c| c.mac)
-            })
     }
 
     fn send(&mut self, from: usize, frame: Vec<u8>, extra_delay: u64) {
@@ -697,7 +714,7 @@ impl<'a> World<'a> {
             sync_messages: self.inv.sync_messages,
             synced_sent: self.inv.synced_sent,
             faults,
-            table_high_water: (self.inv.table_high_water, crate::director::CONNECTIONS),
+            table_high_water: (self.inv.table_high_water, self.scenario.connections),
             burst_served: std::mem::take(&mut self.inv.burst_served),
             checked: self.inv.checked,
         }
@@ -772,20 +789,13 @@ impl<'a> World<'a> {
             }
             Ev::Act(a) => self.act(a),
             Ev::Start { d } => self.act(Action::Start(d)),
-            Ev::CheckDown {
-                d,
-                s,
-                service,
-                addr,
-                mode,
-                since,
-            } => self.inv.check_down_deadline(
-                &self.directors[d],
-                &self.servers[s],
-                service,
-                addr,
-                mode,
-                since,
+            Ev::CheckDown(c) => self.inv.check_down_deadline(
+                &self.directors[c.d],
+                &self.servers[c.s],
+                c.service,
+                c.addr,
+                c.mode,
+                c.since,
                 self.now,
             ),
             Ev::Handover { vrid, since } => {
@@ -892,8 +902,8 @@ impl<'a> World<'a> {
             r
         } else if port < n_dir + n_srv {
             let s = port - n_dir;
-            let (directors, clients) = (&self.directors, &self.clients);
-            let reply = self.servers[s].receive(&frame, |a| Self::mac_of(directors, clients, a));
+            let macs = &self.macs;
+            let reply = self.servers[s].receive(&frame, |a| macs.get(&a).copied());
             if let Some((reply, delay)) = reply {
                 self.trace
                     .event(self.now, "server {a} replies after {b} us", s as u64, delay);
@@ -1178,14 +1188,14 @@ impl<'a> World<'a> {
                     ) {
                         self.queue.push(
                             now + bound,
-                            Ev::CheckDown {
+                            Ev::CheckDown(Box::new(CheckDown {
                                 d,
                                 s,
                                 service,
                                 addr: r.addr,
                                 mode,
                                 since: now,
-                            },
+                            })),
                         );
                     }
                 }
@@ -1306,6 +1316,7 @@ impl<'a> World<'a> {
                     self.faults.drifts += 1;
                 }
                 self.directors[d].set_drift(now, ppm);
+                self.inv.touch();
                 self.reschedule(d);
             }
             Action::Server(s, mode) => {

@@ -254,3 +254,76 @@ fn the_ecmp_scenario_runs_from_the_command_line() {
         "{text}"
     );
 }
+
+/// Both directors run one VRRPv3-over-IPv6 instance holding an IPv6 VIP
+/// with a DR service on it.
+const IPV6: &str = "vrrp_instance VI_6 {
+    state BACKUP
+    interface eth0
+    virtual_router_id 60
+    priority 100
+    version 3
+    advert_int 1
+    virtual_ipaddress {
+        2001:db8::240
+    }
+}
+virtual_server 2001:db8::240 80 {
+    delay_loop 3
+    lb_algo rr
+    lb_kind DR
+    protocol TCP
+    real_server 2001:db8::100 80 {
+        TCP_CHECK {
+            connect_timeout 2
+        }
+    }
+    real_server 2001:db8::101 80 {
+        TCP_CHECK {
+            connect_timeout 2
+        }
+    }
+}
+";
+
+#[test]
+fn an_ipv6_vip_moves_with_unsolicited_neighbour_advertisements() {
+    let mut s = Scenario::demo("v6.conf", IPV6, true, 4, 100_000_000, 10).unwrap();
+    // The crash comes soon after the clients renewed their neighbour
+    // entries (about 38 s: 30 s after the master's first advertisements),
+    // so without the new master's NA they would keep the dead MAC for
+    // another 25 s.
+    s.actions = vec![(40_000_000, vrlb_sim::scenario::Action::CrashMaster)];
+    let out = run(s, true).unwrap();
+    assert_eq!(out.violation, None, "{}", out.tail.join("\n"));
+    assert!(
+        out.faults.flows.2 > 100,
+        "IPv6 flows: {:?}",
+        out.faults.flows
+    );
+    assert!(out.served.iter().all(|n| *n > 0), "{:?}", out.served);
+    // The master (director 0, the higher priority) crashes at 40 s; the
+    // backup takes over about 3.6 s after its last advert.
+    assert_eq!(out.failovers_us.len(), 1, "{:?}", out.failovers_us);
+    let takeover = out
+        .all
+        .iter()
+        .find(|r| {
+            r.what.contains("vrid/state") && r.a == 1 && r.b == 10_602 && r.time_us > 40_000_000
+        })
+        .expect("director 1 becomes master of VRID 60 (IPv6)")
+        .time_us;
+    // Clients' neighbour entries for the VIP live 30 s: had they not
+    // followed the new master's unsolicited NA, flows opened after the
+    // takeover would go to the dead director's MAC and be lost. A flow
+    // gives up 6 s after its first unanswered packet.
+    let late_losses = out
+        .all
+        .iter()
+        .filter(|r| r.what.contains("lost a flow") && r.time_us > takeover + 7_000_000)
+        .count();
+    assert_eq!(
+        late_losses, 0,
+        "flows lost after the takeover at {takeover} us"
+    );
+}
