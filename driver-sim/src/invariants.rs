@@ -16,7 +16,7 @@
 //! | 13 | preemption_rules | no takeover from a live, heard master unless preempting a lower priority after preempt_delay (never with nopreempt); and a backup with preempt and a higher priority than the master it hears does take over within preempt_delay + advert interval + Master_Down_Interval |
 //! | 14 | premature_takeover | a backup never declares the master down before Master_Down_Interval (Skew_Time after priority 0) of its own clock has passed since the last advert it accepted |
 //! | 15 | graceful_handover | after a master stops gracefully, a backup takes over within its Skew_Time (plus latency) |
-//! | 16 | flow_sticky | an established flow stays on its server while that server is up and the VIP holder is unchanged |
+//! | 16 | flow_sticky | an established flow stays on its server while that server is up and the VIP holder is unchanged (a UDP flow silent at the director for its UDP timeout has no connection left to keep) |
 //! | 17 | persistence_kept | a client's new flows go to its server within the persistence timeout, same conditions (services with persistence only; the key is the client's address under the granularity) |
 //! | 18 | no_flow_to_down_server | no new flow goes to a server the director marked down |
 //! | 19 | check_bound | a failed server is marked down within the bound its check parameters give |
@@ -204,7 +204,11 @@ struct Life {
     pause: (u64, u64),
 }
 
-/// The last flow of a persistence key: (server id, opened at, epoch,
+/// A new flow's sync entry that is due: (server, service, the sender's
+/// rate-limited message count when the flow opened).
+type SyncDue = (IpAddr, usize, u64);
+
+/// The last flow of a persistence key: (server id, scheduled at, epoch,
 /// tracked by the director, the director that scheduled it).
 type LastFlow = (u32, u64, u64, bool, Option<usize>);
 
@@ -241,8 +245,9 @@ pub struct Invariants {
     server_set_changed_at: u64,
     /// A director started after some server's health had changed: its
     /// server list may be in another order than its peers' (a server that
-    /// left and came back is listed last, as in IPVS), and Maglev's turns
-    /// follow that order, so ECMP directors' mh tables may differ.
+    /// left and came back is listed first, as IPVS adds at the head), and
+    /// Maglev's turns follow that order, so ECMP directors' mh tables may
+    /// differ.
     mh_orders_may_differ: bool,
     /// Flows that changed server, under ECMP, after a director moved them
     /// while the server set was changing (the admitted mh disruption).
@@ -259,8 +264,16 @@ pub struct Invariants {
     scheduler_dropped: BTreeSet<IpAddr>,
     /// Flows a director forwarded without tracking them (full table).
     untracked: BTreeSet<(IpAddr, u16)>,
-    /// The director that scheduled each flow (its first packet).
-    flow_director: BTreeMap<(IpAddr, u16), usize>,
+    /// The director that scheduled each flow (its first packet) and when:
+    /// persistence templates are made and refreshed then, not when the
+    /// client first tried (a cut-off client's first packets never arrive).
+    flow_director: BTreeMap<(IpAddr, u16), (usize, u64)>,
+    /// When a director last forwarded a datagram of each UDP flow.
+    udp_seen: BTreeMap<(IpAddr, u16), u64>,
+    /// UDP flows silent at the director longer than the UDP timeout: their
+    /// connection may have expired, and the next datagram is scheduled
+    /// afresh (ip_vs_proto_udp.c), so they promise no stickiness.
+    udp_lapsed: BTreeSet<(IpAddr, u16)>,
     /// Failover durations seen (master lost to master found), microseconds.
     pub failovers: Vec<u64>,
     /// Persistent clients' new flows that stayed, and all of them.
@@ -274,8 +287,7 @@ pub struct Invariants {
     pub sync_messages: u64,
     /// New flows at a sync sender whose entries are due: (sender, flow)
     /// -> server.
-    /// The value: (server, service, the sender's rate-limited count then).
-    sync_due: BTreeMap<(usize, (IpAddr, u16)), (IpAddr, usize, u64)>,
+    sync_due: BTreeMap<(usize, (IpAddr, u16)), SyncDue>,
     /// Per director: when its table was last (nearly) full.
     table_full_at: Vec<u64>,
     /// When each director last marked each server up.
@@ -359,6 +371,8 @@ impl Invariants {
             scheduler_dropped: BTreeSet::new(),
             untracked: BTreeSet::new(),
             flow_director: BTreeMap::new(),
+            udp_seen: BTreeMap::new(),
+            udp_lapsed: BTreeSet::new(),
             failovers: Vec::new(),
             persistence: (0, 0),
             synced: Vec::new(),
@@ -652,7 +666,9 @@ impl Invariants {
                     continue;
                 };
                 let mine = bi.effective_priority();
-                let heard = |m: usize| m != b && is_master(m) && mutually(seg, m, b);
+                // Heard: its adverts reach `b` (a master with `b`'s priority or more
+                // keeps resetting its timer, whether or not `b` is heard back).
+                let heard = |m: usize| m != b && is_master(m) && seg.connected(m, b);
                 let prio_of = |m: usize| {
                     directors[m]
                         .instance(v)
@@ -958,7 +974,13 @@ impl Invariants {
             self.untracked.insert(client);
         }
         if syn {
-            self.flow_director.entry(client).or_insert(d.id);
+            self.flow_director.entry(client).or_insert((d.id, now));
+        }
+        if self.services.get(service).is_some_and(|s| s.protocol == 17)
+            && let Some(last) = self.udp_seen.insert(client, now)
+            && now - last + 50_000 > self.udp_timeout_us
+        {
+            self.udp_lapsed.insert(client);
         }
         if syn && d.server_healthy(service, server) == Some(false) {
             return Err(Violation::new(
@@ -1033,6 +1055,7 @@ impl Invariants {
             Some(b)
                 if b != server
                     && !untracked
+                    && !self.udp_lapsed.contains(&flow)
                     && !disturbed(b, opened_at, self)
                     && !overwritten(key.1, opened_at, self)
                     && flow_epoch == epoch =>
@@ -1049,12 +1072,15 @@ impl Invariants {
             }
             Some(_) => {}
             None if persistence_us > 0 => {
+                let (director, opened_at) = match self.flow_director.get(&flow) {
+                    Some(&(d, t)) => (Some(d), t),
+                    None => (None, opened_at),
+                };
                 let last = self.last_flow.get(&key).copied();
                 if last.is_some_and(|l| opened_at < l.1) {
                     // Answered out of order: compare only in opening order.
                     return Ok(());
                 }
-                let director = self.flow_director.get(&flow).copied();
                 if let Some((last, last_open, last_epoch, last_tracked, last_director)) = last
                     && opened_at < last_open + persistence_us.saturating_sub(1_000_000)
                 {
@@ -1067,6 +1093,11 @@ impl Invariants {
                         // (sync copies it, but promises nothing here).
                         && last_director == director
                         && !disturbed(last, last_open, self)
+                        // Flows answered out of order: this one may have
+                        // been scheduled (by a template naming its server)
+                        // before the last one's retry found that server
+                        // failing and made a new template.
+                        && !disturbed(server, last_open, self)
                         && !overwritten(key.1, last_open, self)
                         && last_epoch == flow_epoch
                         && flow_epoch == epoch

@@ -5,13 +5,12 @@
 use crate::scenario::Scenario;
 use crate::world::{Outcome, run};
 
-/// Runs seeds `from..to`, calling `progress` after each; returns the first
-/// failing outcome (or setup error) and how many seeds ran.
-pub fn swarm(
-    from: u64,
-    to: u64,
-    mut progress: impl FnMut(&Outcome),
-) -> Result<u64, (Outcome, String)> {
+/// A failing seed's outcome and why it failed.
+pub type Failure = Box<(Outcome, String)>;
+
+/// Runs seeds `from..to`, calling `progress` after each; returns how many
+/// seeds ran, or the first failing outcome (or setup error).
+pub fn swarm(from: u64, to: u64, mut progress: impl FnMut(&Outcome)) -> Result<u64, Failure> {
     let mut ran = 0;
     for seed in from..to {
         let scenario = Scenario::swarm(seed);
@@ -24,14 +23,17 @@ pub fn swarm(
                     replay,
                     ..Outcome::default()
                 };
-                return Err((empty, format!("seed {seed}: scenario cannot run: {e}")));
+                return Err(Box::new((
+                    empty,
+                    format!("seed {seed}: scenario cannot run: {e}"),
+                )));
             }
         };
         ran += 1;
         progress(&outcome);
         if let Some(v) = &outcome.violation {
             let text = v.to_string();
-            return Err((outcome, text));
+            return Err(Box::new((outcome, text)));
         }
     }
     Ok(ran)

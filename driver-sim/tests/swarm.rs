@@ -42,7 +42,7 @@ fn a_thousand_seeds_without_a_violation_and_every_fault_happened() {
     let wall = start.elapsed();
     match result {
         Ok(ran) => assert_eq!(ran, 1000),
-        Err((outcome, reason)) => panic!("{}", vrlb_sim::report::failure(&outcome, &reason)),
+        Err(failure) => panic!("{}", vrlb_sim::report::failure(&failure.0, &failure.1)),
     }
     eprintln!("1000 seeds in {wall:?}: {f:?}");
     eprintln!(

@@ -214,7 +214,8 @@ fn main() -> ExitCode {
                     println!("{ran} seeds, no violation");
                     ExitCode::SUCCESS
                 }
-                Err((mut outcome, reason)) => {
+                Err(failure) => {
+                    let (mut outcome, reason) = *failure;
                     outcome.replay += &extra;
                     eprint!("{}", report::failure(&outcome, &reason));
                     ExitCode::from(outcome.violation.as_ref().map_or(2, |v| v.code))
