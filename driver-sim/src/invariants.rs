@@ -863,10 +863,18 @@ impl Invariants {
         since: u64,
         now: u64,
     ) -> Result<(), Violation> {
-        // Another director going down or stalling meanwhile voids the bound.
+        // Another director going down or stalling meanwhile voids the bound;
+        // so does an older advert overtaking the priority-0 one (jitter):
+        // it re-arms the backup's timer for a whole Master_Down_Interval.
+        let overtaken = directors.iter().any(|b| {
+            b.last_master_advert
+                .get(&v)
+                .is_some_and(|&(t, _, p)| t > since && p > 0)
+        });
         if self.topology_changed_at > since
             || self.last_down_at > since
             || self.life.iter().any(|l| l.pause.0 >= since)
+            || overtaken
         {
             return Ok(());
         }
