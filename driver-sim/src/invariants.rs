@@ -26,9 +26,10 @@
 //! | 23 | synced_flow_sent | with connection sync on a clean network (no loss, partition, crash, pause or change of VIP holder), a new flow's entry reaches every receiving peer within the flush interval |
 //!
 //! Under ECMP, a flow moved to another director keeps its server unless
-//! the server set changed since it began, or the directors' server lists
-//! may be in different orders (one started after a server left and came
-//! back): mh's table follows the list order. Such moves are counted.
+//! the server set changed since it began, or the two directors list the
+//! servers differently (a server that left and came back is listed first,
+//! so directors with different histories differ): mh builds its table in
+//! list order. Such moves are counted, not excused silently.
 //!
 //! A director that balances a service while it receives connection sync
 //! for it (lvs_sync_daemon following another instance than the one
@@ -243,12 +244,11 @@ pub struct Invariants {
     server_down_at: BTreeMap<IpAddr, u64>,
     /// When any director last saw any server's health change.
     server_set_changed_at: u64,
-    /// A director started after some server's health had changed: its
-    /// server list may be in another order than its peers' (a server that
-    /// left and came back is listed first, as IPVS adds at the head), and
-    /// Maglev's turns follow that order, so ECMP directors' mh tables may
-    /// differ.
-    mh_orders_may_differ: bool,
+    /// Under ECMP: the order in which the director that scheduled each
+    /// flow listed its service's servers then, and the director that
+    /// forwarded its latest packet.
+    flow_order: BTreeMap<(IpAddr, u16), Vec<IpAddr>>,
+    flow_last_director: BTreeMap<(IpAddr, u16), usize>,
     /// Flows that changed server, under ECMP, after a director moved them
     /// while the server set was changing (the admitted mh disruption).
     pub moved_by_server_change: u64,
@@ -363,7 +363,8 @@ impl Invariants {
             healed_at: None,
             server_down_at: BTreeMap::new(),
             server_set_changed_at: 0,
-            mh_orders_may_differ: false,
+            flow_order: BTreeMap::new(),
+            flow_last_director: BTreeMap::new(),
             moved_by_server_change: 0,
             last_flow: BTreeMap::new(),
             lost_after: Vec::new(),
@@ -415,9 +416,6 @@ impl Invariants {
     pub fn director_up(&mut self, d: usize, now: u64) {
         self.dirty = true;
         self.forget_synced(d);
-        if self.server_set_changed_at > 0 {
-            self.mh_orders_may_differ = true;
-        }
         self.life(d).up_since = Some(now);
         self.master_since.retain(|(x, _), _| *x != d);
     }
@@ -786,7 +784,17 @@ impl Invariants {
             }
         }
 
-        // preemption_rules: was there a live master it was hearing?
+        // preemption_rules: was there a live master it was hearing? (Not
+        // asked after a priority 0: RFC 3768 6.4.2 sets the timer to
+        // Skew_Time whoever else may be master, as in a split that a
+        // resigning master leaves behind.)
+        if me
+            .last_master_advert
+            .get(&v)
+            .is_some_and(|&(t, _, p)| p == 0 && t >= me.started_at)
+        {
+            return Ok(());
+        }
         let window = mdi_us(c, mine) + slack_us(seg, mdi_us(c, mine));
         let since_ok = |t: u64| t + window <= now;
         let mine_life = self.life_of(d);
@@ -984,6 +992,13 @@ impl Invariants {
         if syn {
             self.flow_director.entry(client).or_insert((d.id, now));
         }
+        if self.ecmp {
+            self.flow_last_director.insert(client, d.id);
+            if syn && !self.flow_order.contains_key(&client) {
+                let order = d.server_loads(service).iter().map(|l| l.addr).collect();
+                self.flow_order.insert(client, order);
+            }
+        }
         if self.services.get(service).is_some_and(|s| s.protocol == 17)
             && let Some(last) = self.udp_seen.insert(client, now)
             && now - last + 50_000 > self.udp_timeout_us
@@ -1008,6 +1023,7 @@ impl Invariants {
     #[allow(clippy::too_many_arguments)]
     pub fn reply(
         &mut self,
+        directors: &[Director<'_>],
         servers: &[Server],
         flow: (IpAddr, u16),
         service: usize,
@@ -1056,7 +1072,8 @@ impl Invariants {
                 if b != server
                     && self.ecmp
                     && !disturbed(b, opened_at, self)
-                    && (self.server_set_changed_at > opened_at || self.mh_orders_may_differ) =>
+                    && (self.server_set_changed_at > opened_at
+                        || self.lists_differ(directors, flow, service)) =>
             {
                 self.moved_by_server_change += 1;
             }
@@ -1130,6 +1147,31 @@ impl Invariants {
             None => {}
         }
         Ok(())
+    }
+
+    /// Whether the director forwarding `flow` now lists `service`'s servers
+    /// otherwise than the one that scheduled it did then: mh builds its
+    /// table in list order, and a server that left and came back is listed
+    /// first (IPVS adds at the head), so directors with different
+    /// histories (a false check failure on a lossy link, a restart) have
+    /// different tables.
+    fn lists_differ(
+        &self,
+        directors: &[Director<'_>],
+        flow: (IpAddr, u16),
+        service: usize,
+    ) -> bool {
+        let (Some(then), Some(&now)) = (
+            self.flow_order.get(&flow),
+            self.flow_last_director.get(&flow),
+        ) else {
+            return true;
+        };
+        let order: Vec<IpAddr> = directors
+            .get(now)
+            .map(|x| x.server_loads(service).iter().map(|l| l.addr).collect())
+            .unwrap_or_default();
+        *then != order
     }
 
     fn forget_synced(&mut self, d: usize) {

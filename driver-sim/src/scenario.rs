@@ -8,7 +8,7 @@
 use std::fmt::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use vrlb_core::config::{ForwardKind, Scheduler};
+use vrlb_core::config::ForwardKind;
 use vrlb_core::rand::Prng;
 
 use crate::segment::LinkParams;
@@ -354,8 +354,9 @@ fn draw_link(r: &mut Prng, faulty: [bool; 3]) -> LinkParams {
     link
 }
 
-/// The longest VRRP Master_Down_Interval any instance of `view` has
-/// (RFC 3768 / RFC 9568 formulas with the lowest priority's skew).
+/// An upper bound on any instance's Master_Down_Interval in `view`: three
+/// intervals plus a Skew_Time, which is at most one interval (RFC 9568
+/// scales it by the interval; RFC 3768's is under 1 s, its least interval).
 pub fn max_mdi_us(view: &ConfigView) -> u64 {
     view.instances
         .iter()
@@ -1066,10 +1067,5 @@ impl Scenario {
             notes: Vec::new(),
             connections: crate::director::CONNECTIONS,
         }
-    }
-
-    /// The scheduler name of service `s` (for reports).
-    pub fn scheduler(&self, s: usize) -> Option<Scheduler> {
-        self.view.services.get(s).map(|v| v.scheduler)
     }
 }

@@ -104,7 +104,7 @@ pub struct FaultCounts {
     pub oneway: u64,
     /// Link setting changes during the run.
     pub link_changes: u64,
-    /// Runs on a link with this much latency or more (microseconds, max).
+    /// The highest one-way link latency seen (microseconds).
     pub max_latency_us: u64,
     /// Directors crashed (running ones).
     pub crashes: u64,
@@ -970,6 +970,7 @@ impl<'a> World<'a> {
                     epoch_now,
                 } => {
                     self.inv.reply(
+                        &self.directors,
                         &self.servers,
                         *flow,
                         *service,
