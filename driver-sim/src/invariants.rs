@@ -244,11 +244,10 @@ pub struct Invariants {
     server_down_at: BTreeMap<IpAddr, u64>,
     /// When any director last saw any server's health change.
     server_set_changed_at: u64,
-    /// Under ECMP: the order in which the director that scheduled each
-    /// flow listed its service's servers then, and the director that
-    /// forwarded its latest packet.
-    flow_order: BTreeMap<(IpAddr, u16), Vec<IpAddr>>,
-    flow_last_director: BTreeMap<(IpAddr, u16), usize>,
+    /// Under ECMP, per flow: a hash of the server list order of the
+    /// director that forwarded its first packet, and whether a packet of
+    /// it was since forwarded by a director listing them otherwise.
+    flow_order: BTreeMap<(IpAddr, u16), (u64, bool)>,
     /// Flows that changed server, under ECMP, after a director moved them
     /// while the server set was changing (the admitted mh disruption).
     pub moved_by_server_change: u64,
@@ -364,7 +363,6 @@ impl Invariants {
             server_down_at: BTreeMap::new(),
             server_set_changed_at: 0,
             flow_order: BTreeMap::new(),
-            flow_last_director: BTreeMap::new(),
             moved_by_server_change: 0,
             last_flow: BTreeMap::new(),
             lost_after: Vec::new(),
@@ -993,11 +991,18 @@ impl Invariants {
             self.flow_director.entry(client).or_insert((d.id, now));
         }
         if self.ecmp {
-            self.flow_last_director.insert(client, d.id);
-            if syn && !self.flow_order.contains_key(&client) {
-                let order = d.server_loads(service).iter().map(|l| l.addr).collect();
-                self.flow_order.insert(client, order);
-            }
+            let h = d
+                .server_loads(service)
+                .iter()
+                .fold(0xcbf2_9ce4_8422_2325u64, |h, l| {
+                    let bytes = match l.addr {
+                        IpAddr::V4(a) => u128::from(u32::from(a)),
+                        IpAddr::V6(a) => u128::from(a),
+                    };
+                    (h ^ bytes as u64 ^ (bytes >> 64) as u64).wrapping_mul(0x0100_0000_01b3)
+                });
+            let e = self.flow_order.entry(client).or_insert((h, false));
+            e.1 |= e.0 != h;
         }
         if self.services.get(service).is_some_and(|s| s.protocol == 17)
             && let Some(last) = self.udp_seen.insert(client, now)
@@ -1023,7 +1028,6 @@ impl Invariants {
     #[allow(clippy::too_many_arguments)]
     pub fn reply(
         &mut self,
-        directors: &[Director<'_>],
         servers: &[Server],
         flow: (IpAddr, u16),
         service: usize,
@@ -1072,8 +1076,7 @@ impl Invariants {
                 if b != server
                     && self.ecmp
                     && !disturbed(b, opened_at, self)
-                    && (self.server_set_changed_at > opened_at
-                        || self.lists_differ(directors, flow, service)) =>
+                    && (self.server_set_changed_at > opened_at || self.lists_differ(flow)) =>
             {
                 self.moved_by_server_change += 1;
             }
@@ -1149,29 +1152,13 @@ impl Invariants {
         Ok(())
     }
 
-    /// Whether the director forwarding `flow` now lists `service`'s servers
-    /// otherwise than the one that scheduled it did then: mh builds its
-    /// table in list order, and a server that left and came back is listed
-    /// first (IPVS adds at the head), so directors with different
-    /// histories (a false check failure on a lossy link, a restart) have
-    /// different tables.
-    fn lists_differ(
-        &self,
-        directors: &[Director<'_>],
-        flow: (IpAddr, u16),
-        service: usize,
-    ) -> bool {
-        let (Some(then), Some(&now)) = (
-            self.flow_order.get(&flow),
-            self.flow_last_director.get(&flow),
-        ) else {
-            return true;
-        };
-        let order: Vec<IpAddr> = directors
-            .get(now)
-            .map(|x| x.server_loads(service).iter().map(|l| l.addr).collect())
-            .unwrap_or_default();
-        *then != order
+    /// Whether packets of `flow` were forwarded by directors that list the
+    /// servers in different orders: mh builds its table in list order, and
+    /// a server that left and came back is listed first (IPVS adds at the
+    /// head), so directors with different histories (a false check failure
+    /// on a lossy link, a restart) have different tables.
+    fn lists_differ(&self, flow: (IpAddr, u16)) -> bool {
+        self.flow_order.get(&flow).is_none_or(|e| e.1)
     }
 
     fn forget_synced(&mut self, d: usize) {

@@ -970,7 +970,6 @@ impl<'a> World<'a> {
                     epoch_now,
                 } => {
                     self.inv.reply(
-                        &self.directors,
                         &self.servers,
                         *flow,
                         *service,
