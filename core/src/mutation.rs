@@ -1,6 +1,7 @@
 //! Deliberate bugs for mutation testing: the simulator's swarm must catch
-//! each one. Compiled in only with the `mutation` feature; without it,
-//! [`on`] is a constant `false` and every mutation point compiles away.
+//! each one, by the invariant it names. Compiled in only with the
+//! `mutation` feature; without it, [`on`] is a constant `false` and every
+//! mutation point compiles away.
 //!
 //! The active mutation is process-global (an atomic), so a test selects one,
 //! runs a swarm, and clears it.
@@ -25,11 +26,29 @@ pub enum Mutation {
     IgnoreCheckFailure,
     /// A sync sender builds its messages but never hands them out.
     SilentSyncSender,
+    /// A persistence template is not refreshed when a new flow uses it,
+    /// so it expires its timeout after it was made, not after last use.
+    ForgetTemplateRefresh,
+    /// An address owner (priority 255) starting up listens like a backup
+    /// instead of becoming master at once.
+    OwnerWaits,
+    /// `nopreempt` is ignored: a higher-priority backup takes over from a
+    /// live lower-priority master anyway.
+    IgnoreNopreempt,
+    /// `preempt` is ignored: a higher-priority backup accepts a
+    /// lower-priority master for ever.
+    NeverPreempt,
+    /// Master_Down_Interval counts one advert too many.
+    LateMasterDown,
+    /// A UDP datagram of a known connection is scheduled afresh.
+    RescheduleUdp,
+    /// A checker that went down never comes back up.
+    StayDown,
 }
 
 impl Mutation {
     /// Every mutation.
-    pub const ALL: [Mutation; 8] = [
+    pub const ALL: [Mutation; 15] = [
         Mutation::IgnoreAddressTieBreak,
         Mutation::NoSkew,
         Mutation::NoPriorityZeroOnShutdown,
@@ -38,6 +57,13 @@ impl Mutation {
         Mutation::DropSyncMessages,
         Mutation::IgnoreCheckFailure,
         Mutation::SilentSyncSender,
+        Mutation::ForgetTemplateRefresh,
+        Mutation::OwnerWaits,
+        Mutation::IgnoreNopreempt,
+        Mutation::NeverPreempt,
+        Mutation::LateMasterDown,
+        Mutation::RescheduleUdp,
+        Mutation::StayDown,
     ];
 }
 

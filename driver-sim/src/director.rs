@@ -1,31 +1,53 @@
 //! A simulated director: vrlb-core's `Node` (VRRP, balancer, checks) on a
-//! simulated NIC. It answers ARP for its address and the VIPs it holds,
-//! feeds adverts to the node, forwards client frames in DR mode (new
-//! destination MAC, its own source MAC) as the node's `classify` says, and
-//! turns the node's outputs into frames and probes. With `lvs_sync_daemon`
-//! configured it sends the node's connection sync messages to the sync
-//! group and feeds it those it receives. Its clock may drift; it can crash
-//! (state lost), restart (rebuilt from its config), or pause.
+//! simulated NIC. It answers ARP and neighbour solicitations for its
+//! addresses and the VIPs it holds, feeds adverts (IPv4 and IPv6) to the
+//! node, forwards client frames in DR mode (new destination MAC, its own
+//! source MAC) as the node's `classify` says, sends the node's health
+//! probes as frames to the real servers and reads their answers, and turns
+//! the node's other outputs into frames (adverts, GARP, unsolicited NA).
+//! With `lvs_sync_daemon` configured it sends the node's connection sync
+//! messages to the sync group and feeds it those it receives. Its clock
+//! may drift; it can crash (state lost), restart (rebuilt from its config,
+//! with the scenario's overrides applied to the parsed values), or pause.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use vrlb_core::check::ProbeResult;
+use vrlb_core::check::{ProbeKind, ProbeResult};
 use vrlb_core::config::{NoIncludes, Options};
-use vrlb_core::lb::{self, Balancer, Flow, Layout, LbConfig, Verdict};
+use vrlb_core::lb::{self, Balancer, Flow, Layout, LbConfig, ServiceId, TcpFlags, Verdict};
 use vrlb_core::node::build::{self, Counts, Environment};
 use vrlb_core::node::{
     BalancingStorage, CheckerId, CheckerSlot, GroupSlot, IfaceId, Input, InstanceSlot, Node,
-    NodeStorage, Output, ScriptSlot, ServerSlot, ServiceSlot, SyncSlot, SyncStorage, TimerEntry,
+    NodeStorage, Output, ScriptSlot, ServerRef, ServerSlot, ServiceSlot, SyncSlot, SyncStorage,
+    TimerEntry,
 };
 use vrlb_core::sync::Role;
-use vrlb_core::time::{Duration, Instant};
+use vrlb_core::time::Instant;
 use vrlb_core::vrrp::{self, Family, State};
 
-use crate::frame::{self, BROADCAST, Mac, Parsed};
+use crate::frame::{self, BROADCAST, Mac, PROBE_HTTP_REQUEST, PROBE_MISC_REQUEST, Parsed};
+use crate::scenario::{DirectorSpec, Override};
 
-/// Connection slots per director.
+/// Connection slots per director, unless the scenario says otherwise
+/// (small, so a flood can fill a table).
 pub const CONNECTIONS: u32 = 4096;
+
+/// A virtual router: VRIDs are per address family (RFC 9568 5.2.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Vrid {
+    /// An IPv6 instance.
+    pub v6: bool,
+    /// The VRID.
+    pub id: u8,
+}
+
+impl Vrid {
+    /// A compact code for traces: the VRID, plus 1000 for IPv6.
+    pub fn code(self) -> u64 {
+        u64::from(self.id) + if self.v6 { 1000 } else { 0 }
+    }
+}
 
 /// The memory one director's node lives in (owned here, lent to the node).
 pub struct DirectorStorage {
@@ -50,8 +72,9 @@ pub struct DirectorStorage {
 }
 
 impl DirectorStorage {
-    /// Storage sized for the configuration `text`.
-    pub fn for_config(text: &str) -> Result<DirectorStorage, String> {
+    /// Storage sized for the configuration `text` with `connections`
+    /// connection and template slots.
+    pub fn for_config(text: &str, connections: u32) -> Result<DirectorStorage, String> {
         let counts: Counts = build::count(
             "keepalived.conf",
             text,
@@ -59,7 +82,7 @@ impl DirectorStorage {
             &mut NoIncludes,
         )
         .map_err(|e| e.to_string())?;
-        let layout = counts.layout(CONNECTIONS, 2);
+        let layout = counts.layout(connections, 2);
         Ok(DirectorStorage {
             instances: vec![InstanceSlot::default(); counts.instances.max(1)],
             scripts: vec![ScriptSlot::default(); counts.scripts],
@@ -76,7 +99,7 @@ impl DirectorStorage {
             servers: vec![ServerSlot::default(); counts.real_servers.max(1)],
             checkers: vec![CheckerSlot::default(); counts.checkers.max(1)],
             sync_slot: Box::default(),
-            sync_journal: vec![0; counts.sync_journal_entries(CONNECTIONS)],
+            sync_journal: vec![0; counts.sync_journal_entries(connections)],
             layout,
         })
     }
@@ -93,40 +116,48 @@ struct Parked<'a> {
     sync: Option<SyncStorage<'a>>,
 }
 
-/// What a director asks the world to do.
+/// One listed server's load, as the scheduler sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerLoad {
+    /// Its address.
+    pub addr: IpAddr,
+    /// Its weight.
+    pub weight: u32,
+    /// Active connections (ESTABLISHED).
+    pub active: u32,
+    /// Other connections.
+    pub inactive: u32,
+}
+
+/// What a director asks the world to do or know.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
     /// Send a frame.
     Frame(Vec<u8>),
-    /// Probe a real server (health check).
-    Probe {
-        /// Which checker.
-        checker: CheckerId,
-        /// Its sequence number.
-        seq: u32,
-        /// Where.
-        target: Ipv4Addr,
-    },
     /// A VRRP state change.
     State {
+        /// The virtual router.
+        vrid: Vrid,
         /// New state.
         to: State,
         /// Why.
         reason: vrrp::Reason,
     },
-    /// The node changed its view of a real server.
+    /// The node changed its view of a real server of a service.
     Health {
-        /// Which.
-        server: Ipv4Addr,
+        /// The service (the scenario's index).
+        service: usize,
+        /// Which server.
+        server: IpAddr,
         /// Up or down.
         up: bool,
     },
-    /// The node dropped a client packet (no server: by the scheduler's
-    /// design, as ovf when every server is full).
+    /// The node dropped a client packet.
     Dropped {
         /// The client's address and port.
-        client: (Ipv4Addr, u16),
-        /// Dropped because the scheduler had no server.
+        client: (IpAddr, u16),
+        /// Dropped because the scheduler had no server (by design, as ovf
+        /// when every server is full).
         no_server: bool,
         /// Dropped as a TCP packet without SYN of an unknown connection.
         not_syn: bool,
@@ -139,20 +170,51 @@ pub enum Effect {
     /// The node forwarded a client packet.
     Forward {
         /// The client's address and port.
-        client: (Ipv4Addr, u16),
+        client: (IpAddr, u16),
+        /// The service (the scenario's index).
+        service: usize,
         /// The packet opened a flow.
         syn: bool,
         /// The packet must follow its connection if the director has one
         /// (TCP without SYN, or any UDP datagram).
         follows_conn: bool,
         /// The real server.
-        server: Ipv4Addr,
+        server: IpAddr,
+        /// The balancer tracks the flow (false: a full table, forwarded
+        /// statelessly).
+        tracked: bool,
     },
+    /// A health probe ended with an answer (timeouts are the core's).
+    ProbeAnswered {
+        /// What kind.
+        kind: ProbeKind,
+        /// Passed.
+        success: bool,
+    },
+}
+
+/// A probe in flight.
+#[derive(Debug, Clone, Copy)]
+struct Probe {
+    checker: CheckerId,
+    seq: u32,
+    kind: ProbeKind,
+    target: (IpAddr, u16),
+    /// The HTTP request was sent (the handshake is done).
+    requested: bool,
+}
+
+/// What the build tells the environment, kept per life.
+#[derive(Default)]
+struct Learned {
+    /// HTTP status ranges per checker (empty: any 2xx).
+    status: BTreeMap<CheckerId, Vec<(u16, u16)>>,
 }
 
 struct Env<'m> {
     addr: Ipv4Addr,
-    _marker: std::marker::PhantomData<&'m ()>,
+    link_local: Ipv6Addr,
+    learned: &'m mut Learned,
 }
 
 impl Environment for Env<'_> {
@@ -161,7 +223,25 @@ impl Environment for Env<'_> {
         IfaceId(0)
     }
     fn primary_address(&mut self, _iface: IfaceId, family: Family) -> Option<IpAddr> {
-        (family == Family::V4).then_some(IpAddr::V4(self.addr))
+        // VRRPv3 over IPv6 adverts come from the link-local address
+        // (RFC 9568 5.1.2.1).
+        Some(match family {
+            Family::V4 => IpAddr::V4(self.addr),
+            Family::V6 => IpAddr::V6(self.link_local),
+        })
+    }
+    fn checker(
+        &mut self,
+        id: CheckerId,
+        _server: ServerRef,
+        conf: &vrlb_core::config::CheckerConf<'_>,
+    ) {
+        let codes = conf
+            .urls
+            .iter()
+            .flat_map(|u| u.status_codes.iter().copied())
+            .collect();
+        self.learned.status.insert(id, codes);
     }
 }
 
@@ -171,16 +251,27 @@ pub struct Director<'a> {
     pub id: usize,
     /// Its MAC.
     pub mac: Mac,
-    /// Its address on the segment.
+    /// Its IPv4 address on the segment.
     pub addr: Ipv4Addr,
+    /// Its global IPv6 address.
+    pub addr6: Ipv6Addr,
+    /// Its IPv6 link-local address.
+    pub link_local: Ipv6Addr,
     /// Its configuration.
     pub config: String,
+    overrides: Vec<Override>,
+    /// The scenario's services (VIP, port, protocol), by index.
+    services: Vec<(IpAddr, u16, u8)>,
+    /// The balancer's service ids and the scenario's index for each.
+    service_index: BTreeMap<ServiceId, usize>,
     node: Option<Node<'a>>,
     parked: Option<Parked<'a>>,
     layout: Layout,
+    lb: LbConfig,
     seed: u64,
-    /// VIPs it holds now.
-    pub vips: Vec<Ipv4Addr>,
+    /// VIPs it holds now, per VRRP instance (by its slot) and for anycast
+    /// services (slot `u16::MAX`).
+    vips: BTreeMap<u16, Vec<IpAddr>>,
     /// Clock drift, parts per million (local = offset + sim * (1 + ppm/1e6)).
     pub drift_ppm: i64,
     offset_us: i64,
@@ -188,23 +279,33 @@ pub struct Director<'a> {
     pub paused_until: u64,
     /// Sim time of the wake-up the world has scheduled.
     pub wake_at: u64,
-    /// Known MACs of real servers and clients.
-    pub neighbours: BTreeMap<Ipv4Addr, Mac>,
+    /// Known MACs of real servers, clients and the other directors.
+    pub neighbours: BTreeMap<IpAddr, Mac>,
     /// Sim time it last started.
     pub started_at: u64,
-    /// Last advert accepted as a master's: (sim time, local time, priority).
-    pub last_master_advert: Option<(u64, Instant, u8)>,
+    /// Per virtual router: the last advert accepted as a master's (sim
+    /// time, local time, priority).
+    pub last_master_advert: BTreeMap<Vrid, (u64, Instant, u8)>,
     /// Mid-flow packets adopted (mh) by earlier lives of the node.
     adopted_before: u64,
+    probes: BTreeMap<u16, Probe>,
+    next_probe_port: u16,
+    learned: Learned,
     scratch: Vec<u8>,
 }
 
+/// The anycast services' slot in `vips`.
+const ANYCAST: u16 = u16::MAX;
+
 impl<'a> Director<'a> {
-    /// A director (stopped) using `storage`.
+    /// A director (stopped) described by `spec` using `storage`; its data
+    /// plane keeps UDP connections `udp_timeout_s` (the configuration's
+    /// `lvs_timeouts udp`, which a driver applies) or IPVS's default.
     pub fn new(
         id: usize,
-        addr: Ipv4Addr,
-        config: String,
+        spec: &DirectorSpec,
+        services: Vec<(IpAddr, u16, u8)>,
+        udp_timeout_s: Option<u32>,
         storage: &'a mut DirectorStorage,
         seed: u64,
     ) -> Self {
@@ -237,21 +338,33 @@ impl<'a> Director<'a> {
         Director {
             id,
             mac: [0x02, 0, 0, 0, 0x10, id as u8],
-            addr,
-            config,
+            addr: spec.addr,
+            addr6: spec.addr6,
+            link_local: spec.link_local,
+            config: spec.config.clone(),
+            overrides: spec.overrides.clone(),
+            services,
+            service_index: BTreeMap::new(),
             node: None,
             parked: Some(parked),
             layout,
+            lb: LbConfig {
+                udp_timeout_s: udp_timeout_s.unwrap_or(LbConfig::DEFAULT.udp_timeout_s),
+                ..LbConfig::DEFAULT
+            },
             seed,
-            vips: Vec::new(),
+            vips: BTreeMap::new(),
             drift_ppm: 0,
             offset_us: 0,
             paused_until: 0,
             wake_at: u64::MAX,
             neighbours: BTreeMap::new(),
             started_at: 0,
-            last_master_advert: None,
+            last_master_advert: BTreeMap::new(),
             adopted_before: 0,
+            probes: BTreeMap::new(),
+            next_probe_port: 40_000,
+            learned: Learned::default(),
             scratch: Vec::with_capacity(128),
         }
     }
@@ -264,6 +377,23 @@ impl<'a> Director<'a> {
     /// Its node, while up.
     pub fn node(&self) -> Option<&Node<'a>> {
         self.node.as_ref()
+    }
+
+    /// Whether `addr` is one of its own.
+    pub fn owns(&self, addr: IpAddr) -> bool {
+        addr == IpAddr::V4(self.addr)
+            || addr == IpAddr::V6(self.addr6)
+            || addr == IpAddr::V6(self.link_local)
+    }
+
+    /// Whether it holds `vip` now.
+    pub fn holds(&self, vip: IpAddr) -> bool {
+        self.vips.values().any(|v| v.contains(&vip))
+    }
+
+    /// Whether it holds any VIP.
+    pub fn holds_any(&self) -> bool {
+        self.vips.values().any(|v| !v.is_empty())
     }
 
     /// The director's local clock at sim time `t` (never backwards: drift
@@ -281,31 +411,44 @@ impl<'a> Director<'a> {
         t.max(0) as u64
     }
 
-    /// The state of its first instance (the simulated clusters run one).
-    pub fn vrrp_state(&self) -> Option<State> {
-        self.node
-            .as_ref()?
-            .instances()
-            .next()
-            .map(|(_, i)| i.state())
+    /// Its VRRP instances, by virtual router.
+    pub fn vrrp(&self) -> impl Iterator<Item = (Vrid, &vrrp::Instance)> + '_ {
+        self.node.iter().flat_map(|n| {
+            n.instances().map(|(_, i)| {
+                (
+                    Vrid {
+                        v6: i.config().family == Family::V6,
+                        id: i.config().vrid,
+                    },
+                    i,
+                )
+            })
+        })
     }
 
-    /// Its first instance's configuration.
-    pub fn vrrp_config(&self) -> Option<&vrrp::Config> {
-        self.node
-            .as_ref()?
-            .instances()
-            .next()
-            .map(|(_, i)| i.config())
+    /// Its instance of virtual router `v`.
+    pub fn instance(&self, v: Vrid) -> Option<&vrrp::Instance> {
+        self.vrrp().find(|(k, _)| *k == v).map(|(_, i)| i)
     }
 
-    /// Starts at sim time `t` (builds the node from the config).
+    /// The state of its instance of `v`.
+    pub fn state(&self, v: Vrid) -> Option<State> {
+        self.instance(v).map(|i| i.state())
+    }
+
+    /// Whether it runs any VRRP instance.
+    pub fn runs_vrrp(&self) -> bool {
+        self.vrrp().next().is_some()
+    }
+
+    /// Starts at sim time `t` (builds the node from the config, then
+    /// applies the overrides to the parsed instances).
     pub fn start(&mut self, t: u64, out: &mut Vec<Effect>) -> Result<(), String> {
         let Some(p) = self.parked.take() else {
             return Ok(());
         };
         let now = self.local(t);
-        let balancer = Balancer::new(self.layout, p.lb, LbConfig::default(), self.seed ^ t, now)
+        let balancer = Balancer::new(self.layout, p.lb, self.lb, self.seed ^ t, now)
             .map_err(|e| e.to_string())?;
         let mut node = Node::new(p.node).with_balancing(BalancingStorage {
             balancer,
@@ -321,11 +464,13 @@ impl<'a> Director<'a> {
                 ..s
             });
         }
+        self.learned = Learned::default();
         let mut env = Env {
             addr: self.addr,
-            _marker: std::marker::PhantomData,
+            link_local: self.link_local,
+            learned: &mut self.learned,
         };
-        build::build(
+        let built = build::build(
             &mut node,
             &mut env,
             "keepalived.conf",
@@ -333,32 +478,67 @@ impl<'a> Director<'a> {
             &Options::default(),
             &mut NoIncludes,
         )
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())
+        .and_then(|_| apply_overrides(&mut node, &self.overrides));
+        if let Err(e) = built {
+            self.park(node);
+            return Err(e);
+        }
+        self.service_index = node
+            .balancer()
+            .map(|b| {
+                b.services()
+                    .filter_map(|(id, c)| {
+                        let lb::ServiceKey::Addr {
+                            protocol,
+                            vip,
+                            port,
+                        } = c.key
+                        else {
+                            return None;
+                        };
+                        let proto = match protocol {
+                            lb::Protocol::Udp => 17,
+                            _ => 6,
+                        };
+                        self.services
+                            .iter()
+                            .position(|s| *s == (vip, port, proto))
+                            .map(|i| (id, i))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         node.handle(now, Input::Start);
         self.node = Some(node);
         self.started_at = t;
-        self.last_master_advert = None;
+        self.last_master_advert.clear();
         self.drain(t, out);
         Ok(())
+    }
+
+    fn park(&mut self, mut node: Node<'a>) {
+        let sync = node.take_sync_storage();
+        let (storage, balancing) = node.into_storage_with_balancing(self.seed);
+        let b = balancing.expect("simulated directors balance");
+        self.parked = Some(Parked {
+            node: storage,
+            lb: b.balancer.into_storage(),
+            services: b.services,
+            servers: b.servers,
+            checkers: b.checkers,
+            sync,
+        });
     }
 
     /// Crashes at once: no goodbye, state lost, VIPs gone with it.
     pub fn crash(&mut self) {
         self.adopted_before = self.adopted_mid_flow();
-        if let Some(mut node) = self.node.take() {
-            let sync = node.take_sync_storage();
-            let (storage, balancing) = node.into_storage_with_balancing(self.seed);
-            let b = balancing.expect("simulated directors balance");
-            self.parked = Some(Parked {
-                node: storage,
-                lb: b.balancer.into_storage(),
-                services: b.services,
-                servers: b.servers,
-                checkers: b.checkers,
-                sync,
-            });
+        if let Some(node) = self.node.take() {
+            self.park(node);
         }
         self.vips.clear();
+        self.probes.clear();
         self.wake_at = u64::MAX;
     }
 
@@ -397,28 +577,102 @@ impl<'a> Director<'a> {
         }
     }
 
-    /// A probe result arrives.
-    pub fn probe_result(
-        &mut self,
-        t: u64,
-        checker: CheckerId,
-        seq: u32,
-        result: ProbeResult,
-        out: &mut Vec<Effect>,
-    ) {
+    fn probe_result(&mut self, t: u64, p: Probe, result: ProbeResult, out: &mut Vec<Effect>) {
         let now = self.local(t);
         let Some(node) = self.node.as_mut() else {
             return;
         };
+        out.push(Effect::ProbeAnswered {
+            kind: p.kind,
+            success: result != ProbeResult::Failure,
+        });
         node.handle(
             now,
             Input::ProbeResult {
-                checker,
-                seq,
+                checker: p.checker,
+                seq: p.seq,
                 result,
             },
         );
         self.drain(t, out);
+    }
+
+    fn own_for(&self, target: IpAddr) -> IpAddr {
+        match target {
+            IpAddr::V4(_) => IpAddr::V4(self.addr),
+            IpAddr::V6(_) => IpAddr::V6(self.addr6),
+        }
+    }
+
+    /// A frame to one of its own addresses: a probe's answer.
+    fn probe_answer(
+        &mut self,
+        t: u64,
+        src: (IpAddr, u16),
+        dst: (IpAddr, u16),
+        flags: TcpFlags,
+        id: u32,
+        out: &mut Vec<Effect>,
+    ) {
+        let Some(mut p) = self.probes.get(&dst.1).copied() else {
+            return;
+        };
+        if p.target.0 != src.0 {
+            return;
+        }
+        let rst = flags.0 & 0x04 != 0;
+        let result = match p.kind {
+            ProbeKind::Misc => {
+                if id == 0 {
+                    ProbeResult::Success
+                } else {
+                    ProbeResult::Failure
+                }
+            }
+            _ if rst => ProbeResult::Failure,
+            ProbeKind::Tcp if flags.0 & 0x12 == 0x12 => ProbeResult::Success,
+            ProbeKind::Http | ProbeKind::Ssl if !p.requested && flags.0 & 0x12 == 0x12 => {
+                // Connected: ask.
+                p.requested = true;
+                self.probes.insert(dst.1, p);
+                let Some(mac) = self.neighbours.get(&src.0).copied() else {
+                    return;
+                };
+                frame::l4(
+                    &mut self.scratch,
+                    6,
+                    (self.mac, dst.0, dst.1),
+                    (mac, src.0, src.1),
+                    TcpFlags::ACK,
+                    PROBE_HTTP_REQUEST,
+                );
+                out.push(Effect::Frame(self.scratch.clone()));
+                return;
+            }
+            ProbeKind::Http | ProbeKind::Ssl if p.requested && flags.0 & 0x02 == 0 => {
+                let ok =
+                    self.learned
+                        .status
+                        .get(&p.checker)
+                        .map_or((200..300).contains(&id), |codes| {
+                            if codes.is_empty() {
+                                (200..300).contains(&id)
+                            } else {
+                                codes
+                                    .iter()
+                                    .any(|(a, b)| (u32::from(*a)..=u32::from(*b)).contains(&id))
+                            }
+                        });
+                if ok {
+                    ProbeResult::Success
+                } else {
+                    ProbeResult::Failure
+                }
+            }
+            _ => return,
+        };
+        self.probes.remove(&dst.1);
+        self.probe_result(t, p, result, out);
     }
 
     /// A frame arrives at sim time `t`.
@@ -446,40 +700,53 @@ impl<'a> Director<'a> {
                 sender,
                 target,
             } => {
-                self.neighbours.insert(sender.1, sender.0);
-                if request && (target == self.addr || self.vips.contains(&target)) {
+                if request && (target == self.addr || self.holds(IpAddr::V4(target))) {
                     let mut reply = Vec::new();
                     frame::arp(&mut reply, false, (self.mac, target), sender, sender.0);
                     out.push(Effect::Frame(reply));
                 }
             }
+            Parsed::Nd {
+                solicit: true,
+                src_mac,
+                src,
+                target,
+                ..
+            } => {
+                if self.owns(IpAddr::V6(target)) || self.holds(IpAddr::V6(target)) {
+                    let mut reply = Vec::new();
+                    frame::na(&mut reply, (self.mac, target), Some((src_mac, src)), target);
+                    out.push(Effect::Frame(reply));
+                }
+            }
+            Parsed::Nd { .. } => {}
             Parsed::Vrrp {
                 src,
                 dst,
                 ttl,
                 payload,
             } => {
-                let node = self.node.as_mut().expect("checked above");
-                let own = node
-                    .instances()
-                    .next()
-                    .map(|(_, i)| (i.config().priority, i.config().vrid));
-                if let Some((own_priority, vrid)) = own
-                    && payload.get(1) == Some(&vrid)
-                    && src != self.addr
+                let v = Vrid {
+                    v6: src.is_ipv6(),
+                    id: payload.get(1).copied().unwrap_or(0),
+                };
+                let own = self.instance(v).map(|i| i.effective_priority());
+                if let Some(own_priority) = own
+                    && !self.owns(src)
                 {
                     let priority = payload.get(2).copied().unwrap_or(0);
                     // What the instance will accept as its master's advert.
                     if priority >= own_priority || priority == 0 {
-                        self.last_master_advert = Some((t, now, priority));
+                        self.last_master_advert.insert(v, (t, now, priority));
                     }
                 }
+                let node = self.node.as_mut().expect("checked above");
                 node.handle(
                     now,
                     Input::Advert {
                         iface: IfaceId(0),
-                        src: IpAddr::V4(src),
-                        dst: IpAddr::V4(dst),
+                        src,
+                        dst,
                         ttl,
                         payload,
                     },
@@ -491,17 +758,28 @@ impl<'a> Director<'a> {
                 src,
                 dst,
                 flags,
-                ..
+                id,
             } => {
+                if dst_mac != self.mac {
+                    return;
+                }
+                if self.owns(dst.0) {
+                    self.probe_answer(t, src, dst, flags, id, out);
+                    return;
+                }
                 // Only what was sent to us for a VIP we hold (a stale switch
                 // entry after a failover hits the old director: its kernel,
                 // without the VIP, would drop it).
-                if dst_mac != self.mac || !self.vips.contains(&dst.0) {
+                if !self.holds(dst.0) {
                     return;
                 }
+                let service = self
+                    .services
+                    .iter()
+                    .position(|s| s.0 == dst.0 && s.2 == protocol && (s.1 == dst.1 || s.1 == 0));
                 let flow = Flow {
-                    src: IpAddr::V4(src.0),
-                    dst: IpAddr::V4(dst.0),
+                    src: src.0,
+                    dst: dst.0,
                     src_port: src.1,
                     dst_port: dst.1,
                     protocol,
@@ -513,12 +791,13 @@ impl<'a> Director<'a> {
                 if let Verdict::Drop(reason) = verdict {
                     out.push(Effect::Dropped {
                         client: src,
-                        no_server: reason == vrlb_core::lb::DropReason::NoServer,
-                        not_syn: reason == vrlb_core::lb::DropReason::NotSyn,
+                        no_server: reason == lb::DropReason::NoServer,
+                        not_syn: reason == lb::DropReason::NotSyn,
                     });
                 }
                 if let Verdict::Forward {
-                    addr: IpAddr::V4(server),
+                    addr: server,
+                    tracked,
                     ..
                 } = verdict
                     && let Some(mac) = self.neighbours.get(&server)
@@ -526,12 +805,16 @@ impl<'a> Director<'a> {
                     let mut fwd = frame_bytes.to_vec();
                     frame::set_dst_mac(&mut fwd, *mac);
                     fwd[6..12].copy_from_slice(&self.mac);
-                    out.push(Effect::Forward {
-                        client: src,
-                        syn: flags.0 & 0x02 != 0 || protocol == 17,
-                        follows_conn: flags.0 & 0x02 == 0 || protocol == 17,
-                        server,
-                    });
+                    if let Some(service) = service {
+                        out.push(Effect::Forward {
+                            client: src,
+                            service,
+                            syn: flags.0 & 0x02 != 0 || protocol == 17,
+                            follows_conn: flags.0 & 0x02 == 0 || protocol == 17,
+                            server,
+                            tracked,
+                        });
+                    }
                     out.push(Effect::Frame(fwd));
                 }
                 // A journal flushed by classify leaves sync messages.
@@ -541,69 +824,142 @@ impl<'a> Director<'a> {
         }
     }
 
-    /// Turns the node's outputs into effects.
-    fn drain(&mut self, t: u64, out: &mut Vec<Effect>) {
-        let Some(node) = self.node.as_mut() else {
+    fn send_probe(&mut self, checker: CheckerId, seq: u32, out: &mut Vec<Effect>) {
+        let Some((kind, target)) = self
+            .node
+            .as_ref()
+            .and_then(|n| n.checker(checker))
+            .map(|(c, _)| (c.config().kind, c.config().target))
+        else {
             return;
         };
-        while let Some(o) = node.poll_output() {
+        let Some(mac) = self.neighbours.get(&target.0).copied() else {
+            return;
+        };
+        // A fresh local port per probe, as a new socket gets.
+        let port = self.next_probe_port;
+        self.next_probe_port = if port >= 59_999 { 40_000 } else { port + 1 };
+        self.probes.insert(
+            port,
+            Probe {
+                checker,
+                seq,
+                kind,
+                target,
+                requested: false,
+            },
+        );
+        let src = self.own_for(target.0);
+        let (protocol, flags, id) = match kind {
+            ProbeKind::Misc => (17, TcpFlags::NONE, PROBE_MISC_REQUEST),
+            _ => (6, TcpFlags::SYN, 0),
+        };
+        frame::l4(
+            &mut self.scratch,
+            protocol,
+            (self.mac, src, port),
+            (mac, target.0, target.1),
+            flags,
+            id,
+        );
+        out.push(Effect::Frame(self.scratch.clone()));
+    }
+
+    /// Turns the node's outputs into effects.
+    fn drain(&mut self, t: u64, out: &mut Vec<Effect>) {
+        let now = self.local(t);
+        loop {
+            let Some(node) = self.node.as_mut() else {
+                return;
+            };
+            let Some(o) = node.poll_output() else {
+                return;
+            };
             match o {
-                Output::Vrrp { instance, event } => match event {
-                    vrrp::Output::Advert { priority } => {
-                        let src = IpAddr::V4(self.addr);
-                        let mut buf = [0u8; 256];
-                        let dsts: Vec<IpAddr> = node
-                            .instance(instance)
-                            .map(|i| i.advert_destinations().collect())
-                            .unwrap_or_default();
-                        for dst in dsts {
-                            if let Some(n) =
-                                node.emit_advert(instance, priority, src, dst, &mut buf)
-                            {
-                                frame::vrrp(&mut self.scratch, (self.mac, self.addr), &buf[..n]);
-                                out.push(Effect::Frame(self.scratch.clone()));
+                Output::Vrrp { instance, event } => {
+                    let Some(inst) = node.instance(instance) else {
+                        continue;
+                    };
+                    let vrid = Vrid {
+                        v6: inst.config().family == Family::V6,
+                        id: inst.config().vrid,
+                    };
+                    match event {
+                        vrrp::Output::Advert { priority } => {
+                            let src = inst.config().primary_addr;
+                            let mut buf = [0u8; 1500];
+                            let dsts: Vec<IpAddr> = inst.advert_destinations().collect();
+                            for dst in dsts {
+                                let dst_mac = if dst.is_multicast() {
+                                    None
+                                } else {
+                                    match self.neighbours.get(&dst) {
+                                        Some(m) => Some(*m),
+                                        None => continue,
+                                    }
+                                };
+                                if let Some(n) =
+                                    node.emit_advert(instance, priority, src, dst, &mut buf)
+                                {
+                                    frame::vrrp(
+                                        &mut self.scratch,
+                                        (self.mac, src),
+                                        dst,
+                                        dst_mac,
+                                        &buf[..n],
+                                    );
+                                    out.push(Effect::Frame(self.scratch.clone()));
+                                }
                             }
                         }
-                    }
-                    vrrp::Output::AddVips => {
-                        self.vips = node
-                            .instance(instance)
-                            .map(|i| i.vips().iter().filter_map(|v| frame::v4(*v)).collect())
-                            .unwrap_or_default();
-                    }
-                    vrrp::Output::RemoveVips => self.vips.clear(),
-                    vrrp::Output::Garp { repeat } => {
-                        for _ in 0..repeat {
-                            for vip in &self.vips {
-                                frame::arp(
-                                    &mut self.scratch,
-                                    true,
-                                    (self.mac, *vip),
-                                    (BROADCAST, *vip),
-                                    BROADCAST,
-                                );
-                                out.push(Effect::Frame(self.scratch.clone()));
+                        vrrp::Output::AddVips => {
+                            self.vips.insert(instance.0, inst.vips().to_vec());
+                        }
+                        vrrp::Output::RemoveVips => {
+                            self.vips.remove(&instance.0);
+                        }
+                        vrrp::Output::Garp { repeat } => {
+                            let vips = self.vips.get(&instance.0).cloned().unwrap_or_default();
+                            for _ in 0..repeat {
+                                for vip in &vips {
+                                    match vip {
+                                        IpAddr::V4(v) => frame::arp(
+                                            &mut self.scratch,
+                                            true,
+                                            (self.mac, *v),
+                                            (BROADCAST, *v),
+                                            BROADCAST,
+                                        ),
+                                        IpAddr::V6(v) => frame::na(
+                                            &mut self.scratch,
+                                            (self.mac, self.link_local),
+                                            None,
+                                            *v,
+                                        ),
+                                    }
+                                    out.push(Effect::Frame(self.scratch.clone()));
+                                }
                             }
                         }
-                    }
-                    vrrp::Output::StateChanged { to, reason, .. } => {
-                        out.push(Effect::State { to, reason })
-                    }
-                },
-                Output::Probe { checker, seq, .. } => {
-                    if let Some(IpAddr::V4(target)) =
-                        node.checker(checker).map(|(c, _)| c.config().target.0)
-                    {
-                        out.push(Effect::Probe {
-                            checker,
-                            seq,
-                            target,
-                        });
+                        vrrp::Output::StateChanged { to, reason, .. } => {
+                            out.push(Effect::State { vrid, to, reason })
+                        }
                     }
                 }
+                Output::Probe { checker, seq, .. } => self.send_probe(checker, seq, out),
+                Output::CancelProbe { checker, seq } => {
+                    self.probes
+                        .retain(|_, p| !(p.checker == checker && p.seq == seq));
+                }
                 Output::ServerHealth { server, up } => {
-                    if let Some(IpAddr::V4(addr)) = node.server(server).map(|s| s.config.addr) {
-                        out.push(Effect::Health { server: addr, up });
+                    if let Some(s) = node.server(server)
+                        && let Some(&service) = self.service_index.get(&s.service)
+                    {
+                        out.push(Effect::Health {
+                            service,
+                            server: s.config.addr,
+                            up,
+                        });
                     }
                 }
                 Output::Announce { service, up } => {
@@ -611,15 +967,14 @@ impl<'a> Director<'a> {
                         .balancer()
                         .and_then(|b| b.service(service).ok())
                         .and_then(|c| match c.key {
-                            vrlb_core::lb::ServiceKey::Addr {
-                                vip: IpAddr::V4(v), ..
-                            } => Some(v),
+                            lb::ServiceKey::Addr { vip, .. } => Some(vip),
                             _ => None,
                         });
                     if let Some(vip) = vip {
-                        self.vips.retain(|v| *v != vip);
+                        let list = self.vips.entry(ANYCAST).or_default();
+                        list.retain(|v| *v != vip);
                         if up {
-                            self.vips.push(vip);
+                            list.push(vip);
                         }
                         out.push(Effect::Announce { up });
                     }
@@ -642,13 +997,20 @@ impl<'a> Director<'a> {
                     );
                     out.push(Effect::Frame(self.scratch.clone()));
                 }
-                Output::CancelProbe { .. }
-                | Output::Quorum { .. }
-                | Output::RunScript { .. }
-                | Output::ScriptChanged { .. } => {}
+                Output::RunScript { script, .. } => {
+                    // The simulator runs no scripts: each succeeds at once
+                    // (the demo says so when a configuration has some).
+                    node.handle(
+                        now,
+                        Input::ScriptResult {
+                            script,
+                            success: true,
+                        },
+                    );
+                }
+                Output::Quorum { .. } | Output::ScriptChanged { .. } => {}
             }
         }
-        let _ = t;
     }
 
     /// Where its connection sync listens (IPv4 group and port), when the
@@ -663,37 +1025,53 @@ impl<'a> Director<'a> {
         self.node.as_ref()?.conn_sync().map(|c| c.role())
     }
 
-    /// Whether its node considers `server` healthy (None: not a server of it).
-    pub fn server_healthy(&self, server: Ipv4Addr) -> Option<bool> {
+    /// Whether its node considers `server` of service `service` healthy
+    /// (None: not a server of it, or down).
+    pub fn server_healthy(&self, service: usize, server: IpAddr) -> Option<bool> {
         let node = self.node.as_ref()?;
         node.servers()
-            .find(|(_, s)| s.config.addr == IpAddr::V4(server))
+            .find(|(_, s)| {
+                s.config.addr == server && self.service_index.get(&s.service) == Some(&service)
+            })
             .map(|(_, s)| s.healthy)
     }
 
-    /// The longest its checks may take to see `server` down: the largest
-    /// bound over its checkers of that server, plus one probe's timeout (a
-    /// slow answer to a probe sent before the failure can still count as a
-    /// good check).
-    pub fn down_bound(&self, server: Ipv4Addr) -> Option<Duration> {
-        let node = self.node.as_ref()?;
-        node.checkers()
-            .filter(|(_, c, _, _)| c.config().target.0 == IpAddr::V4(server))
-            .map(|(_, c, _, _)| c.down_bound() + c.config().timeout)
-            .max()
+    /// The scenario's index of the service at `vip`:`port` with `protocol`.
+    pub fn service_of(&self, vip: IpAddr, port: u16, protocol: u8) -> Option<usize> {
+        self.services
+            .iter()
+            .position(|s| s.0 == vip && s.2 == protocol && (s.1 == port || s.1 == 0))
     }
 
-    /// Whether its checks of `server`'s services are suspended (ha_suspend).
-    pub fn checks_suspended(&self) -> bool {
+    /// The listed servers of service `service` with their weight and
+    /// active and inactive connection counts, in list order.
+    pub fn server_loads(&self, service: usize) -> Vec<ServerLoad> {
+        let Some(b) = self.node.as_ref().and_then(|n| n.balancer()) else {
+            return Vec::new();
+        };
+        self.service_index
+            .iter()
+            .filter(|(_, i)| **i == service)
+            .flat_map(|(id, _)| b.servers(*id))
+            .map(|i| ServerLoad {
+                addr: i.server.addr,
+                weight: i.server.weight,
+                active: i.active,
+                inactive: i.inactive,
+            })
+            .collect()
+    }
+
+    /// Whether checks of service `service` are suspended (ha_suspend while
+    /// the VIP is elsewhere).
+    pub fn checks_suspended(&self, service: usize) -> bool {
         let Some(node) = self.node.as_ref() else {
             return true;
         };
-        node.balancer()
-            .map(|b| {
-                b.services()
-                    .any(|(id, _)| node.service_state(id).is_some_and(|s| s.suspended))
-            })
-            .unwrap_or(false)
+        self.service_index
+            .iter()
+            .filter(|(_, i)| **i == service)
+            .any(|(id, _)| node.service_state(*id).is_some_and(|s| s.suspended))
     }
 
     /// Connections tracked and the table's capacity.
@@ -724,4 +1102,39 @@ impl<'a> Director<'a> {
         let raw = i128::from(t) + (i128::from(t) * i128::from(ppm)) / 1_000_000;
         self.offset_us = (i128::from(local_now) - raw) as i64;
     }
+}
+
+/// Changes the parsed instances as `overrides` say (before the node
+/// starts: the same as a configuration that said so).
+fn apply_overrides(node: &mut Node<'_>, overrides: &[Override]) -> Result<(), String> {
+    for o in overrides {
+        let Some(id) = node.instance_by_key(build::name_key(&o.instance)) else {
+            return Err(format!(
+                "the scenario changes vrrp_instance {}, which the configuration does not define",
+                o.instance
+            ));
+        };
+        let inst = node.instance(id).expect("found by key");
+        let mut cfg = inst.config().clone();
+        if let Some(p) = o.priority {
+            cfg.priority = p;
+        }
+        if o.backup {
+            cfg.start_as_master = false;
+        }
+        if let Some((src, peers)) = &o.unicast {
+            cfg.primary_addr = *src;
+            cfg.unicast_peers.clear();
+            for p in peers {
+                cfg.unicast_peers
+                    .push(*p)
+                    .map_err(|_| "too many unicast peers".to_string())?;
+            }
+        }
+        let advertised = inst.advertised_vips().to_vec();
+        let excluded = inst.vips()[advertised.len()..].to_vec();
+        node.reconfigure_instance(id, cfg, &advertised, &excluded)
+            .map_err(|e| format!("vrrp_instance {}: {e:?}", o.instance))?;
+    }
+    Ok(())
 }

@@ -1,9 +1,11 @@
 //! A seeded discrete-event simulator in which vrlb-core runs unchanged:
-//! directors (each a `Node` with VRRP, balancer and checks) beside a
-//! learning switch, real servers and clients on one layer-2 segment, with
-//! faults (loss, duplication, jitter, partitions, one-way links, crashes,
-//! graceful stops, pauses, clock drift, failing servers) and named
-//! invariants checked after every event. Directors configured with
+//! directors (each a `Node` with VRRP over IPv4 and IPv6, balancer and
+//! checks) beside a learning switch, real servers and clients on one
+//! layer-2 segment, with faults (loss, duplication, jitter, latency and
+//! link changes, partitions, one-way links, crashes, graceful stops,
+//! pauses, clock drift, failing servers, floods of new flows) and named
+//! invariants checked after every event. Health probes are frames on the
+//! segment, so the faults reach them too. Directors configured with
 //! `lvs_sync_daemon` exchange connection sync datagrams over the same
 //! segment (loss, partitions and all), and the `synced_flow_kept`
 //! invariant holds them to the promise that synced flows survive a
@@ -22,6 +24,7 @@ pub mod scenario;
 pub mod segment;
 pub mod server;
 pub mod swarm;
+pub mod topology;
 pub mod trace;
 pub mod world;
 

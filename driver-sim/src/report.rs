@@ -1,11 +1,23 @@
 //! Human-readable output: the demo's timeline and summary table, a run's
-//! failure report, and the JSON trace.
+//! failure report (with the command that replays it), and the JSON trace.
 
 use std::fmt::Write;
 
-use crate::swarm::reproduce_command;
 use crate::trace::Record;
 use crate::world::Outcome;
+
+/// The command that replays `outcome`'s run.
+pub fn reproduce_command(outcome: &Outcome) -> String {
+    let features = if cfg!(feature = "mutation") && outcome.replay.contains("--mutation") {
+        " --features mutation"
+    } else {
+        ""
+    };
+    format!(
+        "cargo run --release -p vrlb-sim{features} -- {}",
+        outcome.replay
+    )
+}
 
 /// Whether a traced event belongs on the demo's timeline.
 fn notable(r: &Record) -> bool {
@@ -13,12 +25,14 @@ fn notable(r: &Record) -> bool {
         "crashes",
         "starts",
         "stops",
-        "-> {b}",
+        "vrid/state",
         "marks server",
         "mode {b}",
         "VIOLATION",
         "pauses",
         "heal",
+        "flood",
+        "burst",
     ]
     .iter()
     .any(|k| r.what.contains(k))
@@ -28,42 +42,70 @@ fn notable(r: &Record) -> bool {
 pub fn timeline(outcome: &Outcome) -> String {
     let mut s = String::new();
     for r in outcome.all.iter().filter(|r| notable(r)) {
-        let _ = writeln!(s, "{}", describe(r));
+        let _ = writeln!(s, "{}", describe(r, outcome));
     }
     s
 }
 
+fn director(outcome: &Outcome, d: u64) -> String {
+    match outcome.director_addrs.get(d as usize) {
+        Some(a) => format!("director {d} ({a})"),
+        None => format!("director {d}"),
+    }
+}
+
+fn server(outcome: &Outcome, s: u64) -> String {
+    match outcome.server_addrs.get(s as usize) {
+        Some(a) => format!("real server {a}"),
+        None => format!("real server {s}"),
+    }
+}
+
 /// A traced event in words.
-pub fn describe(r: &Record) -> String {
+pub fn describe(r: &Record, outcome: &Outcome) -> String {
     let t = format!("{:>9.3}s", r.time_us as f64 / 1e6);
     let text = match r.what {
-        "director {a} -> {b} (0 INIT 1 BACKUP 2 MASTER 3 FAULT)" => {
+        "director {a} vrid/state {b} (vrid*10 + 0 INIT 1 BACKUP 2 MASTER 3 FAULT)" => {
             let state = ["INIT", "BACKUP", "MASTER", "FAULT"]
-                .get(r.b as usize)
+                .get((r.b % 10) as usize)
                 .copied()
                 .unwrap_or("?");
-            format!("director {} is now {state}", r.a)
+            let code = r.b / 10;
+            let vrid = if code >= 1000 {
+                format!("VRID {} (IPv6)", code - 1000)
+            } else {
+                format!("VRID {code}")
+            };
+            format!("{} is now {state} of {vrid}", director(outcome, r.a))
         }
-        "director {a} marks server .{b} up/down" => {
+        "director {a} marks server {b} ((service*1000 + index)*10 + 1 up / 0 down)" => {
+            let service = outcome
+                .service_names
+                .get((r.b / 10_000) as usize)
+                .map_or(String::new(), |s| format!(" in {s}"));
             format!(
-                "director {} marks real server .{} {}",
-                r.a,
-                r.b / 10,
+                "{} marks {} {}{service}",
+                director(outcome, r.a),
+                server(outcome, r.b / 10 % 1000),
                 if r.b % 10 == 1 { "UP" } else { "DOWN" }
             )
         }
-        "server {a} mode {b} (0 answer 1 refuse 2 hang 3 slow)" => {
+        "server {a} mode {b} (0 answer 1 refuse 2 hang 3 slow 4 bad status)" => {
             let mode = [
                 "answers again",
                 "refuses connections",
                 "hangs",
                 "answers slowly",
+                "answers with errors",
             ]
             .get(r.b as usize)
             .copied()
             .unwrap_or("?");
-            format!("real server {} {mode}", r.a)
+            format!("{} {mode}", server(outcome, r.a))
         }
+        "director {a} crashes" => format!("{} crashes", director(outcome, r.a)),
+        "director {a} starts" => format!("{} starts", director(outcome, r.a)),
+        "director {a} stops gracefully" => format!("{} stops gracefully", director(outcome, r.a)),
         _ => r
             .to_string()
             .split_once("s  ")
@@ -73,7 +115,7 @@ pub fn describe(r: &Record) -> String {
 }
 
 /// The demo's summary table.
-pub fn summary(title: &str, outcome: &Outcome, servers: &[std::net::Ipv4Addr]) -> String {
+pub fn summary(title: &str, outcome: &Outcome) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "{title}");
     let _ = writeln!(
@@ -97,16 +139,20 @@ pub fn summary(title: &str, outcome: &Outcome, servers: &[std::net::Ipv4Addr]) -
             "  {:<34} {n}",
             format!(
                 "requests answered by {}",
-                servers.get(i).map_or("?".into(), |a| a.to_string())
+                outcome.server_addrs.get(i).map_or("?", |a| a.as_str())
             )
         );
     }
     let (kept, total) = outcome.persistence;
-    let _ = writeln!(
-        s,
-        "  {:<34} {kept} of {total}",
-        "persistent clients kept their server"
-    );
+    if outcome.has_persistence {
+        let _ = writeln!(
+            s,
+            "  {:<34} {kept} of {total}",
+            "persistent clients kept their server"
+        );
+    } else {
+        let _ = writeln!(s, "  {:<34} not configured", "persistence");
+    }
     let (opened, completed, lost) = outcome.flows;
     let _ = writeln!(
         s,
@@ -138,7 +184,8 @@ pub fn summary(title: &str, outcome: &Outcome, servers: &[std::net::Ipv4Addr]) -
     s
 }
 
-/// What a failing run prints.
+/// What a failing run prints: the seed, the invariant, the last events and
+/// the command that replays it.
 pub fn failure(outcome: &Outcome, reason: &str) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "seed {}: {reason}", outcome.seed);
@@ -146,12 +193,12 @@ pub fn failure(outcome: &Outcome, reason: &str) -> String {
     for line in &outcome.tail {
         let _ = writeln!(s, "  {line}");
     }
-    let _ = writeln!(s, "reproduce: {}", reproduce_command(outcome.seed));
+    let _ = writeln!(s, "reproduce: {}", reproduce_command(outcome));
     s
 }
 
-/// The trace as JSON lines.
-pub fn json(outcome: &Outcome) -> String {
+/// A run as a JSON value: its seed, hash, events, figures and violation.
+pub fn json_value(outcome: &Outcome) -> serde_json::Value {
     let events: Vec<serde_json::Value> = outcome
         .all
         .iter()
@@ -160,11 +207,29 @@ pub fn json(outcome: &Outcome) -> String {
     serde_json::json!({
         "seed": outcome.seed,
         "hash": format!("{:016x}", outcome.hash),
+        "replay": outcome.replay,
+        "directors": outcome.director_addrs,
+        "servers": outcome.server_addrs,
         "events": events,
         "served": outcome.served,
         "flows": { "opened": outcome.flows.0, "completed": outcome.flows.1, "lost": outcome.flows.2 },
         "failovers_us": outcome.failovers_us,
-        "violation": outcome.violation.as_ref().map(|v| v.to_string()),
+        "persistence": if outcome.has_persistence {
+            serde_json::json!({ "kept": outcome.persistence.0, "of": outcome.persistence.1 })
+        } else {
+            serde_json::Value::Null
+        },
+        "violation": outcome.violation.as_ref().map(|v| serde_json::json!({
+            "invariant": v.name,
+            "exit": v.code,
+            "at_us": v.at_us,
+            "detail": v.detail,
+        })),
+        "reproduce": outcome.violation.as_ref().map(|_| reproduce_command(outcome)),
     })
-    .to_string()
+}
+
+/// The trace as JSON.
+pub fn json(outcome: &Outcome) -> String {
+    json_value(outcome).to_string()
 }

@@ -4,7 +4,7 @@
 //! layer-4 hashing does. Routes appear when a director announces and go
 //! when it withdraws (or, after a crash, when the BGP session times out).
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use crate::frame::Mac;
 use crate::scenario::EcmpHash;
@@ -22,14 +22,19 @@ pub struct Router {
     pub per_director: Vec<u64>,
 }
 
-fn flow_hash(src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16), protocol: u8) -> u64 {
+fn octets(a: IpAddr) -> Vec<u8> {
+    match a {
+        IpAddr::V4(a) => a.octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
+    }
+}
+
+fn flow_hash(src: (IpAddr, u16), dst: (IpAddr, u16), protocol: u8) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in src
-        .0
-        .octets()
+    for b in octets(src.0)
         .iter()
         .chain(&src.1.to_be_bytes())
-        .chain(&dst.0.octets())
+        .chain(&octets(dst.0))
         .chain(&dst.1.to_be_bytes())
         .chain(&[protocol])
     {
@@ -62,12 +67,7 @@ impl Router {
     }
 
     /// The director a packet of this flow goes to.
-    pub fn pick(
-        &mut self,
-        src: (Ipv4Addr, u16),
-        dst: (Ipv4Addr, u16),
-        protocol: u8,
-    ) -> Option<usize> {
+    pub fn pick(&mut self, src: (IpAddr, u16), dst: (IpAddr, u16), protocol: u8) -> Option<usize> {
         let n = self.next_hops.len() as u64;
         if n == 0 {
             return None;
@@ -75,6 +75,9 @@ impl Router {
         let h = flow_hash(src, dst, protocol);
         let i = match self.hash {
             EcmpHash::Modulo => h % n,
+            // One region per next hop (with one, the whole space: the
+            // region size u64::MAX / 1 + 1 would overflow).
+            EcmpHash::Threshold if n == 1 => 0,
             EcmpHash::Threshold => h / (u64::MAX / n + 1),
         };
         let d = self.next_hops[i.min(n - 1) as usize];
@@ -89,10 +92,15 @@ mod tests {
 
     #[test]
     fn spreads_and_threshold_moves_fewer_flows() {
-        let flows: Vec<(Ipv4Addr, u16)> = (0..3000)
-            .map(|i| (Ipv4Addr::new(203, 0, 113, (i % 250) as u8), 1000 + i as u16))
+        let flows: Vec<(IpAddr, u16)> = (0..3000)
+            .map(|i| {
+                (
+                    IpAddr::V4(std::net::Ipv4Addr::new(203, 0, 113, (i % 250) as u8)),
+                    1000 + i as u16,
+                )
+            })
             .collect();
-        let vip = (Ipv4Addr::new(192, 0, 2, 240), 80);
+        let vip = (IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 240)), 80);
         let moved = |hash| {
             let mut r = Router::new(3, hash);
             for d in 0..3 {

@@ -34,6 +34,21 @@ impl Default for LinkParams {
     }
 }
 
+/// What the segment's faults did to frames so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FrameFaults {
+    /// Frames the loss rate dropped.
+    pub lost: u64,
+    /// Frames delivered twice.
+    pub duplicated: u64,
+    /// Deliveries delayed by jitter.
+    pub jittered: u64,
+    /// Deliveries that overtook an earlier frame between the same ports.
+    pub reordered: u64,
+    /// Frames a partition or one-way block kept from a port.
+    pub cut: u64,
+}
+
 /// The switch and its faults.
 #[derive(Debug)]
 pub struct Segment {
@@ -45,6 +60,11 @@ pub struct Segment {
     blocked: Vec<(usize, usize)>,
     learned: BTreeMap<Mac, usize>,
     prng: Prng,
+    /// Latest arrival scheduled per (from, to) port pair, to count
+    /// reordering.
+    last_arrival: Vec<u64>,
+    /// What the faults did.
+    pub faults: FrameFaults,
 }
 
 /// Where a frame goes, with its delay.
@@ -65,6 +85,8 @@ impl Segment {
             blocked: Vec::new(),
             learned: BTreeMap::new(),
             prng,
+            last_arrival: vec![0; ports * ports],
+            faults: FrameFaults::default(),
         }
     }
 
@@ -92,8 +114,19 @@ impl Segment {
         self.blocked.clear();
     }
 
-    /// The deliveries of a frame sent on `from` (learning its source).
-    pub fn send(&mut self, from: usize, frame: &[u8], out: &mut Vec<Delivery>) {
+    /// Ports on the segment.
+    pub fn ports(&self) -> usize {
+        self.part.len()
+    }
+
+    /// The port that last sent from `mac`.
+    pub fn port_of(&self, mac: &Mac) -> Option<usize> {
+        self.learned.get(mac).copied()
+    }
+
+    /// The deliveries of a frame sent on `from` at `now` (learning its
+    /// source).
+    pub fn send(&mut self, from: usize, frame: &[u8], now: u64, out: &mut Vec<Delivery>) {
         out.clear();
         let Some((src, dst)) = macs(frame) else {
             return;
@@ -105,29 +138,50 @@ impl Segment {
         } else {
             self.learned.get(&dst).copied()
         };
-        for port in 0..self.part.len() {
-            let wanted = match target {
-                Some(t) => port == t,
-                None => port != from,
-            };
-            if !wanted || !self.connected(from, port) {
-                continue;
+        match target {
+            // A known unicast destination: one port to consider.
+            Some(port) => {
+                if port != from {
+                    self.deliver(from, port, now, out);
+                }
             }
-            if self.prng.chance_ppm(self.link.loss_ppm) {
-                continue;
+            None => {
+                for port in 0..self.part.len() {
+                    if port != from {
+                        self.deliver(from, port, now, out);
+                    }
+                }
             }
-            let copies = if self.prng.chance_ppm(self.link.dup_ppm) {
-                2
-            } else {
-                1
-            };
-            for _ in 0..copies {
-                let jitter = self.prng.below(self.link.jitter_us);
-                out.push(Delivery {
-                    port,
-                    delay_us: self.link.latency_us + jitter,
-                });
+        }
+    }
+
+    fn deliver(&mut self, from: usize, port: usize, now: u64, out: &mut Vec<Delivery>) {
+        if !self.connected(from, port) {
+            self.faults.cut += 1;
+            return;
+        }
+        if self.prng.chance_ppm(self.link.loss_ppm) {
+            self.faults.lost += 1;
+            return;
+        }
+        let copies = if self.prng.chance_ppm(self.link.dup_ppm) {
+            self.faults.duplicated += 1;
+            2
+        } else {
+            1
+        };
+        for _ in 0..copies {
+            let jitter = self.prng.below(self.link.jitter_us);
+            if jitter > 0 {
+                self.faults.jittered += 1;
             }
+            let delay_us = self.link.latency_us + jitter;
+            let last = &mut self.last_arrival[from * self.part.len() + port];
+            if now + delay_us < *last {
+                self.faults.reordered += 1;
+            }
+            *last = (*last).max(now + delay_us);
+            out.push(Delivery { port, delay_us });
         }
     }
 }
@@ -157,30 +211,30 @@ mod tests {
     fn learns_floods_unknown_and_honours_partitions() {
         let mut s = Segment::new(3, Prng::new(1));
         let mut out = Vec::new();
-        s.send(0, &frame_from(A, B), &mut out);
+        s.send(0, &frame_from(A, B), 0, &mut out);
         assert_eq!(
             out.iter().map(|d| d.port).collect::<Vec<_>>(),
             [1, 2],
             "unknown destination floods"
         );
-        s.send(1, &frame_from(B, A), &mut out);
+        s.send(1, &frame_from(B, A), 0, &mut out);
         assert_eq!(
             out.iter().map(|d| d.port).collect::<Vec<_>>(),
             [0],
             "learned"
         );
         // GARP from another port moves the MAC.
-        s.send(2, &frame_from(A, BROADCAST), &mut out);
-        s.send(1, &frame_from(B, A), &mut out);
+        s.send(2, &frame_from(A, BROADCAST), 0, &mut out);
+        s.send(1, &frame_from(B, A), 0, &mut out);
         assert_eq!(out.iter().map(|d| d.port).collect::<Vec<_>>(), [2]);
         s.set_part(2, 1);
-        s.send(1, &frame_from(B, A), &mut out);
+        s.send(1, &frame_from(B, A), 0, &mut out);
         assert!(out.is_empty(), "partitioned");
         s.heal();
         s.set_blocked(1, 2, true);
-        s.send(1, &frame_from(B, A), &mut out);
+        s.send(1, &frame_from(B, A), 0, &mut out);
         assert!(out.is_empty(), "one-way block");
-        s.send(2, &frame_from(A, B), &mut out);
+        s.send(2, &frame_from(A, B), 0, &mut out);
         assert_eq!(out.len(), 1, "the other way still works");
     }
 
@@ -191,7 +245,7 @@ mod tests {
         let mut out = Vec::new();
         let mut delivered = 0;
         for _ in 0..10_000 {
-            s.send(0, &frame_from(A, BROADCAST), &mut out);
+            s.send(0, &frame_from(A, BROADCAST), 0, &mut out);
             delivered += out.len();
         }
         assert!((8_700..9_300).contains(&delivered), "{delivered}");

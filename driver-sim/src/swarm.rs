@@ -5,51 +5,35 @@
 use crate::scenario::Scenario;
 use crate::world::{Outcome, run};
 
-/// The command that replays a seed.
-pub fn reproduce_command(seed: u64) -> String {
-    format!("cargo run --release -p vrlb-sim -- run --seed {seed}")
-}
+/// A failing seed's outcome and why it failed.
+pub type Failure = Box<(Outcome, String)>;
 
-/// Runs seeds `from..to`, calling `progress` after each; returns the first
-/// failing outcome (or setup error) and how many seeds ran.
-pub fn swarm(
-    from: u64,
-    to: u64,
-    mut progress: impl FnMut(&Outcome),
-) -> Result<u64, (Outcome, String)> {
+/// Runs seeds `from..to`, calling `progress` after each; returns how many
+/// seeds ran, or the first failing outcome (or setup error).
+pub fn swarm(from: u64, to: u64, mut progress: impl FnMut(&Outcome)) -> Result<u64, Failure> {
     let mut ran = 0;
     for seed in from..to {
-        let outcome = match run(Scenario::swarm(seed), false) {
+        let scenario = Scenario::swarm(seed);
+        let replay = scenario.replay.clone();
+        let outcome = match run(scenario, false) {
             Ok(o) => o,
             Err(e) => {
                 let empty = Outcome {
                     seed,
-                    hash: 0,
-                    events: 0,
-                    processed: 0,
-                    violation: None,
-                    tail: Vec::new(),
-                    all: Vec::new(),
-                    served: Vec::new(),
-                    flows: (0, 0, 0),
-                    failovers_us: Vec::new(),
-                    persistence: (0, 0),
-                    queue_high_water: 0,
-                    per_director: Vec::new(),
-                    adopted_mid_flow: 0,
-                    moved_by_server_change: 0,
-                    synced_kept: 0,
-                    sync_messages: 0,
-                    synced_sent: 0,
+                    replay,
+                    ..Outcome::default()
                 };
-                return Err((empty, format!("seed {seed}: scenario cannot run: {e}")));
+                return Err(Box::new((
+                    empty,
+                    format!("seed {seed}: scenario cannot run: {e}"),
+                )));
             }
         };
         ran += 1;
         progress(&outcome);
         if let Some(v) = &outcome.violation {
             let text = v.to_string();
-            return Err((outcome, text));
+            return Err(Box::new((outcome, text)));
         }
     }
     Ok(ran)

@@ -42,6 +42,9 @@ pub struct Trace {
     pub keep_all: bool,
     /// Every record, when `keep_all`.
     pub all: Vec<Record>,
+    /// Each description's text hash, by its address (found again in a few
+    /// comparisons instead of hashing the text per event).
+    texts: Vec<(usize, u64)>,
 }
 
 impl Default for Trace {
@@ -52,6 +55,7 @@ impl Default for Trace {
             tail: VecDeque::with_capacity(TAIL),
             keep_all: false,
             all: Vec::new(),
+            texts: Vec::new(),
         }
     }
 }
@@ -67,10 +71,20 @@ impl Trace {
     pub fn event(&mut self, time_us: u64, what: &'static str, a: u64, b: u64) {
         self.events += 1;
         self.mix(time_us);
-        // The description's address is not stable across builds; its text is.
-        for byte in what.bytes() {
-            self.hash = (self.hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
-        }
+        // The description's address is not stable across builds; its text
+        // is, so the text's hash goes in (looked up by address).
+        let ptr = what.as_ptr() as usize;
+        let text = match self.texts.iter().find(|(p, _)| *p == ptr) {
+            Some((_, h)) => *h,
+            None => {
+                let h = what.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                    (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+                });
+                self.texts.push((ptr, h));
+                h
+            }
+        };
+        self.mix(text);
         self.mix(a);
         self.mix(b);
         let r = Record {

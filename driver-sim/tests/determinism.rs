@@ -48,8 +48,8 @@ fn same_seed_same_hash_in_two_processes() {
 #[test]
 fn the_seed_demo_runs_clean_and_fails_over() {
     let text = include_str!("../../examples/seed/keepalived.conf");
-    for backup in [None, Some(90)] {
-        let scenario = Scenario::seed_demo(text, backup, 1, 240_000_000, 10);
+    for lower in [false, true] {
+        let scenario = Scenario::demo("seed", text, lower, 1, 240_000_000, 10).unwrap();
         let out = run(scenario, true).unwrap();
         assert_eq!(out.violation, None);
         // One failover after the master crash at 60 s: the seed's 5 s

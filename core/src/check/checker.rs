@@ -361,7 +361,7 @@ impl Checker {
         let may_retry = self.up || !self.has_run || c.kind != ProbeKind::Misc;
         let next = if success {
             self.retries_done = 0;
-            if !self.up || !self.has_run {
+            if (!self.up && !mutation::on(Mutation::StayDown)) || !self.has_run {
                 self.set(true, out);
             }
             c.delay_loop

@@ -1071,6 +1071,10 @@ impl<'a> Balancer<'a> {
     /// A packet of a tracked connection. `None` when the connection was
     /// expired for rescheduling.
     fn existing(&mut self, s: u32, flow: &Flow, now_tick: u64) -> Option<Verdict> {
+        if flow.protocol == 17 && crate::mutation::on(crate::mutation::Mutation::RescheduleUdp) {
+            self.expire_conn(s);
+            return None;
+        }
         let slot = self.table.slots[s as usize];
         let server = &self.pools.servers[slot.server as usize];
         let f = flow.tcp_flags;
@@ -1231,6 +1235,9 @@ impl<'a> Balancer<'a> {
         if self.journal.on {
             let old_expires = slot.expires;
             self.sync_on_use(t, old_expires, ticks_for_secs(timeout), now_tick);
+        }
+        if crate::mutation::on(crate::mutation::Mutation::ForgetTemplateRefresh) {
+            return;
         }
         self.table
             .set_expiry(t, (now_tick + ticks_for_secs(timeout)) as u32);

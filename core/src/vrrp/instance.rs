@@ -383,8 +383,9 @@ impl<const V: usize> Instance<V> {
     /// Master_Down_Interval: `down_timer_adverts` (RFC: 3) times the
     /// master's interval, plus Skew_Time.
     pub fn master_down_interval(&self) -> Duration {
+        let extra = u64::from(mutation::on(Mutation::LateMasterDown));
         self.master_adver_interval
-            .saturating_mul(u64::from(self.config.down_timer_adverts))
+            .saturating_mul(u64::from(self.config.down_timer_adverts) + extra)
             + self.skew_time()
     }
 
@@ -497,7 +498,7 @@ impl<const V: usize> Instance<V> {
     /// a `state MASTER` node for one interval plus skew only.
     fn enter_listening(&mut self, reason: Reason) {
         self.master_adver_interval = self.config.advert_interval();
-        if self.config.is_owner() {
+        if self.config.is_owner() && !mutation::on(Mutation::OwnerWaits) {
             self.become_master(reason);
         } else if self.config.start_as_master && reason == Reason::Start {
             let wait = self.config.advert_interval() + self.skew_time();
@@ -769,7 +770,9 @@ impl<const V: usize> Instance<V> {
             return;
         }
         let ours = self.effective_priority();
-        let accept = if !self.config.preempt || priority >= ours {
+        let preempt = (self.config.preempt && !mutation::on(Mutation::NeverPreempt))
+            || mutation::on(Mutation::IgnoreNopreempt);
+        let accept = if !preempt || priority >= ours {
             self.lower_master_since = None;
             true
         } else {
