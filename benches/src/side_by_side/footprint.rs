@@ -1,6 +1,7 @@
 //! Measurement 2: footprint at rest. A master and a backup director run
-//! the same set of VRRP instances (the seed configuration, then 100 and
-//! 1000 generated instances over four interfaces), vrlb and then
+//! the same set of VRRP instances (the seed configuration, the seed's VRRP
+//! alone, then 100 and 1000 generated instances over four interfaces),
+//! vrlb and then
 //! keepalived on the same topology. Once every VIP is on the master and
 //! the start-up announcements are over, both directors' processes are
 //! sampled at the start and the end of a fixed window: memory (VmRSS,
@@ -32,25 +33,35 @@ const REST_DELAY: Duration = Duration::from_secs(6);
 pub enum Config {
     /// examples/seed/keepalived.conf adapted to the lab.
     Seed,
+    /// The same without its `virtual_server`: what keepalived `-P` runs
+    /// of the seed (VRRP only), so vrlb runs neither checks nor a data
+    /// plane either. The like-for-like comparison.
+    SeedVrrpOnly,
     /// `n` generated instances.
     Many(usize),
 }
 
 impl Config {
-    /// The three of issue 8.
-    pub const ALL: [Config; 3] = [Config::Seed, Config::Many(100), Config::Many(1000)];
+    /// The three of issue 8, and the seed's VRRP alone.
+    pub const ALL: [Config; 4] = [
+        Config::Seed,
+        Config::SeedVrrpOnly,
+        Config::Many(100),
+        Config::Many(1000),
+    ];
 
     /// For tables.
     pub fn label(self) -> String {
         match self {
             Config::Seed => "seed (1 instance, 5 s adverts)".into(),
+            Config::SeedVrrpOnly => "seed, VRRP only (no virtual_server)".into(),
             Config::Many(n) => format!("{n} instances, 1 s adverts"),
         }
     }
 
     fn instances(self) -> usize {
         match self {
-            Config::Seed => 1,
+            Config::Seed | Config::SeedVrrpOnly => 1,
             Config::Many(n) => n,
         }
     }
@@ -60,6 +71,8 @@ impl Config {
         match (self, d) {
             (Config::Seed, 0) => conf::seed(&ifaces[0], "MASTER", 100),
             (Config::Seed, _) => conf::seed(&ifaces[0], "BACKUP", 90),
+            (Config::SeedVrrpOnly, 0) => conf::seed_vrrp_only(&ifaces[0], "MASTER", 100),
+            (Config::SeedVrrpOnly, _) => conf::seed_vrrp_only(&ifaces[0], "BACKUP", 90),
             (Config::Many(n), 0) => conf::many(n, ifaces, 150),
             (Config::Many(n), _) => conf::many(n, ifaces, 100),
         }
@@ -86,7 +99,7 @@ impl Config {
     fn converge_limit(self) -> Duration {
         match self {
             // advert_int 5: up to Master_Down_Interval (15.6 s).
-            Config::Seed => Duration::from_secs(25),
+            Config::Seed | Config::SeedVrrpOnly => Duration::from_secs(25),
             Config::Many(_) => Duration::from_secs(60),
         }
     }
@@ -168,6 +181,7 @@ fn measure_one(
     let mut daemons: Vec<Daemon> = Vec::new();
     let tag = match config {
         Config::Seed => "seed".to_string(),
+        Config::SeedVrrpOnly => "seedvrrp".to_string(),
         Config::Many(n) => format!("n{n}"),
     };
     for d in 0..2 {

@@ -253,7 +253,10 @@ impl Findings {
              but are too coarse at rest). Generated configurations: VRRPv2, 1 s adverts, one VIP each, 250 VRIDs per interface \
              over four interfaces (VIPs from 198.51.100.0/24 and 203.0.113.0/24, reused on another interface beyond 512). keepalived's copies of the generated configurations \
              add `vrrp_rx_bufs_policy MTU` and `vrrp_rx_bufs_multiplier 3` (keepalived.conf(5), for many instances on \
-             one socket).\n",
+             one socket). The *seed* rows run the seed as users run it: vrlb with its two TCP_CHECKs and its DR data plane \
+             (one worker, `--ring-kib` default), keepalived `-P` with VRRP alone (its checker needs IPVS, which this kernel \
+             lacks). The *VRRP only* rows run the seed without its `virtual_server` on both, so both do the same work: \
+             the goal is judged on those for the seed.\n",
             self.window_s
         );
         let _ = writeln!(

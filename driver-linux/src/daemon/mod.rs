@@ -75,7 +75,10 @@ pub struct RunOptions {
 /// Notify scripts are killed after this long (keepalived has no such
 /// limit; one hung script must not pile up forever).
 const NOTIFY_TIMEOUT: Duration = Duration::from_secs(30);
-/// How often counters are reported (log line on drops, stats file).
+/// Counters are reported (log line on drops, stats file) at most this
+/// often, and only after VRRP traffic or events may have changed them; a
+/// report never needs a wake-up of its own unless it is this late again
+/// (see `Daemon::timers`). `vrlb status` reads the node, not the report.
 const REPORT_INTERVAL: Duration = Duration::from_secs(1);
 /// Spare slots beyond what the configuration defines, so a reload can add
 /// some without a restart.
@@ -210,6 +213,8 @@ struct Daemon {
     /// instance by the time the queue is drained).
     goodbyes_sent: HashSet<InstanceId>,
     next_report: Instant,
+    /// Adverts or VRRP events since the last report.
+    report_pending: bool,
     reported_drops: HashMap<InstanceId, [u32; vrrp::DropReason::ALL.len()]>,
     stats_text: String,
     stopping: bool,
@@ -292,6 +297,7 @@ impl Daemon {
             pending: VecDeque::new(),
             goodbyes_sent: HashSet::new(),
             next_report: Instant::ZERO,
+            report_pending: true,
             reported_drops: HashMap::new(),
             stats_text: String::new(),
             stopping: false,
@@ -533,7 +539,11 @@ impl Daemon {
         [
             self.node.poll_timeout(),
             self.runner.next_deadline(),
-            Some(self.next_report),
+            // Due at `next_report`, but done by whatever wakes the loop
+            // first (an advert in or out, at rest): a wake-up of its own
+            // only when none came for another interval.
+            self.report_pending
+                .then(|| self.next_report + REPORT_INTERVAL),
         ]
         .into_iter()
         .chain(self.extensions.iter().map(|e| e.poll_timeout()))
@@ -561,7 +571,7 @@ impl Daemon {
                 self.drain();
             }
         }
-        if now >= self.next_report {
+        if self.report_pending && now >= self.next_report {
             self.next_report = now + REPORT_INTERVAL;
             self.report();
         }
@@ -706,6 +716,7 @@ impl Daemon {
 
     /// Reads every advert waiting on receiver `token` into the node.
     fn receive(&mut self, token: Token) {
+        self.report_pending = true;
         loop {
             let now = self.clock.now();
             let Some((iface, _, rx)) = self.receivers.get_mut(&token) else {
@@ -774,6 +785,7 @@ impl Daemon {
     fn dispatch(&mut self, out: Output) {
         let handled = match out {
             Output::Vrrp { instance, event } => {
+                self.report_pending = true;
                 self.vrrp(instance, event);
                 true
             }
@@ -1012,34 +1024,44 @@ impl Daemon {
         }
     }
 
-    /// Logs new drops, writes the stats file.
+    /// Logs new drops, writes the stats file (its text is built only when
+    /// there is one).
     fn report(&mut self) {
+        self.report_pending = false;
         let mut text = String::new();
+        let with_text = self.opts.stats_file.is_some();
         for (id, inst) in self.node.instances() {
-            let name = self
-                .instances
-                .get(&id)
-                .map_or_else(|| format!("#{}", id.0), |i| i.name.clone());
+            let name = || {
+                self.instances
+                    .get(&id)
+                    .map_or_else(|| format!("#{}", id.0), |i| i.name.clone())
+            };
             let stats = inst.stats();
             let last = self.reported_drops.entry(id).or_default();
-            let news: Vec<String> = vrrp::DropReason::ALL
-                .iter()
-                .zip(stats.dropped.iter().zip(last.iter()))
-                // Our own multicast looped back (on lo) is not news.
-                .filter(|(reason, (now, before))| now > before && **reason != vrrp::DropReason::Own)
-                .map(|(reason, (now, before))| format!("{} {}", now - before, reason.name()))
-                .collect();
-            if !news.is_empty() {
-                info!("{name}: adverts dropped: {}", news.join(", "));
+            if *last != stats.dropped {
+                let news: Vec<String> = vrrp::DropReason::ALL
+                    .iter()
+                    .zip(stats.dropped.iter().zip(last.iter()))
+                    // Our own multicast looped back (on lo) is not news.
+                    .filter(|(reason, (now, before))| {
+                        now > before && **reason != vrrp::DropReason::Own
+                    })
+                    .map(|(reason, (now, before))| format!("{} {}", now - before, reason.name()))
+                    .collect();
+                if !news.is_empty() {
+                    info!("{}: adverts dropped: {}", name(), news.join(", "));
+                }
+                *last = stats.dropped;
             }
-            *last = stats.dropped;
-            text.push_str(&stats_file::line(
-                &name,
-                inst.state(),
-                inst.effective_priority(),
-                stats,
-            ));
-            text.push('\n');
+            if with_text {
+                text.push_str(&stats_file::line(
+                    &name(),
+                    inst.state(),
+                    inst.effective_priority(),
+                    stats,
+                ));
+                text.push('\n');
+            }
         }
         if let Some(path) = &self.opts.stats_file
             && text != self.stats_text

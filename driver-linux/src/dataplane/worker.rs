@@ -1,16 +1,18 @@
 //! One forwarding thread: waits on its receive ring (and its waker, with
-//! no timeout while its shard has nothing to expire), takes up to a batch
-//! of frames, classifies each in its [`Shard`], rewrites the MACs of the
-//! ones to forward into its own buffers, gives the ring slots back, and
-//! sends the batch with one `sendmmsg`. Owns its ring and sender; shares
-//! only its shard (a mutex the event loop takes to mirror configuration
-//! and read status) and its counters.
+//! no timeout while its shard has nothing to expire, else at most
+//! [`EXPIRY_BOUND_MS`]), takes up to a batch of frames, classifies each in
+//! its [`Shard`], rewrites the MACs of the ones to forward into its own
+//! buffers, gives the ring slots back, and sends the batch with one
+//! `sendmmsg`. Owns its ring and sender; shares only its shard (a mutex
+//! the event loop takes to mirror configuration and read status) and its
+//! counters.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use log::{debug, warn};
 use vrlb_core::lb::Verdict;
+use vrlb_core::time::Instant;
 
 use super::counters::{Counters, bump};
 use super::frame;
@@ -33,6 +35,29 @@ pub struct JournalKick {
 
 /// Sleep after a failed `poll`, so an error cannot spin.
 const POLL_ERROR_SLEEP_MS: u64 = 100;
+
+/// Longest an idle worker with tracked entries sleeps before it expires
+/// them. Not the balancer's expiry tick (16 ms): `classify` expires what
+/// is due before it decides, so a late pass changes no forwarding
+/// decision; it only frees slots and updates counts later, and the status
+/// view expires on demand before it reads them
+/// ([`super::DataPlaneView`]). The balancer tells only its next tick, not
+/// its next real expiry, so this bound stands in for that.
+pub const EXPIRY_BOUND_MS: i32 = 1000;
+
+/// How long a worker waits for a frame: for ever (-1) with nothing to
+/// expire (the event loop wakes it when it changes the shard), else until
+/// the balancer's next pass (`next_pass`, from its `poll_timeout`) but at
+/// least [`EXPIRY_BOUND_MS`].
+pub fn idle_timeout_ms(next_pass: Option<Instant>, now: Instant) -> i32 {
+    match next_pass {
+        None => -1,
+        Some(t) => {
+            let ms = t.saturating_duration_since(now).as_micros().div_ceil(1000);
+            i32::try_from(ms).unwrap_or(i32::MAX).max(EXPIRY_BOUND_MS)
+        }
+    }
+}
 
 /// What a worker needs.
 pub struct Worker {
@@ -69,6 +94,7 @@ impl Worker {
                 warn!("data plane worker {}: poll: {e}", self.index);
                 std::thread::sleep(std::time::Duration::from_millis(POLL_ERROR_SLEEP_MS));
             }
+            bump(&self.counters.wakeups, 1);
             loop {
                 let n = self.step(&mut bufs);
                 if n == 0 {
@@ -80,20 +106,12 @@ impl Worker {
         debug!("data plane worker {} stopped", self.index);
     }
 
-    /// How long to sleep with no frame: until the shard's balancer has
-    /// connections to expire, or for ever (-1) when it has none; the
-    /// event loop wakes the worker when it changes the shard.
+    /// How long to sleep with no frame ([`idle_timeout_ms`]).
     fn idle_timeout_ms(&self) -> i32 {
         let Ok(shard) = self.shard.lock() else {
             return -1;
         };
-        match shard.balancer.poll_timeout() {
-            None => -1,
-            Some(t) => {
-                let us = (t - self.clock.now()).as_micros();
-                i32::try_from(us.div_ceil(1000)).unwrap_or(i32::MAX)
-            }
-        }
+        idle_timeout_ms(shard.balancer.poll_timeout(), self.clock.now())
     }
 
     /// One batch; returns how many frames it took from the ring.
