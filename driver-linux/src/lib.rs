@@ -13,3 +13,5 @@ pub mod lab;
 pub mod node_memory;
 pub mod probe;
 pub mod sync_transport;
+#[cfg(test)]
+mod test_netns;

@@ -52,7 +52,7 @@ use netlink::{Monitor, Rtnl, VipSpec};
 use packet_socket::PacketSocket;
 use scripts::{Job, Runner};
 use vip_state::VipState;
-use vrrp_socket::{Family, Receiver, Sender};
+use vrrp_socket::{Family, Receiver, RecvBatch, Sender};
 
 /// How `vrlb run` was asked to run.
 #[derive(Debug, Clone)]
@@ -197,6 +197,8 @@ struct Daemon {
     rtnl: Rtnl,
     monitor: Monitor,
     receivers: HashMap<Token, (IfaceId, Family, Receiver)>,
+    /// Buffers every receiver reads its batches into.
+    rx_batch: RecvBatch,
     next_token: usize,
     senders: HashMap<(IfaceId, IpAddr), Sender>,
     packet: PacketSocket,
@@ -286,6 +288,7 @@ impl Daemon {
             rtnl,
             monitor,
             receivers: HashMap::new(),
+            rx_batch: RecvBatch::new(),
             next_token: FIRST_RECEIVER,
             senders: HashMap::new(),
             packet,
@@ -468,7 +471,7 @@ impl Daemon {
                         continue;
                     }
                     // Drain anything that arrived before registration.
-                    while let Ok(Some(_)) = rx.recv() {}
+                    rx.discard();
                     self.receivers.insert(token, (iface, family, rx));
                 }
                 Err(e) => error!(
@@ -714,17 +717,27 @@ impl Daemon {
         }
     }
 
-    /// Reads every advert waiting on receiver `token` into the node.
+    /// Reads every advert waiting on receiver `token` into the node, a
+    /// batch per `recvmmsg`, draining the node after each advert.
     fn receive(&mut self, token: Token) {
         self.report_pending = true;
+        let mut batch = std::mem::take(&mut self.rx_batch);
         loop {
-            let now = self.clock.now();
             let Some((iface, _, rx)) = self.receivers.get_mut(&token) else {
-                return;
+                break;
             };
             let iface = *iface;
-            match rx.recv() {
-                Ok(Some(m)) => self.node.handle(
+            let more = match rx.recv_batch(&mut batch) {
+                Ok(more) => more,
+                Err(e) => {
+                    warn!("{}: VRRP receive: {e}", self.ifaces.name(iface));
+                    break;
+                }
+            };
+            for i in 0..batch.len() {
+                let Some(m) = batch.get(i) else { continue };
+                let now = self.clock.now();
+                self.node.handle(
                     now,
                     Input::Advert {
                         iface,
@@ -733,15 +746,14 @@ impl Daemon {
                         ttl: m.ttl,
                         payload: m.payload,
                     },
-                ),
-                Ok(None) => return,
-                Err(e) => {
-                    warn!("{}: VRRP receive: {e}", self.ifaces.name(iface));
-                    return;
-                }
+                );
+                self.drain();
             }
-            self.drain();
+            if !more {
+                break;
+            }
         }
+        self.rx_batch = batch;
     }
 
     fn reap(&mut self) {

@@ -951,6 +951,63 @@ mod tests {
     }
 
     #[test]
+    fn only_a_state_change_remirrors_the_shards() {
+        use vrlb_core::node::InstanceId;
+        let vrrp = |event| Output::Vrrp {
+            instance: InstanceId(0),
+            event,
+        };
+        // What a master emits every advert interval at rest.
+        assert!(!mastership_may_change(&vrrp(vrrp::Output::Advert {
+            priority: 100
+        })));
+        assert!(!mastership_may_change(&vrrp(vrrp::Output::Garp {
+            repeat: 5
+        })));
+        assert!(!mastership_may_change(&vrrp(vrrp::Output::AddVips)));
+        assert!(mastership_may_change(&vrrp(vrrp::Output::StateChanged {
+            from: State::Backup,
+            to: State::Master,
+            reason: vrrp::Reason::MasterDown,
+        })));
+    }
+
+    #[test]
+    fn the_status_view_expires_what_an_idle_worker_has_not_yet() {
+        use vrlb_core::lb::{Flow, Layout, LbConfig, RealServer};
+        let layout = Layout {
+            services: 1,
+            servers_per_service: 2,
+            mh_table_max: 0,
+            connections: 16,
+        };
+        let mut shard = Shard::new(layout, LbConfig::default(), 3, Instant::ZERO).unwrap();
+        let mut sp = spec("192.0.2.240", 7000, 0, 32);
+        sp.config.key = ServiceKey::Addr {
+            protocol: Protocol::Udp,
+            vip: "192.0.2.240".parse().unwrap(),
+            port: 7000,
+        };
+        sp.servers = vec![RealServer::new("192.0.2.21".parse().unwrap(), 7000)];
+        shard.mirror(LbConfig::default(), &[sp]).unwrap();
+        let flow = Flow::udp(
+            "198.51.100.7".parse().unwrap(),
+            4000,
+            "192.0.2.240".parse().unwrap(),
+            7000,
+        );
+        let _ = shard.balancer.classify(Instant::from_secs(1), &flow);
+        assert_eq!(shard.balancer.tracked(), 1);
+        // Not yet due: kept.
+        expire_due(&mut shard, Instant::from_secs(2));
+        assert_eq!(shard.balancer.tracked(), 1);
+        // Past the UDP timeout: gone before the counts are read.
+        let timeout = u64::from(LbConfig::default().udp_timeout_s);
+        expire_due(&mut shard, Instant::from_secs(timeout + 10));
+        assert_eq!(shard.balancer.tracked(), 0);
+    }
+
+    #[test]
     fn subnets() {
         let a = |s: &str| s.parse::<IpAddr>().unwrap();
         assert!(same_subnet(a("192.0.2.2"), a("192.0.2.21"), 24));

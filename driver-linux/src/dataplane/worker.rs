@@ -203,3 +203,124 @@ impl Worker {
         taken
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataplane::filter::{self, Match};
+    use crate::dataplane::shard::ServiceSpec;
+    use crate::dataplane::sys::RingSize;
+    use crate::test_netns::in_private_netns;
+    use std::net::{IpAddr, UdpSocket};
+    use std::time::Duration as StdDuration;
+    use vrlb_core::lb::{
+        Layout, LbConfig, Protocol, RealServer, Scheduler, ServiceConfig, ServiceKey,
+    };
+
+    #[test]
+    fn an_idle_worker_sleeps_for_ever_without_entries_and_at_least_the_bound_with() {
+        let now = Instant::from_secs(10);
+        assert_eq!(idle_timeout_ms(None, now), -1);
+        // The balancer's next pass is its 16 ms tick: the bound wins.
+        let tick = Instant::from_micros(now.as_micros() + 16_000);
+        assert_eq!(idle_timeout_ms(Some(tick), now), EXPIRY_BOUND_MS);
+        // A pass already due still waits the bound (classify expires).
+        assert_eq!(idle_timeout_ms(Some(Instant::ZERO), now), EXPIRY_BOUND_MS);
+        let later = Instant::from_secs(15);
+        assert_eq!(idle_timeout_ms(Some(later), now), 5000);
+    }
+
+    /// A worker on `lo` whose shard forwards UDP to 192.0.2.240:7000 (its
+    /// one real server has no MAC, so nothing is sent, but the connection
+    /// is tracked): with one live entry and no traffic, it wakes about
+    /// once per [`EXPIRY_BOUND_MS`], not at every expiry tick (16 ms).
+    #[test]
+    fn a_worker_with_a_live_entry_and_no_traffic_wakes_about_once_a_second() {
+        in_private_netns(|| {
+            let up = std::process::Command::new("ip")
+                .args(["addr", "add", "192.0.2.240/32", "dev", "lo"])
+                .status()
+                .unwrap();
+            assert!(up.success());
+            let vip: IpAddr = "192.0.2.240".parse().unwrap();
+            let clock = Clock::new();
+            let layout = Layout {
+                services: 1,
+                servers_per_service: 2,
+                mh_table_max: 0,
+                connections: 64,
+            };
+            let mut shard = Shard::new(layout, LbConfig::default(), 7, clock.now()).unwrap();
+            let config = ServiceConfig::new(
+                ServiceKey::Addr {
+                    protocol: Protocol::Udp,
+                    vip,
+                    port: 7000,
+                },
+                Scheduler::Wlc,
+            );
+            let server = RealServer::new("192.0.2.21".parse().unwrap(), 7000);
+            shard
+                .mirror(
+                    LbConfig::default(),
+                    &[ServiceSpec {
+                        config,
+                        servers: vec![server],
+                        sorry: None,
+                        sorry_active: false,
+                    }],
+                )
+                .unwrap();
+            shard.held.insert(vip);
+            let shard = Arc::new(Mutex::new(shard));
+            let program = filter::services(&[Match {
+                vip,
+                protocol: 17,
+                port: 7000,
+            }])
+            .unwrap();
+            let ring = RxRing::open(1, RingSize::from_kib(64), &program, None).unwrap();
+            let counters = Arc::new(Counters::default());
+            let stop = Arc::new(AtomicBool::new(false));
+            let waker = Arc::new(Waker::new().unwrap());
+            let w = Worker {
+                index: 0,
+                ring,
+                tx: TxSocket::open(1).unwrap(),
+                shard: shard.clone(),
+                counters: counters.clone(),
+                stop: stop.clone(),
+                waker: waker.clone(),
+                journal_kick: None,
+                clock,
+                own_mac: [2, 0, 0, 0, 0, 1],
+            };
+            let handle = std::thread::spawn(move || w.run());
+            let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+            client.send_to(b"hello", (vip, 7000)).unwrap();
+            let tracked = |s: &Arc<Mutex<Shard>>| s.lock().unwrap().balancer.tracked();
+            let start = std::time::Instant::now();
+            while tracked(&shard) == 0 && start.elapsed() < StdDuration::from_secs(5) {
+                std::thread::sleep(StdDuration::from_millis(10));
+            }
+            assert_eq!(tracked(&shard), 1, "the datagram made no connection");
+            assert_eq!(counters.drop_no_mac.load(Ordering::Relaxed), 1);
+            let before = counters.wakeups.load(Ordering::Relaxed);
+            let window = StdDuration::from_secs(3);
+            std::thread::sleep(window);
+            let woke = counters.wakeups.load(Ordering::Relaxed) - before;
+            stop.store(true, Ordering::Relaxed);
+            waker.wake();
+            handle.join().unwrap();
+            // One per second of the window, one for a wait begun just
+            // before it, one spare: at the 16 ms tick it would be ~190.
+            let bound = window.as_millis() as u64 / EXPIRY_BOUND_MS as u64 + 2;
+            assert!(
+                woke <= bound,
+                "woke {woke} times in {window:?} with one live entry (bound {bound})"
+            );
+            assert!(woke >= 1, "never woke to expire");
+            assert_eq!(tracked(&shard), 1, "the UDP entry (300 s) expired early");
+        });
+    }
+}
