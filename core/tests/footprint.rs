@@ -3,11 +3,12 @@
 //! instance of eight VIPs fits in 2 KiB of RAM.
 
 use vrlb_core::node::{InstanceSlot, Node, TimerEntry};
+use vrlb_core::vrrp::InlineVips;
 
 /// RAM of a VRRP-only node: the node, one instance slot, its timer queue.
 fn vrrp_only_ram() -> usize {
-    std::mem::size_of::<Node<'static, 8>>()
-        + std::mem::size_of::<InstanceSlot<8>>()
+    std::mem::size_of::<Node<'static, InlineVips<8>>>()
+        + std::mem::size_of::<InstanceSlot<InlineVips<8>>>()
         + 4 * std::mem::size_of::<TimerEntry>()
 }
 
@@ -17,11 +18,11 @@ fn footprint_figures() {
     println!("vrrp-only node (1 instance, 8 VIPs): {ram} bytes of RAM");
     println!(
         "  size_of Node<8> = {}",
-        std::mem::size_of::<Node<'static, 8>>()
+        std::mem::size_of::<Node<'static, InlineVips<8>>>()
     );
     println!(
         "  size_of InstanceSlot<8> = {}",
-        std::mem::size_of::<InstanceSlot<8>>()
+        std::mem::size_of::<InstanceSlot<InlineVips<8>>>()
     );
     println!(
         "  size_of TimerEntry = {}",

@@ -26,7 +26,7 @@ use vrlb_core::node::{
     TimerEntry,
 };
 use vrlb_core::time::{Duration, Instant};
-use vrlb_core::vrrp::{self, Auth, Version};
+use vrlb_core::vrrp::{self, Auth, InlineVips, Version};
 
 /// VIPs the firmware holds: smoltcp keeps at most 8 addresses per
 /// interface (`iface-max-addr-count-8`), one of them the board's own.
@@ -138,7 +138,7 @@ pub fn run(
     let handle = sockets.add(socket);
 
     // The core, with storage sized at compile time.
-    let mut instances = [InstanceSlot::<MAX_VIPS>::default()];
+    let mut instances = [InstanceSlot::<InlineVips<MAX_VIPS>>::default()];
     let mut timers = [TimerEntry::default(); 4];
     let mut node = Node::new(NodeStorage {
         instances: &mut instances,
@@ -252,7 +252,7 @@ pub fn run(
 /// Wraps the advert in an IPv4 header (TTL 255) and queues it on the raw
 /// socket; smoltcp maps the group address to its multicast MAC.
 fn send_advert(
-    node: &Node<'_, MAX_VIPS>,
+    node: &Node<'_, InlineVips<MAX_VIPS>>,
     id: InstanceId,
     priority: u8,
     primary: IpAddr,

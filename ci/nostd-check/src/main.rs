@@ -87,7 +87,7 @@ fn panic(_info: &PanicInfo) -> ! {
 
 /// One instance, eight VIPs: the firmware budget's case.
 fn vrrp_node() {
-    let mut instances = [InstanceSlot::<8>::default()];
+    let mut instances = [InstanceSlot::<vrlb_core::vrrp::InlineVips<8>>::default()];
     let mut timers = [TimerEntry::default(); 4];
     let mut node = Node::new(NodeStorage {
         instances: &mut instances,
@@ -150,7 +150,7 @@ fn full_node() {
     let text = black_box(
         "vrrp_instance VI_1 {\n interface eth0\n virtual_router_id 51\n virtual_ipaddress {\n  192.0.2.240\n }\n}\n",
     );
-    let mut instances = [InstanceSlot::<8>::default(), InstanceSlot::<8>::default()];
+    let mut instances = [InstanceSlot::<vrlb_core::vrrp::InlineVips<8>>::default(), InstanceSlot::<vrlb_core::vrrp::InlineVips<8>>::default()];
     let mut scripts = [ScriptSlot::default()];
     let mut groups = [GroupSlot::default()];
     let mut timers = [TimerEntry::default(); 8];
