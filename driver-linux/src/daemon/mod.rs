@@ -24,6 +24,7 @@ pub mod pidfile;
 pub mod privileges;
 pub mod scripts;
 pub mod stats_file;
+pub mod trim;
 pub mod vip_state;
 pub mod vrrp_socket;
 
@@ -217,6 +218,9 @@ struct Daemon {
     next_report: Instant,
     /// Adverts or VRRP events since the last report.
     report_pending: bool,
+    /// When to give back start-up memory ([`trim`]): at once after a
+    /// (re)build, again once the last state change has settled.
+    trim_at: Option<Instant>,
     reported_drops: HashMap<InstanceId, [u32; vrrp::DropReason::ALL.len()]>,
     stats_text: String,
     stopping: bool,
@@ -301,6 +305,7 @@ impl Daemon {
             goodbyes_sent: HashSet::new(),
             next_report: Instant::ZERO,
             report_pending: true,
+            trim_at: Some(Instant::ZERO),
             reported_drops: HashMap::new(),
             stats_text: String::new(),
             stopping: false,
@@ -547,6 +552,7 @@ impl Daemon {
             // only when none came for another interval.
             self.report_pending
                 .then(|| self.next_report + REPORT_INTERVAL),
+            self.trim_at,
         ]
         .into_iter()
         .chain(self.extensions.iter().map(|e| e.poll_timeout()))
@@ -577,6 +583,10 @@ impl Daemon {
         if self.report_pending && now >= self.next_report {
             self.next_report = now + REPORT_INTERVAL;
             self.report();
+        }
+        if self.trim_at.is_some_and(|t| t <= now) {
+            self.trim_at = None;
+            trim::after_start();
         }
     }
 
@@ -630,6 +640,7 @@ impl Daemon {
             }
         }
         self.after_build(known);
+        self.trim_at = Some(self.clock.now());
         info!("reloaded: {} instance(s)", self.instances.len());
     }
 
@@ -880,6 +891,7 @@ impl Daemon {
             }
             vrrp::Output::Garp { repeat } => self.announce(id, repeat),
             vrrp::Output::StateChanged { from, to, reason } => {
+                self.trim_at = Some(self.clock.now() + trim::SETTLE);
                 let name = self.instance_name(id);
                 info!("{name}: {from} -> {to} ({reason:?})");
                 let priority = self.node.instance(id).map_or(0, |i| i.effective_priority());
@@ -1049,8 +1061,9 @@ impl Daemon {
                     .map_or_else(|| format!("#{}", id.0), |i| i.name.clone())
             };
             let stats = inst.stats();
-            let last = self.reported_drops.entry(id).or_default();
-            if *last != stats.dropped {
+            // Instances that never dropped an advert have no entry.
+            let last = self.reported_drops.get(&id).copied().unwrap_or_default();
+            if last != stats.dropped {
                 let news: Vec<String> = vrrp::DropReason::ALL
                     .iter()
                     .zip(stats.dropped.iter().zip(last.iter()))
@@ -1063,7 +1076,7 @@ impl Daemon {
                 if !news.is_empty() {
                     info!("{}: adverts dropped: {}", name(), news.join(", "));
                 }
-                *last = stats.dropped;
+                self.reported_drops.insert(id, stats.dropped);
             }
             if with_text {
                 text.push_str(&stats_file::line(

@@ -79,17 +79,13 @@ struct Meta {
 }
 
 /// Buffers for [`Receiver::recv_batch`], shared by every receiver: the
-/// event loop drains one socket at a time. Pages of slots no burst has
-/// reached are never touched, so never resident.
+/// event loop drains one socket at a time. Allocated at the first read
+/// (so an empty one, `Default`, costs nothing to make or swap); pages of
+/// slots no burst has reached are never touched, so never resident.
+#[derive(Default)]
 pub struct RecvBatch {
     buf: Vec<u8>,
     got: Vec<Meta>,
-}
-
-impl Default for RecvBatch {
-    fn default() -> Self {
-        Self::new()
-    }
 }
 
 impl std::fmt::Debug for RecvBatch {
@@ -101,12 +97,9 @@ impl std::fmt::Debug for RecvBatch {
 }
 
 impl RecvBatch {
-    /// Empty buffers for [`RECV_BATCH`] messages.
+    /// Buffers for [`RECV_BATCH`] messages (made at the first read).
     pub fn new() -> Self {
-        RecvBatch {
-            buf: vec![0; RECV_BATCH * SLOT],
-            got: Vec::with_capacity(RECV_BATCH),
-        }
+        Self::default()
     }
 
     /// Messages the last [`Receiver::recv_batch`] kept.
@@ -178,6 +171,9 @@ impl Receiver {
     pub fn recv_batch(&mut self, batch: &mut RecvBatch) -> io::Result<bool> {
         let RecvBatch { buf, got } = batch;
         got.clear();
+        if buf.len() != RECV_BATCH * SLOT {
+            *buf = vec![0; RECV_BATCH * SLOT];
+        }
         // Fresh headers every call: the kernel writes each message's
         // address and control lengths back into its header, and nix reuses
         // them as the next call's capacities, which would cut an IPv6
