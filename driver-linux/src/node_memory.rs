@@ -64,7 +64,13 @@ impl NodeMemory {
     /// Memory for what `counts` defines, `headroom` more of each item (so
     /// a reload can add some), and `connections` tracked connections.
     pub fn for_counts(counts: &Counts, headroom: usize, connections: u32) -> Self {
-        let layout = counts.layout(connections, headroom);
+        let mut layout = counts.layout(connections, headroom);
+        if counts.virtual_servers == 0 {
+            // A VRRP-only run (`vrlb run` gives it one connection slot
+            // too) keeps service slots for a reload, not a Maglev table
+            // each (4,093 entries, 8 KiB a slot, 136 KiB with headroom).
+            layout.mh_table_max = 0;
+        }
         let with_room = |n: usize| n + headroom;
         let mut grown = counts.clone();
         grown.instances = with_room(counts.instances);
