@@ -733,10 +733,7 @@ impl Daemon {
     fn receive(&mut self, token: Token) {
         self.report_pending = true;
         let mut batch = std::mem::take(&mut self.rx_batch);
-        loop {
-            let Some((iface, _, rx)) = self.receivers.get_mut(&token) else {
-                break;
-            };
+        while let Some((iface, _, rx)) = self.receivers.get_mut(&token) {
             let iface = *iface;
             let more = match rx.recv_batch(&mut batch) {
                 Ok(more) => more,

@@ -45,10 +45,12 @@ struct Mapping {
 
 /// Trims now (after start-up, a reload, or once state changes settle).
 pub fn after_start() -> Trimmed {
-    let mut t = Trimmed::default();
-    // SAFETY: malloc_trim only returns free memory to the system; it takes
-    // no pointer and is thread-safe (glibc locks its arenas).
-    t.heap_released = unsafe { libc::malloc_trim(0) } == 1;
+    let mut t = Trimmed {
+        // SAFETY: malloc_trim only returns free memory to the system; it
+        // takes no pointer and is thread-safe (glibc locks its arenas).
+        heap_released: unsafe { libc::malloc_trim(0) } == 1,
+        ..Trimmed::default()
+    };
     let exe = fs::read_link("/proc/self/exe").ok();
     let smaps = fs::read_to_string("/proc/self/smaps").unwrap_or_default();
     if let Some(exe) = exe.as_ref().and_then(|p| p.to_str()) {
