@@ -246,8 +246,9 @@ impl Findings {
         }
         let _ = writeln!(
             o,
-            "A master and a backup director run the same instances; once the master holds every VIP and 6 s have passed \
-             (keepalived repeats its gratuitous ARPs 5 s after a transition), both are sampled over a {:.0} s window. \
+            "A master and a backup director run the same instances. The master starts first; once it holds every VIP the \
+             backup starts; 6 s later (keepalived repeats its gratuitous ARPs 5 s after a transition), if the master still \
+             holds every VIP and the backup none, both are sampled over a {:.0} s window. \
              Memory: VmRSS and Pss (smaps_rollup) at the end, summed over the daemon's processes (keepalived `-P`: parent and \
              VRRP child). CPU: run time within the window (the scheduler's per-thread nanoseconds; utime + stime ticks agree \
              but are too coarse at rest). Generated configurations: VRRPv2, 1 s adverts, one VIP each, 250 VRIDs per interface \
