@@ -70,7 +70,8 @@ fn wire(c: &mut Criterion) {
                 config.version = version;
                 config.priority = 100;
                 config.auth = repr.auth;
-                let mut inst = Instance::<20>::new(config, &addrs, &[]).unwrap();
+                let mut inst =
+                    Instance::<vrlb_core::vrrp::InlineVips<20>>::new(config, &addrs, &[]).unwrap();
                 inst.handle(Instant::ZERO, Input::Start);
                 while inst.poll_output().is_some() {}
                 let mut t = 1u64;

@@ -12,7 +12,7 @@ use vrlb_core::node::{
     GroupSlot, IfaceId, Input, InstanceSlot, Node, NodeStorage, Output, ScriptSlot, TimerEntry,
 };
 use vrlb_core::time::Instant;
-use vrlb_core::vrrp::{self, State};
+use vrlb_core::vrrp::{self, InlineVips, State};
 
 /// The firmware budget's case: one instance, eight VIPs, four timers.
 const VIPS: usize = 8;
@@ -20,8 +20,8 @@ const VRRP_TIMERS: usize = 4;
 
 #[test]
 fn vrrp_only_node_with_eight_vips_fits_in_two_kib() {
-    let node = size_of::<Node<'static, VIPS>>();
-    let slot = size_of::<InstanceSlot<VIPS>>();
+    let node = size_of::<Node<'static, InlineVips<VIPS>>>();
+    let slot = size_of::<InstanceSlot<InlineVips<VIPS>>>();
     let timers = VRRP_TIMERS * size_of::<TimerEntry>();
     let ram = node + slot + timers;
     println!(
@@ -30,7 +30,7 @@ fn vrrp_only_node_with_eight_vips_fits_in_two_kib() {
     println!("figure slot instance-64-vips {}", size_of::<InstanceSlot>());
 
     // That storage runs the case: eight VIPs, master after Master_Down.
-    let mut instances = [InstanceSlot::<VIPS>::default()];
+    let mut instances = [InstanceSlot::<InlineVips<VIPS>>::default()];
     let mut timer_queue = [TimerEntry::default(); VRRP_TIMERS];
     let mut n = Node::new(NodeStorage {
         instances: &mut instances,
@@ -152,7 +152,7 @@ mod seed {
         };
         let balancer =
             Balancer::new(layout, storage, LbConfig::default(), 7, Instant::ZERO).unwrap();
-        let mut node = Node::<'static, VIPS>::new(NodeStorage {
+        let mut node = Node::<'static, InlineVips<VIPS>>::new(NodeStorage {
             instances: leak(InstanceSlot::default(), counts.instances),
             scripts: leak(ScriptSlot::default(), counts.scripts),
             groups: leak(GroupSlot::default(), counts.sync_groups),
@@ -223,8 +223,8 @@ mod seed {
         );
         assert_eq!(node.stats().outputs_dropped, 0);
 
-        let n = size_of::<Node<'static, VIPS>>();
-        let instances = counts.instances * size_of::<InstanceSlot<VIPS>>();
+        let n = size_of::<Node<'static, InlineVips<VIPS>>>();
+        let instances = counts.instances * size_of::<InstanceSlot<InlineVips<VIPS>>>();
         let timer_bytes = timers * size_of::<TimerEntry>();
         let balancer_bytes = layout.bytes();
         let services = counts.services * size_of::<ServiceSlot>();

@@ -26,3 +26,5 @@ pub mod node_memory;
 pub mod probe;
 #[cfg(feature = "daemon")]
 pub mod sync_transport;
+#[cfg(test)]
+mod test_netns;

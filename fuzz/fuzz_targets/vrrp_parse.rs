@@ -66,7 +66,7 @@ fuzz_target!(|data: &[u8]| {
     if v6 || selector & 4 == 4 {
         config.version = Version::V3;
     }
-    let Ok(mut inst) = Instance::<8>::new(config, &[], &[]) else {
+    let Ok(mut inst) = Instance::<vrlb_core::vrrp::InlineVips<8>>::new(config, &[], &[]) else {
         return;
     };
     inst.handle(Instant::ZERO, Input::Start);

@@ -118,6 +118,32 @@ pub fn seed(iface: &str, state: &str, priority: u8) -> String {
     out
 }
 
+/// [`seed`] without its `virtual_server` blocks: the seed's VRRP alone,
+/// so vrlb runs no health checks and no data plane, as keepalived `-P`
+/// (VRRP only) does with the whole file.
+pub fn seed_vrrp_only(iface: &str, state: &str, priority: u8) -> String {
+    let mut out = String::new();
+    let mut depth = 0usize;
+    for line in seed(iface, state, priority).lines() {
+        if depth == 0 && line.trim_start().starts_with("virtual_server") {
+            depth = 1;
+            // The opening brace is on this line; count the rest from it.
+            let after = line.split_once('{').map_or("", |(_, r)| r);
+            depth += after.matches('{').count();
+            depth -= after.matches('}').count().min(depth);
+            continue;
+        }
+        if depth > 0 {
+            depth += line.matches('{').count();
+            depth -= line.matches('}').count().min(depth);
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,6 +164,22 @@ mod tests {
         assert_eq!(pool_vip(0), Ipv4Addr::new(198, 51, 100, 0));
         assert_eq!(pool_vip(511), Ipv4Addr::new(203, 0, 113, 255));
         assert_eq!(pool_vip(512), pool_vip(0));
+    }
+
+    #[test]
+    fn the_vrrp_only_seed_keeps_the_instance_and_drops_the_virtual_server() {
+        let s = seed_vrrp_only("veth9", "MASTER", 100);
+        assert!(
+            !s.contains("virtual_server") && !s.contains("real_server"),
+            "{s}"
+        );
+        assert!(!s.contains("TCP_CHECK") && !s.contains("lb_algo"), "{s}");
+        assert!(
+            s.contains("vrrp_instance VI_1 {") && s.contains("192.0.2.240"),
+            "{s}"
+        );
+        assert!(s.contains("    interface veth9\n") && s.contains("auth_pass 1111"));
+        assert_eq!(s.matches('{').count(), s.matches('}').count(), "{s}");
     }
 
     #[test]

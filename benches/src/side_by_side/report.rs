@@ -246,14 +246,18 @@ impl Findings {
         }
         let _ = writeln!(
             o,
-            "A master and a backup director run the same instances; once the master holds every VIP and 6 s have passed \
-             (keepalived repeats its gratuitous ARPs 5 s after a transition), both are sampled over a {:.0} s window. \
+            "A master and a backup director run the same instances. The master starts first; once it holds every VIP the \
+             backup starts; 6 s later (keepalived repeats its gratuitous ARPs 5 s after a transition), if the master still \
+             holds every VIP and the backup none, both are sampled over a {:.0} s window. \
              Memory: VmRSS and Pss (smaps_rollup) at the end, summed over the daemon's processes (keepalived `-P`: parent and \
              VRRP child). CPU: run time within the window (the scheduler's per-thread nanoseconds; utime + stime ticks agree \
              but are too coarse at rest). Generated configurations: VRRPv2, 1 s adverts, one VIP each, 250 VRIDs per interface \
              over four interfaces (VIPs from 198.51.100.0/24 and 203.0.113.0/24, reused on another interface beyond 512). keepalived's copies of the generated configurations \
              add `vrrp_rx_bufs_policy MTU` and `vrrp_rx_bufs_multiplier 3` (keepalived.conf(5), for many instances on \
-             one socket).\n",
+             one socket). The *seed* rows run the seed as users run it: vrlb with its two TCP_CHECKs and its DR data plane \
+             (one worker, `--ring-kib` default), keepalived `-P` with VRRP alone (its checker needs IPVS, which this kernel \
+             lacks). The *VRRP only* rows run the seed without its `virtual_server` on both, so both do the same work: \
+             the goal is judged on those for the seed.\n",
             self.window_s
         );
         let _ = writeln!(

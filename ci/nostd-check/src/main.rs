@@ -38,7 +38,7 @@ fn panic(_info: &PanicInfo) -> ! {
 
 /// One instance, eight VIPs: the firmware budget's case.
 fn vrrp_node() {
-    let mut instances = [InstanceSlot::<8>::default()];
+    let mut instances = [InstanceSlot::<vrrp::InlineVips<8>>::default()];
     let mut timers = [TimerEntry::default(); 4];
     let mut node = Node::new(NodeStorage {
         instances: &mut instances,

@@ -81,7 +81,7 @@ pub fn run() {
     ) else {
         return;
     };
-    let mut instances = [InstanceSlot::<8>::default()];
+    let mut instances = [InstanceSlot::<vrrp::InlineVips<8>>::default()];
     let mut timers = [TimerEntry::default(); TIMERS];
     let mut services: [ServiceSlot; 1] = Default::default();
     let mut servers: [ServerSlot; 2] = Default::default();
@@ -162,7 +162,7 @@ pub fn run() {
 
 /// Carries out the outputs: adverts are built, probes answered (a real
 /// server that accepts), sync datagrams kept.
-fn drain(node: &mut Node<'_, 8>, now: Instant, datagram: &mut Datagram) {
+fn drain(node: &mut Node<'_, vrrp::InlineVips<8>>, now: Instant, datagram: &mut Datagram) {
     let mut advert = [0u8; 128];
     while let Some(out) = node.poll_output() {
         match out {

@@ -25,7 +25,7 @@ use crate::lb::{
 };
 use crate::rand::Prng;
 use crate::time::Instant;
-use crate::vrrp::{self, State};
+use crate::vrrp::{self, State, VipStore};
 
 /// A real server of this node (stable across health changes, unlike the
 /// balancer's id, which a removal frees).
@@ -258,7 +258,7 @@ fn lb_error(_: crate::lb::LbError) -> NodeError {
     NodeError::Full("real server or service in the balancer")
 }
 
-impl<'a, const V: usize> Node<'a, V> {
+impl<'a, S: VipStore> Node<'a, S> {
     fn balancing(&mut self) -> Result<&mut Balancing<'a>, NodeError> {
         self.balancing.as_mut().ok_or(NodeError::NoSuch("balancer"))
     }

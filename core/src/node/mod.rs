@@ -12,10 +12,10 @@
 //! use core::net::{IpAddr, Ipv4Addr};
 //! use vrlb_core::node::{GroupSlot, IfaceId, Input, InstanceSlot, Node, NodeStorage, Output, ScriptSlot, TimerEntry};
 //! use vrlb_core::time::{Duration, Instant};
-//! use vrlb_core::vrrp::{self, State};
+//! use vrlb_core::vrrp::{self, InlineVips, State};
 //!
 //! // Storage a firmware build would make static: one instance, four VIPs.
-//! struct Store { i: [InstanceSlot<4>; 1], t: [TimerEntry; 4] }
+//! struct Store { i: [InstanceSlot<InlineVips<4>>; 1], t: [TimerEntry; 4] }
 //! let mut store = [Store { i: Default::default(), t: Default::default() },
 //!                  Store { i: Default::default(), t: Default::default() }];
 //! let [a, b] = &mut store;
@@ -37,7 +37,7 @@
 //! // notes when each director last heard the other and became master.
 //! #[derive(Default)]
 //! struct Wire { heard: [Instant; 2], master: [Option<Instant>; 2] }
-//! fn step(nodes: &mut [Node<'_, 4>; 2], up: [bool; 2], now: Instant, w: &mut Wire) {
+//! fn step(nodes: &mut [Node<'_, InlineVips<4>>; 2], up: [bool; 2], now: Instant, w: &mut Wire) {
 //!     let mut adverts = Vec::new();
 //!     for n in 0..2 {
 //!         while let Some(out) = nodes[n].poll_output() {
@@ -68,7 +68,7 @@
 //! let mut now = Instant::ZERO;
 //! let mut wire = Wire::default();
 //! for n in 0..2 { nodes[n].handle(now, Input::Start); }
-//! let run = |nodes: &mut [Node<'_, 4>; 2], up: [bool; 2], until: Instant, now: &mut Instant, w: &mut Wire| {
+//! let run = |nodes: &mut [Node<'_, InlineVips<4>>; 2], up: [bool; 2], until: Instant, now: &mut Instant, w: &mut Wire| {
 //!     step(nodes, up, *now, w);
 //!     loop {
 //!         let next = (0..2).filter(|n| up[*n]).filter_map(|n| nodes[n].poll_timeout()).min();
@@ -124,7 +124,7 @@ pub use sync::{
 pub use timers::{Owner, TimerEntry, TimerQueue};
 
 use crate::time::{Duration, Instant};
-use crate::vrrp::{self, DEFAULT_MAX_VIPS, Instance, State, SyncGroup, TrackId};
+use crate::vrrp::{self, DefaultVips, Instance, State, SyncGroup, TrackId, VipStore};
 use crate::wire::vrrp::Family;
 
 /// An interface, numbered by the driver.
@@ -159,26 +159,33 @@ impl ScriptId {
     }
 }
 
-/// Storage for one VRRP instance. `Default` is an empty slot.
-#[derive(Debug, Clone, Default)]
-pub struct InstanceSlot<const V: usize = DEFAULT_MAX_VIPS> {
-    entry: Option<InstanceEntry<V>>,
+/// Storage for one VRRP instance, its VIPs in an `S` (see
+/// [`VipStore`]). `Default` is an empty slot.
+#[derive(Debug, Clone)]
+pub struct InstanceSlot<S = DefaultVips> {
+    entry: Option<InstanceEntry<S>>,
 }
 
-impl<const V: usize> InstanceSlot<V> {
+impl<S> Default for InstanceSlot<S> {
+    fn default() -> Self {
+        InstanceSlot { entry: None }
+    }
+}
+
+impl<S> InstanceSlot<S> {
     /// The instance, unless it is gone and only its last outputs remain.
-    fn live(&self) -> Option<&InstanceEntry<V>> {
+    fn live(&self) -> Option<&InstanceEntry<S>> {
         self.entry.as_ref().filter(|e| !e.retiring)
     }
 
-    fn live_mut(&mut self) -> Option<&mut InstanceEntry<V>> {
+    fn live_mut(&mut self) -> Option<&mut InstanceEntry<S>> {
         self.entry.as_mut().filter(|e| !e.retiring)
     }
 }
 
 #[derive(Debug, Clone)]
-struct InstanceEntry<const V: usize> {
-    vrrp: Instance<V>,
+struct InstanceEntry<S> {
+    vrrp: Instance<S>,
     iface: IfaceId,
     /// The caller's key (a name hash), to find it again on reload.
     key: u64,
@@ -212,9 +219,9 @@ pub struct GroupSlot {
 /// Everything a node keeps, from the caller. The timer queue should have
 /// room for twice the instances and scripts.
 #[derive(Debug)]
-pub struct NodeStorage<'a, const V: usize = DEFAULT_MAX_VIPS> {
+pub struct NodeStorage<'a, S = DefaultVips> {
     /// VRRP instances.
-    pub instances: &'a mut [InstanceSlot<V>],
+    pub instances: &'a mut [InstanceSlot<S>],
     /// Tracking scripts.
     pub scripts: &'a mut [ScriptSlot],
     /// Sync groups.
@@ -437,8 +444,8 @@ const STEP_ROOM: usize = 4;
 
 /// One director.
 #[derive(Debug)]
-pub struct Node<'a, const V: usize = DEFAULT_MAX_VIPS> {
-    instances: &'a mut [InstanceSlot<V>],
+pub struct Node<'a, S = DefaultVips> {
+    instances: &'a mut [InstanceSlot<S>],
     scripts: &'a mut [ScriptSlot],
     groups: &'a mut [GroupSlot],
     timers: TimerQueue<'a>,
@@ -457,9 +464,9 @@ pub struct Node<'a, const V: usize = DEFAULT_MAX_VIPS> {
     sync: Option<&'a mut SyncSlot>,
 }
 
-impl<'a, const V: usize> Node<'a, V> {
+impl<'a, S: VipStore> Node<'a, S> {
     /// An empty node over `storage` (whatever the slots held is cleared).
-    pub fn new(storage: NodeStorage<'a, V>) -> Self {
+    pub fn new(storage: NodeStorage<'a, S>) -> Self {
         storage.instances.fill(InstanceSlot::default());
         storage.scripts.fill(ScriptSlot::default());
         storage.groups.fill(GroupSlot::default());
@@ -487,7 +494,7 @@ impl<'a, const V: usize> Node<'a, V> {
     /// back whole: rebuild it with `Balancer::new(layout,
     /// balancer.into_storage(), ..)`; take connection sync storage back
     /// first with `take_sync_storage`.
-    pub fn into_storage(self) -> NodeStorage<'a, V> {
+    pub fn into_storage(self) -> NodeStorage<'a, S> {
         NodeStorage {
             instances: self.instances,
             scripts: self.scripts,
@@ -502,7 +509,7 @@ impl<'a, const V: usize> Node<'a, V> {
     pub fn into_storage_with_balancing(
         self,
         seed: u64,
-    ) -> (NodeStorage<'a, V>, Option<BalancingStorage<'a>>) {
+    ) -> (NodeStorage<'a, S>, Option<BalancingStorage<'a>>) {
         let balancing = self.balancing.map(|b| b.into_storage(seed));
         let storage = NodeStorage {
             instances: self.instances,
@@ -614,7 +621,7 @@ impl<'a, const V: usize> Node<'a, V> {
     }
 
     /// The instance, if it exists.
-    pub fn instance(&self, id: InstanceId) -> Option<&Instance<V>> {
+    pub fn instance(&self, id: InstanceId) -> Option<&Instance<S>> {
         self.instances
             .get(usize::from(id.0))?
             .live()
@@ -638,7 +645,7 @@ impl<'a, const V: usize> Node<'a, V> {
     }
 
     /// Every instance.
-    pub fn instances(&self) -> impl Iterator<Item = (InstanceId, &Instance<V>)> + '_ {
+    pub fn instances(&self) -> impl Iterator<Item = (InstanceId, &Instance<S>)> + '_ {
         self.instances
             .iter()
             .enumerate()
@@ -665,7 +672,7 @@ impl<'a, const V: usize> Node<'a, V> {
             return Err(NodeError::DuplicateVrid);
         }
         // Validate before touching anything.
-        Instance::<V>::new(config.clone(), vips, excluded)?;
+        Instance::<S>::new(config.clone(), vips, excluded)?;
         self.with_instance(index, |i, now| {
             // Validated above; an error here cannot happen.
             let _ = i.reconfigure(now, config, vips, excluded);
@@ -933,7 +940,7 @@ impl<'a, const V: usize> Node<'a, V> {
 
     /// Runs `f` on instance `index` (if any and not removed), then
     /// reschedules it and marks its outputs for draining.
-    fn with_instance(&mut self, index: usize, f: impl FnOnce(&mut Instance<V>, Instant)) {
+    fn with_instance(&mut self, index: usize, f: impl FnOnce(&mut Instance<S>, Instant)) {
         let now = self.now;
         let Some(entry) = self.instances.get_mut(index).and_then(|s| s.live_mut()) else {
             return;

@@ -25,7 +25,7 @@ use super::{IfaceId, Node, NodeError, Output, Owner};
 use crate::mutation::{self, Mutation};
 use crate::sync::{self, ConnSync, Message, Role, SyncConfig};
 use crate::time::{Duration, Instant};
-use crate::vrrp::State;
+use crate::vrrp::{State, VipStore};
 
 /// IPVS's default sync port (ip_vs_sync.c `IP_VS_SYNC_PORT`).
 pub const DEFAULT_SYNC_PORT: u16 = 8848;
@@ -117,7 +117,7 @@ pub struct SyncStorage<'a> {
     pub seed: u64,
 }
 
-impl<'a, const V: usize> Node<'a, V> {
+impl<'a, S: VipStore> Node<'a, S> {
     /// Gives the node connection sync storage (after
     /// [`Node::with_balancing`]: the journal goes to the balancer). Sync
     /// starts with [`Node::set_sync`], or when a configuration with

@@ -11,19 +11,14 @@ use core::cmp::Ordering;
 use core::fmt;
 use core::net::IpAddr;
 
-use heapless::{Deque, Vec};
+use heapless::Deque;
 
 use super::config::{Config, ConfigError, MAX_TRACKS, TrackId};
 use super::stats::{DropReason, Stats};
+use super::vips::{DefaultVips, VipStore};
 use crate::mutation::{self, Mutation};
 use crate::time::{Duration, Instant};
 use crate::wire::vrrp::{self as wire, Addrs, Auth, Family, Packet, Repr, Version};
-
-/// VIPs (advertised and excluded together) an instance holds unless the
-/// const parameter says otherwise. Real configurations reach 30 (20
-/// advertised is keepalived's advice, with the rest excluded); firmware
-/// builds pick a small number.
-pub const DEFAULT_MAX_VIPS: usize = 64;
 
 /// Most outputs one step emits: becoming master (state change, advert,
 /// add VIPs, GARP).
@@ -190,7 +185,7 @@ impl Timer {
     }
 }
 
-/// One VRRP instance holding up to `V` VIPs.
+/// One VRRP instance, its VIPs in an `S` (see [`VipStore`]).
 ///
 /// # Steps and the output queue
 ///
@@ -217,10 +212,10 @@ impl Timer {
 /// Callers that drain from `poll_output` see the state change there:
 /// re-read [`Instance::poll_timeout`] after draining.
 #[derive(Debug, Clone)]
-pub struct Instance<const V: usize = DEFAULT_MAX_VIPS> {
+pub struct Instance<S = DefaultVips> {
     config: Config,
     /// Advertised VIPs first, then `virtual_ipaddress_excluded` ones.
-    vips: Vec<IpAddr, V>,
+    vips: S,
     advertised: usize,
     state: State,
     now: Instant,
@@ -270,7 +265,7 @@ enum Step {
     Reannounce,
 }
 
-impl<const V: usize> Instance<V> {
+impl<S: VipStore> Instance<S> {
     /// A stopped instance. `vips` are advertised; `excluded` are held but
     /// not advertised (`virtual_ipaddress_excluded`).
     pub fn new(config: Config, vips: &[IpAddr], excluded: &[IpAddr]) -> Result<Self, ConfigError> {
@@ -300,24 +295,18 @@ impl<const V: usize> Instance<V> {
         })
     }
 
-    fn vip_list(
-        config: &Config,
-        vips: &[IpAddr],
-        excluded: &[IpAddr],
-    ) -> Result<Vec<IpAddr, V>, ConfigError> {
-        let mut list = Vec::new();
+    fn vip_list(config: &Config, vips: &[IpAddr], excluded: &[IpAddr]) -> Result<S, ConfigError> {
         for addr in vips.iter().chain(excluded) {
             // keepalived lets excluded VIPs be of either family; advertised
             // ones must match the instance.
             if Family::of(addr) != config.family && !excluded.contains(addr) {
                 return Err(ConfigError::FamilyMismatch);
             }
-            list.push(*addr).map_err(|_| ConfigError::Capacity)?;
         }
         if vips.len() > usize::from(u8::MAX) {
             return Err(ConfigError::Capacity);
         }
-        Ok(list)
+        S::from_lists(vips, excluded).ok_or(ConfigError::Capacity)
     }
 
     /// The current state.
@@ -920,7 +909,7 @@ impl<const V: usize> Instance<V> {
         self.now = self.now.max(now);
         let old_priority = self.effective_priority();
         let old_down_interval = self.master_down_interval();
-        let vips_changed = list != self.vips;
+        let vips_changed = list[..] != self.vips[..];
         let interval_changed = config.advert_interval_cs != self.config.advert_interval_cs;
         // Track bits follow their ids into the new list.
         let mut tracks_down = 0u8;
@@ -987,7 +976,7 @@ impl<const V: usize> Instance<V> {
 }
 
 #[cfg(test)]
-impl<const V: usize> Instance<V> {
+impl<S: VipStore> Instance<S> {
     /// What an undrained driver leaves behind: filler outputs (GARP with
     /// repeat 0, which no test configures) until `free` slots remain.
     pub(crate) fn fill_queue(&mut self, free: usize) {

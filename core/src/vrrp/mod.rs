@@ -9,13 +9,13 @@ mod config;
 mod instance;
 mod stats;
 mod sync_group;
+mod vips;
 
 pub use config::{Config, ConfigError, GarpConfig, MAX_TRACKS, MAX_UNICAST_PEERS, Track, TrackId};
-pub use instance::{
-    DEFAULT_MAX_VIPS, Input, Instance, MAX_OUTPUTS_PER_STEP, OUTPUT_QUEUE, Output, Reason, State,
-};
+pub use instance::{Input, Instance, MAX_OUTPUTS_PER_STEP, OUTPUT_QUEUE, Output, Reason, State};
 pub use stats::{DropReason, Stats};
 pub use sync_group::{MAX_MEMBERS as MAX_GROUP_MEMBERS, SyncGroup};
+pub use vips::{DEFAULT_MAX_VIPS, DefaultVips, InlineVips, VipStore};
 
 pub use crate::wire::vrrp::{Auth, ChecksumMode, Family, Version};
 

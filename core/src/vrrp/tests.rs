@@ -1691,21 +1691,21 @@ fn config_validation() {
     c.version = Version::V3;
     assert_eq!(c.validate(), Ok(()));
     assert_eq!(
-        Instance::<64>::new(c, &[VIP], &[]).err(),
+        Instance::<InlineVips<64>>::new(c, &[VIP], &[]).err(),
         Some(ConfigError::FamilyMismatch)
     );
     let many: Vec<IpAddr> = (0..3)
         .map(|i| IpAddr::V4(Ipv4Addr::new(192, 0, 2, i)))
         .collect();
     assert_eq!(
-        Instance::<2>::new(ok, &many, &[]).err(),
+        Instance::<InlineVips<2>>::new(ok, &many, &[]).err(),
         Some(ConfigError::Capacity)
     );
 }
 
 #[test]
 fn footprint() {
-    let one = core::mem::size_of::<Instance<8>>();
+    let one = core::mem::size_of::<Instance<InlineVips<8>>>();
     std::println!(
         "size_of Instance<8> = {one} bytes, Instance<64> = {}",
         core::mem::size_of::<Instance>()

@@ -98,7 +98,8 @@ impl Addresses {
                 self.delete(rtnl, w, &mut log);
             }
         }
-        let mut now_held = Vec::new();
+        // Sized once: a Vec grown from empty takes room for four.
+        let mut now_held = Vec::with_capacity(wanted.len());
         for w in wanted {
             if old.contains(&w) {
                 now_held.push(w);

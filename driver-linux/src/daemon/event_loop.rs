@@ -34,14 +34,14 @@ use std::collections::VecDeque;
 use std::io;
 
 use mio::{Interest, Registry, Token, event::Source};
-use vrlb_core::node::{Input, Node, Output};
+use vrlb_core::node::{Input, Output};
 use vrlb_core::time::Instant;
 
 /// Tokens per owner.
 pub const TOKEN_SPAN: usize = 1 << 24;
 
-/// The node the daemon runs.
-pub type DaemonNode = Node<'static>;
+/// The node the daemon runs (its VIP lists sized per instance).
+pub type DaemonNode = crate::node_memory::LinuxNode<'static>;
 
 /// What an extension acts through while it is called.
 pub struct Context<'c> {
@@ -197,7 +197,9 @@ mod tests {
     use super::*;
 
     use std::net::{IpAddr, Ipv4Addr};
-    use vrlb_core::node::{GroupSlot, IfaceId, InstanceSlot, NodeStorage, ScriptSlot, TimerEntry};
+    use vrlb_core::node::{
+        GroupSlot, IfaceId, InstanceSlot, Node, NodeStorage, ScriptSlot, TimerEntry,
+    };
     use vrlb_core::vrrp;
 
     fn leak<T: Clone>(n: usize, v: T) -> &'static mut [T] {

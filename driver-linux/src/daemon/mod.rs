@@ -24,6 +24,7 @@ pub mod pidfile;
 pub mod privileges;
 pub mod scripts;
 pub mod stats_file;
+pub mod trim;
 pub mod vip_state;
 pub mod vrrp_socket;
 
@@ -52,7 +53,7 @@ use netlink::{Monitor, Rtnl, VipSpec};
 use packet_socket::PacketSocket;
 use scripts::{Job, Runner};
 use vip_state::VipState;
-use vrrp_socket::{Family, Receiver, Sender};
+use vrrp_socket::{Family, Receiver, RecvBatch, Sender};
 
 /// How `vrlb run` was asked to run.
 #[derive(Debug, Clone)]
@@ -75,7 +76,10 @@ pub struct RunOptions {
 /// Notify scripts are killed after this long (keepalived has no such
 /// limit; one hung script must not pile up forever).
 const NOTIFY_TIMEOUT: Duration = Duration::from_secs(30);
-/// How often counters are reported (log line on drops, stats file).
+/// Counters are reported (log line on drops, stats file) at most this
+/// often, and only after VRRP traffic or events may have changed them; a
+/// report never needs a wake-up of its own unless it is this late again
+/// (see `Daemon::timers`). `vrlb status` reads the node, not the report.
 const REPORT_INTERVAL: Duration = Duration::from_secs(1);
 /// Spare slots beyond what the configuration defines, so a reload can add
 /// some without a restart.
@@ -194,6 +198,8 @@ struct Daemon {
     rtnl: Rtnl,
     monitor: Monitor,
     receivers: HashMap<Token, (IfaceId, Family, Receiver)>,
+    /// Buffers every receiver reads its batches into.
+    rx_batch: RecvBatch,
     next_token: usize,
     senders: HashMap<(IfaceId, IpAddr), Sender>,
     packet: PacketSocket,
@@ -214,6 +220,11 @@ struct Daemon {
     /// instance by the time the queue is drained).
     goodbyes_sent: HashSet<InstanceId>,
     next_report: Instant,
+    /// Adverts or VRRP events since the last report.
+    report_pending: bool,
+    /// When to give back start-up memory ([`trim`]): at once after a
+    /// (re)build, again once the last state change has settled.
+    trim_at: Option<Instant>,
     reported_drops: HashMap<InstanceId, [u32; vrrp::DropReason::ALL.len()]>,
     stats_text: String,
     stopping: bool,
@@ -285,6 +296,7 @@ impl Daemon {
             rtnl,
             monitor,
             receivers: HashMap::new(),
+            rx_batch: RecvBatch::new(),
             next_token: FIRST_RECEIVER,
             senders: HashMap::new(),
             packet,
@@ -298,6 +310,8 @@ impl Daemon {
             pending: VecDeque::new(),
             goodbyes_sent: HashSet::new(),
             next_report: Instant::ZERO,
+            report_pending: true,
+            trim_at: Some(Instant::ZERO),
             reported_drops: HashMap::new(),
             stats_text: String::new(),
             stopping: false,
@@ -474,7 +488,7 @@ impl Daemon {
                         continue;
                     }
                     // Drain anything that arrived before registration.
-                    while let Ok(Some(_)) = rx.recv() {}
+                    rx.discard();
                     self.receivers.insert(token, (iface, family, rx));
                 }
                 Err(e) => error!(
@@ -545,7 +559,12 @@ impl Daemon {
         [
             self.node.poll_timeout(),
             self.runner.next_deadline(),
-            Some(self.next_report),
+            // Due at `next_report`, but done by whatever wakes the loop
+            // first (an advert in or out, at rest): a wake-up of its own
+            // only when none came for another interval.
+            self.report_pending
+                .then(|| self.next_report + REPORT_INTERVAL),
+            self.trim_at,
         ]
         .into_iter()
         .chain(self.extensions.iter().map(|e| e.poll_timeout()))
@@ -573,9 +592,13 @@ impl Daemon {
                 self.drain();
             }
         }
-        if now >= self.next_report {
+        if self.report_pending && now >= self.next_report {
             self.next_report = now + REPORT_INTERVAL;
             self.report();
+        }
+        if self.trim_at.is_some_and(|t| t <= now) {
+            self.trim_at = None;
+            trim::after_start();
         }
     }
 
@@ -629,6 +652,7 @@ impl Daemon {
             }
         }
         self.after_build(known);
+        self.trim_at = Some(self.clock.now());
         info!("reloaded: {} instance(s)", self.instances.len());
     }
 
@@ -716,16 +740,24 @@ impl Daemon {
         }
     }
 
-    /// Reads every advert waiting on receiver `token` into the node.
+    /// Reads every advert waiting on receiver `token` into the node, a
+    /// batch per `recvmmsg`, draining the node after each advert.
     fn receive(&mut self, token: Token) {
-        loop {
-            let now = self.clock.now();
-            let Some((iface, _, rx)) = self.receivers.get_mut(&token) else {
-                return;
-            };
+        self.report_pending = true;
+        let mut batch = std::mem::take(&mut self.rx_batch);
+        while let Some((iface, _, rx)) = self.receivers.get_mut(&token) {
             let iface = *iface;
-            match rx.recv() {
-                Ok(Some(m)) => self.node.handle(
+            let more = match rx.recv_batch(&mut batch) {
+                Ok(more) => more,
+                Err(e) => {
+                    warn!("{}: VRRP receive: {e}", self.ifaces.name(iface));
+                    break;
+                }
+            };
+            for i in 0..batch.len() {
+                let Some(m) = batch.get(i) else { continue };
+                let now = self.clock.now();
+                self.node.handle(
                     now,
                     Input::Advert {
                         iface,
@@ -734,15 +766,14 @@ impl Daemon {
                         ttl: m.ttl,
                         payload: m.payload,
                     },
-                ),
-                Ok(None) => return,
-                Err(e) => {
-                    warn!("{}: VRRP receive: {e}", self.ifaces.name(iface));
-                    return;
-                }
+                );
+                self.drain();
             }
-            self.drain();
+            if !more {
+                break;
+            }
         }
+        self.rx_batch = batch;
     }
 
     fn reap(&mut self) {
@@ -799,6 +830,7 @@ impl Daemon {
         }
         let handled = match out {
             Output::Vrrp { instance, event } => {
+                self.report_pending = true;
                 self.vrrp(instance, event);
                 true
             }
@@ -909,6 +941,7 @@ impl Daemon {
             }
             vrrp::Output::Garp { repeat } => self.announce(id, repeat),
             vrrp::Output::StateChanged { from, to, reason } => {
+                self.trim_at = Some(self.clock.now() + trim::SETTLE);
                 let name = self.instance_name(id);
                 info!("{name}: {from} -> {to} ({reason:?})");
                 let priority = self.node.instance(id).map_or(0, |i| i.effective_priority());
@@ -1065,34 +1098,45 @@ impl Daemon {
         }
     }
 
-    /// Logs new drops, writes the stats file.
+    /// Logs new drops, writes the stats file (its text is built only when
+    /// there is one).
     fn report(&mut self) {
+        self.report_pending = false;
         let mut text = String::new();
+        let with_text = self.opts.stats_file.is_some();
         for (id, inst) in self.node.instances() {
-            let name = self
-                .instances
-                .get(&id)
-                .map_or_else(|| format!("#{}", id.0), |i| i.name.clone());
+            let name = || {
+                self.instances
+                    .get(&id)
+                    .map_or_else(|| format!("#{}", id.0), |i| i.name.clone())
+            };
             let stats = inst.stats();
-            let last = self.reported_drops.entry(id).or_default();
-            let news: Vec<String> = vrrp::DropReason::ALL
-                .iter()
-                .zip(stats.dropped.iter().zip(last.iter()))
-                // Our own multicast looped back (on lo) is not news.
-                .filter(|(reason, (now, before))| now > before && **reason != vrrp::DropReason::Own)
-                .map(|(reason, (now, before))| format!("{} {}", now - before, reason.name()))
-                .collect();
-            if !news.is_empty() {
-                info!("{name}: adverts dropped: {}", news.join(", "));
+            // Instances that never dropped an advert have no entry.
+            let last = self.reported_drops.get(&id).copied().unwrap_or_default();
+            if last != stats.dropped {
+                let news: Vec<String> = vrrp::DropReason::ALL
+                    .iter()
+                    .zip(stats.dropped.iter().zip(last.iter()))
+                    // Our own multicast looped back (on lo) is not news.
+                    .filter(|(reason, (now, before))| {
+                        now > before && **reason != vrrp::DropReason::Own
+                    })
+                    .map(|(reason, (now, before))| format!("{} {}", now - before, reason.name()))
+                    .collect();
+                if !news.is_empty() {
+                    info!("{}: adverts dropped: {}", name(), news.join(", "));
+                }
+                self.reported_drops.insert(id, stats.dropped);
             }
-            *last = stats.dropped;
-            text.push_str(&stats_file::line(
-                &name,
-                inst.state(),
-                inst.effective_priority(),
-                stats,
-            ));
-            text.push('\n');
+            if with_text {
+                text.push_str(&stats_file::line(
+                    &name(),
+                    inst.state(),
+                    inst.effective_priority(),
+                    stats,
+                ));
+                text.push('\n');
+            }
         }
         if let Some(path) = &self.opts.stats_file
             && text != self.stats_text

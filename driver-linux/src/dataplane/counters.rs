@@ -60,6 +60,9 @@ macro_rules! counters {
 }
 
 counters! {
+    /// Times the worker woke from its wait (a frame, a waker, a stop or
+    /// its expiry bound): what it costs at rest.
+    wakeups,
     /// Frames the filter let into the ring (not counting our own outgoing).
     received,
     /// Our own outgoing frames the ring saw (old kernels with fanout).

@@ -47,7 +47,7 @@ use vrlb_core::config::{ForwardKind, VirtualServer};
 use vrlb_core::lb::{ConnEntry, ServiceId, ServiceKey};
 use vrlb_core::node::Output;
 use vrlb_core::time::{Duration, Instant};
-use vrlb_core::vrrp::State;
+use vrlb_core::vrrp::{self, State};
 
 use crate::daemon::clock::Clock;
 use crate::daemon::event_loop::{Context, DaemonNode, Extension};
@@ -101,10 +101,22 @@ impl Default for DataPlaneOptions {
 #[derive(Debug, Default)]
 struct Shared {
     shards: Vec<Arc<Mutex<Shard>>>,
-    /// One per worker: wakes it after its shard changed.
+    /// One per worker: wakes it when its shard, empty while it went to
+    /// sleep without a timeout, got entries from elsewhere (sync).
     wakers: Vec<Arc<Waker>>,
     counters: Vec<Arc<Counters>>,
     iface: String,
+    /// The workers' clock, to expire what is due before counts are read.
+    clock: Clock,
+}
+
+/// Runs the expiry pass the shard's worker may not have run yet (an idle
+/// worker sleeps up to [`worker::EXPIRY_BOUND_MS`] with entries to
+/// expire), so what the status socket reads is current.
+fn expire_due(shard: &mut Shard, now: Instant) {
+    if shard.balancer.poll_timeout().is_some_and(|t| t <= now) {
+        shard.balancer.handle_timeout(now);
+    }
 }
 
 /// A read-only handle on the data plane for `vrlb status` / `vrlb conns`.
@@ -123,11 +135,14 @@ pub struct ServerCounts {
 }
 
 impl DataPlaneView {
-    /// Wakes every worker, after the event loop changed their shards (so
-    /// one sleeping with no timeout sees new expiry times).
-    pub fn wake_workers(&self) {
+    /// Wakes the workers of the shards numbered in `shards`: ones that
+    /// got their first entries from the event loop (sync) while their
+    /// worker may sleep without a timeout, so it starts expiring them.
+    /// Nothing else the event loop changes needs a wake-up: a worker reads
+    /// its shard afresh for every frame.
+    pub fn wake_workers(&self, shards: &[usize]) {
         if let Ok(s) = self.0.read() {
-            for w in &s.wakers {
+            for w in shards.iter().filter_map(|i| s.wakers.get(*i)) {
                 w.wake();
             }
         }
@@ -156,8 +171,10 @@ impl DataPlaneView {
         for c in &s.counters {
             c.add_to(&mut f);
         }
+        let now = s.clock.now();
         for shard in &s.shards {
-            if let Ok(sh) = shard.lock() {
+            if let Ok(mut sh) = shard.lock() {
+                expire_due(&mut sh, now);
                 let st = sh.balancer.stats();
                 f.adopted_mid_flow += st.adopted_mid_flow;
                 f.flows_created += st.conns_created;
@@ -177,8 +194,10 @@ impl DataPlaneView {
         let Ok(s) = self.0.read() else {
             return total;
         };
+        let now = s.clock.now();
         for shard in &s.shards {
-            let Ok(sh) = shard.lock() else { continue };
+            let Ok(mut sh) = shard.lock() else { continue };
+            expire_due(&mut sh, now);
             let b = &sh.balancer;
             let Some(info) = b
                 .service_by_key(key)
@@ -200,8 +219,10 @@ impl DataPlaneView {
     /// shows them.
     pub fn entries(&self, mut f: impl FnMut(&ConnEntry, IpAddr, u16)) {
         let Ok(s) = self.0.read() else { return };
+        let now = s.clock.now();
         for shard in &s.shards {
-            let Ok(sh) = shard.lock() else { continue };
+            let Ok(mut sh) = shard.lock() else { continue };
+            expire_due(&mut sh, now);
             let b = &sh.balancer;
             let mut service_of = HashMap::new();
             for (id, config) in b.services() {
@@ -267,6 +288,10 @@ struct Running {
     next_refresh: Instant,
     /// Maintenance rounds in a row that found a server without a MAC.
     unresolved_rounds: u32,
+    /// Servers re-probed at once when their neighbour entry failed, until
+    /// they resolve again: a server that is gone is then left to the
+    /// refresh, instead of a probe every time the kernel gives up on it.
+    reprobed: HashSet<IpAddr>,
 }
 
 /// The data-plane extension.
@@ -454,6 +479,7 @@ impl DataPlane {
             s.wakers = wakers.clone();
             s.counters = counters;
             s.iface = ifname.clone();
+            s.clock = self.clock;
         }
         info!(
             "data plane on {ifname}: {} DR service(s), {workers} worker(s){}",
@@ -478,6 +504,7 @@ impl DataPlane {
             next_maintenance: now,
             next_refresh: now + REFRESH,
             unresolved_rounds: 0,
+            reprobed: HashSet::new(),
         });
         self.apply(ctx);
         Ok(())
@@ -521,7 +548,9 @@ impl DataPlane {
     }
 
     /// Mirrors the node into every shard; updates the filter and firewall
-    /// when the service set changed; probes new servers.
+    /// when the service set changed; probes new servers. Wakes no worker:
+    /// nothing here adds entries, and a worker reads its shard afresh for
+    /// every frame.
     fn apply(&mut self, ctx: &mut Context<'_>) {
         let node = ctx.node();
         let specs = self.specs(node);
@@ -540,11 +569,12 @@ impl DataPlane {
                 if let Err(e) = sh.mirror(lb_cfg, &specs) {
                     error!("data plane: {e}");
                 }
-                sh.held = held.clone();
-                sh.macs = run.macs.clone();
-            }
-            for w in &s.wakers {
-                w.wake();
+                if sh.held != held {
+                    sh.held = held.clone();
+                }
+                if sh.macs != run.macs {
+                    sh.macs = run.macs.clone();
+                }
             }
         }
         let matches = matches_of(&specs);
@@ -596,6 +626,7 @@ impl DataPlane {
             info!("data plane: real server {addr} is at {}", mac_text(mac));
         }
         run.macs.insert(addr, mac);
+        run.reprobed.remove(&addr);
         if let Ok(s) = self.view.0.read() {
             for shard in &s.shards {
                 if let Ok(mut sh) = shard.lock() {
@@ -626,11 +657,15 @@ impl DataPlane {
             match n.mac {
                 Some(mac) => self.set_mac(n.addr, mac),
                 // Gone or failed: keep the last MAC (a moved server
-                // answers the probe with its new one) and ask again.
-                None if self
-                    .running
-                    .as_ref()
-                    .is_some_and(|r| r.servers.contains(&n.addr)) =>
+                // answers the probe with its new one) and ask again, once.
+                // A server never resolved is the maintenance rounds'
+                // business (backing off), or every failed resolution,
+                // its checker's included, would probe it again.
+                None if self.running.as_mut().is_some_and(|r| {
+                    r.servers.contains(&n.addr)
+                        && r.macs.contains_key(&n.addr)
+                        && r.reprobed.insert(n.addr)
+                }) =>
                 {
                     reprobe.push(n.addr);
                 }
@@ -743,7 +778,7 @@ impl Extension for DataPlane {
     }
 
     fn observe(&mut self, out: &Output) {
-        if matches!(out, Output::Vrrp { .. }) {
+        if mastership_may_change(out) {
             self.dirty = true;
         }
     }
@@ -847,6 +882,20 @@ fn prefixes_of(specs: &[ServiceSpec]) -> (u8, u8) {
     (v4, v6)
 }
 
+/// Whether `out` may change which instances are MASTER, so which VIPs are
+/// held ([`held_vips`]) and the sync role. Adverts and GARPs do not, and
+/// a master sends one every advert interval, so reacting to them would
+/// redo the shards' mirror (and sync's refresh) that often for nothing.
+pub(crate) fn mastership_may_change(out: &Output) -> bool {
+    matches!(
+        out,
+        Output::Vrrp {
+            event: vrrp::Output::StateChanged { .. },
+            ..
+        }
+    )
+}
+
 /// VIPs of `specs` this director holds: listed by an instance in MASTER
 /// state, or by no VRRP instance at all (a VIP managed elsewhere).
 fn held_vips(node: &DaemonNode, specs: &[ServiceSpec]) -> HashSet<IpAddr> {
@@ -905,6 +954,63 @@ mod tests {
         let m = matches_of(&specs);
         assert_eq!(m.len(), 4);
         assert_eq!(m[0].port, 80);
+    }
+
+    #[test]
+    fn only_a_state_change_remirrors_the_shards() {
+        use vrlb_core::node::InstanceId;
+        let vrrp = |event| Output::Vrrp {
+            instance: InstanceId(0),
+            event,
+        };
+        // What a master emits every advert interval at rest.
+        assert!(!mastership_may_change(&vrrp(vrrp::Output::Advert {
+            priority: 100
+        })));
+        assert!(!mastership_may_change(&vrrp(vrrp::Output::Garp {
+            repeat: 5
+        })));
+        assert!(!mastership_may_change(&vrrp(vrrp::Output::AddVips)));
+        assert!(mastership_may_change(&vrrp(vrrp::Output::StateChanged {
+            from: State::Backup,
+            to: State::Master,
+            reason: vrrp::Reason::MasterDown,
+        })));
+    }
+
+    #[test]
+    fn the_status_view_expires_what_an_idle_worker_has_not_yet() {
+        use vrlb_core::lb::{Flow, Layout, LbConfig, RealServer};
+        let layout = Layout {
+            services: 1,
+            servers_per_service: 2,
+            mh_table_max: 0,
+            connections: 16,
+        };
+        let mut shard = Shard::new(layout, LbConfig::default(), 3, Instant::ZERO).unwrap();
+        let mut sp = spec("192.0.2.240", 7000, 0, 32);
+        sp.config.key = ServiceKey::Addr {
+            protocol: Protocol::Udp,
+            vip: "192.0.2.240".parse().unwrap(),
+            port: 7000,
+        };
+        sp.servers = vec![RealServer::new("192.0.2.21".parse().unwrap(), 7000)];
+        shard.mirror(LbConfig::default(), &[sp]).unwrap();
+        let flow = Flow::udp(
+            "198.51.100.7".parse().unwrap(),
+            4000,
+            "192.0.2.240".parse().unwrap(),
+            7000,
+        );
+        let _ = shard.balancer.classify(Instant::from_secs(1), &flow);
+        assert_eq!(shard.balancer.tracked(), 1);
+        // Not yet due: kept.
+        expire_due(&mut shard, Instant::from_secs(2));
+        assert_eq!(shard.balancer.tracked(), 1);
+        // Past the UDP timeout: gone before the counts are read.
+        let timeout = u64::from(LbConfig::default().udp_timeout_s);
+        expire_due(&mut shard, Instant::from_secs(timeout + 10));
+        assert_eq!(shard.balancer.tracked(), 0);
     }
 
     #[test]

@@ -619,16 +619,19 @@ impl DataPlaneSync {
     /// socket is edge-triggered), or [`RX_BATCH`] and the rest on the next
     /// turn of the loop, so a flood cannot starve it.
     fn receive(&mut self) {
-        let before = self.active.as_ref().map_or(0, |a| a.datagrams);
-        self.receive_batch();
-        // Applied entries carry expiry times: wake the workers sleeping
-        // without a timeout so they see them.
-        if self.active.as_ref().map_or(0, |a| a.datagrams) != before {
-            self.view.wake_workers();
+        let mut woken = Vec::new();
+        self.receive_batch(&mut woken);
+        // Applied entries carry expiry times: a worker whose shard was
+        // empty may sleep without a timeout, so wake it to expire them.
+        // The others wake on their own expiry bound.
+        if !woken.is_empty() {
+            self.view.wake_workers(&woken);
         }
     }
 
-    fn receive_batch(&mut self) {
+    /// Applies up to [`RX_BATCH`] datagrams; `woken` gets the shards that
+    /// had no entries before and have some now.
+    fn receive_batch(&mut self, woken: &mut Vec<usize>) {
         let now = self.clock.now();
         let shards = self.shards();
         self.rx_pending = false;
@@ -652,6 +655,10 @@ impl DataPlaneSync {
             }
             let prefixes = guards.first().map_or((32, 128), |g| fanout_prefixes(g));
             let count = guards.len();
+            let empty: Vec<bool> = guards
+                .iter()
+                .map(|g| g.balancer.poll_timeout().is_none())
+                .collect();
             a.receiver
                 .handle_routed(now, Input::Receive(&a.buf[..n]), |now, e| {
                     match guards.get_mut(shard_of(e.client, prefixes, count)) {
@@ -659,6 +666,11 @@ impl DataPlaneSync {
                         None => Err(ApplyError::NoService),
                     }
                 });
+            for (i, g) in guards.iter().enumerate() {
+                if empty[i] && g.balancer.poll_timeout().is_some() && !woken.contains(&i) {
+                    woken.push(i);
+                }
+            }
         }
         self.rx_pending = true;
     }
@@ -847,7 +859,7 @@ impl Extension for DataPlaneSync {
     }
 
     fn observe(&mut self, out: &Output) {
-        if matches!(out, Output::Vrrp { .. }) {
+        if super::mastership_may_change(out) {
             self.dirty = true;
         }
     }

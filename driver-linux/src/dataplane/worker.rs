@@ -1,16 +1,18 @@
 //! One forwarding thread: waits on its receive ring (and its waker, with
-//! no timeout while its shard has nothing to expire), takes up to a batch
-//! of frames, classifies each in its [`Shard`], rewrites the MACs of the
-//! ones to forward into its own buffers, gives the ring slots back, and
-//! sends the batch with one `sendmmsg`. Owns its ring and sender; shares
-//! only its shard (a mutex the event loop takes to mirror configuration
-//! and read status) and its counters.
+//! no timeout while its shard has nothing to expire, else at most
+//! [`EXPIRY_BOUND_MS`]), takes up to a batch of frames, classifies each in
+//! its [`Shard`], rewrites the MACs of the ones to forward into its own
+//! buffers, gives the ring slots back, and sends the batch with one
+//! `sendmmsg`. Owns its ring and sender; shares only its shard (a mutex
+//! the event loop takes to mirror configuration and read status) and its
+//! counters.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use log::{debug, warn};
 use vrlb_core::lb::{ForwardMethod, Verdict};
+use vrlb_core::time::Instant;
 
 use super::counters::{Counters, bump};
 use super::frame;
@@ -36,6 +38,29 @@ static NOT_DR_LOGGED: AtomicBool = AtomicBool::new(false);
 
 /// Sleep after a failed `poll`, so an error cannot spin.
 const POLL_ERROR_SLEEP_MS: u64 = 100;
+
+/// Longest an idle worker with tracked entries sleeps before it expires
+/// them. Not the balancer's expiry tick (16 ms): `classify` expires what
+/// is due before it decides, so a late pass changes no forwarding
+/// decision; it only frees slots and updates counts later, and the status
+/// view expires on demand before it reads them
+/// ([`super::DataPlaneView`]). The balancer tells only its next tick, not
+/// its next real expiry, so this bound stands in for that.
+pub const EXPIRY_BOUND_MS: i32 = 1000;
+
+/// How long a worker waits for a frame: for ever (-1) with nothing to
+/// expire (the event loop wakes it when it changes the shard), else until
+/// the balancer's next pass (`next_pass`, from its `poll_timeout`) but at
+/// least [`EXPIRY_BOUND_MS`].
+pub fn idle_timeout_ms(next_pass: Option<Instant>, now: Instant) -> i32 {
+    match next_pass {
+        None => -1,
+        Some(t) => {
+            let ms = t.saturating_duration_since(now).as_micros().div_ceil(1000);
+            i32::try_from(ms).unwrap_or(i32::MAX).max(EXPIRY_BOUND_MS)
+        }
+    }
+}
 
 /// What a worker needs.
 pub struct Worker {
@@ -72,6 +97,7 @@ impl Worker {
                 warn!("data plane worker {}: poll: {e}", self.index);
                 std::thread::sleep(std::time::Duration::from_millis(POLL_ERROR_SLEEP_MS));
             }
+            bump(&self.counters.wakeups, 1);
             loop {
                 let n = self.step(&mut bufs);
                 if n == 0 {
@@ -83,20 +109,12 @@ impl Worker {
         debug!("data plane worker {} stopped", self.index);
     }
 
-    /// How long to sleep with no frame: until the shard's balancer has
-    /// connections to expire, or for ever (-1) when it has none; the
-    /// event loop wakes the worker when it changes the shard.
+    /// How long to sleep with no frame ([`idle_timeout_ms`]).
     fn idle_timeout_ms(&self) -> i32 {
         let Ok(shard) = self.shard.lock() else {
             return -1;
         };
-        match shard.balancer.poll_timeout() {
-            None => -1,
-            Some(t) => {
-                let us = (t - self.clock.now()).as_micros();
-                i32::try_from(us.div_ceil(1000)).unwrap_or(i32::MAX)
-            }
-        }
+        idle_timeout_ms(shard.balancer.poll_timeout(), self.clock.now())
     }
 
     /// One batch; returns how many frames it took from the ring.
@@ -197,5 +215,126 @@ impl Worker {
             bump(&self.counters.drop_tx_error, (out - sent) as u64);
         }
         taken
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataplane::filter::{self, Match};
+    use crate::dataplane::shard::ServiceSpec;
+    use crate::dataplane::sys::RingSize;
+    use crate::test_netns::in_private_netns;
+    use std::net::{IpAddr, UdpSocket};
+    use std::time::Duration as StdDuration;
+    use vrlb_core::lb::{
+        Layout, LbConfig, Protocol, RealServer, Scheduler, ServiceConfig, ServiceKey,
+    };
+
+    #[test]
+    fn an_idle_worker_sleeps_for_ever_without_entries_and_at_least_the_bound_with() {
+        let now = Instant::from_secs(10);
+        assert_eq!(idle_timeout_ms(None, now), -1);
+        // The balancer's next pass is its 16 ms tick: the bound wins.
+        let tick = Instant::from_micros(now.as_micros() + 16_000);
+        assert_eq!(idle_timeout_ms(Some(tick), now), EXPIRY_BOUND_MS);
+        // A pass already due still waits the bound (classify expires).
+        assert_eq!(idle_timeout_ms(Some(Instant::ZERO), now), EXPIRY_BOUND_MS);
+        let later = Instant::from_secs(15);
+        assert_eq!(idle_timeout_ms(Some(later), now), 5000);
+    }
+
+    /// A worker on `lo` whose shard forwards UDP to 192.0.2.240:7000 (its
+    /// one real server has no MAC, so nothing is sent, but the connection
+    /// is tracked): with one live entry and no traffic, it wakes about
+    /// once per [`EXPIRY_BOUND_MS`], not at every expiry tick (16 ms).
+    #[test]
+    fn a_worker_with_a_live_entry_and_no_traffic_wakes_about_once_a_second() {
+        in_private_netns(|| {
+            let up = std::process::Command::new("ip")
+                .args(["addr", "add", "192.0.2.240/32", "dev", "lo"])
+                .status()
+                .unwrap();
+            assert!(up.success());
+            let vip: IpAddr = "192.0.2.240".parse().unwrap();
+            let clock = Clock::new();
+            let layout = Layout {
+                services: 1,
+                servers_per_service: 2,
+                mh_table_max: 0,
+                connections: 64,
+            };
+            let mut shard = Shard::new(layout, LbConfig::default(), 7, clock.now()).unwrap();
+            let config = ServiceConfig::new(
+                ServiceKey::Addr {
+                    protocol: Protocol::Udp,
+                    vip,
+                    port: 7000,
+                },
+                Scheduler::Wlc,
+            );
+            let server = RealServer::new("192.0.2.21".parse().unwrap(), 7000);
+            shard
+                .mirror(
+                    LbConfig::default(),
+                    &[ServiceSpec {
+                        config,
+                        servers: vec![server],
+                        sorry: None,
+                        sorry_active: false,
+                    }],
+                )
+                .unwrap();
+            shard.held.insert(vip);
+            let shard = Arc::new(Mutex::new(shard));
+            let program = filter::services(&[Match {
+                vip,
+                protocol: 17,
+                port: 7000,
+            }])
+            .unwrap();
+            let ring = RxRing::open(1, RingSize::from_kib(64), &program, None).unwrap();
+            let counters = Arc::new(Counters::default());
+            let stop = Arc::new(AtomicBool::new(false));
+            let waker = Arc::new(Waker::new().unwrap());
+            let w = Worker {
+                index: 0,
+                ring,
+                tx: TxSocket::open(1).unwrap(),
+                shard: shard.clone(),
+                counters: counters.clone(),
+                stop: stop.clone(),
+                waker: waker.clone(),
+                journal_kick: None,
+                clock,
+                own_mac: [2, 0, 0, 0, 0, 1],
+            };
+            let handle = std::thread::spawn(move || w.run());
+            let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+            client.send_to(b"hello", (vip, 7000)).unwrap();
+            let tracked = |s: &Arc<Mutex<Shard>>| s.lock().unwrap().balancer.tracked();
+            let start = std::time::Instant::now();
+            while tracked(&shard) == 0 && start.elapsed() < StdDuration::from_secs(5) {
+                std::thread::sleep(StdDuration::from_millis(10));
+            }
+            assert_eq!(tracked(&shard), 1, "the datagram made no connection");
+            assert_eq!(counters.drop_no_mac.load(Ordering::Relaxed), 1);
+            let before = counters.wakeups.load(Ordering::Relaxed);
+            let window = StdDuration::from_secs(3);
+            std::thread::sleep(window);
+            let woke = counters.wakeups.load(Ordering::Relaxed) - before;
+            stop.store(true, Ordering::Relaxed);
+            waker.wake();
+            handle.join().unwrap();
+            // One per second of the window, one for a wait begun just
+            // before it, one spare: at the 16 ms tick it would be ~190.
+            let bound = window.as_millis() as u64 / EXPIRY_BOUND_MS as u64 + 2;
+            assert!(
+                woke <= bound,
+                "woke {woke} times in {window:?} with one live entry (bound {bound})"
+            );
+            assert!(woke >= 1, "never woke to expire");
+            assert_eq!(tracked(&shard), 1, "the UDP entry (300 s) expired early");
+        });
     }
 }

@@ -55,7 +55,7 @@ use vrlb_core::node::{
     ScriptSlot, TimerEntry,
 };
 use vrlb_core::time::{Duration, Instant};
-use vrlb_core::vrrp::{self, Auth, GarpConfig, State, Version};
+use vrlb_core::vrrp::{self, Auth, GarpConfig, InlineVips, State, Version};
 use vrlb_core::wire::vrrp::{MULTICAST_V4, PROTOCOL, TTL};
 
 use garp::Garp;
@@ -166,7 +166,7 @@ pub struct Stats {
 /// `static`: the node's slots and the raw socket's buffers. The socket set
 /// itself borrows these, so the caller keeps it beside (see [`run`]).
 pub struct BoardStorage {
-    instances: [InstanceSlot<MAX_VIPS>; 1],
+    instances: [InstanceSlot<InlineVips<MAX_VIPS>>; 1],
     timers: [TimerEntry; TIMERS],
     rx_meta: [raw::PacketMetadata; RAW_PACKETS],
     rx_data: [u8; RAW_BYTES],
@@ -195,7 +195,7 @@ pub struct Board<'a, D: Device> {
     iface: Interface,
     sockets: SocketSet<'a>,
     raw: SocketHandle,
-    node: Node<'a, MAX_VIPS>,
+    node: Node<'a, InlineVips<MAX_VIPS>>,
     id: InstanceId,
     own: IpCidr,
     garp: Garp,

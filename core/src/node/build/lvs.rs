@@ -11,6 +11,7 @@ use crate::check::{Checker, CheckerConfig, ProbeKind};
 use crate::config::{self, CheckKind, Kind, Snippet, VsKey};
 use crate::lb::{self, ForwardMethod, Protocol, RealServer, ServiceConfig, ServiceId, ServiceKey};
 use crate::node::{Node, NodeError, ServerRef, ServerState, ServiceState};
+use crate::vrrp::VipStore;
 
 /// Most services one `virtual_server group` expands to.
 pub const MAX_GROUP_SERVICES: usize = 256;
@@ -52,7 +53,7 @@ fn server_key(service: ServiceId, addr: IpAddr, port: u16) -> u64 {
     h
 }
 
-impl<E: Environment, const V: usize> Builder<'_, '_, E, V> {
+impl<E: Environment, S: VipStore> Builder<'_, '_, E, S> {
     /// The balancer keys a virtual server stands for.
     fn service_keys(
         &self,
@@ -330,10 +331,7 @@ fn next_addr(addr: IpAddr) -> IpAddr {
 
 /// Removes services, servers and checkers not marked with `generation`.
 /// Walks by index so nothing needs collecting.
-pub(super) fn sweep<const V: usize>(
-    node: &mut Node<'_, V>,
-    generation: u8,
-) -> Result<(), NodeError> {
+pub(super) fn sweep<S: VipStore>(node: &mut Node<'_, S>, generation: u8) -> Result<(), NodeError> {
     let Some(b) = node.balancing.as_ref() else {
         return Ok(());
     };

@@ -26,7 +26,7 @@ use crate::config::{
     Summary, SyncGroupConf, VrrpInstance, VrrpScript,
 };
 use crate::time::Duration;
-use crate::vrrp::{self, Auth, ChecksumMode, Family, GarpConfig, Track, Version};
+use crate::vrrp::{self, Auth, ChecksumMode, Family, GarpConfig, Track, Version, VipStore};
 
 /// Most `vrrp_script`s and sync groups a configuration may define.
 pub const MAX_SCRIPTS: usize = 256;
@@ -187,9 +187,9 @@ fn conflict(what: &'static str, name: &str, first_line: u32) -> Kind {
 }
 
 /// Second pass: converts blocks into node items.
-struct Builder<'b, 'a, E: Environment, const V: usize> {
+struct Builder<'b, 'a, E: Environment, S: VipStore> {
     file: &'b str,
-    node: &'b mut Node<'a, V>,
+    node: &'b mut Node<'a, S>,
     env: &'b mut E,
     pre: &'b Prepass,
     /// Keys of instances this configuration defines, with their lines.
@@ -253,7 +253,7 @@ fn vrrp_error_text(e: vrrp::ConfigError) -> &'static str {
     }
 }
 
-impl<E: Environment, const V: usize> Builder<'_, '_, E, V> {
+impl<E: Environment, S: VipStore> Builder<'_, '_, E, S> {
     fn instance_config(
         &mut self,
         i: &VrrpInstance<'_>,
@@ -379,7 +379,7 @@ impl<E: Environment, const V: usize> Builder<'_, '_, E, V> {
     }
 }
 
-impl<E: Environment, const V: usize> Sink for Builder<'_, '_, E, V> {
+impl<E: Environment, S: VipStore> Sink for Builder<'_, '_, E, S> {
     fn global_defs(&mut self, g: &GlobalDefs<'_>) -> Result<(), Kind> {
         #[cfg(all(feature = "sync", feature = "check"))]
         self.sync_global(g);
@@ -654,8 +654,8 @@ pub fn count(
 /// Builds `node` from `text` (or reloads it: items already in the node are
 /// changed in place, missing ones removed). On error the node may be half
 /// changed: build into a fresh node when a reload must be all or nothing.
-pub fn build<E: Environment, const V: usize>(
-    node: &mut Node<'_, V>,
+pub fn build<E: Environment, S: VipStore>(
+    node: &mut Node<'_, S>,
     env: &mut E,
     file: &str,
     text: &str,
@@ -715,8 +715,8 @@ pub fn build<E: Environment, const V: usize>(
 }
 
 /// Removes what the configuration no longer has and forms sync groups.
-fn finish<E: Environment, const V: usize>(
-    node: &mut Node<'_, V>,
+fn finish<E: Environment, S: VipStore>(
+    node: &mut Node<'_, S>,
     env: &mut E,
     seen_instances: &[(u64, u32)],
     seen_scripts: &[u64],

@@ -7,6 +7,7 @@ use super::{Builder, Environment, name_key, node_error};
 use crate::config::{Diagnostic, GlobalDefs, Kind, Snippet, VrrpInstance};
 use crate::node::{Node, SyncSettings};
 use crate::sync::{MESSAGE_BYTES_MAX, MESSAGE_BYTES_MIN};
+use crate::vrrp::VipStore;
 
 /// What the configuration asked for, waiting for its instance to exist.
 pub(super) struct PendingSync {
@@ -18,7 +19,7 @@ pub(super) struct PendingSync {
     line: u32,
 }
 
-impl<E: Environment, const V: usize> Builder<'_, '_, E, V> {
+impl<E: Environment, S: VipStore> Builder<'_, '_, E, S> {
     /// `global_defs { lvs_sync_daemon ... }`.
     pub(super) fn sync_global(&mut self, g: &GlobalDefs<'_>) {
         let Some(if_name) = g.lvs_sync_daemon_interface else {
@@ -109,8 +110,8 @@ impl<E: Environment, const V: usize> Builder<'_, '_, E, V> {
 /// Starts, changes or stops the node's sync as the configuration says. A
 /// node without sync storage leaves sync to its driver (the Linux daemon
 /// syncs in its data plane) and ignores the keyword.
-pub(super) fn apply<E: Environment, const V: usize>(
-    node: &mut Node<'_, V>,
+pub(super) fn apply<E: Environment, S: VipStore>(
+    node: &mut Node<'_, S>,
     _env: &mut E,
     file: &str,
     pending: Option<PendingSync>,
