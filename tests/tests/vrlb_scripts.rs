@@ -293,7 +293,8 @@ fn notify_scripts_get_keepalived_arguments_never_block_and_time_out_and_vrrp_scr
     );
 
     // SIGTERM: notify_stop, and notify with STOP.
-    lab.stop(&d0);
+    let status = lab.stop(&d0);
+    assert!(status.is_some_and(|s| s.success()), "exit: {status:?}");
     let n = notes(&notes_file);
     assert!(n.contains(&"1|stop".to_string()), "{n:?}\n{}", log(&d0));
     assert!(
