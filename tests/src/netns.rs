@@ -205,6 +205,22 @@ pub fn in_ns(ns: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Runs `f` on a thread inside network namespace `ns`: sockets made there
+/// stay in it, and may be used from any thread afterwards.
+pub fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let file = File::open(format!("/run/netns/{ns}"))
+                .unwrap_or_else(|e| panic!("namespace {ns}: {e}"));
+            nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
+                .unwrap_or_else(|e| panic!("setns {ns}: {e}"));
+            f()
+        })
+        .join()
+        .unwrap_or_else(|e| std::panic::resume_unwind(e))
+    })
+}
+
 /// Polls `f` every 20 ms until it is true or `timeout` passes; returns how
 /// long it took, or `None`.
 pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> {
