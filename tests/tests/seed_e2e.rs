@@ -73,6 +73,9 @@ const NEW_MAC: &str = "02:00:5e:10:02:13";
 /// retransmits back off (0.2, 0.4, ... s), so a segment lost while the VIP
 /// moved may wait some seconds for its next try.
 const LONG_ANSWER: Duration = Duration::from_secs(20);
+/// A director at rest uses at most this share of one CPU (it wakes for
+/// adverts, checks and sync: a few ms a second).
+const IDLE_CPU: f64 = 0.1;
 /// Data-plane workers per director (`vrlb lab up`'s default).
 const WORKERS: usize = 2;
 
@@ -415,6 +418,21 @@ fn long_entry(conns: &Value, local: SocketAddr) -> Option<Value> {
             && e["client_port"] == local.port())
         .then(|| e.clone())
     })
+}
+
+/// CPU time (user + system, all threads) process `pid` has used, in
+/// seconds: /proc/PID/stat fields 14 and 15, in USER_HZ (100) ticks.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+    // After the command: field 3 is index 0, so 14 and 15 are 11 and 12.
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|i| fields.get(*i)?.parse::<u64>().ok())
+        .sum();
+    ticks as f64 / 100.0
 }
 
 /// Active plus inactive connections of real server `addr` (status).
@@ -1085,6 +1103,18 @@ fn seed_scenario_wlc_persistence_no_director_answers_status_failover_cleanup() {
         seed.fail("d1 did not take the VIP back");
     }
     eprintln!("{:?}: d1 back", start.elapsed());
+    // Idle, it sleeps: its workers' rings were bound while the link was
+    // down, and a socket error left pending would wake them for ever.
+    let pid1 = seed.pid(0);
+    let (cpu0, t0) = (cpu_seconds(pid1), Instant::now());
+    std::thread::sleep(Duration::from_millis(1500));
+    let busy = (cpu_seconds(pid1) - cpu0) / t0.elapsed().as_secs_f64();
+    eprintln!("the restarted d1 at rest: {:.1}% of a CPU", busy * 100.0);
+    assert!(
+        busy <= IDLE_CPU,
+        "the restarted d1 spins at rest: {:.0}% of a CPU",
+        busy * 100.0
+    );
     // A fresh table: no client has a template on d1, so wlc alone decides.
     let conns1 = seed.json("conns", 0);
     assert_eq!(
