@@ -291,15 +291,21 @@ impl VrrpLab {
         }
     }
 
-    /// Crashes a daemon (SIGKILL; keepalived's VRRP child first, or its
-    /// parent would make it resign gracefully).
+    /// Crashes a daemon (SIGKILL). keepalived: its parent is stopped
+    /// first (else it respawns the VRRP child, and a child respawned just
+    /// before the parent dies lives on as an orphan master), then the VRRP
+    /// child is killed (killed after its parent, it would resign
+    /// gracefully), then the parent.
     pub fn crash(&mut self, d: &Running) {
-        if d.kind == Kind::Keepalived
-            && let Ok(text) = std::fs::read_to_string(&d.vrrp_pid)
-        {
+        if d.kind == Kind::Keepalived {
             let _ = std::process::Command::new("kill")
-                .args(["-9", text.trim()])
+                .args(["-STOP", &d.pid.to_string()])
                 .status();
+            if let Ok(text) = std::fs::read_to_string(&d.vrrp_pid) {
+                let _ = std::process::Command::new("kill")
+                    .args(["-9", text.trim()])
+                    .status();
+            }
         }
         self.lab.signal(d.pid, "KILL");
     }

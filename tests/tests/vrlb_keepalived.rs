@@ -231,15 +231,57 @@ fn unicast_v3_ipv6_keepalived_master_vrlb_backup() {
 /// (vrrp.c, vrrp_check_packet).
 const KA_BAD_PASSWORD: &str = "(VI_1) received an invalid passwd!";
 
+/// Capture times (tcpdump `-tt`) of the adverts from `src`.
+fn adverts_from(capture: &str, src: &str) -> Vec<f64> {
+    capture
+        .lines()
+        .filter(|l| l.split_whitespace().nth(2) == Some(src) && l.contains("VRRP"))
+        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .collect()
+}
+
+fn epoch_s() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
 /// keepalived (right password) and vrlb (wrong one) at the given
 /// priorities: neither accepts the other's adverts, so both are master and
-/// hold the VIP, whichever priority is higher; keepalived logs each
-/// refusal, vrlb counts them by reason.
+/// hold the VIP, whichever priority is higher. Every advert each sent
+/// (the client's capture) was refused by the other: keepalived logs each
+/// refusal, vrlb counts each as `auth`.
+///
+/// How many keepalived sends is up to keepalived: a master re-arms its
+/// advert timer on every advert it reads, refused or not
+/// (vrrp_scheduler.c, vrrp_dispatcher_read: vrrp_init_instance_sands), so
+/// another master with the same interval, sending a little before its
+/// deadline, can hold it silent for seconds. Hence counts against the
+/// wire, not against the clock.
 fn wrong_password(vrlb_priority: u8, ka_priority: u8) {
-    let Some(mut lab) = VrrpLab::new(&["keepalived"]) else {
+    let Some(mut lab) = VrrpLab::new(&["keepalived", "tcpdump"]) else {
         return;
     };
     let mode = Mode::V2Pass;
+    let capture = lab.dir.path("client.txt");
+    let (client, client_if) = (lab.client.clone(), lab.client_if.clone());
+    lab.lab.spawn(
+        &client,
+        &[
+            "tcpdump",
+            "-i",
+            &client_if,
+            "-n",
+            "-l",
+            "-tt",
+            "ip proto 112",
+        ],
+        &capture,
+    );
+    expect(LONG, "tcpdump listens", &[], || {
+        std::fs::read_to_string(&capture).is_ok_and(|t| t.contains("listening on"))
+    });
     let k = lab.start(
         Kind::Keepalived,
         1,
@@ -247,6 +289,10 @@ fn wrong_password(vrlb_priority: u8, ka_priority: u8) {
             .instance(ka_priority, "right", false, 1)
             .conf(&lab.ifs[1].clone()),
     );
+    expect(LONG, "keepalived's VRRP process runs", &[&k], || {
+        log(&k).contains("(VI_1) Entering BACKUP STATE (init)")
+    });
+    let vrlb_started = epoch_s();
     let v = lab.start(
         Kind::Vrlb,
         0,
@@ -257,8 +303,8 @@ fn wrong_password(vrlb_priority: u8, ka_priority: u8) {
     expect(LONG, "both become master", &[&v, &k], || {
         is(&v, "MASTER") && is(&k, "MASTER")
     });
-    // Both masters advertise every second: over three more seconds each
-    // hears at least three of the other's adverts, and neither yields.
+    // Three more seconds: vrlb sends three adverts or more, and neither
+    // yields to the other.
     let vrlb_changes = |d: &Running| {
         log(d)
             .lines()
@@ -266,7 +312,6 @@ fn wrong_password(vrlb_priority: u8, ka_priority: u8) {
             .count()
     };
     let (tv, tk) = (vrlb_changes(&v), log(&k).matches("Entering").count());
-    let refused_before = log(&k).matches(KA_BAD_PASSWORD).count();
     std::thread::sleep(3 * mode.interval() + Duration::from_millis(300));
     assert!(
         is(&v, "MASTER") && is(&k, "MASTER"),
@@ -282,18 +327,41 @@ fn wrong_password(vrlb_priority: u8, ka_priority: u8) {
         log(&k)
     );
     assert!(lab.holds(0, VIP4) && lab.holds(1, VIP4));
-    // keepalived saw vrlb's adverts and refused them for the password.
-    let refused = log(&k).matches(KA_BAD_PASSWORD).count() - refused_before;
-    assert!(
-        refused >= 3,
-        "keepalived logged {refused} refusals in 3 s:\n{}",
-        log(&k)
+
+    let wire = std::fs::read_to_string(&capture).unwrap_or_default();
+    let from_vrlb = adverts_from(&wire, &v4(0)).len();
+    let from_ka = adverts_from(&wire, &v4(1));
+    // vrlb's receiver is open within moments of its start.
+    let ka_after = from_ka.iter().filter(|t| **t >= vrlb_started + 0.1).count();
+    eprintln!(
+        "on the wire: {from_vrlb} adverts from vrlb, {} from keepalived ({ka_after} after vrlb started)",
+        from_ka.len()
     );
-    // vrlb refused keepalived's, counted as `auth`, and logged the count.
+    assert!(from_vrlb >= 3, "vrlb advertised:\n{wire}");
+    assert!(!from_ka.is_empty(), "keepalived advertised:\n{wire}");
+    // keepalived refused every advert vrlb sent, for the password.
+    expect(
+        LONG,
+        "keepalived refused each of vrlb's adverts",
+        &[&k],
+        || log(&k).matches(KA_BAD_PASSWORD).count() >= from_vrlb,
+    );
+    // vrlb refused every advert of keepalived's it could hear, counted as
+    // `auth` (no more than keepalived sent), accepted none, and logged it.
     expect(LONG, "vrlb counts the adverts it refused", &[&v], || {
-        counter(&v, "VI_1", "drop.auth").is_some_and(|n| n >= 3)
+        counter(&v, "VI_1", "drop.auth").is_some_and(|n| n as usize >= ka_after.max(1))
             && counter(&v, "VI_1", "rx") == Some(0)
     });
+    let total_ka = adverts_from(
+        &std::fs::read_to_string(&capture).unwrap_or_default(),
+        &v4(1),
+    )
+    .len();
+    let auth = counter(&v, "VI_1", "drop.auth").unwrap_or(0) as usize;
+    assert!(
+        auth <= total_ka,
+        "vrlb counted {auth} refusals of {total_ka} adverts"
+    );
     assert!(
         log(&v).contains("VI_1: adverts dropped: ") && log(&v).contains(" auth"),
         "no log line for the drops:\n{}",
