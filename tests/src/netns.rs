@@ -10,7 +10,7 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -138,23 +138,24 @@ impl Lab {
     }
 
     /// Sends `signal` (e.g. "TERM", "KILL") to a process this lab started,
-    /// and reaps it.
-    pub fn signal(&mut self, pid: u32, signal: &str) {
+    /// and reaps it; its exit status if it ended within 10 s (then it is
+    /// killed).
+    pub fn signal(&mut self, pid: u32, signal: &str) -> Option<ExitStatus> {
         let _ = Command::new("kill")
             .args([&format!("-{signal}"), &pid.to_string()])
             .status();
-        if let Some(i) = self.children.iter().position(|c| c.id() == pid) {
-            let mut child = self.children.remove(i);
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
+        let i = self.children.iter().position(|c| c.id() == pid)?;
+        let mut child = self.children.remove(i);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
             }
-            let _ = child.kill();
-            let _ = child.wait();
+            std::thread::sleep(Duration::from_millis(20));
         }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
     }
 }
 
@@ -202,6 +203,22 @@ pub fn in_ns(ns: &str, args: &[&str]) -> String {
         .output()
         .unwrap_or_else(|e| panic!("cannot run {args:?}: {e}"));
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs `f` on a thread inside network namespace `ns`: sockets made there
+/// stay in it, and may be used from any thread afterwards.
+pub fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let file = File::open(format!("/run/netns/{ns}"))
+                .unwrap_or_else(|e| panic!("namespace {ns}: {e}"));
+            nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
+                .unwrap_or_else(|e| panic!("setns {ns}: {e}"));
+            f()
+        })
+        .join()
+        .unwrap_or_else(|e| std::panic::resume_unwind(e))
+    })
 }
 
 /// Polls `f` every 20 ms until it is true or `timeout` passes; returns how

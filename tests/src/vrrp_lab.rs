@@ -207,6 +207,20 @@ impl VrrpLab {
 
     /// Starts `kind` on director `n` with the configuration `conf`.
     pub fn start(&mut self, kind: Kind, n: usize, conf: &str) -> Running {
+        self.start_wrapped(kind, n, conf, &[], &[])
+    }
+
+    /// Like [`VrrpLab::start`], the command run by `wrap` (which must exec
+    /// it, keeping the pid: e.g. `unshare -m sh -c '...; exec "$@"' sh`)
+    /// and with `extra` arguments after the lab's own.
+    pub fn start_wrapped(
+        &mut self,
+        kind: Kind,
+        n: usize,
+        conf: &str,
+        wrap: &[&str],
+        extra: &[&str],
+    ) -> Running {
         self.runs += 1;
         let tag = format!(
             "{}{n}-{}",
@@ -230,24 +244,23 @@ impl VrrpLab {
         let pid = match kind {
             Kind::Vrlb => {
                 let exe = self.vrlb.get_or_insert_with(|| binary("vrlb")).clone();
-                self.lab.spawn(
-                    &self.ns[n],
-                    &[
-                        exe.to_str().unwrap(),
-                        "run",
-                        "-f",
-                        conf_path.to_str().unwrap(),
-                        "-p",
-                        pid_file.to_str().unwrap(),
-                        "--state-file",
-                        state.to_str().unwrap(),
-                        "--stats-file",
-                        stats.to_str().unwrap(),
-                        "--control-socket",
-                        control.to_str().unwrap(),
-                    ],
-                    &log,
-                )
+                let mut cmd: Vec<&str> = wrap.to_vec();
+                cmd.extend([
+                    exe.to_str().unwrap(),
+                    "run",
+                    "-f",
+                    conf_path.to_str().unwrap(),
+                    "-p",
+                    pid_file.to_str().unwrap(),
+                    "--state-file",
+                    state.to_str().unwrap(),
+                    "--stats-file",
+                    stats.to_str().unwrap(),
+                    "--control-socket",
+                    control.to_str().unwrap(),
+                ]);
+                cmd.extend(extra);
+                self.lab.spawn(&self.ns[n], &cmd, &log)
             }
             Kind::Keepalived => self.lab.spawn(
                 &self.ns[n],
@@ -278,22 +291,29 @@ impl VrrpLab {
         }
     }
 
-    /// Crashes a daemon (SIGKILL; keepalived's VRRP child first, or its
-    /// parent would make it resign gracefully).
+    /// Crashes a daemon (SIGKILL). keepalived: its parent is stopped
+    /// first (else it respawns the VRRP child, and a child respawned just
+    /// before the parent dies lives on as an orphan master), then the VRRP
+    /// child is killed (killed after its parent, it would resign
+    /// gracefully), then the parent.
     pub fn crash(&mut self, d: &Running) {
-        if d.kind == Kind::Keepalived
-            && let Ok(text) = std::fs::read_to_string(&d.vrrp_pid)
-        {
+        if d.kind == Kind::Keepalived {
             let _ = std::process::Command::new("kill")
-                .args(["-9", text.trim()])
+                .args(["-STOP", &d.pid.to_string()])
                 .status();
+            if let Ok(text) = std::fs::read_to_string(&d.vrrp_pid) {
+                let _ = std::process::Command::new("kill")
+                    .args(["-9", text.trim()])
+                    .status();
+            }
         }
         self.lab.signal(d.pid, "KILL");
     }
 
-    /// Stops a daemon gracefully (SIGTERM) and waits for it to exit.
-    pub fn stop(&mut self, d: &Running) {
-        self.lab.signal(d.pid, "TERM");
+    /// Stops a daemon gracefully (SIGTERM) and waits for it to exit; its
+    /// exit status.
+    pub fn stop(&mut self, d: &Running) -> Option<std::process::ExitStatus> {
+        self.lab.signal(d.pid, "TERM")
     }
 
     /// Cuts director `n` off the segment (its port leaves the bridge; its

@@ -839,7 +839,18 @@ impl<S: VipStore> Instance<S> {
             match timer {
                 Timer::Advert => {
                     self.send_advert(self.effective_priority());
-                    self.set_timer(Timer::Advert, now + self.config.advert_interval());
+                    // Re-armed from its own deadline when the call came less
+                    // than an interval late (a loaded machine), so lateness
+                    // does not add up from one advert to the next; after a
+                    // longer stall from now, with no catch-up burst.
+                    let interval = self.config.advert_interval();
+                    let due = self.timers[Timer::Advert as usize];
+                    let next = if now.saturating_duration_since(due) < interval {
+                        due + interval
+                    } else {
+                        now + interval
+                    };
+                    self.set_timer(Timer::Advert, next);
                 }
                 Timer::MasterDown => self.become_master(Reason::MasterDown),
                 Timer::GarpDelay => {

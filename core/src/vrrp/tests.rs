@@ -1895,3 +1895,43 @@ fn pair_preempts_back_when_the_higher_priority_returns() {
     p.run_until(Instant::from_secs(20));
     assert_eq!(p.masters(), [0]);
 }
+
+#[test]
+fn late_timer_calls_do_not_drift_the_advert_schedule() {
+    // An owner is master at once and adverts every second. The driver
+    // calls 30 ms late every time: each advert still goes out 30 ms after
+    // its own slot, never further behind.
+    let mut i = started(config(A, 255));
+    let mut sent = Vec::new();
+    for _ in 0..50 {
+        let due = i.poll_timeout().unwrap();
+        let now = due + Duration::from_millis(30);
+        i.handle_timeout(now);
+        if drain(&mut i)
+            .iter()
+            .any(|o| matches!(o, Output::Advert { .. }))
+        {
+            sent.push(now);
+        }
+    }
+    assert_eq!(sent.len(), 50);
+    for (n, at) in sent.iter().enumerate() {
+        let slot = Instant::from_secs(n as u64 + 1);
+        assert_eq!(
+            at.saturating_duration_since(slot),
+            Duration::from_millis(30),
+            "advert {n}"
+        );
+    }
+    // A stall longer than an interval restarts the schedule from now: one
+    // advert, not a burst of the missed ones.
+    let due = i.poll_timeout().unwrap();
+    let late = due + Duration::from_secs(5);
+    i.handle_timeout(late);
+    let adverts = drain(&mut i)
+        .iter()
+        .filter(|o| matches!(o, Output::Advert { .. }))
+        .count();
+    assert_eq!(adverts, 1);
+    assert_eq!(i.poll_timeout(), Some(late + Duration::from_secs(1)));
+}

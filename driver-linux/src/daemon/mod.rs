@@ -76,6 +76,11 @@ pub struct RunOptions {
 /// Notify scripts are killed after this long (keepalived has no such
 /// limit; one hung script must not pile up forever).
 const NOTIFY_TIMEOUT: Duration = Duration::from_secs(30);
+/// The latest a timer is still handled at its own deadline (see
+/// `Daemon::timers`): more than a loaded machine's scheduling delay (4-44
+/// ms seen against busy loops). A timer with a shorter period (VRRPv3
+/// allows 10 ms) catches up at most LATE_MAX / period times in a row.
+const LATE_MAX: Duration = Duration::from_millis(100);
 /// Counters are reported (log line on drops, stats file) at most this
 /// often, and only after VRRP traffic or events may have changed them; a
 /// report never needs a wake-up of its own unless it is this late again
@@ -575,12 +580,21 @@ impl Daemon {
     fn timers(&mut self) {
         let now = self.clock.now();
         // A step may leave timers due when the output queue is full: the
-        // node asks to be called again, so loop (bounded).
+        // node asks to be called again, so loop (bounded). A deadline is
+        // handled at its own time when the wake-up was late (a busy
+        // machine): the node re-arms from it, so lateness does not add up
+        // from one advert to the next. After a stall longer than LATE_MAX,
+        // at `now`: no burst of catch-up adverts.
         for _ in 0..64 {
-            if self.node.poll_timeout().is_none_or(|t| t > now) {
+            let Some(due) = self.node.poll_timeout().filter(|t| *t <= now) else {
                 break;
-            }
-            self.node.handle_timeout(now);
+            };
+            let at = if now.saturating_duration_since(due) <= LATE_MAX {
+                due
+            } else {
+                now
+            };
+            self.node.handle_timeout(at);
             self.drain();
         }
         if self.runner.next_deadline().is_some_and(|t| t <= now) {

@@ -337,6 +337,15 @@ impl RxRing {
                 if pfds[1].revents & libc::POLLIN != 0 {
                     waker.clear();
                 }
+                // A pending socket error (ENETDOWN: the interface was down
+                // at bind, or went down since; af_packet.c) makes poll
+                // return POLLERR at once until it is read: take it, or the
+                // worker spins.
+                if pfds[0].revents & libc::POLLERR != 0
+                    && let Some(e) = socket2::SockRef::from(&self.fd).take_error()?
+                {
+                    return Err(e);
+                }
                 r.map(|_| ())
             }
         }
