@@ -1,9 +1,11 @@
-//! The order of a graceful stop, read off the daemon's own system calls
-//! (strace, one ordered stream): after SIGTERM, a master that holds two
-//! instances sends both priority-0 adverts before it removes any VIP
-//! (each backup's Skew_Time runs from its advert), and removes the VIPs
-//! before any slower work starts: the notify_stop script and the data
-//! plane's `nft` are spawned only after the last VIP is gone.
+//! The order of a takeover and of a graceful stop, read off the daemon's
+//! own system calls (strace, one ordered stream). Taking over, the VIP
+//! is added and its gratuitous ARP sent before the notify_master script
+//! is spawned. After SIGTERM, a master that holds two instances sends
+//! both priority-0 adverts before it removes any VIP (each backup's
+//! Skew_Time runs from its advert), and removes the VIPs before any
+//! slower work starts: the notify_stop script and the data plane's `nft`
+//! are spawned only after the last VIP is gone.
 
 use std::path::Path;
 use std::time::Duration;
@@ -12,7 +14,7 @@ use vrlb_tests::netns::{Lab, TempDir, binary, has_addr, run, wait_until};
 
 const VIPS: [&str; 2] = ["192.0.2.240", "192.0.2.241"];
 
-fn conf(iface: &str, script: &Path) -> String {
+fn conf(iface: &str, stop: &Path, master: &Path) -> String {
     let mut s = String::from("global_defs {\n    router_id order\n    vrrp_version 3\n}\n");
     for (i, vip) in VIPS.iter().enumerate() {
         s.push_str(&format!(
@@ -26,10 +28,12 @@ fn conf(iface: &str, script: &Path) -> String {
         {vip}/32
     }}
     notify_stop {}
+    notify_master {}
 }}
 ",
             51 + i,
-            script.display()
+            stop.display(),
+            master.display()
         ));
     }
     // A DR service, so the data plane runs and removes its nftables table
@@ -55,7 +59,7 @@ fn first(lines: &[&str], f: impl Fn(&str) -> bool) -> Option<usize> {
 }
 
 #[test]
-fn sigterm_sends_every_priority_zero_advert_then_removes_vips_then_tears_down() {
+fn takeover_announces_before_notify_and_sigterm_resigns_before_removing_vips_and_tearing_down() {
     let Some(mut lab) = Lab::new(&["strace", "nft"]) else {
         return;
     };
@@ -66,11 +70,16 @@ fn sigterm_sends_every_priority_zero_advert_then_removes_vips_then_tears_down() 
     let iface = lab.name("e0");
     lab.veth(&d, &iface, &p, "p0");
     run(&["ip", "-n", &d, "addr", "add", "192.0.2.1/24", "dev", &iface]);
-    let script = dir.path("stop.sh");
-    std::fs::write(&script, "#!/bin/sh\nexit 0\n").unwrap();
-    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let script = |name: &str| {
+        let path = dir.path(name);
+        std::fs::write(&path, "#!/bin/sh\nexit 0\n").unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        path
+    };
+    let (stop, master) = (script("stop.sh"), script("master.sh"));
     let conf_path = dir.path("d.conf");
-    std::fs::write(&conf_path, conf(&iface, &script)).unwrap();
+    std::fs::write(&conf_path, conf(&iface, &stop, &master)).unwrap();
     let trace = dir.path("strace.txt");
     let pid_file = dir.path("d.pid");
     let log = dir.path("d.log");
@@ -139,7 +148,31 @@ fn sigterm_sends_every_priority_zero_advert_then_removes_vips_then_tears_down() 
     let lines: Vec<&str> = text.lines().collect();
     let term = first(&lines, |l| l.contains("--- SIGTERM"))
         .unwrap_or_else(|| panic!("no SIGTERM in the trace\n{}", show()));
-    let after = &lines[term..];
+    let (before, after) = lines.split_at(term);
+
+    // The takeover: VIP, then its gratuitous ARP (AF_PACKET), then the
+    // script (the first instance's; the second may take over in a later
+    // loop turn).
+    let added = first(before, |l| {
+        l.contains("RTM_NEWADDR") && l.contains("sendto(")
+    })
+    .unwrap_or_else(|| panic!("no RTM_NEWADDR before SIGTERM\n{}", show()));
+    let garp = added
+        + first(&before[added..], |l| {
+            l.contains("sendto(") && l.contains("AF_PACKET")
+        })
+        .unwrap_or_else(|| panic!("no gratuitous ARP after the VIP was added\n{}", show()));
+    let notified = first(before, |l| l.contains("execve(") && l.contains("master.sh"))
+        .unwrap_or_else(|| panic!("notify_master not run\n{}", show()));
+    eprintln!(
+        "takeover (trace lines): VIP added at {added}, GARP at {garp}, notify_master at {notified}"
+    );
+    assert!(
+        garp < notified,
+        "notify_master was spawned before the VIP and its gratuitous ARP\n{}",
+        before[added.min(notified)..].join("\n")
+    );
+
     // VRRPv3 advert payloads (hex with -x, as they hold non-ASCII bytes):
     // version/type 0x31, the VRID, the priority.
     let goodbye = |vrid: u8| {
