@@ -80,7 +80,7 @@ pub const SETTINGS: [Setting; 3] = [
         version: 3,
         advert_int: "0.01",
         interval: Duration::from_millis(10),
-        probe_every: Duration::from_micros(200),
+        probe_every: Duration::from_micros(100),
     },
 ];
 

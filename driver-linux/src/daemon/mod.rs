@@ -486,6 +486,22 @@ impl Daemon {
                 ),
             }
         }
+        // Advert sockets too, before any takeover: opening one is ten
+        // system calls that would otherwise sit before the new master's
+        // first advert, VIP and GARP. A failure is said when sending.
+        let sources: Vec<(IfaceId, IpAddr)> = self
+            .node
+            .instances()
+            .filter_map(|(id, inst)| {
+                Some((self.node.instance_iface(id)?, inst.config().primary_addr))
+            })
+            .filter(|(_, src)| !src.is_unspecified())
+            .collect();
+        for (iface, src) in sources {
+            if let Err(e) = self.open_sender(iface, src) {
+                debug!("{e}");
+            }
+        }
     }
 
     /// Forgets the sockets of an interface that went away.
@@ -945,22 +961,27 @@ impl Daemon {
         out
     }
 
+    /// Opens the advert socket for (`iface`, `src`) if there is none yet.
+    fn open_sender(&mut self, iface: IfaceId, src: IpAddr) -> Result<(), String> {
+        let key = (iface, src);
+        if self.senders.contains_key(&key) {
+            return Ok(());
+        }
+        let Some(link) = self.ifaces.link(iface) else {
+            return Err(format!("interface {} is gone", self.ifaces.name(iface)));
+        };
+        let sender = Sender::open(&link.name, link.index, src)
+            .map_err(|e| format!("{}: cannot send from {src}: {e}", link.name))?;
+        self.senders.insert(key, sender);
+        Ok(())
+    }
+
     fn send_adverts(&mut self, adverts: &[Advert]) {
         for a in adverts {
             let key = (a.iface, a.src);
-            if !self.senders.contains_key(&key) {
-                let Some(link) = self.ifaces.link(a.iface) else {
-                    return;
-                };
-                match Sender::open(&link.name, link.index, a.src) {
-                    Ok(s) => {
-                        self.senders.insert(key, s);
-                    }
-                    Err(e) => {
-                        warn!("{}: cannot send from {}: {e}", link.name, a.src);
-                        return;
-                    }
-                }
+            if let Err(e) = self.open_sender(a.iface, a.src) {
+                warn!("{e}");
+                return;
             }
             if let Some(sender) = self.senders.get(&key)
                 && let Err(e) = sender.send(a.dst, &a.bytes)
