@@ -1,7 +1,9 @@
 //! Measurement 1: failover. Two directors with the same configuration
 //! (equal priority 100, so a restarted director stays backup) and a client
 //! on one bridge, once for vrlb and once for keepalived, side by side.
-//! A trial stops the master (a crash: SIGKILL, and its switch port taken
+//! A trial stops the master (a crash: SIGKILL right after the client sees
+//! one of its adverts, so the backup waits out its whole
+//! Master_Down_Interval, and its switch port taken
 //! down so the VIP it leaves behind answers nothing; or a graceful stop:
 //! SIGTERM) and times how long until a client probe through the VIP is
 //! answered again. Trials alternate between the two daemons; the stopped
@@ -24,7 +26,7 @@ use vrlb_tests::netns::{Lab, has_addr};
 use super::capture::{self, Capture, Steps};
 use super::conf::{Instance, file};
 use super::daemon::{self, Daemon, Kind, State};
-use super::probe::{Prober, Responder};
+use super::probe::{AdvertWatch, Prober, Responder};
 use super::stats::{master_down_us, skew_time_us};
 use super::topology::{Topology, director_addr};
 
@@ -165,6 +167,7 @@ struct Pair {
     topo: Topology,
     responders: [Responder; 2],
     prober: Prober,
+    watch: AdvertWatch,
     daemons: [Option<Daemon>; 2],
     conf: PathBuf,
     dir: PathBuf,
@@ -184,6 +187,8 @@ impl Pair {
         let target = SocketAddr::new(VIP.parse().expect("VIP"), PORT);
         let client = topo.client.clone().expect("client namespace");
         let prober = Prober::new(&client, target).map_err(|e| format!("prober: {e}"))?;
+        let local = super::topology::CLIENT.parse().expect("client address");
+        let watch = AdvertWatch::new(&client, local).map_err(|e| format!("advert watch: {e}"))?;
         // The client's switch port sees every frame the client does.
         let capture = if Capture::available() {
             let file = dir.join(format!("{prefix}-client.pcap"));
@@ -196,6 +201,7 @@ impl Pair {
             topo,
             responders,
             prober,
+            watch,
             daemons: [None, None],
             conf: dir.join(format!("{prefix}.conf")),
             dir: dir.to_path_buf(),
@@ -336,8 +342,19 @@ impl Pair {
         stop: Stop,
         m: usize,
     ) -> Result<(Duration, SystemTime), String> {
-        let daemon = self.daemons[m].take().expect("master running");
         let limit = 3 * s.master_down() + Duration::from_secs(2);
+        // A crash right after the master's advert: every trial waits out
+        // the backup's whole Master_Down_Interval, whatever the phase of
+        // the advert timer (otherwise uniform over one interval).
+        let src = director_addr(m, 0).parse().expect("address");
+        if stop == Stop::Crash && !self.watch.next_from(src, 3 * s.interval) {
+            return Err(format!(
+                "no advert from the master {src} within {:?}\n{}",
+                3 * s.interval,
+                self.log_tail()
+            ));
+        }
+        let daemon = self.daemons[m].take().expect("master running");
         let wall = SystemTime::now();
         let t0 = Instant::now();
         self.responders[m].silence(true);

@@ -22,8 +22,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use std::io::Read;
+
 use nix::poll::{PollFd, PollFlags, ppoll};
 use nix::sys::time::TimeSpec;
+use socket2::{Domain, Protocol, Socket, Type};
 
 /// First bytes of every probe, so stray datagrams are ignored.
 const MAGIC: [u8; 4] = *b"vrlb";
@@ -94,6 +97,55 @@ impl Drop for Responder {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
+        }
+    }
+}
+
+/// The client's view of the VRRP adverts on its segment (a raw socket
+/// joined to 224.0.0.18), so a crash can be timed from a known phase: just
+/// after the master's advert, when the backup's whole
+/// Master_Down_Interval is still ahead.
+pub struct AdvertWatch {
+    socket: Socket,
+}
+
+impl AdvertWatch {
+    /// Listens in `ns`, joined to the VRRP group on the interface that has
+    /// `local`.
+    pub fn new(ns: &str, local: Ipv4Addr) -> io::Result<AdvertWatch> {
+        let socket = in_netns(ns, move || {
+            let s = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(112)))?;
+            s.join_multicast_v4(&Ipv4Addr::new(224, 0, 0, 18), &local)?;
+            s.set_nonblocking(true)?;
+            Ok(s)
+        })?;
+        Ok(AdvertWatch { socket })
+    }
+
+    /// Forgets what is queued, then waits up to `timeout` for an advert
+    /// from `src` (a VRRP packet whose IP source it is); returns whether
+    /// one came.
+    pub fn next_from(&mut self, src: Ipv4Addr, timeout: Duration) -> bool {
+        let mut buf = [0u8; 128];
+        while self.socket.read(&mut buf).is_ok() {}
+        let deadline = Instant::now() + timeout;
+        loop {
+            // Raw IPv4 sockets deliver the IP header: the source is at 12.
+            while let Ok(n) = self.socket.read(&mut buf) {
+                if n >= 20 && buf[12..16] == src.octets() {
+                    return true;
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            let mut fds = [PollFd::new(self.socket.as_fd(), PollFlags::POLLIN)];
+            let _ = ppoll(
+                &mut fds,
+                Some(TimeSpec::from_duration(deadline - now)),
+                None,
+            );
         }
     }
 }

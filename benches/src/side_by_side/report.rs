@@ -193,8 +193,9 @@ impl Findings {
             "Two directors with the same configuration (one instance, priority {PRIORITY}, one VIP) and a client on one bridge; \
              a UDP echo service on both directors answers through the VIP. A trial stops the master and times, from the signal, \
              until the client's probe (one every 1 ms, 0.1 ms at 10 ms adverts) is answered again. \
-             *kill -9*: SIGKILL (keepalived: its VRRP child and parent), and the director's switch port is taken down so the VIP \
-             it leaves behind answers nothing; bound: Master_Down_Interval = 3 x interval + Skew_Time. *graceful*: SIGTERM \
+             *kill -9*: SIGKILL (keepalived: its VRRP child and parent) right after the client sees one of the master's \
+             adverts, so every trial waits out the backup's whole Master_Down_Interval, and the director's switch port is taken \
+             down so the VIP it leaves behind answers nothing; bound: Master_Down_Interval = 3 x interval + Skew_Time. *graceful*: SIGTERM \
              (priority-0 advert); bound: Skew_Time = (256 - priority) x interval / 256 (VRRPv2: / 256 s). Trials alternate \
              between the two daemons, {n} per cell. keepalived runs its VRRP subsystem only (`-P`).\n"
         );
