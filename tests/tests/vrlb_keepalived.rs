@@ -156,6 +156,15 @@ fn a_wrong_password_is_ignored_by_both_and_counted_by_vrlb() {
         1,
         &mode.instance(150, "right").conf(&lab.ifs[1].clone()),
     );
+    // keepalived is master, advertising, before vrlb starts: vrlb counts
+    // its adverts while it waits as backup. Once both are master,
+    // keepalived may fall silent: a keepalived master resets its advert
+    // timer on every advert it reads, valid or not (vrrp_scheduler.c,
+    // `vrrp_dispatcher_read`), so a peer advertising at the same interval
+    // and a little ahead of it keeps it from sending at all.
+    expect(LONG, "keepalived becomes master", &[&k], || {
+        is(&k, "MASTER")
+    });
     let v = lab.start(
         Kind::Vrlb,
         0,
