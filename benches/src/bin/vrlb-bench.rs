@@ -61,6 +61,10 @@ struct Cli {
     /// Where to write the markdown (default target/vrlb-bench.md).
     #[arg(long)]
     markdown: Option<PathBuf>,
+    /// Keep the run's files (daemon logs, the failover captures) in
+    /// /tmp/vrlb-bench-PID even when every figure was taken.
+    #[arg(long)]
+    keep_files: bool,
 }
 
 /// The workspace root (this crate's parent).
@@ -366,7 +370,11 @@ fn main() -> ExitCode {
         );
         ExitCode::FAILURE
     } else {
-        let _ = std::fs::remove_dir_all(&dir);
+        if cli.keep_files {
+            eprintln!("vrlb-bench: files kept in {}", dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
         ExitCode::SUCCESS
     }
 }

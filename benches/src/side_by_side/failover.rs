@@ -1,27 +1,34 @@
 //! Measurement 1: failover. Two directors with the same configuration
 //! (equal priority 100, so a restarted director stays backup) and a client
 //! on one bridge, once for vrlb and once for keepalived, side by side.
-//! A trial stops the master (a crash: SIGKILL, and its switch port taken
+//! A trial stops the master (a crash: SIGKILL right after the client sees
+//! one of its adverts, so the backup waits out its whole
+//! Master_Down_Interval, and its switch port taken
 //! down so the VIP it leaves behind answers nothing; or a graceful stop:
 //! SIGTERM) and times how long until a client probe through the VIP is
 //! answered again. Trials alternate between the two daemons; the stopped
 //! director is restarted as a backup and left to settle while the other
 //! daemon's trial runs.
 //!
+//! When tcpdump and tshark are installed, each pair's client port is
+//! captured for the whole run and every trial is cut into its steps
+//! (`capture`), so the report says where the time went.
+//!
 //! Owns the failover labs and their trial loop; the numbers are summarised
 //! by `stats` and printed by `report`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use vrlb_tests::netns::{Lab, has_addr};
 
+use super::capture::{self, Capture, Steps};
 use super::conf::{Instance, file};
 use super::daemon::{self, Daemon, Kind, State};
-use super::probe::{Prober, Responder};
+use super::probe::{AdvertWatch, Prober, Responder};
 use super::stats::{master_down_us, skew_time_us};
-use super::topology::Topology;
+use super::topology::{Topology, director_addr};
 
 /// The VIP both pairs serve (each on its own bridge).
 pub const VIP: &str = "192.0.2.240";
@@ -59,7 +66,7 @@ pub const SETTINGS: [Setting; 3] = [
         version: 2,
         advert_int: "1",
         interval: Duration::from_secs(1),
-        probe_every: Duration::from_millis(5),
+        probe_every: Duration::from_millis(1),
     },
     Setting {
         label: "VRRPv3, 100 ms adverts",
@@ -67,7 +74,7 @@ pub const SETTINGS: [Setting; 3] = [
         version: 3,
         advert_int: "0.1",
         interval: Duration::from_millis(100),
-        probe_every: Duration::from_millis(2),
+        probe_every: Duration::from_millis(1),
     },
     Setting {
         label: "VRRPv3, 10 ms adverts",
@@ -75,7 +82,7 @@ pub const SETTINGS: [Setting; 3] = [
         version: 3,
         advert_int: "0.01",
         interval: Duration::from_millis(10),
-        probe_every: Duration::from_millis(1),
+        probe_every: Duration::from_micros(100),
     },
 ];
 
@@ -146,6 +153,12 @@ pub struct Cell {
     pub samples: Vec<Duration>,
     /// What went wrong in the others.
     pub failures: Vec<String>,
+    /// Where each successful trial's time went, in the order of
+    /// `samples` (empty without a capture).
+    pub steps: Vec<Steps>,
+    /// When each successful trial sent its signal and which director was
+    /// master, for the capture.
+    marks: Vec<(SystemTime, usize)>,
 }
 
 /// One pair of directors running one kind of daemon, with its client.
@@ -154,11 +167,13 @@ struct Pair {
     topo: Topology,
     responders: [Responder; 2],
     prober: Prober,
+    watch: AdvertWatch,
     daemons: [Option<Daemon>; 2],
     conf: PathBuf,
     dir: PathBuf,
     vrlb: PathBuf,
     runs: u32,
+    capture: Option<Capture>,
 }
 
 impl Pair {
@@ -172,16 +187,27 @@ impl Pair {
         let target = SocketAddr::new(VIP.parse().expect("VIP"), PORT);
         let client = topo.client.clone().expect("client namespace");
         let prober = Prober::new(&client, target).map_err(|e| format!("prober: {e}"))?;
+        let local = super::topology::CLIENT.parse().expect("client address");
+        let watch = AdvertWatch::new(&client, local).map_err(|e| format!("advert watch: {e}"))?;
+        // The client's switch port sees every frame the client does.
+        let capture = if Capture::available() {
+            let file = dir.join(format!("{prefix}-client.pcap"));
+            Some(Capture::start(lab, &topo.sw, "cl0", &file)?)
+        } else {
+            None
+        };
         Ok(Pair {
             kind,
             topo,
             responders,
             prober,
+            watch,
             daemons: [None, None],
             conf: dir.join(format!("{prefix}.conf")),
             dir: dir.to_path_buf(),
             vrlb: vrlb.to_path_buf(),
             runs: 0,
+            capture,
         })
     }
 
@@ -315,9 +341,21 @@ impl Pair {
         s: &Setting,
         stop: Stop,
         m: usize,
-    ) -> Result<Duration, String> {
-        let daemon = self.daemons[m].take().expect("master running");
+    ) -> Result<(Duration, SystemTime), String> {
         let limit = 3 * s.master_down() + Duration::from_secs(2);
+        // A crash right after the master's advert: every trial waits out
+        // the backup's whole Master_Down_Interval, whatever the phase of
+        // the advert timer (otherwise uniform over one interval).
+        let src = director_addr(m, 0).parse().expect("address");
+        if stop == Stop::Crash && !self.watch.next_from(src, 3 * s.interval) {
+            return Err(format!(
+                "no advert from the master {src} within {:?}\n{}",
+                3 * s.interval,
+                self.log_tail()
+            ));
+        }
+        let daemon = self.daemons[m].take().expect("master running");
+        let wall = SystemTime::now();
         let t0 = Instant::now();
         self.responders[m].silence(true);
         match stop {
@@ -335,7 +373,7 @@ impl Pair {
         }
         self.topo.drop_addr(m, VIP);
         self.responders[m].silence(false);
-        outage.ok_or_else(|| {
+        outage.map(|d| (d, wall)).ok_or_else(|| {
             format!(
                 "no answer within {limit:?} (old master's log {})\n{}",
                 log.display(),
@@ -390,6 +428,8 @@ pub fn run(
                     kind,
                     samples: Vec::new(),
                     failures: Vec::new(),
+                    steps: Vec::new(),
+                    marks: Vec::new(),
                 })
                 .collect();
             for t in 0..trials {
@@ -404,10 +444,10 @@ pub fn run(
                     }
                     let result = pair
                         .ready(lab, s)
-                        .and_then(|m| pair.trial(lab, s, stop, m))
+                        .and_then(|m| pair.trial(lab, s, stop, m).map(|(d, w)| (d, w, m)))
                         .and_then(|took| pair.restart(lab).map(|()| took));
                     let line = match &result {
-                        Ok(took) => format!("{:>10.1} ms", took.as_secs_f64() * 1e3),
+                        Ok((took, ..)) => format!("{:>10.2} ms", took.as_secs_f64() * 1e3),
                         Err(e) => format!("FAILED: {}", e.lines().next().unwrap_or("")),
                     };
                     progress(&format!(
@@ -419,7 +459,10 @@ pub fn run(
                         stop.bound(s).as_secs_f64() * 1e3
                     ));
                     match result {
-                        Ok(took) => cell.samples.push(took),
+                        Ok((took, wall, m)) => {
+                            cell.samples.push(took);
+                            cell.marks.push((wall, m));
+                        }
                         Err(e) => {
                             eprintln!("{e}");
                             cell.failures.push(e);
@@ -434,6 +477,30 @@ pub fn run(
     }
     for pair in &mut pairs {
         pair.stop_all(lab);
+    }
+    for pair in &mut pairs {
+        let Some(c) = pair.capture.take() else {
+            continue;
+        };
+        let frames = c.finish(lab)?;
+        let addr = |d: usize| director_addr(d, 0).parse().expect("address");
+        for cell in cells.iter_mut().filter(|c| c.kind == pair.kind) {
+            cell.steps = cell
+                .marks
+                .iter()
+                .zip(&cell.samples)
+                .map(|(&(wall, m), &outage)| {
+                    let trial = capture::Trial {
+                        t0: capture::epoch(wall),
+                        outage,
+                        graceful: cell.stop == Stop::Graceful,
+                        old: addr(m),
+                        new: addr(1 - m),
+                    };
+                    capture::steps(&frames, &trial, VIP.parse().expect("VIP"))
+                })
+                .collect();
+        }
     }
     Ok(cells)
 }

@@ -5,6 +5,7 @@
 //! be measured says why, and the run fails rather than print a partial
 //! table as if it were complete.
 
+pub mod capture;
 pub mod conf;
 pub mod core_figures;
 pub mod daemon;

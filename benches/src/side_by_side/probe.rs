@@ -6,14 +6,27 @@
 //! opened inside a namespace by a short-lived thread that enters it
 //! (`setns`); a socket stays in the namespace it was made in.
 //!
+//! The prober waits with `ppoll` (an hrtimer, microseconds), not
+//! `SO_RCVTIMEO`: the kernel turns a socket timeout into jiffies and
+//! rounds it up, so at HZ=250 a 1 ms timeout sleeps 8 ms, and probes meant
+//! to go out every millisecond went out every 8 (measured on this
+//! machine's kernel; `sock_rcvtimeo` in net/core/sock.c).
+//!
 //! Owns sockets and the responder threads; never touches the daemons.
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use std::io::Read;
+
+use nix::poll::{PollFd, PollFlags, ppoll};
+use nix::sys::time::TimeSpec;
+use socket2::{Domain, Protocol, Socket, Type};
 
 /// First bytes of every probe, so stray datagrams are ignored.
 const MAGIC: [u8; 4] = *b"vrlb";
@@ -88,6 +101,55 @@ impl Drop for Responder {
     }
 }
 
+/// The client's view of the VRRP adverts on its segment (a raw socket
+/// joined to 224.0.0.18), so a crash can be timed from a known phase: just
+/// after the master's advert, when the backup's whole
+/// Master_Down_Interval is still ahead.
+pub struct AdvertWatch {
+    socket: Socket,
+}
+
+impl AdvertWatch {
+    /// Listens in `ns`, joined to the VRRP group on the interface that has
+    /// `local`.
+    pub fn new(ns: &str, local: Ipv4Addr) -> io::Result<AdvertWatch> {
+        let socket = in_netns(ns, move || {
+            let s = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(112)))?;
+            s.join_multicast_v4(&Ipv4Addr::new(224, 0, 0, 18), &local)?;
+            s.set_nonblocking(true)?;
+            Ok(s)
+        })?;
+        Ok(AdvertWatch { socket })
+    }
+
+    /// Forgets what is queued, then waits up to `timeout` for an advert
+    /// from `src` (a VRRP packet whose IP source it is); returns whether
+    /// one came.
+    pub fn next_from(&mut self, src: Ipv4Addr, timeout: Duration) -> bool {
+        let mut buf = [0u8; 128];
+        while self.socket.read(&mut buf).is_ok() {}
+        let deadline = Instant::now() + timeout;
+        loop {
+            // Raw IPv4 sockets deliver the IP header: the source is at 12.
+            while let Ok(n) = self.socket.read(&mut buf) {
+                if n >= 20 && buf[12..16] == src.octets() {
+                    return true;
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            let mut fds = [PollFd::new(self.socket.as_fd(), PollFlags::POLLIN)];
+            let _ = ppoll(
+                &mut fds,
+                Some(TimeSpec::from_duration(deadline - now)),
+                None,
+            );
+        }
+    }
+}
+
 /// The client's prober.
 pub struct Prober {
     socket: UdpSocket,
@@ -100,6 +162,7 @@ impl Prober {
     /// from the director's own address, not the VIP).
     pub fn new(ns: &str, target: SocketAddr) -> io::Result<Prober> {
         let socket = in_netns(ns, || UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)))?;
+        socket.set_nonblocking(true)?;
         Ok(Prober {
             socket,
             target,
@@ -122,20 +185,33 @@ impl Prober {
     fn answer_since(&mut self, first: u64, deadline: Instant) -> Option<Instant> {
         let mut buf = [0u8; 64];
         loop {
+            // Everything already queued first: a late wake-up must not
+            // hide an answer that came in time.
+            match self.socket.recv_from(&mut buf) {
+                Ok((n, _)) => {
+                    if n == PROBE_LEN && buf[..4] == MAGIC {
+                        let seq = u64::from_be_bytes(buf[4..12].try_into().ok()?);
+                        if seq >= first {
+                            return Some(Instant::now());
+                        }
+                    }
+                    continue;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                // Any other error is a failed probe, not the end of the
+                // wait (bounded by the deadline).
+                Err(_) => {}
+            }
             let now = Instant::now();
             if now >= deadline {
                 return None;
             }
-            let wait = (deadline - now).max(Duration::from_micros(100));
-            self.socket.set_read_timeout(Some(wait)).ok()?;
-            if let Ok((n, _)) = self.socket.recv_from(&mut buf)
-                && n == PROBE_LEN
-                && buf[..4] == MAGIC
-            {
-                let seq = u64::from_be_bytes(buf[4..12].try_into().ok()?);
-                if seq >= first {
-                    return Some(Instant::now());
-                }
+            let wait = deadline - now;
+            let mut fds = [PollFd::new(self.socket.as_fd(), PollFlags::POLLIN)];
+            let spec = TimeSpec::from_duration(wait);
+            match ppoll(&mut fds, Some(spec), None) {
+                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                Err(_) => return None,
             }
         }
     }

@@ -1,7 +1,8 @@
 //! The VIPs this daemon holds: which instance added which address where,
 //! carried out through rtnetlink and recorded in the [`VipState`] file.
 //! Only addresses this daemon added are ever removed (one the
-//! administrator configured by hand stays).
+//! administrator configured by hand stays). Changes reach the kernel at
+//! once and the state file at [`Addresses::flush`].
 
 use std::collections::HashMap;
 
@@ -106,13 +107,11 @@ impl Addresses {
                 continue;
             }
             match rtnl.add_addr(&w.spec) {
+                // Already present (configured by hand): not ours to remove
+                // later, so neither held nor recorded.
                 Ok(added) => {
-                    if added && let Err(e) = self.state.add(w.entry()) {
-                        log.push(format!("cannot write the VIP state file: {e}"));
-                    }
-                    // Already present (configured by hand): not ours to
-                    // remove later, so not held.
                     if added {
+                        self.state.record(w.entry());
                         now_held.push(w);
                     }
                 }
@@ -145,6 +144,15 @@ impl Addresses {
             .collect()
     }
 
+    /// Writes the state file if a change since the last flush is not in
+    /// it yet; returns a line for the log if that failed.
+    pub fn flush(&mut self) -> Option<String> {
+        self.state
+            .flush()
+            .err()
+            .map(|e| format!("cannot write the VIP state file: {e}"))
+    }
+
     /// The VIPs `instance` holds.
     pub fn held(&self, instance: InstanceId) -> &[Wanted] {
         self.held.get(&instance).map_or(&[], Vec::as_slice)
@@ -162,8 +170,6 @@ impl Addresses {
                 w.spec.addr, w.spec.prefix_len, w.dev
             ));
         }
-        if let Err(e) = self.state.remove(&w.entry()) {
-            log.push(format!("cannot write the VIP state file: {e}"));
-        }
+        self.state.forget(&w.entry());
     }
 }

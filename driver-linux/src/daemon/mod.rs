@@ -27,6 +27,7 @@ pub mod stats_file;
 pub mod trim;
 pub mod vip_state;
 pub mod vrrp_socket;
+pub mod wakeup;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
@@ -54,6 +55,7 @@ use packet_socket::PacketSocket;
 use scripts::{Job, Runner};
 use vip_state::VipState;
 use vrrp_socket::{Family, Receiver, RecvBatch, Sender};
+use wakeup::Wakeup;
 
 /// How `vrlb run` was asked to run.
 #[derive(Debug, Clone)]
@@ -92,6 +94,7 @@ const HEADROOM: usize = 16;
 
 const SIGNAL_TOKEN: Token = Token(0);
 const MONITOR_TOKEN: Token = Token(1);
+const WAKEUP_TOKEN: Token = Token(2);
 /// Receivers get tokens from here on.
 const FIRST_RECEIVER: usize = 16;
 
@@ -196,6 +199,7 @@ struct Daemon {
     clock: Clock,
     poll: Poll,
     signals: Signals,
+    wakeup: Wakeup,
     node: DaemonNode,
     capacity: Capacity,
     text: String,
@@ -285,6 +289,14 @@ impl Daemon {
                 Interest::READABLE,
             )
             .map_err(io_err("epoll"))?;
+        let wakeup = Wakeup::new().map_err(io_err("timerfd"))?;
+        poll.registry()
+            .register(
+                &mut SourceFd(&std::os::fd::AsRawFd::as_raw_fd(&wakeup)),
+                WAKEUP_TOKEN,
+                Interest::READABLE,
+            )
+            .map_err(io_err("epoll"))?;
         let packet = PacketSocket::open().map_err(io_err("AF_PACKET socket"))?;
         let (node, capacity) = new_node(&loaded.counts, opts.connections)?;
         let clock = Clock::new();
@@ -294,6 +306,7 @@ impl Daemon {
             clock,
             poll,
             signals,
+            wakeup,
             node,
             capacity,
             text: loaded.text,
@@ -504,6 +517,22 @@ impl Daemon {
                 ),
             }
         }
+        // Advert sockets too, before any takeover: opening one is ten
+        // system calls that would otherwise sit before the new master's
+        // first advert, VIP and GARP. A failure is said when sending.
+        let sources: Vec<(IfaceId, IpAddr)> = self
+            .node
+            .instances()
+            .filter_map(|(id, inst)| {
+                Some((self.node.instance_iface(id)?, inst.config().primary_addr))
+            })
+            .filter(|(_, src)| !src.is_unspecified())
+            .collect();
+        for (iface, src) in sources {
+            if let Err(e) = self.open_sender(iface, src) {
+                debug!("{e}");
+            }
+        }
     }
 
     /// Forgets the sockets of an interface that went away.
@@ -527,7 +556,7 @@ impl Daemon {
         let mut events = Events::with_capacity(64);
         loop {
             let deadline = self.next_deadline();
-            let timeout = deadline.map(|d| self.clock.until(d));
+            let timeout = self.wakeup.arm(deadline.map(|d| self.clock.until(d)));
             if let Err(e) = self.poll.poll(&mut events, timeout)
                 && e.kind() != std::io::ErrorKind::Interrupted
             {
@@ -538,6 +567,7 @@ impl Daemon {
                 match event.token() {
                     SIGNAL_TOKEN => self.signals(),
                     MONITOR_TOKEN => self.netlink_events(),
+                    WAKEUP_TOKEN => self.wakeup.fired(),
                     token => match owner(token) {
                         Some((k, local)) => {
                             let (r, w) = (event.is_readable(), event.is_writable());
@@ -806,26 +836,41 @@ impl Daemon {
     }
 
     /// Dispatches every output waiting (from the node or extensions).
+    /// State changes go last, after the batch's adverts, VIPs and GARPs:
+    /// their log line and notify scripts (a fork each) must not delay
+    /// what the wire waits for. The VIP state file is written after them.
     fn drain(&mut self) {
+        let mut changes = Vec::new();
         loop {
             let out = match self.pending.pop_front() {
                 Some(o) => o,
                 None => match self.node.poll_output() {
                     Some(o) => o,
-                    None => break,
+                    None if changes.is_empty() => break,
+                    None => {
+                        for out in std::mem::take(&mut changes) {
+                            self.dispatch(out);
+                        }
+                        continue;
+                    }
                 },
             };
-            if let Output::Vrrp {
-                instance,
-                event: vrrp::Output::Advert { priority: 0 },
-            } = out
-                && self.goodbyes_sent.remove(&instance)
-            {
-                continue;
+            match out {
+                Output::Vrrp {
+                    instance,
+                    event: vrrp::Output::Advert { priority: 0 },
+                } if self.goodbyes_sent.remove(&instance) => continue,
+                Output::Vrrp {
+                    event: vrrp::Output::StateChanged { .. },
+                    ..
+                } => changes.push(out),
+                _ => self.dispatch(out),
             }
-            self.dispatch(out);
         }
         self.goodbyes_sent.clear();
+        if let Some(line) = self.addresses.flush() {
+            warn!("{line}");
+        }
     }
 
     fn dispatch(&mut self, out: Output) {
@@ -1016,22 +1061,27 @@ impl Daemon {
         out
     }
 
+    /// Opens the advert socket for (`iface`, `src`) if there is none yet.
+    fn open_sender(&mut self, iface: IfaceId, src: IpAddr) -> Result<(), String> {
+        let key = (iface, src);
+        if self.senders.contains_key(&key) {
+            return Ok(());
+        }
+        let Some(link) = self.ifaces.link(iface) else {
+            return Err(format!("interface {} is gone", self.ifaces.name(iface)));
+        };
+        let sender = Sender::open(&link.name, link.index, src)
+            .map_err(|e| format!("{}: cannot send from {src}: {e}", link.name))?;
+        self.senders.insert(key, sender);
+        Ok(())
+    }
+
     fn send_adverts(&mut self, adverts: &[Advert]) {
         for a in adverts {
             let key = (a.iface, a.src);
-            if !self.senders.contains_key(&key) {
-                let Some(link) = self.ifaces.link(a.iface) else {
-                    return;
-                };
-                match Sender::open(&link.name, link.index, a.src) {
-                    Ok(s) => {
-                        self.senders.insert(key, s);
-                    }
-                    Err(e) => {
-                        warn!("{}: cannot send from {}: {e}", link.name, a.src);
-                        return;
-                    }
-                }
+            if let Err(e) = self.open_sender(a.iface, a.src) {
+                warn!("{e}");
+                return;
             }
             if let Some(sender) = self.senders.get(&key)
                 && let Err(e) = sender.send(a.dst, &a.bytes)
@@ -1162,13 +1212,37 @@ impl Daemon {
         }
     }
 
+    /// Resigns in the order the backups and clients need: every master's
+    /// priority-0 advert first (a backup's Skew_Time runs from it), then
+    /// every VIP removed, and only then the node's own shutdown (state
+    /// changes, notify scripts) and the extensions' (data plane, nftables,
+    /// control socket), which take milliseconds.
     fn shutdown(&mut self) {
+        let masters: Vec<InstanceId> = self
+            .node
+            .instances()
+            .filter(|(_, inst)| inst.state() == vrrp::State::Master)
+            .map(|(id, _)| id)
+            .collect();
+        for id in masters {
+            let adverts = self.render_adverts(id, 0);
+            self.send_adverts(&adverts);
+            // The node's own priority-0 advert, queued by Shutdown, is
+            // skipped by `drain`.
+            self.goodbyes_sent.insert(id);
+        }
+        for line in self.addresses.release_all(&mut self.rtnl) {
+            warn!("{line}");
+        }
         let now = self.clock.now();
         self.node.handle(now, Input::Shutdown);
         self.drain();
         self.with_extensions(|e, ctx| e.shutdown(ctx));
         self.drain();
         for line in self.addresses.release_all(&mut self.rtnl) {
+            warn!("{line}");
+        }
+        if let Some(line) = self.addresses.flush() {
             warn!("{line}");
         }
         self.report();

@@ -1,8 +1,11 @@
 //! The record of VIPs this daemon added, kept in a file (default under
 //! /run/vrlb/) so that a start after a crash removes what the crashed run
-//! left behind. One line per VIP: `ADDRESS/PREFIX DEVICE`. Rewritten
-//! whole (write then rename) on every change, so a crash mid-write leaves
-//! the old or the new list, never half of one.
+//! left behind. One line per VIP: `ADDRESS/PREFIX DEVICE`. Changes are
+//! recorded in memory and written by [`VipState::flush`], once per batch
+//! of changes (the daemon flushes after a batch's gratuitous ARPs are
+//! out, so the file is not on the takeover's path); the file is rewritten
+//! whole (write then rename), so a crash mid-write leaves the old or the
+//! new list, never half of one.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -24,6 +27,8 @@ pub struct Entry {
 pub struct VipState {
     path: PathBuf,
     entries: BTreeSet<Entry>,
+    /// Changed since the file was last written.
+    dirty: bool,
 }
 
 impl VipState {
@@ -33,6 +38,7 @@ impl VipState {
         VipState {
             path: path.to_path_buf(),
             entries: BTreeSet::new(),
+            dirty: false,
         }
     }
 
@@ -45,18 +51,34 @@ impl VipState {
         text.lines().filter_map(parse_line).collect()
     }
 
-    /// Records an added VIP.
+    /// Records an added VIP and writes the file.
     pub fn add(&mut self, e: Entry) -> std::io::Result<()> {
-        if self.entries.insert(e) {
-            self.save()?;
-        }
-        Ok(())
+        self.record(e);
+        self.flush()
     }
 
-    /// Forgets a removed VIP.
+    /// Forgets a removed VIP and writes the file.
     pub fn remove(&mut self, e: &Entry) -> std::io::Result<()> {
-        if self.entries.remove(e) {
+        self.forget(e);
+        self.flush()
+    }
+
+    /// Records an added VIP, in memory until [`VipState::flush`].
+    pub fn record(&mut self, e: Entry) {
+        self.dirty |= self.entries.insert(e);
+    }
+
+    /// Forgets a removed VIP, in memory until [`VipState::flush`].
+    pub fn forget(&mut self, e: &Entry) {
+        self.dirty |= self.entries.remove(e);
+    }
+
+    /// Writes the list if it changed since the last write. A failed write
+    /// is tried again at the next flush.
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        if self.dirty {
             self.save()?;
+            self.dirty = false;
         }
         Ok(())
     }
@@ -106,10 +128,20 @@ mod tests {
             dev: "eth1".into(),
         };
         let mut s = VipState::new(&path);
-        s.add(a.clone()).unwrap();
+        s.record(a.clone());
+        // Nothing is written before a flush.
+        assert!(!path.exists());
+        s.record(b.clone());
+        s.forget(&a);
+        s.record(a.clone());
+        s.flush().unwrap();
+        // A flush with no change since leaves the file alone.
+        std::fs::remove_file(&path).unwrap();
+        s.flush().unwrap();
+        assert!(!path.exists());
+        // add and remove write at once.
+        s.remove(&b).unwrap();
         s.add(b.clone()).unwrap();
-        s.remove(&a).unwrap();
-        s.add(a.clone()).unwrap();
         // "Crash": a new run reads the file.
         let mut text = std::fs::read_to_string(&path).unwrap();
         text.push_str("garbage\n");

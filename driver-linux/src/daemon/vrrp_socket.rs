@@ -20,7 +20,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use nix::sys::socket::{
     ControlMessageOwned, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, setsockopt, sockopt,
 };
-use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use socket2::{Domain, Protocol, SockAddr, SockFilter, Socket, Type};
 use vrlb_core::wire::smol::Ipv4Packet;
 use vrlb_core::wire::vrrp::{MULTICAST_V4, MULTICAST_V6, PROTOCOL, TTL};
 
@@ -299,6 +299,16 @@ impl Sender {
             Family::V6
         };
         let socket = raw_socket(family)?;
+        // A raw socket is handed every VRRP packet that matches it (a
+        // unicast advert to `src`); a sender never reads, so a filter that
+        // accepts nothing keeps its queue empty (the daemon opens senders
+        // ahead of need, on backups too).
+        socket.attach_filter(&[SockFilter::new(
+            (libc::BPF_RET | libc::BPF_K) as u16,
+            0,
+            0,
+            0,
+        )])?;
         socket.bind_device(Some(ifname.as_bytes()))?;
         match src {
             IpAddr::V4(a) => {
