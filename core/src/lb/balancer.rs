@@ -20,7 +20,7 @@ use super::server::{NONE, RealServer, ServerId, ServerSlot, SlotState};
 use super::service::{Protocol, ServiceConfig, ServiceId, ServiceKey, ServiceSlot};
 use super::stats::Stats;
 use super::storage::{CONNECTIONS_MAX, Layout, SERVERS_PER_SERVICE_MAX, Storage};
-use super::tcp::{TcpState, next_state};
+use super::tcp::{TcpState, keeps_state, next_state, timeout_ticks};
 use crate::time::{Duration, Instant};
 
 /// Packets [`Balancer::classify_batch`] looks up together.
@@ -796,6 +796,7 @@ impl<'a> Balancer<'a> {
     /// Runs the expiry pass up to `now_tick`: connections first, then
     /// templates (so a template whose last connection expires in the same
     /// pass goes too).
+    #[inline(never)]
     pub(super) fn expire(&mut self, now_tick: u64) {
         if !self.table.behind(now_tick) {
             return;
@@ -900,13 +901,36 @@ impl<'a> Balancer<'a> {
     /// records the decision. No allocation; O(1) memory touched on average
     /// (O(log n) tree nodes when a new flow changes a server's counts).
     pub fn classify(&mut self, now: Instant, flow: &Flow) -> Verdict {
-        let now = self.clamp(now);
-        let now_tick = tick_of(now.as_micros());
-        self.expire(now_tick);
+        let now_tick = self.advance(now);
         let key = conn_key(flow);
         let hash = self.table.hash(&key);
         let found = self.table.find(hash, &key);
+        if let Some(s) = found {
+            if let Some(v) = self.hit(s, flow, now_tick) {
+                return v;
+            }
+        }
+        self.classify_slow(now_tick, flow, hash, found)
+    }
+
+    /// [`Self::classify_found`] for one flow. The key is built again here
+    /// so the fast path can keep its copy in registers.
+    #[inline(never)]
+    fn classify_slow(&mut self, now_tick: u64, flow: &Flow, hash: u32, found: Option<u32>) -> Verdict {
+        let key = conn_key(flow);
         self.classify_found(now_tick, flow, &key, hash, found)
+    }
+
+    /// Moves the clock to `now` (never back) and runs the expiry pass when
+    /// a tick is due; the current tick.
+    #[inline(always)]
+    fn advance(&mut self, now: Instant) -> u64 {
+        let now = self.clamp(now);
+        let now_tick = tick_of(now.as_micros());
+        if self.table.behind(now_tick) {
+            self.expire(now_tick);
+        }
+        now_tick
     }
 
     /// [`Self::classify`] for each of `flows` in order, all at `now`, the
@@ -920,9 +944,7 @@ impl<'a> Balancer<'a> {
         if flows.is_empty() || verdicts.is_empty() {
             return;
         }
-        let now = self.clamp(now);
-        let now_tick = tick_of(now.as_micros());
-        self.expire(now_tick);
+        let now_tick = self.advance(now);
         for (flows, out) in flows
             .chunks(CLASSIFY_BATCH)
             .zip(verdicts.chunks_mut(CLASSIFY_BATCH))
@@ -952,13 +974,63 @@ impl<'a> Balancer<'a> {
             // against the full key, and the index is searched when it fails.
             for i in 0..n {
                 let found = self.table.find_hinted(hashes[i], &keys[i], hints[i]);
-                out[i] = self.classify_found(now_tick, &flows[i], &keys[i], hashes[i], found);
+                out[i] = match found.and_then(|s| self.hit(s, &flows[i], now_tick)) {
+                    Some(v) => v,
+                    None => self.classify_found(now_tick, &flows[i], &keys[i], hashes[i], found),
+                };
             }
         }
     }
 
-    /// The rest of `classify` once the connection lookup is done.
-    #[inline]
+    /// A packet of tracked connection `s` that changes nothing but the
+    /// expiry: a TCP packet without SYN that leaves the state as it is (an
+    /// ACK in ESTABLISHED), or any UDP or SCTP packet, on a server still
+    /// configured. The same outcome as [`Self::existing`] with fewer
+    /// instructions: no state machine, no counts, no copy of the slot, and
+    /// the slot is written only when its expiry tick moves. `None`, having
+    /// changed nothing, for every other packet.
+    #[inline(always)]
+    fn hit(&mut self, s: u32, flow: &Flow, now_tick: u64) -> Option<Verdict> {
+        let slot = &self.table.slots[s as usize];
+        let ticks = match slot.proto {
+            6 => {
+                let f = flow.tcp_flags.0;
+                // A SYN may reopen the connection (`existing`).
+                if f & TcpFlags::SYN.0 != 0 || !keeps_state(slot.state, f) {
+                    return None;
+                }
+                u64::from(timeout_ticks(slot.state))
+            }
+            17 => ticks_for_secs(self.cfg.udp_timeout_s),
+            _ => ticks_for_secs(self.cfg.sctp_timeout_s),
+        };
+        let (server, old) = (slot.server, slot.expires);
+        let sv = &self.pools.servers[server as usize];
+        if !sv.available() {
+            return None;
+        }
+        let verdict = Verdict::Forward {
+            server: ServerId(server),
+            addr: sv.cfg.addr,
+            port: sv.cfg.port,
+            method: sv.cfg.method,
+            tracked: true,
+        };
+        #[cfg(feature = "sync")]
+        if self.journal.on {
+            self.sync_on_use(s, old, ticks, now_tick);
+        }
+        let expires = (now_tick + ticks) as u32;
+        if expires != old {
+            self.table.set_expiry(s, expires);
+        }
+        self.stats.conn_hits += 1;
+        Some(verdict)
+    }
+
+    /// The rest of `classify` once the connection lookup is done: every
+    /// packet but [`Self::hit`]'s.
+    #[inline(never)]
     fn classify_found(
         &mut self,
         now_tick: u64,

@@ -166,6 +166,13 @@ impl ConnSlot {
     }
 }
 
+/// The last four bytes of a 16-byte address (all of an IPv4 address kept
+/// IPv4-mapped), as they lie in memory.
+#[inline(always)]
+const fn low32(addr: [u8; 16]) -> u32 {
+    u32::from_ne_bytes([addr[12], addr[13], addr[14], addr[15]])
+}
+
 impl Default for ConnSlot {
     fn default() -> Self {
         ConnSlot::EMPTY
@@ -186,6 +193,16 @@ pub(crate) struct Key {
 }
 
 impl Key {
+    /// Ports, service, protocol and kind as one word.
+    #[inline(always)]
+    fn tail(&self) -> u64 {
+        u64::from(self.cport)
+            | u64::from(self.vport) << 16
+            | u64::from(self.svc) << 32
+            | u64::from(self.proto) << 48
+            | u64::from(self.kind) << 56
+    }
+
     pub const EMPTY: Key = Key {
         caddr: [0; 16],
         vaddr: [0; 16],
@@ -318,15 +335,17 @@ impl<'a> ConnTable<'a> {
     #[inline]
     pub fn hash(&self, k: &Key) -> u32 {
         let mut h = self.hasher.build_hasher();
-        h.write_u128(u128::from_ne_bytes(k.caddr));
-        h.write_u128(u128::from_ne_bytes(k.vaddr));
-        h.write_u64(
-            u64::from(k.cport)
-                | u64::from(k.vport) << 16
-                | u64::from(k.svc) << 32
-                | u64::from(k.proto) << 48
-                | u64::from(k.kind) << 56,
-        );
+        if k.kind & KIND_V6 == 0 {
+            // IPv4: the addresses are IPv4-mapped, so only their last four
+            // bytes vary and the key fits one 128-bit write: one seeded
+            // multiply in all.
+            let addrs = u64::from(low32(k.caddr)) | u64::from(low32(k.vaddr)) << 32;
+            h.write_u128(u128::from(k.tail()) << 64 | u128::from(addrs));
+        } else {
+            h.write_u128(u128::from_ne_bytes(k.caddr));
+            h.write_u128(u128::from_ne_bytes(k.vaddr));
+            h.write_u64(k.tail());
+        }
         let x = h.finish();
         (x ^ (x >> 32)) as u32
     }
@@ -605,12 +624,19 @@ impl<'a> ConnTable<'a> {
     /// Sets `s`'s expiry tick; re-files it only when it moves earlier.
     #[inline]
     pub fn set_expiry(&mut self, s: u32, expires: u32) {
-        let old = self.slots[s as usize].expires;
-        self.slots[s as usize].expires = expires;
+        let slot = &mut self.slots[s as usize];
+        let old = slot.expires;
+        slot.expires = expires;
         if tick_before(expires, old) {
-            self.unlink(s);
-            self.link(s);
+            self.refile(s);
         }
+    }
+
+    /// Files `s` again under its (earlier) expiry.
+    #[inline(never)]
+    fn refile(&mut self, s: u32) {
+        self.unlink(s);
+        self.link(s);
     }
 
     /// The next slot whose expiry tick is before `now_tick`, taken off the

@@ -133,6 +133,59 @@ pub const fn next_state(cur: TcpState, syn: bool, fin: bool, ack: bool, rst: boo
     INPUT_ONLY[row][cur as usize]
 }
 
+/// For each flags byte (`flags & 0x1f`: FIN 0x01, SYN 0x02, RST 0x04, ACK
+/// 0x10), a bit per state that such a packet leaves as it is.
+const KEEPS: [u32; 32] = {
+    let mut keeps = [0u32; 32];
+    let mut f = 0;
+    while f < 32 {
+        let (fin, syn, rst, ack) = (f & 0x01 != 0, f & 0x02 != 0, f & 0x04 != 0, f & 0x10 != 0);
+        let mut cur = 0;
+        while cur < STATES.len() {
+            let new = next_state(STATES[cur], syn, fin, ack, rst);
+            if new as usize == cur {
+                keeps[f] |= 1 << cur;
+            }
+            cur += 1;
+        }
+        f += 1;
+    }
+    keeps
+};
+
+/// Whether a client packet with TCP flags byte `flags` leaves the state
+/// stored as `cur` unchanged ([`next_state`] gives it back); false for a
+/// byte that is not a state. One table lookup: the hit path's test for
+/// "nothing to count".
+#[inline]
+pub(crate) const fn keeps_state(cur: u8, flags: u8) -> bool {
+    cur < 32 && (KEEPS[(flags & 0x1f) as usize] >> cur) & 1 != 0
+}
+
+/// Each state's default timeout in wheel ticks, by state byte (the bytes
+/// from 11 on are not states: CLOSE's, as [`TcpState::from_u8`] reads them).
+const TIMEOUT_TICKS: [u32; 12] = {
+    let mut t = [0u32; 12];
+    let mut i = 0;
+    while i < 12 {
+        let secs = TcpState::from_u8(i as u8).default_timeout_s();
+        t[i] = super::conn::ticks_for_secs(secs) as u32;
+        i += 1;
+    }
+    t
+};
+
+/// [`TcpState::default_timeout_s`] of a stored state byte, in ticks.
+#[inline]
+pub(crate) const fn timeout_ticks(state: u8) -> u32 {
+    let i = if (state as usize) < STATES.len() {
+        state as usize
+    } else {
+        STATES.len()
+    };
+    TIMEOUT_TICKS[i]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,6 +213,26 @@ mod tests {
         assert_eq!(TcpState::Established.default_timeout_s(), 900);
         for (i, s) in STATES.iter().enumerate() {
             assert_eq!(TcpState::from_u8(i as u8), *s);
+        }
+    }
+
+    #[test]
+    fn byte_tables_agree_with_the_state_machine() {
+        for cur in 0..=255u8 {
+            for flags in 0..=255u8 {
+                let f = |bit: u8| flags & bit != 0;
+                let want = usize::from(cur) < STATES.len() && {
+                    let state = STATES[usize::from(cur)];
+                    next_state(state, f(0x02), f(0x01), f(0x10), f(0x04)) == state
+                };
+                assert_eq!(keeps_state(cur, flags), want, "state {cur}, flags {flags:#x}");
+            }
+            let secs = TcpState::from_u8(cur).default_timeout_s();
+            assert_eq!(
+                u64::from(timeout_ticks(cur)),
+                crate::lb::conn::ticks_for_secs(secs),
+                "state byte {cur}"
+            );
         }
     }
 }

@@ -1,0 +1,197 @@
+//! Fixed-count loops over the established-flow hit path, for counting
+//! instructions with callgrind (the machine is shared, so timings are
+//! noisy; instruction counts are not). The same table and probes as
+//! `lb_classify`'s established group: 1 M connections, wlc over 64
+//! servers, ACKs in a fixed pseudo-random order, and the hashbrown
+//! baseline with a keyed foldhash. Each loop is its own non-inlined
+//! function so callgrind can count it alone:
+//!
+//! ```sh
+//! cargo bench -p vrlb-benches --bench lb_hit_count --no-run
+//! B=$(ls -t target/release/deps/lb_hit_count-* | grep -v '\.d$' | head -1)
+//! for f in classify classify_batch get get_mut; do
+//!   valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+//!     --toggle-collect="lb_hit_count::run_$f" $B 2>&1 | grep Collected
+//! done
+//! ```
+//!
+//! Each loop runs `PROBES` packets: divide the collected count by it. Run
+//! natively it prints the nanoseconds per packet of each loop (one pass,
+//! a rough figure; criterion's `lb_classify` gives the real ones).
+
+use std::hash::{Hash, Hasher};
+use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr};
+
+use vrlb_core::Instant;
+use vrlb_core::lb::*;
+
+const N: u64 = 1_000_000;
+const PROBES: u64 = 100_000;
+const VIP: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10));
+
+fn leak<T: Clone>(v: T, n: usize) -> &'static mut [T] {
+    Box::leak(vec![v; n].into_boxed_slice())
+}
+
+fn balancer() -> Balancer<'static> {
+    let layout = Layout {
+        services: 1,
+        servers_per_service: 64,
+        mh_table_max: 0,
+        connections: 1 << 20,
+    };
+    let storage = Storage {
+        services: leak(ServiceSlot::EMPTY, layout.service_slots()),
+        servers: leak(ServerSlot::EMPTY, layout.server_slots()),
+        tree: leak(0u16, layout.tree_nodes()),
+        mh: leak(0u16, layout.mh_entries()),
+        conns: leak(ConnSlot::EMPTY, layout.conn_slots()),
+        index: leak(0u8, layout.index_bytes()),
+        wheel: leak(0u32, layout.wheel_buckets()),
+    };
+    let mut b = Balancer::new(layout, storage, LbConfig::DEFAULT, 7, Instant::ZERO).unwrap();
+    let svc = b
+        .add_service(ServiceConfig::new(
+            ServiceKey::Addr {
+                protocol: Protocol::Tcp,
+                vip: VIP,
+                port: 80,
+            },
+            Scheduler::Wlc,
+        ))
+        .unwrap();
+    for i in 0..64u32 {
+        let addr = IpAddr::V4(Ipv4Addr::from(0xC633_6400u32 + i)); // from 198.51.100.0
+        b.add_server(svc, RealServer::new(addr, 80).with_weight(1 + i % 4))
+            .unwrap();
+    }
+    b
+}
+
+fn client(i: u64) -> (IpAddr, u16) {
+    (
+        IpAddr::V4(Ipv4Addr::from(
+            0xCB00_7100u32.wrapping_add((i >> 16) as u32),
+        )),
+        (i & 0xffff) as u16,
+    )
+}
+
+fn probe(k: u64) -> u64 {
+    (k.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11) % N
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Key {
+    caddr: u128,
+    vaddr: u128,
+    ports: u64,
+}
+
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        h.write_u128(self.caddr);
+        h.write_u128(self.vaddr);
+        h.write_u64(self.ports);
+    }
+}
+
+fn key(i: u64) -> Key {
+    let (src, port) = client(i);
+    let IpAddr::V4(v4) = src else { unreachable!() };
+    let IpAddr::V4(vip) = VIP else { unreachable!() };
+    Key {
+        caddr: u128::from(v4.to_ipv6_mapped()),
+        vaddr: u128::from(vip.to_ipv6_mapped()),
+        ports: u64::from(port) | 80 << 16 | 6 << 48,
+    }
+}
+
+type Map = hashbrown::HashMap<Key, (u16, u8, u32), foldhash::fast::FixedState>;
+
+#[inline(never)]
+fn run_classify(b: &mut Balancer<'_>, now: Instant) -> u64 {
+    let mut hits = 0;
+    for k in 0..PROBES {
+        let (src, port) = client(probe(k));
+        let v = b.classify(now, &Flow::tcp(src, port, VIP, 80, TcpFlags::ACK));
+        hits += u64::from(matches!(black_box(v), Verdict::Forward { .. }));
+    }
+    hits
+}
+
+#[inline(never)]
+fn run_classify_batch(b: &mut Balancer<'_>, now: Instant) -> u64 {
+    let mut flows = [Flow::tcp(VIP, 0, VIP, 80, TcpFlags::ACK); 32];
+    let mut verdicts = [Verdict::NotVirtual; 32];
+    let mut hits = 0;
+    let mut k = 0;
+    while k < PROBES {
+        for f in flows.iter_mut() {
+            let (src, port) = client(probe(k));
+            *f = Flow::tcp(src, port, VIP, 80, TcpFlags::ACK);
+            k += 1;
+        }
+        b.classify_batch(now, &flows, &mut verdicts);
+        hits += black_box(&verdicts)
+            .iter()
+            .filter(|v| matches!(v, Verdict::Forward { .. }))
+            .count() as u64;
+    }
+    hits
+}
+
+#[inline(never)]
+fn run_get(map: &Map) -> u64 {
+    let mut hits = 0;
+    for k in 0..PROBES {
+        hits += u64::from(black_box(map.get(&key(probe(k))).copied()).is_some());
+    }
+    hits
+}
+
+#[inline(never)]
+fn run_get_mut(map: &mut Map) -> u64 {
+    let mut hits = 0;
+    for k in 0..PROBES {
+        let v = map.get_mut(&key(probe(k))).map(|v| {
+            v.1 = 4;
+            v.2 = k as u32;
+            v.0
+        });
+        hits += u64::from(black_box(v).is_some());
+    }
+    hits
+}
+
+fn timed(name: &str, f: impl FnOnce() -> u64) {
+    let t = std::time::Instant::now();
+    let hits = f();
+    let ns = t.elapsed().as_nanos() as f64 / PROBES as f64;
+    assert!(hits >= PROBES - 32, "{name}: {hits} hits of {PROBES}");
+    println!("{name}: {ns:.0} ns a packet ({hits} hits)");
+}
+
+fn main() {
+    let mut b = balancer();
+    let now = Instant::from_secs(1);
+    for i in 0..N {
+        let (src, port) = client(i);
+        b.classify(now, &Flow::tcp(src, port, VIP, 80, TcpFlags::SYN));
+        b.classify(now, &Flow::tcp(src, port, VIP, 80, TcpFlags::ACK));
+    }
+    assert_eq!(u64::from(b.tracked()), N);
+    let mut map: Map =
+        hashbrown::HashMap::with_capacity_and_hasher(N as usize, foldhash::fast::FixedState::with_seed(7));
+    for i in 0..N {
+        map.insert(key(i), ((i % 64) as u16, 1, 0));
+    }
+    // The hits land a little later each pass, as live traffic's would.
+    timed("classify", || run_classify(&mut b, Instant::from_millis(1050)));
+    timed("classify_batch", || {
+        run_classify_batch(&mut b, Instant::from_millis(1100))
+    });
+    timed("hashbrown get", || run_get(&map));
+    timed("hashbrown get_mut", || run_get_mut(&mut map));
+}
