@@ -20,7 +20,7 @@ use super::server::{NONE, RealServer, ServerId, ServerSlot, SlotState};
 use super::service::{Protocol, ServiceConfig, ServiceId, ServiceKey, ServiceSlot};
 use super::stats::Stats;
 use super::storage::{CONNECTIONS_MAX, Layout, SERVERS_PER_SERVICE_MAX, Storage};
-use super::tcp::{TcpState, keeps_state, next_state, timeout_ticks};
+use super::tcp::{TcpState, next_state, quiet_ticks};
 use crate::time::{Duration, Instant};
 
 /// Packets [`Balancer::classify_batch`] looks up together.
@@ -993,14 +993,10 @@ impl<'a> Balancer<'a> {
     fn hit(&mut self, s: u32, flow: &Flow, now_tick: u64) -> Option<Verdict> {
         let slot = &self.table.slots[s as usize];
         let ticks = match slot.proto {
-            6 => {
-                let f = flow.tcp_flags.0;
-                // A SYN may reopen the connection (`existing`).
-                if f & TcpFlags::SYN.0 != 0 || !keeps_state(slot.state, f) {
-                    return None;
-                }
-                u64::from(timeout_ticks(slot.state))
-            }
+            6 => match quiet_ticks(slot.state, flow.tcp_flags.0) {
+                0 => return None,
+                t => u64::from(t),
+            },
             17 => ticks_for_secs(self.cfg.udp_timeout_s),
             _ => ticks_for_secs(self.cfg.sctp_timeout_s),
         };
