@@ -7,13 +7,6 @@ use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 #[inline]
 pub(crate) fn to16(ip: IpAddr) -> ([u8; 16], bool) {
     match ip {
-        IpAddr::V4(v4) if cfg!(target_endian = "little") => {
-            // `to_ipv6_mapped().octets()` built as one word (::ffff: in
-            // bytes 10 and 11, the address in 12 to 15): a few integer
-            // instructions on the fast path instead of byte shuffles.
-            let high = u64::from(u32::from_ne_bytes(v4.octets())) << 32 | 0xffff << 16;
-            ((u128::from(high) << 64).to_ne_bytes(), false)
-        }
         IpAddr::V4(v4) => (v4.to_ipv6_mapped().octets(), false),
         IpAddr::V6(v6) => (v6.octets(), true),
     }
@@ -87,9 +80,6 @@ mod tests {
         assert_eq!(from16(x, v6), a);
         let (y, v6) = to16(b);
         assert_eq!(from16(y, v6), b);
-        for v4 in [Ipv4Addr::new(192, 0, 2, 77), Ipv4Addr::UNSPECIFIED, Ipv4Addr::BROADCAST] {
-            assert_eq!(to16(IpAddr::V4(v4)), (v4.to_ipv6_mapped().octets(), false));
-        }
         assert_eq!(fold(a), 0xC000_024D);
     }
 }

@@ -5,7 +5,7 @@
 //! inactive counts, thresholds), TCP state transitions, persistence and
 //! expiry. Never does I/O, reads a clock or allocates.
 
-use core::net::IpAddr;
+use core::net::{IpAddr, Ipv4Addr};
 
 use super::addr::{from16, to16};
 use super::classify::{DropReason, Flow, TcpFlags, Verdict};
@@ -902,7 +902,29 @@ impl<'a> Balancer<'a> {
     /// (O(log n) tree nodes when a new flow changes a server's counts).
     pub fn classify(&mut self, now: Instant, flow: &Flow) -> Verdict {
         let now_tick = self.advance(now);
-        let key = conn_key(flow);
+        // The fast path reads each field of the flow at its own width (a
+        // tag byte, the four bytes of an IPv4 address, a port) and keeps
+        // the key in registers: the caller has usually just written the
+        // flow, and its stores are then forwarded to these loads. A load
+        // wider than the store it reads, or spanning two, waits until the
+        // stores reach the cache, that is until everything before them has
+        // retired, the previous packet's cache misses included: the misses
+        // of consecutive packets would no longer overlap.
+        match (flow.src, flow.dst) {
+            (IpAddr::V4(c), IpAddr::V4(v)) => self.classify_key(now_tick, flow, conn_key_v4(flow, c, v)),
+            _ => self.classify_any(now_tick, flow),
+        }
+    }
+
+    /// [`Self::classify`] of a flow that is not IPv4.
+    #[inline(never)]
+    fn classify_any(&mut self, now_tick: u64, flow: &Flow) -> Verdict {
+        self.classify_key(now_tick, flow, conn_key_any(flow))
+    }
+
+    /// [`Self::classify`] once the key is built.
+    #[inline(always)]
+    fn classify_key(&mut self, now_tick: u64, flow: &Flow, key: Key) -> Verdict {
         let hash = self.table.hash(&key);
         let found = self.table.find(hash, &key);
         if let Some(s) = found {
@@ -1526,8 +1548,33 @@ fn apply_config(s: &mut ServerSlot, rs: RealServer, add: bool) {
     s.cfg = rs;
 }
 
-#[inline]
+/// The connection key of `flow`, IPv4 first (see [`Balancer::classify`]
+/// for why each field is read at its own width).
+#[inline(always)]
 pub(super) fn conn_key(flow: &Flow) -> Key {
+    if let (IpAddr::V4(c), IpAddr::V4(v)) = (flow.src, flow.dst) {
+        return conn_key_v4(flow, c, v);
+    }
+    conn_key_any(flow)
+}
+
+/// [`conn_key`] of an IPv4 flow from `c` to `v`.
+#[inline(always)]
+fn conn_key_v4(flow: &Flow, c: Ipv4Addr, v: Ipv4Addr) -> Key {
+    Key {
+        caddr: c.to_ipv6_mapped().octets(),
+        vaddr: v.to_ipv6_mapped().octets(),
+        cport: flow.src_port,
+        vport: flow.dst_port,
+        svc: 0,
+        proto: flow.protocol,
+        kind: KIND_CONN,
+    }
+}
+
+/// [`conn_key`] of any flow.
+#[inline(never)]
+fn conn_key_any(flow: &Flow) -> Key {
     let (caddr, v6) = to16(flow.src);
     let (vaddr, _) = to16(flow.dst);
     Key {

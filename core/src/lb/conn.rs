@@ -193,12 +193,17 @@ pub(crate) struct Key {
 }
 
 impl Key {
-    /// Ports, service, protocol and kind as one word.
+    /// Ports, service, protocol and kind as one word. Not in the order
+    /// of a `Flow`'s fields: with the client port in the low bits and the
+    /// virtual port next, the compiler reads both ports of a just-written
+    /// flow with one load over two stores, and with the client port
+    /// shifted by 16 it reads it with a four-byte load (see
+    /// `Balancer::classify`).
     #[inline(always)]
     fn tail(&self) -> u64 {
-        u64::from(self.cport)
-            | u64::from(self.vport) << 16
-            | u64::from(self.svc) << 32
+        u64::from(self.vport)
+            | u64::from(self.svc) << 16
+            | u64::from(self.cport) << 32
             | u64::from(self.proto) << 48
             | u64::from(self.kind) << 56
     }
