@@ -185,8 +185,10 @@ fn main() {
         b.classify(now, &Flow::tcp(src, port, VIP, 80, TcpFlags::ACK));
     }
     assert_eq!(u64::from(b.tracked()), N);
-    let mut map: Map =
-        hashbrown::HashMap::with_capacity_and_hasher(N as usize, foldhash::fast::FixedState::with_seed(7));
+    let mut map: Map = hashbrown::HashMap::with_capacity_and_hasher(
+        N as usize,
+        foldhash::fast::FixedState::with_seed(7),
+    );
     for i in 0..N {
         map.insert(key(i), ((i % 64) as u16, 1, 0));
     }
@@ -207,11 +209,20 @@ fn main() {
             return;
         }
     }
-    for (name, mut v) in ["classify", "classify_batch", "hashbrown get", "hashbrown get_mut"]
-        .into_iter()
-        .zip(ns)
+    for (name, mut v) in [
+        "classify",
+        "classify_batch",
+        "hashbrown get",
+        "hashbrown get_mut",
+    ]
+    .into_iter()
+    .zip(ns)
     {
         v.sort_by(f64::total_cmp);
-        println!("{name}: {:.0} ns a packet (fastest of {ROUNDS}), median {:.0}", v[0], v[ROUNDS / 2]);
+        println!(
+            "{name}: {:.0} ns a packet (fastest of {ROUNDS}), median {:.0}",
+            v[0],
+            v[ROUNDS / 2]
+        );
     }
 }

@@ -911,7 +911,9 @@ impl<'a> Balancer<'a> {
         // retired, the previous packet's cache misses included: the misses
         // of consecutive packets would no longer overlap.
         match (flow.src, flow.dst) {
-            (IpAddr::V4(c), IpAddr::V4(v)) => self.classify_key(now_tick, flow, conn_key_v4(flow, c, v)),
+            (IpAddr::V4(c), IpAddr::V4(v)) => {
+                self.classify_key(now_tick, flow, conn_key_v4(flow, c, v))
+            }
             _ => self.classify_any(now_tick, flow),
         }
     }
@@ -938,7 +940,13 @@ impl<'a> Balancer<'a> {
     /// [`Self::classify_found`] for one flow. The key is built again here
     /// so the fast path can keep its copy in registers.
     #[inline(never)]
-    fn classify_slow(&mut self, now_tick: u64, flow: &Flow, hash: u32, found: Option<u32>) -> Verdict {
+    fn classify_slow(
+        &mut self,
+        now_tick: u64,
+        flow: &Flow,
+        hash: u32,
+        found: Option<u32>,
+    ) -> Verdict {
         let key = conn_key(flow);
         self.classify_found(now_tick, flow, &key, hash, found)
     }

@@ -222,7 +222,10 @@ mod tests {
         }
         // The common case: an ACK in ESTABLISHED keeps it for 15 minutes.
         let es = TcpState::Established as u8;
-        assert_eq!(u64::from(quiet_ticks(es, 0x10)), crate::lb::conn::ticks_for_secs(900));
+        assert_eq!(
+            u64::from(quiet_ticks(es, 0x10)),
+            crate::lb::conn::ticks_for_secs(900)
+        );
         assert_eq!(quiet_ticks(es, 0x12), 0, "a SYN takes the full path");
         assert_eq!(quiet_ticks(es, 0x11), 0, "FIN: ESTABLISHED to FIN_WAIT");
     }
