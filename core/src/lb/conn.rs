@@ -5,9 +5,9 @@
 //! balancer does.
 //!
 //! Memory: one [`ConnSlot`] is 64 bytes, one cache line (size and alignment
-//! asserted at compile time), and holds
-//! IPv4 or IPv6 flows; the index adds 1 tag byte per slot and 1 overflow
-//! byte per group of 16 slots (65.06 bytes a slot in all); the wheel is at
+//! asserted at compile time), and holds IPv4 or IPv6 flows; the index adds
+//! 1 tag byte per slot and 1 overflow byte per group of 16 slots (65.06
+//! bytes a slot in all); the wheel is at
 //! most 256 KiB. A table for `n` connections has at least `8n/7` slots (load
 //! at most 7/8), so a full table costs 74.4 bytes per tracked connection.
 //!
