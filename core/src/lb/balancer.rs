@@ -930,7 +930,8 @@ impl<'a> Balancer<'a> {
         let hash = self.table.hash(&key);
         let found = self.table.find(hash, &key);
         if let Some(s) = found {
-            if let Some(v) = self.hit(s, flow, now_tick) {
+            let mut v = Verdict::NotVirtual;
+            if self.hit(s, flow, now_tick, &mut v) {
                 return v;
             }
         }
@@ -1004,10 +1005,16 @@ impl<'a> Balancer<'a> {
             // against the full key, and the index is searched when it fails.
             for i in 0..n {
                 let found = self.table.find_hinted(hashes[i], &keys[i], hints[i]);
-                out[i] = match found.and_then(|s| self.hit(s, &flows[i], now_tick)) {
-                    Some(v) => v,
-                    None => self.classify_found(now_tick, &flows[i], &keys[i], hashes[i], found),
+                // The verdict is written in place: built elsewhere and
+                // copied, it would be read back over the stores that built
+                // it, a load that waits for them to reach the cache.
+                let hit = match found {
+                    Some(s) => self.hit(s, &flows[i], now_tick, &mut out[i]),
+                    None => false,
                 };
+                if !hit {
+                    out[i] = self.classify_found(now_tick, &flows[i], &keys[i], hashes[i], found);
+                }
             }
         }
     }
@@ -1017,14 +1024,14 @@ impl<'a> Balancer<'a> {
     /// ACK in ESTABLISHED), or any UDP or SCTP packet, on a server still
     /// configured. The same outcome as [`Self::existing`] with fewer
     /// instructions: no state machine, no counts, no copy of the slot, and
-    /// the slot is written only when its expiry tick moves. `None`, having
-    /// changed nothing, for every other packet.
+    /// the slot is written only when its expiry tick moves; the verdict goes
+    /// to `out`. False, having changed nothing, for every other packet.
     #[inline(always)]
-    fn hit(&mut self, s: u32, flow: &Flow, now_tick: u64) -> Option<Verdict> {
+    fn hit(&mut self, s: u32, flow: &Flow, now_tick: u64, out: &mut Verdict) -> bool {
         let slot = &self.table.slots[s as usize];
         let ticks = match slot.proto {
             6 => match quiet_ticks(slot.state, flow.tcp_flags.0) {
-                0 => return None,
+                0 => return false,
                 t => u64::from(t),
             },
             17 => ticks_for_secs(self.cfg.udp_timeout_s),
@@ -1033,9 +1040,9 @@ impl<'a> Balancer<'a> {
         let (server, old) = (slot.server, slot.expires);
         let sv = &self.pools.servers[server as usize];
         if !sv.available() {
-            return None;
+            return false;
         }
-        let verdict = Verdict::Forward {
+        *out = Verdict::Forward {
             server: ServerId(server),
             addr: sv.cfg.addr,
             port: sv.cfg.port,
@@ -1051,7 +1058,7 @@ impl<'a> Balancer<'a> {
             self.table.set_expiry(s, expires);
         }
         self.stats.conn_hits += 1;
-        Some(verdict)
+        true
     }
 
     /// The rest of `classify` once the connection lookup is done: every
