@@ -918,6 +918,13 @@ impl<'a> Balancer<'a> {
         }
     }
 
+    /// The key of a flow that is not IPv4, into `key`, and its hash.
+    #[inline(never)]
+    fn key_any(&self, flow: &Flow, key: &mut Key) -> u32 {
+        *key = conn_key_any(flow);
+        self.table.hash(key)
+    }
+
     /// [`Self::classify`] of a flow that is not IPv4.
     #[inline(never)]
     fn classify_any(&mut self, now_tick: u64, flow: &Flow) -> Verdict {
@@ -987,8 +994,15 @@ impl<'a> Balancer<'a> {
             // Keys and hashes first, then the tag reads in a loop of their
             // own, so all of them are in flight together.
             for i in 0..n {
-                keys[i] = conn_key(&flows[i]);
-                hashes[i] = self.table.hash(&keys[i]);
+                // As in `classify`: IPv4 keys built and hashed in registers.
+                hashes[i] = match (flows[i].src, flows[i].dst) {
+                    (IpAddr::V4(c), IpAddr::V4(v)) => {
+                        let key = conn_key_v4(&flows[i], c, v);
+                        keys[i] = key;
+                        self.table.hash(&key)
+                    }
+                    _ => self.key_any(&flows[i], &mut keys[i]),
+                };
             }
             for i in 0..n {
                 hints[i] = self.table.candidate(hashes[i]);
