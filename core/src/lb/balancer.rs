@@ -1008,10 +1008,22 @@ impl<'a> Balancer<'a> {
                 hints[i] = self.table.candidate(hashes[i]);
             }
             // Slot reads: likewise; a hint survives if its slot's hash agrees.
+            let mut missed = false;
             for i in 0..n {
                 let h = hints[i];
-                if h != NIL && self.table.slots[h as usize].hash != hashes[i] {
+                if h == NIL || self.table.slots[h as usize].hash != hashes[i] {
                     hints[i] = NIL;
+                    missed = true;
+                }
+            }
+            // The few whose first guess was another key's slot (one in ten
+            // or so: 7-bit tags) look further, still together, so that
+            // their slots too are in cache for the decisions.
+            if missed {
+                for i in 0..n {
+                    if hints[i] == NIL {
+                        hints[i] = self.table.find_hash(hashes[i]);
+                    }
                 }
             }
             // The decisions, in order. An earlier packet of the batch may

@@ -486,6 +486,26 @@ impl<'a> ConnTable<'a> {
         NIL
     }
 
+    /// The slot a lookup of a key with `hash` would most likely find: the
+    /// first, in [`Self::find`]'s order, whose tag and stored hash match
+    /// (`NIL` for none). Compares no key, reads no group past the second.
+    #[inline]
+    pub fn find_hash(&self, hash: u32) -> u32 {
+        let tag = tag_of(hash);
+        let (g1, g2) = self.homes(hash);
+        for g in [g1, g2] {
+            let mut m = match_bytes(self.tags(g), tag);
+            while m != 0 {
+                let s = (g << GROUP_SHIFT) | first_byte(m);
+                if self.slots.get(s as usize).is_some_and(|x| x.hash == hash) {
+                    return s;
+                }
+                m &= m - 1;
+            }
+        }
+        NIL
+    }
+
     /// [`Self::find`], trying slot `hint` first. Exact whatever the hint:
     /// the hint counts only while its tag is full and its key matches, and
     /// no two live slots share a key.
