@@ -1092,6 +1092,16 @@ mod tests {
                         prop_assert_eq!(t.find(hash_of(&t, i), &key(i)), want);
                         let hint = want.unwrap_or(0);
                         prop_assert_eq!(t.find_hinted(hash_of(&t, i), &key(i), hint), want);
+                        // The batch's guess: a live slot with that hash, or none.
+                        let h = hash_of(&t, i);
+                        let guess = t.find_hash(h);
+                        if guess != NIL {
+                            prop_assert!(t.is_live(guess) && t.slots[guess as usize].hash == h);
+                        }
+                        let (g1, g2) = t.homes(h);
+                        if let Some(s) = want.filter(|&s| s >> GROUP_SHIFT == g1 || s >> GROUP_SHIFT == g2) {
+                            prop_assert!(guess != NIL, "slot {} is in a home group", s);
+                        }
                     }
                     Op::SetExpiry(i, d) => {
                         if let Some(e) = model.get_mut(&i) {
