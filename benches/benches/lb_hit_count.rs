@@ -15,6 +15,11 @@
 //! done
 //! ```
 //!
+//! `VRLB_NEW_FLOWS=all` runs `lb_classify`'s new-flow loops instead, and
+//! `VRLB_NEW_FLOWS=wlc16_tree` (or `wlc16_linear`, `wlc4096_tree`,
+//! `wlc4096_linear`) only one, for `--toggle-collect=lb_hit_count::run_new_flows`
+//! (`PROBES` SYNs each).
+//!
 //! With `VRLB_ONE_ROUND=1` each loop runs once, `PROBES` (100,000) packets:
 //! divide the collected count by it. Run natively it prints the
 //! nanoseconds per packet of each loop, fastest and median of seven
@@ -37,11 +42,16 @@ fn leak<T: Clone>(v: T, n: usize) -> &'static mut [T] {
 }
 
 fn balancer() -> Balancer<'static> {
+    wlc(64, 1 << 20)
+}
+
+/// A wlc service over `servers` servers in a table of `connections`.
+fn wlc(servers: u16, connections: u32) -> Balancer<'static> {
     let layout = Layout {
         services: 1,
-        servers_per_service: 64,
+        servers_per_service: servers,
         mh_table_max: 0,
-        connections: 1 << 20,
+        connections,
     };
     let storage = Storage {
         services: leak(ServiceSlot::EMPTY, layout.service_slots()),
@@ -63,7 +73,7 @@ fn balancer() -> Balancer<'static> {
             Scheduler::Wlc,
         ))
         .unwrap();
-    for i in 0..64u32 {
+    for i in 0..u32::from(servers) {
         let addr = IpAddr::V4(Ipv4Addr::from(0xC633_6400u32 + i)); // from 198.51.100.0
         b.add_server(svc, RealServer::new(addr, 80).with_weight(1 + i % 4))
             .unwrap();
@@ -176,7 +186,64 @@ fn timed(name: &str, f: impl FnOnce() -> u64) -> f64 {
     ns
 }
 
+/// `lb_classify`'s new-flow groups: a SYN a millisecond, SYN_RECV lives
+/// 60 s, so about 60,000 live connections in a table of 256 K, warmed to
+/// that steady state first.
+fn new_flow_balancer(servers: u16, linear: bool) -> (Balancer<'static>, u64) {
+    let mut b = wlc(servers, 1 << 18);
+    b.set_linear_scan(linear);
+    let mut i = 0;
+    for _ in 0..70_000 {
+        i += 1;
+        let (src, port) = client(i);
+        b.classify(
+            Instant::from_millis(i),
+            &Flow::tcp(src, port, VIP, 80, TcpFlags::SYN),
+        );
+    }
+    (b, i)
+}
+
+#[inline(never)]
+fn run_new_flows(b: &mut Balancer<'_>, from: u64) -> u64 {
+    let mut tracked = 0;
+    for i in from + 1..=from + PROBES {
+        let (src, port) = client(i);
+        let v = b.classify(
+            Instant::from_millis(i),
+            &Flow::tcp(src, port, VIP, 80, TcpFlags::SYN),
+        );
+        tracked += u64::from(matches!(
+            black_box(v),
+            Verdict::Forward { tracked: true, .. }
+        ));
+    }
+    tracked
+}
+
+/// With `VRLB_NEW_FLOWS` set: the new-flow loops instead, all four or the
+/// one it names (for callgrind; natively, nanoseconds a flow of one pass).
+fn new_flows(only: &str) {
+    let runs = [
+        ("wlc16_tree", 16, false),
+        ("wlc16_linear", 16, true),
+        ("wlc4096_tree", 4096, false),
+        ("wlc4096_linear", 4096, true),
+    ];
+    for (name, servers, linear) in runs {
+        if only != "all" && only != name {
+            continue;
+        }
+        let (mut b, from) = new_flow_balancer(servers, linear);
+        let ns = timed(name, || run_new_flows(&mut b, from));
+        println!("new flow, {name}: {ns:.0} ns a flow");
+    }
+}
+
 fn main() {
+    if let Ok(only) = std::env::var("VRLB_NEW_FLOWS") {
+        return new_flows(&only);
+    }
     let mut b = balancer();
     let now = Instant::from_secs(1);
     for i in 0..N {
@@ -199,12 +266,15 @@ fn main() {
     let mut ns = [[0f64; ROUNDS]; 4];
     for r in 0..ROUNDS {
         let now = Instant::from_millis(1050 + 50 * r as u64);
-        // Fresh probes each round: none of them is in a cache yet.
-        let base = r as u64 * PROBES;
-        ns[0][r] = timed("classify", || run_classify(&mut b, now, base));
-        ns[1][r] = timed("classify_batch", || run_classify_batch(&mut b, now, base));
-        ns[2][r] = timed("get", || run_get(&map, base));
-        ns[3][r] = timed("get_mut", || run_get_mut(&mut map, base));
+        // Fresh probes for each loop of each round: none of them was
+        // touched since long before (the probe order walks all flows).
+        let base = |i: u64| (4 * r as u64 + i) * PROBES;
+        ns[0][r] = timed("classify", || run_classify(&mut b, now, base(0)));
+        ns[1][r] = timed("classify_batch", || {
+            run_classify_batch(&mut b, now, base(1))
+        });
+        ns[2][r] = timed("get", || run_get(&map, base(2)));
+        ns[3][r] = timed("get_mut", || run_get_mut(&mut map, base(3)));
         if std::env::var_os("VRLB_ONE_ROUND").is_some() {
             return;
         }
