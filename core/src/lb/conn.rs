@@ -352,7 +352,9 @@ impl<'a> ConnTable<'a> {
         if k.kind & KIND_V6 == 0 {
             // IPv4: the addresses are IPv4-mapped, so only their last four
             // bytes vary and the key fits one 128-bit write: one seeded
-            // multiply in all.
+            // multiply in all. (Any function of the key is a correct hash;
+            // a key whose bytes 0 to 11 differ, which no IPv4 packet
+            // gives, would only spread less well.)
             let addrs = u64::from(low32(k.caddr)) | u64::from(low32(k.vaddr)) << 32;
             h.write_u128(u128::from(k.tail()) << 64 | u128::from(addrs));
         } else {
