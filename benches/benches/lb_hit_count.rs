@@ -263,31 +263,32 @@ fn main() {
     // alike; the hits land a little later each round, as live traffic's
     // would (the expiry moves).
     const ROUNDS: usize = 7;
-    let mut ns = [[0f64; ROUNDS]; 4];
-    for r in 0..ROUNDS {
+    let mut ns = [[0f64; 4]; ROUNDS];
+    for (r, round) in ns.iter_mut().enumerate() {
         let now = Instant::from_millis(1050 + 50 * r as u64);
         // Fresh probes for each loop of each round: none of them was
         // touched since long before (the probe order walks all flows).
         let base = |i: u64| (4 * r as u64 + i) * PROBES;
-        ns[0][r] = timed("classify", || run_classify(&mut b, now, base(0)));
-        ns[1][r] = timed("classify_batch", || {
+        round[0] = timed("classify", || run_classify(&mut b, now, base(0)));
+        round[1] = timed("classify_batch", || {
             run_classify_batch(&mut b, now, base(1))
         });
-        ns[2][r] = timed("get", || run_get(&map, base(2)));
-        ns[3][r] = timed("get_mut", || run_get_mut(&mut map, base(3)));
+        round[2] = timed("get", || run_get(&map, base(2)));
+        round[3] = timed("get_mut", || run_get_mut(&mut map, base(3)));
         if std::env::var_os("VRLB_ONE_ROUND").is_some() {
             return;
         }
     }
-    for (name, mut v) in [
+    for (i, name) in [
         "classify",
         "classify_batch",
         "hashbrown get",
         "hashbrown get_mut",
     ]
     .into_iter()
-    .zip(ns)
+    .enumerate()
     {
+        let mut v = ns.map(|round| round[i]);
         v.sort_by(f64::total_cmp);
         println!(
             "{name}: {:.0} ns a packet (fastest of {ROUNDS}), median {:.0}",
