@@ -395,6 +395,7 @@ impl<'a> ConnTable<'a> {
     }
 
     /// Whether slot `s` holds an entry (its tag is full).
+    #[cfg(any(test, feature = "sync"))]
     #[inline]
     pub fn is_live(&self, s: u32) -> bool {
         (s as usize) < self.slots.len() && self.index[s as usize] & TAG_FULL != 0
