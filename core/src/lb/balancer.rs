@@ -899,7 +899,10 @@ impl<'a> Balancer<'a> {
     /// Decides where one client-to-VIP packet goes: its connection's
     /// server, else its persistence template's, else the scheduler's; and
     /// records the decision. No allocation; O(1) memory touched on average
-    /// (O(log n) tree nodes when a new flow changes a server's counts).
+    /// (O(log n) tree nodes when a new flow changes a server's counts). A
+    /// packet of a tracked connection that changes no state (an ACK in
+    /// ESTABLISHED, a UDP packet) reads its tags and its slot, and writes
+    /// only the slot's expiry, when that moves to a later tick.
     pub fn classify(&mut self, now: Instant, flow: &Flow) -> Verdict {
         let now_tick = self.advance(now);
         // The fast path reads each field of the flow at its own width (a
