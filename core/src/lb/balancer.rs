@@ -1617,7 +1617,7 @@ fn conn_key_v4(flow: &Flow, c: Ipv4Addr, v: Ipv4Addr) -> Key {
 }
 
 /// [`conn_key`] of any flow.
-#[inline(never)]
+#[inline]
 fn conn_key_any(flow: &Flow) -> Key {
     let (caddr, v6) = to16(flow.src);
     let (vaddr, _) = to16(flow.dst);
