@@ -7,7 +7,8 @@
 //!   the same lookup in a `hashbrown::HashMap` with a keyed foldhash, one
 //!   packet per call and 32 per `classify_batch` call (against 32 gets),
 //!   read-only (`get`) and read-modify-write (`get_mut` writing state and
-//!   expiry back, as `classify` does on a hit).
+//!   expiry back, as `classify` does on a hit once the clock has moved to
+//!   a later expiry tick: here it moves 1 us a packet).
 //!
 //! Run: `cargo bench -p vrlb-benches --bench lb_classify`. With
 //! `VRLB_BENCH_THP=1` every allocation of 4 MiB or more (vrlb's tables and
@@ -198,13 +199,24 @@ fn established(c: &mut Criterion) {
         b.classify(now, &Flow::tcp(src, port, VIP, 80, TcpFlags::ACK));
     }
     assert_eq!(b.tracked() as u64, N);
-    // Probe order: a fixed pseudo-random walk over the flows.
+    // The first packets' timer (SYN_RECV's 60 s) comes round at 61 s and
+    // re-files all the connections at once: let that happen here, not in
+    // a sample.
+    b.handle_timeout(Instant::from_secs(62));
+    assert_eq!(b.tracked() as u64, N);
+    // Probe order: a fixed pseudo-random walk over the flows. The clock
+    // moves 1 us a packet, so a flow's next packet (a million packets
+    // later) lands in a later 16 ms expiry tick and writes the new expiry
+    // back, as live traffic's would (and as `get_mut` below does).
     let probe = |k: u64| (k.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11) % N;
+    let mut clock = Instant::from_secs(62).as_micros();
     let mut k = 0u64;
     g.bench_function("vrlb_classify", |bench| {
         bench.iter(|| {
             k += 1;
+            clock += 1;
             let (src, port) = client(probe(k));
+            let now = Instant::from_micros(clock);
             black_box(b.classify(now, &Flow::tcp(src, port, VIP, 80, TcpFlags::ACK)))
         })
     });
@@ -220,7 +232,8 @@ fn established(c: &mut Criterion) {
                 let (src, port) = client(probe(k));
                 *f = Flow::tcp(src, port, VIP, 80, TcpFlags::ACK);
             }
-            b.classify_batch(now, &flows, &mut verdicts);
+            clock += 32;
+            b.classify_batch(Instant::from_micros(clock), &flows, &mut verdicts);
             black_box(&verdicts);
         })
     });

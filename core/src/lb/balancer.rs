@@ -5,7 +5,7 @@
 //! inactive counts, thresholds), TCP state transitions, persistence and
 //! expiry. Never does I/O, reads a clock or allocates.
 
-use core::net::IpAddr;
+use core::net::{IpAddr, Ipv4Addr};
 
 use super::addr::{from16, to16};
 use super::classify::{DropReason, Flow, TcpFlags, Verdict};
@@ -20,7 +20,7 @@ use super::server::{NONE, RealServer, ServerId, ServerSlot, SlotState};
 use super::service::{Protocol, ServiceConfig, ServiceId, ServiceKey, ServiceSlot};
 use super::stats::Stats;
 use super::storage::{CONNECTIONS_MAX, Layout, SERVERS_PER_SERVICE_MAX, Storage};
-use super::tcp::{TcpState, next_state};
+use super::tcp::{TcpState, next_state, quiet_ticks};
 use crate::time::{Duration, Instant};
 
 /// Packets [`Balancer::classify_batch`] looks up together.
@@ -796,6 +796,7 @@ impl<'a> Balancer<'a> {
     /// Runs the expiry pass up to `now_tick`: connections first, then
     /// templates (so a template whose last connection expires in the same
     /// pass goes too).
+    #[inline(never)]
     pub(super) fn expire(&mut self, now_tick: u64) {
         if !self.table.behind(now_tick) {
             return;
@@ -898,15 +899,79 @@ impl<'a> Balancer<'a> {
     /// Decides where one client-to-VIP packet goes: its connection's
     /// server, else its persistence template's, else the scheduler's; and
     /// records the decision. No allocation; O(1) memory touched on average
-    /// (O(log n) tree nodes when a new flow changes a server's counts).
+    /// (O(log n) tree nodes when a new flow changes a server's counts). A
+    /// packet of a tracked connection that changes no state (an ACK in
+    /// ESTABLISHED, a UDP packet) reads its tags and its slot, and writes
+    /// only the slot's expiry, when that moves to a later tick.
     pub fn classify(&mut self, now: Instant, flow: &Flow) -> Verdict {
-        let now = self.clamp(now);
-        let now_tick = tick_of(now.as_micros());
-        self.expire(now_tick);
-        let key = conn_key(flow);
+        let now_tick = self.advance(now);
+        // The fast path reads each field of the flow at its own width (a
+        // tag byte, the four bytes of an IPv4 address, a port) and keeps
+        // the key in registers: the caller has usually just written the
+        // flow, and its stores are then forwarded to these loads. A load
+        // wider than the store it reads, or spanning two, waits until the
+        // stores reach the cache, that is until everything before them has
+        // retired, the previous packet's cache misses included: the misses
+        // of consecutive packets would no longer overlap.
+        match (flow.src, flow.dst) {
+            (IpAddr::V4(c), IpAddr::V4(v)) => {
+                self.classify_key(now_tick, flow, conn_key_v4(flow, c, v))
+            }
+            _ => self.classify_any(now_tick, flow),
+        }
+    }
+
+    /// The key of a flow that is not IPv4, into `key`, and its hash.
+    #[inline(never)]
+    fn key_any(&self, flow: &Flow, key: &mut Key) -> u32 {
+        *key = conn_key_any(flow);
+        self.table.hash(key)
+    }
+
+    /// [`Self::classify`] of a flow that is not IPv4.
+    #[inline(never)]
+    fn classify_any(&mut self, now_tick: u64, flow: &Flow) -> Verdict {
+        self.classify_key(now_tick, flow, conn_key_any(flow))
+    }
+
+    /// [`Self::classify`] once the key is built.
+    #[inline(always)]
+    fn classify_key(&mut self, now_tick: u64, flow: &Flow, key: Key) -> Verdict {
         let hash = self.table.hash(&key);
         let found = self.table.find(hash, &key);
+        if let Some(s) = found {
+            let mut v = Verdict::NotVirtual;
+            if self.hit(s, flow, now_tick, &mut v) {
+                return v;
+            }
+        }
+        self.classify_slow(now_tick, flow, hash, found)
+    }
+
+    /// [`Self::classify_found`] for one flow. The key is built again here
+    /// so the fast path can keep its copy in registers.
+    #[inline(never)]
+    fn classify_slow(
+        &mut self,
+        now_tick: u64,
+        flow: &Flow,
+        hash: u32,
+        found: Option<u32>,
+    ) -> Verdict {
+        let key = conn_key(flow);
         self.classify_found(now_tick, flow, &key, hash, found)
+    }
+
+    /// Moves the clock to `now` (never back) and runs the expiry pass when
+    /// a tick is due; the current tick.
+    #[inline(always)]
+    fn advance(&mut self, now: Instant) -> u64 {
+        let now = self.clamp(now);
+        let now_tick = tick_of(now.as_micros());
+        if self.table.behind(now_tick) {
+            self.expire(now_tick);
+        }
+        now_tick
     }
 
     /// [`Self::classify`] for each of `flows` in order, all at `now`, the
@@ -920,9 +985,7 @@ impl<'a> Balancer<'a> {
         if flows.is_empty() || verdicts.is_empty() {
             return;
         }
-        let now = self.clamp(now);
-        let now_tick = tick_of(now.as_micros());
-        self.expire(now_tick);
+        let now_tick = self.advance(now);
         for (flows, out) in flows
             .chunks(CLASSIFY_BATCH)
             .zip(verdicts.chunks_mut(CLASSIFY_BATCH))
@@ -934,17 +997,36 @@ impl<'a> Balancer<'a> {
             // Keys and hashes first, then the tag reads in a loop of their
             // own, so all of them are in flight together.
             for i in 0..n {
-                keys[i] = conn_key(&flows[i]);
-                hashes[i] = self.table.hash(&keys[i]);
+                // As in `classify`: IPv4 keys built and hashed in registers.
+                hashes[i] = match (flows[i].src, flows[i].dst) {
+                    (IpAddr::V4(c), IpAddr::V4(v)) => {
+                        let key = conn_key_v4(&flows[i], c, v);
+                        keys[i] = key;
+                        self.table.hash(&key)
+                    }
+                    _ => self.key_any(&flows[i], &mut keys[i]),
+                };
             }
             for i in 0..n {
                 hints[i] = self.table.candidate(hashes[i]);
             }
             // Slot reads: likewise; a hint survives if its slot's hash agrees.
+            let mut missed = false;
             for i in 0..n {
                 let h = hints[i];
-                if h != NIL && self.table.slots[h as usize].hash != hashes[i] {
+                if h == NIL || self.table.slots[h as usize].hash != hashes[i] {
                     hints[i] = NIL;
+                    missed = true;
+                }
+            }
+            // The few whose first guess was another key's slot (one in ten
+            // or so: 7-bit tags) look further, still together, so that
+            // their slots too are in cache for the decisions.
+            if missed {
+                for i in 0..n {
+                    if hints[i] == NIL {
+                        hints[i] = self.table.find_hash(hashes[i]);
+                    }
                 }
             }
             // The decisions, in order. An earlier packet of the batch may
@@ -952,13 +1034,65 @@ impl<'a> Balancer<'a> {
             // against the full key, and the index is searched when it fails.
             for i in 0..n {
                 let found = self.table.find_hinted(hashes[i], &keys[i], hints[i]);
-                out[i] = self.classify_found(now_tick, &flows[i], &keys[i], hashes[i], found);
+                // The verdict is written in place: built elsewhere and
+                // copied, it would be read back over the stores that built
+                // it, a load that waits for them to reach the cache.
+                let hit = match found {
+                    Some(s) => self.hit(s, &flows[i], now_tick, &mut out[i]),
+                    None => false,
+                };
+                if !hit {
+                    out[i] = self.classify_found(now_tick, &flows[i], &keys[i], hashes[i], found);
+                }
             }
         }
     }
 
-    /// The rest of `classify` once the connection lookup is done.
-    #[inline]
+    /// A packet of tracked connection `s` that changes nothing but the
+    /// expiry: a TCP packet without SYN that leaves the state as it is (an
+    /// ACK in ESTABLISHED), or any UDP or SCTP packet, on a server still
+    /// configured. The same outcome as [`Self::existing`] with fewer
+    /// instructions: no state machine, no counts, no copy of the slot, and
+    /// the slot is written only when its expiry tick moves; the verdict goes
+    /// to `out`. False, having changed nothing, for every other packet.
+    #[inline(always)]
+    fn hit(&mut self, s: u32, flow: &Flow, now_tick: u64, out: &mut Verdict) -> bool {
+        let slot = &self.table.slots[s as usize];
+        let ticks = match slot.proto {
+            6 => match quiet_ticks(slot.state, flow.tcp_flags.0) {
+                0 => return false,
+                t => u64::from(t),
+            },
+            17 => ticks_for_secs(self.cfg.udp_timeout_s),
+            _ => ticks_for_secs(self.cfg.sctp_timeout_s),
+        };
+        let (server, old) = (slot.server, slot.expires);
+        let sv = &self.pools.servers[server as usize];
+        if !sv.available() {
+            return false;
+        }
+        *out = Verdict::Forward {
+            server: ServerId(server),
+            addr: sv.cfg.addr,
+            port: sv.cfg.port,
+            method: sv.cfg.method,
+            tracked: true,
+        };
+        #[cfg(feature = "sync")]
+        if self.journal.on {
+            self.sync_on_use(s, old, ticks, now_tick);
+        }
+        let expires = (now_tick + ticks) as u32;
+        if expires != old {
+            self.table.set_expiry(s, expires);
+        }
+        self.stats.conn_hits += 1;
+        true
+    }
+
+    /// The rest of `classify` once the connection lookup is done: every
+    /// packet but [`Self::hit`]'s.
+    #[inline(never)]
     fn classify_found(
         &mut self,
         now_tick: u64,
@@ -1465,8 +1599,33 @@ fn apply_config(s: &mut ServerSlot, rs: RealServer, add: bool) {
     s.cfg = rs;
 }
 
-#[inline]
+/// The connection key of `flow`, IPv4 first (see [`Balancer::classify`]
+/// for why each field is read at its own width).
+#[inline(always)]
 pub(super) fn conn_key(flow: &Flow) -> Key {
+    if let (IpAddr::V4(c), IpAddr::V4(v)) = (flow.src, flow.dst) {
+        return conn_key_v4(flow, c, v);
+    }
+    conn_key_any(flow)
+}
+
+/// [`conn_key`] of an IPv4 flow from `c` to `v`.
+#[inline(always)]
+fn conn_key_v4(flow: &Flow, c: Ipv4Addr, v: Ipv4Addr) -> Key {
+    Key {
+        caddr: c.to_ipv6_mapped().octets(),
+        vaddr: v.to_ipv6_mapped().octets(),
+        cport: flow.src_port,
+        vport: flow.dst_port,
+        svc: 0,
+        proto: flow.protocol,
+        kind: KIND_CONN,
+    }
+}
+
+/// [`conn_key`] of any flow.
+#[inline]
+fn conn_key_any(flow: &Flow) -> Key {
     let (caddr, v6) = to16(flow.src);
     let (vaddr, _) = to16(flow.dst);
     Key {
