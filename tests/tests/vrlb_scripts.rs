@@ -150,7 +150,13 @@ fn notify_scripts_get_keepalived_arguments_never_block_and_time_out_and_vrrp_scr
             let found = std::fs::read_dir(&dir)
                 .unwrap()
                 .flatten()
-                .find(|e| e.file_name().to_string_lossy().starts_with("hang."));
+                // hang.<pid>, written by the script (not hang.sh itself).
+                .find(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .strip_prefix("hang.")
+                        .is_some_and(|pid| pid.parse::<u32>().is_ok())
+                });
             if let Some(e) = found
                 && let Ok(text) = std::fs::read_to_string(e.path())
             {
