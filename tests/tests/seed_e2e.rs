@@ -748,6 +748,29 @@ fn seed_scenario_wlc_persistence_no_director_answers_status_failover_cleanup() {
         rs1,
         "rs1.pid names a process in {rs1}"
     );
+    // Until a checker's first probe reports, one failure takes its server
+    // down (as keepalived); the bounds below are for checked servers, and
+    // the first probe comes within the warmup (delay_loop) of the start.
+    let conf1 = seed.read("d1.conf");
+    let bound = check_bounds(&conf1);
+    let first_probes = bound.back + CHECK_MARGIN;
+    for n in [0, 1] {
+        let checked = wait_until(first_probes, || {
+            let st = seed.json("status", n);
+            let mut checks = st["services"][0]["servers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|s| s["checks"].as_array().into_iter().flatten());
+            checks.clone().count() > 0 && checks.all(|c| c["checked"] == true)
+        });
+        if checked.is_none() {
+            seed.fail(&format!(
+                "d{}'s checkers did not all report within {first_probes:?}",
+                n + 1
+            ));
+        }
+    }
     let stopped = Instant::now();
     run(&["kill", "-KILL", &serve_pid.to_string()]);
     let url = format!("http://{}/", SERVERS[0]);
@@ -768,9 +791,7 @@ fn seed_scenario_wlc_persistence_no_director_answers_status_failover_cleanup() {
         .is_some(),
         "rs1 still answers after its listener was killed"
     );
-    let conf1 = seed.read("d1.conf");
     assert_eq!(conf1.matches("TCP_CHECK").count(), 2, "{conf1}");
-    let bound = check_bounds(&conf1);
     let down = [0, 1].map(|n| {
         wait_health(
             &seed,

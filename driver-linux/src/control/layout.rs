@@ -204,6 +204,7 @@ mod tests {
                 kind: "TCP_CHECK".into(),
                 target: (IpAddr::from([192, 0, 2, last]), 80),
                 up,
+                checked: true,
             }],
         };
         Status {

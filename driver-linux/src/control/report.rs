@@ -117,6 +117,9 @@ pub struct CheckStatus {
     pub target: (IpAddr, u16),
     /// Its verdict.
     pub up: bool,
+    /// A probe has reported since it started. Until then the verdict is
+    /// assumed, and one failure is enough to take it down (as keepalived).
+    pub checked: bool,
 }
 
 /// `vrlb conns`.
@@ -244,6 +247,7 @@ pub fn status(
                                 kind: check_name(c.config().kind).to_string(),
                                 target: c.config().target,
                                 up: c.is_up(),
+                                checked: c.has_run(),
                             })
                             .collect(),
                     }
