@@ -589,3 +589,53 @@ fn anycast_service_is_announced_only_with_quorum() {
         "withdrawn at shutdown"
     );
 }
+
+/// The earliest deadline of any of the node's machines.
+fn earliest_deadline(w: &World) -> Option<Instant> {
+    let instances = w.node.instances().filter_map(|(_, i)| i.poll_timeout());
+    let checkers = w.node.checkers().map(|(_, c, _, _)| c.deadline());
+    let balancer = w.node.balancer().and_then(|b| b.poll_timeout());
+    instances
+        .chain(checkers)
+        .chain(balancer)
+        .filter(|t| *t != Instant::MAX)
+        .min()
+}
+
+#[test]
+fn the_next_deadline_is_always_a_live_one() {
+    // Checkers that keep changing their verdicts, connections that come
+    // and expire, and a reload: after every step the node's next deadline
+    // is the earliest of its machines', never one left behind.
+    let mut w = World::new(SEED);
+    let mut step = 0u32;
+    while let Some(t) = w.node.poll_timeout().filter(|t| *t <= secs(400.0)) {
+        w.now = t;
+        w.node.handle_timeout(t);
+        w.drain();
+        assert_eq!(w.node.poll_timeout(), earliest_deadline(&w), "at {t:?}");
+        step += 1;
+        if step % 7 == 0 {
+            let answer = if step % 2 == 0 {
+                Answer::Ok
+            } else {
+                Answer::Refuse
+            };
+            w.set(RS1, answer);
+        }
+        if step % 5 == 0 {
+            w.new_flow((step % 200) as u8 + 1, 1000 + step as u16);
+            assert_eq!(w.node.poll_timeout(), earliest_deadline(&w));
+        }
+        if step == 100 {
+            w.reload(&SEED.replacen("delay_loop 6", "delay_loop 4", 1));
+            assert_eq!(w.node.poll_timeout(), earliest_deadline(&w));
+        }
+    }
+    assert!(step > 100, "{step} steps");
+    assert_eq!(
+        w.node.stats().timer_rebuilds,
+        0,
+        "stale entries never filled the queue"
+    );
+}

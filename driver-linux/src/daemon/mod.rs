@@ -362,6 +362,10 @@ impl Daemon {
     /// chosen as primary addresses. Warnings are logged unless `quiet` (a
     /// rebuild after an interface change reads the same text again).
     fn build(&mut self, vips: &[IpAddr], quiet: bool) -> Result<(), String> {
+        // The build reads the node's clock (new instances start, changed
+        // checkers start over), which only moves with inputs and timers:
+        // bring it to now (its outputs are drained after the build).
+        self.node.handle_timeout(self.clock.now());
         // A master the new configuration drops must still say goodbye
         // (priority 0, as keepalived does on reload), but once the build
         // has removed it the node can no longer render its advert.
