@@ -639,3 +639,44 @@ fn the_next_deadline_is_always_a_live_one() {
         "stale entries never filled the queue"
     );
 }
+
+#[test]
+fn lvs_timeouts_apply_to_the_balancer_and_a_reload_without_them_restores_the_defaults() {
+    let text = SEED.replacen(
+        "router_id LVS_DEVEL",
+        "router_id LVS_DEVEL\n   lvs_timeouts tcp 30 tcpfin 7 udp 12",
+        1,
+    );
+    let mut w = World::new(&text);
+    let cfg = *w.node.balancer().unwrap().config();
+    assert_eq!(
+        (cfg.tcp_timeout_s, cfg.tcp_fin_timeout_s, cfg.udp_timeout_s),
+        (30, 7, 12)
+    );
+    // A connection in ESTABLISHED expires 30 s after its last packet
+    // (within the table's 16 ms ticks), not IPVS's 900 s.
+    w.run_until(secs(10.0));
+    w.new_flow(1, 5555).unwrap();
+    w.packet(1, 5555, TcpFlags::ACK);
+    let flow = vrlb_core::lb::Flow::tcp(
+        IpAddr::V4(Ipv4Addr::new(203, 0, 113, 1)),
+        5555,
+        common::world::VIP,
+        80,
+        TcpFlags::ACK,
+    );
+    let state = |w: &World| w.node.balancer().unwrap().connection(&flow).map(|c| c.1);
+    assert_eq!(state(&w), Some(vrlb_core::lb::tcp::TcpState::Established));
+    w.run_until(secs(39.9));
+    assert!(state(&w).is_some(), "expired early");
+    w.run_until(secs(40.1));
+    assert_eq!(state(&w), None, "still there after lvs_timeouts tcp 30");
+
+    // Without lvs_timeouts the defaults are back.
+    w.reload(SEED);
+    let cfg = *w.node.balancer().unwrap().config();
+    assert_eq!(
+        (cfg.tcp_timeout_s, cfg.tcp_fin_timeout_s, cfg.udp_timeout_s),
+        (900, 120, 300)
+    );
+}
