@@ -425,7 +425,7 @@ impl Daemon {
             }
         }
         if let Err(e) = &notify_as
-            && (instances.values().any(|i| i.notify.any_set())
+            && (instances.values().any(|i| i.notify.is_some())
                 || !server_scripts.is_empty()
                 || !service_scripts.is_empty())
         {
@@ -949,7 +949,7 @@ impl Daemon {
                 let name = self.instance_name(id);
                 info!("{name}: {from} -> {to} ({reason:?})");
                 let priority = self.node.instance(id).map_or(0, |i| i.effective_priority());
-                let Some(notify) = self.instances.get(&id).map(|i| i.notify.clone()) else {
+                let Some(notify) = self.instances.get(&id).and_then(|i| i.notify.clone()) else {
                     return;
                 };
                 let now = self.clock.now();
