@@ -441,17 +441,18 @@ impl Pair<'_> {
                 break;
             };
             self.now = t;
-            let mut outs = [Vec::new(), Vec::new()];
-            for n in 0..2 {
-                if self.up[n] && self.nodes[n].poll_timeout().is_some_and(|d| d <= t) {
-                    self.nodes[n].handle_timeout(t);
-                    self.wakeups[n] += 1;
-                    outs[n] = drain(&mut self.nodes[n]);
-                    if outs[n].is_empty() {
-                        self.idle_wakeups[n] += 1;
-                    }
+            let outs = [0, 1].map(|n| {
+                if !self.up[n] || self.nodes[n].poll_timeout().is_none_or(|d| d > t) {
+                    return Vec::new();
                 }
-            }
+                self.nodes[n].handle_timeout(t);
+                self.wakeups[n] += 1;
+                let out = drain(&mut self.nodes[n]);
+                if out.is_empty() {
+                    self.idle_wakeups[n] += 1;
+                }
+                out
+            });
             self.deliver(outs);
         }
         self.now = end;
