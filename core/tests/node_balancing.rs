@@ -589,3 +589,94 @@ fn anycast_service_is_announced_only_with_quorum() {
         "withdrawn at shutdown"
     );
 }
+
+/// The earliest deadline of any of the node's machines.
+fn earliest_deadline(w: &World) -> Option<Instant> {
+    let instances = w.node.instances().filter_map(|(_, i)| i.poll_timeout());
+    let checkers = w.node.checkers().map(|(_, c, _, _)| c.deadline());
+    let balancer = w.node.balancer().and_then(|b| b.poll_timeout());
+    instances
+        .chain(checkers)
+        .chain(balancer)
+        .filter(|t| *t != Instant::MAX)
+        .min()
+}
+
+#[test]
+fn the_next_deadline_is_always_a_live_one() {
+    // Checkers that keep changing their verdicts, connections that come
+    // and expire, and a reload: after every step the node's next deadline
+    // is the earliest of its machines', never one left behind.
+    let mut w = World::new(SEED);
+    let mut step = 0u32;
+    while let Some(t) = w.node.poll_timeout().filter(|t| *t <= secs(400.0)) {
+        w.now = t;
+        w.node.handle_timeout(t);
+        w.drain();
+        assert_eq!(w.node.poll_timeout(), earliest_deadline(&w), "at {t:?}");
+        step += 1;
+        if step % 7 == 0 {
+            let answer = if step % 2 == 0 {
+                Answer::Ok
+            } else {
+                Answer::Refuse
+            };
+            w.set(RS1, answer);
+        }
+        if step % 5 == 0 {
+            w.new_flow((step % 200) as u8 + 1, 1000 + step as u16);
+            assert_eq!(w.node.poll_timeout(), earliest_deadline(&w));
+        }
+        if step == 100 {
+            w.reload(&SEED.replacen("delay_loop 6", "delay_loop 4", 1));
+            assert_eq!(w.node.poll_timeout(), earliest_deadline(&w));
+        }
+    }
+    assert!(step > 100, "{step} steps");
+    assert_eq!(
+        w.node.stats().timer_rebuilds,
+        0,
+        "stale entries never filled the queue"
+    );
+}
+
+#[test]
+fn lvs_timeouts_apply_to_the_balancer_and_a_reload_without_them_restores_the_defaults() {
+    let text = SEED.replacen(
+        "router_id LVS_DEVEL",
+        "router_id LVS_DEVEL\n   lvs_timeouts tcp 30 tcpfin 7 udp 12",
+        1,
+    );
+    let mut w = World::new(&text);
+    let cfg = *w.node.balancer().unwrap().config();
+    assert_eq!(
+        (cfg.tcp_timeout_s, cfg.tcp_fin_timeout_s, cfg.udp_timeout_s),
+        (30, 7, 12)
+    );
+    // A connection in ESTABLISHED expires 30 s after its last packet
+    // (within the table's 16 ms ticks), not IPVS's 900 s.
+    w.run_until(secs(10.0));
+    w.new_flow(1, 5555).unwrap();
+    w.packet(1, 5555, TcpFlags::ACK);
+    let flow = vrlb_core::lb::Flow::tcp(
+        IpAddr::V4(Ipv4Addr::new(203, 0, 113, 1)),
+        5555,
+        common::world::VIP,
+        80,
+        TcpFlags::ACK,
+    );
+    let state = |w: &World| w.node.balancer().unwrap().connection(&flow).map(|c| c.1);
+    assert_eq!(state(&w), Some(vrlb_core::lb::tcp::TcpState::Established));
+    w.run_until(secs(39.9));
+    assert!(state(&w).is_some(), "expired early");
+    w.run_until(secs(40.1));
+    assert_eq!(state(&w), None, "still there after lvs_timeouts tcp 30");
+
+    // Without lvs_timeouts the defaults are back.
+    w.reload(SEED);
+    let cfg = *w.node.balancer().unwrap().config();
+    assert_eq!(
+        (cfg.tcp_timeout_s, cfg.tcp_fin_timeout_s, cfg.udp_timeout_s),
+        (900, 120, 300)
+    );
+}

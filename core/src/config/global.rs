@@ -7,6 +7,10 @@ use super::parser::{Parser, Res, Stmt};
 use super::value;
 use crate::time::Duration;
 
+/// keepalived's largest `lvs_timeouts` value, 31 days (global_parser.c
+/// `LVS_MAX_TIMEOUT`).
+pub(crate) const LVS_MAX_TIMEOUT_S: u64 = 86_400 * 31;
+
 /// keepalived's largest timer value, 2^32 - 1 microseconds written as seconds.
 pub(super) const MAX_TIMER_US: u64 = 4_294_967_295_000_000;
 
@@ -149,16 +153,21 @@ impl<'t> Parser<'t, '_> {
         Ok(())
     }
 
-    /// `lvs_timeouts tcp N tcpfin N udp N` in any order.
+    /// `lvs_timeouts tcp N tcpfin N udp N` in any order, at least one,
+    /// each 0 (the default) to 31 days as keepalived reads them
+    /// (global_parser.c `lvs_timeouts`, `LVS_MAX_TIMEOUT`).
     fn lvs_timeouts(&mut self, stmt: &Stmt<'t>) -> Res<LvsTimeouts> {
         self.no_block(stmt)?;
+        self.arg(stmt, 0, "tcp, tcpfin or udp")?;
         let mut t = LvsTimeouts::default();
         let mut i = 0;
         while i < stmt.args.len() {
             let name = stmt.args[i];
             let value_tok = self.arg(stmt, i + 1, "a number of seconds")?;
-            let secs = value::uint(value_tok.text)
-                .ok_or_else(|| self.expected(&value_tok, "a number of seconds"))?;
+            if value::uint(value_tok.text).is_none() {
+                return Err(self.expected(&value_tok, "a number of seconds"));
+            }
+            let secs = self.number_token(stmt, &value_tok, 0, LVS_MAX_TIMEOUT_S, "0..2678400 s")?;
             let d = Duration::from_secs(secs);
             match name.text {
                 "tcp" => t.tcp = d,
@@ -185,7 +194,8 @@ impl<'t> Parser<'t, '_> {
 mod tests {
     use core::net::{IpAddr, Ipv4Addr};
 
-    use crate::config::{self, GlobalDefs, LvsSyncOptions, NoIncludes, Options, Sink};
+    use crate::config::{self, GlobalDefs, LvsSyncOptions, LvsTimeouts, NoIncludes, Options, Sink};
+    use crate::time::Duration;
 
     #[derive(Default)]
     struct Sync(Option<(Option<&'static str>, Option<&'static str>, LvsSyncOptions)>);
@@ -227,6 +237,79 @@ mod tests {
             group: Some(IpAddr::V4(Ipv4Addr::new(239, 0, 2, 81))),
         };
         assert_eq!(s.0, Some((Some("eth1"), Some("VI_1"), want)));
+    }
+
+    #[derive(Default)]
+    struct Timeouts(Option<LvsTimeouts>);
+
+    impl Sink for Timeouts {
+        fn global_defs(&mut self, g: &GlobalDefs<'_>) -> Result<(), config::Kind> {
+            self.0 = Some(g.lvs_timeouts);
+            Ok(())
+        }
+    }
+
+    fn timeouts(line: &str) -> Result<LvsTimeouts, std::string::String> {
+        let text = std::format!("global_defs {{\n {line}\n}}\n");
+        let mut t = Timeouts::default();
+        config::parse(
+            "k.conf",
+            &text,
+            &Options::default(),
+            &mut t,
+            &mut NoIncludes,
+        )
+        .map(|_| t.0.unwrap())
+        .map_err(|e| std::format!("{e}"))
+    }
+
+    #[test]
+    fn lvs_timeouts_take_tcp_tcpfin_and_udp_in_any_order() {
+        let s = Duration::from_secs;
+        assert_eq!(
+            timeouts("lvs_timeouts tcp 7200 tcpfin 30 udp 60"),
+            Ok(LvsTimeouts {
+                tcp: s(7200),
+                tcp_fin: s(30),
+                udp: s(60)
+            })
+        );
+        assert_eq!(
+            timeouts("lvs_timeouts udp 5 tcp 0"),
+            Ok(LvsTimeouts {
+                udp: s(5),
+                ..LvsTimeouts::default()
+            }),
+            "0 is the default"
+        );
+        assert_eq!(
+            timeouts("lvs_timeouts tcpfin 2678400"),
+            Ok(LvsTimeouts {
+                tcp_fin: s(2_678_400),
+                ..LvsTimeouts::default()
+            }),
+            "31 days is the most"
+        );
+    }
+
+    #[test]
+    fn lvs_timeouts_errors_name_the_word_and_the_range() {
+        let e = timeouts("lvs_timeouts").unwrap_err();
+        assert!(
+            e.contains("k.conf:2") && e.contains("tcp, tcpfin or udp"),
+            "{e}"
+        );
+        let e = timeouts("lvs_timeouts tcp 2678401").unwrap_err();
+        assert!(e.contains("2678401") && e.contains("0..2678400"), "{e}");
+        let e = timeouts("lvs_timeouts tcp").unwrap_err();
+        assert!(e.contains("a number of seconds"), "{e}");
+        let e = timeouts("lvs_timeouts tcp ten").unwrap_err();
+        assert!(
+            e.contains("ten") && e.contains("a number of seconds"),
+            "{e}"
+        );
+        let e = timeouts("lvs_timeouts sctp 5").unwrap_err();
+        assert!(e.contains("sctp") && e.contains("tcp, tcpfin, udp"), "{e}");
     }
 
     /// `(user, group)` of `script_user`, each vrrp_script `user` and

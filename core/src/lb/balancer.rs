@@ -53,6 +53,9 @@ pub enum TableFullPolicy {
     Drop,
 }
 
+/// Most wheel buckets [`Balancer::next_expiry`] reads: 4096 ticks, 67 s.
+pub const NEXT_EXPIRY_SCAN_TICKS: usize = 4096;
+
 /// Knobs that are sysctls in IPVS (`net.ipv4.vs.*`).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -76,8 +79,15 @@ pub struct LbConfig {
     /// least that often is recorded by its next packet once the table has
     /// room. 0: only while the table is full.
     pub stateless_grace_s: u32,
-    /// UDP timeout (IPVS default 300 s).
+    /// UDP timeout (IPVS default 300 s; keepalived's `lvs_timeouts udp`).
     pub udp_timeout_s: u32,
+    /// TCP ESTABLISHED timeout (IPVS default 900 s; `lvs_timeouts tcp`).
+    /// ipvsadm --set's `tcp` sets this state only (ip_vs_ctl.c
+    /// `ip_vs_set_timeout`).
+    pub tcp_timeout_s: u32,
+    /// TCP FIN_WAIT timeout (IPVS default 120 s; `lvs_timeouts tcpfin`),
+    /// likewise FIN_WAIT only.
+    pub tcp_fin_timeout_s: u32,
     /// SCTP timeout (one value, as vrlb does not track SCTP states).
     pub sctp_timeout_s: u32,
 }
@@ -91,6 +101,8 @@ impl LbConfig {
         table_full: TableFullPolicy::StatelessHash,
         stateless_grace_s: 900,
         udp_timeout_s: 300,
+        tcp_timeout_s: 900,
+        tcp_fin_timeout_s: 120,
         sctp_timeout_s: 900,
     };
 }
@@ -793,6 +805,26 @@ impl<'a> Balancer<'a> {
             .then(|| Instant::from_micros((self.table.next_tick() + 1) << super::conn::TICK_SHIFT))
     }
 
+    /// The earliest time [`Self::handle_timeout`] can have work, for a
+    /// driver that sleeps while idle: when the first non-empty wheel bucket
+    /// at or after the current tick comes due. Never late. Early when that
+    /// bucket holds only entries whose expiry was extended since they were
+    /// filed (they are re-filed then) or a wheel revolution or more ahead
+    /// (the wheel has a bucket per slot, 64 to 65,536), and when nothing is
+    /// filed within [`NEXT_EXPIRY_SCAN_TICKS`] (then it is when that scan
+    /// ends). A driver that sleeps until then wakes at most once per due
+    /// bucket. Reads at most that many wheel words (16 KiB): fit for a
+    /// worker going idle, not for every packet ([`Self::poll_timeout`] is
+    /// the cheap per-tick answer). `None` while nothing is tracked.
+    pub fn next_expiry(&self) -> Option<Instant> {
+        if self.table.live == 0 {
+            return None;
+        }
+        let tick = self.table.next_filled_tick(NEXT_EXPIRY_SCAN_TICKS);
+        // A slot filed at tick T expires once the tick after it begins.
+        Some(Instant::from_micros((tick + 1) << super::conn::TICK_SHIFT))
+    }
+
     /// Runs the expiry pass up to `now_tick`: connections first, then
     /// templates (so a template whose last connection expires in the same
     /// pass goes too).
@@ -850,7 +882,11 @@ impl<'a> Balancer<'a> {
 
     pub(super) fn timeout_s(&self, proto: u8, state: u8) -> u32 {
         match proto {
-            6 => TcpState::from_u8(state).default_timeout_s(),
+            6 => match TcpState::from_u8(state) {
+                TcpState::Established => self.cfg.tcp_timeout_s,
+                TcpState::FinWait => self.cfg.tcp_fin_timeout_s,
+                other => other.default_timeout_s(),
+            },
             17 => self.cfg.udp_timeout_s,
             _ => self.cfg.sctp_timeout_s,
         }

@@ -725,6 +725,22 @@ impl<'a> ConnTable<'a> {
     pub fn next_tick(&self) -> u64 {
         self.next_tick
     }
+
+    /// The first tick from the first one not yet expired whose bucket
+    /// holds a slot, looking at most `limit` buckets (and one revolution)
+    /// ahead; the tick after the last one looked at when none does. Every
+    /// slot's bucket is at or before its expiry, so no slot expires before
+    /// the tick returned ends.
+    pub fn next_filled_tick(&self, limit: usize) -> u64 {
+        if self.pending != NIL {
+            return self.next_tick;
+        }
+        let mask = self.wheel.len() - 1;
+        let ahead = limit.min(self.wheel.len()) as u64;
+        (self.next_tick..self.next_tick + ahead)
+            .find(|t| self.wheel[(*t as usize) & mask] != 0)
+            .unwrap_or(self.next_tick + ahead)
+    }
 }
 
 #[cfg(test)]

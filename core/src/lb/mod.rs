@@ -46,11 +46,16 @@ pub mod tcp;
 pub mod reference;
 
 #[cfg(test)]
+mod expiry_tests;
+#[cfg(test)]
 mod model;
 #[cfg(test)]
 mod tests;
 
-pub use balancer::{Balancer, CLASSIFY_BATCH, LbConfig, LbError, ServerInfo, TableFullPolicy};
+pub use balancer::{
+    Balancer, CLASSIFY_BATCH, LbConfig, LbError, NEXT_EXPIRY_SCAN_TICKS, ServerInfo,
+    TableFullPolicy,
+};
 pub use classify::{DropReason, Flow, TcpFlags, Verdict};
 pub use conn::{ConnSlot, TICK_SHIFT};
 pub use entry::ConnEntry;

@@ -413,6 +413,7 @@ impl<'a, S: VipStore> Node<'a, S> {
                 c.entry = None;
             }
         }
+        self.prune_timers();
         self.update_quorum(entry.service);
         Ok(())
     }
@@ -565,6 +566,7 @@ impl<'a, S: VipStore> Node<'a, S> {
             .get_mut(id.0 as usize)
             .and_then(|c| c.entry.take())
             .ok_or(NodeError::NoSuch("checker"))?;
+        self.prune_timers();
         self.reevaluate_server(entry.server);
         Ok(())
     }

@@ -159,16 +159,39 @@ impl ScriptId {
     }
 }
 
+/// No instance: the end of an index chain or of the dirty list.
+const NO_SLOT: u16 = u16::MAX;
+/// Most instance slots a node uses (ids are `u16`; `NO_SLOT` is taken).
+const MAX_INSTANCE_SLOTS: usize = NO_SLOT as usize;
+
 /// Storage for one VRRP instance, its VIPs in an `S` (see
 /// [`VipStore`]). `Default` is an empty slot.
+///
+/// Each slot also carries one bucket of the node's instance index and its
+/// links in the index and the dirty list, so both are sized by the slot
+/// count and need no storage of their own.
 #[derive(Debug, Clone)]
 pub struct InstanceSlot<S = DefaultVips> {
     entry: Option<InstanceEntry<S>>,
+    /// First instance of index bucket number (this slot's index).
+    bucket: u16,
+    /// Next instance in the same index bucket.
+    chain: u16,
+    /// Next instance on the dirty list.
+    next_dirty: u16,
+    /// On the dirty list.
+    dirty: bool,
 }
 
 impl<S> Default for InstanceSlot<S> {
     fn default() -> Self {
-        InstanceSlot { entry: None }
+        InstanceSlot {
+            entry: None,
+            bucket: NO_SLOT,
+            chain: NO_SLOT,
+            next_dirty: NO_SLOT,
+            dirty: false,
+        }
     }
 }
 
@@ -452,8 +475,10 @@ pub struct Node<'a, S = DefaultVips> {
     now: Instant,
     started: bool,
     queue: Deque<Output, NODE_QUEUE>,
-    /// Instances at `dirty..` may have outputs waiting.
-    dirty: usize,
+    /// The dirty list: instances with outputs waiting (or a step waiting
+    /// for room), in the order they got them; linked through the slots.
+    dirty_head: u16,
+    dirty_tail: u16,
     stats: NodeStats,
     /// Bumped by each configuration build (reload bookkeeping).
     #[cfg(feature = "config")]
@@ -478,7 +503,8 @@ impl<'a, S: VipStore> Node<'a, S> {
             now: Instant::ZERO,
             started: false,
             queue: Deque::new(),
-            dirty: usize::MAX,
+            dirty_head: NO_SLOT,
+            dirty_tail: NO_SLOT,
             stats: NodeStats::default(),
             #[cfg(feature = "config")]
             generation: 0,
@@ -559,17 +585,15 @@ impl<'a, S: VipStore> Node<'a, S> {
         iface: IfaceId,
         key: u64,
     ) -> Result<InstanceId, NodeError> {
-        let clash = self.instances.iter().filter_map(|s| s.live()).any(|e| {
-            e.iface == iface
-                && e.vrrp.config().vrid == config.vrid
-                && e.vrrp.config().family == config.family
-        });
-        if clash {
+        if self
+            .find_instance(iface, config.vrid, config.family)
+            .is_some()
+        {
             return Err(NodeError::DuplicateVrid);
         }
         let vrrp = Instance::new(config, vips, excluded)?;
-        let index = self
-            .instances
+        let slots = self.slots();
+        let index = self.instances[..slots]
             .iter()
             .position(|s| s.entry.is_none())
             .ok_or(NodeError::Full("VRRP instance"))?;
@@ -581,6 +605,7 @@ impl<'a, S: VipStore> Node<'a, S> {
             deadline: Instant::MAX,
             retiring: false,
         });
+        self.index_instance(index);
         let id = InstanceId(index as u16);
         if self.started {
             self.with_instance(index, |i, now| i.handle(now, vrrp::Input::Start));
@@ -597,11 +622,19 @@ impl<'a, S: VipStore> Node<'a, S> {
             return Err(NodeError::NoSuch("instance"));
         }
         self.with_instance(index, |i, now| i.handle(now, vrrp::Input::Shutdown));
-        if let Some(e) = self.instances[index].entry.as_mut() {
-            e.retiring = true;
-            e.group = None;
-            e.deadline = Instant::MAX;
+        self.unindex_instance(index);
+        let slot = &mut self.instances[index];
+        if slot.dirty {
+            if let Some(e) = slot.entry.as_mut() {
+                e.retiring = true;
+                e.group = None;
+                e.deadline = Instant::MAX;
+            }
+        } else {
+            // Nothing left to hand out: free it now.
+            slot.entry = None;
         }
+        self.prune_timers();
         for g in self.groups.iter_mut() {
             if let Some(group) = &g.group
                 && group.contains(id.0)
@@ -778,6 +811,7 @@ impl<'a, S: VipStore> Node<'a, S> {
         if slot.entry.take().is_none() {
             return Err(NodeError::NoSuch("script"));
         }
+        self.prune_timers();
         self.track(id.track_id(), true);
         Ok(())
     }
@@ -914,13 +948,7 @@ impl<'a, S: VipStore> Node<'a, S> {
             self.stats.adverts_runt = self.stats.adverts_runt.saturating_add(1);
             return;
         };
-        let family = Family::of(&src);
-        let found = self.instances.iter().position(|s| {
-            s.live().is_some_and(|e| {
-                e.iface == iface && e.vrrp.config().vrid == vrid && e.vrrp.config().family == family
-            })
-        });
-        match found {
+        match self.find_instance(iface, vrid, Family::of(&src)) {
             Some(index) => self.with_instance(index, |i, now| {
                 i.handle(
                     now,
@@ -939,21 +967,122 @@ impl<'a, S: VipStore> Node<'a, S> {
     }
 
     /// Runs `f` on instance `index` (if any and not removed), then
-    /// reschedules it and marks its outputs for draining.
+    /// reschedules it and puts it on the dirty list if it has outputs.
     fn with_instance(&mut self, index: usize, f: impl FnOnce(&mut Instance<S>, Instant)) {
         let now = self.now;
         let Some(entry) = self.instances.get_mut(index).and_then(|s| s.live_mut()) else {
             return;
         };
         f(&mut entry.vrrp, now);
-        self.dirty = self.dirty.min(index);
+        if entry.vrrp.has_output() {
+            self.mark_dirty(index);
+        }
         self.schedule(Owner::Instance(index as u16));
+    }
+
+    /// Instance slots in use: every slot, up to what `u16` ids can name.
+    fn slots(&self) -> usize {
+        self.instances.len().min(MAX_INSTANCE_SLOTS)
+    }
+
+    /// The index bucket of (interface, VRID, family): Fibonacci hashing
+    /// onto the slots. Unkeyed on purpose: only the configuration adds
+    /// instances, so a packet can choose which chain it walks but never
+    /// lengthen one. Call only with at least one slot.
+    fn bucket_of(&self, iface: IfaceId, vrid: u8, family: Family) -> usize {
+        let v6 = u32::from(family == Family::V6);
+        let key = (u32::from(iface.0) << 9) | (v6 << 8) | u32::from(vrid);
+        let h = key.wrapping_mul(0x9e37_79b9);
+        ((u64::from(h) * self.slots() as u64) >> 32) as usize
+    }
+
+    /// The instance on `iface` with `vrid` and `family`: one index bucket,
+    /// its chain as long as the configured instances hashed there.
+    fn find_instance(&self, iface: IfaceId, vrid: u8, family: Family) -> Option<usize> {
+        if self.slots() == 0 {
+            return None;
+        }
+        let mut i = self.instances[self.bucket_of(iface, vrid, family)].bucket;
+        while i != NO_SLOT {
+            let slot = &self.instances[usize::from(i)];
+            if slot.live().is_some_and(|e| {
+                e.iface == iface && e.vrrp.config().vrid == vrid && e.vrrp.config().family == family
+            }) {
+                return Some(usize::from(i));
+            }
+            i = slot.chain;
+        }
+        None
+    }
+
+    /// The index key of the (live) instance at `index`.
+    fn index_key(&self, index: usize) -> Option<usize> {
+        let e = self.instances[index].live()?;
+        let c = e.vrrp.config();
+        Some(self.bucket_of(e.iface, c.vrid, c.family))
+    }
+
+    /// Puts the instance at `index` in the index (it was just added).
+    fn index_instance(&mut self, index: usize) {
+        let Some(b) = self.index_key(index) else {
+            return;
+        };
+        self.instances[index].chain = self.instances[b].bucket;
+        self.instances[b].bucket = index as u16;
+    }
+
+    /// Takes the instance at `index` out of the index (before it retires).
+    fn unindex_instance(&mut self, index: usize) {
+        let Some(b) = self.index_key(index) else {
+            return;
+        };
+        let (me, next) = (index as u16, self.instances[index].chain);
+        if self.instances[b].bucket == me {
+            self.instances[b].bucket = next;
+        } else {
+            let mut i = self.instances[b].bucket;
+            while i != NO_SLOT {
+                let slot = &mut self.instances[usize::from(i)];
+                if slot.chain == me {
+                    slot.chain = next;
+                    break;
+                }
+                i = slot.chain;
+            }
+        }
+        self.instances[index].chain = NO_SLOT;
+    }
+
+    /// Appends the instance at `index` to the dirty list (once).
+    fn mark_dirty(&mut self, index: usize) {
+        let slot = &mut self.instances[index];
+        if slot.dirty {
+            return;
+        }
+        slot.dirty = true;
+        slot.next_dirty = NO_SLOT;
+        match self.dirty_tail {
+            NO_SLOT => self.dirty_head = index as u16,
+            tail => self.instances[usize::from(tail)].next_dirty = index as u16,
+        }
+        self.dirty_tail = index as u16;
+    }
+
+    /// Takes the dirty list's first instance off it.
+    fn pop_dirty(&mut self) {
+        let slot = &mut self.instances[usize::from(self.dirty_head)];
+        slot.dirty = false;
+        self.dirty_head = slot.next_dirty;
+        slot.next_dirty = NO_SLOT;
+        if self.dirty_head == NO_SLOT {
+            self.dirty_tail = NO_SLOT;
+        }
     }
 
     /// Puts `owner`'s current deadline in the timer queue if it changed.
     fn schedule(&mut self, owner: Owner) {
         let deadline = match owner {
-            Owner::Instance(i) => match self.instances[usize::from(i)].entry.as_mut() {
+            Owner::Instance(i) => match self.instances[usize::from(i)].live_mut() {
                 Some(e) => {
                     let at = e.vrrp.poll_timeout().unwrap_or(Instant::MAX);
                     if at == e.deadline {
@@ -1016,6 +1145,55 @@ impl<'a, S: VipStore> Node<'a, S> {
         };
         if !self.timers.push(deadline, owner) {
             self.rebuild_timers();
+        }
+        self.prune_timers();
+    }
+
+    /// Whether the queue entry `(at, owner)` is its owner's current
+    /// deadline (not left behind by a change).
+    fn timer_live(&self, at: Instant, owner: Owner) -> bool {
+        match owner {
+            Owner::Instance(i) => self
+                .instances
+                .get(usize::from(i))
+                .and_then(|s| s.live())
+                .is_some_and(|e| e.deadline == at),
+            Owner::Script(i) => self
+                .scripts
+                .get(usize::from(i))
+                .and_then(|s| s.entry.as_ref())
+                .is_some_and(|e| e.deadline == at),
+            #[cfg(all(feature = "lb", feature = "check"))]
+            Owner::Checker(i) => self
+                .balancing
+                .as_ref()
+                .and_then(|b| b.checkers.get(i as usize))
+                .and_then(|c| c.entry.as_ref())
+                .is_some_and(|e| e.deadline == at),
+            #[cfg(all(feature = "lb", feature = "check"))]
+            Owner::Balancer => self
+                .balancing
+                .as_ref()
+                .is_some_and(|b| b.balancer_deadline == at),
+            #[cfg(all(feature = "sync", feature = "check"))]
+            Owner::Sync => self.sync_deadline() == Some(at),
+            #[cfg(not(all(feature = "lb", feature = "check")))]
+            Owner::Checker(_) | Owner::Balancer => false,
+            #[cfg(not(all(feature = "sync", feature = "check")))]
+            Owner::Sync => false,
+        }
+    }
+
+    /// Pops stale entries off the top of the timer queue, so
+    /// [`Node::poll_timeout`] is a live deadline. Call after anything that
+    /// changes or drops an owner's deadline. Bounded by the queue's length;
+    /// each entry is popped once.
+    pub(super) fn prune_timers(&mut self) {
+        while let Some((at, owner)) = self.timers.peek() {
+            if self.timer_live(at, owner) {
+                break;
+            }
+            self.timers.pop();
         }
     }
 
@@ -1109,34 +1287,47 @@ impl<'a, S: VipStore> Node<'a, S> {
                 Owner::Sync => {}
             }
         }
+        self.prune_timers();
     }
 
-    /// When to call [`handle_timeout`](Self::handle_timeout) next.
+    /// When to call [`handle_timeout`](Self::handle_timeout) next: the
+    /// earliest live deadline (stale queue entries are dropped from the
+    /// top as deadlines change), so a call at this time always has work.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.timers.peek().map(|(at, _)| at)
     }
 
     /// The next output. Drain after every `handle*` call (and, with
     /// connection sync, after `classify`: a full journal is sent at once).
+    ///
+    /// Order (deterministic): each call first hands out what the node's
+    /// own small queue holds (script runs, probes and the like, in the
+    /// order they were queued); then the instances' outputs, instance by
+    /// instance in the order they got something to hand out since they
+    /// were last drained, all of one instance's (in its own order) before
+    /// the next's; then the balancing part's (checkers, servers, services,
+    /// each by index); then connection sync's. Only instances that queued
+    /// an output or deferred a step are visited.
     pub fn poll_output(&mut self) -> Option<Output> {
         #[cfg(all(feature = "sync", feature = "check"))]
         self.sync_forget_pending();
         if let Some(out) = self.queue.pop_front() {
             return Some(out);
         }
-        while self.dirty < self.instances.len() {
-            let index = self.dirty;
+        while self.dirty_head != NO_SLOT {
+            let index = usize::from(self.dirty_head);
             let event = self.instances[index]
                 .entry
                 .as_mut()
                 .and_then(|e| e.vrrp.poll_output());
             let Some(event) = event else {
+                // Drained (a step that waited ran with the last output).
+                self.pop_dirty();
                 let slot = &mut self.instances[index];
                 if slot.entry.as_ref().is_some_and(|e| e.retiring) {
                     // Removed, and its last outputs are out: free the slot.
                     slot.entry = None;
                 }
-                self.dirty += 1;
                 continue;
             };
             // A step that waited for room may just have run and moved timers.
@@ -1157,7 +1348,6 @@ impl<'a, S: VipStore> Node<'a, S> {
                 event,
             });
         }
-        self.dirty = usize::MAX;
         #[cfg(all(feature = "lb", feature = "check"))]
         if let Some(out) = self.poll_balancing_output() {
             return Some(out);

@@ -152,6 +152,7 @@ impl<'a, S: VipStore> Node<'a, S> {
         };
         slot.entry = None;
         let seed = slot.seed;
+        self.prune_timers();
         Some(SyncStorage {
             slot,
             journal,
@@ -197,6 +198,7 @@ impl<'a, S: VipStore> Node<'a, S> {
             settings.iface.0
         );
         self.update_sync_role();
+        self.prune_timers();
         Ok(())
     }
 
@@ -211,6 +213,7 @@ impl<'a, S: VipStore> Node<'a, S> {
                 .handle(now, sync::Input::SetRole(Role::Off), &mut b.balancer);
         }
         slot.entry = None;
+        self.prune_timers();
     }
 
     /// Whether the node was given sync storage ([`Node::with_sync`]).

@@ -3,9 +3,14 @@
 //!
 //! When an owner's deadline changes, a new entry is pushed and the old one
 //! goes stale; a popped entry counts only if it still equals the owner's
-//! current deadline (the caller checks). When the heap fills with stale
+//! current deadline (the caller checks). The caller also pops stale
+//! entries off the top whenever a deadline changes ([`TimerQueue::pop`]),
+//! so the top is always a live deadline. When the heap fills with stale
 //! entries it is rebuilt from the owners' current deadlines, so its size
-//! stays within the storage it was given. Owns no clock and no owners.
+//! stays within the storage it was given. Entries due at the same time
+//! come out in [`Owner`] order (instances by index, then scripts,
+//! checkers, the balancer, sync), so a step's order never depends on the
+//! heap's history. Owns no clock and no owners.
 
 use crate::time::Instant;
 
@@ -30,6 +35,13 @@ pub enum Owner {
 pub struct TimerEntry {
     at: Instant,
     owner: Owner,
+}
+
+impl TimerEntry {
+    /// Heap order: deadline, then owner.
+    fn before(&self, other: &TimerEntry) -> bool {
+        (self.at, self.owner) < (other.at, other.owner)
+    }
 }
 
 impl Default for TimerEntry {
@@ -98,7 +110,7 @@ impl<'a> TimerQueue<'a> {
         self.len += 1;
         while i > 0 {
             let parent = (i - 1) / 2;
-            if self.heap[parent].at <= self.heap[i].at {
+            if !self.heap[i].before(&self.heap[parent]) {
                 break;
             }
             self.heap.swap(parent, i);
@@ -114,20 +126,25 @@ impl<'a> TimerQueue<'a> {
 
     /// Removes and returns the earliest entry if it is due at `now`.
     pub fn pop_due(&mut self, now: Instant) -> Option<(Instant, Owner)> {
-        let (at, owner) = self.peek()?;
-        if at > now {
+        if self.peek()?.0 > now {
             return None;
         }
+        self.pop()
+    }
+
+    /// Removes and returns the earliest entry (a stale one, say).
+    pub fn pop(&mut self) -> Option<(Instant, Owner)> {
+        let (at, owner) = self.peek()?;
         self.len -= 1;
         self.heap[0] = self.heap[self.len];
         let mut i = 0;
         loop {
             let (l, r) = (2 * i + 1, 2 * i + 2);
             let mut min = i;
-            if l < self.len && self.heap[l].at < self.heap[min].at {
+            if l < self.len && self.heap[l].before(&self.heap[min]) {
                 min = l;
             }
-            if r < self.len && self.heap[r].at < self.heap[min].at {
+            if r < self.len && self.heap[r].before(&self.heap[min]) {
                 min = r;
             }
             if min == i {
@@ -163,6 +180,36 @@ mod tests {
         }
         assert_eq!(order, [1, 1, 3, 5]);
         assert_eq!(q.peek().map(|p| p.0), Some(Instant::from_secs(9)));
+    }
+
+    #[test]
+    fn equal_deadlines_pop_in_owner_order() {
+        let mut storage = [TimerEntry::default(); 8];
+        let mut q = TimerQueue::new(&mut storage);
+        let t = Instant::from_secs(1);
+        for owner in [
+            Owner::Sync,
+            Owner::Instance(3),
+            Owner::Script(0),
+            Owner::Instance(1),
+            Owner::Balancer,
+            Owner::Instance(2),
+        ] {
+            assert!(q.push(t, owner));
+        }
+        let order: std::vec::Vec<Owner> =
+            core::iter::from_fn(|| q.pop_due(t).map(|e| e.1)).collect();
+        assert_eq!(
+            order,
+            [
+                Owner::Instance(1),
+                Owner::Instance(2),
+                Owner::Instance(3),
+                Owner::Script(0),
+                Owner::Balancer,
+                Owner::Sync
+            ]
+        );
     }
 
     #[test]

@@ -880,6 +880,12 @@ impl<S: VipStore> Instance<S> {
         out
     }
 
+    /// Whether [`poll_output`](Self::poll_output) has something to hand
+    /// out or a step waits for room (so a drain is due).
+    pub fn has_output(&self) -> bool {
+        !self.outputs.is_empty() || self.deferred
+    }
+
     /// When to call [`handle_timeout`](Self::handle_timeout) next.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let next = self.timers.iter().copied().min().unwrap_or(Instant::MAX);

@@ -158,6 +158,11 @@ impl World {
 
     /// Reloads with `text` at the current time.
     pub fn reload(&mut self, text: &str) {
+        // The node knows the time from its last call; a build reads it
+        // (restarted checkers, new instances), so bring it up to now first,
+        // as the daemon does.
+        self.node.handle_timeout(self.now);
+        self.drain();
         build::build(
             &mut self.node,
             &mut self.env,

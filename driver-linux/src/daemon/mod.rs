@@ -380,6 +380,10 @@ impl Daemon {
     /// chosen as primary addresses. Warnings are logged unless `quiet` (a
     /// rebuild after an interface change reads the same text again).
     fn build(&mut self, vips: &[IpAddr], quiet: bool) -> Result<(), String> {
+        // The build reads the node's clock (new instances start, changed
+        // checkers start over), which only moves with inputs and timers:
+        // bring it to now (its outputs are drained after the build).
+        self.node.handle_timeout(self.clock.now());
         // A master the new configuration drops must still say goodbye
         // (priority 0, as keepalived does on reload), but once the build
         // has removed it the node can no longer render its advert.
@@ -439,7 +443,7 @@ impl Daemon {
             }
         }
         if let Err(e) = &notify_as
-            && (instances.values().any(|i| i.notify.any_set())
+            && (instances.values().any(|i| i.notify.is_some())
                 || !server_scripts.is_empty()
                 || !service_scripts.is_empty())
         {
@@ -1004,7 +1008,7 @@ impl Daemon {
                 let name = self.instance_name(id);
                 info!("{name}: {from} -> {to} ({reason:?})");
                 let priority = self.node.instance(id).map_or(0, |i| i.effective_priority());
-                let Some(notify) = self.instances.get(&id).map(|i| i.notify.clone()) else {
+                let Some(notify) = self.instances.get(&id).and_then(|i| i.notify.clone()) else {
                     return;
                 };
                 let now = self.clock.now();

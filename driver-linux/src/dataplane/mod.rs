@@ -111,8 +111,9 @@ struct Shared {
 }
 
 /// Runs the expiry pass the shard's worker may not have run yet (an idle
-/// worker sleeps up to [`worker::EXPIRY_BOUND_MS`] with entries to
-/// expire), so what the status socket reads is current.
+/// worker sleeps until its shard's next expiry, [`worker::idle_timeout_ms`],
+/// and a read may come just before it wakes), so what the status socket
+/// reads is current.
 fn expire_due(shard: &mut Shard, now: Instant) {
     if shard.balancer.poll_timeout().is_some_and(|t| t <= now) {
         shard.balancer.handle_timeout(now);
@@ -976,6 +977,78 @@ mod tests {
             to: State::Master,
             reason: vrrp::Reason::MasterDown,
         })));
+    }
+
+    /// `lvs_timeouts` reach the workers: the shards take the node's
+    /// balancer settings when they are made and at every mirror (reload).
+    #[test]
+    fn lvs_timeouts_reach_the_shards_through_the_mirror() {
+        use crate::daemon::env::Env;
+        use crate::daemon::event_loop::Extension;
+        use crate::daemon::interfaces::Interfaces;
+        use crate::node_memory::NodeMemory;
+        use vrlb_core::config::{NoIncludes, Options};
+        use vrlb_core::lb::tcp::TcpState;
+        use vrlb_core::lb::{Flow, Layout, LbConfig, RealServer, TcpFlags};
+        use vrlb_core::node::build;
+        let text = "global_defs {
+  lvs_timeouts tcp 30 tcpfin 7 udp 12
+}
+virtual_server 192.0.2.240 80 {
+  lb_kind DR
+  real_server 192.0.2.21 80 {
+  }
+}
+";
+        let counts = build::count("t.conf", text, &Options::default(), &mut NoIncludes).unwrap();
+        let memory = Box::leak(Box::new(NodeMemory::for_counts(&counts, 0, 16)));
+        let mut node = memory.node(Instant::ZERO, 1).unwrap();
+        let mut ifaces = Interfaces::default();
+        let mut exts: Vec<Box<dyn Extension>> = Vec::new();
+        let mut env = Env::new(&mut ifaces, &[], &mut exts);
+        build::build(
+            &mut node,
+            &mut env,
+            "t.conf",
+            text,
+            &Options::default(),
+            &mut NoIncludes,
+        )
+        .unwrap();
+        let cfg = *node.balancer().unwrap().config();
+        assert_eq!(
+            (cfg.tcp_timeout_s, cfg.tcp_fin_timeout_s, cfg.udp_timeout_s),
+            (30, 7, 12)
+        );
+        // A shard made before the reload that brought them.
+        let layout = Layout {
+            services: 1,
+            servers_per_service: 2,
+            mh_table_max: 0,
+            connections: 64,
+        };
+        let mut shard = Shard::new(layout, LbConfig::default(), 3, Instant::ZERO).unwrap();
+        let mut sp = spec("192.0.2.240", 80, 0, 32);
+        sp.servers = vec![RealServer::new("192.0.2.21".parse().unwrap(), 80)];
+        shard.mirror(cfg, &[sp]).unwrap();
+        let flow = |flags| {
+            Flow::tcp(
+                "198.51.100.7".parse().unwrap(),
+                4000,
+                "192.0.2.240".parse().unwrap(),
+                80,
+                flags,
+            )
+        };
+        let t0 = Instant::from_secs(1);
+        let _ = shard.balancer.classify(t0, &flow(TcpFlags::SYN));
+        let _ = shard.balancer.classify(t0, &flow(TcpFlags::ACK));
+        let state = |s: &Shard| s.balancer.connection(&flow(TcpFlags::ACK)).map(|c| c.1);
+        assert_eq!(state(&shard), Some(TcpState::Established));
+        shard.balancer.handle_timeout(Instant::from_secs(30));
+        assert_eq!(state(&shard), Some(TcpState::Established));
+        shard.balancer.handle_timeout(Instant::from_secs(32));
+        assert_eq!(state(&shard), None, "ESTABLISHED lives lvs_timeouts tcp 30");
     }
 
     #[test]

@@ -621,16 +621,16 @@ impl DataPlaneSync {
     fn receive(&mut self) {
         let mut woken = Vec::new();
         self.receive_batch(&mut woken);
-        // Applied entries carry expiry times: a worker whose shard was
-        // empty may sleep without a timeout, so wake it to expire them.
-        // The others wake on their own expiry bound.
+        // Applied entries carry expiry times: a worker sleeps until its
+        // shard's next expiry as it was (for ever when it was empty), so
+        // wake those whose shard now expires something sooner.
         if !woken.is_empty() {
             self.view.wake_workers(&woken);
         }
     }
 
-    /// Applies up to [`RX_BATCH`] datagrams; `woken` gets the shards that
-    /// had no entries before and have some now.
+    /// Applies up to [`RX_BATCH`] datagrams; `woken` gets the shards whose
+    /// next expiry moved earlier (or that had no entries before).
     fn receive_batch(&mut self, woken: &mut Vec<usize>) {
         let now = self.clock.now();
         let shards = self.shards();
@@ -655,10 +655,8 @@ impl DataPlaneSync {
             }
             let prefixes = guards.first().map_or((32, 128), |g| fanout_prefixes(g));
             let count = guards.len();
-            let empty: Vec<bool> = guards
-                .iter()
-                .map(|g| g.balancer.poll_timeout().is_none())
-                .collect();
+            let next: Vec<Option<Instant>> =
+                guards.iter().map(|g| g.balancer.next_expiry()).collect();
             a.receiver
                 .handle_routed(now, Input::Receive(&a.buf[..n]), |now, e| {
                     match guards.get_mut(shard_of(e.client, prefixes, count)) {
@@ -667,7 +665,12 @@ impl DataPlaneSync {
                     }
                 });
             for (i, g) in guards.iter().enumerate() {
-                if empty[i] && g.balancer.poll_timeout().is_some() && !woken.contains(&i) {
+                let sooner = match (g.balancer.next_expiry(), next[i]) {
+                    (Some(is), Some(was)) => is < was,
+                    (Some(_), None) => true,
+                    (None, _) => false,
+                };
+                if sooner && !woken.contains(&i) {
                     woken.push(i);
                 }
             }

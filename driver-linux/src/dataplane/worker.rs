@@ -1,6 +1,6 @@
 //! One forwarding thread: waits on its receive ring (and its waker, with
-//! no timeout while its shard has nothing to expire, else at most
-//! [`EXPIRY_BOUND_MS`]), takes up to a batch of frames, classifies each in
+//! no timeout while its shard has nothing to expire, else until its next
+//! expiry, [`idle_timeout_ms`]), takes up to a batch of frames, classifies each in
 //! its [`Shard`], rewrites the MACs of the ones to forward into its own
 //! buffers, gives the ring slots back, and sends the batch with one
 //! `sendmmsg`. Owns its ring and sender; shares only its shard (a mutex
@@ -39,25 +39,19 @@ static NOT_DR_LOGGED: AtomicBool = AtomicBool::new(false);
 /// Sleep after a failed `poll`, so an error cannot spin.
 const POLL_ERROR_SLEEP_MS: u64 = 100;
 
-/// Longest an idle worker with tracked entries sleeps before it expires
-/// them. Not the balancer's expiry tick (16 ms): `classify` expires what
-/// is due before it decides, so a late pass changes no forwarding
-/// decision; it only frees slots and updates counts later, and the status
-/// view expires on demand before it reads them
-/// ([`super::DataPlaneView`]). The balancer tells only its next tick, not
-/// its next real expiry, so this bound stands in for that.
-pub const EXPIRY_BOUND_MS: i32 = 1000;
-
 /// How long a worker waits for a frame: for ever (-1) with nothing to
-/// expire (the event loop wakes it when it changes the shard), else until
-/// the balancer's next pass (`next_pass`, from its `poll_timeout`) but at
-/// least [`EXPIRY_BOUND_MS`].
-pub fn idle_timeout_ms(next_pass: Option<Instant>, now: Instant) -> i32 {
-    match next_pass {
+/// expire (whoever adds entries to an idle shard wakes it: the sync
+/// extension, when they expire before the worker would wake), else until
+/// the balancer's next expiry (`next_expiry`, from
+/// [`vrlb_core::lb::Balancer::next_expiry`]: never late, so a worker wakes
+/// at most once per wheel bucket that comes due), rounded up to whole
+/// milliseconds so it never wakes before the bucket is due.
+pub fn idle_timeout_ms(next_expiry: Option<Instant>, now: Instant) -> i32 {
+    match next_expiry {
         None => -1,
         Some(t) => {
             let ms = t.saturating_duration_since(now).as_micros().div_ceil(1000);
-            i32::try_from(ms).unwrap_or(i32::MAX).max(EXPIRY_BOUND_MS)
+            i32::try_from(ms).unwrap_or(i32::MAX)
         }
     }
 }
@@ -114,7 +108,7 @@ impl Worker {
         let Ok(shard) = self.shard.lock() else {
             return -1;
         };
-        idle_timeout_ms(shard.balancer.poll_timeout(), self.clock.now())
+        idle_timeout_ms(shard.balancer.next_expiry(), self.clock.now())
     }
 
     /// One batch; returns how many frames it took from the ring.
@@ -232,24 +226,25 @@ mod tests {
     };
 
     #[test]
-    fn an_idle_worker_sleeps_for_ever_without_entries_and_at_least_the_bound_with() {
+    fn an_idle_worker_sleeps_for_ever_without_entries_and_until_the_next_expiry_with() {
         let now = Instant::from_secs(10);
         assert_eq!(idle_timeout_ms(None, now), -1);
-        // The balancer's next pass is its 16 ms tick: the bound wins.
-        let tick = Instant::from_micros(now.as_micros() + 16_000);
-        assert_eq!(idle_timeout_ms(Some(tick), now), EXPIRY_BOUND_MS);
-        // A pass already due still waits the bound (classify expires).
-        assert_eq!(idle_timeout_ms(Some(Instant::ZERO), now), EXPIRY_BOUND_MS);
         let later = Instant::from_secs(15);
         assert_eq!(idle_timeout_ms(Some(later), now), 5000);
+        // Rounded up: never awake before the bucket is due.
+        let tick = Instant::from_micros(now.as_micros() + 16_384);
+        assert_eq!(idle_timeout_ms(Some(tick), now), 17);
+        // Already due: no wait at all.
+        assert_eq!(idle_timeout_ms(Some(Instant::ZERO), now), 0);
     }
 
-    /// A worker on `lo` whose shard forwards UDP to 192.0.2.240:7000 (its
-    /// one real server has no MAC, so nothing is sent, but the connection
-    /// is tracked): with one live entry and no traffic, it wakes about
-    /// once per [`EXPIRY_BOUND_MS`], not at every expiry tick (16 ms).
+    /// A worker on `lo` whose shard forwards UDP to 192.0.2.240:7000 with
+    /// a 5 s UDP timeout (its one real server has no MAC, so nothing is
+    /// sent, but the connection is tracked): with one live entry and no
+    /// traffic it sleeps until that entry is due, wakes once to expire
+    /// it, then sleeps for ever.
     #[test]
-    fn a_worker_with_a_live_entry_and_no_traffic_wakes_about_once_a_second() {
+    fn a_worker_with_one_entry_sleeps_until_it_expires() {
         in_private_netns(|| {
             let up = std::process::Command::new("ip")
                 .args(["addr", "add", "192.0.2.240/32", "dev", "lo"])
@@ -258,13 +253,18 @@ mod tests {
             assert!(up.success());
             let vip: IpAddr = "192.0.2.240".parse().unwrap();
             let clock = Clock::new();
+            // 1024 slots: a wheel of 1024 ticks (16.8 s), longer than 5 s.
             let layout = Layout {
                 services: 1,
                 servers_per_service: 2,
                 mh_table_max: 0,
-                connections: 64,
+                connections: 1024,
             };
-            let mut shard = Shard::new(layout, LbConfig::default(), 7, clock.now()).unwrap();
+            let cfg = LbConfig {
+                udp_timeout_s: 5,
+                ..LbConfig::default()
+            };
+            let mut shard = Shard::new(layout, cfg, 7, clock.now()).unwrap();
             let config = ServiceConfig::new(
                 ServiceKey::Addr {
                     protocol: Protocol::Udp,
@@ -276,7 +276,7 @@ mod tests {
             let server = RealServer::new("192.0.2.21".parse().unwrap(), 7000);
             shard
                 .mirror(
-                    LbConfig::default(),
+                    cfg,
                     &[ServiceSpec {
                         config,
                         servers: vec![server],
@@ -311,6 +311,7 @@ mod tests {
             };
             let handle = std::thread::spawn(move || w.run());
             let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let sent = clock.now();
             client.send_to(b"hello", (vip, 7000)).unwrap();
             let tracked = |s: &Arc<Mutex<Shard>>| s.lock().unwrap().balancer.tracked();
             let start = std::time::Instant::now();
@@ -319,22 +320,44 @@ mod tests {
             }
             assert_eq!(tracked(&shard), 1, "the datagram made no connection");
             assert_eq!(counters.drop_no_mac.load(Ordering::Relaxed), 1);
+            // The entry is due 5 s after the datagram (two 16 ms ticks of
+            // rounding at most): that is when the worker will wake.
+            let next = shard.lock().unwrap().balancer.next_expiry().unwrap();
+            let five = sent + vrlb_core::time::Duration::from_secs(5);
+            let tick = vrlb_core::time::Duration::from_micros(1 << vrlb_core::lb::TICK_SHIFT);
+            let seen = clock.now();
+            assert!(
+                next > five && next <= seen + vrlb_core::time::Duration::from_secs(5) + tick + tick,
+                "next expiry {next:?}, datagram sent at {sent:?}"
+            );
             let before = counters.wakeups.load(Ordering::Relaxed);
             let window = StdDuration::from_secs(3);
             std::thread::sleep(window);
             let woke = counters.wakeups.load(Ordering::Relaxed) - before;
+            // A worker on a 1 s bound would have woken 3 times, at the
+            // 16 ms tick about 180.
+            assert!(
+                woke <= 1,
+                "woke {woke} times in {window:?} before the entry was due"
+            );
+            while tracked(&shard) == 1 && start.elapsed() < StdDuration::from_secs(12) {
+                std::thread::sleep(StdDuration::from_millis(20));
+            }
+            assert_eq!(tracked(&shard), 0, "the entry was never expired");
+            let expired_at = clock.now();
+            assert!(expired_at >= five, "expired early, at {expired_at:?}");
+            let woke = counters.wakeups.load(Ordering::Relaxed) - before;
+            assert!(
+                (1..=2).contains(&woke),
+                "woke {woke} times to expire one entry"
+            );
+            // Nothing left: it sleeps for ever.
+            let settled = counters.wakeups.load(Ordering::Relaxed);
+            std::thread::sleep(StdDuration::from_secs(1));
+            assert_eq!(counters.wakeups.load(Ordering::Relaxed), settled);
             stop.store(true, Ordering::Relaxed);
             waker.wake();
             handle.join().unwrap();
-            // One per second of the window, one for a wait begun just
-            // before it, one spare: at the 16 ms tick it would be ~190.
-            let bound = window.as_millis() as u64 / EXPIRY_BOUND_MS as u64 + 2;
-            assert!(
-                woke <= bound,
-                "woke {woke} times in {window:?} with one live entry (bound {bound})"
-            );
-            assert!(woke >= 1, "never woke to expire");
-            assert_eq!(tracked(&shard), 1, "the UDP entry (300 s) expired early");
         });
     }
 }

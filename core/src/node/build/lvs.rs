@@ -13,6 +13,29 @@ use crate::lb::{self, ForwardMethod, Protocol, RealServer, ServiceConfig, Servic
 use crate::node::{Node, NodeError, ServerRef, ServerState, ServiceState};
 use crate::vrrp::VipStore;
 
+/// Applies `lvs_timeouts` to the balancer as ipvsadm --set does: `tcp`
+/// is the ESTABLISHED timeout, `tcpfin` FIN_WAIT's, `udp` UDP's; 0 (or no
+/// `lvs_timeouts`, on reload too) keeps IPVS's default (ip_vs_ctl.c
+/// `ip_vs_set_timeout`).
+pub(super) fn apply_timeouts<S: VipStore>(node: &mut Node<'_, S>, t: &config::LvsTimeouts) {
+    let Some(b) = node.balancing.as_mut() else {
+        return;
+    };
+    let or_default = |d: crate::time::Duration, default: u32| match d.as_secs() {
+        0 => default,
+        // The parser caps it at 31 days.
+        secs => u32::try_from(secs).unwrap_or(u32::MAX),
+    };
+    let defaults = lb::LbConfig::DEFAULT;
+    let mut cfg = *b.balancer.config();
+    cfg.tcp_timeout_s = or_default(t.tcp, defaults.tcp_timeout_s);
+    cfg.tcp_fin_timeout_s = or_default(t.tcp_fin, defaults.tcp_fin_timeout_s);
+    cfg.udp_timeout_s = or_default(t.udp, defaults.udp_timeout_s);
+    if cfg != *b.balancer.config() {
+        b.balancer.set_config(cfg);
+    }
+}
+
 /// Most services one `virtual_server group` expands to.
 pub const MAX_GROUP_SERVICES: usize = 256;
 

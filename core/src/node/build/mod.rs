@@ -94,6 +94,8 @@ struct Globals {
     garp_master_refresh: Option<Duration>,
     garp_master_refresh_repeat: Option<u8>,
     lower_prio_no_advert: bool,
+    #[cfg_attr(not(all(feature = "lb", feature = "check")), allow(dead_code))]
+    lvs_timeouts: config::LvsTimeouts,
 }
 
 impl Globals {
@@ -105,6 +107,7 @@ impl Globals {
             garp_master_refresh: g.garp_master_refresh,
             garp_master_refresh_repeat: g.garp_master_refresh_repeat,
             lower_prio_no_advert: g.lower_prio_no_advert,
+            lvs_timeouts: g.lvs_timeouts,
         }
     }
 }
@@ -665,6 +668,8 @@ pub fn build<E: Environment, S: VipStore>(
     let mut pre = Prepass::default();
     config::parse(file, text, options, &mut pre, includer)?;
     node.generation = node.generation.wrapping_add(1);
+    #[cfg(all(feature = "lb", feature = "check"))]
+    lvs::apply_timeouts(node, &pre.globals.lvs_timeouts);
     #[cfg(all(feature = "lb", feature = "check"))]
     node.freeze_quorum();
     let generation = node.generation;
