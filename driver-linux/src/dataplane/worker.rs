@@ -1,9 +1,8 @@
 //! One forwarding thread: waits on its receive ring (and its waker, with
 //! no timeout while its shard has nothing to expire, else until its next
-//! expiry, [`idle_timeout_ms`]), takes up to a batch of frames, classifies each in
-//! its [`Shard`], rewrites the MACs of the ones to forward into its own
-//! buffers, gives the ring slots back, and sends the batch with one
-//! `sendmmsg`. Owns its ring and sender; shares only its shard (a mutex
+//! expiry, [`idle_timeout_ms`]), copies up to a batch of frames out of
+//! the ring, classifies them together in its [`Shard`], rewrites the MACs
+//! of the ones to forward, and sends them with one `sendmmsg`. Owns its ring and sender; shares only its shard (a mutex
 //! the event loop takes to mirror configuration and read status) and its
 //! counters.
 
@@ -11,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use log::{debug, warn};
-use vrlb_core::lb::{ForwardMethod, Verdict};
+use vrlb_core::lb::{Flow, ForwardMethod, Verdict};
 use vrlb_core::time::Instant;
 
 use super::counters::{Counters, bump};
@@ -83,7 +82,7 @@ pub struct Worker {
 impl Worker {
     /// Runs until `stop` is set.
     pub fn run(mut self) {
-        let mut bufs: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::with_capacity(2048)).collect();
+        let mut batch = Batch::new();
         debug!("data plane worker {} running", self.index);
         while !self.stop.load(Ordering::Relaxed) {
             let timeout_ms = self.idle_timeout_ms();
@@ -93,7 +92,7 @@ impl Worker {
             }
             bump(&self.counters.wakeups, 1);
             loop {
-                let n = self.step(&mut bufs);
+                let n = self.step(&mut batch);
                 if n == 0 {
                     break;
                 }
@@ -111,10 +110,14 @@ impl Worker {
         idle_timeout_ms(shard.balancer.next_expiry(), self.clock.now())
     }
 
-    /// One batch; returns how many frames it took from the ring.
-    fn step(&mut self, bufs: &mut [Vec<u8>]) -> usize {
+    /// One batch; returns how many frames it took from the ring. Frames
+    /// for a held VIP are copied out of the ring and classified together
+    /// ([`vrlb_core::lb::Balancer::classify_batch`]: their table lookups
+    /// overlap), then the ones to forward are rewritten and sent.
+    fn step(&mut self, batch: &mut Batch) -> usize {
         let now = self.clock.now();
-        let mut out = 0usize;
+        batch.clear();
+        let c = &*self.counters;
         let taken = {
             let Ok(mut shard) = self.shard.lock() else {
                 return 0;
@@ -123,8 +126,6 @@ impl Worker {
             if shard.balancer.poll_timeout().is_some_and(|t| t <= now) {
                 shard.balancer.handle_timeout(now);
             }
-            let c = &*self.counters;
-            let own_mac = self.own_mac;
             let taken = self.ring.drain(BATCH, |f| {
                 if f.pkttype == libc::PACKET_OUTGOING {
                     // Our own frames, on kernels whose fanout cannot skip them.
@@ -148,7 +149,15 @@ impl Worker {
                     bump(&c.drop_vip_not_held, 1);
                     return;
                 }
-                match shard.balancer.classify(now, &parsed.flow) {
+                batch.push(f.data, parsed, f.csum_not_ready);
+            });
+            let n = batch.flows.len();
+            batch.verdicts.resize(n, Verdict::NotVirtual);
+            shard
+                .balancer
+                .classify_batch(now, &batch.flows, &mut batch.verdicts);
+            for i in 0..n {
+                match batch.verdicts[i] {
                     Verdict::Forward { addr, method, .. } if method != ForwardMethod::Dr => {
                         bump(&c.drop_not_dr, 1);
                         if !NOT_DR_LOGGED.swap(true, Ordering::Relaxed) {
@@ -164,22 +173,21 @@ impl Worker {
                         let Some(mac) = shard.macs.get(&addr).copied() else {
                             bump(&c.drop_no_mac, 1);
                             shard.missing.insert(addr);
-                            return;
+                            continue;
                         };
-                        if f.csum_not_ready {
-                            frame::finish_checksum(f.data, &parsed);
+                        let frame = &mut batch.frames[i];
+                        let (parsed, csum_not_ready) = batch.parsed[i];
+                        if csum_not_ready {
+                            frame::finish_checksum(frame, &parsed);
                             bump(&c.checksums_finished, 1);
                         }
-                        frame::rewrite(f.data, mac, own_mac);
-                        let buf = &mut bufs[out];
-                        buf.clear();
-                        buf.extend_from_slice(f.data);
-                        out += 1;
+                        frame::rewrite(frame, mac, self.own_mac);
+                        batch.send.push(i);
                     }
                     Verdict::NotVirtual => bump(&c.drop_not_virtual, 1),
                     Verdict::Drop(reason) => c.dropped(reason),
                 }
-            });
+            }
             if let Some(k) = &self.journal_kick
                 && taken > 0
                 && shard.balancer.sync_pending() > 0
@@ -189,8 +197,13 @@ impl Worker {
             }
             taken
         };
+        let out = batch.send.len();
         if out > 0 {
-            let frames: Vec<&[u8]> = bufs[..out].iter().map(|b| b.as_slice()).collect();
+            let mut frames: [&[u8]; BATCH] = [&[]; BATCH];
+            for (slot, &i) in frames.iter_mut().zip(&batch.send) {
+                *slot = &batch.frames[i];
+            }
+            let frames = &frames[..out];
             let mut sent = 0;
             // sendmmsg may stop early (a full queue): retry the rest once.
             for _ in 0..2 {
@@ -205,10 +218,54 @@ impl Worker {
                     break;
                 }
             }
-            bump(&self.counters.forwarded, sent as u64);
-            bump(&self.counters.drop_tx_error, (out - sent) as u64);
+            bump(&c.forwarded, sent as u64);
+            bump(&c.drop_tx_error, (out - sent) as u64);
         }
         taken
+    }
+}
+
+/// One step's frames, copied out of the ring, with what classifying them
+/// needs; allocated once per worker, reused every step.
+struct Batch {
+    /// The frames' bytes (each buffer's capacity kept across steps); the
+    /// first `flows.len()` are this step's.
+    frames: Vec<Vec<u8>>,
+    flows: Vec<Flow>,
+    /// Where each frame's headers are, and whether its checksum is left
+    /// to finish (`TP_STATUS_CSUMNOTREADY`).
+    parsed: Vec<(frame::Parsed, bool)>,
+    verdicts: Vec<Verdict>,
+    /// Indices of the frames to send.
+    send: Vec<usize>,
+}
+
+impl Batch {
+    fn new() -> Batch {
+        Batch {
+            frames: (0..BATCH).map(|_| Vec::with_capacity(2048)).collect(),
+            flows: Vec::with_capacity(BATCH),
+            parsed: Vec::with_capacity(BATCH),
+            verdicts: Vec::with_capacity(BATCH),
+            send: Vec::with_capacity(BATCH),
+        }
+    }
+
+    fn clear(&mut self) {
+        self.flows.clear();
+        self.parsed.clear();
+        self.verdicts.clear();
+        self.send.clear();
+    }
+
+    /// Copies a frame in; at most [`BATCH`] per step (the ring drain's
+    /// limit).
+    fn push(&mut self, data: &[u8], parsed: frame::Parsed, csum_not_ready: bool) {
+        let buf = &mut self.frames[self.flows.len()];
+        buf.clear();
+        buf.extend_from_slice(data);
+        self.flows.push(parsed.flow);
+        self.parsed.push((parsed, csum_not_ready));
     }
 }
 
