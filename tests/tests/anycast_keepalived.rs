@@ -30,7 +30,10 @@ fn anycast_line(text: &str) -> usize {
 /// What keepalived 2.2.7 prints for it (`report_config_error`, "Unknown
 /// keyword", keepalived/core/parser.c).
 fn unknown_keyword(path: &Path, line: usize) -> String {
-    format!("({}: Line {line}) Unknown keyword 'anycast'", path.display())
+    format!(
+        "({}: Line {line}) Unknown keyword 'anycast'",
+        path.display()
+    )
 }
 
 #[test]
