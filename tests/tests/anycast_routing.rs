@@ -14,6 +14,7 @@
 //! | vrlb restarted | 10 s |
 //! | kill -9 of vrlb, the speaker left running (the kernel deletes the TUN device) | 5 s |
 //! | kill -9 of the speaker, vrlb left running (its session closes) | 5 s |
+//! | SIGHUP with `anycast` taken out of the configuration | 5 s |
 //!
 //! Forwarding through the directors is ecmp_anycast.rs's part.
 //!
@@ -426,6 +427,20 @@ fn announce_and_withdraw(mut net: Routing) {
     let t = Instant::now();
     net.lab.signal(pid, "KILL");
     net.wait_for(&[2], t, Duration::from_secs(5), "kill -9 of the speaker");
+
+    // A reload that drops `anycast` withdraws, and removes the interface.
+    let conf = &net.director(2).conf;
+    let text = std::fs::read_to_string(conf).unwrap();
+    std::fs::write(conf, text.replace("    anycast\n", "")).unwrap();
+    let pid = net.director(2).vrlb.expect("vrlb runs").to_string();
+    let t = Instant::now();
+    run(&["kill", "-HUP", &pid]);
+    net.wait_for(&[], t, Duration::from_secs(5), "reload without anycast");
+    let ns = net.director(2).ns.clone();
+    wait_until(Duration::from_secs(2), || {
+        !in_ns(&ns, &["ip", "-o", "link", "show"]).contains(DEVICE)
+    })
+    .expect("vrlb-anycast removed by the reload");
     eprintln!("{:?} in all", start.elapsed());
 }
 

@@ -66,3 +66,76 @@ impl std::fmt::Debug for Device {
         write!(f, "Device(fd {})", self.file.as_raw_fd())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::process::Command;
+
+    use super::*;
+    use crate::daemon::netlink::Rtnl;
+    use crate::test_netns::in_private_netns;
+
+    const NAME: &str = "vrlb-anycast";
+
+    fn listed() -> bool {
+        Rtnl::new()
+            .unwrap()
+            .links()
+            .unwrap()
+            .iter()
+            .any(|l| l.name == NAME)
+    }
+
+    fn ip(args: &[&str]) {
+        let status = Command::new("ip").args(args).status().expect("ip runs");
+        assert!(status.success(), "ip {args:?}: {status}");
+    }
+
+    #[test]
+    fn the_device_and_its_address_go_with_the_descriptor() {
+        in_private_netns(|| {
+            let device = Device::create(NAME).unwrap();
+            assert!(listed());
+            ip(&["addr", "add", "192.0.2.240/32", "dev", NAME]);
+            drop(device);
+            assert!(!listed(), "{NAME} outlived its descriptor");
+            let left = Rtnl::new().unwrap().addrs().unwrap();
+            assert!(
+                left.iter().all(|a| a.addr.to_string() != "192.0.2.240"),
+                "address outlived the device: {left:?}"
+            );
+        });
+    }
+
+    #[test]
+    fn a_persistent_device_of_that_name_is_taken_over_and_goes_too() {
+        in_private_netns(|| {
+            ip(&["tuntap", "add", "dev", NAME, "mode", "tun"]);
+            let device = Device::create(NAME).unwrap();
+            drop(device);
+            assert!(!listed(), "the persistent {NAME} stayed");
+        });
+    }
+
+    #[test]
+    fn a_held_device_or_another_kind_of_that_name_is_refused() {
+        in_private_netns(|| {
+            let held = Device::create(NAME).unwrap();
+            let second = Device::create(NAME).unwrap_err();
+            assert_eq!(second.raw_os_error(), Some(libc::EBUSY), "{second}");
+            drop(held);
+            ip(&["link", "add", NAME, "type", "veth", "peer", "name", "v1"]);
+            let other = Device::create(NAME).unwrap_err();
+            assert_eq!(other.raw_os_error(), Some(libc::EINVAL), "{other}");
+            assert!(listed(), "the veth is not vrlb's to remove");
+        });
+    }
+
+    #[test]
+    fn names_the_kernel_would_refuse_or_cut_are_refused_first() {
+        for name in ["", "sixteen-chars-xx", "a\0b"] {
+            let e = Device::create(name).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{name:?}: {e}");
+        }
+    }
+}

@@ -33,7 +33,8 @@ pub struct Anycast {
     rtnl: Option<Rtnl>,
     /// The interface and its ifindex, made when a service first needs it.
     device: Option<(Device, u32)>,
-    /// Some virtual server is marked `anycast`.
+    /// Some virtual server of the configuration being built is marked
+    /// `anycast` (reset once `reloaded` has used it).
     wanted: bool,
     /// Services announcing each VIP this extension added (two services on
     /// one VIP, ports 80 and 443, share it).
@@ -199,6 +200,12 @@ impl Extension for Anycast {
         for (addr, s) in stale {
             self.withdraw(s, addr);
         }
+        // No service marked any more: the interface goes too.
+        if !self.wanted && self.held.is_empty() && self.device.take().is_some() {
+            info!("anycast: {DEVICE} removed (no service is marked anycast)");
+        }
+        // The next reload's `virtual_server` calls say again.
+        self.wanted = false;
     }
 
     fn shutdown(&mut self, _ctx: &mut Context<'_>) {
@@ -209,5 +216,52 @@ impl Extension for Anycast {
         if self.device.take().is_some() {
             info!("anycast: {DEVICE} removed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::process::Command;
+
+    use super::*;
+    use crate::test_netns::in_private_netns;
+
+    #[test]
+    fn a_left_behind_device_is_emptied_and_brought_up() {
+        in_private_netns(|| {
+            let ip = |args: &[&str]| {
+                let s = Command::new("ip").args(args).status().unwrap();
+                assert!(s.success(), "ip {args:?}");
+            };
+            // A persistent device of that name with someone's address on it.
+            ip(&["tuntap", "add", "dev", DEVICE, "mode", "tun"]);
+            ip(&["addr", "add", "192.0.2.99/32", "dev", DEVICE]);
+            let mut a = Anycast::new();
+            a.rtnl = Some(Rtnl::new().unwrap());
+            let index = a.device().unwrap();
+            let rtnl = a.rtnl.as_mut().unwrap();
+            let addrs = rtnl.addrs().unwrap();
+            assert!(
+                addrs.iter().all(|x| x.index != index),
+                "left on {DEVICE}: {addrs:?}"
+            );
+            // Up, and running: vrlb holds it, so it has carrier (the
+            // operational state follows asynchronously, linkwatch).
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+            loop {
+                let links = rtnl.links().unwrap();
+                let link = links.iter().find(|l| l.index == index).unwrap();
+                if link.up {
+                    break;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{DEVICE} not up: {link:?}"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            // Asked again: the same device.
+            assert_eq!(a.device().unwrap(), index);
+        });
     }
 }
