@@ -25,7 +25,7 @@ pub fn installed() -> bool {
 pub struct Frr {
     /// Its runtime directory (configs, pid files, sockets, logs).
     pub dir: PathBuf,
-    /// zebra's and bgpd's pids (children of the lab).
+    /// zebra's pid (a child of the lab, as bgpd is).
     pub zebra: u32,
     /// bgpd's pid.
     pub bgpd: u32,
