@@ -373,6 +373,100 @@ fn warnings_do_not_refuse_the_file() {
     );
 }
 
+/// (configuration, "line:col" of the warning and text it must contain, or
+/// `None` when the file must give no warning at all; whether the service
+/// stays anycast)
+type WarningCase = (&'static str, Option<(&'static str, &'static str)>, bool);
+
+const WARNING_CASES: &[WarningCase] = &[
+    // anycast with mh: directors agree, nothing to say.
+    (
+        "virtual_server 192.0.2.240 80 {\n lb_algo mh\n lb_kind DR\n anycast\n}",
+        None,
+        true,
+    ),
+    // ... wherever lb_algo comes in the block.
+    (
+        "virtual_server 192.0.2.240 80 {\n anycast\n lb_kind DR\n lb_algo mh\n}",
+        None,
+        true,
+    ),
+    (
+        "virtual_server 192.0.2.240 80 {\n lb_algo wlc\n lb_kind DR\n  anycast\n}",
+        Some((
+            "4:3",
+            "'anycast': lb_algo is not mh: directors would not agree on the real server of a flow",
+        )),
+        true,
+    ),
+    // No lb_algo: keepalived's wlc.
+    (
+        "virtual_server 192.0.2.240 80 {\n lb_kind DR\n anycast\n}",
+        Some(("3:2", "lb_algo is not mh")),
+        true,
+    ),
+    // sh hashes too, but neither in a canonical order nor adopting moved flows.
+    (
+        "virtual_server 192.0.2.240 80 {\n anycast\n lb_algo sh\n lb_kind DR\n}",
+        Some(("2:2", "one the router moves to another director is dropped")),
+        true,
+    ),
+    (
+        "virtual_server fwmark 7 {\n lb_algo mh\n lb_kind DR\n anycast\n}",
+        Some((
+            "4:2",
+            "'anycast': a fwmark service has no VIP to announce: ignored",
+        )),
+        false,
+    ),
+    // Turned off again: no warning.
+    (
+        "virtual_server 192.0.2.240 80 {\n lb_kind DR\n anycast\n anycast false\n}",
+        None,
+        false,
+    ),
+];
+
+#[test]
+fn anycast_warns_where_directors_could_not_agree() {
+    let mut failures = Vec::new();
+    for (text, want, anycast) in WARNING_CASES {
+        let (rec, result) = common::parse("any.conf", text);
+        if let Err(e) = result {
+            failures.push(format!("{text:?} refused: {e}"));
+            continue;
+        }
+        let vs = rec.items.iter().find(|i| i.starts_with("virtual_server"));
+        if vs.is_none_or(|vs| vs.ends_with(" anycast") != *anycast) {
+            failures.push(format!("{text:?}: anycast should be {anycast}: {vs:?}"));
+        }
+        match want {
+            None if !rec.warnings.is_empty() => {
+                failures.push(format!(
+                    "{text:?}\n   want no warning\n   got  {:?}",
+                    rec.warnings
+                ));
+            }
+            None => {}
+            Some((at, message)) => {
+                let prefix = format!("any.conf:{at}: warning: ");
+                let hits = rec
+                    .warnings
+                    .iter()
+                    .filter(|w| w.starts_with(&prefix) && w.contains(message))
+                    .count();
+                if hits != 1 || rec.warnings.len() != 1 {
+                    failures.push(format!(
+                        "{text:?}\n   want {prefix}…{message}\n   got  {:?}",
+                        rec.warnings
+                    ));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
 

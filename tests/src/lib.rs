@@ -1,4 +1,5 @@
 //! Helpers shared by vrlb's integration tests.
 
+pub mod frr;
 pub mod netns;
 pub mod vrrp_lab;

@@ -8,7 +8,7 @@
 //!
 //! ```text
 //! client 203.0.113.2, .10-.49 --- 203.0.113.1 router 198.51.100.1 --+-- bridge
-//!   directors 198.51.100.11-13 (VIP on lo from vrlb, BIRD)           |
+//!   directors 198.51.100.11-13 (VIP on vrlb-anycast, BIRD)           |
 //!   real servers 198.51.100.21-23 (VIP on lo, arp_ignore/announce)  -+
 //! ```
 //!
@@ -564,8 +564,8 @@ impl Ecmp {
         self.kill_director(i);
     }
 
-    /// kill -9 of director `i`'s vrlb and BIRD (vrlb leaves its VIP on lo
-    /// and its drop rule behind).
+    /// kill -9 of director `i`'s vrlb and BIRD (vrlb's interface goes with
+    /// it; its drop rule stays behind).
     fn kill_director(&mut self, i: usize) {
         for pid in [self.directors[i].vrlb.take(), self.directors[i].bird.take()]
             .into_iter()

@@ -129,6 +129,7 @@ impl<'t> Parser<'t, '_> {
         };
         let body = self.lx.mark();
         let mut saw_kind = false;
+        let mut anycast_at = None;
         // Pass 1: the virtual server's own settings.
         while let Some(stmt) = self.next_stmt(Some(&head.kw))? {
             match stmt.keyword() {
@@ -210,7 +211,10 @@ impl<'t> Parser<'t, '_> {
                 "inhibit_on_failure" => vs.inhibit_on_failure = self.flag(&stmt)?,
                 "virtualhost" => vs.virtualhost = Some(self.single(&stmt, "a host name")?.text),
                 "ops" => vs.ops = self.flag(&stmt)?,
-                "anycast" => vs.anycast = self.flag(&stmt)?,
+                "anycast" => {
+                    vs.anycast = self.flag(&stmt)?;
+                    anycast_at = vs.anycast.then_some(stmt.kw);
+                }
                 "connect_timeout" | "retry" | "nb_get_retry" | "delay_before_retry" | "warmup" => {
                     self.checker_default(&mut vs.checker_defaults, &stmt)?;
                 }
@@ -224,6 +228,9 @@ impl<'t> Parser<'t, '_> {
                 }
                 _ => self.unknown(Block::VirtualServer, &stmt)?,
             }
+        }
+        if let Some(at) = anycast_at {
+            self.check_anycast(&mut vs, &at);
         }
         if !saw_kind {
             self.warn(
@@ -249,6 +256,32 @@ impl<'t> Parser<'t, '_> {
             }
         }
         Ok(())
+    }
+
+    /// `anycast` (at `at`) needs a VIP to announce, and `mh` for the
+    /// directors to agree (docs/anycast.md): warns where either is missing.
+    fn check_anycast(&mut self, vs: &mut VirtualServer<'t>, at: &super::lexer::Token<'t>) {
+        if matches!(vs.key, VsKey::Fwmark(_)) {
+            self.warn_at(
+                at,
+                Kind::Assumed {
+                    keyword: Snippet::new("anycast"),
+                    note: "a fwmark service has no VIP to announce: ignored \
+                           (announce each address with its own virtual_server)",
+                },
+            );
+            vs.anycast = false;
+        } else if vs.scheduler != Scheduler::Mh {
+            self.warn_at(
+                at,
+                Kind::Assumed {
+                    keyword: Snippet::new("anycast"),
+                    note: "lb_algo is not mh: directors would not agree on the real server \
+                           of a flow, so one the router moves to another director is dropped \
+                           (only mh picks the same server everywhere and adopts moved flows)",
+                },
+            );
+        }
     }
 
     fn vs_key(&mut self, head: &Stmt<'t>) -> Res<VsKey<'t>> {

@@ -52,13 +52,14 @@ impl Sink for Recorder {
     }
     fn virtual_server(&mut self, vs: &config::VirtualServer<'_>) -> Result<(), Kind> {
         self.items.push(format!(
-            "virtual_server {:?} {} {:?} persist={:?} delay_loop={} rs={}",
+            "virtual_server {:?} {} {:?} persist={:?} delay_loop={} rs={}{}",
             vs.key,
             vs.scheduler.name(),
             vs.kind,
             vs.persistence_timeout.map(|d| d.as_secs()),
             vs.delay_loop,
-            vs.real_servers
+            vs.real_servers,
+            if vs.anycast { " anycast" } else { "" }
         ));
         Ok(())
     }

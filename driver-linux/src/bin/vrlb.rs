@@ -180,9 +180,7 @@ fn main() -> ExitCode {
             let control = vrlb_linux::control::Control::new(&control_socket, dataplane.view())
                 .with_sync(sync.view());
             let extensions: Vec<Box<dyn vrlb_linux::daemon::event_loop::Extension>> = vec![
-                Box::new(vrlb_linux::anycast::Anycast::new(
-                    &state_file.with_extension("anycast"),
-                )),
+                Box::new(vrlb_linux::anycast::Anycast::new()),
                 Box::new(dataplane),
                 Box::new(sync),
                 Box::new(control),
