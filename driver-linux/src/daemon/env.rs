@@ -306,13 +306,31 @@ impl Environment for Env<'_> {
     }
 }
 
+/// Test support: builds `text` into a fresh node and environment (no
+/// interfaces, no extensions) and hands both to `f`.
 #[cfg(test)]
-mod tests {
+pub(crate) fn built_for_test<R>(
+    text: &str,
+    f: impl FnOnce(&crate::node_memory::LinuxNode<'static>, &Env<'_>) -> R,
+) -> R {
     use vrlb_core::config::{NoIncludes, Options};
     use vrlb_core::node::build;
+    let opts = Options::default();
+    let counts = build::count("t.conf", text, &opts, &mut NoIncludes).unwrap();
+    let memory = Box::leak(Box::new(crate::node_memory::NodeMemory::for_counts(
+        &counts, 0, 16,
+    )));
+    let mut node = memory.node(vrlb_core::time::Instant::ZERO, 1).unwrap();
+    let mut ifaces = Interfaces::default();
+    let mut exts: Vec<Box<dyn Extension>> = Vec::new();
+    let mut env = Env::new(&mut ifaces, &[], &mut exts);
+    build::build(&mut node, &mut env, "t.conf", text, &opts, &mut NoIncludes).unwrap();
+    f(&node, &env)
+}
 
+#[cfg(test)]
+mod tests {
     use super::*;
-    use crate::node_memory::NodeMemory;
 
     #[test]
     fn checker_notify_scripts_are_kept_per_server_and_service() {
@@ -332,36 +350,23 @@ mod tests {
   }
 }
 ";
-        let counts = build::count("t.conf", text, &Options::default(), &mut NoIncludes).unwrap();
-        let memory = Box::leak(Box::new(NodeMemory::for_counts(&counts, 0, 16)));
-        let mut node = memory.node(vrlb_core::time::Instant::ZERO, 1).unwrap();
-        let mut ifaces = Interfaces::default();
-        let mut exts: Vec<Box<dyn Extension>> = Vec::new();
-        let mut env = Env::new(&mut ifaces, &[], &mut exts);
-        build::build(
-            &mut node,
-            &mut env,
-            "t.conf",
-            text,
-            &Options::default(),
-            &mut NoIncludes,
-        )
-        .unwrap();
-        let (rs1, _) = node
-            .servers()
-            .find(|(_, s)| s.config.port == 80 && s.config.addr.to_string() == "192.0.2.1")
-            .unwrap();
-        let s = &env.server_scripts[&rs1];
-        assert_eq!(s.name, "real server 192.0.2.1:80");
-        assert_eq!(s.command(true), Some("/etc/up.sh"));
-        assert_eq!(s.command(false), Some("/etc/down.sh 'a b'"));
-        assert_eq!(env.server_scripts.len(), 1, "the other server has none");
-        let service = node.servers().next().unwrap().1.service;
-        let q = &env.service_scripts[&service];
-        assert_eq!(
-            (q.command(true), q.command(false)),
-            (Some("/etc/q.sh up"), Some("/etc/q-down.sh"))
-        );
+        built_for_test(text, |node, env| {
+            let (rs1, _) = node
+                .servers()
+                .find(|(_, s)| s.config.port == 80 && s.config.addr.to_string() == "192.0.2.1")
+                .unwrap();
+            let s = &env.server_scripts[&rs1];
+            assert_eq!(s.name, "real server 192.0.2.1:80");
+            assert_eq!(s.command(true), Some("/etc/up.sh"));
+            assert_eq!(s.command(false), Some("/etc/down.sh 'a b'"));
+            assert_eq!(env.server_scripts.len(), 1, "the other server has none");
+            let service = node.servers().next().unwrap().1.service;
+            let q = &env.service_scripts[&service];
+            assert_eq!(
+                (q.command(true), q.command(false)),
+                (Some("/etc/q.sh up"), Some("/etc/q-down.sh"))
+            );
+        });
     }
 
     #[test]
@@ -383,31 +388,18 @@ vrrp_instance B {
   }
 }
 ";
-        let counts = build::count("t.conf", text, &Options::default(), &mut NoIncludes).unwrap();
-        let memory = Box::leak(Box::new(NodeMemory::for_counts(&counts, 0, 16)));
-        let mut node = memory.node(vrlb_core::time::Instant::ZERO, 1).unwrap();
-        let mut ifaces = Interfaces::default();
-        let mut exts: Vec<Box<dyn Extension>> = Vec::new();
-        let mut env = Env::new(&mut ifaces, &[], &mut exts);
-        build::build(
-            &mut node,
-            &mut env,
-            "t.conf",
-            text,
-            &Options::default(),
-            &mut NoIncludes,
-        )
-        .unwrap();
-        let by_name = |n: &str| env.instances.values().find(|i| i.name == n).unwrap();
-        let a = by_name("A").notify.as_deref().unwrap();
-        assert_eq!(a.master.as_deref(), Some("/etc/m.sh a"));
-        assert_eq!(a.any.as_deref(), Some("/etc/any.sh"));
-        assert_eq!((&a.backup, &a.fault, &a.stop), (&None, &None, &None));
-        assert!(by_name("B").notify.is_none(), "no scripts, no record");
-        // Name, interface and VIP list, and one pointer for the scripts.
-        assert_eq!(
-            std::mem::size_of::<InstanceInfo>(),
-            3 * std::mem::size_of::<String>() + std::mem::size_of::<usize>()
-        );
+        built_for_test(text, |_, env| {
+            let by_name = |n: &str| env.instances.values().find(|i| i.name == n).unwrap();
+            let a = by_name("A").notify.as_deref().unwrap();
+            assert_eq!(a.master.as_deref(), Some("/etc/m.sh a"));
+            assert_eq!(a.any.as_deref(), Some("/etc/any.sh"));
+            assert_eq!((&a.backup, &a.fault, &a.stop), (&None, &None, &None));
+            assert!(by_name("B").notify.is_none(), "no scripts, no record");
+            // Name, interface and VIP list, and one pointer for the scripts.
+            assert_eq!(
+                std::mem::size_of::<InstanceInfo>(),
+                3 * std::mem::size_of::<String>() + std::mem::size_of::<usize>()
+            );
+        });
     }
 }

@@ -983,14 +983,9 @@ mod tests {
     /// balancer settings when they are made and at every mirror (reload).
     #[test]
     fn lvs_timeouts_reach_the_shards_through_the_mirror() {
-        use crate::daemon::env::Env;
-        use crate::daemon::event_loop::Extension;
-        use crate::daemon::interfaces::Interfaces;
-        use crate::node_memory::NodeMemory;
-        use vrlb_core::config::{NoIncludes, Options};
+        use crate::daemon::env::built_for_test;
         use vrlb_core::lb::tcp::TcpState;
         use vrlb_core::lb::{Flow, Layout, LbConfig, RealServer, TcpFlags};
-        use vrlb_core::node::build;
         let text = "global_defs {
   lvs_timeouts tcp 30 tcpfin 7 udp 12
 }
@@ -1000,22 +995,7 @@ virtual_server 192.0.2.240 80 {
   }
 }
 ";
-        let counts = build::count("t.conf", text, &Options::default(), &mut NoIncludes).unwrap();
-        let memory = Box::leak(Box::new(NodeMemory::for_counts(&counts, 0, 16)));
-        let mut node = memory.node(Instant::ZERO, 1).unwrap();
-        let mut ifaces = Interfaces::default();
-        let mut exts: Vec<Box<dyn Extension>> = Vec::new();
-        let mut env = Env::new(&mut ifaces, &[], &mut exts);
-        build::build(
-            &mut node,
-            &mut env,
-            "t.conf",
-            text,
-            &Options::default(),
-            &mut NoIncludes,
-        )
-        .unwrap();
-        let cfg = *node.balancer().unwrap().config();
+        let cfg = built_for_test(text, |node, _| *node.balancer().unwrap().config());
         assert_eq!(
             (cfg.tcp_timeout_s, cfg.tcp_fin_timeout_s, cfg.udp_timeout_s),
             (30, 7, 12)
