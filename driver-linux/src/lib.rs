@@ -26,5 +26,5 @@ pub mod node_memory;
 pub mod probe;
 #[cfg(feature = "daemon")]
 pub mod sync_transport;
-#[cfg(test)]
+#[cfg(all(test, feature = "daemon"))]
 mod test_netns;
