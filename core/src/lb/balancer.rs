@@ -1099,6 +1099,8 @@ impl<'a> Balancer<'a> {
                 0 => return false,
                 t => u64::from(t),
             },
+            // The mutation lives in `existing`: send its packets there.
+            17 if crate::mutation::on(crate::mutation::Mutation::RescheduleUdp) => return false,
             17 => ticks_for_secs(self.cfg.udp_timeout_s),
             _ => ticks_for_secs(self.cfg.sctp_timeout_s),
         };
