@@ -264,4 +264,39 @@ mod tests {
             assert_eq!(a.device().unwrap(), index);
         });
     }
+
+    /// What `ip` says of `addr` in this namespace (empty: not there).
+    fn ip_addr_line(addr: &str) -> String {
+        let out = Command::new("ip")
+            .args(["-o", "addr", "show"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains(&format!(" {addr}/")))
+            .collect()
+    }
+
+    #[test]
+    fn an_ipv6_vip_is_announced_usable_and_withdrawn_with_the_device() {
+        in_private_netns(|| {
+            let vip: IpAddr = "2001:db8::240".parse().unwrap();
+            let service = ServiceId(0);
+            let mut a = Anycast::new();
+            a.rtnl = Some(Rtnl::new().unwrap());
+            a.announce(service, vip);
+            let line = ip_addr_line("2001:db8::240");
+            assert!(line.contains(DEVICE) && line.contains("/128"), "{line:?}");
+            // A speaker exports only usable addresses: no duplicate
+            // address detection holds it back (TUN has no link layer).
+            assert!(!line.contains("tentative"), "{line:?}");
+            a.withdraw(service, vip);
+            assert_eq!(ip_addr_line("2001:db8::240"), "", "withdrawn");
+            a.announce(service, vip);
+            assert_ne!(ip_addr_line("2001:db8::240"), "");
+            // However vrlb ends, the address goes with the device.
+            drop(a);
+            assert_eq!(ip_addr_line("2001:db8::240"), "", "outlived vrlb");
+        });
+    }
 }
