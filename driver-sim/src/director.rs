@@ -29,10 +29,6 @@ use vrlb_core::vrrp::{self, Family, State};
 use crate::frame::{self, BROADCAST, Mac, PROBE_HTTP_REQUEST, PROBE_MISC_REQUEST, Parsed};
 use crate::scenario::{DirectorSpec, Override};
 
-/// Connection slots per director, unless the scenario says otherwise
-/// (small, so a flood can fill a table).
-pub const CONNECTIONS: u32 = 4096;
-
 /// A virtual router: VRIDs are per address family (RFC 9568 5.2.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Vrid {

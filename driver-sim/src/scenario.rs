@@ -15,6 +15,14 @@ use crate::segment::LinkParams;
 use crate::server::Mode;
 use crate::topology::{self, ConfigView, ProbeKind};
 
+/// Connection slots per director, unless the scenario says otherwise
+/// (small, so a flood can fill a table).
+pub const CONNECTIONS: u32 = 4096;
+
+/// Most IPv4 client addresses (two documentation /24s, as the world
+/// numbers them).
+pub const MAX_CLIENT_ADDRS: usize = 508;
+
 /// A fault or repair at a moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -408,12 +416,12 @@ impl Scenario {
     ) -> Result<Scenario, String> {
         let view = topology::view(file, text)?;
         let mut notes = Vec::new();
-        if clients * 3 > crate::world::MAX_CLIENT_ADDRS {
+        if clients * 3 > MAX_CLIENT_ADDRS {
             return Err(format!(
                 "{clients} clients need {} addresses; the simulator has {} (at most {} clients)",
                 clients * 3,
-                crate::world::MAX_CLIENT_ADDRS,
-                crate::world::MAX_CLIENT_ADDRS / 3
+                MAX_CLIENT_ADDRS,
+                MAX_CLIENT_ADDRS / 3
             ));
         }
         if view.instances.is_empty() {
@@ -622,7 +630,7 @@ impl Scenario {
             ecmp: None,
             replay: format!("demo --seed {seed} --duration {}", duration_us / 1_000_000),
             notes,
-            connections: crate::director::CONNECTIONS,
+            connections: CONNECTIONS,
         })
     }
 
@@ -699,7 +707,7 @@ impl Scenario {
             }),
             replay: String::new(),
             notes: Vec::new(),
-            connections: crate::director::CONNECTIONS,
+            connections: CONNECTIONS,
         }
     }
 
@@ -1065,7 +1073,7 @@ impl Scenario {
             ecmp: None,
             replay: format!("run --seed {seed}"),
             notes: Vec::new(),
-            connections: crate::director::CONNECTIONS,
+            connections: CONNECTIONS,
         }
     }
 }

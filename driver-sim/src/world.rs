@@ -286,9 +286,6 @@ fn v4(a: u8, b: u8, c: u8, d: u8) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(a, b, c, d))
 }
 
-/// Most IPv4 client addresses (two documentation /24s).
-pub const MAX_CLIENT_ADDRS: usize = 508;
-
 /// The `n`th client IPv4 address: 203.0.113.0/24, then 198.51.100.0/24.
 fn client_v4(n: usize) -> IpAddr {
     if n < 254 {
