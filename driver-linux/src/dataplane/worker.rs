@@ -2,9 +2,9 @@
 //! no timeout while its shard has nothing to expire, else until its next
 //! expiry, [`idle_timeout_ms`]), copies up to a batch of frames out of
 //! the ring, classifies them together in its [`Shard`], rewrites the MACs
-//! of the ones to forward, and sends them with one `sendmmsg`. Owns its ring and sender; shares only its shard (a mutex
-//! the event loop takes to mirror configuration and read status) and its
-//! counters.
+//! of the ones to forward, and sends them with one `sendmmsg`. Owns its
+//! ring and sender; shares only its shard (a mutex the event loop takes
+//! to mirror configuration and read status) and its counters.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
