@@ -18,6 +18,11 @@
 #[cfg(all(feature = "log", feature = "defmt"))]
 compile_error!("features `log` and `defmt` are mutually exclusive: pick one logging back end");
 
+// Only the unit tests link std (collections and formatting in property
+// tests and their messages). Nothing declares `alloc`, so code outside
+// `#[cfg(test)]` can name neither: the compiler enforces the no_std,
+// allocation-free core, and ci/nostd-check links it into a freestanding
+// binary.
 #[cfg(test)]
 extern crate std;
 

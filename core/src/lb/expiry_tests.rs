@@ -1,7 +1,7 @@
 //! Tests of expiry timing: the configured timeouts (`lvs_timeouts`) and
 //! [`Balancer::next_expiry`], which an idle driver sleeps until.
 
-use std::net::{IpAddr, Ipv4Addr};
+use core::net::{IpAddr, Ipv4Addr};
 use std::vec::Vec;
 
 use proptest::prelude::*;

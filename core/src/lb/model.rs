@@ -9,8 +9,8 @@
 //! balancer but what it answers; both are compared after every operation.
 //! Test-only.
 
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::vec;
 use std::vec::Vec;
 

@@ -2,9 +2,9 @@
 //! disruption and consistency, table-full behaviour, batch classification.
 //! The property test against an independent model is in `lb::model`.
 
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::boxed::Box;
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::vec;
 use std::vec::Vec;
 

@@ -174,11 +174,12 @@ mod tests {
         );
         assert_eq!(q.len(), 5);
         assert_eq!(q.pop_due(Instant::from_secs(0)), None);
-        let mut order = std::vec::Vec::new();
-        while let Some((t, _)) = q.pop_due(Instant::from_secs(5)) {
-            order.push(t.as_millis() / 1000);
+        let mut order = [0u64; 4];
+        for slot in &mut order {
+            *slot = q.pop_due(Instant::from_secs(5)).unwrap().0.as_millis() / 1000;
         }
         assert_eq!(order, [1, 1, 3, 5]);
+        assert_eq!(q.pop_due(Instant::from_secs(5)), None);
         assert_eq!(q.peek().map(|p| p.0), Some(Instant::from_secs(9)));
     }
 
@@ -197,8 +198,11 @@ mod tests {
         ] {
             assert!(q.push(t, owner));
         }
-        let order: std::vec::Vec<Owner> =
-            core::iter::from_fn(|| q.pop_due(t).map(|e| e.1)).collect();
+        let mut order = [Owner::Balancer; 6];
+        for slot in &mut order {
+            *slot = q.pop_due(t).unwrap().1;
+        }
+        assert_eq!(q.pop_due(t), None);
         assert_eq!(
             order,
             [

@@ -5,9 +5,9 @@
 //! and counted; the size and rate bounds hold; arbitrary bytes never panic
 //! the receiver.
 
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::boxed::Box;
 use std::collections::{HashMap, HashSet};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::vec;
 use std::vec::Vec;
 
