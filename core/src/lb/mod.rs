@@ -45,11 +45,15 @@ pub mod tcp;
 #[cfg(any(test, feature = "reference"))]
 pub mod reference;
 
+// Unit tests that need std and private items live outside src (lib.rs).
 #[cfg(test)]
+#[path = "../../unit-tests/lb/expiry_tests.rs"]
 mod expiry_tests;
 #[cfg(test)]
+#[path = "../../unit-tests/lb/model.rs"]
 mod model;
 #[cfg(test)]
+#[path = "../../unit-tests/lb/tests.rs"]
 mod tests;
 
 pub use balancer::{

@@ -25,7 +25,9 @@ mod rate;
 mod replay;
 mod stats;
 
+// Unit tests that need std and private items live outside src (lib.rs).
 #[cfg(test)]
+#[path = "../../unit-tests/sync/tests.rs"]
 mod tests;
 
 pub use config::{MESSAGE_BYTES_MAX, MESSAGE_BYTES_MIN, Role, SyncConfig, SyncConfigError};

@@ -2,6 +2,9 @@
 //! disruption and consistency, table-full behaviour, batch classification.
 //! The property test against an independent model is in `lb::model`.
 
+// The crate is no_std; this test module links std for itself (lib.rs).
+extern crate std;
+
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::boxed::Box;
 use std::collections::HashMap;

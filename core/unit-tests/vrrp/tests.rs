@@ -5,6 +5,9 @@
 //! harness that jumps virtual time to the next deadline (quinn-proto's
 //! `Pair` idea).
 
+// The crate is no_std; this test module links std for itself (lib.rs).
+extern crate std;
+
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::vec::Vec;
 

@@ -5,6 +5,9 @@
 //! and counted; the size and rate bounds hold; arbitrary bytes never panic
 //! the receiver.
 
+// The crate is no_std; this test module links std for itself (lib.rs).
+extern crate std;
+
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::boxed::Box;
 use std::collections::{HashMap, HashSet};

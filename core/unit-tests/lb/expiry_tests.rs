@@ -1,6 +1,9 @@
 //! Tests of expiry timing: the configured timeouts (`lvs_timeouts`) and
 //! [`Balancer::next_expiry`], which an idle driver sleeps until.
 
+// The crate is no_std; this test module links std for itself (lib.rs).
+extern crate std;
+
 use core::net::{IpAddr, Ipv4Addr};
 use std::vec::Vec;
 

@@ -9,6 +9,9 @@
 //! balancer but what it answers; both are compared after every operation.
 //! Test-only.
 
+// The crate is no_std; this test module links std for itself (lib.rs).
+extern crate std;
+
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::collections::HashMap;
 use std::vec;
