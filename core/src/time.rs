@@ -286,9 +286,12 @@ mod tests {
     #[test]
     fn displays_seconds() {
         assert_eq!(
-            std::format!("{}", Duration::from_micros(3_609_375)),
+            heapless::format!(16; "{}", Duration::from_micros(3_609_375)).unwrap(),
             "3.609375s"
         );
-        assert_eq!(std::format!("{:?}", Instant::from_secs(2)), "@2s");
+        assert_eq!(
+            heapless::format!(16; "{:?}", Instant::from_secs(2)).unwrap(),
+            "@2s"
+        );
     }
 }

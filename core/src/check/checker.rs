@@ -400,7 +400,14 @@ impl Checker {
 mod tests {
     use super::*;
     use core::net::Ipv4Addr;
-    use std::vec::Vec;
+    use heapless::Vec;
+
+    /// Room for every event of the longest drive (120 s of probes every
+    /// few seconds); a fuller log fails the test.
+    const LOG: usize = 256;
+    type Log = Vec<(u64, CheckerEvent), LOG>;
+    /// Room for the events of one call.
+    type Events = Vec<CheckerEvent, 8>;
 
     /// The seed: delay_loop 6, connect_timeout 10, retry 3 (nb_get_retry),
     /// delay_before_retry 3, TCP_CHECK port 80; no warmup here.
@@ -436,8 +443,8 @@ mod tests {
         until: Instant,
         took: Duration,
         outcome: impl Fn(Instant) -> Option<ProbeResult>,
-    ) -> Vec<(u64, CheckerEvent)> {
-        let mut log = Vec::new();
+    ) -> Log {
+        let mut log = Log::new();
         let mut answer: Option<(Instant, u32, ProbeResult)> = None;
         loop {
             let t = match answer {
@@ -449,13 +456,13 @@ mod tests {
             }
             if let Some((at, seq, r)) = answer.filter(|a| a.0 == t) {
                 answer = None;
-                c.result(at, seq, r, &mut |e| log.push((at.as_millis(), e)));
+                c.result(at, seq, r, &mut |e| log.push((at.as_millis(), e)).unwrap());
                 continue;
             }
-            let mut events = Vec::new();
-            c.handle_timeout(t, &mut |e| events.push(e));
+            let mut events = Events::new();
+            c.handle_timeout(t, &mut |e| events.push(e).unwrap());
             for e in events {
-                log.push((t.as_millis(), e));
+                log.push((t.as_millis(), e)).unwrap();
                 if let CheckerEvent::Start { seq, .. } = e
                     && let Some(r) = outcome(t)
                 {
@@ -469,11 +476,11 @@ mod tests {
         c: &mut Checker,
         until: Instant,
         outcome: impl Fn(Instant) -> Option<ProbeResult>,
-    ) -> Vec<(u64, CheckerEvent)> {
+    ) -> Log {
         drive_with(c, until, Duration::ZERO, outcome)
     }
 
-    fn changes(log: &[(u64, CheckerEvent)]) -> Vec<(u64, bool)> {
+    fn changes(log: &[(u64, CheckerEvent)]) -> Vec<(u64, bool), LOG> {
         log.iter()
             .filter_map(|(t, e)| match e {
                 CheckerEvent::Changed { up } => Some((*t, *up)),
@@ -482,7 +489,7 @@ mod tests {
             .collect()
     }
 
-    fn starts(log: &[(u64, CheckerEvent)]) -> Vec<u64> {
+    fn starts(log: &[(u64, CheckerEvent)]) -> Vec<u64, LOG> {
         log.iter()
             .filter(|e| matches!(e.1, CheckerEvent::Start { .. }))
             .map(|e| e.0 / 1000)
@@ -560,7 +567,7 @@ mod tests {
         let log = drive(&mut c, Instant::from_secs(5), |_| {
             Some(ProbeResult::Failure)
         });
-        let events: Vec<CheckerEvent> = log.iter().map(|e| e.1).collect();
+        let events: Vec<CheckerEvent, LOG> = log.iter().map(|e| e.1).collect();
         assert_eq!(
             events,
             [
@@ -577,17 +584,17 @@ mod tests {
     fn late_results_are_ignored() {
         let mut c = seed();
         c.start(Instant::ZERO, &mut Prng::new(1));
-        let mut ev = Vec::new();
-        c.handle_timeout(Instant::ZERO, &mut |e| ev.push(e));
+        let mut ev = Events::new();
+        c.handle_timeout(Instant::ZERO, &mut |e| ev.push(e).unwrap());
         let CheckerEvent::Start { seq, .. } = ev[0] else {
             panic!()
         };
         c.result(Instant::ZERO, seq + 1, ProbeResult::Failure, &mut |e| {
-            ev.push(e)
+            ev.push(e).unwrap()
         });
         assert!(c.probing(), "a result for another probe is ignored");
         c.result(Instant::ZERO, seq, ProbeResult::Success, &mut |e| {
-            ev.push(e)
+            ev.push(e).unwrap()
         });
         assert!(!c.probing());
         assert_eq!(ev.len(), 1, "already up: no change");
@@ -599,14 +606,16 @@ mod tests {
         let mut c = misc(true);
         c.start(Instant::ZERO, &mut Prng::new(1));
         let run = |c: &mut Checker, status: u8| {
-            let mut ev = Vec::new();
+            let mut ev = Events::new();
             let t = c.deadline();
-            c.handle_timeout(t, &mut |e| ev.push(e));
+            c.handle_timeout(t, &mut |e| ev.push(e).unwrap());
             let CheckerEvent::Start { seq, .. } = ev[0] else {
                 panic!("{ev:?}")
             };
             ev.clear();
-            c.result(t, seq, ProbeResult::Exit(status), &mut |e| ev.push(e));
+            c.result(t, seq, ProbeResult::Exit(status), &mut |e| {
+                ev.push(e).unwrap()
+            });
             ev
         };
         assert_eq!(run(&mut c, 0), [], "0: up, weight as configured");
@@ -676,13 +685,10 @@ mod tests {
         };
         assert_eq!(first(7), first(7));
         assert!((0..20).map(first).all(|t| t < Instant::from_secs(6)));
-        assert!(
-            (0..20)
-                .map(first)
-                .collect::<std::collections::BTreeSet<_>>()
-                .len()
-                > 10
-        );
+        let mut firsts: [Instant; 20] = core::array::from_fn(|i| first(i as _));
+        firsts.sort_unstable();
+        let distinct = 1 + firsts.windows(2).filter(|w| w[0] != w[1]).count();
+        assert!(distinct > 10, "{distinct} distinct of 20");
         // keepalived's defaults per kind.
         let any = (IpAddr::V4(Ipv4Addr::LOCALHOST), 80);
         let http = CheckerConfig::new(ProbeKind::Http, any);

@@ -566,11 +566,13 @@ mod tests {
             (Block::VirtualServer, "real", None),
             (Block::Instance, "my_custom_setting", None),
         ];
-        let wrong: std::vec::Vec<std::string::String> = table
+        // Room for every row of the table (collect panics past it).
+        let wrong: heapless::Vec<heapless::String<128>, 32> = table
             .iter()
             .filter(|(b, w, want)| suggest(*b, w) != *want)
             .map(|(b, w, want)| {
-                std::format!("{w} in {b:?}: want {want:?}, got {:?}", suggest(*b, w))
+                let got = suggest(*b, w);
+                heapless::format!("{w} in {b:?}: want {want:?}, got {got:?}").unwrap()
             })
             .collect();
         assert!(wrong.is_empty(), "{wrong:#?}");

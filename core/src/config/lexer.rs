@@ -366,14 +366,15 @@ impl<'t, 'c> Lexer<'t, 'c> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::vec::Vec;
+    use heapless::Vec;
 
-    fn kinds(text: &str) -> Vec<(TokenKind, &str, u32, u32)> {
+    fn kinds(text: &str) -> Vec<(TokenKind, &str, u32, u32), 16> {
         let mut lx = Lexer::new(text, None);
         let mut out = Vec::new();
         loop {
             let t = lx.next_token();
-            out.push((t.kind, t.text, t.line, t.col));
+            out.push((t.kind, t.text, t.line, t.col))
+                .expect("at most 16 tokens in a test text");
             if t.kind == TokenKind::End {
                 return out;
             }

@@ -380,36 +380,51 @@ pub const SCRATCH_BYTES: usize = 8192;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::string::String;
-    use std::vec::Vec as StdVec;
+    use heapless::{String, Vec};
 
-    fn words(text: &str) -> StdVec<(String, u32, u32)> {
+    /// A word's text (copied: it may live in the scratch buffer), line and
+    /// column; room for every word of a test text.
+    type Words = Vec<(String<32>, u32, u32), 16>;
+
+    fn words(text: &str) -> Words {
         let mut buf = [0u8; 256];
         let mut s = Source::new("dir/k.conf", text, Some("main"), Scratch::new(&mut buf));
-        let mut out = StdVec::new();
+        let mut out = Words::new();
         loop {
             let t = s.next_token().map_err(|e| e.1).unwrap();
             match t.kind {
                 TokenKind::End => return out,
                 TokenKind::Newline => {}
-                _ => out.push((t.text.into(), t.line, t.col)),
+                _ => {
+                    let word = String::try_from(t.text).expect("a word of at most 32 bytes");
+                    out.push((word, t.line, t.col))
+                        .expect("at most 16 words in a test text");
+                }
             }
         }
+    }
+
+    fn located(w: &Words) -> Vec<(&str, u32, u32), 16> {
+        w.iter().map(|(s, l, c)| (s.as_str(), *l, *c)).collect()
+    }
+
+    fn texts(w: &Words) -> Vec<&str, 16> {
+        w.iter().map(|w| w.0.as_str()).collect()
     }
 
     #[test]
     fn definitions_and_uses() {
         let text = "$IF0=eth0\n$IF1=eth1 # c\ninterface $IF0\ngroup {\n  VI_$IF0 VI_${IF1}x\n}\n";
         assert_eq!(
-            words(text),
+            located(&words(text)),
             [
-                ("interface".into(), 3, 1),
-                ("eth0".into(), 3, 11),
-                ("group".into(), 4, 1),
-                ("{".into(), 4, 7),
-                ("VI_eth0".into(), 5, 3),
-                ("VI_eth1x".into(), 5, 11),
-                ("}".into(), 6, 1),
+                ("interface", 3, 1),
+                ("eth0", 3, 11),
+                ("group", 4, 1),
+                ("{", 4, 7),
+                ("VI_eth0", 5, 3),
+                ("VI_eth1x", 5, 11),
+                ("}", 6, 1),
             ]
         );
     }
@@ -418,14 +433,12 @@ mod tests {
     #[test]
     fn the_man_page_examples() {
         let text = "$ADDRESS_BASE=10.2.${ADDRESS_BASE_SUB}\n$ADDRESS_BASE_SUB=0\n${ADDRESS_BASE}.100/32\n$ADDRESS_BASE_SUB=10\n${ADDRESS_BASE}.100/32\n";
-        let w: StdVec<String> = words(text).into_iter().map(|w| w.0).collect();
-        assert_eq!(w, ["10.2.0.100/32", "10.2.10.100/32"]);
+        assert_eq!(texts(&words(text)), ["10.2.0.100/32", "10.2.10.100/32"]);
         // With conditional lines, a value of several words, an empty one,
         // an undefined name and the predefined ones.
         let text = "@main $PRIORITY=240\n@backup $PRIORITY=200\n$ALPHA=\n$V=a \"b c\"\npriority $PRIORITY $ALPHA $V ${UNDEF} \"x ${_HASH} $V\" ${_PWD}\n";
-        let w: StdVec<String> = words(text).into_iter().map(|w| w.0).collect();
         assert_eq!(
-            w,
+            texts(&words(text)),
             [
                 "priority",
                 "240",
@@ -438,8 +451,10 @@ mod tests {
         );
         // Multiline values define blocks.
         let text = "$INST= \\\n vrrp_instance VI_${NUM} { \\\n  interface eth${NUM} \\\n }\n$NUM=1\n$INST\n";
-        let w: StdVec<String> = words(text).into_iter().map(|w| w.0).collect();
-        assert_eq!(w, ["vrrp_instance", "VI_1", "{", "interface", "eth1", "}"]);
+        assert_eq!(
+            texts(&words(text)),
+            ["vrrp_instance", "VI_1", "{", "interface", "eth1", "}"]
+        );
     }
 
     #[test]

@@ -38,7 +38,7 @@ pub struct ConnEntry {
 
 #[cfg(test)]
 mod tests {
-    use std::vec::Vec;
+    use heapless::Vec;
 
     use super::super::tests::balancer;
     use super::super::*;
@@ -71,9 +71,10 @@ mod tests {
         let now = Instant::from_secs(5);
         let flow = Flow::tcp(client, 40000, vip, 80, TcpFlags::SYN);
         assert!(matches!(b.classify(now, &flow), Verdict::Forward { .. }));
-        let mut rows = Vec::new();
-        b.for_each_entry(|e| rows.push(*e));
-        rows.sort_by_key(|e| e.template);
+        // As many rows as the table has slots.
+        let mut rows: Vec<ConnEntry, 64> = Vec::new();
+        b.for_each_entry(|e| rows.push(*e).expect("at most 64 entries"));
+        rows.sort_unstable_by_key(|e| e.template);
         assert_eq!(rows.len(), 2);
         let (conn, tpl) = (rows[0], rows[1]);
         assert!(!conn.template && tpl.template);

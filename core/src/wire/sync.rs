@@ -614,9 +614,11 @@ pub fn parse(bytes: &[u8]) -> Result<(Repr, Entries<'_>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use heapless::Vec;
     use proptest::prelude::*;
-    use std::vec;
-    use std::vec::Vec;
+
+    /// A message as the tests build it: at most 1500 bytes.
+    type Message = Vec<u8, 1500>;
 
     fn conn_v4() -> EntryRepr {
         EntryRepr {
@@ -652,8 +654,9 @@ mod tests {
         }
     }
 
-    fn message(entries: &[EntryRepr]) -> Vec<u8> {
-        let mut buf = vec![0u8; 1500];
+    fn message(entries: &[EntryRepr]) -> Message {
+        let mut buf = Message::new();
+        buf.resize(1500, 0).unwrap();
         let mut w = Writer::new(&mut buf, 1500).unwrap();
         for e in entries {
             assert!(w.push(e));
@@ -693,12 +696,12 @@ mod tests {
                 count: 2
             }
         );
-        assert_eq!(entries.collect::<Vec<_>>(), es.to_vec());
+        assert_eq!(entries.collect::<Vec<_, 8>>(), es);
     }
 
     #[test]
     fn writer_respects_limit() {
-        let mut buf = vec![0u8; 1500];
+        let mut buf = [0u8; 1500];
         let mut w = Writer::new(&mut buf, HEADER_LEN + 2 * ENTRY_V4_LEN + 10).unwrap();
         assert!(w.push(&conn_v4()));
         assert!(w.push(&conn_v4()));
@@ -713,7 +716,7 @@ mod tests {
         assert_eq!(parse(&m[..10]).unwrap_err(), Error::Truncated);
         assert_eq!(parse(&m[..m.len() - 1]).unwrap_err(), Error::Truncated);
         let mut long = m.clone();
-        long.push(0);
+        long.push(0).unwrap();
         assert_eq!(parse(&long).unwrap_err(), Error::BadLength);
         let mut v = m.clone();
         v[0] = 2;
@@ -786,18 +789,18 @@ mod tests {
     proptest! {
         #[test]
         fn any_entries_round_trip(es in prop::collection::vec(entry(), 0..40)) {
-            let mut buf = vec![0u8; 4000];
+            let mut buf = [0u8; 4000];
             let mut w = Writer::new(&mut buf, 4000).unwrap();
-            let mut pushed = Vec::new();
+            let mut pushed = Vec::<EntryRepr, 40>::new();
             for e in &es {
                 if w.push(e) {
-                    pushed.push(*e);
+                    pushed.push(*e).unwrap();
                 }
             }
             let n = w.finish(1, 2, 3);
             let (repr, entries) = parse(&buf[..n]).unwrap();
             prop_assert_eq!(usize::from(repr.count), pushed.len());
-            prop_assert_eq!(entries.collect::<Vec<_>>(), pushed);
+            prop_assert_eq!(entries.collect::<Vec<_, 40>>(), pushed);
         }
 
         #[test]

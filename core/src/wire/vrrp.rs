@@ -798,9 +798,8 @@ mod tests {
 
     #[test]
     fn emit_refuses_too_many_addresses_and_short_buffers() {
-        let many: std::vec::Vec<IpAddr> = (0..256u32)
-            .map(|i| IpAddr::V4(Ipv4Addr::from(0xc000_0200 + i)))
-            .collect();
+        let many: [IpAddr; 256] =
+            core::array::from_fn(|i| IpAddr::V4(Ipv4Addr::from(0xc000_0200 + i as u32)));
         let repr = Repr {
             version: Version::V3,
             vrid: 1,
@@ -809,7 +808,7 @@ mod tests {
             auth: Auth::None,
             addrs: Addrs::List(&many),
         };
-        let mut buf = std::vec![0u8; 2048];
+        let mut buf = [0u8; 2048];
         assert_eq!(
             repr.emit(&mut buf, SRC4, DST4, ChecksumMode::PseudoHeader),
             Err(Error::TooManyAddresses)
@@ -836,7 +835,10 @@ mod tests {
         assert!(!Auth::pass(b"1111").matches(&Auth::pass(b"1112")));
         assert!(!Auth::pass(b"1111").matches(&Auth::None));
         assert!(Auth::pass(b"123456789").matches(&Auth::pass(b"12345678")));
-        assert_eq!(std::format!("{:?}", Auth::pass(b"secret")), "Pass(..)");
+        assert_eq!(
+            heapless::format!(16; "{:?}", Auth::pass(b"secret")).unwrap(),
+            "Pass(..)"
+        );
     }
 
     #[test]
@@ -889,7 +891,7 @@ mod tests {
                 v3 in any::<bool>(),
                 buf_len in 0usize..128,
             ) {
-                let list: std::vec::Vec<IpAddr> = addrs
+                let list: heapless::Vec<IpAddr, 6> = addrs
                     .iter()
                     .map(|(v6, bits)| if *v6 {
                         IpAddr::V6(Ipv6Addr::from(*bits))
@@ -906,8 +908,9 @@ mod tests {
                     auth: Auth::None,
                     addrs: Addrs::List(&list),
                 };
-                let mut buf = std::vec![0u8; buf_len];
-                if let Ok(n) = repr.emit(&mut buf, src, dst, ChecksumMode::PseudoHeader) {
+                let mut storage = [0u8; 128];
+                let buf = &mut storage[..buf_len];
+                if let Ok(n) = repr.emit(buf, src, dst, ChecksumMode::PseudoHeader) {
                     let packet = Packet::new_unchecked(&buf[..n]);
                     let (parsed, _) = Repr::parse(&packet, src, dst).unwrap();
                     prop_assert_eq!(parsed, repr);
