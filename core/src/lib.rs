@@ -18,13 +18,15 @@
 #[cfg(all(feature = "log", feature = "defmt"))]
 compile_error!("features `log` and `defmt` are mutually exclusive: pick one logging back end");
 
-// Only the unit tests link std (collections and formatting in property
-// tests and their messages). Nothing declares `alloc`, so code outside
-// `#[cfg(test)]` can name neither: the compiler enforces the no_std,
-// allocation-free core, and ci/nostd-check links it into a freestanding
-// binary.
-#[cfg(test)]
-extern crate std;
+// Nothing under src/ declares the standard library or the allocation
+// crate, not even for tests, so no code here can name them: the compiler
+// enforces the no_std, allocation-free core, and ci/nostd-check links it
+// into a freestanding binary. Inline unit tests use core and heapless
+// only. Unit tests that need the standard library (collections,
+// formatting, HashMap models) and private items live in core/unit-tests/,
+// at the path of the module they test, included by `#[cfg(test)] #[path]`
+// module declarations; each links the standard library itself. Tests of
+// the public API alone are in core/tests/.
 
 #[macro_use]
 mod fmt;

@@ -743,7 +743,8 @@ impl<'a> ConnTable<'a> {
     }
 }
 
-// Unit tests that need std and private items live outside src (lib.rs).
+// Unit tests that need the standard library and private items live
+// outside src, so src names no standard crate (lib.rs).
 #[cfg(test)]
 #[path = "../../unit-tests/lb/conn.rs"]
 mod tests;

@@ -45,7 +45,8 @@ pub mod tcp;
 #[cfg(any(test, feature = "reference"))]
 pub mod reference;
 
-// Unit tests that need std and private items live outside src (lib.rs).
+// Unit tests that need the standard library and private items live
+// outside src, so src names no standard crate (lib.rs).
 #[cfg(test)]
 #[path = "../../unit-tests/lb/expiry_tests.rs"]
 mod expiry_tests;

@@ -25,7 +25,8 @@ mod rate;
 mod replay;
 mod stats;
 
-// Unit tests that need std and private items live outside src (lib.rs).
+// Unit tests that need the standard library and private items live
+// outside src, so src names no standard crate (lib.rs).
 #[cfg(test)]
 #[path = "../../unit-tests/sync/tests.rs"]
 mod tests;

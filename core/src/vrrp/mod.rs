@@ -22,7 +22,8 @@ pub use crate::wire::vrrp::{Auth, ChecksumMode, Family, Version};
 /// The IPv4 VRRP group as an `IpAddr`, for drivers and tests.
 pub const MULTICAST: core::net::IpAddr = core::net::IpAddr::V4(crate::wire::vrrp::MULTICAST_V4);
 
-// Unit tests that need std and private items live outside src (lib.rs).
+// Unit tests that need the standard library and private items live
+// outside src, so src names no standard crate (lib.rs).
 #[cfg(test)]
 #[path = "../../unit-tests/vrrp/tests.rs"]
 mod tests;
