@@ -431,8 +431,18 @@ impl Daemon {
         } = env;
         self.extensions = exts;
         // Names are resolved once per build; a name that does not resolve
-        // refuses the script (keepalived.conf(5), `script_user`).
-        let notify_as = scripts::default_as(script_user.as_ref());
+        // refuses the script (keepalived.conf(5), `script_user`). Only
+        // when something may run: a lookup loads the system's NSS modules
+        // (about 130 KiB resident for good) even to find no one.
+        let runs_scripts = !scripts.is_empty()
+            || instances.values().any(|i| i.notify.is_some())
+            || !server_scripts.is_empty()
+            || !service_scripts.is_empty();
+        let notify_as = if runs_scripts {
+            scripts::default_as(script_user.as_ref())
+        } else {
+            Ok(None)
+        };
         for info in scripts.values_mut() {
             info.run_as = scripts::resolve_as(info.user.as_ref(), &notify_as);
             if let Err(e) = &info.run_as {

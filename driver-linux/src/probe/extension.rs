@@ -254,8 +254,17 @@ impl Extension for Probes {
         self.vs_virtualhost = None;
         // Resolved once per build; a name that does not resolve refuses
         // the script (keepalived.conf(5), `script_user`, MISC_CHECK `user`).
-        let default = scripts::default_as(self.script_user.take().as_ref());
+        // Not without a MISC_CHECK: a lookup loads the system's NSS modules.
+        let script_user = self.script_user.take();
         self.misc_as.clear();
+        if !self
+            .specs
+            .values()
+            .any(|s| matches!(s.kind, SpecKind::Misc { .. }))
+        {
+            return;
+        }
+        let default = scripts::default_as(script_user.as_ref());
         for (id, spec) in &self.specs {
             let SpecKind::Misc { user, command, .. } = &spec.kind else {
                 continue;
