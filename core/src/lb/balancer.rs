@@ -11,12 +11,12 @@ use super::addr::{from16, to16};
 use super::classify::{DropReason, Flow, TcpFlags, Verdict};
 use super::conn::{
     ConnSlot, ConnTable, F_INACTIVE, F_LATE, KIND_CONN, KIND_MASK, KIND_TEMPLATE, KIND_V6, Key,
-    NIL, tick_of, ticks_for_secs,
+    NIL, flags_method, method_flags, tick_of, ticks_for_secs,
 };
 use super::entry::ConnEntry;
 use super::persist::{template_key, template_valid};
 use super::sched::{PickInput, Scheduler, View, hash, mh};
-use super::server::{NONE, RealServer, ServerId, ServerSlot, SlotState};
+use super::server::{ForwardMethod, NONE, RealServer, ServerId, ServerSlot, SlotState};
 use super::service::{Protocol, ServiceConfig, ServiceId, ServiceKey, ServiceSlot};
 use super::stats::Stats;
 use super::storage::{CONNECTIONS_MAX, Layout, SERVERS_PER_SERVICE_MAX, Storage};
@@ -1104,7 +1104,7 @@ impl<'a> Balancer<'a> {
             17 => ticks_for_secs(self.cfg.udp_timeout_s),
             _ => ticks_for_secs(self.cfg.sctp_timeout_s),
         };
-        let (server, old) = (slot.server, slot.expires);
+        let (server, old, flags) = (slot.server, slot.expires, slot.flags);
         let sv = &self.pools.servers[server as usize];
         if !sv.available() {
             return false;
@@ -1113,7 +1113,7 @@ impl<'a> Balancer<'a> {
             server: ServerId(server),
             addr: sv.cfg.addr,
             port: sv.cfg.port,
-            method: sv.cfg.method,
+            method: flags_method(flags),
             tracked: true,
         };
         #[cfg(feature = "sync")]
@@ -1274,7 +1274,7 @@ impl<'a> Balancer<'a> {
         }
         self.transition(s, flow, now_tick);
         self.stats.conn_hits += 1;
-        Some(self.forward(slot.server, true))
+        Some(self.forward_as(slot.server, flags_method(slot.flags), true))
     }
 
     /// Applies one client packet to connection `s`: TCP state, counts and
@@ -1330,14 +1330,25 @@ impl<'a> Balancer<'a> {
             .set_expiry(s, (now_tick + ticks_for_secs(timeout)) as u32);
     }
 
+    /// To `server` by its current forwarding method.
     #[inline]
     fn forward(&self, server: u16, tracked: bool) -> Verdict {
+        self.forward_as(
+            server,
+            self.pools.servers[server as usize].cfg.method,
+            tracked,
+        )
+    }
+
+    /// To `server` by `method` (a tracked connection's own).
+    #[inline]
+    fn forward_as(&self, server: u16, method: ForwardMethod, tracked: bool) -> Verdict {
         let s = &self.pools.servers[server as usize];
         Verdict::Forward {
             server: ServerId(server),
             addr: s.cfg.addr,
             port: s.cfg.port,
-            method: s.cfg.method,
+            method,
             tracked,
         }
     }
@@ -1503,11 +1514,12 @@ impl<'a> Balancer<'a> {
         };
         let (svc, _) = self.pools.split(server);
         let inactive = flow.protocol != 6 || !state.is_active();
+        let method = self.pools.servers[server as usize].cfg.method;
         let slot = &mut self.table.slots[s as usize];
         slot.server = server;
         slot.svc = svc;
         slot.state = state as u8;
-        slot.flags = if inactive { F_INACTIVE } else { 0 };
+        slot.flags = method_flags(method) | if inactive { F_INACTIVE } else { 0 };
         slot.control = template;
         if template != NIL {
             self.table.slots[template as usize].control += 1;

@@ -47,6 +47,8 @@ use core::hash::{BuildHasher, Hasher};
 
 use foldhash::fast::FixedState;
 
+use super::server::ForwardMethod;
+
 /// Expiry granularity: one tick is `1 << TICK_SHIFT` microseconds.
 pub const TICK_SHIFT: u32 = 14;
 
@@ -82,6 +84,27 @@ pub(crate) const F_LATE: u8 = 2;
 /// In the sync journal (`lb::sync`): journaled at most once.
 #[cfg(feature = "sync")]
 pub(crate) const F_QUEUED: u8 = 4;
+/// Bits 3 and 4: the forwarding method the connection was created with.
+/// IPVS keeps it in the connection (`IP_VS_CONN_F_FWD_MASK`), so a
+/// server's change of method applies to new connections only.
+const F_METHOD_SHIFT: u8 = 3;
+const F_METHOD_MASK: u8 = 0b11 << F_METHOD_SHIFT;
+
+/// The flag bits recording `method`.
+#[inline]
+pub(crate) const fn method_flags(method: ForwardMethod) -> u8 {
+    (method as u8) << F_METHOD_SHIFT
+}
+
+/// The method recorded in a connection's `flags`.
+#[inline]
+pub(crate) const fn flags_method(flags: u8) -> ForwardMethod {
+    match (flags & F_METHOD_MASK) >> F_METHOD_SHIFT {
+        1 => ForwardMethod::Nat,
+        2 => ForwardMethod::Tun,
+        _ => ForwardMethod::Dr,
+    }
+}
 
 /// The tick `micros` falls in.
 #[inline]

@@ -28,7 +28,7 @@ use super::balancer::{Balancer, conn_key};
 use super::classify::{Flow, TcpFlags};
 use super::conn::{
     F_INACTIVE, F_LATE, F_QUEUED, KIND_CONN, KIND_MASK, KIND_TEMPLATE, KIND_V6, NIL, TICK_SHIFT,
-    tick_of,
+    method_flags, tick_of,
 };
 use super::journal::Journal;
 pub use super::journal::JournalStats;
@@ -370,11 +370,13 @@ impl<'a> Balancer<'a> {
                     .table
                     .insert(hash, &key, expires)
                     .ok_or(ApplyError::TableFull)?;
+                // The wire carries no method: this director's for the server.
+                let method = self.pools.servers[server as usize].cfg.method;
                 let slot = &mut self.table.slots[s as usize];
                 slot.server = server;
                 slot.svc = svc;
                 slot.state = state as u8;
-                slot.flags = if inactive { F_INACTIVE } else { 0 };
+                slot.flags = method_flags(method) | if inactive { F_INACTIVE } else { 0 };
                 slot.control = NIL;
                 self.pools.bind(server, false, inactive);
                 self.stats.conns_created += 1;

@@ -621,6 +621,44 @@ fn sorry_server_takes_new_flows_while_active() {
     assert_eq!(server_of(b.classify(now, &syn(client(1), 3))), real);
 }
 
+/// The method a verdict forwards by.
+fn method_of(v: Verdict) -> ForwardMethod {
+    match v {
+        Verdict::Forward { method, .. } => method,
+        other => panic!("expected a forward, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_connection_keeps_the_forwarding_method_it_was_created_with() {
+    // IPVS keeps the method in the connection: a server edited from DR to
+    // NAT (a reload that changes lb_kind) NATs its new connections only.
+    let mut b = balancer(small_layout(), LbConfig::DEFAULT);
+    let svc = web(&mut b, Scheduler::Wlc, 0, 32);
+    let rs = RealServer::new(rs_addr(1), 80);
+    let id = b.add_server(svc, rs).unwrap();
+    let now = Instant::from_secs(1);
+    let (a, c) = (client(1), client(2));
+    assert_eq!(method_of(b.classify(now, &syn(a, 1))), ForwardMethod::Dr);
+    b.update_server(svc, id, rs.with_method(ForwardMethod::Nat))
+        .unwrap();
+    // The quiet hit path (an ACK that changes nothing) and the full one (a
+    // FIN moves the state) both answer with the connection's method.
+    let ack = b.classify(now, &Flow::tcp(a, 1, vip(), 80, TcpFlags::ACK));
+    assert_eq!((server_of(ack), method_of(ack)), (id, ForwardMethod::Dr));
+    let fin = Flow::tcp(a, 1, vip(), 80, TcpFlags::FIN.union(TcpFlags::ACK));
+    assert_eq!(method_of(b.classify(now, &fin)), ForwardMethod::Dr);
+    assert_eq!(method_of(b.classify(now, &syn(c, 1))), ForwardMethod::Nat);
+    b.update_server(svc, id, rs.with_method(ForwardMethod::Tun))
+        .unwrap();
+    let ack_c = Flow::tcp(c, 1, vip(), 80, TcpFlags::ACK);
+    assert_eq!(method_of(b.classify(now, &ack_c)), ForwardMethod::Nat);
+    assert_eq!(
+        method_of(b.classify(now, &syn(client(3), 1))),
+        ForwardMethod::Tun
+    );
+}
+
 #[test]
 fn thresholds_overload_and_recover() {
     let mut b = balancer(small_layout(), LbConfig::DEFAULT);
