@@ -126,3 +126,40 @@ fn the_seed_documents_typo_gets_a_suggestion() {
         ]
     );
 }
+
+#[test]
+fn sorry_server_lvs_method_sets_the_sorry_servers_method_only_after_sorry_server() {
+    #[derive(Default)]
+    struct Kinds {
+        sorry: Vec<Option<ForwardKind>>,
+        warnings: Vec<String>,
+    }
+    impl config::Sink for Kinds {
+        fn virtual_server(&mut self, vs: &config::VirtualServer<'_>) -> Result<(), Kind> {
+            self.sorry.push(vs.sorry_server_kind);
+            Ok(())
+        }
+        fn diagnostic(&mut self, d: &config::Diagnostic) {
+            self.warnings.push(d.to_string());
+        }
+    }
+    let text = "virtual_server 192.0.2.1 80 {\n lb_kind DR\n sorry_server 192.0.2.9 80\n sorry_server_lvs_method TUN\n}\n\
+                virtual_server 192.0.2.2 80 {\n lb_kind DR\n sorry_server_lvs_method NAT\n sorry_server 192.0.2.9 80\n}\n\
+                virtual_server 192.0.2.3 80 {\n lb_kind DR\n sorry_server 192.0.2.9 80\n}\n";
+    let mut k = Kinds::default();
+    config::parse(
+        "k.conf",
+        text,
+        &config::Options::default(),
+        &mut k,
+        &mut config::NoIncludes,
+    )
+    .unwrap();
+    // keepalived ignores it before (or without) a sorry_server; unset, the
+    // sorry server forwards by the virtual server's lb_kind.
+    assert_eq!(k.sorry, [Some(ForwardKind::Tun), None, None]);
+    assert_eq!(
+        k.warnings,
+        ["k.conf:8:2: warning: 'sorry_server_lvs_method': ignored: no sorry_server before it"]
+    );
+}

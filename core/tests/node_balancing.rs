@@ -11,7 +11,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use common::world::{Answer, RS1, RS2, SEED, SORRY, World, dur, ms, node_for, secs};
 use vrlb_core::config::{NoIncludes, Options};
-use vrlb_core::lb::{DropReason, TcpFlags, Verdict};
+use vrlb_core::lb::{DropReason, ForwardMethod, TcpFlags, Verdict};
 use vrlb_core::node::build::build;
 use vrlb_core::node::{CheckerId, IfaceId, Input, InstanceId, Output};
 use vrlb_core::time::Instant;
@@ -215,6 +215,26 @@ fn quorum_text(inhibit: bool) -> String {
         lines.push_str("    sorry_server_inhibit\n");
     }
     seed_with(&lines)
+}
+
+#[test]
+fn the_sorry_server_forwards_by_its_own_method_else_the_virtual_servers() {
+    // alpha: both servers start down, so new flows go to the sorry server
+    // until the first checks pass.
+    let base = "    alpha\n    sorry_server 192.168.2.250 80\n";
+    for (extra, want) in [
+        ("", ForwardMethod::Dr),
+        ("    sorry_server_lvs_method NAT\n", ForwardMethod::Nat),
+        ("    sorry_server_lvs_method tun\n", ForwardMethod::Tun),
+    ] {
+        let mut w = World::new(&seed_with(&format!("{base}{extra}")));
+        match w.packet(1, 40_000, TcpFlags::SYN) {
+            Verdict::Forward { addr, method, .. } => {
+                assert_eq!((addr, method), (SORRY, want), "{extra:?}")
+            }
+            other => panic!("{extra:?}: expected the sorry server, got {other:?}"),
+        }
+    }
 }
 
 #[test]

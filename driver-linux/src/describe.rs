@@ -222,11 +222,7 @@ impl Sink for Describe {
     }
 
     fn virtual_server(&mut self, vs: &VirtualServer<'_>) -> Result<(), Kind> {
-        let kind = match vs.kind {
-            ForwardKind::Dr => "DR",
-            ForwardKind::Nat => "NAT (vrlb forwards DR only)",
-            ForwardKind::Tun => "TUN (vrlb forwards DR only)",
-        };
+        let kind = forward_kind(vs.kind);
         write!(
             self.text,
             "virtual_server {} (line {}): {}, {kind}, checks every {}",
@@ -252,6 +248,9 @@ impl Sink for Describe {
         }
         if let Some((a, p)) = vs.sorry_server {
             write!(self.text, ", sorry server {a}:{p}").unwrap();
+            if let Some(k) = vs.sorry_server_kind.filter(|k| *k != vs.kind) {
+                write!(self.text, " by {}", forward_kind(k)).unwrap();
+            }
         }
         if vs.ha_suspend {
             self.text.push_str(", checks only while holding the VIP");
@@ -285,5 +284,14 @@ impl Sink for Describe {
 
     fn diagnostic(&mut self, d: &config::Diagnostic) {
         self.warnings.push(d.to_string());
+    }
+}
+
+/// `lb_kind` as `vrlb check` shows it.
+fn forward_kind(kind: ForwardKind) -> &'static str {
+    match kind {
+        ForwardKind::Dr => "DR",
+        ForwardKind::Nat => "NAT (vrlb forwards DR only)",
+        ForwardKind::Tun => "TUN (vrlb forwards DR only)",
     }
 }

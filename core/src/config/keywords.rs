@@ -135,6 +135,7 @@ impl Block {
                 "protocol",
                 "sorry_server",
                 "sorry_server_inhibit",
+                "sorry_server_lvs_method",
                 "quorum",
                 "hysteresis",
                 "quorum_up",

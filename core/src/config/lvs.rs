@@ -112,6 +112,7 @@ impl<'t> Parser<'t, '_> {
             protocol: Protocol::Tcp,
             sorry_server: None,
             sorry_server_inhibit: false,
+            sorry_server_kind: None,
             quorum: 1,
             hysteresis: 0,
             quorum_up: None,
@@ -196,6 +197,22 @@ impl<'t> Parser<'t, '_> {
                     vs.sorry_server = Some((addr, port));
                 }
                 "sorry_server_inhibit" => vs.sorry_server_inhibit = self.flag(&stmt)?,
+                "sorry_server_lvs_method" => {
+                    let kind = self.forward_kind(&stmt)?;
+                    if vs.sorry_server.is_some() {
+                        vs.sorry_server_kind = Some(kind);
+                    } else {
+                        // keepalived too ignores it (check_parser.c
+                        // ss_forwarding_handler).
+                        self.warn_at(
+                            &stmt.kw,
+                            Kind::Assumed {
+                                keyword: Snippet::new("sorry_server_lvs_method"),
+                                note: "ignored: no sorry_server before it",
+                            },
+                        );
+                    }
+                }
                 "quorum" => {
                     vs.quorum = self.number(&stmt, 1, u64::from(u32::MAX), "1..4294967295")? as u32
                 }

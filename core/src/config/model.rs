@@ -361,6 +361,9 @@ pub struct VirtualServer<'t> {
     /// while quorum holds (its connections keep going), instead of being
     /// removed.
     pub sorry_server_inhibit: bool,
+    /// `sorry_server_lvs_method`; without it the sorry server forwards by
+    /// the virtual server's `lb_kind` (keepalived's `alloc_ssvr`).
+    pub sorry_server_kind: Option<ForwardKind>,
     /// `quorum` (default 1).
     pub quorum: u32,
     /// `hysteresis` (default 0).

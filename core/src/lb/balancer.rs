@@ -735,7 +735,7 @@ impl<'a> Balancer<'a> {
     pub fn set_sorry_server(
         &mut self,
         id: ServiceId,
-        sorry: Option<(IpAddr, u16)>,
+        sorry: Option<RealServer>,
     ) -> Result<Option<ServerId>, LbError> {
         let i = self.svc_index(id)?;
         let old = self.pools.services[i as usize].sorry;
@@ -743,7 +743,7 @@ impl<'a> Balancer<'a> {
             self.drop_slot(i, old);
             self.pools.services[i as usize].sorry = NONE;
         }
-        let Some((addr, port)) = sorry else {
+        let Some(rs) = sorry else {
             return Ok(None);
         };
         let sps = self.pools.sps;
@@ -753,11 +753,7 @@ impl<'a> Balancer<'a> {
             .ok_or(LbError::NoServerSlot)? as u16;
         let g = self.global(i, l) as usize;
         self.pools.servers[g] = ServerSlot::EMPTY;
-        apply_config(
-            &mut self.pools.servers[g],
-            RealServer::new(addr, port),
-            true,
-        );
+        apply_config(&mut self.pools.servers[g], rs, true);
         self.pools.servers[g].state = SlotState::Sorry;
         self.pools.services[i as usize].sorry = l;
         Ok(Some(ServerId(g as u16)))

@@ -21,7 +21,8 @@ use heapless::Deque;
 use super::{Node, NodeError, Output, Owner};
 use crate::check::{Checker, CheckerEvent, ProbeResult, Quorum};
 use crate::lb::{
-    Balancer, Flow, RealServer, ServerId, ServiceConfig, ServiceId, ServiceKey, Verdict,
+    Balancer, Flow, ForwardMethod, RealServer, ServerId, ServiceConfig, ServiceId, ServiceKey,
+    Verdict,
 };
 use crate::rand::Prng;
 use crate::time::Instant;
@@ -88,6 +89,9 @@ pub struct ServiceState {
     /// `sorry_server_inhibit`: the sorry server stays listed (taking no new
     /// flows) while quorum holds, instead of being removed.
     pub sorry_inhibit: bool,
+    /// How the sorry server forwards: `sorry_server_lvs_method`, else the
+    /// virtual server's `lb_kind`.
+    pub sorry_method: ForwardMethod,
     /// `ha_suspend`.
     pub ha_suspend: bool,
     /// Checks are paused now (ha_suspend and the VIP is elsewhere).
@@ -111,9 +115,10 @@ impl ServiceState {
     /// The sorry server as the balancer should list it now: while quorum
     /// is lost, and always with `sorry_server_inhibit` (keepalived
     /// ipwrapper.c `update_quorum_state`, `init_service_vs`).
-    pub fn sorry_listed(&self) -> Option<(IpAddr, u16)> {
+    pub fn sorry_listed(&self) -> Option<RealServer> {
         self.sorry
             .filter(|_| self.sorry_inhibit || !self.quorum.is_up())
+            .map(|(addr, port)| RealServer::new(addr, port).with_method(self.sorry_method))
     }
 }
 
@@ -126,7 +131,7 @@ pub struct ServiceSlot {
     /// An `Announce` output is due.
     announce: bool,
     /// The sorry server the balancer lists now.
-    sorry_listed: Option<(IpAddr, u16)>,
+    sorry_listed: Option<RealServer>,
     /// Scratch: its suspension changed in this pass.
     suspension_changed: bool,
 }

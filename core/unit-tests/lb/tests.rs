@@ -605,7 +605,7 @@ fn sorry_server_takes_new_flows_while_active() {
     let svc = web(&mut b, Scheduler::Wlc, 0, 32);
     let real = b.add_server(svc, RealServer::new(rs_addr(1), 80)).unwrap();
     let sorry = b
-        .set_sorry_server(svc, Some((rs_addr(9), 80)))
+        .set_sorry_server(svc, Some(RealServer::new(rs_addr(9), 80)))
         .unwrap()
         .unwrap();
     let now = Instant::from_secs(1);

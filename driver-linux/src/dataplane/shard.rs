@@ -31,7 +31,7 @@ pub struct ServiceSpec {
     /// Its listed real servers, head first (the node's balancer order).
     pub servers: Vec<RealServer>,
     /// `sorry_server`, and whether new flows go to it (quorum lost).
-    pub sorry: Option<(IpAddr, u16)>,
+    pub sorry: Option<RealServer>,
     /// Quorum lost and a sorry server set.
     pub sorry_active: bool,
 }
@@ -48,7 +48,7 @@ pub struct Shard {
     /// Servers a worker chose but had no MAC for (the loop resolves them).
     pub missing: HashSet<IpAddr>,
     /// The sorry server last applied per service (ServiceKey is not Hash).
-    sorry: Vec<(ServiceKey, Option<(IpAddr, u16)>)>,
+    sorry: Vec<(ServiceKey, Option<RealServer>)>,
 }
 
 impl std::fmt::Debug for Shard {
@@ -266,7 +266,7 @@ mod tests {
     fn the_sorry_server_follows_quorum() {
         let mut s = shard();
         let mut sp = spec(&[]);
-        sp.sorry = Some((IpAddr::from([192, 0, 2, 99]), 80));
+        sp.sorry = Some(RealServer::new(IpAddr::from([192, 0, 2, 99]), 80));
         sp.sorry_active = true;
         s.mirror(LbConfig::default(), &[sp.clone()]).unwrap();
         let flow = Flow::tcp(
@@ -309,20 +309,29 @@ mod tests {
             ),
             "{v:?}"
         );
-        // Changed to DR in the node: updated in place, the connection too.
+        // Changed to DR in the node: updated in place. The connection keeps
+        // the method it was made with, as in IPVS; new ones get DR.
         sp.servers[0] = sp.servers[0].with_method(lb::ForwardMethod::Dr);
         s.mirror(LbConfig::default(), &[sp]).unwrap();
-        let v = s.balancer.classify(Instant::from_secs(1), &flow);
-        assert!(
-            matches!(
-                v,
-                Verdict::Forward {
-                    method: lb::ForwardMethod::Dr,
-                    tracked: true,
-                    ..
-                }
-            ),
-            "{v:?}"
-        );
+        let method = |v: Verdict| match v {
+            Verdict::Forward {
+                method,
+                tracked: true,
+                ..
+            } => method,
+            other => panic!("{other:?}"),
+        };
+        let ack = Flow {
+            tcp_flags: TcpFlags::ACK,
+            ..flow
+        };
+        let v = s.balancer.classify(Instant::from_secs(1), &ack);
+        assert_eq!(method(v), lb::ForwardMethod::Nat);
+        let other = Flow {
+            src_port: 4001,
+            ..flow
+        };
+        let v = s.balancer.classify(Instant::from_secs(1), &other);
+        assert_eq!(method(v), lb::ForwardMethod::Dr);
     }
 }

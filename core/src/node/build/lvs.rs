@@ -174,6 +174,7 @@ impl<E: Environment, S: VipStore> Builder<'_, '_, E, S> {
                 quorum: Quorum::new(vs.quorum, vs.hysteresis),
                 sorry: vs.sorry_server,
                 sorry_inhibit: vs.sorry_server_inhibit,
+                sorry_method: method(vs.sorry_server_kind.unwrap_or(vs.kind)),
                 ha_suspend,
                 suspended: false,
                 omega: vs.omega,
@@ -272,11 +273,7 @@ impl<E: Environment, S: VipStore> Builder<'_, '_, E, S> {
                     weight: rs.weight,
                     uthreshold: rs.upper_threshold,
                     lthreshold: rs.lower_threshold,
-                    method: match rs.kind {
-                        config::ForwardKind::Dr => ForwardMethod::Dr,
-                        config::ForwardKind::Nat => ForwardMethod::Nat,
-                        config::ForwardKind::Tun => ForwardMethod::Tun,
-                    },
+                    method: method(rs.kind),
                 },
                 dynamic_weight: None,
                 inhibit_on_failure: rs.inhibit_on_failure,
@@ -391,4 +388,13 @@ pub(super) fn sweep<S: VipStore>(node: &mut Node<'_, S>, generation: u8) -> Resu
         }
     }
     Ok(())
+}
+
+/// The balancer's forwarding method for a configured `lb_kind`.
+fn method(kind: config::ForwardKind) -> ForwardMethod {
+    match kind {
+        config::ForwardKind::Dr => ForwardMethod::Dr,
+        config::ForwardKind::Nat => ForwardMethod::Nat,
+        config::ForwardKind::Tun => ForwardMethod::Tun,
+    }
 }
