@@ -24,6 +24,7 @@ pub mod pidfile;
 pub mod privileges;
 pub mod scripts;
 pub mod stats_file;
+pub mod systemd;
 pub mod trim;
 pub mod vip_state;
 pub mod vrrp_socket;
@@ -237,6 +238,7 @@ struct Daemon {
     reported_drops: HashMap<InstanceId, [u32; vrrp::DropReason::ALL.len()]>,
     stats_text: String,
     stopping: bool,
+    systemd: systemd::Systemd,
     _pid: Option<pidfile::PidFile>,
 }
 
@@ -333,6 +335,7 @@ impl Daemon {
             reported_drops: HashMap::new(),
             stats_text: String::new(),
             stopping: false,
+            systemd: systemd::Systemd::from_env(),
             _pid: pid,
         };
         daemon.build(&loaded.vips, false)?;
@@ -373,6 +376,8 @@ impl Daemon {
             daemon.instances.len(),
             daemon.opts.config.display()
         );
+        let status = daemon.status_line();
+        daemon.systemd.ready(now, &status);
         Ok(daemon)
     }
 
@@ -614,6 +619,7 @@ impl Daemon {
             self.report_pending
                 .then(|| self.next_report + REPORT_INTERVAL),
             self.trim_at,
+            self.systemd.poll_timeout(),
         ]
         .into_iter()
         .chain(self.extensions.iter().map(|e| e.poll_timeout()))
@@ -658,6 +664,7 @@ impl Daemon {
             self.trim_at = None;
             trim::after_start();
         }
+        self.systemd.handle_timeout(now);
     }
 
     fn signals(&mut self) {
@@ -675,7 +682,25 @@ impl Daemon {
         }
     }
 
+    /// SIGHUP: the new configuration, or the running one if it is refused;
+    /// systemd hears of the reload either way.
     fn reload(&mut self) {
+        self.systemd.reloading();
+        self.reload_config();
+        let status = self.status_line();
+        self.systemd.reloaded(&status);
+    }
+
+    /// What systemd shows as the service's status.
+    fn status_line(&self) -> String {
+        format!(
+            "{} instance(s) from {}",
+            self.instances.len(),
+            self.opts.config.display()
+        )
+    }
+
+    fn reload_config(&mut self) {
         info!("SIGHUP: reloading {}", self.opts.config.display());
         let loaded = match load(&self.opts.config, self.opts.config_id.as_deref()) {
             Ok(l) => l,
@@ -1232,6 +1257,7 @@ impl Daemon {
     /// changes, notify scripts) and the extensions' (data plane, nftables,
     /// control socket), which take milliseconds.
     fn shutdown(&mut self) {
+        self.systemd.stopping();
         let masters: Vec<InstanceId> = self
             .node
             .instances()

@@ -171,6 +171,9 @@ impl<T: Clone> Runner<T> {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .process_group(0);
+        for var in super::systemd::CHILD_ENV_REMOVE {
+            command.env_remove(var);
+        }
         if let Some(c) = run_as {
             // std drops the supplementary groups (setgroups(0)) when root
             // sets a uid, as keepalived clears them before it execs.
