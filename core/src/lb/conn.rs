@@ -93,7 +93,12 @@ const F_METHOD_MASK: u8 = 0b11 << F_METHOD_SHIFT;
 /// The flag bits recording `method`.
 #[inline]
 pub(crate) const fn method_flags(method: ForwardMethod) -> u8 {
-    (method as u8) << F_METHOD_SHIFT
+    let bits = match method {
+        ForwardMethod::Dr => 0,
+        ForwardMethod::Nat => 1,
+        ForwardMethod::Tun => 2,
+    };
+    bits << F_METHOD_SHIFT
 }
 
 /// The method recorded in a connection's `flags`.

@@ -161,6 +161,8 @@ impl ScriptId {
 
 /// No instance: the end of an index chain or of the dirty list.
 const NO_SLOT: u16 = u16::MAX;
+/// Most instance slots a node uses (ids are `u16`; `NO_SLOT` is taken).
+const MAX_INSTANCE_SLOTS: usize = NO_SLOT as usize;
 /// The key of a slot that is not in the index ([`index_key`] never is).
 const NO_KEY: u32 = u32::MAX;
 
@@ -170,8 +172,6 @@ fn index_key(iface: IfaceId, vrid: u8, family: Family) -> u32 {
     let v6 = u32::from(family == Family::V6);
     (u32::from(iface.0) << 9) | (v6 << 8) | u32::from(vrid)
 }
-/// Most instance slots a node uses (ids are `u16`; `NO_SLOT` is taken).
-const MAX_INSTANCE_SLOTS: usize = NO_SLOT as usize;
 
 /// Storage for one VRRP instance, its VIPs in an `S` (see
 /// [`VipStore`]). `Default` is an empty slot.
