@@ -142,8 +142,9 @@ impl Seed {
     /// Fails with the directors' logs.
     fn fail(&self, what: &str) -> ! {
         panic!(
-            "{what}\n--- d1.log\n{}\n--- d2.log\n{}",
+            "{what}\n--- d1.log\n{}\n--- d1-restart.log\n{}\n--- d2.log\n{}",
             self.read("d1.log"),
+            self.read("d1-restart.log"),
             self.read("d2.log")
         );
     }
@@ -1104,10 +1105,13 @@ fn seed_scenario_wlc_persistence_no_director_answers_status_failover_cleanup() {
     assert_eq!(text1.matches("weight 3").count(), 2, "{text1}");
     std::fs::write(&conf1, text1.replacen("weight 3", "weight 1", 1)).expect("d1.conf");
     run(&["kill", "-HUP", &seed.pid(0).to_string()]);
+    // The configured weights: with its link down d1's checks fail, and
+    // a server whose first check fails is down at once (not listed, so
+    // no live weight), whenever its random warmup lets that check run.
     let reweighted = wait_until(Duration::from_secs(10), || {
         let st = seed.json("status", 0);
-        server_status(&st, SERVERS[0])["weight"] == 1
-            && server_status(&st, SERVERS[1])["weight"] == 3
+        server_status(&st, SERVERS[0])["configured_weight"] == 1
+            && server_status(&st, SERVERS[1])["configured_weight"] == 3
     });
     if reweighted.is_none() {
         seed.fail("d1 did not apply the new weights");
@@ -1124,6 +1128,16 @@ fn seed_scenario_wlc_persistence_no_director_answers_status_failover_cleanup() {
         seed.fail("d1 did not take the VIP back");
     }
     eprintln!("{:?}: d1 back", start.elapsed());
+    // Its checks failed while the link was down: both servers must be up
+    // again (one passing check each) before wlc can split the clients.
+    let linked = Instant::now();
+    for addr in SERVERS {
+        if wait_health(&seed, 0, addr, true, linked, bound.back + CHECK_MARGIN).is_none() {
+            seed.fail(&format!(
+                "d1 did not mark {addr} up after its link came back"
+            ));
+        }
+    }
     // Idle, it sleeps: its workers' rings were bound while the link was
     // down, and a socket error left pending would wake them for ever.
     let pid1 = seed.pid(0);
