@@ -124,13 +124,20 @@ fn takeover_announces_before_notify_and_sigterm_resigns_before_removing_vips_and
                 .join("\n")
         )
     };
+    // Master of both, the data plane up, and notify_master started: its
+    // child execs a little after the spawn (slower under strace -f), and
+    // the stop must not overtake it in the trace.
     let up = wait_until(Duration::from_secs(20), || {
         VIPS.iter().all(|v| has_addr(&d, v))
             && std::fs::read_to_string(&log).is_ok_and(|t| t.contains("data plane on"))
+            && std::fs::read_to_string(&trace).is_ok_and(|t| {
+                t.lines()
+                    .any(|l| l.contains("execve(") && l.contains("master.sh"))
+            })
     });
     assert!(
         up.is_some(),
-        "never master of both with the data plane\n{}",
+        "never master of both with the data plane and notify_master run\n{}",
         show()
     );
     // SIGTERM to vrlb itself (its pid file), not to strace.
