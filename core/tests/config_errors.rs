@@ -381,18 +381,18 @@ type WarningCase = (&'static str, Option<(&'static str, &'static str)>, bool);
 const WARNING_CASES: &[WarningCase] = &[
     // anycast with mh: directors agree, nothing to say.
     (
-        "virtual_server 192.0.2.240 80 {\n lb_algo mh\n lb_kind DR\n anycast\n}",
+        "virtual_server 192.0.2.240 80 {\n lb_algo mh\n lb_kind DR\n anycast\n protocol TCP\n}",
         None,
         true,
     ),
     // ... wherever lb_algo comes in the block.
     (
-        "virtual_server 192.0.2.240 80 {\n anycast\n lb_kind DR\n lb_algo mh\n}",
+        "virtual_server 192.0.2.240 80 {\n anycast\n lb_kind DR\n lb_algo mh\n protocol TCP\n}",
         None,
         true,
     ),
     (
-        "virtual_server 192.0.2.240 80 {\n lb_algo wlc\n lb_kind DR\n  anycast\n}",
+        "virtual_server 192.0.2.240 80 {\n lb_algo wlc\n lb_kind DR\n  anycast\n protocol TCP\n}",
         Some((
             "4:3",
             "'anycast': lb_algo is not mh: directors would not agree on the real server of a flow",
@@ -401,13 +401,13 @@ const WARNING_CASES: &[WarningCase] = &[
     ),
     // No lb_algo: keepalived's wlc.
     (
-        "virtual_server 192.0.2.240 80 {\n lb_kind DR\n anycast\n}",
+        "virtual_server 192.0.2.240 80 {\n lb_kind DR\n anycast\n protocol TCP\n}",
         Some(("3:2", "lb_algo is not mh")),
         true,
     ),
     // sh hashes too, but neither in a canonical order nor adopting moved flows.
     (
-        "virtual_server 192.0.2.240 80 {\n anycast\n lb_algo sh\n lb_kind DR\n}",
+        "virtual_server 192.0.2.240 80 {\n anycast\n lb_algo sh\n lb_kind DR\n protocol TCP\n}",
         Some(("2:2", "one the router moves to another director is dropped")),
         true,
     ),
@@ -421,7 +421,7 @@ const WARNING_CASES: &[WarningCase] = &[
     ),
     // Turned off again: no warning.
     (
-        "virtual_server 192.0.2.240 80 {\n lb_kind DR\n anycast\n anycast false\n}",
+        "virtual_server 192.0.2.240 80 {\n lb_kind DR\n anycast\n anycast false\n protocol TCP\n}",
         None,
         false,
     ),

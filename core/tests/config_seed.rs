@@ -143,9 +143,9 @@ fn sorry_server_lvs_method_sets_the_sorry_servers_method_only_after_sorry_server
             self.warnings.push(d.to_string());
         }
     }
-    let text = "virtual_server 192.0.2.1 80 {\n lb_kind DR\n sorry_server 192.0.2.9 80\n sorry_server_lvs_method TUN\n}\n\
-                virtual_server 192.0.2.2 80 {\n lb_kind DR\n sorry_server_lvs_method NAT\n sorry_server 192.0.2.9 80\n}\n\
-                virtual_server 192.0.2.3 80 {\n lb_kind DR\n sorry_server 192.0.2.9 80\n}\n";
+    let text = "virtual_server 192.0.2.1 80 {\n protocol TCP\n lb_kind DR\n sorry_server 192.0.2.9 80\n sorry_server_lvs_method TUN\n}\n\
+                virtual_server 192.0.2.2 80 {\n protocol TCP\n lb_kind DR\n sorry_server_lvs_method NAT\n sorry_server 192.0.2.9 80\n}\n\
+                virtual_server 192.0.2.3 80 {\n protocol TCP\n lb_kind DR\n sorry_server 192.0.2.9 80\n}\n";
     let mut k = Kinds::default();
     config::parse(
         "k.conf",
@@ -160,6 +160,45 @@ fn sorry_server_lvs_method_sets_the_sorry_servers_method_only_after_sorry_server
     assert_eq!(k.sorry, [Some(ForwardKind::Tun), None, None]);
     assert_eq!(
         k.warnings,
-        ["k.conf:8:2: warning: 'sorry_server_lvs_method': ignored: no sorry_server before it"]
+        ["k.conf:10:2: warning: 'sorry_server_lvs_method': ignored: no sorry_server before it"]
+    );
+}
+
+#[test]
+fn a_virtual_server_without_protocol_is_udp_as_in_keepalived() {
+    // keepalived 2.2.7: "no protocol set - defaulting to UDP" (what the
+    // kernel takes for protocol 0). A fwmark service has no protocol.
+    #[derive(Default)]
+    struct Protocols {
+        seen: Vec<Protocol>,
+        warnings: Vec<String>,
+    }
+    impl config::Sink for Protocols {
+        fn virtual_server(&mut self, vs: &config::VirtualServer<'_>) -> Result<(), Kind> {
+            self.seen.push(vs.protocol);
+            Ok(())
+        }
+        fn diagnostic(&mut self, d: &config::Diagnostic) {
+            self.warnings.push(d.to_string());
+        }
+    }
+    let text = "virtual_server 192.0.2.1 80 {\n lb_kind DR\n}\n\
+                virtual_server 192.0.2.2 80 {\n lb_kind DR\n protocol TCP\n}\n\
+                virtual_server fwmark 7 {\n lb_kind DR\n}\n";
+    let mut p = Protocols::default();
+    config::parse(
+        "k.conf",
+        text,
+        &config::Options::default(),
+        &mut p,
+        &mut config::NoIncludes,
+    )
+    .unwrap();
+    assert_eq!(p.seen[..2], [Protocol::Udp, Protocol::Tcp]);
+    assert_eq!(
+        p.warnings,
+        [
+            "k.conf:1:1: warning: 'protocol': not set: UDP assumed, as keepalived does (write `protocol TCP` for TCP)"
+        ]
     );
 }

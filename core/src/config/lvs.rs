@@ -130,6 +130,7 @@ impl<'t> Parser<'t, '_> {
         };
         let body = self.lx.mark();
         let mut saw_kind = false;
+        let mut saw_protocol = false;
         let mut anycast_at = None;
         // Pass 1: the virtual server's own settings.
         while let Some(stmt) = self.next_stmt(Some(&head.kw))? {
@@ -168,6 +169,7 @@ impl<'t> Parser<'t, '_> {
                     vs.persistence_granularity = Some(self.granularity(&tok)?);
                 }
                 "protocol" => {
+                    saw_protocol = true;
                     let tok = self.single(&stmt, "TCP, UDP or SCTP")?;
                     vs.protocol = match tok.text.to_ascii_uppercase_fixed().as_str() {
                         "TCP" => Protocol::Tcp,
@@ -248,6 +250,19 @@ impl<'t> Parser<'t, '_> {
         }
         if let Some(at) = anycast_at {
             self.check_anycast(&mut vs, &at);
+        }
+        if !saw_protocol && !matches!(vs.key, VsKey::Fwmark(_)) {
+            // keepalived sets what the kernel would take for protocol 0
+            // (check_parser.c vs_end_handler).
+            vs.protocol = Protocol::Udp;
+            self.warn(
+                vs.pos.line,
+                vs.pos.col,
+                Kind::Assumed {
+                    keyword: Snippet::new("protocol"),
+                    note: "not set: UDP assumed, as keepalived does (write `protocol TCP` for TCP)",
+                },
+            );
         }
         if !saw_kind {
             self.warn(
