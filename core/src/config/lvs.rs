@@ -410,19 +410,35 @@ impl<'t> Parser<'t, '_> {
     /// `lb_kind` / `lvs_method`: DR, NAT or TUN.
     fn forward_kind(&mut self, stmt: &Stmt<'t>) -> Res<ForwardKind> {
         let tok = self.single(stmt, "DR, NAT or TUN")?;
-        match tok.text.to_ascii_uppercase_fixed().as_str() {
-            "DR" => Ok(ForwardKind::Dr),
-            "NAT" => Ok(ForwardKind::Nat),
-            "TUN" => Ok(ForwardKind::Tun),
-            _ => Err(self.error_at(
+        let kind = match tok.text.to_ascii_uppercase_fixed().as_str() {
+            "DR" => ForwardKind::Dr,
+            "NAT" => ForwardKind::Nat,
+            "TUN" => ForwardKind::Tun,
+            _ => {
+                return Err(self.error_at(
+                    &tok,
+                    Kind::UnknownValue {
+                        keyword: Snippet::new(stmt.keyword()),
+                        value: Snippet::new(tok.text),
+                        expected: "DR, NAT, TUN",
+                    },
+                ));
+            }
+        };
+        if tok.text.bytes().any(|b| b.is_ascii_lowercase()) {
+            // check_parser.c compares with strcmp: `dr` is an unknown
+            // method there and is ignored (a virtual server then falls
+            // back to NAT, a real server to its virtual server's).
+            self.warn_at(
                 &tok,
-                Kind::UnknownValue {
+                Kind::Assumed {
                     keyword: Snippet::new(stmt.keyword()),
-                    value: Snippet::new(tok.text),
-                    expected: "DR, NAT, TUN",
+                    note: "taken as if written in capitals; keepalived 2 knows only DR, \
+                           NAT and TUN and would ignore it",
                 },
-            )),
+            );
         }
+        Ok(kind)
     }
 
     /// A checker setting given for a whole real or virtual server.
