@@ -353,7 +353,7 @@ pub struct VirtualServer<'t> {
     pub persistence_timeout: Option<Duration>,
     /// `persistence_granularity` as a prefix length.
     pub persistence_granularity: Option<u8>,
-    /// `protocol`.
+    /// `protocol` (unset: UDP, as keepalived; fwmark services have none).
     pub protocol: Protocol,
     /// `sorry_server IP PORT`.
     pub sorry_server: Option<(IpAddr, u16)>,
