@@ -102,8 +102,7 @@ fn seed_config_yields_exactly_what_it_says() {
 #[test]
 fn the_seed_documents_typo_gets_a_suggestion() {
     // The document's prose places this line inside the instance.
-    let text =
-        "vrrp_instance VI_1 {\n    virtual_router_id 51\n    lvs_sync_daemon_inteface eth0\n}\n";
+    let text = "vrrp_instance VI_1 {\n    virtual_router_id 51\n    lvs_sync_daemon_inteface eth0\n    virtual_ipaddress {\n        192.0.2.240\n    }\n}\n";
     struct Warn(Vec<String>);
     impl config::Sink for Warn {
         fn diagnostic(&mut self, d: &config::Diagnostic) {

@@ -245,6 +245,17 @@ impl<'t> Parser<'t, '_> {
                 ));
             }
         }
+        if i.vips.is_empty() {
+            // keepalived: "No VIP specified; at least one is sensible".
+            self.warn(
+                i.pos.line,
+                i.pos.col,
+                Kind::Assumed {
+                    keyword: Snippet::new("virtual_ipaddress"),
+                    note: "none given: the instance elects a master but moves no address",
+                },
+            );
+        }
         let result = self.sink.vrrp_instance(&i);
         self.summary.items += 1;
         self.sink_result(i.pos, result)
