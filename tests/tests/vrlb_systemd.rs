@@ -87,17 +87,26 @@ fn instance() -> Instance<'static> {
     }
 }
 
+/// vrlb on director 0 under a manager at the lab's notify socket, with
+/// the watchdog asked for and `extra` variables.
+fn start_managed(lab: &mut VrrpLab, extra: &[&str]) -> (Running, Manager) {
+    let sock = lab.dir.path("notify.sock");
+    let manager = Manager::bind(&sock);
+    let notify = format!("NOTIFY_SOCKET={}", sock.display());
+    let usec = format!("WATCHDOG_USEC={}", WATCHDOG.as_micros());
+    let conf = instance().conf(&lab.ifs[0].clone());
+    let mut wrap = vec!["env", notify.as_str(), usec.as_str()];
+    wrap.extend_from_slice(extra);
+    let d = lab.start_wrapped(Kind::Vrlb, 0, &conf, &wrap, &[]);
+    (d, manager)
+}
+
 #[test]
 fn systemd_hears_ready_reload_stopping_and_watchdog_pings() {
     let Some(mut lab) = VrrpLab::new(&["env"]) else {
         return;
     };
-    let sock = lab.dir.path("notify.sock");
-    let mut manager = Manager::bind(&sock);
-    let notify = format!("NOTIFY_SOCKET={}", sock.display());
-    let usec = format!("WATCHDOG_USEC={}", WATCHDOG.as_micros());
-    let conf = instance().conf(&lab.ifs[0].clone());
-    let d = lab.start_wrapped(Kind::Vrlb, 0, &conf, &["env", &notify, &usec], &[]);
+    let (d, mut manager) = start_managed(&mut lab, &[]);
 
     let ready = manager.wait_for("READY=1", LONG, &d);
     let (_, text) = &manager.messages[ready];
@@ -139,14 +148,8 @@ fn a_watchdog_meant_for_another_process_is_not_pinged() {
     let Some(mut lab) = VrrpLab::new(&["env"]) else {
         return;
     };
-    let sock = lab.dir.path("notify.sock");
-    let mut manager = Manager::bind(&sock);
-    let notify = format!("NOTIFY_SOCKET={}", sock.display());
-    let usec = format!("WATCHDOG_USEC={}", WATCHDOG.as_micros());
-    let conf = instance().conf(&lab.ifs[0].clone());
     // pid 1 is never the daemon's.
-    let wrap = ["env", notify.as_str(), usec.as_str(), "WATCHDOG_PID=1"];
-    let d = lab.start_wrapped(Kind::Vrlb, 0, &conf, &wrap, &[]);
+    let (d, mut manager) = start_managed(&mut lab, &["WATCHDOG_PID=1"]);
     manager.wait_for("READY=1", LONG, &d);
     let pings = manager
         .collect(Duration::from_secs(1))
