@@ -435,11 +435,10 @@ impl Daemon {
         // refuses the script (keepalived.conf(5), `script_user`). Only
         // when something may run: a lookup maps the system's NSS modules
         // for good (0.8 MiB resident here) even to find no one.
-        let runs_scripts = !scripts.is_empty()
-            || instances.values().any(|i| i.notify.is_some())
+        let runs_notify = instances.values().any(|i| i.notify.is_some())
             || !server_scripts.is_empty()
             || !service_scripts.is_empty();
-        let notify_as = if runs_scripts {
+        let notify_as = if runs_notify || !scripts.is_empty() {
             scripts::default_as(script_user.as_ref())
         } else {
             Ok(None)
@@ -454,9 +453,7 @@ impl Daemon {
             }
         }
         if let Err(e) = &notify_as
-            && (instances.values().any(|i| i.notify.is_some())
-                || !server_scripts.is_empty()
-                || !service_scripts.is_empty())
+            && runs_notify
         {
             warnings.push(format!("script_user: {e}: notify scripts are not run"));
         }
