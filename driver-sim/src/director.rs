@@ -943,7 +943,7 @@ impl<'a> Director<'a> {
                     }
                 }
                 Output::Probe { checker, seq, .. } => self.send_probe(checker, seq, out),
-                Output::CancelProbe { checker, seq } => {
+                Output::CancelProbe { checker, seq, .. } => {
                     self.probes
                         .retain(|_, p| !(p.checker == checker && p.seq == seq));
                 }

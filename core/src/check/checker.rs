@@ -148,6 +148,8 @@ pub enum CheckerEvent {
     Cancel {
         /// The probe.
         seq: u32,
+        /// It timed out (and counts as failed); else it was abandoned.
+        timed_out: bool,
     },
     /// The checker went up or down.
     Changed {
@@ -292,7 +294,10 @@ impl Checker {
     /// Stops checking; returns the cancel of a running probe.
     fn stop(&mut self) -> Option<CheckerEvent> {
         let cancel = match self.phase {
-            Phase::Probing(_) => Some(CheckerEvent::Cancel { seq: self.seq }),
+            Phase::Probing(_) => Some(CheckerEvent::Cancel {
+                seq: self.seq,
+                timed_out: false,
+            }),
             _ => None,
         };
         self.phase = Phase::Stopped;
@@ -312,7 +317,10 @@ impl Checker {
                 });
             }
             Phase::Probing(t) if t <= now => {
-                out(CheckerEvent::Cancel { seq: self.seq });
+                out(CheckerEvent::Cancel {
+                    seq: self.seq,
+                    timed_out: true,
+                });
                 self.finish(now, ProbeResult::Failure, out);
             }
             _ => {}
@@ -534,6 +542,15 @@ mod tests {
             .filter(|e| matches!(e.1, CheckerEvent::Cancel { .. }))
             .count();
         assert!(cancels >= 4);
+        assert!(
+            log.iter()
+                .filter_map(|e| match e.1 {
+                    CheckerEvent::Cancel { timed_out, .. } => Some(timed_out),
+                    _ => None,
+                })
+                .all(|t| t),
+            "each cancel here is a timeout"
+        );
         // Broke just after the check at 18: down 55 s later at most.
         assert_eq!(c.down_bound(), Duration::from_secs(6 + 40 + 9));
         assert!(73 - 18 <= c.down_bound().as_secs());
@@ -705,7 +722,10 @@ mod tests {
         c.handle_timeout(Instant::ZERO, &mut |_| {});
         assert!(matches!(
             c.suspend(Instant::from_secs(1), true),
-            Some(CheckerEvent::Cancel { .. })
+            Some(CheckerEvent::Cancel {
+                timed_out: false,
+                ..
+            })
         ));
         assert_eq!(c.deadline(), Instant::MAX);
         assert_eq!(c.suspend(Instant::from_secs(9), false), None);
@@ -727,7 +747,10 @@ mod tests {
         cfg.delay_loop = Duration::from_secs(10);
         assert_eq!(
             c.reconfigure(cfg),
-            Some(CheckerEvent::Cancel { seq: 2 }),
+            Some(CheckerEvent::Cancel {
+                seq: 2,
+                timed_out: false
+            }),
             "the running probe is abandoned"
         );
         assert!(!c.is_up() && c.stopped());

@@ -505,7 +505,8 @@ impl<'a, S: VipStore> Node<'a, S> {
             if e.checker.config() == checker.config() {
                 return Ok(id);
             }
-            if let Some(CheckerEvent::Cancel { seq }) = e.checker.reconfigure(*checker.config()) {
+            if let Some(CheckerEvent::Cancel { seq, .. }) = e.checker.reconfigure(*checker.config())
+            {
                 push_cancel(&mut self.stats.outputs_dropped, &mut b.dirty, i, e, seq);
             }
             if run {
@@ -689,9 +690,11 @@ impl<'a, S: VipStore> Node<'a, S> {
                     seq,
                     timeout,
                 }),
-                CheckerEvent::Cancel { seq } => {
-                    self.push_output(Output::CancelProbe { checker: id, seq })
-                }
+                CheckerEvent::Cancel { seq, timed_out } => self.push_output(Output::CancelProbe {
+                    checker: id,
+                    seq,
+                    timed_out,
+                }),
                 CheckerEvent::Changed { .. } => reevaluate = true,
                 CheckerEvent::ConfirmedDown => {
                     // keepalived runs notify_down when an alpha checker's
@@ -1014,7 +1017,7 @@ impl<'a, S: VipStore> Node<'a, S> {
             let Some(e) = b.checkers[i].entry.as_mut() else {
                 continue;
             };
-            if let Some(CheckerEvent::Cancel { seq }) = e.checker.suspend(now, suspend) {
+            if let Some(CheckerEvent::Cancel { seq, .. }) = e.checker.suspend(now, suspend) {
                 push_cancel(&mut self.stats.outputs_dropped, &mut b.dirty, i, e, seq);
             }
             self.schedule(Owner::Checker(i as u32));
@@ -1077,9 +1080,11 @@ impl<'a, S: VipStore> Node<'a, S> {
                 .and_then(|e| e.cancels.pop_front())
             {
                 Some(seq) => {
+                    // Queued by a suspend or a reload, never a timeout.
                     return Some(Output::CancelProbe {
                         checker: CheckerId(i as u32),
                         seq,
+                        timed_out: false,
                     });
                 }
                 None => b.dirty.checkers += 1,

@@ -370,6 +370,9 @@ pub enum Output {
         checker: CheckerId,
         /// Which probe.
         seq: u32,
+        /// The core timed it out (a failure, to be logged as one); else it
+        /// was abandoned.
+        timed_out: bool,
     },
     /// Run the real server's `notify_up` (`up`) or `notify_down` script
     /// and log: it went up or down, or keepalived's notifier is due

@@ -17,7 +17,7 @@ use mio::unix::SourceFd;
 use vrlb_core::check::ProbeResult;
 use vrlb_core::config::{CheckerConf, VirtualServer};
 use vrlb_core::node::{CheckerId, Input, Output, ServerRef};
-use vrlb_core::time::{Duration, Instant};
+use vrlb_core::time::Instant;
 
 use super::prober::{Finished, Prober, Request};
 use super::spec::{ProbeSpec, SpecKind};
@@ -27,11 +27,6 @@ use crate::daemon::scripts::{self, Account, RunAs};
 
 /// The prober's epoll descriptor, in this extension's token range.
 const PROBER_TOKEN: usize = 0;
-/// How far before the prober's own deadline a cancel still counts as the
-/// core timing the probe out: the core's deadline is earlier by the time
-/// from its step to the prober's start (the same loop turn: microseconds,
-/// milliseconds on a loaded machine).
-const TIMEOUT_SKEW: Duration = Duration::from_millis(50);
 
 /// The health-check extension for `vrlb run`.
 #[derive(Default)]
@@ -205,15 +200,18 @@ impl Extension for Probes {
                 seq,
                 timeout,
             } => self.start_probe(ctx, checker, seq, timeout),
-            Output::CancelProbe { checker, seq } => {
+            Output::CancelProbe {
+                checker,
+                seq,
+                timed_out,
+            } => {
                 let Some(p) = self.prober.as_mut() else {
                     return;
                 };
-                let deadline = p.deadline(checker, seq);
-                p.cancel(checker, seq);
                 // The core times probes out at the same deadline as the
-                // prober and usually first: log it as the failure it is.
-                if deadline.is_some_and(|d| d <= ctx.now() + TIMEOUT_SKEW) {
+                // prober, and usually first: log it as the failure it is
+                // (once: only if the prober had not finished it).
+                if p.cancel(checker, seq) && timed_out {
                     let timeout = ctx
                         .node()
                         .checker(checker)

@@ -197,13 +197,6 @@ impl Prober {
         true
     }
 
-    /// When the running probe `seq` of `checker` times out, if it runs.
-    pub fn deadline(&self, checker: CheckerId, seq: u32) -> Option<Instant> {
-        let token = self.by_checker.get(&checker)?;
-        let probe = self.probes.get(token)?;
-        (probe.request.seq == seq).then_some(probe.deadline)
-    }
-
     /// Abandons every probe whose checker `keep` refuses (checkers a
     /// reload removed; all of them at shutdown).
     pub fn retain(&mut self, mut keep: impl FnMut(CheckerId) -> bool) {
