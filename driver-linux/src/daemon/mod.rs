@@ -15,6 +15,7 @@ pub mod announce;
 pub mod clock;
 pub mod env;
 pub mod event_loop;
+pub mod holdoff;
 pub mod interfaces;
 pub mod logger;
 pub mod netlink;
@@ -50,6 +51,7 @@ use addresses::{Addresses, Wanted};
 use clock::Clock;
 use env::{Env, InstanceInfo, ScriptInfo, UpDownScripts};
 use event_loop::{Context, DaemonNode, Extension, owner, token_base};
+use holdoff::Holdoff;
 use interfaces::{Change, Interfaces};
 use netlink::{Monitor, Rtnl, VipSpec};
 use packet_socket::PacketSocket;
@@ -210,6 +212,8 @@ struct Daemon {
     receivers: HashMap<Token, (IfaceId, Family, Receiver)>,
     /// Buffers every receiver reads its batches into.
     rx_batch: RecvBatch,
+    /// Whether to pause before the next poll (a burst of adverts).
+    holdoff: Holdoff,
     next_token: usize,
     senders: HashMap<(IfaceId, IpAddr), Sender>,
     packet: PacketSocket,
@@ -317,6 +321,7 @@ impl Daemon {
             monitor,
             receivers: HashMap::new(),
             rx_batch: RecvBatch::new(),
+            holdoff: Holdoff::default(),
             next_token: FIRST_RECEIVER,
             senders: HashMap::new(),
             packet,
@@ -474,7 +479,23 @@ impl Daemon {
         self.scripts = scripts;
         self.server_scripts = server_scripts;
         self.service_scripts = service_scripts;
+        self.size_holdoff();
         Ok(())
+    }
+
+    /// Sizes the receive pause from the shortest advert interval in use:
+    /// configured, or learnt from a VRRPv3 master.
+    fn size_holdoff(&mut self) {
+        let shortest = self
+            .node
+            .instances()
+            .map(|(_, inst)| {
+                inst.config()
+                    .advert_interval()
+                    .min(inst.master_adver_interval())
+            })
+            .min();
+        self.holdoff.set_shortest_interval(shortest);
     }
 
     /// Opens a receiver for every (interface, family) an instance uses
@@ -567,6 +588,10 @@ impl Daemon {
     fn run(&mut self) {
         let mut events = Events::with_capacity(64);
         loop {
+            if let Some(until) = self.holdoff.take() {
+                let until = self.next_deadline().map_or(until, |d| d.min(until));
+                std::thread::sleep(self.clock.until(until));
+            }
             let deadline = self.next_deadline();
             let timeout = self.wakeup.arm(deadline.map(|d| self.clock.until(d)));
             if let Err(e) = self.poll.poll(&mut events, timeout)
@@ -830,6 +855,9 @@ impl Daemon {
                     break;
                 }
             };
+            if !batch.is_empty() {
+                self.holdoff.read(self.clock.now());
+            }
             for i in 0..batch.len() {
                 let Some(m) = batch.get(i) else { continue };
                 let now = self.clock.now();
@@ -1198,6 +1226,7 @@ impl Daemon {
     /// there is one).
     fn report(&mut self) {
         self.report_pending = false;
+        self.size_holdoff();
         let mut text = String::new();
         let with_text = self.opts.stats_file.is_some();
         for (id, inst) in self.node.instances() {

@@ -61,6 +61,10 @@ fn raw_socket(family: Family) -> io::Result<Socket> {
 
 /// Most messages one [`Receiver::recv_batch`] reads.
 pub const RECV_BATCH: usize = 16;
+/// Receive buffer: 255 adverts (the most one interface and family can
+/// carry, one per VRID) at the kernel's cost of a small packet (about
+/// 1 KiB each with its buffer), twice over.
+const RECV_BUFFER: usize = 512 * 1024;
 /// Bytes per message: an IPv4 advert with the most VIPs an advert carries
 /// (a 60-byte header, 8 + 255 x 4 + 8 bytes of VRRP) fits, and so does a
 /// v3 IPv6 advert of 127 VIPs. A longer one is cut short here and dropped
@@ -137,6 +141,14 @@ impl Receiver {
     pub fn open(family: Family, ifname: &str, ifindex: u32) -> io::Result<Receiver> {
         let socket = raw_socket(family)?;
         socket.bind_device(Some(ifname.as_bytes()))?;
+        // Room for a whole burst: the event loop reads a burst late on
+        // purpose (`holdoff`), and a master of 255 instances on this
+        // interface sends 255 adverts at once. Forced past `rmem_max`
+        // (CAP_NET_ADMIN), else as far as it allows; a limit, not memory
+        // taken.
+        if setsockopt(&socket, sockopt::RcvBufForce, &RECV_BUFFER).is_err() {
+            socket.set_recv_buffer_size(RECV_BUFFER)?;
+        }
         match family {
             Family::V4 => {
                 socket.join_multicast_v4_n(
