@@ -2,12 +2,13 @@
 //! broken by the greater address, failover after a crash within
 //! Master_Down_Interval, handover after SIGTERM within Skew_Time,
 //! preemption back, nopreempt, VIPs only on the master (per `ip addr`),
-//! and the new master's gratuitous ARP seen by a client.
+//! the new master's gratuitous ARP seen by a client, and a backup of 200
+//! instances reading every advert of its master's bursts.
 
 use std::time::Duration;
 
 use vrlb_tests::vrrp_lab::{
-    Instance, Kind, VrrpLab, expect, log, master_down, skew, state, wait_state,
+    Instance, Kind, VrrpLab, counter, expect, log, master_down, skew, state, wait_state,
 };
 
 const VIP: &str = "192.0.2.240";
@@ -184,4 +185,86 @@ fn equal_priorities_elect_the_greater_address() {
     assert_eq!(state(&d1, "VI_1").as_deref(), Some("MASTER"));
     assert_eq!(state(&d0, "VI_1").as_deref(), Some("BACKUP"));
     assert!(lab.holds(1, VIP) && !lab.holds(0, VIP));
+}
+
+/// Kernel drops on director `n`'s raw sockets (`/proc/net/raw`'s last
+/// column, summed).
+fn raw_socket_drops(lab: &VrrpLab, n: usize) -> u64 {
+    let out = vrlb_tests::netns::run(&["ip", "netns", "exec", &lab.ns[n], "cat", "/proc/net/raw"]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().last()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[test]
+fn a_backup_of_many_instances_reads_every_advert_of_a_burst() {
+    let Some(mut lab) = VrrpLab::new(&[]) else {
+        return;
+    };
+    // 200 instances on one interface: the master sends their adverts in
+    // one burst a second, which the backup reads late on purpose (the
+    // event loop's holdoff) but must read whole.
+    const N: usize = 200;
+    let names: Vec<String> = (1..=N).map(|k| format!("VI_{k}")).collect();
+    let confs = |n: usize, priority: u8| -> String {
+        names
+            .iter()
+            .enumerate()
+            .map(|(k, name)| {
+                Instance {
+                    name,
+                    vrid: (k + 1) as u8,
+                    priority,
+                    version: 2,
+                    advert_int: "1",
+                    password: None,
+                    vips: vec![format!("198.51.100.{}/32", k + 1)],
+                    nopreempt: false,
+                    unicast: None,
+                }
+                .conf(&lab.ifs[n])
+            })
+            .collect()
+    };
+    let (c0, c1) = (confs(0, 150), confs(1, 100));
+    let d0 = lab.start(Kind::Vrlb, 0, &c0);
+    expect(
+        LONG,
+        "director 0 is master of every instance",
+        &[&d0],
+        || {
+            names
+                .iter()
+                .all(|n| state(&d0, n).as_deref() == Some("MASTER"))
+        },
+    );
+    let d1 = lab.start(Kind::Vrlb, 1, &c1);
+    expect(LONG, "director 1 counts adverts", &[&d0, &d1], || {
+        names
+            .iter()
+            .all(|n| counter(&d1, n, "rx").is_some_and(|rx| rx > 0))
+    });
+    let rx = |n: &String| counter(&d1, n, "rx").unwrap_or(0);
+    let before: Vec<u64> = names.iter().map(rx).collect();
+    let drops = raw_socket_drops(&lab, 1);
+    std::thread::sleep(Duration::from_secs(5));
+    let after: Vec<u64> = names.iter().map(rx).collect();
+    for (k, name) in names.iter().enumerate() {
+        // 5 s of 1 s adverts, give or take the stats file's 1 s rhythm.
+        let heard = after[k] - before[k];
+        assert!(
+            (4..=6).contains(&heard),
+            "{name}: director 1 heard {heard} adverts in 5 s\n{}",
+            log(&d1)
+        );
+        assert_eq!(state(&d1, name).as_deref(), Some("BACKUP"), "{name}");
+        assert_eq!(state(&d0, name).as_deref(), Some("MASTER"), "{name}");
+    }
+    assert_eq!(
+        raw_socket_drops(&lab, 1),
+        drops,
+        "the backup's sockets dropped adverts"
+    );
 }
