@@ -126,39 +126,53 @@ fn the_seed_documents_typo_gets_a_suggestion() {
     );
 }
 
-#[test]
-fn sorry_server_lvs_method_sets_the_sorry_servers_method_only_after_sorry_server() {
-    #[derive(Default)]
-    struct Kinds {
-        sorry: Vec<Option<ForwardKind>>,
+/// One field of every virtual server of `text`, in order, and the
+/// parse's diagnostics.
+fn per_virtual_server<T>(
+    text: &str,
+    field: fn(&config::VirtualServer<'_>) -> T,
+) -> (Vec<T>, Vec<String>) {
+    struct Each<T> {
+        field: fn(&config::VirtualServer<'_>) -> T,
+        seen: Vec<T>,
         warnings: Vec<String>,
     }
-    impl config::Sink for Kinds {
+    impl<T> config::Sink for Each<T> {
         fn virtual_server(&mut self, vs: &config::VirtualServer<'_>) -> Result<(), Kind> {
-            self.sorry.push(vs.sorry_server_kind);
+            self.seen.push((self.field)(vs));
             Ok(())
         }
         fn diagnostic(&mut self, d: &config::Diagnostic) {
             self.warnings.push(d.to_string());
         }
     }
-    let text = "virtual_server 192.0.2.1 80 {\n protocol TCP\n lb_kind DR\n sorry_server 192.0.2.9 80\n sorry_server_lvs_method TUN\n}\n\
-                virtual_server 192.0.2.2 80 {\n protocol TCP\n lb_kind DR\n sorry_server_lvs_method NAT\n sorry_server 192.0.2.9 80\n}\n\
-                virtual_server 192.0.2.3 80 {\n protocol TCP\n lb_kind DR\n sorry_server 192.0.2.9 80\n}\n";
-    let mut k = Kinds::default();
+    let mut each = Each {
+        field,
+        seen: Vec::new(),
+        warnings: Vec::new(),
+    };
     config::parse(
         "k.conf",
         text,
         &config::Options::default(),
-        &mut k,
+        &mut each,
         &mut config::NoIncludes,
     )
     .unwrap();
+    (each.seen, each.warnings)
+}
+
+#[test]
+fn sorry_server_lvs_method_sets_the_sorry_servers_method_only_after_sorry_server() {
+    let text = "virtual_server 192.0.2.1 80 {\n protocol TCP\n lb_kind DR\n sorry_server 192.0.2.9 80\n sorry_server_lvs_method TUN\n}\n\
+                virtual_server 192.0.2.2 80 {\n protocol TCP\n lb_kind DR\n sorry_server_lvs_method NAT\n sorry_server 192.0.2.9 80\n}\n\
+                virtual_server 192.0.2.3 80 {\n protocol TCP\n lb_kind DR\n sorry_server 192.0.2.9 80\n}\n";
+    let (sorry, warnings) = per_virtual_server(text, |vs| vs.sorry_server_kind);
     // keepalived ignores it before (or without) a sorry_server; unset, the
     // sorry server forwards by the virtual server's lb_kind.
-    assert_eq!(k.sorry, [Some(ForwardKind::Tun), None, None]);
+    assert_eq!(sorry, [Some(ForwardKind::Tun), None, None]);
     assert_eq!(
-        k.warnings,
+        warnings,
         ["k.conf:10:2: warning: 'sorry_server_lvs_method': ignored: no sorry_server before it"]
     );
 }
@@ -167,35 +181,14 @@ fn sorry_server_lvs_method_sets_the_sorry_servers_method_only_after_sorry_server
 fn a_virtual_server_without_protocol_is_udp_as_in_keepalived() {
     // keepalived 2.2.7: "no protocol set - defaulting to UDP" (what the
     // kernel takes for protocol 0). A fwmark service has no protocol.
-    #[derive(Default)]
-    struct Protocols {
-        seen: Vec<Protocol>,
-        warnings: Vec<String>,
-    }
-    impl config::Sink for Protocols {
-        fn virtual_server(&mut self, vs: &config::VirtualServer<'_>) -> Result<(), Kind> {
-            self.seen.push(vs.protocol);
-            Ok(())
-        }
-        fn diagnostic(&mut self, d: &config::Diagnostic) {
-            self.warnings.push(d.to_string());
-        }
-    }
     let text = "virtual_server 192.0.2.1 80 {\n lb_kind DR\n}\n\
                 virtual_server 192.0.2.2 80 {\n lb_kind DR\n protocol TCP\n}\n\
                 virtual_server fwmark 7 {\n lb_kind DR\n}\n";
-    let mut p = Protocols::default();
-    config::parse(
-        "k.conf",
-        text,
-        &config::Options::default(),
-        &mut p,
-        &mut config::NoIncludes,
-    )
-    .unwrap();
-    assert_eq!(p.seen[..2], [Protocol::Udp, Protocol::Tcp]);
+    let (seen, warnings) = per_virtual_server(text, |vs| vs.protocol);
+    assert_eq!(seen.len(), 3, "every virtual server reaches the sink");
+    assert_eq!(seen[..2], [Protocol::Udp, Protocol::Tcp]);
     assert_eq!(
-        p.warnings,
+        warnings,
         [
             "k.conf:1:1: warning: 'protocol': not set: UDP assumed, as keepalived does (write `protocol TCP` for TCP)"
         ]

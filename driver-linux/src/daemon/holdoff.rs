@@ -48,11 +48,6 @@ impl Holdoff {
         }
     }
 
-    /// The pause in force.
-    pub fn pause(&self) -> Duration {
-        self.pause
-    }
-
     /// A read at `now` returned adverts. If the read before was within two
     /// pauses of it, a burst is arriving: pause before the next poll.
     pub fn read(&mut self, now: Instant) {
@@ -88,18 +83,25 @@ mod tests {
         h
     }
 
+    /// The pause after two reads 10 us apart, with `interval` the
+    /// shortest advert interval.
+    fn pause_after_a_burst(interval: Option<Duration>) -> Option<u64> {
+        let mut h = Holdoff::default();
+        h.set_shortest_interval(interval);
+        h.read(at(0));
+        h.read(at(10));
+        h.take().map(|until| until.as_micros() - 10)
+    }
+
     #[test]
     fn the_pause_is_a_thousandth_of_the_shortest_interval_capped_and_floored() {
-        let mut h = Holdoff::default();
-        assert_eq!(h.pause(), Duration::ZERO);
-        h.set_shortest_interval(Some(Duration::from_secs(3)));
-        assert_eq!(h.pause(), MAX_PAUSE);
-        h.set_shortest_interval(Some(Duration::from_millis(100)));
-        assert_eq!(h.pause(), Duration::from_micros(100));
-        h.set_shortest_interval(Some(Duration::from_millis(10)));
-        assert_eq!(h.pause(), Duration::ZERO);
-        h.set_shortest_interval(None);
-        assert_eq!(h.pause(), Duration::ZERO);
+        let pause = |ms| pause_after_a_burst(Some(Duration::from_millis(ms)));
+        assert_eq!(pause(3_000), Some(MAX_PAUSE.as_micros()));
+        assert_eq!(pause(100), Some(100));
+        assert_eq!(pause(50), Some(50));
+        assert_eq!(pause(10), None);
+        assert_eq!(pause_after_a_burst(None), None);
+        assert_eq!(Holdoff::default().take(), None);
     }
 
     #[test]

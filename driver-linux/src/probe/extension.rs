@@ -209,20 +209,11 @@ impl Extension for Probes {
                     return;
                 };
                 // The core times probes out at the same deadline as the
-                // prober, and usually first: log it as the failure it is
-                // (once: only if the prober had not finished it).
-                if p.cancel(checker, seq) && timed_out {
-                    let timeout = ctx
-                        .node()
-                        .checker(checker)
-                        .map_or(0, |(c, _)| c.config().timeout.as_micros() / 1000);
-                    let timed_out = Finished {
-                        checker,
-                        seq,
-                        result: ProbeResult::Failure,
-                        reason: Some(format!("timed out after {timeout} ms")),
-                    };
-                    self.log(ctx, &timed_out);
+                // prober, and usually first: log it as the failure it is.
+                if !timed_out {
+                    p.cancel(checker, seq);
+                } else if let Some(failed) = p.time_out(checker, seq) {
+                    self.log(ctx, &failed);
                 }
             }
             Output::ServerHealth { server, up } => {

@@ -187,14 +187,32 @@ impl Prober {
     /// Abandons probe `seq` of `checker` (the core timed it out or
     /// suspended checks); its result is never reported. Whether it ran.
     pub fn cancel(&mut self, checker: CheckerId, seq: u32) -> bool {
-        let Some(token) = self.by_checker.get(&checker).copied() else {
+        let Some(token) = self.token_of(checker, seq) else {
             return false;
         };
-        if self.probes.get(&token).is_none_or(|p| p.request.seq != seq) {
-            return false;
-        }
         self.abandon(token);
         true
+    }
+
+    /// The core timed probe `seq` of `checker` out: abandons it and
+    /// returns its failure, for the log, if it was still running (else
+    /// it finished first, and its own result says so).
+    pub fn time_out(&mut self, checker: CheckerId, seq: u32) -> Option<Finished> {
+        let token = self.token_of(checker, seq)?;
+        let timeout = self.probes.get(&token)?.request.timeout;
+        self.abandon(token);
+        Some(Finished {
+            checker,
+            seq,
+            result: ProbeResult::Failure,
+            reason: Some(timed_out(timeout)),
+        })
+    }
+
+    /// The token of probe `seq` of `checker`, if it runs.
+    fn token_of(&self, checker: CheckerId, seq: u32) -> Option<usize> {
+        let token = self.by_checker.get(&checker).copied()?;
+        (self.probes.get(&token)?.request.seq == seq).then_some(token)
     }
 
     /// Abandons every probe whose checker `keep` refuses (checkers a
@@ -465,10 +483,14 @@ impl Prober {
             .map(|(t, p)| (*t, p.request.timeout))
             .collect();
         for (token, timeout) in late {
-            let reason = format!("timed out after {} ms", timeout.as_micros() / 1000);
-            self.finish(token, ProbeResult::Failure, Some(reason));
+            self.finish(token, ProbeResult::Failure, Some(timed_out(timeout)));
         }
     }
+}
+
+/// The log's reason for a probe that ran out of time.
+fn timed_out(timeout: Duration) -> String {
+    format!("timed out after {} ms", timeout.as_micros() / 1000)
 }
 
 impl AsRawFd for Prober {

@@ -465,6 +465,26 @@ fn a_cancelled_probe_reports_nothing_and_releases_its_script_and_socket() {
 }
 
 #[test]
+fn a_probe_the_core_times_out_is_failed_once_with_its_timeout() {
+    let mut h = Harness::new();
+    let silent = TcpListener::bind((LOCALHOST, 0)).unwrap();
+    h.start(
+        1,
+        silent.local_addr().unwrap(),
+        2_500,
+        http(false, &[("/", &[], None)]),
+    );
+    assert!(h.prober.time_out(CheckerId(1), 99).is_none(), "wrong seq");
+    let failed = h.prober.time_out(CheckerId(1), 10).expect("it was running");
+    assert_eq!((failed.checker, failed.seq), (CheckerId(1), 10));
+    assert_eq!(failed.result, ProbeResult::Failure);
+    assert_eq!(failed.reason.as_deref(), Some("timed out after 2500 ms"));
+    assert_eq!(h.prober.running(), 0);
+    assert!(h.prober.time_out(CheckerId(1), 10).is_none(), "only once");
+    assert!(h.finish_all().is_empty(), "and it reports nothing itself");
+}
+
+#[test]
 fn a_new_probe_of_the_same_checker_replaces_the_old_one() {
     let mut h = Harness::new();
     let listener = TcpListener::bind((LOCALHOST, 0)).unwrap();
