@@ -83,20 +83,21 @@ fn profile_dir() -> PathBuf {
         .unwrap_or_else(|| workspace().join("target/release"))
 }
 
-/// Builds `vrlb` in this binary's profile and returns its path.
-fn build_vrlb() -> Result<PathBuf, String> {
+/// Builds `bin` of `package` in this binary's profile and returns its
+/// path.
+fn build(package: &str, bin: &str) -> Result<PathBuf, String> {
     let dir = profile_dir();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(workspace())
-        .args(["build", "--quiet", "-p", "vrlb-linux", "--bin", "vrlb"]);
+        .args(["build", "--quiet", "-p", package, "--bin", bin]);
     if dir.file_name().is_some_and(|n| n == "release") {
         cmd.arg("--release");
     }
     let status = cmd.status().map_err(|e| format!("cannot run cargo: {e}"))?;
-    let path = dir.join("vrlb");
+    let path = dir.join(bin);
     if !status.success() || !path.exists() {
-        return Err(format!("cargo build --bin vrlb failed ({status})"));
+        return Err(format!("cargo build --bin {bin} failed ({status})"));
     }
     Ok(path)
 }
@@ -226,7 +227,7 @@ fn main() -> ExitCode {
         (Some(p), _) => Ok(p.clone()),
         (None, true) => {
             progress("building vrlb");
-            build_vrlb()
+            build("vrlb-linux", "vrlb")
         }
         (None, false) => Err(String::new()),
     };
@@ -287,13 +288,17 @@ fn main() -> ExitCode {
             },
             Section::Footprint => match guarded("footprint", || {
                 let vrlb = vrlb.clone()?;
+                let floor = build("vrlb-benches", "vrrp-floor")?;
                 with_lab(&["keepalived"], |lab| {
-                    Ok(footprint::run(lab, &dir, &vrlb, configs, window, progress))
+                    Ok(footprint::run(
+                        lab, &dir, &vrlb, &floor, configs, window, progress,
+                    ))
                 })
             }) {
-                Ok((rows, errors)) => {
-                    findings.footprint = rows;
-                    errors
+                Ok(measured) => {
+                    findings.footprint = measured.rows;
+                    findings.footprint_floor = measured.floor;
+                    measured.failures
                 }
                 Err(e) => vec![e],
             },

@@ -132,6 +132,85 @@ impl Row {
     }
 }
 
+/// The least any VRRP router pays at rest (`vrrp-floor`), measured
+/// like the daemons on the seed's VRRP: director 0 sends the seed's
+/// advert, director 1 reads it.
+#[derive(Debug, Clone)]
+pub struct FloorRow {
+    /// 0 = sender (a master's floor), 1 = reader (a backup's).
+    pub director: usize,
+    /// Memory at the end of the window, CPU time within it.
+    pub sample: Sample,
+    /// The window.
+    pub window: Duration,
+}
+
+/// The seed's advert as `conf::seed` writes it for the master: VRID,
+/// priority, advert_int (s), auth_pass, the VIP.
+const SEED_ADVERT: (&str, &str, &str, &str, &str) = ("51", "100", "5", "1111", "192.0.2.240");
+
+/// Runs `vrrp-floor` as a master and a backup of the seed and samples
+/// them over `window`, as [`measure_one`] samples the daemons.
+fn measure_floor(
+    lab: &mut Lab,
+    topo: &Topology,
+    dir: &Path,
+    floor: &Path,
+    window: Duration,
+) -> Result<[FloorRow; 2], String> {
+    let (vrid, priority, interval, pass, vip) = SEED_ADVERT;
+    let floor_s = floor.display().to_string();
+    let src = director_addr(0, 0).to_string();
+    let iface = topo.ifaces[0].as_str();
+    let commands: [Vec<&str>; 2] = [
+        vec![
+            &floor_s, "send", iface, &src, vip, vrid, priority, interval, pass,
+        ],
+        vec![&floor_s, "recv", iface],
+    ];
+    let mut pids = Vec::new();
+    for (d, cmd) in commands.iter().enumerate() {
+        let log = dir.join(format!("fp-floor-{d}.log"));
+        pids.push((lab.spawn(&topo.directors[d], cmd, &log), log));
+    }
+    // Past start-up (the first advert goes out at once).
+    std::thread::sleep(Duration::from_secs(1));
+    let before: Vec<Sample> = pids.iter().map(|(p, _)| procfs::read_all(&[*p])).collect();
+    let start = Instant::now();
+    std::thread::sleep(window);
+    let after: Vec<Sample> = pids.iter().map(|(p, _)| procfs::read_all(&[*p])).collect();
+    let took = start.elapsed();
+    let rows: Result<Vec<FloorRow>, String> = (0..2)
+        .map(|d| {
+            let (a, b) = (after[d], before[d]);
+            if a.processes != 1 {
+                return Err(format!(
+                    "vrrp-floor director {d} exited during the window (log {})",
+                    pids[d].1.display()
+                ));
+            }
+            Ok(FloorRow {
+                director: d,
+                sample: Sample {
+                    cpu_ticks: a.cpu_ticks - b.cpu_ticks,
+                    cpu_ns: a.cpu_ns - b.cpu_ns,
+                    ..a
+                },
+                window: took,
+            })
+        })
+        .collect();
+    for (pid, _) in &pids {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(*pid as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        lab.signal(*pid, "0");
+    }
+    let rows = rows?;
+    Ok([rows[0].clone(), rows[1].clone()])
+}
+
 /// Addresses on director `ns` beyond its own primaries.
 fn vip_count(ns: &str) -> usize {
     let out = Command::new("ip")
@@ -289,19 +368,36 @@ fn measure_one(
     result
 }
 
-/// Measures every configuration in `configs`, vrlb then keepalived;
-/// `progress` gets one line per measurement.
+/// What [`run`] measured.
+#[derive(Debug, Default)]
+pub struct Measured {
+    /// vrlb's and keepalived's rows.
+    pub rows: Vec<Row>,
+    /// `vrrp-floor` on the seed's VRRP (when that configuration ran).
+    pub floor: Vec<FloorRow>,
+    /// Figures not taken, and why.
+    pub failures: Vec<String>,
+}
+
+/// Measures every configuration in `configs`, vrlb then keepalived, and
+/// after the seed's VRRP alone the floor (`floor`, the `vrrp-floor`
+/// binary); `progress` gets one line per measurement.
 pub fn run(
     lab: &mut Lab,
     dir: &Path,
     vrlb: &Path,
+    floor: &Path,
     configs: &[Config],
     window: Duration,
     progress: &mut dyn FnMut(&str),
-) -> (Vec<Row>, Vec<String>) {
+) -> Measured {
     let topo = Topology::build(lab, "f", SEGMENTS, false);
-    let mut rows = Vec::new();
-    let mut failures = Vec::new();
+    let mut measured = Measured::default();
+    let Measured {
+        rows,
+        floor: floor_rows,
+        failures,
+    } = &mut measured;
     for &config in configs {
         for kind in Kind::BOTH {
             // The machine is shared: a pair that did not settle (lost
@@ -342,6 +438,54 @@ pub fn run(
                 }
             }
         }
+        if config != Config::SeedVrrpOnly {
+            continue;
+        }
+        match measure_floor(lab, &topo, dir, floor, window) {
+            Ok(pair) => {
+                for r in &pair {
+                    progress(&format!(
+                        "footprint {:<32} {:<10} {}  CPU {:>8.2} ms in {:.1} s",
+                        config.label(),
+                        "floor",
+                        if r.director == 0 { "sender" } else { "reader" },
+                        r.sample.cpu_ns as f64 / 1e6,
+                        r.window.as_secs_f64(),
+                    ));
+                }
+                floor_rows.extend(pair);
+            }
+            Err(e) => {
+                progress(&format!(
+                    "footprint {:<32} floor      FAILED: {e}",
+                    config.label()
+                ));
+                failures.push(e);
+            }
+        }
     }
-    (rows, failures)
+    measured
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_floor_sends_the_advert_the_seeds_master_sends() {
+        let (vrid, priority, interval, pass, vip) = SEED_ADVERT;
+        let master = Config::SeedVrrpOnly.text(0, &["eth9".to_string()]);
+        for line in [
+            format!("virtual_router_id {vrid}"),
+            format!("priority {priority}"),
+            format!("advert_int {interval}"),
+            format!("auth_pass {pass}"),
+            vip.to_string(),
+        ] {
+            assert!(
+                master.lines().any(|l| l.trim() == line),
+                "{line:?} not in {master}"
+            );
+        }
+    }
 }

@@ -11,7 +11,7 @@ use super::core_figures::Figures;
 use super::daemon::Kind;
 use super::dataplane::{self, Forwarder, Found, Timing};
 use super::failover::{Cell, PRIORITY, Stop};
-use super::footprint::Row;
+use super::footprint::{Config, FloorRow, Row};
 use super::stats::{fmt_bytes, fmt_duration, fmt_ns, ratio, summarize, within};
 use super::{Outcome, Section};
 
@@ -26,6 +26,8 @@ pub struct Findings {
     pub failover: Vec<Cell>,
     /// Footprint rows.
     pub footprint: Vec<Row>,
+    /// The footprint's floor (`vrrp-floor` on the seed's VRRP).
+    pub footprint_floor: Vec<FloorRow>,
     /// Footprint window.
     pub window_s: f64,
     /// Core figures.
@@ -339,6 +341,52 @@ impl Findings {
                 times(vs.cpu_ns as f64, ks.cpu_ns as f64),
                 yes(mem),
                 yes(cpu)
+            );
+        }
+        o.push('\n');
+        self.floor_md(o);
+    }
+
+    /// The floor against the seed's VRRP rows: whether half of
+    /// keepalived's CPU is within reach of anything that sends or reads
+    /// every advert.
+    fn floor_md(&self, o: &mut String) {
+        if self.footprint_floor.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            o,
+            "**The floor.** `vrrp-floor` (benches/src/bin/vrrp-floor.rs) does the least a VRRP router can at rest, on \
+             the same topology in the same run: the sender sleeps and sends the seed's advert every 5 s (two system calls \
+             an advert), the reader blocks reading them (one). No state machine, no timers, no logging. A goal below \
+             its CPU is out of reach of any daemon that sends, or reads, every advert on this machine.\n"
+        );
+        let _ = writeln!(
+            o,
+            "| director | floor CPU | keepalived CPU | half of keepalived's (the goal) | vrlb CPU | vrlb / floor | goal above the floor |"
+        );
+        let _ = writeln!(o, "|---|---|---|---|---|---|---|");
+        for f in &self.footprint_floor {
+            let find = |kind: Kind| {
+                self.footprint.iter().find(|r| {
+                    r.kind == kind && r.config == Config::SeedVrrpOnly && r.director == f.director
+                })
+            };
+            let (Some(v), Some(k)) = (find(Kind::Vrlb), find(Kind::Keepalived)) else {
+                continue;
+            };
+            let floor = f.sample.cpu_ns as f64;
+            let goal = 0.5 * k.sample.cpu_ns as f64;
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                v.role(),
+                fmt_ns(floor),
+                fmt_ns(k.sample.cpu_ns as f64),
+                fmt_ns(goal),
+                fmt_ns(v.sample.cpu_ns as f64),
+                times(v.sample.cpu_ns as f64, floor),
+                yes(goal >= floor)
             );
         }
         o.push('\n');
