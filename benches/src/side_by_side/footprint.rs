@@ -132,6 +132,29 @@ impl Row {
     }
 }
 
+/// Samples each list of processes at the start and the end of `window`:
+/// memory at the end, CPU time within it; None for a list one of whose
+/// processes exited meanwhile. Also how long the window really took.
+fn sample_window(pids: &[Vec<u32>], window: Duration) -> (Vec<Option<Sample>>, Duration) {
+    let before: Vec<Sample> = pids.iter().map(|p| procfs::read_all(p)).collect();
+    let start = Instant::now();
+    std::thread::sleep(window);
+    let after: Vec<Sample> = pids.iter().map(|p| procfs::read_all(p)).collect();
+    let took = start.elapsed();
+    let samples = pids
+        .iter()
+        .zip(before.iter().zip(&after))
+        .map(|(list, (b, a))| {
+            (a.processes == list.len() && a.processes > 0).then(|| Sample {
+                cpu_ticks: a.cpu_ticks - b.cpu_ticks,
+                cpu_ns: a.cpu_ns - b.cpu_ns,
+                ..*a
+            })
+        })
+        .collect();
+    (samples, took)
+}
+
 /// The least any VRRP router pays at rest (`vrrp-floor`), measured
 /// like the daemons on the seed's VRRP: director 0 sends the seed's
 /// advert, director 1 reads it.
@@ -175,31 +198,22 @@ fn measure_floor(
     }
     // Past start-up (the first advert goes out at once).
     std::thread::sleep(Duration::from_secs(1));
-    let before: Vec<Sample> = pids.iter().map(|(p, _)| procfs::read_all(&[*p])).collect();
-    let start = Instant::now();
-    std::thread::sleep(window);
-    let after: Vec<Sample> = pids.iter().map(|(p, _)| procfs::read_all(&[*p])).collect();
-    let took = start.elapsed();
-    let rows: Result<Vec<FloorRow>, String> = (0..2)
-        .map(|d| {
-            let (a, b) = (after[d], before[d]);
-            if a.processes != 1 {
-                return Err(format!(
-                    "vrrp-floor director {d} exited during the window (log {})",
-                    pids[d].1.display()
-                ));
-            }
-            Ok(FloorRow {
-                director: d,
-                sample: Sample {
-                    cpu_ticks: a.cpu_ticks - b.cpu_ticks,
-                    cpu_ns: a.cpu_ns - b.cpu_ns,
-                    ..a
-                },
-                window: took,
-            })
+    let lists: Vec<Vec<u32>> = pids.iter().map(|(p, _)| vec![*p]).collect();
+    let (samples, took) = sample_window(&lists, window);
+    let row = |d: usize| -> Result<FloorRow, String> {
+        let sample = samples[d].ok_or_else(|| {
+            format!(
+                "vrrp-floor director {d} exited during the window (log {})",
+                pids[d].1.display()
+            )
+        })?;
+        Ok(FloorRow {
+            director: d,
+            sample,
+            window: took,
         })
-        .collect();
+    };
+    let result = row(0).and_then(|sender| Ok([sender, row(1)?]));
     for (pid, _) in &pids {
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(*pid as i32),
@@ -207,8 +221,7 @@ fn measure_floor(
         );
         lab.signal(*pid, "0");
     }
-    let rows = rows?;
-    Ok([rows[0].clone(), rows[1].clone()])
+    result
 }
 
 /// Addresses on director `ns` beyond its own primaries.
@@ -330,31 +343,20 @@ fn measure_one(
             ));
         }
         let pids: Vec<Vec<u32>> = daemons.iter().map(Daemon::pids).collect();
-        let before: Vec<Sample> = pids.iter().map(|p| procfs::read_all(p)).collect();
-        let start = Instant::now();
-        std::thread::sleep(window);
-        let after: Vec<Sample> = pids.iter().map(|p| procfs::read_all(p)).collect();
-        let took = start.elapsed();
+        let (samples, took) = sample_window(&pids, window);
         let row = |d: usize| -> Result<Row, String> {
-            let (a, b) = (after[d], before[d]);
-            if a.processes != pids[d].len() || a.processes == 0 {
-                return Err(format!(
+            let sample = samples[d].ok_or_else(|| {
+                format!(
                     "{} director {d}: a process exited during the window (log {})",
                     kind.name(),
                     daemons[d].log.display()
-                ));
-            }
+                )
+            })?;
             Ok(Row {
                 config,
                 kind,
                 director: d,
-                sample: Sample {
-                    rss_bytes: a.rss_bytes,
-                    pss_bytes: a.pss_bytes,
-                    cpu_ticks: a.cpu_ticks - b.cpu_ticks,
-                    cpu_ns: a.cpu_ns - b.cpu_ns,
-                    processes: a.processes,
-                },
+                sample,
                 window: took,
             })
         };
