@@ -386,7 +386,11 @@ impl Findings {
                 fmt_ns(goal),
                 fmt_ns(v.sample.cpu_ns as f64),
                 times(v.sample.cpu_ns as f64, floor),
-                yes(goal >= floor)
+                if floor > 0.0 {
+                    yes(goal >= floor)
+                } else {
+                    "- (no advert in the window)"
+                }
             );
         }
         o.push('\n');
