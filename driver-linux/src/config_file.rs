@@ -14,6 +14,15 @@ pub fn read_config(path: &Path) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
+/// keepalived's default config id (its `-i`, which selects `@id` lines
+/// and is `${_INSTANCE}`): the host name up to its first dot. `None` when
+/// the host name cannot be read.
+pub fn default_config_id() -> Option<String> {
+    let name = nix::unistd::gethostname().ok()?.into_string().ok()?;
+    let id = name.split('.').next().unwrap_or_default();
+    (!id.is_empty()).then(|| id.to_string())
+}
+
 /// Resolves `include` patterns on the local filesystem.
 #[derive(Debug, Clone)]
 pub struct FsIncluder {
@@ -80,6 +89,13 @@ mod tests {
             self.0.push(i.name.to_string());
             Ok(())
         }
+    }
+
+    #[test]
+    fn the_default_config_id_is_the_host_name_up_to_its_first_dot() {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+        let want = host.trim().split('.').next().unwrap();
+        assert_eq!(default_config_id().as_deref(), Some(want));
     }
 
     #[test]

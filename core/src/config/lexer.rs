@@ -122,8 +122,12 @@ impl<'t, 'c> Lexer<'t, 'c> {
 
     /// The text from byte `from` to the end of its line, and on over the
     /// following lines while a line ends with `\` (a parameter
-    /// definition's value); the lexer moves to that end.
+    /// definition's value); the lexer moves to that end. Inside a value
+    /// (whose lines all end with `\`) a definition is its line alone.
     pub fn rest_of_definition(&mut self, from: usize) -> &'t str {
+        if self.fixed.is_some() {
+            return self.rest_of_line(from);
+        }
         let from = from.min(self.text.len());
         let mut end = from;
         loop {
@@ -137,13 +141,26 @@ impl<'t, 'c> Lexer<'t, 'c> {
             }
             // Into the next line.
             end = line_end + 1;
-            if self.fixed.is_none() {
-                self.line += 1;
-                self.line_start = end;
-            }
+            self.line += 1;
+            self.line_start = end;
         }
         self.pos = end;
         &self.text[from..end]
+    }
+
+    /// The text from byte `from` to the end of its line (without a
+    /// multiline value's closing `\\`); the lexer moves to that end.
+    pub fn rest_of_line(&mut self, from: usize) -> &'t str {
+        let from = from.min(self.text.len());
+        let end = self.text[from..]
+            .find('\n')
+            .map_or(self.text.len(), |i| from + i);
+        self.pos = end;
+        let line = self.text[from..end].trim_end();
+        match line.strip_suffix('\\') {
+            Some(l) if self.fixed.is_some() => l.trim_end(),
+            _ => line,
+        }
     }
 
     /// Where the lexer stands now.

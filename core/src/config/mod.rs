@@ -35,6 +35,7 @@ mod lexer;
 mod lvs;
 pub mod model;
 mod parser;
+mod repeat;
 mod subst;
 pub mod value;
 mod vrrp;

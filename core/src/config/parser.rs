@@ -237,10 +237,7 @@ impl<'t, 's> Parser<'t, 's> {
     /// one vrlb ignores, and skips its block.
     pub fn unknown(&mut self, block: Block, stmt: &Stmt<'t>) -> Res<()> {
         let kw = stmt.keyword();
-        let sequence = (kw.starts_with("~SEQ") || kw.starts_with("~LST")).then_some(
-            "sequence and list blocks (~SEQ, ~LST) are not implemented: the line is skipped",
-        );
-        let kind = match sequence.or_else(|| block.ignored(kw)) {
+        let kind = match block.ignored(kw) {
             Some(note) => Kind::Unsupported {
                 keyword: Snippet::new(&kw[..kw.find('(').unwrap_or(kw.len())]),
                 note,

@@ -10,11 +10,18 @@
 //! other text to (`VI_$IF`) is built in a bounded scratch buffer the
 //! parse owns. Tokens from a value carry the place where it is used, so
 //! diagnostics point at the text as written.
+//!
+//! Sequence and list lines (`~SEQ`, `~LST`, [`super::repeat`]) are read
+//! here too: the body is a frame of its own, read once per pass with the
+//! loop variables defined as parameters.
+
+use core::fmt::Write;
 
 use heapless::Vec;
 
 use super::diag::Kind;
 use super::lexer::{LexNote, Lexer, Mark, Token, TokenKind};
+use super::repeat::{Binding, Repeat, split_line, starts_repeat};
 
 /// Most parameters defined at once.
 pub const MAX_PARAMETERS: usize = 64;
@@ -55,6 +62,17 @@ struct Frame<'t, 'c> {
     /// The file a spliced include's text came from (its tokens keep their
     /// own places); a value being expanded inherits its user's.
     file: Option<&'t str>,
+    /// When the frame is a sequence line's body: its loops.
+    looping: Option<Looping<'t>>,
+}
+
+/// A sequence line being read, and where it is (every token of its body
+/// is placed there).
+#[derive(Debug, Clone)]
+struct Looping<'t> {
+    repeat: Repeat<'t>,
+    line: u32,
+    col: u32,
 }
 
 /// A resumable place in the token stream.
@@ -69,7 +87,7 @@ pub struct SourceMark<'t, 'c> {
 pub struct Source<'t, 'c> {
     main: Lexer<'t, 'c>,
     stack: Vec<Frame<'t, 'c>, MAX_DEPTH>,
-    params: Vec<(&'t str, &'t str), MAX_PARAMETERS>,
+    params: Vec<(&'t str, Binding<'t>), MAX_PARAMETERS>,
     scratch: Scratch<'t>,
     config_id: Option<&'c str>,
     /// `${_PWD}`: the directory of the file.
@@ -145,6 +163,13 @@ impl<'t, 'c> Source<'t, 'c> {
     pub fn reset(&mut self, mark: SourceMark<'t, 'c>) {
         self.main.reset(mark.main);
         self.stack = mark.stack;
+        // The loops' variables as they were at the mark (their names are
+        // defined already, so this cannot run out of room).
+        for i in 0..self.stack.len() {
+            if let Some(l) = self.stack[i].looping.clone() {
+                let _ = self.bind_pass(&l.repeat);
+            }
+        }
     }
 
     /// The next pending note of any lexer, if any.
@@ -169,6 +194,7 @@ impl<'t, 'c> Source<'t, 'c> {
             .push(Frame {
                 lexer: Lexer::new(text, self.config_id),
                 file: Some(file),
+                looping: None,
             })
             .map_err(|_| nested())
     }
@@ -186,11 +212,11 @@ impl<'t, 'c> Source<'t, 'c> {
     }
 
     /// The value of parameter `name` (the predefined ones first).
-    fn value(&self, name: &str) -> Option<&'t str> {
+    fn value(&self, name: &str) -> Option<Binding<'t>> {
         match name {
-            "_HASH" => return Some("#"),
-            "_BANG" => return Some("!"),
-            "_PWD" => return Some(self.pwd),
+            "_HASH" => return Some(Binding::Text("#")),
+            "_BANG" => return Some(Binding::Text("!")),
+            "_PWD" => return Some(Binding::Text(self.pwd)),
             _ => {}
         }
         self.params
@@ -200,10 +226,70 @@ impl<'t, 'c> Source<'t, 'c> {
             .map(|(_, v)| *v)
     }
 
-    /// `text` with one round of substitution into `out`; whether anything
-    /// was replaced. `$NAME` counts only at the end of the text or before
-    /// white space.
+    /// Appends the value of `name` to `out`; `None` when it is undefined.
+    /// `${_INSTANCE}` is the config id (keepalived's `-i`), undefined
+    /// without one.
+    fn push_value(
+        &self,
+        name: &str,
+        out: &mut heapless::String<MAX_WORD>,
+    ) -> Option<Result<(), ()>> {
+        if !is_name(name) {
+            return None;
+        }
+        if name == "_INSTANCE" && !self.params.iter().any(|(n, _)| *n == name) {
+            return self.config_id.map(|id| out.push_str(id).map_err(|_| ()));
+        }
+        Some(match self.value(name)? {
+            Binding::Text(v) => out.push_str(v).map_err(|_| ()),
+            Binding::Number { value, hex: false } => write!(out, "{value}").map_err(|_| ()),
+            Binding::Number { value, hex: true } => write!(out, "{value:x}").map_err(|_| ()),
+        })
+    }
+
+    /// Defines `name` as `value`, or gives it that value.
+    fn bind(&mut self, name: &'t str, value: Binding<'t>) -> Result<(), Kind> {
+        if let Some(slot) = self.params.iter_mut().find(|(n, _)| *n == name) {
+            slot.1 = value;
+            return Ok(());
+        }
+        self.params.push((name, value)).map_err(|_| Kind::TooMany {
+            what: "parameter definitions",
+            max: MAX_PARAMETERS,
+        })
+    }
+
+    /// Defines the variables of `repeat`'s current pass.
+    fn bind_pass(&mut self, repeat: &Repeat<'t>) -> Result<(), Kind> {
+        repeat.bindings(|name, value| self.bind(name, value))
+    }
+
+    /// `text` (as written, or a round's result) with one round of
+    /// substitution into `out`; whether anything was replaced. `$NAME`
+    /// counts only at the end of the text or before white space, `,` or
+    /// `)`, as in keepalived.
     fn substitute_once(
+        &self,
+        text: &str,
+        out: &mut heapless::String<MAX_WORD>,
+        as_written: bool,
+    ) -> Result<bool, ()> {
+        let mut changed = false;
+        for (i, line) in text.split_inclusive('\n').enumerate() {
+            // A sequence line that a value brought in is substituted at
+            // each pass, with that pass's variables, not now (keepalived
+            // stops likewise). What was written is substituted as usual.
+            if line.trim_start().starts_with('~') && !(as_written && i == 0) {
+                out.push_str(line).map_err(|_| ())?;
+            } else {
+                changed |= self.substitute_line(line, out)?;
+            }
+        }
+        Ok(changed)
+    }
+
+    /// [`Self::substitute_once`] for one line.
+    fn substitute_line(
         &self,
         text: &str,
         out: &mut heapless::String<MAX_WORD>,
@@ -220,12 +306,15 @@ impl<'t, 'c> Source<'t, 'c> {
                 }
             } else {
                 let n = name_len(after);
-                let at_end = after[n..].chars().next().is_none_or(char::is_whitespace);
+                let at_end = after[n..]
+                    .chars()
+                    .next()
+                    .is_none_or(|c| c.is_whitespace() || c == ',' || c == ')');
                 if at_end { (&after[..n], n) } else { ("", 0) }
             };
-            match self.value(name).filter(|_| is_name(name)) {
-                Some(v) => {
-                    out.push_str(v).map_err(|_| ())?;
+            match self.push_value(name, out) {
+                Some(pushed) => {
+                    pushed?;
                     changed = true;
                     rest = &after[used..];
                 }
@@ -240,9 +329,12 @@ impl<'t, 'c> Source<'t, 'c> {
     }
 
     /// `text` with every parameter substituted: `None` when nothing
-    /// changes, else the new text (the value itself when `text` is exactly
-    /// one parameter whose value needs no more substitution).
-    fn expand(&mut self, text: &'t str) -> Result<Option<&'t str>, Kind> {
+    /// changes, else the new text. With `word`, `text` is a word to be
+    /// read again as tokens, and when it is exactly one parameter its
+    /// value comes back as written: each of its words is substituted when
+    /// read, after the definitions before it in the value (keepalived's
+    /// multiline values read line by line), and nothing is copied.
+    fn expand(&mut self, text: &'t str, word: bool) -> Result<Option<&'t str>, Kind> {
         if !text.contains('$') {
             return Ok(None);
         }
@@ -251,8 +343,8 @@ impl<'t, 'c> Source<'t, 'c> {
             .and_then(|t| t.strip_suffix('}'))
             .or_else(|| text.strip_prefix('$'))
             .filter(|n| is_name(n));
-        if let Some(v) = whole.and_then(|n| self.value(n))
-            && !v.contains('$')
+        if let Some(Binding::Text(v)) = whole.and_then(|n| self.value(n))
+            && (word || !v.contains('$'))
         {
             return Ok(Some(v));
         }
@@ -262,7 +354,7 @@ impl<'t, 'c> Source<'t, 'c> {
         };
         let mut current: heapless::String<MAX_WORD> = heapless::String::new();
         if !self
-            .substitute_once(text, &mut current)
+            .substitute_once(text, &mut current, true)
             .map_err(|_| too_long.clone())?
         {
             return Ok(None);
@@ -270,7 +362,7 @@ impl<'t, 'c> Source<'t, 'c> {
         for _ in 0..MAX_DEPTH {
             let mut next = heapless::String::new();
             if !self
-                .substitute_once(&current, &mut next)
+                .substitute_once(&current, &mut next, false)
                 .map_err(|_| too_long.clone())?
             {
                 return self.scratch.keep(&current).map(Some).ok_or(Kind::TooMany {
@@ -291,6 +383,25 @@ impl<'t, 'c> Source<'t, 'c> {
                 Some(f) => {
                     let mut t = f.lexer.next_token();
                     if t.kind == TokenKind::End {
+                        // A pass of a sequence line ends its statement.
+                        if let Some(l) = f.looping.as_mut() {
+                            t.kind = TokenKind::Newline;
+                            t.file = f.file;
+                            if l.repeat.step() {
+                                f.lexer = Lexer::expansion(
+                                    l.repeat.body,
+                                    self.config_id,
+                                    l.line,
+                                    l.col,
+                                    true,
+                                );
+                                let repeat = l.repeat.clone();
+                                self.bind_pass(&repeat).map_err(|k| (t, k))?;
+                            } else {
+                                self.stack.pop();
+                            }
+                            return Ok(t);
+                        }
                         self.stack.pop();
                         continue;
                     }
@@ -301,13 +412,15 @@ impl<'t, 'c> Source<'t, 'c> {
             };
             match tok.kind {
                 TokenKind::Word if tok.first && self.define(&tok, fixed)? => continue,
+                TokenKind::Word if tok.first && starts_repeat(tok.text) => {
+                    self.start_repeat(&tok, fixed, file).map_err(|k| (tok, k))?;
+                    continue;
+                }
                 TokenKind::Word | TokenKind::Quoted => {}
                 _ => return Ok(tok),
             }
-            if tok.text.starts_with("~SEQ") || tok.text.starts_with("~LST") {
-                return Ok(tok);
-            }
-            let Some(text) = self.expand(tok.text).map_err(|k| (tok, k))? else {
+            let word = tok.kind == TokenKind::Word;
+            let Some(text) = self.expand(tok.text, word).map_err(|k| (tok, k))? else {
                 return Ok(tok);
             };
             if tok.kind == TokenKind::Quoted {
@@ -315,7 +428,11 @@ impl<'t, 'c> Source<'t, 'c> {
             }
             let lexer = Lexer::expansion(text, self.config_id, tok.line, tok.col, tok.first);
             self.stack
-                .push(Frame { lexer, file })
+                .push(Frame {
+                    lexer,
+                    file,
+                    looping: None,
+                })
                 .map_err(|_| (tok, nested()))?;
         }
     }
@@ -334,20 +451,41 @@ impl<'t, 'c> Source<'t, 'c> {
             _ => &mut self.main,
         };
         let value = strip_comment(lexer.rest_of_definition(tok.offset + eq + 1)).trim();
-        if let Some(slot) = self.params.iter_mut().find(|(n, _)| *n == name) {
-            slot.1 = value;
-        } else {
-            self.params.push((name, value)).map_err(|_| {
-                (
-                    *tok,
-                    Kind::TooMany {
-                        what: "parameter definitions",
-                        max: MAX_PARAMETERS,
-                    },
-                )
-            })?;
-        }
+        self.bind(name, Binding::Text(value))
+            .map_err(|k| (*tok, k))?;
         Ok(true)
+    }
+
+    /// Starts reading the sequence line `tok` begins: its first pass's
+    /// variables are defined and its body is the next frame.
+    fn start_repeat(
+        &mut self,
+        tok: &Token<'t>,
+        fixed: bool,
+        file: Option<&'t str>,
+    ) -> Result<(), Kind> {
+        let lexer = match self.stack.last_mut() {
+            Some(f) if fixed => &mut f.lexer,
+            _ => &mut self.main,
+        };
+        let (specs, body) = split_line(strip_comment(lexer.rest_of_line(tok.offset)));
+        // keepalived substitutes parameters in the specifications.
+        let specs = self.expand(specs, false)?.unwrap_or(specs);
+        let repeat = Repeat::new(specs, body)?;
+        self.bind_pass(&repeat)?;
+        let lexer = Lexer::expansion(body, self.config_id, tok.line, tok.col, true);
+        let looping = Some(Looping {
+            repeat,
+            line: tok.line,
+            col: tok.col,
+        });
+        self.stack
+            .push(Frame {
+                lexer,
+                file,
+                looping,
+            })
+            .map_err(|_| nested())
     }
 }
 
@@ -449,12 +587,98 @@ mod tests {
                 "dir"
             ]
         );
+        // Definitions inside a value hold for the words after them (the
+        // man page's nested virtual and real servers).
+        let text = "$RS=rs ${RS_NUM}\n$VS= \\\n vs { \\\n $RS_NUM=1 \\\n $RS \\\n $RS_NUM=2 \\\n $RS \\\n }\n$VS\n";
+        assert_eq!(texts(&words(text)), ["vs", "{", "rs", "1", "rs", "2", "}"]);
         // Multiline values define blocks.
         let text = "$INST= \\\n vrrp_instance VI_${NUM} { \\\n  interface eth${NUM} \\\n }\n$NUM=1\n$INST\n";
         assert_eq!(
             texts(&words(text)),
             ["vrrp_instance", "VI_1", "{", "interface", "eth1", "}"]
         );
+    }
+
+    fn words_as(text: &str, config_id: Option<&str>) -> Words {
+        let mut buf = [0u8; 256];
+        let mut s = Source::new("k.conf", text, config_id, Scratch::new(&mut buf));
+        let mut out = Words::new();
+        loop {
+            let t = s.next_token().map_err(|e| e.1).unwrap();
+            match t.kind {
+                TokenKind::End => return out,
+                TokenKind::Newline => {
+                    let _ = out.push((String::try_from("/").unwrap(), t.line, t.col));
+                }
+                _ => out
+                    .push((String::try_from(t.text).unwrap(), t.line, t.col))
+                    .expect("at most 16 tokens in a test text"),
+            }
+        }
+    }
+
+    /// Each pass of a sequence line is a statement of its own, placed at
+    /// the `~SEQ`; the next line reads on as usual.
+    #[test]
+    fn sequence_lines_repeat_their_body() {
+        let text = "  ~SEQ(SUBNET, 0, 1) ip_address 10.0.${SUBNET}.1 # c\nnext\n";
+        assert_eq!(
+            located(&words_as(text, None)),
+            [
+                ("ip_address", 1, 3),
+                ("10.0.0.1", 1, 3),
+                ("/", 1, 3),
+                ("ip_address", 1, 3),
+                ("10.0.1.1", 1, 3),
+                ("/", 1, 3),
+                ("/", 1, 53),
+                ("next", 2, 1),
+                ("/", 2, 5),
+            ]
+        );
+        // A multiline value as the body; parameters in the specification
+        // (before `,` or `)`, as keepalived reads them); lists of pairs.
+        let text = "$RS= \\\n rs 192.0.2.${i} { \\\n }\n$N=2\n~SEQ(i, 1, $N) $RS\n";
+        assert_eq!(
+            texts(&words(text)),
+            ["rs", "192.0.2.1", "{", "}", "rs", "192.0.2.2", "{", "}"]
+        );
+        let text = "~LST({A, B}, {x, 1}, {y, 2}) ${A}${B}\n";
+        assert_eq!(texts(&words_as(text, None)), ["x1", "/", "y2", "/", "/"]);
+        // A sequence line inside a value used by one.
+        let text = "$IN= \\\n ~SEQx(j, 9, 10) ${i}.${j} \\\n\n~SEQ(i, 1, 2) $IN\n";
+        assert_eq!(texts(&words(text)), ["1.9", "1.a", "2.9", "2.a"]);
+        // A one-line value that is a sequence line, used twice.
+        let text = "$L=~SEQ(i, 1, 2) x${i}\n$L\n$L\n";
+        assert_eq!(texts(&words(text)), ["x1", "x2", "x1", "x2"]);
+    }
+
+    #[test]
+    fn instance_is_the_config_id() {
+        assert_eq!(
+            texts(&words_as("x${_INSTANCE}\n", Some("lb1"))),
+            ["xlb1", "/"]
+        );
+        assert_eq!(
+            texts(&words_as("${_INSTANCE}\n", None)),
+            ["${_INSTANCE}", "/"]
+        );
+    }
+
+    #[test]
+    fn a_bad_sequence_is_an_error_at_its_line() {
+        let mut buf = [0u8; 64];
+        let text = "a\n  ~SEQ(i, 1, -1, 3) x\n";
+        let mut s = Source::new("k", text, None, Scratch::new(&mut buf));
+        let err = loop {
+            match s.next_token() {
+                Ok(t) if t.kind == TokenKind::End => panic!("no error"),
+                Ok(_) => {}
+                Err(e) => break e,
+            }
+        };
+        assert_eq!((err.0.line, err.0.col), (2, 3));
+        assert!(matches!(err.1, Kind::Expected { .. }), "{:?}", err.1);
     }
 
     #[test]

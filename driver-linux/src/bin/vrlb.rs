@@ -29,7 +29,9 @@ enum Command {
             default_value = "/etc/keepalived/keepalived.conf"
         )]
         file: PathBuf,
-        /// keepalived's `-i`: the config id that selects `@id` lines.
+        /// keepalived's `-i`: the config id that selects `@id` lines and
+        /// is `${_INSTANCE}` (default: the host name up to its first dot,
+        /// as keepalived).
         #[arg(short = 'i', long = "config-id")]
         config_id: Option<String>,
         /// Treat warnings as errors (exit status 1).
@@ -49,7 +51,9 @@ enum Command {
             default_value = "/etc/keepalived/keepalived.conf"
         )]
         file: PathBuf,
-        /// keepalived's `-i`: the config id that selects `@id` lines.
+        /// keepalived's `-i`: the config id that selects `@id` lines and
+        /// is `${_INSTANCE}` (default: the host name up to its first dot,
+        /// as keepalived).
         #[arg(short = 'i', long = "config-id")]
         config_id: Option<String>,
         /// Where to write the pid.
@@ -187,7 +191,7 @@ fn main() -> ExitCode {
             ];
             let options = vrlb_linux::daemon::RunOptions {
                 config: file,
-                config_id,
+                config_id: config_id.or_else(vrlb_linux::config_file::default_config_id),
                 pid_file: Some(pid_file),
                 state_file,
                 stats_file,
@@ -227,6 +231,7 @@ fn main() -> ExitCode {
             strict,
             quiet,
         } => {
+            let config_id = config_id.or_else(vrlb_linux::config_file::default_config_id);
             let options = Options {
                 config_id: config_id.as_deref(),
             };
