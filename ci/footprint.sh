@@ -62,7 +62,7 @@ cat <<EOF
 | balancer real server | $(field "$full_figures" "slot balancer-server") |
 | node real server | $(field "$full_figures" "slot node-server") |
 | checker | $(field "$full_figures" "slot checker") |
-| VRRP instance, 8 VIPs / 64 VIPs inline (`DefaultVips`; the Linux daemon sizes each list from its configuration) | $(detail "$vrrp_figures" "ram vrrp" | sed 's/.*instance slot \([0-9]*\).*/\1/') / $(field "$vrrp_figures" "slot instance-64-vips") |
+| VRRP instance, 8 VIPs / 64 VIPs inline (\`DefaultVips\`; the Linux daemon sizes each list from its configuration) | $(detail "$vrrp_figures" "ram vrrp" | sed 's/.*instance slot \([0-9]*\).*/\1/') / $(field "$vrrp_figures" "slot instance-64-vips") |
 | connection sync (not in the seed figure: the seed has no lvs_sync_daemon) | $(field "$full_figures" "slot sync") |
 EOF
 

@@ -204,13 +204,14 @@ impl<'t> Spec<'t> {
         }
     }
 
-    /// How many values the loop takes.
-    fn count(&self) -> u128 {
+    /// How many values the loop takes (64-bit arithmetic only: 128-bit
+    /// division would pull unwinding support into a firmware link).
+    fn count(&self) -> u64 {
         match self {
             Spec::Seq {
                 start, step, end, ..
-            } => ((i128::from(*end) - i128::from(*start)) / i128::from(*step)) as u128 + 1,
-            Spec::List { values, .. } => items(values).count() as u128,
+            } => (end.abs_diff(*start) / step.unsigned_abs()).saturating_add(1),
+            Spec::List { values, .. } => items(values).count() as u64,
         }
     }
 
@@ -298,11 +299,11 @@ impl<'t> Repeat<'t> {
             at: [0; MAX_LOOPS],
             loops: 0,
         };
-        let mut passes = 1u128;
+        let mut passes = 1u64;
         for text in each_spec(specs) {
             let spec = Spec::parse(text)?;
             passes = passes.saturating_mul(spec.count());
-            if passes > MAX_PASSES as u128 {
+            if passes > MAX_PASSES as u64 {
                 return Err(Kind::TooMany {
                     what: "passes of one ~SEQ or ~LST line",
                     max: MAX_PASSES,

@@ -383,24 +383,8 @@ impl<'t, 'c> Source<'t, 'c> {
                 Some(f) => {
                     let mut t = f.lexer.next_token();
                     if t.kind == TokenKind::End {
-                        // A pass of a sequence line ends its statement.
-                        if let Some(l) = f.looping.as_mut() {
-                            t.kind = TokenKind::Newline;
-                            t.file = f.file;
-                            if l.repeat.step() {
-                                f.lexer = Lexer::expansion(
-                                    l.repeat.body,
-                                    self.config_id,
-                                    l.line,
-                                    l.col,
-                                    true,
-                                );
-                                let repeat = l.repeat.clone();
-                                self.bind_pass(&repeat).map_err(|k| (t, k))?;
-                            } else {
-                                self.stack.pop();
-                            }
-                            return Ok(t);
+                        if f.looping.is_some() {
+                            return self.end_pass(t);
                         }
                         self.stack.pop();
                         continue;
@@ -456,8 +440,38 @@ impl<'t, 'c> Source<'t, 'c> {
         Ok(true)
     }
 
+    /// At the end of a sequence line's pass (`end`, its frame's last
+    /// token): a newline ending the pass's statement, with the next pass
+    /// ready or the line done.
+    #[inline(never)]
+    fn end_pass(&mut self, end: Token<'t>) -> Result<Token<'t>, (Token<'t>, Kind)> {
+        let newline = Token {
+            kind: TokenKind::Newline,
+            ..end
+        };
+        let Some(f) = self.stack.last_mut() else {
+            return Ok(newline);
+        };
+        let newline = Token {
+            file: f.file,
+            ..newline
+        };
+        let Some(l) = f.looping.as_mut() else {
+            return Ok(newline);
+        };
+        if !l.repeat.step() {
+            self.stack.pop();
+            return Ok(newline);
+        }
+        f.lexer = Lexer::expansion(l.repeat.body, self.config_id, l.line, l.col, true);
+        let repeat = l.repeat.clone();
+        self.bind_pass(&repeat).map_err(|k| (newline, k))?;
+        Ok(newline)
+    }
+
     /// Starts reading the sequence line `tok` begins: its first pass's
     /// variables are defined and its body is the next frame.
+    #[inline(never)]
     fn start_repeat(
         &mut self,
         tok: &Token<'t>,
