@@ -13,8 +13,9 @@ use super::diag::{Kind, Snippet};
 
 /// Most specifications on one line.
 pub const MAX_LOOPS: usize = 4;
-/// Most passes one line makes, all its loops together: a bound on the
-/// work a mistyped end value (`~SEQ(i, 1, 10000000000)`) can cause.
+/// Most passes one line makes, all its loops together, and one parse in
+/// all: a bound on the work a mistyped end value (`~SEQ(i, 1,
+/// 10000000000)`) can cause.
 pub const MAX_PASSES: usize = 1 << 20;
 
 /// One loop variable's value for the current pass.

@@ -21,7 +21,7 @@ use heapless::Vec;
 
 use super::diag::Kind;
 use super::lexer::{LexNote, Lexer, Mark, Token, TokenKind};
-use super::repeat::{Binding, Repeat, split_line, starts_repeat};
+use super::repeat::{Binding, MAX_PASSES, Repeat, split_line, starts_repeat};
 
 /// Most parameters defined at once.
 pub const MAX_PARAMETERS: usize = 64;
@@ -92,6 +92,8 @@ pub struct Source<'t, 'c> {
     config_id: Option<&'c str>,
     /// `${_PWD}`: the directory of the file.
     pwd: &'t str,
+    /// Passes of sequence lines read so far, nested ones included.
+    passes: usize,
 }
 
 /// keepalived's parameter names: letters, digits and `_`, not starting
@@ -129,6 +131,7 @@ impl<'t, 'c> Source<'t, 'c> {
             scratch,
             config_id,
             pwd,
+            passes: 0,
         }
     }
 
@@ -466,7 +469,21 @@ impl<'t, 'c> Source<'t, 'c> {
         f.lexer = Lexer::expansion(l.repeat.body, self.config_id, l.line, l.col, true);
         let repeat = l.repeat.clone();
         self.bind_pass(&repeat).map_err(|k| (newline, k))?;
+        self.count_pass().map_err(|k| (newline, k))?;
         Ok(newline)
+    }
+
+    /// Counts a pass against the parse's bound: sequence lines nested
+    /// through values multiply, and a mistyped end must not hang a parse.
+    fn count_pass(&mut self) -> Result<(), Kind> {
+        self.passes += 1;
+        if self.passes > MAX_PASSES {
+            return Err(Kind::TooMany {
+                what: "passes of ~SEQ and ~LST lines in one parse",
+                max: MAX_PASSES,
+            });
+        }
+        Ok(())
     }
 
     /// Starts reading the sequence line `tok` begins: its first pass's
@@ -486,6 +503,7 @@ impl<'t, 'c> Source<'t, 'c> {
         // keepalived substitutes parameters in the specifications.
         let specs = self.expand(specs, false)?.unwrap_or(specs);
         let repeat = Repeat::new(specs, body)?;
+        self.count_pass()?;
         self.bind_pass(&repeat)?;
         let lexer = Lexer::expansion(body, self.config_id, tok.line, tok.col, true);
         let looping = Some(Looping {
@@ -676,6 +694,31 @@ mod tests {
         assert_eq!(
             texts(&words_as("${_INSTANCE}\n", None)),
             ["${_INSTANCE}", "/"]
+        );
+    }
+
+    #[test]
+    fn nested_sequences_are_bounded_in_all() {
+        let mut buf = [0u8; 64];
+        let text = "$X=~SEQ(j, 1, 1000000) x\n~SEQ(i, 1, 1000000) $X\n";
+        let mut s = Source::new("k", text, None, Scratch::new(&mut buf));
+        let err = loop {
+            match s.next_token() {
+                Ok(t) if t.kind == TokenKind::End => panic!("no error"),
+                Ok(_) => {}
+                Err(e) => break e,
+            }
+        };
+        assert!(
+            matches!(
+                err.1,
+                Kind::TooMany {
+                    max: MAX_PASSES,
+                    ..
+                }
+            ),
+            "{:?}",
+            err.1
         );
     }
 
