@@ -10,6 +10,7 @@
 //! one counter, and reads the text again when it steps.
 
 use super::diag::{Kind, Snippet};
+use super::subst::is_name;
 
 /// Most specifications on one line.
 pub const MAX_LOOPS: usize = 4;
@@ -125,12 +126,6 @@ fn group(item: &str) -> impl Iterator<Item = &str> {
         .and_then(|i| i.strip_suffix('}'))
         .unwrap_or(item);
     items(inner)
-}
-
-fn is_name(s: &str) -> bool {
-    let mut b = s.bytes();
-    matches!(b.next(), Some(c) if c.is_ascii_alphabetic() || c == b'_')
-        && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
 }
 
 impl<'t> Spec<'t> {

@@ -98,7 +98,7 @@ pub struct Source<'t, 'c> {
 
 /// keepalived's parameter names: letters, digits and `_`, not starting
 /// with a digit.
-fn is_name(s: &str) -> bool {
+pub(super) fn is_name(s: &str) -> bool {
     let mut b = s.bytes();
     matches!(b.next(), Some(c) if c.is_ascii_alphabetic() || c == b'_')
         && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
@@ -448,28 +448,26 @@ impl<'t, 'c> Source<'t, 'c> {
     /// ready or the line done.
     #[inline(never)]
     fn end_pass(&mut self, end: Token<'t>) -> Result<Token<'t>, (Token<'t>, Kind)> {
-        let newline = Token {
+        let mut newline = Token {
             kind: TokenKind::Newline,
             ..end
         };
-        let Some(f) = self.stack.last_mut() else {
-            return Ok(newline);
-        };
-        let newline = Token {
-            file: f.file,
-            ..newline
-        };
-        let Some(l) = f.looping.as_mut() else {
-            return Ok(newline);
-        };
-        if !l.repeat.step() {
-            self.stack.pop();
-            return Ok(newline);
+        if let Some(Frame {
+            lexer,
+            file,
+            looping: Some(l),
+        }) = self.stack.last_mut()
+        {
+            newline.file = *file;
+            if l.repeat.step() {
+                *lexer = Lexer::expansion(l.repeat.body, self.config_id, l.line, l.col, true);
+                let repeat = l.repeat.clone();
+                self.bind_pass(&repeat).map_err(|k| (newline, k))?;
+                self.count_pass().map_err(|k| (newline, k))?;
+                return Ok(newline);
+            }
         }
-        f.lexer = Lexer::expansion(l.repeat.body, self.config_id, l.line, l.col, true);
-        let repeat = l.repeat.clone();
-        self.bind_pass(&repeat).map_err(|k| (newline, k))?;
-        self.count_pass().map_err(|k| (newline, k))?;
+        self.stack.pop();
         Ok(newline)
     }
 
@@ -570,6 +568,18 @@ mod tests {
                     out.push((word, t.line, t.col))
                         .expect("at most 16 words in a test text");
                 }
+            }
+        }
+    }
+
+    /// The first error reading `text` as file `k` with `buf` as scratch.
+    fn first_error<'t>(text: &'t str, buf: &'t mut [u8]) -> (Token<'t>, Kind) {
+        let mut s = Source::new("k", text, None, Scratch::new(buf));
+        loop {
+            match s.next_token() {
+                Ok(t) if t.kind == TokenKind::End => panic!("no error"),
+                Ok(_) => {}
+                Err(e) => return e,
             }
         }
     }
@@ -701,14 +711,7 @@ mod tests {
     fn nested_sequences_are_bounded_in_all() {
         let mut buf = [0u8; 64];
         let text = "$X=~SEQ(j, 1, 1000000) x\n~SEQ(i, 1, 1000000) $X\n";
-        let mut s = Source::new("k", text, None, Scratch::new(&mut buf));
-        let err = loop {
-            match s.next_token() {
-                Ok(t) if t.kind == TokenKind::End => panic!("no error"),
-                Ok(_) => {}
-                Err(e) => break e,
-            }
-        };
+        let err = first_error(text, &mut buf);
         assert!(
             matches!(
                 err.1,
@@ -726,14 +729,7 @@ mod tests {
     fn a_bad_sequence_is_an_error_at_its_line() {
         let mut buf = [0u8; 64];
         let text = "a\n  ~SEQ(i, 1, -1, 3) x\n";
-        let mut s = Source::new("k", text, None, Scratch::new(&mut buf));
-        let err = loop {
-            match s.next_token() {
-                Ok(t) if t.kind == TokenKind::End => panic!("no error"),
-                Ok(_) => {}
-                Err(e) => break e,
-            }
-        };
+        let err = first_error(text, &mut buf);
         assert_eq!((err.0.line, err.0.col), (2, 3));
         assert!(matches!(err.1, Kind::Expected { .. }), "{:?}", err.1);
     }
@@ -741,24 +737,10 @@ mod tests {
     #[test]
     fn self_reference_and_overflow_are_errors() {
         let mut buf = [0u8; 8];
-        let mut s = Source::new("k", "$A=${A}x\n${A}\n", None, Scratch::new(&mut buf));
-        let err = loop {
-            match s.next_token() {
-                Ok(t) if t.kind == TokenKind::End => panic!("no error"),
-                Ok(_) => {}
-                Err(e) => break e,
-            }
-        };
+        let err = first_error("$A=${A}x\n${A}\n", &mut buf);
         assert_eq!((err.0.line, err.0.col), (2, 1));
         let mut buf = [0u8; 4];
-        let mut s = Source::new("k", "$A=long\nx$A\n", None, Scratch::new(&mut buf));
-        let err = loop {
-            match s.next_token() {
-                Ok(t) if t.kind == TokenKind::End => panic!("no error"),
-                Ok(_) => {}
-                Err(e) => break e,
-            }
-        };
+        let err = first_error("$A=long\nx$A\n", &mut buf);
         assert!(matches!(err.1, Kind::TooMany { .. }), "{:?}", err.1);
     }
 }
