@@ -6,10 +6,12 @@ use std::fmt::Write;
 
 use vrlb_core::config::{
     self, AuthConf, CheckKind, CheckerConf, ForwardKind, GlobalDefs, InitialState, Kind, Protocol,
-    RealServer, Sink, SyncGroupConf, VipConf, VirtualServer, VirtualServerGroup, VrrpInstance,
-    VrrpScript, VsKey,
+    RealServer, RouteConf, Sink, SyncGroupConf, VipConf, VirtualServer, VirtualServerGroup,
+    VrrpInstance, VrrpScript, VsKey,
 };
 use vrlb_core::time::Duration;
+
+use crate::daemon::routes::RouteInfo;
 
 /// A sink that writes one paragraph per block.
 #[derive(Debug, Default)]
@@ -112,6 +114,19 @@ impl Sink for Describe {
         Ok(())
     }
 
+    fn static_routes(&mut self, routes: &[RouteConf<'_>]) -> Result<(), Kind> {
+        let line = routes.first().map_or(0, |r| r.pos.line);
+        writeln!(
+            self.text,
+            "static_routes (line {line}): held from start to stop"
+        )
+        .unwrap();
+        for r in routes {
+            writeln!(self.text, "  route {}", RouteInfo::from(r)).unwrap();
+        }
+        Ok(())
+    }
+
     fn vrrp_script(&mut self, s: &VrrpScript<'_>) -> Result<(), Kind> {
         writeln!(
             self.text,
@@ -166,6 +181,9 @@ impl Sink for Describe {
         }
         for v in &i.excluded_vips {
             writeln!(self.text, "  VIP {} (not advertised)", vip(v)).unwrap();
+        }
+        for r in &i.virtual_routes {
+            writeln!(self.text, "  route {} (while master)", RouteInfo::from(r)).unwrap();
         }
         if !i.unicast_peers.is_empty() {
             let peers: Vec<String> = i.unicast_peers.iter().map(|p| p.to_string()).collect();

@@ -54,6 +54,7 @@ impl Block {
                 "virtual_server_group",
                 "virtual_server",
                 "include",
+                "static_routes",
             ],
             Block::Global => &[
                 "router_id",
@@ -95,6 +96,7 @@ impl Block {
                 "authentication",
                 "virtual_ipaddress",
                 "virtual_ipaddress_excluded",
+                "virtual_routes",
                 "unicast_src_ip",
                 "unicast_peer",
                 "mcast_src_ip",
@@ -213,12 +215,11 @@ impl Block {
     fn ignored_table(self) -> &'static [(&'static str, &'static str)] {
         const NO_MAIL: &str = "vrlb sends no e-mail; use notify scripts";
         const NO_EFFECT: &str = "accepted and ignored";
-        const ROUTES: &str = "vrlb manages addresses only, not routes or rules";
+        const RULES: &str = "vrlb manages addresses and routes, not routing rules";
         match self {
             Block::Top => &[
                 ("static_ipaddress", "vrlb does not manage static addresses"),
-                ("static_routes", ROUTES),
-                ("static_rules", ROUTES),
+                ("static_rules", RULES),
                 (
                     "vrrp_track_process",
                     "process tracking is not implemented; use a vrrp_script",
@@ -271,8 +272,7 @@ impl Block {
                     "VMAC interfaces are not implemented; the VIP uses the interface's MAC",
                 ),
                 ("vmac_xmit_base", "VMAC interfaces are not implemented"),
-                ("virtual_routes", ROUTES),
-                ("virtual_rules", ROUTES),
+                ("virtual_rules", RULES),
                 ("accept", NO_EFFECT),
                 ("no_accept", NO_EFFECT),
                 (

@@ -36,6 +36,7 @@ mod lvs;
 pub mod model;
 mod parser;
 mod repeat;
+mod route;
 mod subst;
 pub mod value;
 mod vrrp;
@@ -78,6 +79,11 @@ pub trait Sink {
     }
     /// One `real_server` of `vs`.
     fn real_server(&mut self, vs: &VirtualServer<'_>, rs: &RealServer<'_>) -> Result<(), Kind> {
+        Ok(())
+    }
+    /// A top-level `static_routes` block: routes held whatever the VRRP
+    /// state, from start to stop.
+    fn static_routes(&mut self, routes: &[RouteConf<'_>]) -> Result<(), Kind> {
         Ok(())
     }
     /// A warning.

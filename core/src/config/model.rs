@@ -29,6 +29,8 @@ pub const MAX_STATUS_CODES: usize = 8;
 pub const MAX_EMAILS: usize = 8;
 /// Most entries of a `virtual_server_group`.
 pub const MAX_GROUP_ENTRIES: usize = 32;
+/// Most routes of one `virtual_routes` or `static_routes` block.
+pub const MAX_ROUTES: usize = 16;
 
 /// A place in the configuration text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -172,6 +174,50 @@ pub struct VipConf<'t> {
     pub pos: Pos,
 }
 
+/// What a route does with matching packets (ip-route(8)'s TYPE).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteType {
+    /// Forwarded (the default).
+    Unicast,
+    /// `blackhole`: discarded silently.
+    Blackhole,
+    /// `unreachable`: discarded with ICMP unreachable.
+    Unreachable,
+    /// `prohibit`: discarded with ICMP prohibited.
+    Prohibit,
+    /// `throw`: lookup goes on in the next table.
+    Throw,
+}
+
+/// One line of `virtual_routes` or `static_routes`: keepalived's
+/// `[src ADDR] [TYPE] [to] PREFIX [via|gw [inet|inet6] ADDR] [dev IF]
+/// [scope S] [table T] [metric N] [onlink] [no_track]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteConf<'t> {
+    /// `TYPE`.
+    pub kind: RouteType,
+    /// The destination (`default` is the family's 0/0).
+    pub dst: IpAddr,
+    /// Its prefix length (a bare address: /32 or /128).
+    pub prefix_len: u8,
+    /// `via` or `gw`.
+    pub via: Option<IpAddr>,
+    /// `src`: the preferred source address.
+    pub src: Option<IpAddr>,
+    /// `dev`.
+    pub dev: Option<&'t str>,
+    /// `scope`, by name or number, as written.
+    pub scope: Option<&'t str>,
+    /// `table`: its number (`main` 254, `local` 255, `default` 253).
+    pub table: Option<u32>,
+    /// `metric` (also `preference`, `priority`).
+    pub metric: Option<u32>,
+    /// `onlink`: the gateway is on the link even without a matching prefix.
+    pub onlink: bool,
+    /// Where it is.
+    pub pos: Pos,
+}
+
 /// An entry of `track_interface` or `track_script`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TrackConf<'t> {
@@ -234,6 +280,8 @@ pub struct VrrpInstance<'t> {
     pub vips: Vec<VipConf<'t>, MAX_VIPS>,
     /// `virtual_ipaddress_excluded`.
     pub excluded_vips: Vec<VipConf<'t>, MAX_VIPS>,
+    /// `virtual_routes`: held, like the VIPs, only while master.
+    pub virtual_routes: Vec<RouteConf<'t>, MAX_ROUTES>,
     /// `unicast_src_ip`.
     pub unicast_src_ip: Option<IpAddr>,
     /// `unicast_peer`.

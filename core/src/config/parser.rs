@@ -462,6 +462,7 @@ impl<'t, 's> Parser<'t, 's> {
                 "virtual_server_group" => self.virtual_server_group(&stmt)?,
                 "virtual_server" => self.virtual_server(&stmt)?,
                 "include" => self.include(&stmt)?,
+                "static_routes" => self.static_routes(&stmt)?,
                 _ if stmt.keyword().starts_with('$') => {
                     self.warn_at(
                         &stmt.kw,
@@ -475,6 +476,16 @@ impl<'t, 's> Parser<'t, 's> {
                 _ => self.unknown(Block::Top, &stmt)?,
             }
         }
+        Ok(())
+    }
+
+    /// A top-level `static_routes` block, handed to the sink whole.
+    fn static_routes(&mut self, head: &Stmt<'t>) -> Res<()> {
+        let mut routes = Vec::new();
+        self.routes_block(head, &mut routes)?;
+        let result = self.sink.static_routes(&routes);
+        self.sink_result(head.pos(), result)?;
+        self.summary.items += 1;
         Ok(())
     }
 

@@ -104,6 +104,7 @@ impl<'t> Parser<'t, '_> {
             auth: None,
             vips: Vec::new(),
             excluded_vips: Vec::new(),
+            virtual_routes: Vec::new(),
             unicast_src_ip: None,
             unicast_peers: Vec::new(),
             mcast_src_ip: None,
@@ -182,6 +183,7 @@ impl<'t> Parser<'t, '_> {
                 "authentication" => i.auth = self.authentication(&stmt)?,
                 "virtual_ipaddress" => self.vip_block(&stmt, &mut i.vips)?,
                 "virtual_ipaddress_excluded" => self.vip_block(&stmt, &mut i.excluded_vips)?,
+                "virtual_routes" => self.routes_block(&stmt, &mut i.virtual_routes)?,
                 "unicast_src_ip" => i.unicast_src_ip = Some(self.peer_address(&stmt)?),
                 "mcast_src_ip" => {
                     let tok = self.single(&stmt, "an address")?;

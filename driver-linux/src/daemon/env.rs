@@ -15,6 +15,7 @@ use vrlb_core::vrrp::Family;
 
 use super::event_loop::Extension;
 use super::interfaces::Interfaces;
+use super::routes::RouteInfo;
 use super::scripts::{Account, RunAs};
 
 /// One VIP line, owned.
@@ -77,6 +78,8 @@ pub struct InstanceInfo {
     /// instances have none, and inline they were 120 of this record's 200
     /// bytes (a 400 KiB table at 1000 instances).
     pub notify: Option<Box<NotifyInfo>>,
+    /// `virtual_routes` (a boxed slice: most instances have none).
+    pub routes: Box<[RouteInfo]>,
 }
 
 impl InstanceInfo {
@@ -145,6 +148,8 @@ pub struct Env<'a> {
     pub server_scripts: HashMap<vrlb_core::node::ServerRef, UpDownScripts>,
     /// Services' `quorum_up` / `quorum_down`.
     pub service_scripts: HashMap<vrlb_core::lb::ServiceId, UpDownScripts>,
+    /// `static_routes`.
+    pub static_routes: Vec<RouteInfo>,
 }
 
 impl<'a> Env<'a> {
@@ -165,6 +170,7 @@ impl<'a> Env<'a> {
             script_user: None,
             server_scripts: HashMap::new(),
             service_scripts: HashMap::new(),
+            static_routes: Vec::new(),
         }
     }
 }
@@ -221,6 +227,7 @@ impl Environment for Env<'_> {
                 iface,
                 vips,
                 notify: notify.any_set().then(|| Box::new(notify)),
+                routes: conf.virtual_routes.iter().map(RouteInfo::from).collect(),
             },
         );
     }
@@ -235,6 +242,11 @@ impl Environment for Env<'_> {
                 run_as: Ok(None),
             },
         );
+    }
+
+    fn static_routes(&mut self, routes: &[config::RouteConf<'_>]) {
+        self.static_routes
+            .extend(routes.iter().map(RouteInfo::from));
     }
 
     fn global_defs(&mut self, g: &config::GlobalDefs<'_>) {
@@ -395,10 +407,11 @@ vrrp_instance B {
             assert_eq!(a.any.as_deref(), Some("/etc/any.sh"));
             assert_eq!((&a.backup, &a.fault, &a.stop), (&None, &None, &None));
             assert!(by_name("B").notify.is_none(), "no scripts, no record");
-            // Name, interface and VIP list, and one pointer for the scripts.
+            // Name, interface and VIP list, one pointer for the scripts and
+            // a (pointer, length) for the routes.
             assert_eq!(
                 std::mem::size_of::<InstanceInfo>(),
-                3 * std::mem::size_of::<String>() + std::mem::size_of::<usize>()
+                3 * std::mem::size_of::<String>() + 3 * std::mem::size_of::<usize>()
             );
         });
     }

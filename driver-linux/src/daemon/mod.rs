@@ -23,6 +23,7 @@ pub mod notify;
 pub mod packet_socket;
 pub mod pidfile;
 pub mod privileges;
+pub mod routes;
 pub mod scripts;
 pub mod stats_file;
 pub mod systemd;
@@ -55,6 +56,7 @@ use holdoff::Holdoff;
 use interfaces::{Change, Interfaces};
 use netlink::{Monitor, Rtnl, VipSpec};
 use packet_socket::PacketSocket;
+use routes::{Held, Owner, RouteInfo, Routes};
 use scripts::{Job, Runner};
 use vip_state::VipState;
 use vrrp_socket::{Family, Receiver, RecvBatch, Sender};
@@ -218,6 +220,10 @@ struct Daemon {
     senders: HashMap<(IfaceId, IpAddr), Sender>,
     packet: PacketSocket,
     addresses: Addresses,
+    /// Routes held: `static_routes`, and masters' `virtual_routes`.
+    routes: Routes,
+    /// `static_routes`, as configured.
+    static_routes: Vec<RouteInfo>,
     instances: HashMap<InstanceId, InstanceInfo>,
     scripts: HashMap<ScriptId, ScriptInfo>,
     /// Real servers' `notify_up` / `notify_down`.
@@ -308,6 +314,8 @@ impl Daemon {
         let clock = Clock::new();
         let mut daemon = Daemon {
             addresses: Addresses::new(VipState::new(&opts.state_file)),
+            routes: Routes::default(),
+            static_routes: Vec::new(),
             opts,
             clock,
             poll,
@@ -352,6 +360,8 @@ impl Daemon {
         }) {
             warn!("{line}");
         }
+        daemon.clean_leftover_routes();
+        daemon.hold_routes(Owner::Static);
         daemon.open_receivers();
         for (id, info) in &daemon.instances {
             let iface = daemon.node.instance_iface(*id);
@@ -433,6 +443,7 @@ impl Daemon {
             script_user,
             server_scripts,
             service_scripts,
+            static_routes,
             ..
         } = env;
         self.extensions = exts;
@@ -476,6 +487,7 @@ impl Daemon {
             }
         }
         self.instances = instances;
+        self.static_routes = static_routes;
         self.scripts = scripts;
         self.server_scripts = server_scripts;
         self.service_scripts = service_scripts;
@@ -753,6 +765,7 @@ impl Daemon {
             }
         }
         self.after_build(known);
+        self.rehold_routes();
         self.trim_at = Some(self.clock.now());
         info!("reloaded: {} instance(s)", self.instances.len());
     }
@@ -1052,8 +1065,13 @@ impl Daemon {
                 for line in self.addresses.hold(&mut self.rtnl, id, wanted) {
                     warn!("{}: {line}", self.instance_name(id));
                 }
+                // After the VIPs: a route may take one as its source.
+                self.hold_routes(Owner::Instance(id));
             }
             vrrp::Output::RemoveVips => {
+                for line in self.routes.release(&mut self.rtnl, Owner::Instance(id)) {
+                    warn!("{}: {line}", self.instance_name(id));
+                }
                 for line in self.addresses.release(&mut self.rtnl, id) {
                     warn!("{}: {line}", self.instance_name(id));
                 }
@@ -1148,6 +1166,86 @@ impl Daemon {
             {
                 warn!("{}: advert to {}: {e}", a.name, a.dst);
                 self.senders.remove(&key);
+            }
+        }
+    }
+
+    /// The routes `owner` is configured with.
+    fn configured_routes(&self, owner: Owner) -> &[RouteInfo] {
+        match owner {
+            Owner::Static => &self.static_routes,
+            Owner::Instance(id) => self.instances.get(&id).map_or(&[], |i| &i.routes),
+        }
+    }
+
+    /// `route` as rtnetlink is told it; an error when its device does not
+    /// exist.
+    fn resolve_route(&self, route: &RouteInfo) -> Result<Held, String> {
+        let spec = route.spec(|dev| self.ifaces.link_by_name(dev).map(|l| l.index))?;
+        Ok(Held {
+            spec,
+            line: route.to_string(),
+        })
+    }
+
+    /// The routes `owner` is configured with, resolved; a warning for each
+    /// one whose device does not exist.
+    fn wanted_routes(&self, owner: Owner) -> Vec<Held> {
+        self.configured_routes(owner)
+            .iter()
+            .filter_map(|r| {
+                self.resolve_route(r)
+                    .map_err(|e| warn!("{e}: not added"))
+                    .ok()
+            })
+            .collect()
+    }
+
+    /// Makes `owner` hold its configured routes.
+    fn hold_routes(&mut self, owner: Owner) {
+        let wanted = self.wanted_routes(owner);
+        for line in self.routes.hold(&mut self.rtnl, owner, wanted) {
+            warn!("{line}");
+        }
+    }
+
+    /// After a reload: static routes as the new file says, and each
+    /// master's as its instance now says (an instance the file dropped
+    /// gives its routes up).
+    fn rehold_routes(&mut self) {
+        self.hold_routes(Owner::Static);
+        let holders: Vec<InstanceId> = self.routes.instances().collect();
+        for id in holders {
+            let master = self
+                .node
+                .instance(id)
+                .is_some_and(|i| i.state() == vrrp::State::Master);
+            if master && self.instances.contains_key(&id) {
+                self.hold_routes(Owner::Instance(id));
+            } else {
+                for line in self.routes.release(&mut self.rtnl, Owner::Instance(id)) {
+                    warn!("{line}");
+                }
+            }
+        }
+    }
+
+    /// Nothing is held yet, so a configured route in the kernel with
+    /// vrlb's protocol was left by a run that did not stop cleanly (every
+    /// instance starts as backup): removed before anything is taken.
+    fn clean_leftover_routes(&mut self) {
+        let owners = self
+            .instances
+            .keys()
+            .map(|id| Owner::Instance(*id))
+            .chain([Owner::Static]);
+        let leftovers: Vec<Held> = owners
+            .flat_map(|o| self.configured_routes(o))
+            .filter_map(|r| self.resolve_route(r).ok())
+            .collect();
+        for held in leftovers {
+            if let Ok(true) = self.rtnl.del_route(&held.spec) {
+                warn!("removed route {} left by an earlier run", held.line);
             }
         }
     }
@@ -1293,6 +1391,9 @@ impl Daemon {
             // skipped by `drain`.
             self.goodbyes_sent.insert(id);
         }
+        for line in self.routes.release_all(&mut self.rtnl) {
+            warn!("{line}");
+        }
         for line in self.addresses.release_all(&mut self.rtnl) {
             warn!("{line}");
         }
@@ -1301,6 +1402,9 @@ impl Daemon {
         self.drain();
         self.with_extensions(|e, ctx| e.shutdown(ctx));
         self.drain();
+        for line in self.routes.release_all(&mut self.rtnl) {
+            warn!("{line}");
+        }
         for line in self.addresses.release_all(&mut self.rtnl) {
             warn!("{line}");
         }

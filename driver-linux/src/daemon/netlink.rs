@@ -1,5 +1,5 @@
 //! rtnetlink, synchronously (netlink-packet-route + netlink-sys): list
-//! links and addresses, add and remove VIPs, and a non-blocking monitor
+//! links and addresses, add and remove VIPs and routes, and a non-blocking monitor
 //! socket that reports link and address changes. Owns the netlink
 //! sockets; knows nothing about VRRP.
 
@@ -15,8 +15,12 @@ use netlink_packet_route::address::{
     AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope,
 };
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteFlags, RouteMessage, RouteProtocol, RouteScope, RouteType,
+};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
+use vrlb_core::config::RouteType as Kind;
 
 /// An interface as the kernel reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +86,37 @@ pub struct VipSpec {
     /// `brd` (IPv4 only).
     pub broadcast: Option<Ipv4Addr>,
 }
+
+/// A route as `ip route add` would be told: keepalived's
+/// `virtual_routes` or `static_routes` line, its device resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteSpec {
+    /// `blackhole`, `unreachable`, ... or a plain route.
+    pub kind: Kind,
+    /// The destination prefix.
+    pub dst: IpAddr,
+    /// Its length.
+    pub prefix_len: u8,
+    /// The gateway.
+    pub via: Option<IpAddr>,
+    /// The preferred source address.
+    pub src: Option<IpAddr>,
+    /// ifindex of the output device.
+    pub oif: Option<u32>,
+    /// rtnetlink scope number.
+    pub scope: u8,
+    /// Routing table (254 is `main`).
+    pub table: u32,
+    /// Metric (`RTA_PRIORITY`).
+    pub metric: Option<u32>,
+    /// The gateway is on the link without a prefix covering it.
+    pub onlink: bool,
+}
+
+/// The protocol vrlb's routes carry, keepalived's own (`proto keepalived`
+/// in `ip route`): a delete names it, so a route the administrator added
+/// by hand with the same destination is never taken.
+const ROUTE_PROTOCOL: RouteProtocol = RouteProtocol::KeepAlived;
 
 /// A request socket: dumps and changes, each waiting for the kernel's
 /// answer.
@@ -158,6 +193,35 @@ impl Rtnl {
                     Some(libc::EADDRNOTAVAIL) | Some(libc::ENODEV) | Some(libc::ENOENT)
                 ) =>
             {
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Adds a route. One with the same destination, table and metric
+    /// already there: `Ok(false)`, and it is left as it is.
+    pub fn add_route(&mut self, route: &RouteSpec) -> io::Result<bool> {
+        match self.request(
+            RouteNetlinkMessage::NewRoute(route_message(route)),
+            NLM_F_CREATE | NLM_F_EXCL,
+            |_| {},
+        ) {
+            Ok(()) => Ok(true),
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Removes a route vrlb added. Not there: `Ok(false)`.
+    pub fn del_route(&mut self, route: &RouteSpec) -> io::Result<bool> {
+        match self.request(
+            RouteNetlinkMessage::DelRoute(route_message(route)),
+            0,
+            |_| {},
+        ) {
+            Ok(()) => Ok(true),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ESRCH) | Some(libc::ENOENT)) => {
                 Ok(false)
             }
             Err(e) => Err(e),
@@ -376,6 +440,47 @@ fn address_message(vip: &VipSpec) -> AddressMessage {
     msg
 }
 
+fn route_message(r: &RouteSpec) -> RouteMessage {
+    let mut msg = RouteMessage::default();
+    msg.header.address_family = match r.dst {
+        IpAddr::V4(_) => AddressFamily::Inet,
+        IpAddr::V6(_) => AddressFamily::Inet6,
+    };
+    msg.header.destination_prefix_length = r.prefix_len;
+    // Tables past 255 go in RTA_TABLE only (the header says RT_TABLE_COMPAT).
+    msg.header.table = u8::try_from(r.table).unwrap_or(252);
+    msg.header.protocol = ROUTE_PROTOCOL;
+    msg.header.scope = RouteScope::from(r.scope);
+    msg.header.kind = match r.kind {
+        Kind::Unicast => RouteType::Unicast,
+        Kind::Blackhole => RouteType::BlackHole,
+        Kind::Unreachable => RouteType::Unreachable,
+        Kind::Prohibit => RouteType::Prohibit,
+        Kind::Throw => RouteType::Throw,
+    };
+    if r.onlink {
+        msg.header.flags = RouteFlags::Onlink;
+    }
+    let a = &mut msg.attributes;
+    a.push(RouteAttribute::Table(r.table));
+    if r.prefix_len > 0 {
+        a.push(RouteAttribute::Destination(RouteAddress::from(r.dst)));
+    }
+    if let Some(via) = r.via {
+        a.push(RouteAttribute::Gateway(RouteAddress::from(via)));
+    }
+    if let Some(src) = r.src {
+        a.push(RouteAttribute::PrefSource(RouteAddress::from(src)));
+    }
+    if let Some(oif) = r.oif {
+        a.push(RouteAttribute::Oif(oif));
+    }
+    if let Some(metric) = r.metric {
+        a.push(RouteAttribute::Priority(metric));
+    }
+    msg
+}
+
 /// keepalived's scope names (ip-address(8)) to rtnetlink numbers.
 pub fn scope_number(name: &str) -> Option<u8> {
     Some(match name {
@@ -399,6 +504,50 @@ mod tests {
         assert_eq!(scope_number("host"), Some(254));
         assert_eq!(scope_number("17"), Some(17));
         assert_eq!(scope_number("galaxy"), None);
+    }
+
+    #[test]
+    fn routes_carry_vrlbs_protocol_and_big_tables_in_rta_table() {
+        let route = RouteSpec {
+            kind: Kind::Unicast,
+            dst: "198.51.100.0".parse().unwrap(),
+            prefix_len: 24,
+            via: Some("192.0.2.1".parse().unwrap()),
+            src: None,
+            oif: Some(4),
+            scope: 0,
+            table: 1000,
+            metric: Some(9),
+            onlink: true,
+        };
+        let m = route_message(&route);
+        assert_eq!(m.header.protocol, RouteProtocol::KeepAlived);
+        assert_eq!(m.header.table, 252);
+        assert!(m.header.flags.contains(RouteFlags::Onlink));
+        for want in [
+            RouteAttribute::Table(1000),
+            RouteAttribute::Oif(4),
+            RouteAttribute::Priority(9),
+            RouteAttribute::Gateway(RouteAddress::Inet("192.0.2.1".parse().unwrap())),
+        ] {
+            assert!(
+                m.attributes.contains(&want),
+                "{want:?} in {:?}",
+                m.attributes
+            );
+        }
+        // A default route names no destination.
+        let default = route_message(&RouteSpec {
+            prefix_len: 0,
+            dst: "0.0.0.0".parse().unwrap(),
+            ..route
+        });
+        assert!(
+            !default
+                .attributes
+                .iter()
+                .any(|a| matches!(a, RouteAttribute::Destination(_)))
+        );
     }
 
     #[test]

@@ -50,6 +50,9 @@ pub trait Environment {
     fn script(&mut self, id: ScriptId, conf: &VrrpScript<'_>) {}
     /// A `global_defs` block.
     fn global_defs(&mut self, g: &GlobalDefs<'_>) {}
+    /// A `static_routes` block (the node has no part in them: they are
+    /// held whatever the VRRP state).
+    fn static_routes(&mut self, routes: &[config::RouteConf<'_>]) {}
     /// An instance or script the new configuration no longer has was
     /// removed (reload).
     fn removed_instance(&mut self, id: InstanceId) {}
@@ -387,6 +390,11 @@ impl<E: Environment, S: VipStore> Sink for Builder<'_, '_, E, S> {
         #[cfg(all(feature = "sync", feature = "check"))]
         self.sync_global(g);
         self.env.global_defs(g);
+        Ok(())
+    }
+
+    fn static_routes(&mut self, routes: &[config::RouteConf<'_>]) -> Result<(), Kind> {
+        self.env.static_routes(routes);
         Ok(())
     }
 
