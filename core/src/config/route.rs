@@ -72,19 +72,11 @@ impl<'t> Parser<'t, '_> {
     }
 
     /// One route line of block `block`.
+    #[inline(never)]
     fn route(&mut self, block: &str, stmt: &Stmt<'t>) -> Res<RouteConf<'t>> {
         let words = stmt.args.len() + 1;
         let word = |i: usize| if i == 0 { stmt.kw } else { stmt.args[i - 1] };
-        // The value after word `i` (args are one behind words); missing,
-        // the error names the option it belongs to.
-        let value = |p: &Self, i: usize, what: &'static str| {
-            p.arg(stmt, i, what).map_err(|mut d| {
-                if let Kind::Expected { keyword, .. } = &mut d.kind {
-                    *keyword = Snippet::new(word(i).text);
-                }
-                d
-            })
-        };
+        let value = |p: &Self, i: usize, what: &'static str| p.route_value(stmt, i, what);
         let mut dst = None;
         let mut route = RouteConf {
             kind: RouteType::Unicast,
@@ -104,7 +96,7 @@ impl<'t> Parser<'t, '_> {
             let w = word(i);
             match w.text {
                 "src" => {
-                    route.src = Some(self.address(&value(self, i, "an address")?)?);
+                    route.src = Some(self.route_address(&value(self, i, "an address")?)?);
                     i += 2;
                 }
                 "via" | "gw" => {
@@ -123,16 +115,13 @@ impl<'t> Parser<'t, '_> {
                             },
                         );
                     }
-                    route.via = Some(self.address(&at)?);
+                    route.via = Some(self.route_address(&at)?);
                     i += 2;
                 }
                 "or" => {
-                    self.warn_at(
+                    self.route_warning(
                         &w,
-                        Kind::Unsupported {
-                            keyword: Snippet::new("or"),
-                            note: "multipath routes are not implemented: only the first gateway is used",
-                        },
+                        "multipath routes are not implemented: only the first gateway is used",
                     );
                     value(self, i, "an address")?;
                     i += 2;
@@ -182,12 +171,9 @@ impl<'t> Parser<'t, '_> {
                 }
                 t if TUNING.contains(&t) => {
                     value(self, i, "a value")?;
-                    self.warn_at(
+                    self.route_warning(
                         &w,
-                        Kind::Unsupported {
-                            keyword: Snippet::new(t),
-                            note: "route tuning is not implemented: the route is added without it",
-                        },
+                        "route tuning is not implemented: the route is added without it",
                     );
                     i += 2;
                 }
@@ -212,15 +198,18 @@ impl<'t> Parser<'t, '_> {
             }
         }
         let Some(dst) = dst else {
-            return Err(self
-                .arg(stmt, words, "a destination prefix")
-                .map_err(|mut d| {
-                    if let Kind::Expected { keyword, .. } = &mut d.kind {
-                        *keyword = Snippet::new(block);
-                    }
-                    d
-                })
-                .unwrap_err());
+            // Past the line's last word, as a missing value's error is.
+            let mut d = self.route_value(stmt, stmt.args.len(), "a destination prefix");
+            if let Err(Diagnostic {
+                kind: Kind::Expected { keyword, .. },
+                ..
+            }) = &mut d
+            {
+                *keyword = Snippet::new(block);
+            }
+            return Err(d
+                .err()
+                .unwrap_or_else(|| self.expected(&stmt.kw, "a destination prefix")));
         };
         let v6 = match dst {
             Dst::Prefix(addr, len) => {
@@ -251,6 +240,39 @@ impl<'t> Parser<'t, '_> {
             ));
         }
         Ok(route)
+    }
+
+    /// The value after word `i` of a route line (the words are the
+    /// keyword, then `stmt.args`); missing, the error names the option it
+    /// belongs to. Out of line: a route line has a dozen options, and each
+    /// inlined error path costs firmware text.
+    #[inline(never)]
+    fn route_value(&self, stmt: &Stmt<'t>, i: usize, what: &'static str) -> Res<Token<'t>> {
+        self.arg(stmt, i, what).map_err(|mut d| {
+            let option = if i == 0 { stmt.kw } else { stmt.args[i - 1] };
+            if let Kind::Expected { keyword, .. } = &mut d.kind {
+                *keyword = Snippet::new(option.text);
+            }
+            d
+        })
+    }
+
+    /// `tok` as an address (out of line, as [`Self::route_value`]).
+    #[inline(never)]
+    fn route_address(&self, tok: &Token<'t>) -> Res<IpAddr> {
+        self.address(tok)
+    }
+
+    /// A warning about route option `tok`.
+    #[inline(never)]
+    fn route_warning(&mut self, tok: &Token<'t>, note: &'static str) {
+        self.warn_at(
+            tok,
+            Kind::Unsupported {
+                keyword: Snippet::new(tok.text),
+                note,
+            },
+        );
     }
 
     /// `PREFIX`, a bare address (a host route) or `default`.
