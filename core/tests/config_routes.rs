@@ -191,6 +191,11 @@ fn bad_route_lines_are_refused_at_their_place() {
             "5:13",
             "'virtual_routes' value 'unreachable'",
         ),
+        (
+            "  192.0.2.0/24 to 192.0.2.0/25",
+            "5:16",
+            "'virtual_routes' value 'to'",
+        ),
     ];
     for (route, at, message) in cases {
         let err = match parse(&instance(route)) {

@@ -1,7 +1,8 @@
 //! `virtual_routes` follow mastership and `static_routes` the daemon's
 //! life, on a real kernel: the master holds its instance's routes (one
 //! with the VIP as its source, so after the VIP), the backup only the
-//! static ones; a reload changes them as the new file says; a graceful
+//! static ones; a reload changes them as the new file says and adds back
+//! one the kernel dropped; a graceful
 //! stop removes all of them and the new master
 //! takes the virtual ones; routes a kill -9 left are removed when vrlb
 //! starts again; a route the administrator added by hand with the same
@@ -127,6 +128,23 @@ fn virtual_routes_follow_the_master_and_static_routes_the_daemon() {
         r.len() == 4 && has(&r, "198.51.100.192/26") && !has(&r, "blackhole")
     });
     assert!(is(&d1, "MASTER"), "{}", log(&d1));
+    // A route the kernel dropped (as when its device goes down) comes back
+    // at the next reload.
+    run(&[
+        "ip",
+        "-n",
+        &ns1,
+        "route",
+        "del",
+        "198.51.100.192/26",
+        "proto",
+        "keepalived",
+    ]);
+    assert_eq!(vrlb_routes(&ns1).len(), 3);
+    d1.hup();
+    expect(LONG, "d1 adds the dropped route back", &[&d1], || {
+        vrlb_routes(&ns1).len() == 4
+    });
 
     // A graceful stop takes every route of d1 away; d0 takes VI_1's, bar
     // the one the administrator holds.

@@ -164,7 +164,7 @@ impl<'t> Parser<'t, '_> {
                     i += 1;
                 }
                 "no_track" => i += 1,
-                "to" => {
+                "to" if dst.is_none() => {
                     let v = value(self, i, "a destination prefix")?;
                     dst = Some(self.destination(&v)?);
                     i += 2;

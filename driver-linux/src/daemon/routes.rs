@@ -142,8 +142,8 @@ pub struct Routes {
 }
 
 impl Routes {
-    /// Makes `owner` hold exactly `wanted`: adds what is new, removes what
-    /// is no longer wanted. Returns a line per failure.
+    /// Makes `owner` hold exactly `wanted`: adds what is missing, removes
+    /// what is no longer wanted. Returns a line per failure.
     pub fn hold(&mut self, rtnl: &mut Rtnl, owner: Owner, wanted: Vec<Held>) -> Vec<String> {
         let mut log = Vec::new();
         let old = self.held.remove(&owner).unwrap_or_default();
@@ -154,12 +154,12 @@ impl Routes {
         }
         let mut now = Vec::new();
         for h in wanted {
-            if old.contains(&h) {
-                now.push(h);
-                continue;
-            }
+            // Added again even when held: the kernel drops a route whose
+            // device went down.
+            let held = old.contains(&h);
             match rtnl.add_route(&h.spec) {
                 Ok(true) => now.push(h),
+                Ok(false) if held => now.push(h),
                 // Not vrlb's (those a crash left were removed at start):
                 // never taken, so never removed either.
                 Ok(false) => log.push(format!(
