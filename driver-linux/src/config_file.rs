@@ -23,6 +23,43 @@ pub fn default_config_id() -> Option<String> {
     (!id.is_empty()).then(|| id.to_string())
 }
 
+/// What `${_RANDOM}` and `${_ENV NAME}` read during one load of the
+/// configuration: drawn once and kept for every parse of that load (the
+/// daemon reads a file several times to count, check and build it, and
+/// each must see the same numbers); a reload draws a new seed, as
+/// keepalived seeds afresh at each read.
+#[derive(Debug, Clone)]
+pub struct Builtins {
+    /// `${_RANDOM}`'s seed.
+    pub seed: u64,
+    /// The process environment, as read at the load.
+    pub env: Vec<(String, String)>,
+}
+
+impl Builtins {
+    /// A new seed (the clock and the process id, as keepalived seeds from
+    /// the clock) and the environment now.
+    pub fn now() -> Builtins {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        Builtins {
+            seed: nanos ^ u64::from(std::process::id()) << 32,
+            env: std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+                .collect(),
+        }
+    }
+
+    /// The environment as [`vrlb_core::config::Options::env`] takes it.
+    pub fn env_pairs(&self) -> Vec<(&str, &str)> {
+        self.env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect()
+    }
+}
+
 /// Resolves `include` patterns on the local filesystem.
 #[derive(Debug, Clone)]
 pub struct FsIncluder {

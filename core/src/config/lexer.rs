@@ -88,6 +88,25 @@ pub struct Mark {
     at_line_start: bool,
 }
 
+/// Where the `}` closing a `${...}` parameter is in `text` (from its
+/// `{`), when it closes before white space, or, for the predefined ones
+/// that take arguments (`${_RANDOM 1 10}`, `${_ENV HOME}`), before the
+/// line ends.
+fn braced_len(text: &str) -> Option<usize> {
+    let inner = &text[1..];
+    let takes_args = ["_RANDOM", "_ENV"].iter().any(|name| {
+        inner
+            .strip_prefix(name)
+            .is_some_and(|rest| rest.starts_with([' ', '\t']))
+    });
+    let close = if takes_args {
+        text.find(['}', '\n'])?
+    } else {
+        text.find(|c: char| c == '}' || c.is_whitespace())?
+    };
+    text[close..].starts_with('}').then_some(close)
+}
+
 impl<'t, 'c> Lexer<'t, 'c> {
     /// A lexer over `text`; `config_id` selects conditional lines.
     pub fn new(text: &'t str, config_id: Option<&'c str>) -> Self {
@@ -330,9 +349,7 @@ impl<'t, 'c> Lexer<'t, 'c> {
                 }
                 if ch == '{'
                     && self.text[..at].ends_with('$')
-                    && let Some(close) = self.text[at..]
-                        .find(|c: char| c == '}' || c.is_whitespace())
-                        .filter(|j| self.text[at + j..].starts_with('}'))
+                    && let Some(close) = braced_len(&self.text[at..])
                 {
                     braced_to = at + close + 1;
                     end = at + 1;

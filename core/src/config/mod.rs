@@ -127,6 +127,12 @@ impl Includer for NoIncludes {
 pub struct Options<'a> {
     /// keepalived's `-i` config id: selects `@id` conditional lines.
     pub config_id: Option<&'a str>,
+    /// Seeds `${_RANDOM}`: parses with the same seed draw the same
+    /// numbers, so a driver that reads one file several times for one load
+    /// (counting, then building) keeps one seed for all of them.
+    pub random_seed: u64,
+    /// What `${_ENV NAME}` reads: (name, value) pairs.
+    pub env: &'a [(&'a str, &'a str)],
 }
 
 /// What a successful parse read.
@@ -156,7 +162,8 @@ pub fn parse(
     let mut scratch = [0u8; subst::SCRATCH_BYTES];
     let mut parser = Parser {
         file,
-        lx: Source::new(file, text, options.config_id, Scratch::new(&mut scratch)),
+        lx: Source::new(file, text, options.config_id, Scratch::new(&mut scratch))
+            .with_builtins(options.random_seed, options.env),
         sink,
         includer,
         options,

@@ -15,6 +15,7 @@
 //! here too: the body is a frame of its own, read once per pass with the
 //! loop variables defined as parameters.
 
+use core::cell::Cell;
 use core::fmt::Write;
 
 use heapless::Vec;
@@ -80,6 +81,8 @@ struct Looping<'t> {
 pub struct SourceMark<'t, 'c> {
     main: Mark,
     stack: Vec<Frame<'t, 'c>, MAX_DEPTH>,
+    /// `${_RANDOM}` draws so far: text read again draws the same numbers.
+    draws: u64,
 }
 
 /// The parser's tokens: the file's, with parameters substituted.
@@ -94,6 +97,26 @@ pub struct Source<'t, 'c> {
     pwd: &'t str,
     /// Passes of sequence lines read so far, nested ones included.
     passes: usize,
+    /// `${_RANDOM}`'s seed for this file, and how many it drew.
+    random_seed: u64,
+    draws: Cell<u64>,
+    /// `${_ENV NAME}`'s environment.
+    env: &'c [(&'c str, &'c str)],
+}
+
+/// SplitMix64's output function: `${_RANDOM}`'s numbers, one per draw.
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// FNV-1a of `s`: an included file's own `${_RANDOM}` stream.
+fn fnv1a(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// keepalived's parameter names: letters, digits and `_`, not starting
@@ -132,7 +155,18 @@ impl<'t, 'c> Source<'t, 'c> {
             config_id,
             pwd,
             passes: 0,
+            random_seed: 0,
+            draws: Cell::new(0),
+            env: &[],
         }
+    }
+
+    /// `${_RANDOM}` seeded with `seed` (an included file's own stream is
+    /// derived from it and the file's name) and `${_ENV}` reading `env`.
+    pub fn with_builtins(mut self, seed: u64, env: &'c [(&'c str, &'c str)]) -> Self {
+        self.random_seed = seed;
+        self.env = env;
+        self
     }
 
     /// The same for an included file: it sees the parameters defined so
@@ -146,7 +180,8 @@ impl<'t, 'c> Source<'t, 'c> {
             text,
             self.config_id,
             Scratch::new(&mut *self.scratch.free),
-        );
+        )
+        .with_builtins(self.random_seed ^ fnv1a(file), self.env);
         for p in &self.params {
             let _ = inner.params.push(*p);
         }
@@ -158,6 +193,7 @@ impl<'t, 'c> Source<'t, 'c> {
         SourceMark {
             main: self.main.mark(),
             stack: self.stack.clone(),
+            draws: self.draws.get(),
         }
     }
 
@@ -166,6 +202,7 @@ impl<'t, 'c> Source<'t, 'c> {
     pub fn reset(&mut self, mark: SourceMark<'t, 'c>) {
         self.main.reset(mark.main);
         self.stack = mark.stack;
+        self.draws.set(mark.draws);
         // The loops' variables as they were at the mark (their names are
         // defined already, so this cannot run out of room).
         for i in 0..self.stack.len() {
@@ -231,14 +268,30 @@ impl<'t, 'c> Source<'t, 'c> {
 
     /// Appends the value of `name` to `out`; `None` when it is undefined.
     /// `${_INSTANCE}` is the config id (keepalived's `-i`), undefined
-    /// without one.
+    /// without one; `${_RANDOM [MIN [MAX]]}` and `${_ENV NAME}` take
+    /// arguments (a name so written holds them after a space).
     fn push_value(
         &self,
         name: &str,
         out: &mut heapless::String<MAX_WORD>,
     ) -> Option<Result<(), ()>> {
-        if !is_name(name) {
+        let (base, args) = name.split_once([' ', '\t']).unwrap_or((name, ""));
+        if !is_name(base) {
             return None;
+        }
+        let defined = self.params.iter().any(|(n, _)| *n == base);
+        match base {
+            "_RANDOM" if !defined => {
+                let value = self.random(args)?;
+                return Some(write!(out, "{value}").map_err(|_| ()));
+            }
+            "_ENV" if !defined => {
+                let var = args.trim();
+                let (_, value) = self.env.iter().find(|(n, _)| *n == var)?;
+                return Some(out.push_str(value).map_err(|_| ()));
+            }
+            _ if !args.is_empty() => return None,
+            _ => {}
         }
         if name == "_INSTANCE" && !self.params.iter().any(|(n, _)| *n == name) {
             return self.config_id.map(|id| out.push_str(id).map_err(|_| ()));
@@ -248,6 +301,28 @@ impl<'t, 'c> Source<'t, 'c> {
             Binding::Number { value, hex: false } => write!(out, "{value}").map_err(|_| ()),
             Binding::Number { value, hex: true } => write!(out, "{value:x}").map_err(|_| ()),
         })
+    }
+
+    /// The next `${_RANDOM [MIN [MAX]]}` draw: in MIN..=MAX (default 0 and
+    /// 32767, as keepalived), `None` (left as written, as keepalived
+    /// leaves it) when the arguments are not one or two such numbers.
+    fn random(&self, args: &str) -> Option<u64> {
+        let mut words = args.split_whitespace();
+        let number = |w: Option<&str>, default: u64| match w {
+            None => Some(default),
+            Some(w) if w.bytes().all(|b| b.is_ascii_digit()) => w.parse().ok(),
+            Some(_) => None,
+        };
+        let min = number(words.next(), 0)?;
+        let max = number(words.next(), 32767)?;
+        if words.next().is_some() || min > max {
+            return None;
+        }
+        let k = self.draws.get();
+        self.draws.set(k + 1);
+        let span = max - min;
+        let r = splitmix64(self.random_seed.wrapping_add(k));
+        Some(min + if span == u64::MAX { r } else { r % (span + 1) })
     }
 
     /// Defines `name` as `value`, or gives it that value.
@@ -555,8 +630,14 @@ mod tests {
     type Words = Vec<(String<32>, u32, u32), 16>;
 
     fn words(text: &str) -> Words {
+        words_with(text, 0, &[])
+    }
+
+    /// [`words`] with `${_RANDOM}`'s seed and `${_ENV}`'s environment.
+    fn words_with(text: &str, seed: u64, env: &[(&str, &str)]) -> Words {
         let mut buf = [0u8; 256];
-        let mut s = Source::new("dir/k.conf", text, Some("main"), Scratch::new(&mut buf));
+        let mut s = Source::new("dir/k.conf", text, Some("main"), Scratch::new(&mut buf))
+            .with_builtins(seed, env);
         let mut out = Words::new();
         loop {
             let t = s.next_token().map_err(|e| e.1).unwrap();
@@ -606,6 +687,51 @@ mod tests {
                 ("VI_eth1x", 5, 11),
                 ("}", 6, 1),
             ]
+        );
+    }
+
+    #[test]
+    fn random_numbers_are_in_range_and_the_same_for_the_same_seed() {
+        let text = "${_RANDOM} ${_RANDOM 7} ${_RANDOM 3 5} x${_RANDOM 9 9}y ${_RANDOM  1   2 }\n";
+        let a = words_with(text, 42, &[]);
+        assert_eq!(texts(&a).len(), 5, "one word each: {a:?}");
+        let n = |w: &Words, i: usize| w[i].0.parse::<u64>().unwrap();
+        assert!(n(&a, 0) <= 32767);
+        assert!((7..=32767).contains(&n(&a, 1)));
+        assert!((3..=5).contains(&n(&a, 2)));
+        assert_eq!(a[3].0.as_str(), "x9y");
+        assert!((1..=2).contains(&n(&a, 4)));
+        // The same seed, the same numbers: a driver parses a file several
+        // times for one load. Another seed, other numbers.
+        assert_eq!(words_with(text, 42, &[]), a);
+        let many = "${_RANDOM} ${_RANDOM} ${_RANDOM} ${_RANDOM}\n";
+        assert_ne!(words_with(many, 1, &[]), words_with(many, 2, &[]));
+        // Not numbers, too many, or MIN above MAX: left as written, as an
+        // undefined parameter is. A definition of the name overrides it.
+        assert_eq!(
+            texts(&words_with(
+                "${_RANDOM a} ${_RANDOM 1 2 3} ${_RANDOM 5 4}\n",
+                1,
+                &[]
+            )),
+            ["${_RANDOM a}", "${_RANDOM 1 2 3}", "${_RANDOM 5 4}"]
+        );
+        assert_eq!(
+            texts(&words_with("$_RANDOM=4\n${_RANDOM}\n", 1, &[])),
+            ["4"]
+        );
+    }
+
+    #[test]
+    fn env_reads_the_given_environment() {
+        let env = [("IF", "eth7"), ("EMPTY", "")];
+        assert_eq!(
+            texts(&words_with(
+                "interface ${_ENV IF} a${_ENV EMPTY}b ${_ENV UNSET}\n",
+                0,
+                &env
+            )),
+            ["interface", "eth7", "ab", "${_ENV UNSET}"]
         );
     }
 

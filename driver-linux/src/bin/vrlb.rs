@@ -232,8 +232,12 @@ fn main() -> ExitCode {
             quiet,
         } => {
             let config_id = config_id.or_else(vrlb_linux::config_file::default_config_id);
+            let builtins = vrlb_linux::config_file::Builtins::now();
+            let env = builtins.env_pairs();
             let options = Options {
                 config_id: config_id.as_deref(),
+                random_seed: builtins.seed,
+                env: &env,
             };
             let report = vrlb_linux::check::check(&file, &options);
             if !quiet {

@@ -46,7 +46,7 @@ use vrlb_core::node::{IfaceId, Input, InstanceId, Output, ScriptId};
 use vrlb_core::time::{Duration, Instant};
 use vrlb_core::vrrp;
 
-use crate::config_file::{FsIncluder, read_config};
+use crate::config_file::{Builtins, FsIncluder, read_config};
 use crate::node_memory::NodeMemory;
 use addresses::{Addresses, Wanted};
 use clock::Clock;
@@ -109,6 +109,8 @@ struct Loaded {
     text: String,
     counts: Counts,
     vips: Vec<IpAddr>,
+    /// `${_RANDOM}`'s seed and `${_ENV}`'s environment, for the build too.
+    builtins: Builtins,
 }
 
 /// Collects every VIP a configuration lists (never chosen as a primary
@@ -127,7 +129,13 @@ impl Sink for VipList {
 fn load(path: &Path, config_id: Option<&str>) -> Result<Loaded, String> {
     let text = read_config(path)?;
     let name = path.display().to_string();
-    let options = Options { config_id };
+    let builtins = Builtins::now();
+    let env = builtins.env_pairs();
+    let options = Options {
+        config_id,
+        random_seed: builtins.seed,
+        env: &env,
+    };
     let counts = build::count(&name, &text, &options, &mut FsIncluder::new(path))
         .map_err(|d| d.to_string())?;
     let mut vips = VipList::default();
@@ -143,6 +151,7 @@ fn load(path: &Path, config_id: Option<&str>) -> Result<Loaded, String> {
         text,
         counts,
         vips: vips.0,
+        builtins,
     })
 }
 
@@ -224,6 +233,8 @@ struct Daemon {
     routes: Routes,
     /// `static_routes`, as configured.
     static_routes: Vec<RouteInfo>,
+    /// What `${_RANDOM}` and `${_ENV}` read in the running configuration.
+    builtins: Builtins,
     instances: HashMap<InstanceId, InstanceInfo>,
     scripts: HashMap<ScriptId, ScriptInfo>,
     /// Real servers' `notify_up` / `notify_down`.
@@ -316,6 +327,7 @@ impl Daemon {
             addresses: Addresses::new(VipState::new(&opts.state_file)),
             routes: Routes::default(),
             static_routes: Vec::new(),
+            builtins: loaded.builtins,
             opts,
             clock,
             poll,
@@ -422,8 +434,11 @@ impl Daemon {
         exclude.extend(self.addresses.all().map(|w| w.spec.addr));
         let path = self.opts.config.clone();
         let name = path.display().to_string();
+        let env = self.builtins.env_pairs();
         let options = Options {
             config_id: self.opts.config_id.as_deref(),
+            random_seed: self.builtins.seed,
+            env: &env,
         };
         let mut exts = std::mem::take(&mut self.extensions);
         let mut env = Env::new(&mut self.ifaces, &exclude, &mut exts);
@@ -753,6 +768,7 @@ impl Daemon {
             return;
         }
         let old_text = std::mem::replace(&mut self.text, loaded.text);
+        let old_builtins = std::mem::replace(&mut self.builtins, loaded.builtins);
         let known = self.ifaces.ids().count();
         if let Err(e) = self.build(&loaded.vips, false) {
             // The parse passed, so this is a semantic error met half way:
@@ -760,6 +776,7 @@ impl Daemon {
             error!("{e}");
             error!("reload refused: the running configuration stays");
             self.text = old_text;
+            self.builtins = old_builtins;
             if let Err(e) = self.build(&[], true) {
                 error!("restoring the previous configuration failed: {e}");
             }
