@@ -14,7 +14,8 @@ use vrlb_core::node::InstanceId;
 
 use super::netlink::{RouteSpec, Rtnl, scope_number};
 
-/// A configured route, owned (the configuration text is reread on reload).
+/// A configured route, owned (the configuration text is reread on reload);
+/// the fields are [`RouteConf`]'s.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteInfo {
     pub kind: RouteType,
