@@ -434,11 +434,11 @@ impl Daemon {
         exclude.extend(self.addresses.all().map(|w| w.spec.addr));
         let path = self.opts.config.clone();
         let name = path.display().to_string();
-        let env = self.builtins.env_pairs();
+        let env_vars = self.builtins.env_pairs();
         let options = Options {
             config_id: self.opts.config_id.as_deref(),
             random_seed: self.builtins.seed,
-            env: &env,
+            env: &env_vars,
         };
         let mut exts = std::mem::take(&mut self.extensions);
         let mut env = Env::new(&mut self.ifaces, &exclude, &mut exts);
@@ -1086,9 +1086,7 @@ impl Daemon {
                 self.hold_routes(Owner::Instance(id));
             }
             vrrp::Output::RemoveVips => {
-                for line in self.routes.release(&mut self.rtnl, Owner::Instance(id)) {
-                    warn!("{}: {line}", self.instance_name(id));
-                }
+                self.release_routes(Owner::Instance(id));
                 for line in self.addresses.release(&mut self.rtnl, id) {
                     warn!("{}: {line}", self.instance_name(id));
                 }
@@ -1221,8 +1219,23 @@ impl Daemon {
     /// Makes `owner` hold its configured routes.
     fn hold_routes(&mut self, owner: Owner) {
         let wanted = self.wanted_routes(owner);
-        for line in self.routes.hold(&mut self.rtnl, owner, wanted) {
-            warn!("{line}");
+        let lines = self.routes.hold(&mut self.rtnl, owner, wanted);
+        self.log_routes(owner, lines);
+    }
+
+    /// Makes `owner` hold no route.
+    fn release_routes(&mut self, owner: Owner) {
+        let lines = self.routes.release(&mut self.rtnl, owner);
+        self.log_routes(owner, lines);
+    }
+
+    /// Warns about each of `lines`, naming `owner`.
+    fn log_routes(&self, owner: Owner, lines: Vec<String>) {
+        for line in lines {
+            match owner {
+                Owner::Static => warn!("static_routes: {line}"),
+                Owner::Instance(id) => warn!("{}: {line}", self.instance_name(id)),
+            }
         }
     }
 
@@ -1240,9 +1253,7 @@ impl Daemon {
             if master && self.instances.contains_key(&id) {
                 self.hold_routes(Owner::Instance(id));
             } else {
-                for line in self.routes.release(&mut self.rtnl, Owner::Instance(id)) {
-                    warn!("{line}");
-                }
+                self.release_routes(Owner::Instance(id));
             }
         }
     }
