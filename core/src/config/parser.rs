@@ -268,22 +268,27 @@ impl<'t, 's> Parser<'t, 's> {
 
     /// The `i`th argument, or an error saying `what` was expected.
     pub fn arg(&self, stmt: &Stmt<'t>, i: usize, what: &'static str) -> Res<Token<'t>> {
-        stmt.args.get(i).copied().ok_or_else(|| {
-            let at = stmt.args.last().unwrap_or(&stmt.kw);
-            // Point just past the last word on the line.
-            let col = at.col
-                + at.text.chars().count() as u32
-                + u32::from(at.kind == TokenKind::Quoted) * 2;
-            self.diag(
-                at.line,
-                col,
-                Kind::Expected {
-                    keyword: Snippet::new(stmt.keyword()),
-                    what,
-                    found: Snippet::default(),
-                },
-            )
-        })
+        stmt.args
+            .get(i)
+            .copied()
+            .ok_or_else(|| self.missing(stmt, stmt.keyword(), what))
+    }
+
+    /// `keyword` expected `what` after the last word of `stmt`'s line.
+    pub fn missing(&self, stmt: &Stmt<'t>, keyword: &str, what: &'static str) -> Diagnostic {
+        let at = stmt.args.last().unwrap_or(&stmt.kw);
+        // Point just past the last word on the line.
+        let col =
+            at.col + at.text.chars().count() as u32 + u32::from(at.kind == TokenKind::Quoted) * 2;
+        self.diag(
+            at.line,
+            col,
+            Kind::Expected {
+                keyword: Snippet::new(keyword),
+                what,
+                found: Snippet::default(),
+            },
+        )
     }
 
     /// Warns about arguments past the first `used`.

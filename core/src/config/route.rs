@@ -198,18 +198,7 @@ impl<'t> Parser<'t, '_> {
             }
         }
         let Some(dst) = dst else {
-            // Past the line's last word, as a missing value's error is.
-            let mut d = self.route_value(stmt, stmt.args.len(), "a destination prefix");
-            if let Err(Diagnostic {
-                kind: Kind::Expected { keyword, .. },
-                ..
-            }) = &mut d
-            {
-                *keyword = Snippet::new(block);
-            }
-            return Err(d
-                .err()
-                .unwrap_or_else(|| self.expected(&stmt.kw, "a destination prefix")));
+            return Err(self.missing(stmt, block, "a destination prefix"));
         };
         let v6 = match dst {
             Dst::Prefix(addr, len) => {
@@ -248,12 +237,9 @@ impl<'t> Parser<'t, '_> {
     /// inlined error path costs firmware text.
     #[inline(never)]
     fn route_value(&self, stmt: &Stmt<'t>, i: usize, what: &'static str) -> Res<Token<'t>> {
-        self.arg(stmt, i, what).map_err(|mut d| {
+        stmt.args.get(i).copied().ok_or_else(|| {
             let option = if i == 0 { stmt.kw } else { stmt.args[i - 1] };
-            if let Kind::Expected { keyword, .. } = &mut d.kind {
-                *keyword = Snippet::new(option.text);
-            }
-            d
+            self.missing(stmt, option.text, what)
         })
     }
 
