@@ -193,3 +193,45 @@ fn virtual_routes_follow_the_master_and_static_routes_the_daemon() {
     let admin = in_ns(&ns0, &["ip", "route", "show", "198.51.100.0/24"]);
     assert!(admin.contains("via 192.0.2.100"), "{admin}");
 }
+
+#[test]
+fn a_route_the_kernel_dropped_with_its_device_comes_back_when_it_is_up() {
+    let Some(mut lab) = VrrpLab::new(&[]) else {
+        return;
+    };
+    let ns0 = lab.ns[0].clone();
+    let if0 = lab.ifs[0].clone();
+    // A device of its own (this kernel has no dummy driver): one end of a
+    // veth pair inside the director's namespace.
+    run(&[
+        "ip", "-n", &ns0, "link", "add", "vrlbdum", "type", "veth", "peer", "name", "vrlbpeer",
+    ]);
+    run(&["ip", "-n", &ns0, "link", "set", "vrlbpeer", "up"]);
+    run(&["ip", "-n", &ns0, "link", "set", "vrlbdum", "up"]);
+    let text = format!(
+        "static_routes {{\n  203.0.113.128/25 dev vrlbdum\n}}\n{}",
+        Instance {
+            name: "VI_1",
+            vrid: 51,
+            priority: 100,
+            version: 2,
+            advert_int: "1",
+            password: None,
+            vips: vec![format!("{VIP}/24")],
+            nopreempt: false,
+            unicast: None,
+        }
+        .conf(&if0)
+    );
+    let d0 = lab.start(Kind::Vrlb, 0, &text);
+    let held = || has(&vrlb_routes(&ns0), "203.0.113.128/25 dev vrlbdum");
+    expect(LONG, "the static route is added", &[&d0], held);
+    run(&["ip", "-n", &ns0, "link", "set", "vrlbdum", "down"]);
+    expect(LONG, "the kernel drops it with its device", &[&d0], || {
+        !held()
+    });
+    run(&["ip", "-n", &ns0, "link", "set", "vrlbdum", "up"]);
+    expect(LONG, "vrlb adds it back", &[&d0], held);
+    lab.stop(&d0);
+    assert_eq!(vrlb_routes(&ns0), Vec::<String>::new(), "{}", log(&d0));
+}

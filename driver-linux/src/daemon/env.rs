@@ -175,6 +175,17 @@ impl<'a> Env<'a> {
     }
 }
 
+impl Env<'_> {
+    /// Numbers the devices of `routes`, so their links' changes are
+    /// reported (the kernel drops a route whose device goes down, and the
+    /// daemon adds it back when the device comes up).
+    fn watch_devices(&mut self, routes: &[config::RouteConf<'_>]) {
+        for dev in routes.iter().filter_map(|r| r.dev) {
+            self.ifaces.id(dev);
+        }
+    }
+}
+
 fn owned(s: Option<&str>) -> Option<String> {
     s.map(str::to_string)
 }
@@ -209,6 +220,7 @@ impl Environment for Env<'_> {
                 },
             })
             .collect();
+        self.watch_devices(&conf.virtual_routes);
         for e in self.extensions.iter_mut() {
             e.instance(id, conf);
         }
@@ -245,6 +257,7 @@ impl Environment for Env<'_> {
     }
 
     fn static_routes(&mut self, routes: &[config::RouteConf<'_>]) {
+        self.watch_devices(routes);
         self.static_routes
             .extend(routes.iter().map(RouteInfo::from));
     }

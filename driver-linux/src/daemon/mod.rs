@@ -865,9 +865,15 @@ impl Daemon {
             self.after_build(known);
         }
         let now = self.clock.now();
+        let any_up = links.iter().any(|(_, up)| *up);
         for (iface, up) in links {
             self.node.handle(now, Input::Link { iface, up });
             self.drain();
+        }
+        // The kernel drops the routes of a device that goes down, and a
+        // route's device may only now exist: hold them all again.
+        if any_up {
+            self.rehold_routes();
         }
     }
 
@@ -1239,9 +1245,9 @@ impl Daemon {
         }
     }
 
-    /// After a reload: static routes as the new file says, and each
-    /// master's as its instance now says (an instance the file dropped
-    /// gives its routes up).
+    /// After a reload or a link coming up: static routes as the file says,
+    /// and each master's as its instance now says (an instance the file
+    /// dropped gives its routes up); those the kernel dropped come back.
     fn rehold_routes(&mut self) {
         self.hold_routes(Owner::Static);
         let holders: Vec<InstanceId> = self.routes.instances().collect();
