@@ -246,17 +246,26 @@ fn a_backup_of_many_instances_reads_every_advert_of_a_burst() {
             .iter()
             .all(|n| counter(&d1, n, "rx").is_some_and(|rx| rx > 0))
     });
-    let rx = |n: &String| counter(&d1, n, "rx").unwrap_or(0);
-    let before: Vec<u64> = names.iter().map(rx).collect();
+    // What the backup heard against what the master sent over the same
+    // 5 s: a master the shared CPUs delay sends fewer, and that is not
+    // this test's failure.
+    let counts = |n: &String| {
+        (
+            counter(&d1, n, "rx").unwrap_or(0),
+            counter(&d0, n, "tx").unwrap_or(0),
+        )
+    };
+    let before: Vec<(u64, u64)> = names.iter().map(counts).collect();
     let drops = raw_socket_drops(&lab, 1);
     std::thread::sleep(Duration::from_secs(5));
-    let after: Vec<u64> = names.iter().map(rx).collect();
+    let after: Vec<(u64, u64)> = names.iter().map(counts).collect();
     for (k, name) in names.iter().enumerate() {
-        // 5 s of 1 s adverts, give or take the stats file's 1 s rhythm.
-        let heard = after[k] - before[k];
+        let heard = after[k].0 - before[k].0;
+        let sent = after[k].1 - before[k].1;
+        // Each stats file is written on its own 1 s rhythm.
         assert!(
-            (4..=6).contains(&heard),
-            "{name}: director 1 heard {heard} adverts in 5 s\n{}",
+            sent >= 2 && heard.abs_diff(sent) <= 2,
+            "{name}: director 1 heard {heard} of the {sent} adverts director 0 sent in 5 s\n{}",
             log(&d1)
         );
         assert_eq!(state(&d1, name).as_deref(), Some("BACKUP"), "{name}");
