@@ -43,8 +43,9 @@ fn has(routes: &[String], prefix: &str) -> bool {
     routes.iter().any(|r| r.starts_with(prefix))
 }
 
-fn conf(priority: u8, iface: &str) -> String {
-    let base = Instance {
+/// VI_1's block on `iface`, holding the VIP, without routes.
+fn instance(priority: u8, iface: &str) -> String {
+    Instance {
         name: "VI_1",
         vrid: 51,
         priority,
@@ -55,7 +56,11 @@ fn conf(priority: u8, iface: &str) -> String {
         nopreempt: false,
         unicast: None,
     }
-    .conf(iface);
+    .conf(iface)
+}
+
+fn conf(priority: u8, iface: &str) -> String {
+    let base = instance(priority, iface);
     let routes = format!(
         "  virtual_routes {{\n    198.51.100.0/24 via 192.0.2.100\n    src {VIP} to 203.0.113.64/26 dev {iface} table 100\n    blackhole 203.0.113.0/26\n    2001:db8:5::/48 via 2001:db8::100 metric 7\n  }}\n}}\n"
     );
@@ -210,18 +215,7 @@ fn a_route_the_kernel_dropped_with_its_device_comes_back_when_it_is_up() {
     run(&["ip", "-n", &ns0, "link", "set", "vrlbdum", "up"]);
     let text = format!(
         "static_routes {{\n  203.0.113.128/25 dev vrlbdum\n}}\n{}",
-        Instance {
-            name: "VI_1",
-            vrid: 51,
-            priority: 100,
-            version: 2,
-            advert_int: "1",
-            password: None,
-            vips: vec![format!("{VIP}/24")],
-            nopreempt: false,
-            unicast: None,
-        }
-        .conf(&if0)
+        instance(100, &if0)
     );
     let d0 = lab.start(Kind::Vrlb, 0, &text);
     let held = || has(&vrlb_routes(&ns0), "203.0.113.128/25 dev vrlbdum");

@@ -293,7 +293,7 @@ impl<'t, 'c> Source<'t, 'c> {
             _ if !args.is_empty() => return None,
             _ => {}
         }
-        if name == "_INSTANCE" && !self.params.iter().any(|(n, _)| *n == name) {
+        if name == "_INSTANCE" && !defined {
             return self.config_id.map(|id| out.push_str(id).map_err(|_| ()));
         }
         Some(match self.value(name)? {
