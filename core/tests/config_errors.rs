@@ -315,6 +315,16 @@ const CASES: &[(&str, &str, &str)] = &[
         "'connect_ip': expected an address, found the end of the line",
     ),
     (
+        "virtual_server 192.0.2.1 25 {\n real_server 192.0.2.10 25 {\n  SMTP_CHECK {\n   helo_name lb1\u{7}.example\n  }\n }\n}",
+        "4:14",
+        "'helo_name': expected a host name without control characters, found 'lb1\\u{7}.example'",
+    ),
+    (
+        "virtual_server 192.0.2.1 25 {\n real_server 192.0.2.10 25 {\n  SMTP_CHECK {\n   host {\n    connect_port 0\n   }\n  }\n }\n}",
+        "5:18",
+        "'connect_port' value '0' is out of range: expected 1..65535",
+    ),
+    (
         "$PRIO=300\nvrrp_instance V {\n virtual_router_id 51\n priority $PRIO\n}",
         "4:11",
         "'priority' value '300' is out of range",

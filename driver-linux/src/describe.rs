@@ -53,13 +53,7 @@ pub(crate) fn vs_key(key: &VsKey<'_>, protocol: Protocol) -> String {
 }
 
 fn checker(c: &CheckerConf<'_>) -> String {
-    let kind = match c.kind {
-        CheckKind::Tcp => "TCP_CHECK",
-        CheckKind::Http => "HTTP_GET",
-        CheckKind::Ssl => "SSL_GET",
-        CheckKind::Misc => "MISC_CHECK",
-    };
-    let mut s = kind.to_string();
+    let mut s = c.kind.keyword().to_string();
     if let Some(ip) = c.connect_ip {
         write!(s, " to {ip}").unwrap();
     }
@@ -78,6 +72,10 @@ fn checker(c: &CheckerConf<'_>) -> String {
                 write!(s, " status {lo}-{hi}").unwrap();
             }
         }
+    }
+    if c.kind == CheckKind::Smtp {
+        let helo = c.helo_name.unwrap_or(config::DEFAULT_HELO_NAME);
+        write!(s, " HELO {helo}").unwrap();
     }
     if let Some(p) = c.misc_path {
         write!(s, " runs {p:?}").unwrap();

@@ -626,7 +626,9 @@ impl<'a> Director<'a> {
                 }
             }
             _ if rst => ProbeResult::Failure,
-            ProbeKind::Tcp if flags.0 & 0x12 == 0x12 => ProbeResult::Success,
+            // The simulated servers speak no SMTP: a dialogue that would
+            // follow the connect is modelled as the connect alone.
+            ProbeKind::Tcp | ProbeKind::Smtp if flags.0 & 0x12 == 0x12 => ProbeResult::Success,
             ProbeKind::Http | ProbeKind::Ssl if !p.requested && flags.0 & 0x12 == 0x12 => {
                 // Connected: ask.
                 p.requested = true;

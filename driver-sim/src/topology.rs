@@ -88,7 +88,8 @@ impl CheckSpec {
         let us = |d: vrlb_core::time::Duration| d.as_micros();
         let delay_loop_us = c.delay_loop.map_or(vs_delay_loop_us, us);
         let kind = match c.kind {
-            CheckKind::Tcp => ProbeKind::Tcp,
+            // The simulated servers speak no SMTP (see director.rs).
+            CheckKind::Tcp | CheckKind::Smtp => ProbeKind::Tcp,
             CheckKind::Http | CheckKind::Ssl => ProbeKind::Http,
             CheckKind::Misc => ProbeKind::Misc,
         };

@@ -1143,7 +1143,7 @@ impl<'a> World<'a> {
                 }
                 Effect::ProbeAnswered { kind, .. } => {
                     let i = match kind {
-                        ProbeKind::Tcp => 0,
+                        ProbeKind::Tcp | ProbeKind::Smtp => 0,
                         ProbeKind::Http | ProbeKind::Ssl => 1,
                         ProbeKind::Misc => 2,
                     };

@@ -46,6 +46,8 @@ pub enum ProbeKind {
     Ssl,
     /// A script's exit status.
     Misc,
+    /// An SMTP greeting, `HELO` and `QUIT`.
+    Smtp,
 }
 
 /// A checker's settings.

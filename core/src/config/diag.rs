@@ -43,9 +43,18 @@ impl fmt::Debug for Snippet {
     }
 }
 
+/// Control characters are shown escaped (`\u{7}`): they would be
+/// invisible, or act on the terminal, if written as they are.
 impl fmt::Display for Snippet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        for c in self.as_str().chars() {
+            if c.is_control() {
+                write!(f, "{}", c.escape_debug())?;
+            } else {
+                fmt::Write::write_char(f, c)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -264,11 +273,17 @@ impl fmt::Display for Kind {
                 block,
                 suggestion,
             } => {
-                write!(f, "unknown keyword '{keyword}' in {block}, skipped")?;
-                if let Some(s) = suggestion {
-                    write!(f, " (did you mean '{s}'?)")?;
+                match suggestion {
+                    // Known, but in another block.
+                    Some(s) if *s == keyword.as_str() => {
+                        write!(f, "'{keyword}' does not belong in {block}, skipped")
+                    }
+                    Some(s) => write!(
+                        f,
+                        "unknown keyword '{keyword}' in {block}, skipped (did you mean '{s}'?)"
+                    ),
+                    None => write!(f, "unknown keyword '{keyword}' in {block}, skipped"),
                 }
-                Ok(())
             }
             Kind::Unsupported { keyword, note } => {
                 write!(f, "'{keyword}' is not supported by vrlb: {note}")

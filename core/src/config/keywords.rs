@@ -22,6 +22,8 @@ pub enum Block {
     Checker,
     /// `url` inside a checker.
     Url,
+    /// `host` inside an SMTP_CHECK.
+    SmtpHost,
     /// `authentication`.
     Auth,
 }
@@ -39,6 +41,7 @@ impl Block {
             Block::RealServer => "real_server",
             Block::Checker => "a checker block",
             Block::Url => "url",
+            Block::SmtpHost => "an SMTP_CHECK host block",
             Block::Auth => "authentication",
         }
     }
@@ -178,6 +181,7 @@ impl Block {
                 "HTTP_GET",
                 "SSL_GET",
                 "MISC_CHECK",
+                "SMTP_CHECK",
             ],
             Block::Checker => &[
                 "connect_ip",
@@ -197,8 +201,17 @@ impl Block {
                 "misc_dynamic",
                 "user",
                 "virtualhost",
+                "helo_name",
+                "host",
             ],
             Block::Url => &["path", "digest", "status_code", "virtualhost"],
+            Block::SmtpHost => &[
+                "connect_ip",
+                "connect_port",
+                "bindto",
+                "bind_port",
+                "connect_timeout",
+            ],
             Block::Auth => &["auth_type", "auth_pass"],
         }
     }
@@ -308,10 +321,6 @@ impl Block {
             Block::RealServer => &[
                 ("smtp_alert", NO_MAIL),
                 (
-                    "SMTP_CHECK",
-                    "SMTP checks are not implemented: the server is not checked by it",
-                ),
-                (
                     "DNS_CHECK",
                     "DNS checks are not implemented: the server is not checked by it",
                 ),
@@ -334,6 +343,7 @@ impl Block {
             ],
             Block::Checker => &[],
             Block::Url => &[],
+            Block::SmtpHost => &[],
             Block::Auth => &[],
         }
     }

@@ -1,5 +1,5 @@
-//! Reads `virtual_server_group`, `virtual_server`, `real_server` and the
-//! checker blocks.
+//! Reads `virtual_server_group`, `virtual_server` and `real_server` (the
+//! checker blocks inside are `checker.rs`'s).
 //!
 //! A virtual server is read twice: first its own settings (which may come
 //! after its real servers in the file), then each real server, so the sink
@@ -14,8 +14,8 @@ use super::diag::{Kind, Snippet};
 use super::global::MAX_TIMER_US;
 use super::keywords::Block;
 use super::model::{
-    CheckKind, CheckerConf, CheckerDefaults, ForwardKind, GroupEntry, MAX_STATUS_CODES, Protocol,
-    RealServer, SchedFlags, Scheduler, UrlConf, VirtualServer, VirtualServerGroup, VsKey,
+    CheckerDefaults, ForwardKind, GroupEntry, Protocol, RealServer, SchedFlags, Scheduler,
+    VirtualServer, VirtualServerGroup, VsKey,
 };
 use super::parser::{Parser, Res, Stmt};
 use super::value;
@@ -516,15 +516,8 @@ impl<'t> Parser<'t, '_> {
                     "inhibit_on_failure" => rs.inhibit_on_failure = self.flag(&stmt)?,
                     "notify_up" => rs.notify_up = Some(self.script(&stmt)?),
                     "notify_down" => rs.notify_down = Some(self.script(&stmt)?),
-                    "TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "MISC_CHECK" => {
-                        if let Some(checker) = self.checker(&stmt)? {
-                            self.push(
-                                &mut rs.checkers,
-                                checker,
-                                &stmt.kw,
-                                "checkers on one real server",
-                            )?;
-                        }
+                    "TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "MISC_CHECK" | "SMTP_CHECK" => {
+                        self.checker(&stmt, &mut rs.checkers)?
                     }
                     _ => self.unknown(Block::RealServer, &stmt)?,
                 }
@@ -537,170 +530,5 @@ impl<'t> Parser<'t, '_> {
         let result = self.sink.real_server(vs, &rs);
         self.summary.items += 1;
         self.sink_result(rs.pos, result)
-    }
-
-    /// A checker block; `None` (with a warning) for one that cannot check
-    /// anything, such as an empty `MISC_CHECK {}`.
-    fn checker(&mut self, head: &Stmt<'t>) -> Res<Option<CheckerConf<'t>>> {
-        let kind = match head.keyword() {
-            "TCP_CHECK" => CheckKind::Tcp,
-            "HTTP_GET" => CheckKind::Http,
-            "SSL_GET" => CheckKind::Ssl,
-            _ => CheckKind::Misc,
-        };
-        self.require_block(head)?;
-        let mut c = CheckerConf::new(kind, head.pos());
-        while let Some(stmt) = self.next_stmt(Some(&head.kw))? {
-            match stmt.keyword() {
-                "connect_ip" => {
-                    let tok = self.single(&stmt, "an address")?;
-                    c.connect_ip = Some(self.address(&tok)?);
-                }
-                "connect_port" => {
-                    c.connect_port = Some(self.number(&stmt, 1, 65535, "1..65535")? as u16)
-                }
-                "bindto" => {
-                    let tok = self.single(&stmt, "an address")?;
-                    c.bind_to = Some(self.address(&tok)?);
-                }
-                "bind_port" => c.bind_port = Some(self.number(&stmt, 1, 65535, "1..65535")? as u16),
-                "connect_timeout" => {
-                    c.connect_timeout =
-                        Some(self.seconds(&stmt, 1, MAX_TIMER_US, "more than 0 s")?);
-                    if kind == CheckKind::Misc {
-                        // keepalived.conf(5): MISC_CHECK's script is bounded
-                        // by misc_timeout only.
-                        self.warn_at(
-                            &stmt.kw,
-                            Kind::Assumed {
-                                keyword: Snippet::new("connect_timeout"),
-                                note: "does not apply to MISC_CHECK: misc_timeout (default: the virtual server's delay_loop) bounds the script",
-                            },
-                        );
-                    }
-                }
-                "retry" => {
-                    c.retry = Some(self.number(&stmt, 0, u64::from(u32::MAX), "0 or more")? as u32)
-                }
-                "nb_get_retry" => {
-                    self.warn_at(
-                        &stmt.kw,
-                        Kind::Deprecated {
-                            keyword: Snippet::new("nb_get_retry"),
-                            instead: "retry",
-                        },
-                    );
-                    c.retry = Some(self.number(&stmt, 0, u64::from(u32::MAX), "0 or more")? as u32);
-                }
-                "delay_before_retry" => {
-                    c.delay_before_retry =
-                        Some(self.seconds(&stmt, 0, MAX_TIMER_US, "0 or more seconds")?)
-                }
-                "delay_loop" => {
-                    c.delay_loop = Some(self.seconds(&stmt, 1, MAX_TIMER_US, "more than 0 s")?)
-                }
-                "warmup" => {
-                    c.warmup = Some(self.seconds(&stmt, 0, MAX_TIMER_US, "0 or more seconds")?)
-                }
-                "alpha" => c.alpha = Some(self.flag(&stmt)?),
-                "virtualhost" => c.virtualhost = Some(self.single(&stmt, "a host name")?.text),
-                "url" if matches!(kind, CheckKind::Http | CheckKind::Ssl) => {
-                    let url = self.url(&stmt)?;
-                    self.push(&mut c.urls, url, &stmt.kw, "url blocks in one checker")?;
-                }
-                "misc_path" if kind == CheckKind::Misc => c.misc_path = Some(self.script(&stmt)?),
-                "misc_timeout" if kind == CheckKind::Misc => {
-                    c.misc_timeout = Some(self.seconds(&stmt, 1, MAX_TIMER_US, "more than 0 s")?)
-                }
-                "misc_dynamic" if kind == CheckKind::Misc => c.misc_dynamic = self.flag(&stmt)?,
-                "user" if kind == CheckKind::Misc => c.user = Some(self.run_as(&stmt)?),
-                _ => self.unknown(Block::Checker, &stmt)?,
-            }
-        }
-        let missing = match kind {
-            CheckKind::Misc if c.misc_path.is_none() => {
-                Some("has no misc_path: this checker is ignored")
-            }
-            CheckKind::Http | CheckKind::Ssl if c.urls.is_empty() => {
-                Some("has no url: this checker is ignored")
-            }
-            _ => None,
-        };
-        if let Some(note) = missing {
-            self.warn_at(
-                &head.kw,
-                Kind::Assumed {
-                    keyword: Snippet::new(head.keyword()),
-                    note,
-                },
-            );
-            return Ok(None);
-        }
-        Ok(Some(c))
-    }
-
-    /// `status_code 200-299 400-499 503`: codes and inclusive ranges.
-    fn status_codes(
-        &mut self,
-        stmt: &Stmt<'t>,
-        codes: &mut Vec<(u16, u16), MAX_STATUS_CODES>,
-    ) -> Res<()> {
-        self.no_block(stmt)?;
-        self.arg(stmt, 0, "an HTTP status code")?;
-        for tok in stmt.args.iter() {
-            let (lo, hi) = tok.text.split_once('-').unwrap_or((tok.text, tok.text));
-            let code = |t: &str| {
-                value::uint(t)
-                    .filter(|c| (100..=599).contains(c))
-                    .map(|c| c as u16)
-            };
-            match (code(lo), code(hi)) {
-                (Some(lo), Some(hi)) if lo <= hi => {
-                    self.push(codes, (lo, hi), tok, "status codes in one url")?
-                }
-                _ => {
-                    return Err(
-                        self.expected(tok, "a status code 100..599 or a range such as 200-299")
-                    );
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn url(&mut self, head: &Stmt<'t>) -> Res<UrlConf<'t>> {
-        self.require_block(head)?;
-        let mut url = UrlConf {
-            path: "",
-            digest: None,
-            status_codes: Vec::new(),
-            virtualhost: None,
-        };
-        while let Some(stmt) = self.next_stmt(Some(&head.kw))? {
-            match stmt.keyword() {
-                "path" => url.path = self.single(&stmt, "a URL path")?.text,
-                "digest" => {
-                    let tok = self.single(&stmt, "an MD5 digest in hex")?;
-                    if tok.text.len() != 32 || !tok.text.bytes().all(|b| b.is_ascii_hexdigit()) {
-                        return Err(self.expected(&tok, "an MD5 digest (32 hex digits)"));
-                    }
-                    url.digest = Some(tok.text);
-                }
-                "status_code" => self.status_codes(&stmt, &mut url.status_codes)?,
-                "virtualhost" => url.virtualhost = Some(self.single(&stmt, "a host name")?.text),
-                _ => self.unknown(Block::Url, &stmt)?,
-            }
-        }
-        if url.path.is_empty() {
-            return Err(self.diag(
-                head.kw.line,
-                head.kw.col,
-                Kind::Missing {
-                    block: Snippet::new("url"),
-                    keyword: "path",
-                },
-            ));
-        }
-        Ok(url)
     }
 }

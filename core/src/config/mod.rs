@@ -28,6 +28,7 @@
 //! assert_eq!(sink.0, 1);
 //! ```
 
+mod checker;
 mod diag;
 mod global;
 mod keywords;

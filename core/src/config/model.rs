@@ -501,6 +501,10 @@ impl CheckerDefaults {
     }
 }
 
+/// SMTP_CHECK's `HELO` name when `helo_name` is unset (keepalived's
+/// check_smtp.h).
+pub const DEFAULT_HELO_NAME: &str = "smtpchecker.keepalived.org";
+
 /// The kind of a checker block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CheckKind {
@@ -512,6 +516,21 @@ pub enum CheckKind {
     Ssl,
     /// `MISC_CHECK`: a script's exit code.
     Misc,
+    /// `SMTP_CHECK`: a 220 greeting, then 250 to `HELO`, then `QUIT`.
+    Smtp,
+}
+
+impl CheckKind {
+    /// The block's keyword.
+    pub const fn keyword(self) -> &'static str {
+        match self {
+            CheckKind::Tcp => "TCP_CHECK",
+            CheckKind::Http => "HTTP_GET",
+            CheckKind::Ssl => "SSL_GET",
+            CheckKind::Misc => "MISC_CHECK",
+            CheckKind::Smtp => "SMTP_CHECK",
+        }
+    }
 }
 
 /// One `url { ... }` of an HTTP/SSL checker.
@@ -566,6 +585,8 @@ pub struct CheckerConf<'t> {
     pub user: Option<RunAs<'t>>,
     /// `virtualhost` (HTTP/SSL).
     pub virtualhost: Option<&'t str>,
+    /// `helo_name` (SMTP; unset: [`DEFAULT_HELO_NAME`]).
+    pub helo_name: Option<&'t str>,
     /// Where the block started.
     pub pos: Pos,
 }
@@ -591,6 +612,7 @@ impl<'t> CheckerConf<'t> {
             misc_dynamic: false,
             user: None,
             virtualhost: None,
+            helo_name: None,
             pos,
         }
     }

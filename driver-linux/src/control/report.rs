@@ -170,6 +170,7 @@ fn check_name(k: ProbeKind) -> &'static str {
         ProbeKind::Http => "HTTP_GET",
         ProbeKind::Ssl => "SSL_GET",
         ProbeKind::Misc => "MISC_CHECK",
+        ProbeKind::Smtp => "SMTP_CHECK",
     }
 }
 

@@ -1,6 +1,6 @@
 //! Real health checks for `vrlb run`: keepalived's `TCP_CHECK`, `HTTP_GET`,
-//! `SSL_GET` and `MISC_CHECK` performed on non-blocking sockets and child
-//! processes, many at once, on the daemon's single event loop. Owns the
+//! `SSL_GET`, `SMTP_CHECK` and `MISC_CHECK` performed on non-blocking
+//! sockets and child processes, many at once, on the daemon's single event loop. Owns the
 //! probing; never decides health: the core's checkers say when to probe
 //! and what a result means, and this module only reports how each probe
 //! ended (`Input::ProbeResult`).
@@ -15,6 +15,7 @@ pub mod extension;
 pub mod http;
 pub mod misc;
 pub mod prober;
+pub mod smtp;
 pub mod spec;
 pub mod tcp;
 pub mod tls;

@@ -1,5 +1,5 @@
 //! Runs probes concurrently without blocking: every TCP connect, HTTP
-//! exchange and TLS session sits on its own non-blocking socket in the
+//! exchange, TLS session and SMTP dialogue sits on its own non-blocking socket in the
 //! prober's own mio `Poll`, whose epoll descriptor the daemon watches like
 //! any other (an epoll fd is readable while it has events); `MISC_CHECK`
 //! scripts are child processes reaped on SIGCHLD or at their deadline.
@@ -23,6 +23,7 @@ use vrlb_core::node::CheckerId;
 use vrlb_core::time::{Duration, Instant};
 
 use super::exchange::{Exchange, Step};
+use super::smtp::{self, Dialogue};
 use super::spec::{ProbeSpec, SpecKind};
 use super::{http, misc, tcp, tls};
 use crate::daemon::scripts::{Credentials, Job, Runner};
@@ -68,6 +69,8 @@ enum Stage {
     Connecting(TcpStream),
     /// The request and reply for URL number `url` (boxed: a TLS session is large).
     Exchanging(Box<Exchange>),
+    /// An SMTP_CHECK's dialogue.
+    Smtp(Box<Dialogue>),
     /// A MISC_CHECK script runs in the runner under this probe's token.
     Script,
     /// Between two stages.
@@ -335,6 +338,9 @@ impl Prober {
             Stage::Exchanging(exchange) => {
                 let _ = self.poll.registry().deregister(exchange.stream());
             }
+            Stage::Smtp(dialogue) => {
+                let _ = self.poll.registry().deregister(dialogue.stream());
+            }
             Stage::Script => {
                 self.runner
                     .kill_where(|job| matches!(job, Job::Check(t) if *t == token));
@@ -409,9 +415,25 @@ impl Prober {
                     };
                     continue;
                 }
+                Stage::Smtp(dialogue) => {
+                    return match dialogue.step() {
+                        smtp::Step::Pending => Outcome::Pending,
+                        smtp::Step::Done(Ok(())) => Outcome::Done(ProbeResult::Success, None),
+                        smtp::Step::Done(Err(e)) => failed(format!("SMTP at {target}: {e}")),
+                    };
+                }
                 Stage::Script | Stage::Moving => return Outcome::Pending,
             }
             // Connected.
+            if let SpecKind::Smtp { helo_name } = &spec.kind {
+                let Stage::Connecting(stream) = std::mem::replace(&mut probe.stage, Stage::Moving)
+                else {
+                    return Outcome::Pending;
+                };
+                probe.stage = Stage::Smtp(Box::new(Dialogue::new(stream, helo_name)));
+                // The greeting may be in already: edge-triggered, as below.
+                continue;
+            }
             let (tls, urls) = match &spec.kind {
                 SpecKind::Http { tls, urls } if !urls.is_empty() => (*tls, urls),
                 // TCP_CHECK, or an HTTP check with no URL: the connect is

@@ -1,12 +1,12 @@
 //! What one checker probes, owned: the parts of a `TCP_CHECK`, `HTTP_GET`,
-//! `SSL_GET` or `MISC_CHECK` block the core does not keep (URLs, digests,
+//! `SSL_GET`, `MISC_CHECK` or `SMTP_CHECK` block the core does not keep (URLs, digests,
 //! virtual hosts, `bindto`/`bind_port`, the script). Taken from the build
 //! callbacks; the target address and the timing stay in the core's
 //! `CheckerConfig`. No I/O.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use vrlb_core::config::{CheckKind, CheckerConf, UrlConf};
+use vrlb_core::config::{CheckKind, CheckerConf, DEFAULT_HELO_NAME, UrlConf};
 
 use crate::daemon::env::account;
 use crate::daemon::scripts::Account;
@@ -62,6 +62,11 @@ pub enum SpecKind {
         /// `user USER [GROUP]`, as written (default: `script_user`).
         user: Option<Account>,
     },
+    /// `SMTP_CHECK`: the server greets, answers `HELO` and `QUIT`.
+    Smtp {
+        /// `helo_name` (default: keepalived's).
+        helo_name: String,
+    },
 }
 
 /// One checker's probe settings.
@@ -93,6 +98,9 @@ impl ProbeSpec {
                 command: conf.misc_path.unwrap_or_default().to_string(),
                 user: account(conf.user),
             },
+            CheckKind::Smtp => SpecKind::Smtp {
+                helo_name: conf.helo_name.unwrap_or(DEFAULT_HELO_NAME).to_string(),
+            },
         };
         ProbeSpec {
             kind,
@@ -121,6 +129,7 @@ impl ProbeSpec {
             SpecKind::Http { tls: false, .. } => "HTTP_GET",
             SpecKind::Http { tls: true, .. } => "SSL_GET",
             SpecKind::Misc { .. } => "MISC_CHECK",
+            SpecKind::Smtp { .. } => "SMTP_CHECK",
         }
     }
 }
@@ -194,5 +203,18 @@ mod tests {
             parse_digest("000102030405060708090a0b0c0d0eff").unwrap()[15],
             0xff
         );
+    }
+
+    #[test]
+    fn an_smtp_check_greets_as_helo_name_or_as_keepalived_does() {
+        let mut c = CheckerConf::new(CheckKind::Smtp, Pos::default());
+        let helo = |c: &CheckerConf<'_>| match ProbeSpec::from_conf(c, None).kind {
+            SpecKind::Smtp { helo_name } => helo_name,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(helo(&c), "smtpchecker.keepalived.org");
+        c.helo_name = Some("lb1.example.net");
+        assert_eq!(helo(&c), "lb1.example.net");
+        assert_eq!(ProbeSpec::from_conf(&c, None).name(), "SMTP_CHECK");
     }
 }

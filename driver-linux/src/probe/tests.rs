@@ -165,15 +165,20 @@ fn http_server(reply: &'static [u8], conns: usize) -> (SocketAddr, JoinHandle<Ve
 }
 
 fn read_head(s: &mut impl Read) -> String {
-    let mut head = Vec::new();
+    read_until(s, b"\r\n\r\n")
+}
+
+/// What `s` sends up to and including `end`, or until it closes.
+fn read_until(s: &mut impl Read, end: &[u8]) -> String {
+    let mut text = Vec::new();
     let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
+    while !text.ends_with(end) {
         match s.read(&mut byte) {
-            Ok(1) => head.push(byte[0]),
+            Ok(1) => text.push(byte[0]),
             _ => break,
         }
     }
-    String::from_utf8_lossy(&head).into_owned()
+    String::from_utf8_lossy(&text).into_owned()
 }
 
 /// A port nothing listens on (bound then released).
@@ -498,6 +503,102 @@ fn a_new_probe_of_the_same_checker_replaces_the_old_one() {
     let f = h.one();
     assert_eq!((f.seq, f.result), (10, ProbeResult::Success));
     assert_eq!(h.prober.running(), 0);
+}
+
+fn smtp(helo_name: &str) -> ProbeSpec {
+    spec(SpecKind::Smtp {
+        helo_name: helo_name.into(),
+    })
+}
+
+/// One SMTP connection: sends each reply of `script` in turn, the first
+/// (the greeting) unprompted and each later one after reading a line;
+/// closes when the script ends. Returns the lines it read.
+fn smtp_server(script: &'static [&'static [u8]]) -> (SocketAddr, JoinHandle<Vec<String>>) {
+    let listener = TcpListener::bind((LOCALHOST, 0)).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let handle = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut lines = Vec::new();
+        for (i, reply) in script.iter().enumerate() {
+            if i > 0 {
+                lines.push(read_until(&mut s, b"\r\n"));
+            }
+            // Each reply in two writes, so that it spans reads.
+            let (a, b) = reply.split_at(reply.len() / 2);
+            s.write_all(a).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            s.write_all(b).unwrap();
+        }
+        lines
+    });
+    (addr, handle)
+}
+
+#[test]
+fn smtp_check_reads_a_multi_line_greeting_says_helo_and_quits() {
+    let mut h = Harness::new();
+    let (addr, server) = smtp_server(&[
+        b"220-mx.example.net ESMTP\r\n220-no UCE\r\n220 ready\r\n",
+        b"250 mx.example.net\r\n",
+        b"221 bye\r\n",
+    ]);
+    h.start(1, addr, 2_000, smtp("lb1.example.net"));
+    let f = h.one();
+    assert_eq!((f.result, f.reason), (ProbeResult::Success, None));
+    assert_eq!(
+        server.join().unwrap(),
+        ["HELO lb1.example.net\r\n", "QUIT\r\n"]
+    );
+}
+
+#[test]
+fn smtp_check_fails_on_a_refusing_greeting_or_helo_and_names_the_reply() {
+    let mut h = Harness::new();
+    let (addr, server) = smtp_server(&[b"554 mx.example.net no service\r\n"]);
+    h.start(1, addr, 2_000, smtp("lb1.example.net"));
+    let f = h.one();
+    assert_eq!(f.result, ProbeResult::Failure);
+    assert_eq!(
+        f.reason.unwrap(),
+        format!("SMTP at {addr}: greeting was 554, expected 220")
+    );
+    assert!(server.join().unwrap().is_empty(), "no HELO after a 554");
+
+    let (addr, server) = smtp_server(&[b"220 mx.example.net\r\n", b"501 bad name\n"]);
+    h.start(2, addr, 2_000, smtp("lb1.example.net"));
+    let f = h.one();
+    assert_eq!(
+        f.reason.unwrap(),
+        format!("SMTP at {addr}: reply to HELO was 501, expected 250")
+    );
+    server.join().unwrap();
+}
+
+#[test]
+fn smtp_check_fails_when_the_server_hangs_up_or_says_nothing() {
+    let mut h = Harness::new();
+    // Reads HELO and closes.
+    let (addr, server) = smtp_server(&[b"220 mx.example.net\r\n", b""]);
+    h.start(1, addr, 2_000, smtp("lb1.example.net"));
+    let f = h.one();
+    assert_eq!(
+        f.reason.unwrap(),
+        format!("SMTP at {addr}: connection closed before the reply to HELO")
+    );
+    assert_eq!(server.join().unwrap(), ["HELO lb1.example.net\r\n"]);
+
+    // Accepts (the kernel's backlog) and never greets.
+    let silent = TcpListener::bind((LOCALHOST, 0)).unwrap();
+    h.start(
+        2,
+        silent.local_addr().unwrap(),
+        300,
+        smtp("lb1.example.net"),
+    );
+    let f = h.one();
+    assert_eq!(f.result, ProbeResult::Failure);
+    assert_eq!(f.reason.as_deref(), Some("timed out after 300 ms"));
 }
 
 /// The extension on a node built from a configuration, with a loop like

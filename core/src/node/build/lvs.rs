@@ -319,6 +319,7 @@ fn checker_config(
         CheckKind::Http => ProbeKind::Http,
         CheckKind::Ssl => ProbeKind::Ssl,
         CheckKind::Misc => ProbeKind::Misc,
+        CheckKind::Smtp => ProbeKind::Smtp,
     };
     let target = (
         c.connect_ip.unwrap_or(rs.addr),
