@@ -206,3 +206,99 @@ fn script_user_needs_a_user_and_warns_past_the_group() {
     .unwrap();
     assert_eq!(summary.warnings, 1);
 }
+
+#[derive(Default)]
+struct Mail(Option<String>, Vec<String>);
+
+impl Sink for Mail {
+    fn global_defs(&mut self, g: &GlobalDefs<'_>) -> Result<(), config::Kind> {
+        self.0 = Some(format!("{:?}", g.mail));
+        Ok(())
+    }
+    fn diagnostic(&mut self, d: &config::Diagnostic) {
+        self.1.push(d.to_string());
+    }
+}
+
+fn mail(text: &str) -> Result<Mail, String> {
+    let mut m = Mail::default();
+    config::parse("k.conf", text, &Options::default(), &mut m, &mut NoIncludes)
+        .map(|_| m)
+        .map_err(|e| e.to_string())
+}
+
+#[test]
+fn e_mail_settings_are_read_with_several_addresses_a_line_and_display_names() {
+    let m = mail(
+        "global_defs {\n notification_email {\n  ops@example.com noc@example.com\n  \"On call <oncall@example.com>\"\n }\n notification_email_from \"LB <lb@example.com>\"\n smtp_server mail.example.com 2525\n smtp_helo_name lb1.example.com\n smtp_connect_timeout 10\n smtp_alert\n smtp_alert_vrrp off\n smtp_alert_checker yes\n no_email_faults\n}\n",
+    )
+    .unwrap();
+    let want = config::MailDefs {
+        to: [
+            "ops@example.com",
+            "noc@example.com",
+            "On call <oncall@example.com>",
+        ]
+        .into_iter()
+        .collect(),
+        from: Some("LB <lb@example.com>"),
+        server: Some("mail.example.com"),
+        port: Some(2525),
+        helo_name: Some("lb1.example.com"),
+        connect_timeout: Some(Duration::from_secs(10)),
+        alert: Some(true),
+        alert_vrrp: Some(false),
+        alert_checker: Some(true),
+        no_email_faults: true,
+    };
+    assert_eq!(m.0, Some(format!("{want:?}")));
+    assert!(m.1.is_empty(), "{:?}", m.1);
+}
+
+#[test]
+fn e_mail_settings_refuse_a_bad_port_or_a_header_breaking_address() {
+    let err = mail("global_defs {\n smtp_server 192.0.2.25 smtp\n}\n")
+        .err()
+        .unwrap();
+    assert!(
+        err.starts_with("k.conf:2:25: error: 'smtp_server': expected a number, found 'smtp'"),
+        "{err}"
+    );
+    let err = mail("global_defs {\n smtp_server 192.0.2.25 0\n}\n")
+        .err()
+        .unwrap();
+    assert!(
+        err.contains("'smtp_server' value '0' is out of range: expected 1..65535"),
+        "{err}"
+    );
+    let err = mail("global_defs {\n notification_email_from \"a@example.com\u{1b}[2J\"\n}\n")
+        .err()
+        .unwrap();
+    assert!(
+        err.starts_with("k.conf:2:26: error: 'notification_email_from': expected an e-mail address without control characters"),
+        "{err}"
+    );
+}
+
+#[test]
+fn alerts_default_as_keepalived_s_do() {
+    let none = config::MailDefs::default();
+    // Nothing set: no alert (keepalived sends none).
+    assert!(!none.vrrp_alerts(None) && !none.checker_alerts(None, None));
+    assert!(none.vrrp_alerts(Some(true)) && none.checker_alerts(None, Some(true)));
+    let all = config::MailDefs {
+        alert: Some(true),
+        ..Default::default()
+    };
+    assert!(all.vrrp_alerts(None) && all.checker_alerts(None, None));
+    assert!(!all.vrrp_alerts(Some(false)));
+    // The real server's own beats its virtual server's.
+    assert!(all.checker_alerts(Some(true), Some(false)));
+    assert!(!all.checker_alerts(None, Some(false)));
+    let vrrp_only = config::MailDefs {
+        alert: Some(true),
+        alert_checker: Some(false),
+        ..Default::default()
+    };
+    assert!(vrrp_only.vrrp_alerts(None) && !vrrp_only.checker_alerts(None, None));
+}

@@ -87,12 +87,11 @@ fn seed_config_yields_exactly_what_it_says() {
         summary.items, 5,
         "global_defs, instance, service, two servers"
     );
-    // smtp_server is kept as written, never resolved; nb_get_retry is an alias.
+    // smtp_server is kept as written, never resolved (and, with no
+    // smtp_alert, never used); nb_get_retry is an alias.
     assert_eq!(
         seed.warnings,
         [
-            "keepalived.conf:7:4: warning: 'notification_email_from' is not supported by vrlb: vrlb sends no e-mail; use notify scripts",
-            "keepalived.conf:9:4: warning: 'smtp_connect_timeout' is not supported by vrlb: vrlb sends no e-mail; use notify scripts",
             "keepalived.conf:39:11: warning: 'nb_get_retry' is deprecated, use 'retry'",
             "keepalived.conf:48:11: warning: 'nb_get_retry' is deprecated, use 'retry'",
         ]

@@ -20,7 +20,14 @@ pub struct Describe {
     pub text: String,
     /// Warnings, rendered `file:line:col: warning: ...`.
     pub warnings: Vec<String>,
+    /// `global_defs`' alert defaults (`smtp_alert*`), to say who mails.
+    mail: config::MailDefs<'static>,
+    /// Whether `global_defs` names a server and a recipient.
+    mailable: bool,
 }
+
+/// What an enabled alert comes to when `global_defs` cannot send it.
+const UNMAILABLE: &str = "smtp_alert is on, but global_defs has no smtp_server or no notification_email: no alert is sent";
 
 fn secs(d: Duration) -> String {
     format!("{d}")
@@ -109,6 +116,29 @@ impl Sink for Describe {
         if let (Some(i), Some(inst)) = (g.lvs_sync_daemon_interface, g.lvs_sync_daemon_instance) {
             writeln!(self.text, "  connection sync on {i}, following {inst}").unwrap();
         }
+        let m = &g.mail;
+        if let Some(server) = m.server {
+            writeln!(
+                self.text,
+                "  e-mail alerts to {} address(es) through {server}:{}: {}",
+                m.to.len(),
+                m.port.unwrap_or(25),
+                match (m.vrrp_alerts(None), m.checker_alerts(None, None)) {
+                    (true, true) => "from every instance and real server whose smtp_alert is not off",
+                    (true, false) => "from every instance whose smtp_alert is not off, and real servers whose smtp_alert is on",
+                    (false, true) => "from every real server whose smtp_alert is not off, and instances whose smtp_alert is on",
+                    (false, false) => "only from instances and real servers whose smtp_alert is on (none by default, as in keepalived)",
+                }
+            )
+            .unwrap();
+        }
+        self.mailable = m.server.is_some() && !m.to.is_empty();
+        self.mail = config::MailDefs {
+            alert: m.alert,
+            alert_vrrp: m.alert_vrrp,
+            alert_checker: m.alert_checker,
+            ..config::MailDefs::default()
+        };
         Ok(())
     }
 
@@ -206,6 +236,14 @@ impl Sink for Describe {
                 writeln!(self.text, "  on {what}: runs {s:?}").unwrap();
             }
         }
+        if self.mail.vrrp_alerts(i.smtp_alert) {
+            let what = if self.mailable {
+                "mails an alert on each change of state"
+            } else {
+                UNMAILABLE
+            };
+            writeln!(self.text, "  {what}").unwrap();
+        }
         Ok(())
     }
 
@@ -278,7 +316,7 @@ impl Sink for Describe {
         Ok(())
     }
 
-    fn real_server(&mut self, _vs: &VirtualServer<'_>, rs: &RealServer<'_>) -> Result<(), Kind> {
+    fn real_server(&mut self, vs: &VirtualServer<'_>, rs: &RealServer<'_>) -> Result<(), Kind> {
         write!(
             self.text,
             "  real_server {}:{} weight {}",
@@ -287,6 +325,14 @@ impl Sink for Describe {
         .unwrap();
         if rs.inhibit_on_failure {
             self.text.push_str(", weight 0 on failure");
+        }
+        if self.mail.checker_alerts(rs.smtp_alert, vs.smtp_alert) {
+            self.text.push_str(", ");
+            self.text.push_str(if self.mailable {
+                "mails an alert on going up or down"
+            } else {
+                UNMAILABLE
+            });
         }
         self.text.push('\n');
         for c in &rs.checkers {

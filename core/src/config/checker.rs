@@ -113,15 +113,11 @@ impl<'t> Parser<'t, '_> {
                 "user" if kind == CheckKind::Misc => c.user = Some(self.run_as(&stmt)?),
                 "helo_name" if kind == CheckKind::Smtp => {
                     let tok = self.single(&stmt, "a host name")?;
-                    // The name goes into the HELO line as it is.
-                    if tok.text.is_empty() || tok.text.chars().any(char::is_control) {
-                        return Err(self.expected_in(
-                            "helo_name",
-                            &tok,
-                            "a host name without control characters",
-                        ));
-                    }
-                    c.helo_name = Some(tok.text);
+                    c.helo_name = Some(self.plain_text(
+                        "helo_name",
+                        &tok,
+                        "a host name without control characters",
+                    )?);
                 }
                 "host" if kind == CheckKind::Smtp => {
                     if hosts.is_empty() {

@@ -14,6 +14,9 @@ pub(crate) const LVS_MAX_TIMEOUT_S: u64 = 86_400 * 31;
 /// keepalived's largest timer value, 2^32 - 1 microseconds written as seconds.
 pub(super) const MAX_TIMER_US: u64 = 4_294_967_295_000_000;
 
+/// What an e-mail address must be: it goes into a mail header as written.
+const MAIL_ADDRESS: &str = "an e-mail address without control characters";
+
 impl<'t> Parser<'t, '_> {
     pub(super) fn global_defs(&mut self, head: &Stmt<'t>) -> Res<()> {
         self.require_block(head)?;
@@ -27,23 +30,47 @@ impl<'t> Parser<'t, '_> {
                 "router_id" => g.router_id = Some(self.single(&stmt, "a router id")?.text),
                 "notification_email" => {
                     self.require_block(&stmt)?;
-                    while let Some(addr) = self.next_stmt(Some(&stmt.kw))? {
-                        self.no_block(&addr)?;
-                        self.push(
-                            &mut g.notification_email,
-                            addr.keyword(),
-                            &addr.kw,
-                            "notification_email addresses",
-                        )?;
+                    while let Some(line) = self.next_stmt(Some(&stmt.kw))? {
+                        self.no_block(&line)?;
+                        // `"Name <a@example>"` is one word; unquoted, the
+                        // rest of the line is more addresses.
+                        for word in core::iter::once(&line.kw).chain(line.args.iter()) {
+                            let to = self.plain_text("notification_email", word, MAIL_ADDRESS)?;
+                            self.push(&mut g.mail.to, to, word, "notification_email addresses")?;
+                        }
                     }
+                }
+                "notification_email_from" => {
+                    let tok = self.single(&stmt, "an e-mail address")?;
+                    g.mail.from = Some(self.plain_text(stmt.keyword(), &tok, MAIL_ADDRESS)?);
                 }
                 "smtp_server" => {
                     // Never resolved here: a name that does not resolve at
                     // check time must not fail the configuration.
                     self.no_block(&stmt)?;
-                    g.smtp_server = Some(self.arg(&stmt, 0, "a host name or address")?.text);
+                    g.mail.server = Some(self.arg(&stmt, 0, "a host name or address")?.text);
+                    if let Some(port) = stmt.args.get(1) {
+                        g.mail.port =
+                            Some(self.number_token(&stmt, port, 1, 65535, "1..65535")? as u16);
+                    }
                     self.extra_args(&stmt, 2);
                 }
+                "smtp_helo_name" => {
+                    let tok = self.single(&stmt, "a host name")?;
+                    g.mail.helo_name = Some(self.plain_text(
+                        stmt.keyword(),
+                        &tok,
+                        "a host name without control characters",
+                    )?);
+                }
+                "smtp_connect_timeout" => {
+                    g.mail.connect_timeout =
+                        Some(self.seconds(&stmt, 1, MAX_TIMER_US, "more than 0 s")?)
+                }
+                "smtp_alert" => g.mail.alert = Some(self.flag(&stmt)?),
+                "smtp_alert_vrrp" => g.mail.alert_vrrp = Some(self.flag(&stmt)?),
+                "smtp_alert_checker" => g.mail.alert_checker = Some(self.flag(&stmt)?),
+                "no_email_faults" => g.mail.no_email_faults = self.flag(&stmt)?,
                 "vrrp_version" => g.vrrp_version = Some(self.number(&stmt, 2, 3, "2 or 3")? as u8),
                 "vrrp_garp_master_delay" => {
                     g.garp_master_delay =

@@ -62,7 +62,14 @@ impl Block {
             Block::Global => &[
                 "router_id",
                 "notification_email",
+                "notification_email_from",
                 "smtp_server",
+                "smtp_helo_name",
+                "smtp_connect_timeout",
+                "smtp_alert",
+                "smtp_alert_vrrp",
+                "smtp_alert_checker",
+                "no_email_faults",
                 "vrrp_version",
                 "vrrp_garp_master_delay",
                 "vrrp_garp_master_repeat",
@@ -88,6 +95,7 @@ impl Block {
             ],
             Block::Instance => &[
                 "state",
+                "smtp_alert",
                 "interface",
                 "virtual_router_id",
                 "priority",
@@ -131,6 +139,7 @@ impl Block {
             ],
             Block::VirtualServer => &[
                 "delay_loop",
+                "smtp_alert",
                 "lb_algo",
                 "lvs_sched",
                 "lb_kind",
@@ -165,6 +174,7 @@ impl Block {
             ],
             Block::RealServer => &[
                 "weight",
+                "smtp_alert",
                 "lvs_method",
                 "uthreshold",
                 "lthreshold",
@@ -226,7 +236,6 @@ impl Block {
     }
 
     fn ignored_table(self) -> &'static [(&'static str, &'static str)] {
-        const NO_MAIL: &str = "vrlb sends no e-mail; use notify scripts";
         const NO_EFFECT: &str = "accepted and ignored";
         const RULES: &str = "vrlb manages addresses and routes, not routing rules";
         match self {
@@ -249,10 +258,6 @@ impl Block {
                 ("bfd_instance", "BFD is not implemented"),
             ],
             Block::Global => &[
-                ("notification_email_from", NO_MAIL),
-                ("smtp_connect_timeout", NO_MAIL),
-                ("smtp_helo_name", NO_MAIL),
-                ("smtp_alert", NO_MAIL),
                 ("lvs_id", NO_EFFECT),
                 ("vrrp_mcast_group4", "vrlb uses the RFC group 224.0.0.18"),
                 ("vrrp_mcast_group6", "vrlb uses the RFC group ff02::12"),
@@ -279,7 +284,6 @@ impl Block {
             ],
             Block::Script => &[],
             Block::Instance => &[
-                ("smtp_alert", NO_MAIL),
                 (
                     "use_vmac",
                     "VMAC interfaces are not implemented; the VIP uses the interface's MAC",
@@ -308,18 +312,17 @@ impl Block {
                 ("unicast_ttl", NO_EFFECT),
             ],
             Block::SyncGroup => &[
-                ("smtp_alert", NO_MAIL),
+                (
+                    "smtp_alert",
+                    "sync groups send no e-mail; set smtp_alert in their instances",
+                ),
                 ("track_interface", "track interfaces in each instance"),
                 ("track_script", "track scripts in each instance"),
                 ("global_tracking", NO_EFFECT),
                 ("sync_group_tracking_weight", NO_EFFECT),
             ],
-            Block::VirtualServer => &[
-                ("smtp_alert", NO_MAIL),
-                ("lvs_sync_daemon_interface", NO_EFFECT),
-            ],
+            Block::VirtualServer => &[("lvs_sync_daemon_interface", NO_EFFECT)],
             Block::RealServer => &[
-                ("smtp_alert", NO_MAIL),
                 (
                     "DNS_CHECK",
                     "DNS checks are not implemented: the server is not checked by it",

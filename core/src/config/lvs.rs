@@ -126,6 +126,7 @@ impl<'t> Parser<'t, '_> {
             checker_defaults: CheckerDefaults::default(),
             anycast: false,
             real_servers: 0,
+            smtp_alert: None,
             pos: head.pos(),
         };
         let body = self.lx.mark();
@@ -225,6 +226,7 @@ impl<'t> Parser<'t, '_> {
                 "quorum_up" => vs.quorum_up = Some(self.script(&stmt)?),
                 "quorum_down" => vs.quorum_down = Some(self.script(&stmt)?),
                 "alpha" => vs.alpha = self.flag(&stmt)?,
+                "smtp_alert" => vs.smtp_alert = Some(self.flag(&stmt)?),
                 "omega" => vs.omega = self.flag(&stmt)?,
                 "ha_suspend" => vs.ha_suspend = self.flag(&stmt)?,
                 "inhibit_on_failure" => vs.inhibit_on_failure = self.flag(&stmt)?,
@@ -491,6 +493,7 @@ impl<'t> Parser<'t, '_> {
             notify_up: None,
             notify_down: None,
             checkers: Vec::new(),
+            smtp_alert: None,
             pos: head.pos(),
         };
         let mut defaults = CheckerDefaults::default();
@@ -516,6 +519,7 @@ impl<'t> Parser<'t, '_> {
                     "inhibit_on_failure" => rs.inhibit_on_failure = self.flag(&stmt)?,
                     "notify_up" => rs.notify_up = Some(self.script(&stmt)?),
                     "notify_down" => rs.notify_down = Some(self.script(&stmt)?),
+                    "smtp_alert" => rs.smtp_alert = Some(self.flag(&stmt)?),
                     "TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "MISC_CHECK" | "SMTP_CHECK" => {
                         self.checker(&stmt, &mut rs.checkers)?
                     }

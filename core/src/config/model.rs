@@ -46,10 +46,8 @@ pub struct Pos {
 pub struct GlobalDefs<'t> {
     /// `router_id`.
     pub router_id: Option<&'t str>,
-    /// `notification_email` (vrlb sends no mail; kept for `vrlb check`).
-    pub notification_email: Vec<&'t str, MAX_EMAILS>,
-    /// `smtp_server` as written: never resolved while parsing.
-    pub smtp_server: Option<&'t str>,
+    /// E-mail alerts: `notification_email`, `smtp_server`, `smtp_alert`...
+    pub mail: MailDefs<'t>,
     /// `vrrp_version`: default for instances.
     pub vrrp_version: Option<u8>,
     /// `vrrp_garp_master_delay`.
@@ -82,6 +80,52 @@ pub struct GlobalDefs<'t> {
     pub check_unicast_src: bool,
     /// Where the block started.
     pub pos: Pos,
+}
+
+/// `global_defs`' e-mail alert settings (keepalived.conf(5)).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MailDefs<'t> {
+    /// `notification_email { ... }`: the recipients, as written.
+    pub to: Vec<&'t str, MAX_EMAILS>,
+    /// `notification_email_from` (default: `keepalived@` the host name).
+    pub from: Option<&'t str>,
+    /// `smtp_server NAME|ADDRESS [PORT]` as written: never resolved while
+    /// parsing.
+    pub server: Option<&'t str>,
+    /// Its port (default 25).
+    pub port: Option<u16>,
+    /// `smtp_helo_name` (default: the host name).
+    pub helo_name: Option<&'t str>,
+    /// `smtp_connect_timeout` (default 30 s).
+    pub connect_timeout: Option<Duration>,
+    /// `smtp_alert`: the default of every alert.
+    pub alert: Option<bool>,
+    /// `smtp_alert_vrrp`: the default of VRRP instances' alerts.
+    pub alert_vrrp: Option<bool>,
+    /// `smtp_alert_checker`: the default of real servers' alerts.
+    pub alert_checker: Option<bool>,
+    /// `no_email_faults`: no alert on entering FAULT.
+    pub no_email_faults: bool,
+}
+
+impl MailDefs<'_> {
+    /// Whether a VRRP instance whose own `smtp_alert` is `own` sends
+    /// alerts (keepalived's vrrp_parser.c: the instance's, else
+    /// `smtp_alert_vrrp`, else `smtp_alert`, else no).
+    pub fn vrrp_alerts(&self, own: Option<bool>) -> bool {
+        own.or(self.alert_vrrp).or(self.alert).unwrap_or(false)
+    }
+
+    /// Whether a real server whose own `smtp_alert` is `own`, in a
+    /// virtual server whose `smtp_alert` is `service`, sends alerts
+    /// (keepalived's check_parser.c: the real server's, else the virtual
+    /// server's, else `smtp_alert_checker`, else `smtp_alert`, else no).
+    pub fn checker_alerts(&self, own: Option<bool>, service: Option<bool>) -> bool {
+        own.or(service)
+            .or(self.alert_checker)
+            .or(self.alert)
+            .unwrap_or(false)
+    }
 }
 
 /// The optional words of `lvs_sync_daemon` (keepalived.conf(5)); `None`:
@@ -314,6 +358,9 @@ pub struct VrrpInstance<'t> {
     pub lvs_sync_daemon_interface: Option<&'t str>,
     /// Notify scripts.
     pub notify: Notify<'t>,
+    /// `smtp_alert` (unset: `global_defs`' default, see
+    /// [`MailDefs::vrrp_alerts`]).
+    pub smtp_alert: Option<bool>,
     /// Where the block started.
     pub pos: Pos,
 }
@@ -442,6 +489,8 @@ pub struct VirtualServer<'t> {
     pub anycast: bool,
     /// How many `real_server` blocks follow.
     pub real_servers: u32,
+    /// `smtp_alert`: the default of its real servers' alerts.
+    pub smtp_alert: Option<bool>,
     /// Where the block started.
     pub pos: Pos,
 }
@@ -470,6 +519,8 @@ pub struct RealServer<'t> {
     /// Its checkers, with real-server and virtual-server level defaults
     /// already applied.
     pub checkers: Vec<CheckerConf<'t>, MAX_CHECKERS>,
+    /// `smtp_alert` (unset: see [`MailDefs::checker_alerts`]).
+    pub smtp_alert: Option<bool>,
     /// Where the block started.
     pub pos: Pos,
 }

@@ -416,6 +416,16 @@ impl<'t, 's> Parser<'t, 's> {
         super::value::ip(tok.text).ok_or_else(|| self.expected(tok, "an IPv4 or IPv6 address"))
     }
 
+    /// `tok`'s text, if not empty and free of control characters: it goes
+    /// into a protocol line or a mail header as it is, where a CR or LF
+    /// would start another.
+    pub fn plain_text(&self, keyword: &str, tok: &Token<'t>, what: &'static str) -> Res<&'t str> {
+        if tok.text.is_empty() || tok.text.chars().any(char::is_control) {
+            return Err(self.expected_in(keyword, tok, what));
+        }
+        Ok(tok.text)
+    }
+
     pub fn expected(&self, tok: &Token<'_>, what: &'static str) -> Diagnostic {
         self.expected_in("", tok, what)
     }

@@ -121,6 +121,7 @@ impl<'t> Parser<'t, '_> {
             native_ipv6: false,
             lvs_sync_daemon_interface: None,
             notify: Notify::default(),
+            smtp_alert: None,
             pos: head.pos(),
         };
         let mut advert_tok: Option<Token<'t>> = None;
@@ -212,6 +213,7 @@ impl<'t> Parser<'t, '_> {
                 }
                 "v3_checksum_as_v2" => i.v3_checksum_as_v2 = self.flag(&stmt)?,
                 "dont_track_primary" => i.dont_track_primary = self.flag(&stmt)?,
+                "smtp_alert" => i.smtp_alert = Some(self.flag(&stmt)?),
                 "native_ipv6" => i.native_ipv6 = self.flag(&stmt)?,
                 "lvs_sync_daemon_interface" => {
                     i.lvs_sync_daemon_interface =

@@ -8,13 +8,14 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 
-use vrlb_core::config::{self, Diagnostic, VrrpInstance, VrrpScript};
+use vrlb_core::config::{self, Diagnostic, MailDefs, VrrpInstance, VrrpScript};
 use vrlb_core::node::build::Environment;
 use vrlb_core::node::{IfaceId, InstanceId, ScriptId};
 use vrlb_core::vrrp::Family;
 
 use super::event_loop::Extension;
 use super::interfaces::Interfaces;
+use super::mail::{self, MailConf};
 use super::routes::RouteInfo;
 use super::scripts::{Account, RunAs};
 
@@ -150,6 +151,40 @@ pub struct Env<'a> {
     pub service_scripts: HashMap<vrlb_core::lb::ServiceId, UpDownScripts>,
     /// `static_routes`.
     pub static_routes: Vec<RouteInfo>,
+    /// `global_defs`' e-mail settings, if alerts could be sent.
+    pub mail: Option<MailConf>,
+    /// Why alerts could not be sent, or to whom not; worth saying only
+    /// if some alert is on.
+    pub mail_warnings: Vec<String>,
+    /// `global_defs`' `smtp_alert*` and `no_email_faults` (no addresses).
+    pub mail_policy: MailDefs<'static>,
+    /// Instances' `smtp_alert`, where one is written (here, not in
+    /// [`InstanceInfo`]: most instances have none).
+    pub instance_alerts: HashMap<InstanceId, bool>,
+    /// Every real server's alert name and `smtp_alert`, with its virtual
+    /// server's.
+    pub server_alerts: HashMap<vrlb_core::node::ServerRef, ServerAlert>,
+    /// The virtual server whose real servers are being read.
+    current_service: ServerAlertOf,
+    host_name: String,
+}
+
+/// What decides a real server's alerts, before `global_defs`' defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerAlert {
+    /// As alerts name it (`Realserver ... of virtual server ...`).
+    pub name: String,
+    /// The real server's `smtp_alert`.
+    pub own: Option<bool>,
+    /// Its virtual server's.
+    pub service: Option<bool>,
+}
+
+/// A virtual server as its real servers' alerts need it.
+#[derive(Debug, Clone, Default)]
+struct ServerAlertOf {
+    key: String,
+    smtp_alert: Option<bool>,
 }
 
 impl<'a> Env<'a> {
@@ -171,6 +206,13 @@ impl<'a> Env<'a> {
             server_scripts: HashMap::new(),
             service_scripts: HashMap::new(),
             static_routes: Vec::new(),
+            mail: None,
+            mail_warnings: Vec::new(),
+            mail_policy: MailDefs::default(),
+            instance_alerts: HashMap::new(),
+            server_alerts: HashMap::new(),
+            current_service: ServerAlertOf::default(),
+            host_name: mail::host_name(),
         }
     }
 }
@@ -221,6 +263,9 @@ impl Environment for Env<'_> {
             })
             .collect();
         self.watch_devices(&conf.virtual_routes);
+        if let Some(on) = conf.smtp_alert {
+            self.instance_alerts.insert(id, on);
+        }
         for e in self.extensions.iter_mut() {
             e.instance(id, conf);
         }
@@ -264,6 +309,15 @@ impl Environment for Env<'_> {
 
     fn global_defs(&mut self, g: &config::GlobalDefs<'_>) {
         self.script_user = account(g.script_user);
+        let m = &g.mail;
+        self.mail = MailConf::from_defs(m, g.router_id, &self.host_name, &mut self.mail_warnings);
+        self.mail_policy = MailDefs {
+            alert: m.alert,
+            alert_vrrp: m.alert_vrrp,
+            alert_checker: m.alert_checker,
+            no_email_faults: m.no_email_faults,
+            ..MailDefs::default()
+        };
         for e in self.extensions.iter_mut() {
             e.global_defs(g);
         }
@@ -271,6 +325,7 @@ impl Environment for Env<'_> {
 
     fn removed_instance(&mut self, id: InstanceId) {
         self.instances.remove(&id);
+        self.instance_alerts.remove(&id);
         self.removed.push(id);
     }
 
@@ -291,6 +346,10 @@ impl Environment for Env<'_> {
                 );
             }
         }
+        self.current_service = ServerAlertOf {
+            key: mail::service_name(&vs.key),
+            smtp_alert: vs.smtp_alert,
+        };
         for e in self.extensions.iter_mut() {
             e.virtual_server(services, vs);
         }
@@ -310,6 +369,17 @@ impl Environment for Env<'_> {
                 },
             );
         }
+        self.server_alerts.insert(
+            server,
+            ServerAlert {
+                name: mail::server_name(
+                    std::net::SocketAddr::new(rs.addr, rs.port),
+                    &self.current_service.key,
+                ),
+                own: rs.smtp_alert,
+                service: self.current_service.smtp_alert,
+            },
+        );
         for e in self.extensions.iter_mut() {
             e.real_server(server, rs);
         }

@@ -18,6 +18,7 @@ pub mod event_loop;
 pub mod holdoff;
 pub mod interfaces;
 pub mod logger;
+pub mod mail;
 pub mod netlink;
 pub mod notify;
 pub mod packet_socket;
@@ -83,6 +84,8 @@ pub struct RunOptions {
 /// Notify scripts are killed after this long (keepalived has no such
 /// limit; one hung script must not pile up forever).
 const NOTIFY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the last e-mail alerts (instances stopping) may take at exit.
+const MAIL_AT_EXIT: std::time::Duration = std::time::Duration::from_secs(5);
 /// The latest a timer is still handled at its own deadline (see
 /// `Daemon::timers`): more than a loaded machine's scheduling delay (4-44
 /// ms seen against busy loops). A timer with a shorter period (VRRPv3
@@ -243,6 +246,8 @@ struct Daemon {
     service_scripts: HashMap<vrlb_core::lb::ServiceId, UpDownScripts>,
     /// Who runs notify scripts (the build's default script account).
     notify_as: scripts::RunAs,
+    /// E-mail alerts, when some instance or real server has them on.
+    alerts: Option<mail::Alerts>,
     runner: Runner<ScriptId>,
     extensions: Vec<Box<dyn Extension>>,
     pending: VecDeque<Output>,
@@ -350,6 +355,7 @@ impl Daemon {
             server_scripts: HashMap::new(),
             service_scripts: HashMap::new(),
             notify_as: Ok(None),
+            alerts: None,
             runner: Runner::default(),
             extensions,
             pending: VecDeque::new(),
@@ -459,6 +465,11 @@ impl Daemon {
             server_scripts,
             service_scripts,
             static_routes,
+            mail,
+            mail_warnings,
+            mail_policy,
+            instance_alerts,
+            server_alerts,
             ..
         } = env;
         self.extensions = exts;
@@ -493,6 +504,29 @@ impl Daemon {
         }
         result.map_err(|d| d.to_string())?;
         self.notify_as = notify_as;
+        let alerted_instances: Vec<InstanceId> = instances
+            .keys()
+            .filter(|id| mail_policy.vrrp_alerts(instance_alerts.get(id).copied()))
+            .copied()
+            .collect();
+        let alerted_servers: HashMap<_, _> = server_alerts
+            .into_iter()
+            .filter(|(_, a)| mail_policy.checker_alerts(a.own, a.service))
+            .map(|(r, a)| (r, a.name))
+            .collect();
+        let any_alert = !alerted_instances.is_empty() || !alerted_servers.is_empty();
+        if any_alert && !quiet {
+            for w in &mail_warnings {
+                warn!("{w}");
+            }
+        }
+        self.alerts = mail::Alerts::rebuild(
+            self.alerts.take(),
+            mail,
+            mail_policy.no_email_faults,
+            alerted_instances,
+            alerted_servers,
+        );
         for id in removed {
             debug!("instance #{} removed", id.0);
             self.reported_drops.remove(&id);
@@ -974,6 +1008,9 @@ impl Daemon {
         // see these outputs (logs, the data plane).
         match out {
             Output::ServerHealth { server, up } => {
+                if let Some(alerts) = self.alerts.as_mut() {
+                    alerts.server_changed(server, up);
+                }
                 let scripts = self.server_scripts.get(&server).cloned();
                 self.run_up_down(scripts, up, ("notify_up", "notify_down"));
             }
@@ -1102,6 +1139,9 @@ impl Daemon {
                 self.trim_at = Some(self.clock.now() + trim::SETTLE);
                 let name = self.instance_name(id);
                 info!("{name}: {from} -> {to} ({reason:?})");
+                if let Some(alerts) = self.alerts.as_mut() {
+                    alerts.instance_changed(id, &name, to);
+                }
                 let priority = self.node.instance(id).map_or(0, |i| i.effective_priority());
                 let Some(notify) = self.instances.get(&id).and_then(|i| i.notify.clone()) else {
                     return;
@@ -1451,6 +1491,9 @@ impl Daemon {
         while self.runner.running() > 0 && std::time::Instant::now() < until {
             self.reap();
             std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        if let Some(alerts) = self.alerts.take() {
+            alerts.finish(MAIL_AT_EXIT);
         }
         info!("vrlb stopped");
     }

@@ -1,0 +1,549 @@
+//! E-mail alerts, as keepalived's smtp.c sends them: on a VRRP instance's
+//! change of state and on a real server going up or down, to every
+//! `notification_email` address through `smtp_server`, for the instances
+//! and real servers whose `smtp_alert` (or its `global_defs` default) is
+//! on. keepalived's subjects and bodies, `[router_id]` first.
+//!
+//! Sending never blocks the event loop: alerts go through a bounded queue
+//! to a thread of their own, which resolves the server and speaks SMTP
+//! with lettre. A full queue drops the alert, counted and logged; a
+//! failed send is logged with the reason.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::time::Duration;
+
+use lettre::message::Mailbox;
+use lettre::transport::smtp::extension::ClientId;
+use lettre::{Message, SmtpTransport, Transport};
+use log::{info, warn};
+use vrlb_core::config::{MailDefs, VsKey};
+use vrlb_core::node::{InstanceId, ServerRef};
+use vrlb_core::vrrp::State;
+
+/// Alerts waiting to be sent; more are dropped (and counted).
+pub const QUEUE: usize = 64;
+/// keepalived's `smtp_connect_timeout` default.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Where and how alerts are sent: `global_defs`, checked and owned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailConf {
+    /// `smtp_server`, a name or an address.
+    pub server: String,
+    /// Its port (default 25).
+    pub port: u16,
+    /// `notification_email_from` (default `keepalived@HOST`).
+    pub from: Mailbox,
+    /// `notification_email`.
+    pub to: Vec<Mailbox>,
+    /// `smtp_helo_name` (default: the host name).
+    pub helo_name: String,
+    /// `smtp_connect_timeout`: bounds each step of the dialogue.
+    pub timeout: Duration,
+    /// `router_id` (default: the host name), first in every subject.
+    pub router_id: String,
+}
+
+impl MailConf {
+    /// The settings of `g`, if alerts can be sent; `host` is the host
+    /// name the defaults use. Why not, or which address was left out, is
+    /// pushed onto `warnings` (worth saying only if some alert is on:
+    /// keepalived sends none otherwise).
+    pub fn from_defs(
+        g: &MailDefs<'_>,
+        router_id: Option<&str>,
+        host: &str,
+        warnings: &mut Vec<String>,
+    ) -> Option<MailConf> {
+        let mut warn = |w: String| warnings.push(w);
+        let mut to = Vec::new();
+        for addr in &g.to {
+            match addr.parse::<Mailbox>() {
+                Ok(m) => to.push(m),
+                Err(e) => warn(format!(
+                    "notification_email '{addr}': {e}: no alert is sent to it"
+                )),
+            }
+        }
+        let from = match g.from {
+            Some(f) => match f.parse::<Mailbox>() {
+                Ok(m) => m,
+                Err(e) => {
+                    warn(format!(
+                        "notification_email_from '{f}': {e}: no e-mail alert is sent"
+                    ));
+                    return None;
+                }
+            },
+            None => match format!("keepalived@{host}").parse::<Mailbox>() {
+                Ok(m) => m,
+                Err(e) => {
+                    warn(format!(
+                        "notification_email_from is not set and 'keepalived@{host}' is no address ({e}): no e-mail alert is sent"
+                    ));
+                    return None;
+                }
+            },
+        };
+        let Some(server) = g.server else {
+            warn("smtp_alert is on but smtp_server is not set: no e-mail alert is sent".into());
+            return None;
+        };
+        if to.is_empty() {
+            warn(
+                "smtp_alert is on but notification_email has no address: no e-mail alert is sent"
+                    .into(),
+            );
+            return None;
+        }
+        Some(MailConf {
+            server: server.to_string(),
+            port: g.port.unwrap_or(25),
+            from,
+            to,
+            helo_name: g.helo_name.unwrap_or(host).to_string(),
+            timeout: g
+                .connect_timeout
+                .map_or(DEFAULT_TIMEOUT, |d| Duration::from_micros(d.as_micros())),
+            router_id: router_id.unwrap_or(host).to_string(),
+        })
+    }
+}
+
+/// One alert: keepalived's subject (without the `[router_id]` prefix)
+/// and body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Alert {
+    /// The subject after `[router_id] `.
+    pub subject: String,
+    /// The body.
+    pub body: &'static str,
+}
+
+/// keepalived's alert for instance `name` entering `to` (vrrp_notify.c).
+pub fn vrrp_alert(name: &str, to: State) -> Alert {
+    let (what, body) = match to {
+        State::Master => (
+            "Entering MASTER state",
+            "=> VRRP Instance is now owning VRRP VIPs <=",
+        ),
+        State::Backup => (
+            "Entering BACKUP state",
+            "=> VRRP Instance is no longer owning VRRP VIPs <=",
+        ),
+        State::Fault => (
+            "Entering FAULT state",
+            "=> VRRP Instance is no longer owning VRRP VIPs <=",
+        ),
+        State::Init => ("Stopping", "=> VRRP Instance stopping <="),
+    };
+    Alert {
+        subject: format!("VRRP Instance {name} - {what}"),
+        body,
+    }
+}
+
+/// keepalived's alert for a real server going up or down (smtp.c
+/// `SMTP_MSG_RS`); `server` names it, as [`server_name`] does.
+pub fn server_alert(server: &str, up: bool) -> Alert {
+    Alert {
+        subject: format!("{server} - {}", if up { "UP" } else { "DOWN" }),
+        body: if up {
+            "=> CHECK succeed on service <="
+        } else {
+            "=> CHECK failed on service <="
+        },
+    }
+}
+
+/// A virtual server as alerts name it: `192.0.2.1:80`, `FWM 7`,
+/// `group NAME`.
+pub fn service_name(vs: &VsKey<'_>) -> String {
+    match vs {
+        VsKey::Addr(ip, port) => SocketAddr::new(*ip, *port).to_string(),
+        VsKey::Fwmark(mark) => format!("FWM {mark}"),
+        VsKey::Group(name) => format!("group {name}"),
+    }
+}
+
+/// `Realserver 192.0.2.10:80 of virtual server 192.0.2.1:80`.
+pub fn server_name(rs: SocketAddr, service: &str) -> String {
+    format!("Realserver {rs} of virtual server {service}")
+}
+
+/// The host name the defaults use (`localhost` if it cannot be read).
+pub fn host_name() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// Whether an instance entering `to` is worth an alert: keepalived sends
+/// one per state (never twice the same in a row), none for INIT at
+/// start-up, and none for FAULT under `no_email_faults`.
+pub fn worth_sending(last: Option<State>, to: State, no_email_faults: bool) -> bool {
+    last != Some(to)
+        && !(to == State::Fault && no_email_faults)
+        && !(to == State::Init && last.is_none())
+}
+
+/// The alert thread and its queue.
+pub struct Mailer {
+    queue: SyncSender<Alert>,
+    /// Disconnected when the thread ends.
+    ended: mpsc::Receiver<()>,
+    conf: MailConf,
+    dropped: u64,
+}
+
+impl Mailer {
+    /// Starts the thread that sends with `conf`.
+    pub fn start(conf: MailConf) -> std::io::Result<Mailer> {
+        let (queue, alerts) = mpsc::sync_channel::<Alert>(QUEUE);
+        let (alive, ended) = mpsc::channel::<()>();
+        let worker = conf.clone();
+        std::thread::Builder::new()
+            .name("vrlb-mail".into())
+            .spawn(move || {
+                let _alive = alive;
+                // Ends when the daemon drops the Mailer (a reload with
+                // other settings, or exit), after what is queued.
+                for alert in alerts {
+                    let subject = format!("[{}] {}", worker.router_id, alert.subject);
+                    match send(&worker, &subject, alert.body) {
+                        Ok(()) => info!("e-mail alert sent: {subject}"),
+                        Err(e) => warn!(
+                            "e-mail alert '{subject}' not sent through {}:{}: {e}",
+                            worker.server, worker.port
+                        ),
+                    }
+                }
+            })?;
+        Ok(Mailer {
+            queue,
+            ended,
+            conf,
+            dropped: 0,
+        })
+    }
+
+    /// Lets the thread send what is queued, waiting at most `within`
+    /// (at exit: the last alerts say the instances stop).
+    pub fn finish(self, within: Duration) {
+        let Mailer { queue, ended, .. } = self;
+        drop(queue);
+        if let Err(mpsc::RecvTimeoutError::Timeout) = ended.recv_timeout(within) {
+            warn!("e-mail alerts still being sent after {within:?}: given up");
+        }
+    }
+
+    /// Queues `alert`; when the queue is full it is dropped, and said so.
+    pub fn send(&mut self, alert: Alert) {
+        match self.queue.try_send(alert) {
+            Ok(()) => {}
+            Err(TrySendError::Full(a)) => {
+                self.dropped += 1;
+                warn!(
+                    "e-mail alert '{}' dropped: {QUEUE} are waiting for {} ({} dropped so far)",
+                    a.subject, self.conf.server, self.dropped
+                );
+            }
+            Err(TrySendError::Disconnected(a)) => {
+                warn!(
+                    "e-mail alert '{}' dropped: the mail thread has ended",
+                    a.subject
+                )
+            }
+        }
+    }
+}
+
+/// One message, on a connection of its own (keepalived's way: alerts are
+/// rare, and a connection kept open would time out between them).
+fn send(conf: &MailConf, subject: &str, body: &str) -> Result<(), String> {
+    let mut message = Message::builder().from(conf.from.clone()).subject(subject);
+    for to in &conf.to {
+        message = message.to(to.clone());
+    }
+    let message = message
+        .body(format!("{body}\r\n"))
+        .map_err(|e| e.to_string())?;
+    let transport = SmtpTransport::builder_dangerous(&conf.server)
+        .port(conf.port)
+        .timeout(Some(conf.timeout))
+        .hello_name(ClientId::Domain(conf.helo_name.clone()))
+        .build();
+    transport.send(&message).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// Who gets alerts, and the mailer, for one configuration.
+pub struct Alerts {
+    mailer: Mailer,
+    no_email_faults: bool,
+    /// Instances whose alerts are on, with the last state mailed.
+    instances: HashMap<InstanceId, Option<State>>,
+    /// Real servers whose alerts are on, by name.
+    servers: HashMap<ServerRef, String>,
+}
+
+impl Alerts {
+    /// The alerts of a new configuration: `conf` (None: alerts cannot
+    /// be sent), the instances and real servers whose alerts are on. The
+    /// old configuration's mailer is kept if its settings are the same,
+    /// and the last state mailed of instances that stay.
+    pub fn rebuild(
+        old: Option<Alerts>,
+        conf: Option<MailConf>,
+        no_email_faults: bool,
+        instances: impl IntoIterator<Item = InstanceId>,
+        servers: HashMap<ServerRef, String>,
+    ) -> Option<Alerts> {
+        let mut instances: HashMap<InstanceId, Option<State>> =
+            instances.into_iter().map(|id| (id, None)).collect();
+        if instances.is_empty() && servers.is_empty() {
+            return None;
+        }
+        let conf = conf?;
+        let mailer = match old {
+            Some(old) if old.mailer.conf == conf => {
+                for (id, last) in instances.iter_mut() {
+                    *last = old.instances.get(id).copied().flatten();
+                }
+                old.mailer
+            }
+            _ => match Mailer::start(conf) {
+                Ok(m) => m,
+                Err(e) => {
+                    warn!("e-mail alerts: cannot start their thread: {e}");
+                    return None;
+                }
+            },
+        };
+        info!(
+            "e-mail alerts for {} instance(s) and {} real server(s) to {} address(es) through {}:{}",
+            instances.len(),
+            servers.len(),
+            mailer.conf.to.len(),
+            mailer.conf.server,
+            mailer.conf.port
+        );
+        Some(Alerts {
+            mailer,
+            no_email_faults,
+            instances,
+            servers,
+        })
+    }
+
+    /// Sends what is queued, waiting at most `within`.
+    pub fn finish(self, within: Duration) {
+        self.mailer.finish(within);
+    }
+
+    /// Instance `id` (`name`) entered `to`.
+    pub fn instance_changed(&mut self, id: InstanceId, name: &str, to: State) {
+        let Some(last) = self.instances.get_mut(&id) else {
+            return;
+        };
+        if worth_sending(*last, to, self.no_email_faults) {
+            *last = Some(to);
+            self.mailer.send(vrrp_alert(name, to));
+        }
+    }
+
+    /// Real server `server` went up or down.
+    pub fn server_changed(&mut self, server: ServerRef, up: bool) {
+        if let Some(name) = self.servers.get(&server) {
+            let alert = server_alert(name, up);
+            self.mailer.send(alert);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vrlb_core::time;
+
+    #[test]
+    fn subjects_and_bodies_are_keepalived_s() {
+        let a = vrrp_alert("VI_1", State::Master);
+        assert_eq!(a.subject, "VRRP Instance VI_1 - Entering MASTER state");
+        assert_eq!(a.body, "=> VRRP Instance is now owning VRRP VIPs <=");
+        assert_eq!(
+            vrrp_alert("VI_1", State::Init).subject,
+            "VRRP Instance VI_1 - Stopping"
+        );
+        let vs = service_name(&VsKey::Addr("192.0.2.1".parse().unwrap(), 80));
+        let name = server_name("192.0.2.10:80".parse().unwrap(), &vs);
+        assert_eq!(
+            server_alert(&name, false).subject,
+            "Realserver 192.0.2.10:80 of virtual server 192.0.2.1:80 - DOWN"
+        );
+        assert_eq!(
+            server_alert(&name, true).body,
+            "=> CHECK succeed on service <="
+        );
+    }
+
+    #[test]
+    fn a_state_is_mailed_once_and_faults_not_under_no_email_faults() {
+        assert!(worth_sending(None, State::Backup, false));
+        assert!(!worth_sending(Some(State::Backup), State::Backup, false));
+        assert!(worth_sending(Some(State::Backup), State::Master, false));
+        assert!(worth_sending(Some(State::Master), State::Fault, false));
+        assert!(!worth_sending(Some(State::Master), State::Fault, true));
+        // Stopping is mailed after a state was, not for a start-up INIT.
+        assert!(!worth_sending(None, State::Init, false));
+        assert!(worth_sending(Some(State::Master), State::Init, false));
+    }
+
+    fn defs() -> MailDefs<'static> {
+        let mut g = MailDefs::default();
+        g.to.push("ops@example.com").unwrap();
+        g.to.push("\"On call\" <oncall@example.com>").unwrap();
+        g.server = Some("192.0.2.25");
+        g
+    }
+
+    #[test]
+    fn settings_default_to_keepalived_s_and_bad_addresses_are_named() {
+        let mut w = Vec::new();
+        let c = MailConf::from_defs(&defs(), None, "lb1", &mut w).unwrap();
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!((c.port, c.timeout), (25, DEFAULT_TIMEOUT));
+        assert_eq!(c.from.to_string(), "keepalived@lb1");
+        assert_eq!((c.helo_name.as_str(), c.router_id.as_str()), ("lb1", "lb1"));
+        assert_eq!(c.to[1].name.as_deref(), Some("On call"));
+
+        let mut g = defs();
+        g.to.push("not an address").unwrap();
+        g.port = Some(2525);
+        g.connect_timeout = Some(time::Duration::from_secs(5));
+        let c = MailConf::from_defs(&g, Some("LVS_DEVEL"), "lb1", &mut w).unwrap();
+        assert_eq!(
+            (c.port, c.timeout, c.to.len()),
+            (2525, Duration::from_secs(5), 2)
+        );
+        assert_eq!(w.len(), 1);
+        assert!(
+            w[0].starts_with("notification_email 'not an address': "),
+            "{w:?}"
+        );
+
+        let mut w = Vec::new();
+        g.server = None;
+        assert!(MailConf::from_defs(&g, None, "lb1", &mut w).is_none());
+        assert!(w[1].contains("smtp_server is not set"), "{w:?}");
+    }
+}
+
+#[cfg(test)]
+mod sending {
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpListener;
+
+    use super::*;
+
+    /// Takes one SMTP session on `listener`; returns what the client said.
+    fn one_session(listener: TcpListener) -> std::thread::JoinHandle<Vec<String>> {
+        std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut out = stream.try_clone().unwrap();
+            let mut input = BufReader::new(stream);
+            let mut said = Vec::new();
+            out.write_all(b"220 sink.example\r\n").unwrap();
+            let mut in_data = false;
+            let mut line = String::new();
+            while input.read_line(&mut line).unwrap() > 0 {
+                let l = line.trim_end().to_string();
+                line.clear();
+                let reply: &[u8] = if in_data {
+                    if l == "." {
+                        in_data = false;
+                        b"250 queued\r\n"
+                    } else {
+                        said.push(l);
+                        continue;
+                    }
+                } else if l == "DATA" {
+                    in_data = true;
+                    b"354 go on\r\n"
+                } else if l == "QUIT" {
+                    said.push(l);
+                    out.write_all(b"221 bye\r\n").unwrap();
+                    break;
+                } else {
+                    b"250 ok\r\n"
+                };
+                if !in_data || l == "DATA" {
+                    said.push(l);
+                }
+                out.write_all(reply).unwrap();
+            }
+            said
+        })
+    }
+
+    fn conf(port: u16) -> MailConf {
+        MailConf {
+            server: "127.0.0.1".into(),
+            port,
+            from: "vrlb@example.com".parse().unwrap(),
+            to: vec![
+                "ops@example.com".parse().unwrap(),
+                "On call <oncall@example.com>".parse().unwrap(),
+            ],
+            helo_name: "lb1.example.com".into(),
+            timeout: Duration::from_secs(5),
+            router_id: "LB1".into(),
+        }
+    }
+
+    #[test]
+    fn an_alert_goes_to_every_recipient_with_keepalived_s_subject() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let session = one_session(listener);
+        let mut mailer = Mailer::start(conf(port)).unwrap();
+        mailer.send(vrrp_alert("VI_1", State::Master));
+        mailer.finish(Duration::from_secs(10));
+        let said = session.join().unwrap();
+        let has = |w: &str| said.iter().any(|l| l == w);
+        assert!(has("EHLO lb1.example.com"), "{said:?}");
+        assert!(has("MAIL FROM:<vrlb@example.com>"), "{said:?}");
+        assert!(has("RCPT TO:<ops@example.com>"), "{said:?}");
+        assert!(has("RCPT TO:<oncall@example.com>"), "{said:?}");
+        assert!(
+            has("Subject: [LB1] VRRP Instance VI_1 - Entering MASTER state"),
+            "{said:?}"
+        );
+        assert!(
+            has("=> VRRP Instance is now owning VRRP VIPs <="),
+            "{said:?}"
+        );
+        assert_eq!(said.last().map(String::as_str), Some("QUIT"));
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts_and_an_unreachable_server_is_no_hang() {
+        // Accepts (the backlog) and never greets: the first send waits
+        // out its timeout while the rest fill the queue.
+        let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut c = conf(silent.local_addr().unwrap().port());
+        c.timeout = Duration::from_millis(300);
+        let mut mailer = Mailer::start(c).unwrap();
+        for _ in 0..QUEUE + 10 {
+            mailer.send(vrrp_alert("VI_1", State::Backup));
+        }
+        assert!(mailer.dropped >= 9, "{}", mailer.dropped);
+        let started = std::time::Instant::now();
+        mailer.finish(Duration::from_millis(500));
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+}
