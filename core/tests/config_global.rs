@@ -302,3 +302,31 @@ fn alerts_default_as_keepalived_s_do() {
     };
     assert!(vrrp_only.vrrp_alerts(None) && !vrrp_only.checker_alerts(None, None));
 }
+
+#[derive(Default)]
+struct Groups(Vec<(String, Vec<String>, Option<bool>)>);
+
+impl Sink for Groups {
+    fn vrrp_sync_group(&mut self, g: &config::SyncGroupConf<'_>) -> Result<(), config::Kind> {
+        self.0.push((
+            g.name.into(),
+            g.members.iter().map(|m| m.name.into()).collect(),
+            g.smtp_alert,
+        ));
+        Ok(())
+    }
+}
+
+#[test]
+fn a_sync_groups_smtp_alert_is_no_member_even_in_the_old_member_list() {
+    let mut g = Groups::default();
+    let text = "vrrp_sync_group G {\n group {\n  A\n  B\n }\n smtp_alert\n}\nvrrp_sync_group H {\n C\n smtp_alert off\n}\n";
+    config::parse("k.conf", text, &Options::default(), &mut g, &mut NoIncludes).unwrap();
+    assert_eq!(
+        g.0,
+        [
+            ("G".into(), vec!["A".into(), "B".into()], Some(true)),
+            ("H".into(), vec!["C".into()], Some(false)),
+        ]
+    );
+}

@@ -1,9 +1,11 @@
 //! E-mail alerts from a running `vrlb run`, received by a small SMTP sink
 //! in the client namespace: with `smtp_alert` in global_defs, an instance
 //! mails keepalived's alert on entering BACKUP, MASTER and on stopping,
-//! each once, and a real server whose TCP_CHECK fails mails its DOWN
-//! alert, all from `notification_email_from` to every
-//! `notification_email` address, `[router_id]` first in the subject.
+//! each once, and so does its sync group once all members are there (and
+//! the group's `notify` script gets `GROUP NAME STATE 0`); a real server
+//! whose TCP_CHECK fails mails its DOWN alert; all from
+//! `notification_email_from` to every `notification_email` address,
+//! `[router_id]` first in the subject.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
@@ -124,10 +126,28 @@ fn state_changes_a_failing_real_server_and_the_stop_are_mailed_once_each() {
         nopreempt: false,
         unicast: None,
     };
+    let notes = lab.dir.path("group-notes.txt");
+    let note = lab.dir.path("note.sh");
+    std::fs::write(
+        &note,
+        format!("#!/bin/sh\nprintf '%s\\n' \"$*\" >> {}\n", notes.display()),
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&note, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let second = Instance {
+        name: "VI_2",
+        vrid: 52,
+        vips: vec!["192.0.2.241/24".into()],
+        ..instance.clone()
+    };
     // Nothing listens on 192.0.2.100:8081: its first check fails.
     let conf = format!(
         "global_defs {{
   router_id LB1
+  script_user root
   notification_email {{
     ops@example.com \"On call <oncall@example.com>\"
   }}
@@ -137,7 +157,14 @@ fn state_changes_a_failing_real_server_and_the_stop_are_mailed_once_each() {
   smtp_connect_timeout 5
   smtp_alert
 }}
-{}
+{}{}
+vrrp_sync_group G1 {{
+  group {{
+    VI_1
+    VI_2
+  }}
+  notify {}
+}}
 virtual_server 192.0.2.240 80 {{
   delay_loop 1
   lb_algo wlc
@@ -150,23 +177,41 @@ virtual_server 192.0.2.240 80 {{
   }}
 }}
 ",
-        instance.conf(&lab.ifs[0].clone())
+        instance.conf(&lab.ifs[0].clone()),
+        second.conf(&lab.ifs[0].clone()),
+        note.display()
     );
     let d0 = lab.start(Kind::Vrlb, 0, &conf);
     let subjects = || -> Vec<String> { mails.lock().unwrap().iter().map(Mail::subject).collect() };
     let master = "[LB1] VRRP Instance VI_1 - Entering MASTER state";
     let backup = "[LB1] VRRP Instance VI_1 - Entering BACKUP state";
     let down = "[LB1] Realserver 192.0.2.100:8081 of virtual server 192.0.2.240:80 - DOWN";
-    expect(LONG, "BACKUP, MASTER and DOWN alerts", &[&d0], || {
-        let s = subjects();
-        [master, backup, down]
-            .iter()
-            .all(|w| s.iter().any(|x| x == w))
-    });
+    let group_master = "[LB1] VRRP Group G1 - Entering MASTER state";
+    let group_backup = "[LB1] VRRP Group G1 - Entering BACKUP state";
+    let all = [master, backup, down, group_master, group_backup];
+    expect(
+        LONG,
+        "instance, group and real server alerts",
+        &[&d0],
+        || {
+            let s = subjects();
+            all.iter().all(|w| s.iter().any(|x| x == w))
+        },
+    );
     assert_eq!(state(&d0, "VI_1").as_deref(), Some("MASTER"));
     let s = subjects();
     let at = |w: &str| s.iter().position(|x| x == w).unwrap();
     assert!(at(backup) < at(master), "{s:?}");
+    assert!(at(group_backup) < at(group_master), "{s:?}");
+    let group_notes = || std::fs::read_to_string(&notes).unwrap_or_default();
+    expect(LONG, "the group's notify script", &[&d0], || {
+        group_notes().contains("GROUP G1 MASTER 0\n")
+    });
+    assert!(
+        group_notes().starts_with("GROUP G1 BACKUP 0\n"),
+        "{}",
+        group_notes()
+    );
     {
         let all = mails.lock().unwrap();
         let m = &all[at(master)];
@@ -192,13 +237,17 @@ virtual_server 192.0.2.240 80 {{
     }
 
     lab.stop(&d0);
-    expect(LONG, "the stopping alert", &[&d0], || {
-        subjects()
-            .iter()
-            .any(|x| x == "[LB1] VRRP Instance VI_1 - Stopping")
+    expect(LONG, "the stopping alerts", &[&d0], || {
+        let s = subjects();
+        [
+            "[LB1] VRRP Instance VI_1 - Stopping",
+            "[LB1] VRRP Group G1 - Stopping",
+        ]
+        .iter()
+        .all(|w| s.iter().any(|x| x == w))
     });
     let s = subjects();
-    for w in [master, backup, down] {
+    for w in all {
         assert_eq!(
             s.iter().filter(|x| *x == w).count(),
             1,

@@ -131,6 +131,7 @@ impl Block {
             ],
             Block::SyncGroup => &[
                 "group",
+                "smtp_alert",
                 "notify_master",
                 "notify_backup",
                 "notify_fault",
@@ -312,10 +313,6 @@ impl Block {
                 ("unicast_ttl", NO_EFFECT),
             ],
             Block::SyncGroup => &[
-                (
-                    "smtp_alert",
-                    "sync groups send no e-mail; set smtp_alert in their instances",
-                ),
                 ("track_interface", "track interfaces in each instance"),
                 ("track_script", "track scripts in each instance"),
                 ("global_tracking", NO_EFFECT),

@@ -383,6 +383,9 @@ pub struct SyncGroupConf<'t> {
     pub members: Vec<GroupMember<'t>, MAX_GROUP_MEMBERS>,
     /// Notify scripts.
     pub notify: Notify<'t>,
+    /// `smtp_alert` (unset: as an instance's, see
+    /// [`MailDefs::vrrp_alerts`]).
+    pub smtp_alert: Option<bool>,
     /// Where the block started.
     pub pos: Pos,
 }

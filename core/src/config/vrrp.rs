@@ -444,6 +444,7 @@ impl<'t> Parser<'t, '_> {
             name,
             members: Vec::new(),
             notify: Notify::default(),
+            smtp_alert: None,
             pos: head.pos(),
         };
         while let Some(stmt) = self.next_stmt(Some(&head.kw))? {
@@ -451,6 +452,9 @@ impl<'t> Parser<'t, '_> {
                 continue;
             }
             match stmt.keyword() {
+                // Before the 1.x member list below, which a bare
+                // `smtp_alert` would otherwise join.
+                "smtp_alert" => g.smtp_alert = Some(self.flag(&stmt)?),
                 "group" => {
                     self.require_block(&stmt)?;
                     while let Some(m) = self.next_stmt(Some(&stmt.kw))? {

@@ -18,6 +18,7 @@ use super::interfaces::Interfaces;
 use super::mail::{self, MailConf};
 use super::routes::RouteInfo;
 use super::scripts::{Account, RunAs};
+use super::sync_groups::GroupInfo;
 
 /// One VIP line, owned.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,7 +52,24 @@ pub struct NotifyInfo {
     pub any: Option<String>,
 }
 
+impl From<&config::Notify<'_>> for NotifyInfo {
+    fn from(n: &config::Notify<'_>) -> Self {
+        NotifyInfo {
+            master: owned(n.master),
+            backup: owned(n.backup),
+            fault: owned(n.fault),
+            stop: owned(n.stop),
+            any: owned(n.any),
+        }
+    }
+}
+
 impl NotifyInfo {
+    /// Out of line, if any script is set (most instances have none).
+    pub fn boxed(self) -> Option<Box<NotifyInfo>> {
+        self.any_set().then(|| Box::new(self))
+    }
+
     /// Whether any notify script is set.
     pub fn any_set(&self) -> bool {
         [
@@ -158,6 +176,8 @@ pub struct Env<'a> {
     pub mail_warnings: Vec<String>,
     /// `global_defs`' `smtp_alert*` and `no_email_faults` (no addresses).
     pub mail_policy: MailDefs<'static>,
+    /// `vrrp_sync_group`s.
+    pub groups: Vec<GroupInfo>,
     /// Instances' `smtp_alert`, where one is written (here, not in
     /// [`InstanceInfo`]: most instances have none).
     pub instance_alerts: HashMap<InstanceId, bool>,
@@ -210,6 +230,7 @@ impl<'a> Env<'a> {
             mail_warnings: Vec::new(),
             mail_policy: MailDefs::default(),
             instance_alerts: HashMap::new(),
+            groups: Vec::new(),
             server_alerts: HashMap::new(),
             current_service: ServerAlertOf::default(),
             host_name: mail::host_name(),
@@ -269,21 +290,14 @@ impl Environment for Env<'_> {
         for e in self.extensions.iter_mut() {
             e.instance(id, conf);
         }
-        let n = &conf.notify;
-        let notify = NotifyInfo {
-            master: owned(n.master),
-            backup: owned(n.backup),
-            fault: owned(n.fault),
-            stop: owned(n.stop),
-            any: owned(n.any),
-        };
+        let notify = NotifyInfo::from(&conf.notify);
         self.instances.insert(
             id,
             InstanceInfo {
                 name: conf.name.to_string(),
                 iface,
                 vips,
-                notify: notify.any_set().then(|| Box::new(notify)),
+                notify: notify.boxed(),
                 routes: conf.virtual_routes.iter().map(RouteInfo::from).collect(),
             },
         );
@@ -321,6 +335,15 @@ impl Environment for Env<'_> {
         for e in self.extensions.iter_mut() {
             e.global_defs(g);
         }
+    }
+
+    fn sync_group(&mut self, conf: &config::SyncGroupConf<'_>) {
+        self.groups.push(GroupInfo {
+            name: conf.name.to_string(),
+            members: conf.members.iter().map(|m| m.name.to_string()).collect(),
+            notify: NotifyInfo::from(&conf.notify).boxed(),
+            smtp_alert: conf.smtp_alert,
+        });
     }
 
     fn removed_instance(&mut self, id: InstanceId) {

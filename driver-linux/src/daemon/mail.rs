@@ -22,6 +22,9 @@ use vrlb_core::config::{MailDefs, VsKey};
 use vrlb_core::node::{InstanceId, ServerRef};
 use vrlb_core::vrrp::State;
 
+use super::env::ServerAlert;
+use super::sync_groups::GroupInfo;
+
 /// Alerts waiting to be sent; more are dropped (and counted).
 pub const QUEUE: usize = 64;
 /// keepalived's `smtp_connect_timeout` default.
@@ -141,6 +144,33 @@ pub fn vrrp_alert(name: &str, to: State) -> Alert {
     };
     Alert {
         subject: format!("VRRP Instance {name} - {what}"),
+        body,
+    }
+}
+
+/// keepalived's alert for sync group `name` entering `to`
+/// (vrrp_notify.c `vrrp_sync_smtp_notifier`).
+pub fn group_alert(name: &str, to: State) -> Alert {
+    let (what, body) = match to {
+        State::Master => (
+            "Entering MASTER state",
+            "=> All VRRP group instances are now in MASTER state <=",
+        ),
+        State::Backup => (
+            "Entering BACKUP state",
+            "=> All VRRP group instances are now in BACKUP state <=",
+        ),
+        State::Fault => (
+            "Entering FAULT state",
+            "=> All VRRP group instances are now in FAULT state <=",
+        ),
+        State::Init => (
+            "Stopping",
+            "=> All VRRP group instances are now stopping <=",
+        ),
+    };
+    Alert {
+        subject: format!("VRRP Group {name} - {what}"),
         body,
     }
 }
@@ -281,38 +311,92 @@ fn send(conf: &MailConf, subject: &str, body: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// What has alerts on in one configuration.
+#[derive(Debug, Default)]
+pub struct AlertsOn {
+    /// These instances.
+    pub instances: Vec<InstanceId>,
+    /// These sync groups, by name.
+    pub groups: Vec<String>,
+    /// These real servers, with their alert names.
+    pub servers: HashMap<ServerRef, String>,
+}
+
+impl AlertsOn {
+    /// What has alerts on, by keepalived's rules (see
+    /// [`MailDefs::vrrp_alerts`], [`MailDefs::checker_alerts`]): of
+    /// `instances` (with the `smtp_alert` of those that write one),
+    /// `groups` and `servers`.
+    pub fn select(
+        policy: &MailDefs<'_>,
+        instances: impl Iterator<Item = InstanceId>,
+        instance_alerts: &HashMap<InstanceId, bool>,
+        groups: &[GroupInfo],
+        servers: HashMap<ServerRef, ServerAlert>,
+    ) -> AlertsOn {
+        AlertsOn {
+            instances: instances
+                .filter(|id| policy.vrrp_alerts(instance_alerts.get(id).copied()))
+                .collect(),
+            groups: groups
+                .iter()
+                .filter(|g| policy.vrrp_alerts(g.smtp_alert))
+                .map(|g| g.name.clone())
+                .collect(),
+            servers: servers
+                .into_iter()
+                .filter(|(_, a)| policy.checker_alerts(a.own, a.service))
+                .map(|(r, a)| (r, a.name))
+                .collect(),
+        }
+    }
+
+    /// Whether nothing has.
+    pub fn is_empty(&self) -> bool {
+        self.instances.is_empty() && self.groups.is_empty() && self.servers.is_empty()
+    }
+}
+
 /// Who gets alerts, and the mailer, for one configuration.
 pub struct Alerts {
     mailer: Mailer,
     no_email_faults: bool,
     /// Instances whose alerts are on, with the last state mailed.
     instances: HashMap<InstanceId, Option<State>>,
+    /// Sync groups whose alerts are on, by name, with the last state
+    /// mailed.
+    groups: HashMap<String, Option<State>>,
     /// Real servers whose alerts are on, by name.
     servers: HashMap<ServerRef, String>,
 }
 
 impl Alerts {
     /// The alerts of a new configuration: `conf` (None: alerts cannot
-    /// be sent), the instances and real servers whose alerts are on. The
-    /// old configuration's mailer is kept if its settings are the same,
-    /// and the last state mailed of instances that stay.
+    /// be sent), and what has alerts on. The old configuration's mailer
+    /// is kept if its settings are the same, with the last state mailed
+    /// of instances and groups that stay.
     pub fn rebuild(
         old: Option<Alerts>,
         conf: Option<MailConf>,
         no_email_faults: bool,
-        instances: impl IntoIterator<Item = InstanceId>,
-        servers: HashMap<ServerRef, String>,
+        on: AlertsOn,
     ) -> Option<Alerts> {
-        let mut instances: HashMap<InstanceId, Option<State>> =
-            instances.into_iter().map(|id| (id, None)).collect();
-        if instances.is_empty() && servers.is_empty() {
+        if on.is_empty() {
             return None;
         }
+        let mut instances: HashMap<InstanceId, Option<State>> =
+            on.instances.into_iter().map(|id| (id, None)).collect();
+        let mut groups: HashMap<String, Option<State>> =
+            on.groups.into_iter().map(|name| (name, None)).collect();
+        let servers = on.servers;
         let conf = conf?;
         let mailer = match old {
             Some(old) if old.mailer.conf == conf => {
                 for (id, last) in instances.iter_mut() {
                     *last = old.instances.get(id).copied().flatten();
+                }
+                for (name, last) in groups.iter_mut() {
+                    *last = old.groups.get(name).copied().flatten();
                 }
                 old.mailer
             }
@@ -325,8 +409,9 @@ impl Alerts {
             },
         };
         info!(
-            "e-mail alerts for {} instance(s) and {} real server(s) to {} address(es) through {}:{}",
+            "e-mail alerts for {} instance(s), {} sync group(s) and {} real server(s) to {} address(es) through {}:{}",
             instances.len(),
+            groups.len(),
             servers.len(),
             mailer.conf.to.len(),
             mailer.conf.server,
@@ -336,6 +421,7 @@ impl Alerts {
             mailer,
             no_email_faults,
             instances,
+            groups,
             servers,
         })
     }
@@ -353,6 +439,17 @@ impl Alerts {
         if worth_sending(*last, to, self.no_email_faults) {
             *last = Some(to);
             self.mailer.send(vrrp_alert(name, to));
+        }
+    }
+
+    /// Sync group `name` entered `to`.
+    pub fn group_changed(&mut self, name: &str, to: State) {
+        let Some(last) = self.groups.get_mut(name) else {
+            return;
+        };
+        if worth_sending(*last, to, self.no_email_faults) {
+            *last = Some(to);
+            self.mailer.send(group_alert(name, to));
         }
     }
 
@@ -378,6 +475,12 @@ mod tests {
         assert_eq!(
             vrrp_alert("VI_1", State::Init).subject,
             "VRRP Instance VI_1 - Stopping"
+        );
+        let g = group_alert("G1", State::Fault);
+        assert_eq!(g.subject, "VRRP Group G1 - Entering FAULT state");
+        assert_eq!(
+            g.body,
+            "=> All VRRP group instances are now in FAULT state <="
         );
         let vs = service_name(&VsKey::Addr("192.0.2.1".parse().unwrap(), 80));
         let name = server_name("192.0.2.10:80".parse().unwrap(), &vs);

@@ -27,6 +27,7 @@ pub mod privileges;
 pub mod routes;
 pub mod scripts;
 pub mod stats_file;
+pub mod sync_groups;
 pub mod systemd;
 pub mod trim;
 pub mod vip_state;
@@ -51,14 +52,16 @@ use crate::config_file::{Builtins, FsIncluder, read_config};
 use crate::node_memory::NodeMemory;
 use addresses::{Addresses, Wanted};
 use clock::Clock;
-use env::{Env, InstanceInfo, ScriptInfo, UpDownScripts};
+use env::{Env, InstanceInfo, NotifyInfo, ScriptInfo, UpDownScripts};
 use event_loop::{Context, DaemonNode, Extension, owner, token_base};
 use holdoff::Holdoff;
 use interfaces::{Change, Interfaces};
 use netlink::{Monitor, Rtnl, VipSpec};
+use notify::Whose;
 use packet_socket::PacketSocket;
 use routes::{Held, Owner, RouteInfo, Routes};
 use scripts::{Job, Runner};
+use sync_groups::SyncGroups;
 use vip_state::VipState;
 use vrrp_socket::{Family, Receiver, RecvBatch, Sender};
 use wakeup::Wakeup;
@@ -248,6 +251,8 @@ struct Daemon {
     notify_as: scripts::RunAs,
     /// E-mail alerts, when some instance or real server has them on.
     alerts: Option<mail::Alerts>,
+    /// Sync groups' own state, for their notify scripts and alerts.
+    groups: SyncGroups,
     runner: Runner<ScriptId>,
     extensions: Vec<Box<dyn Extension>>,
     pending: VecDeque<Output>,
@@ -356,6 +361,7 @@ impl Daemon {
             service_scripts: HashMap::new(),
             notify_as: Ok(None),
             alerts: None,
+            groups: SyncGroups::default(),
             runner: Runner::default(),
             extensions,
             pending: VecDeque::new(),
@@ -470,6 +476,7 @@ impl Daemon {
             mail_policy,
             instance_alerts,
             server_alerts,
+            groups,
             ..
         } = env;
         self.extensions = exts;
@@ -478,6 +485,7 @@ impl Daemon {
         // when something may run: a lookup maps the system's NSS modules
         // for good (0.8 MiB resident here) even to find no one.
         let runs_notify = instances.values().any(|i| i.notify.is_some())
+            || groups.iter().any(|g| g.notify.is_some())
             || !server_scripts.is_empty()
             || !service_scripts.is_empty();
         let notify_as = if runs_notify || !scripts.is_empty() {
@@ -504,18 +512,14 @@ impl Daemon {
         }
         result.map_err(|d| d.to_string())?;
         self.notify_as = notify_as;
-        let alerted_instances: Vec<InstanceId> = instances
-            .keys()
-            .filter(|id| mail_policy.vrrp_alerts(instance_alerts.get(id).copied()))
-            .copied()
-            .collect();
-        let alerted_servers: HashMap<_, _> = server_alerts
-            .into_iter()
-            .filter(|(_, a)| mail_policy.checker_alerts(a.own, a.service))
-            .map(|(r, a)| (r, a.name))
-            .collect();
-        let any_alert = !alerted_instances.is_empty() || !alerted_servers.is_empty();
-        if any_alert && !quiet {
+        let alerts_on = mail::AlertsOn::select(
+            &mail_policy,
+            instances.keys().copied(),
+            &instance_alerts,
+            &groups,
+            server_alerts,
+        );
+        if !alerts_on.is_empty() && !quiet {
             for w in &mail_warnings {
                 warn!("{w}");
             }
@@ -524,9 +528,13 @@ impl Daemon {
             self.alerts.take(),
             mail,
             mail_policy.no_email_faults,
-            alerted_instances,
-            alerted_servers,
+            alerts_on,
         );
+        let by_name: HashMap<&str, InstanceId> = instances
+            .iter()
+            .map(|(id, i)| (i.name.as_str(), *id))
+            .collect();
+        self.groups = SyncGroups::new(groups, |m| by_name.get(m).copied(), &self.groups);
         for id in removed {
             debug!("instance #{} removed", id.0);
             self.reported_drops.remove(&id);
@@ -1143,23 +1151,53 @@ impl Daemon {
                     alerts.instance_changed(id, &name, to);
                 }
                 let priority = self.node.instance(id).map_or(0, |i| i.effective_priority());
-                let Some(notify) = self.instances.get(&id).and_then(|i| i.notify.clone()) else {
-                    return;
-                };
-                let now = self.clock.now();
-                // Refused at the build (and said so then).
-                let Ok(run_as) = self.notify_as.clone() else {
-                    return;
-                };
-                for (line, args) in notify::commands(&notify, &name, to, priority) {
-                    let job = Job::Notify(format!("{name}: notify '{line}'"));
-                    if let Err(e) =
-                        self.runner
-                            .spawn(now, &line, &args, run_as, NOTIFY_TIMEOUT, job)
-                    {
-                        warn!("{name}: notify: {e}");
+                if let Some(notify) = self.instances.get(&id).and_then(|i| i.notify.clone()) {
+                    self.run_notify(&notify, Whose::Instance, &name, to, priority);
+                }
+                let node = &self.node;
+                let entered: Vec<_> = self
+                    .groups
+                    .changed(id, |m| node.instance(m).map(|i| i.state()))
+                    .into_iter()
+                    .map(|(g, to)| (g.name.clone(), g.notify.clone(), to))
+                    .collect();
+                for (group, notify, to) in entered {
+                    info!(
+                        "vrrp_sync_group {group}: every member {}",
+                        notify::state_word(to)
+                    );
+                    if let Some(alerts) = self.alerts.as_mut() {
+                        alerts.group_changed(&group, to);
+                    }
+                    if let Some(notify) = notify {
+                        self.run_notify(&notify, Whose::Group, &group, to, 0);
                     }
                 }
+            }
+        }
+    }
+
+    /// Starts `name`'s notify scripts for entering `to`, without waiting.
+    fn run_notify(
+        &mut self,
+        notify: &NotifyInfo,
+        whose: Whose,
+        name: &str,
+        to: vrrp::State,
+        priority: u8,
+    ) {
+        // Refused at the build (and said so then).
+        let Ok(run_as) = self.notify_as.clone() else {
+            return;
+        };
+        let now = self.clock.now();
+        for (line, args) in notify::commands(notify, whose, name, to, priority) {
+            let job = Job::Notify(format!("{name}: notify '{line}'"));
+            if let Err(e) = self
+                .runner
+                .spawn(now, &line, &args, run_as, NOTIFY_TIMEOUT, job)
+            {
+                warn!("{name}: notify: {e}");
             }
         }
     }

@@ -1,7 +1,8 @@
 //! Which notify scripts a state change runs, with keepalived's arguments
 //! (keepalived.conf(5), "notify"): `notify_master`, `notify_backup`,
 //! `notify_fault` and `notify_stop` as written; `notify` with
-//! `INSTANCE NAME STATE PRIORITY` appended. Pure.
+//! `INSTANCE NAME STATE PRIORITY` appended (`GROUP NAME STATE 0` for a
+//! sync group). Pure.
 
 use vrlb_core::vrrp::State;
 
@@ -15,10 +16,20 @@ pub fn state_word(to: State) -> &'static str {
     }
 }
 
+/// Whose notify scripts run: keepalived's first argument to `notify`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Whose {
+    /// A `vrrp_instance`.
+    Instance,
+    /// A `vrrp_sync_group` (its priority is given as 0).
+    Group,
+}
+
 /// The command lines to run (each with its extra arguments) when instance
-/// `name` moves to `to` with `priority`.
+/// or group `name` moves to `to` with `priority`.
 pub fn commands(
     notify: &NotifyInfo,
+    whose: Whose,
     name: &str,
     to: State,
     priority: u8,
@@ -37,10 +48,18 @@ pub fn commands(
         out.push((
             line.clone(),
             vec![
-                "INSTANCE".to_string(),
+                match whose {
+                    Whose::Instance => "INSTANCE",
+                    Whose::Group => "GROUP",
+                }
+                .to_string(),
                 name.to_string(),
                 state_word(to).to_string(),
-                priority.to_string(),
+                match whose {
+                    Whose::Instance => priority,
+                    Whose::Group => 0,
+                }
+                .to_string(),
             ],
         ));
     }
@@ -60,7 +79,7 @@ mod tests {
             ..NotifyInfo::default()
         };
         assert_eq!(
-            commands(&n, "VI_1", State::Master, 150),
+            commands(&n, Whose::Instance, "VI_1", State::Master, 150),
             [
                 ("/etc/m.sh up".to_string(), vec![]),
                 (
@@ -74,10 +93,24 @@ mod tests {
                 ),
             ]
         );
-        let stop = commands(&n, "VI_1", State::Init, 100);
+        let stop = commands(&n, Whose::Instance, "VI_1", State::Init, 100);
         assert_eq!(stop[0].0, "/etc/s.sh");
         assert_eq!(stop[1].1[2], "STOP");
-        assert_eq!(commands(&n, "VI_1", State::Backup, 1).len(), 1);
-        assert!(commands(&NotifyInfo::default(), "x", State::Fault, 1).is_empty());
+        assert_eq!(
+            commands(&n, Whose::Instance, "VI_1", State::Backup, 1).len(),
+            1
+        );
+        let group = commands(&n, Whose::Group, "G1", State::Master, 100);
+        assert_eq!(group[1].1, ["GROUP", "G1", "MASTER", "0"]);
+        assert!(
+            commands(
+                &NotifyInfo::default(),
+                Whose::Instance,
+                "x",
+                State::Fault,
+                1
+            )
+            .is_empty()
+        );
     }
 }

@@ -57,8 +57,46 @@ pub fn leak_zeroed<T: Zeroable>(n: usize) -> &'static mut [T] {
 mod tests {
     use super::*;
 
-    /// Resident KiB of the mapping that holds `addr` (`/proc/self/smaps`).
-    pub(crate) fn resident_kib(addr: usize) -> u64 {
+    const PAGE: usize = 4096;
+
+    /// The pagemap entries (`/proc/self/pagemap`) of the `len` bytes at
+    /// `addr`, one per page.
+    fn pagemap(addr: usize, len: usize) -> Vec<u64> {
+        use std::io::{Read, Seek, SeekFrom};
+        let first = addr / PAGE;
+        let pages = (addr + len).div_ceil(PAGE) - first;
+        let mut map = std::fs::File::open("/proc/self/pagemap").unwrap();
+        map.seek(SeekFrom::Start((first * 8) as u64)).unwrap();
+        let mut raw = vec![0u8; pages * 8];
+        map.read_exact(&mut raw).unwrap();
+        raw.chunks_exact(8)
+            .map(|e| u64::from_le_bytes(e.try_into().unwrap()))
+            .collect()
+    }
+
+    /// Resident KiB of the `len` bytes at `addr`: their own pages, not the
+    /// shared zero page that reading maps. Counted page by page where
+    /// pagemap shows frame numbers (as root): the whole mapping's Rss
+    /// counts pages of neighbours the kernel merged it with, which other
+    /// tests' threads may be writing. Without frame numbers, that Rss.
+    pub(crate) fn resident_kib(addr: usize, len: usize) -> u64 {
+        const PRESENT: u64 = 1 << 63;
+        const FRAME: u64 = (1 << 55) - 1;
+        let probe: &'static mut [u8] = leak_zeroed(PAGE);
+        assert_eq!(probe[0], 0, "a read maps the zero page");
+        let zero_frame = pagemap(probe.as_ptr() as usize, 1)[0] & FRAME;
+        if zero_frame == 0 {
+            return mapping_rss_kib(addr);
+        }
+        let own = pagemap(addr, len)
+            .into_iter()
+            .filter(|e| e & PRESENT != 0 && e & FRAME != zero_frame)
+            .count();
+        (own * PAGE / 1024) as u64
+    }
+
+    /// Rss of the whole mapping that holds `addr` (`/proc/self/smaps`).
+    fn mapping_rss_kib(addr: usize) -> u64 {
         let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
         let mut inside = false;
         for line in smaps.lines() {
@@ -87,11 +125,11 @@ mod tests {
         let m: &'static mut [u8] = leak_zeroed(n);
         let addr = m.as_ptr() as usize;
         assert!(m.iter().step_by(4096).all(|&b| b == 0), "reads as zeros");
-        assert!(resident_kib(addr) < 1024, "reading maps no pages");
+        assert!(resident_kib(addr, n) < 1024, "reading maps no pages");
         for b in m.iter_mut().step_by(4096).take(64) {
             *b = 1;
         }
-        assert!(resident_kib(addr) >= 256, "writes do");
+        assert!(resident_kib(addr, n) >= 256, "writes do");
         let slots: &'static mut [vrlb_core::lb::ConnSlot] = leak_zeroed(3);
         assert!(slots.iter().all(|s| *s == vrlb_core::lb::ConnSlot::EMPTY));
         assert!(leak_zeroed::<u32>(0).is_empty());
@@ -111,11 +149,12 @@ mod tests {
         let shard = Shard::new(layout, LbConfig::default(), 7, Instant::ZERO).unwrap();
         assert_eq!(shard.balancer.tracked(), 0);
         let st = shard.balancer.into_storage();
-        let (conns, index) = (st.conns.as_ptr() as usize, st.index.as_ptr() as usize);
+        let conns = (st.conns.as_ptr() as usize, std::mem::size_of_val(st.conns));
+        let index = (st.index.as_ptr() as usize, std::mem::size_of_val(st.index));
         assert_eq!(st.conns.len(), layout.conn_slots());
         // Shard::new cleared nothing and wrote no slot: the mappings (which
         // the kernel may have merged) hold next to nothing.
-        let kib = resident_kib(conns).max(resident_kib(index));
+        let kib = resident_kib(conns.0, conns.1).max(resident_kib(index.0, index.1));
         assert!(kib < 4096, "{kib} KiB resident after Shard::new");
     }
 }

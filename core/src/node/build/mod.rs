@@ -50,6 +50,9 @@ pub trait Environment {
     fn script(&mut self, id: ScriptId, conf: &VrrpScript<'_>) {}
     /// A `global_defs` block.
     fn global_defs(&mut self, g: &GlobalDefs<'_>) {}
+    /// A `vrrp_sync_group` block (the node forms the group; its notify
+    /// scripts and alerts are the driver's).
+    fn sync_group(&mut self, conf: &SyncGroupConf<'_>) {}
     /// A `static_routes` block (the node has no part in them: they are
     /// held whatever the VRRP state).
     fn static_routes(&mut self, routes: &[config::RouteConf<'_>]) {}
@@ -492,8 +495,9 @@ impl<E: Environment, S: VipStore> Sink for Builder<'_, '_, E, S> {
         Ok(())
     }
 
-    fn vrrp_sync_group(&mut self, _g: &SyncGroupConf<'_>) -> Result<(), Kind> {
+    fn vrrp_sync_group(&mut self, g: &SyncGroupConf<'_>) -> Result<(), Kind> {
         // Formed in `finish`, once every member exists.
+        self.env.sync_group(g);
         Ok(())
     }
 
