@@ -8,14 +8,14 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 
-use vrlb_core::config::{self, Diagnostic, MailDefs, VrrpInstance, VrrpScript};
+use vrlb_core::config::{self, Diagnostic, VrrpInstance, VrrpScript};
 use vrlb_core::node::build::Environment;
 use vrlb_core::node::{IfaceId, InstanceId, ScriptId};
 use vrlb_core::vrrp::Family;
 
 use super::event_loop::Extension;
 use super::interfaces::Interfaces;
-use super::mail::{self, MailConf};
+use super::mail::{self, AlertSettings, ServerAlert};
 use super::routes::RouteInfo;
 use super::scripts::{Account, RunAs};
 use super::sync_groups::GroupInfo;
@@ -169,35 +169,13 @@ pub struct Env<'a> {
     pub service_scripts: HashMap<vrlb_core::lb::ServiceId, UpDownScripts>,
     /// `static_routes`.
     pub static_routes: Vec<RouteInfo>,
-    /// `global_defs`' e-mail settings, if alerts could be sent.
-    pub mail: Option<MailConf>,
-    /// Why alerts could not be sent, or to whom not; worth saying only
-    /// if some alert is on.
-    pub mail_warnings: Vec<String>,
-    /// `global_defs`' `smtp_alert*` and `no_email_faults` (no addresses).
-    pub mail_policy: MailDefs<'static>,
     /// `vrrp_sync_group`s.
     pub groups: Vec<GroupInfo>,
-    /// Instances' `smtp_alert`, where one is written (here, not in
-    /// [`InstanceInfo`]: most instances have none).
-    pub instance_alerts: HashMap<InstanceId, bool>,
-    /// Every real server's alert name and `smtp_alert`, with its virtual
-    /// server's.
-    pub server_alerts: HashMap<vrlb_core::node::ServerRef, ServerAlert>,
+    /// What e-mail alerts need of the configuration.
+    pub alerts: AlertSettings,
     /// The virtual server whose real servers are being read.
     current_service: ServerAlertOf,
     host_name: String,
-}
-
-/// What decides a real server's alerts, before `global_defs`' defaults.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServerAlert {
-    /// As alerts name it (`Realserver ... of virtual server ...`).
-    pub name: String,
-    /// The real server's `smtp_alert`.
-    pub own: Option<bool>,
-    /// Its virtual server's.
-    pub service: Option<bool>,
 }
 
 /// A virtual server as its real servers' alerts need it.
@@ -226,12 +204,8 @@ impl<'a> Env<'a> {
             server_scripts: HashMap::new(),
             service_scripts: HashMap::new(),
             static_routes: Vec::new(),
-            mail: None,
-            mail_warnings: Vec::new(),
-            mail_policy: MailDefs::default(),
-            instance_alerts: HashMap::new(),
             groups: Vec::new(),
-            server_alerts: HashMap::new(),
+            alerts: AlertSettings::default(),
             current_service: ServerAlertOf::default(),
             host_name: mail::host_name(),
         }
@@ -285,7 +259,7 @@ impl Environment for Env<'_> {
             .collect();
         self.watch_devices(&conf.virtual_routes);
         if let Some(on) = conf.smtp_alert {
-            self.instance_alerts.insert(id, on);
+            self.alerts.instances.insert(id, on);
         }
         for e in self.extensions.iter_mut() {
             e.instance(id, conf);
@@ -323,15 +297,7 @@ impl Environment for Env<'_> {
 
     fn global_defs(&mut self, g: &config::GlobalDefs<'_>) {
         self.script_user = account(g.script_user);
-        let m = &g.mail;
-        self.mail = MailConf::from_defs(m, g.router_id, &self.host_name, &mut self.mail_warnings);
-        self.mail_policy = MailDefs {
-            alert: m.alert,
-            alert_vrrp: m.alert_vrrp,
-            alert_checker: m.alert_checker,
-            no_email_faults: m.no_email_faults,
-            ..MailDefs::default()
-        };
+        self.alerts.global_defs(g, &self.host_name);
         for e in self.extensions.iter_mut() {
             e.global_defs(g);
         }
@@ -348,7 +314,7 @@ impl Environment for Env<'_> {
 
     fn removed_instance(&mut self, id: InstanceId) {
         self.instances.remove(&id);
-        self.instance_alerts.remove(&id);
+        self.alerts.instances.remove(&id);
         self.removed.push(id);
     }
 
@@ -392,7 +358,7 @@ impl Environment for Env<'_> {
                 },
             );
         }
-        self.server_alerts.insert(
+        self.alerts.servers.insert(
             server,
             ServerAlert {
                 name: mail::server_name(

@@ -18,11 +18,10 @@ use lettre::message::Mailbox;
 use lettre::transport::smtp::extension::ClientId;
 use lettre::{Message, SmtpTransport, Transport};
 use log::{info, warn};
-use vrlb_core::config::{MailDefs, VsKey};
+use vrlb_core::config::{GlobalDefs, MailDefs, VsKey};
 use vrlb_core::node::{InstanceId, ServerRef};
 use vrlb_core::vrrp::State;
 
-use super::env::ServerAlert;
 use super::sync_groups::GroupInfo;
 
 /// Alerts waiting to be sent; more are dropped (and counted).
@@ -60,42 +59,35 @@ impl MailConf {
         host: &str,
         warnings: &mut Vec<String>,
     ) -> Option<MailConf> {
-        let mut warn = |w: String| warnings.push(w);
         let mut to = Vec::new();
         for addr in &g.to {
             match addr.parse::<Mailbox>() {
                 Ok(m) => to.push(m),
-                Err(e) => warn(format!(
+                Err(e) => warnings.push(format!(
                     "notification_email '{addr}': {e}: no alert is sent to it"
                 )),
             }
         }
-        let from = match g.from {
-            Some(f) => match f.parse::<Mailbox>() {
-                Ok(m) => m,
-                Err(e) => {
-                    warn(format!(
-                        "notification_email_from '{f}': {e}: no e-mail alert is sent"
-                    ));
-                    return None;
-                }
-            },
-            None => match format!("keepalived@{host}").parse::<Mailbox>() {
-                Ok(m) => m,
-                Err(e) => {
-                    warn(format!(
-                        "notification_email_from is not set and 'keepalived@{host}' is no address ({e}): no e-mail alert is sent"
-                    ));
-                    return None;
-                }
-            },
+        let from = g
+            .from
+            .map_or_else(|| format!("keepalived@{host}"), str::to_string);
+        let from = match from.parse::<Mailbox>() {
+            Ok(m) => m,
+            Err(e) => {
+                warnings.push(format!(
+                    "notification_email_from '{from}': {e}: no e-mail alert is sent"
+                ));
+                return None;
+            }
         };
         let Some(server) = g.server else {
-            warn("smtp_alert is on but smtp_server is not set: no e-mail alert is sent".into());
+            warnings.push(
+                "smtp_alert is on but smtp_server is not set: no e-mail alert is sent".into(),
+            );
             return None;
         };
         if to.is_empty() {
-            warn(
+            warnings.push(
                 "smtp_alert is on but notification_email has no address: no e-mail alert is sent"
                     .into(),
             );
@@ -112,6 +104,49 @@ impl MailConf {
                 .map_or(DEFAULT_TIMEOUT, |d| Duration::from_micros(d.as_micros())),
             router_id: router_id.unwrap_or(host).to_string(),
         })
+    }
+}
+
+/// What decides a real server's alerts, before `global_defs`' defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerAlert {
+    /// As alerts name it (`Realserver ... of virtual server ...`).
+    pub name: String,
+    /// The real server's `smtp_alert`.
+    pub own: Option<bool>,
+    /// Its virtual server's.
+    pub service: Option<bool>,
+}
+
+/// What one build gathers for the alerts: `global_defs`' settings, and
+/// the `smtp_alert` each instance and real server writes.
+#[derive(Debug, Default)]
+pub struct AlertSettings {
+    /// Where and how, if alerts could be sent.
+    pub conf: Option<MailConf>,
+    /// Why not, or to whom not: worth saying only if some alert is on.
+    pub warnings: Vec<String>,
+    /// `global_defs`' `smtp_alert*` and `no_email_faults` (no addresses).
+    pub policy: MailDefs<'static>,
+    /// Instances' `smtp_alert`, where one is written (most have none).
+    pub instances: HashMap<InstanceId, bool>,
+    /// Every real server's alert name and `smtp_alert`, with its virtual
+    /// server's.
+    pub servers: HashMap<ServerRef, ServerAlert>,
+}
+
+impl AlertSettings {
+    /// Takes `g`'s mail settings; `host` is the host name defaults use.
+    pub fn global_defs(&mut self, g: &GlobalDefs<'_>, host: &str) {
+        let m = &g.mail;
+        self.conf = MailConf::from_defs(m, g.router_id, host, &mut self.warnings);
+        self.policy = MailDefs {
+            alert: m.alert,
+            alert_vrrp: m.alert_vrrp,
+            alert_checker: m.alert_checker,
+            no_email_faults: m.no_email_faults,
+            ..MailDefs::default()
+        };
     }
 }
 
@@ -311,52 +346,6 @@ fn send(conf: &MailConf, subject: &str, body: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// What has alerts on in one configuration.
-#[derive(Debug, Default)]
-pub struct AlertsOn {
-    /// These instances.
-    pub instances: Vec<InstanceId>,
-    /// These sync groups, by name.
-    pub groups: Vec<String>,
-    /// These real servers, with their alert names.
-    pub servers: HashMap<ServerRef, String>,
-}
-
-impl AlertsOn {
-    /// What has alerts on, by keepalived's rules (see
-    /// [`MailDefs::vrrp_alerts`], [`MailDefs::checker_alerts`]): of
-    /// `instances` (with the `smtp_alert` of those that write one),
-    /// `groups` and `servers`.
-    pub fn select(
-        policy: &MailDefs<'_>,
-        instances: impl Iterator<Item = InstanceId>,
-        instance_alerts: &HashMap<InstanceId, bool>,
-        groups: &[GroupInfo],
-        servers: HashMap<ServerRef, ServerAlert>,
-    ) -> AlertsOn {
-        AlertsOn {
-            instances: instances
-                .filter(|id| policy.vrrp_alerts(instance_alerts.get(id).copied()))
-                .collect(),
-            groups: groups
-                .iter()
-                .filter(|g| policy.vrrp_alerts(g.smtp_alert))
-                .map(|g| g.name.clone())
-                .collect(),
-            servers: servers
-                .into_iter()
-                .filter(|(_, a)| policy.checker_alerts(a.own, a.service))
-                .map(|(r, a)| (r, a.name))
-                .collect(),
-        }
-    }
-
-    /// Whether nothing has.
-    pub fn is_empty(&self) -> bool {
-        self.instances.is_empty() && self.groups.is_empty() && self.servers.is_empty()
-    }
-}
-
 /// Who gets alerts, and the mailer, for one configuration.
 pub struct Alerts {
     mailer: Mailer,
@@ -371,25 +360,44 @@ pub struct Alerts {
 }
 
 impl Alerts {
-    /// The alerts of a new configuration: `conf` (None: alerts cannot
-    /// be sent), and what has alerts on. The old configuration's mailer
-    /// is kept if its settings are the same, with the last state mailed
-    /// of instances and groups that stay.
+    /// The alerts of a new configuration: what `settings` turn on, by
+    /// keepalived's rules ([`MailDefs::vrrp_alerts`],
+    /// [`MailDefs::checker_alerts`]), of `instances`, `groups` and the
+    /// real servers. The old configuration's mailer is kept if its
+    /// settings are the same, with the last state mailed of instances and
+    /// groups that stay. Why alerts that are on cannot be sent is logged
+    /// (unless `quiet`).
     pub fn rebuild(
         old: Option<Alerts>,
-        conf: Option<MailConf>,
-        no_email_faults: bool,
-        on: AlertsOn,
+        settings: AlertSettings,
+        instances: impl Iterator<Item = InstanceId>,
+        groups: &[GroupInfo],
+        quiet: bool,
     ) -> Option<Alerts> {
-        if on.is_empty() {
+        let policy = &settings.policy;
+        let mut instances: HashMap<InstanceId, Option<State>> = instances
+            .filter(|id| policy.vrrp_alerts(settings.instances.get(id).copied()))
+            .map(|id| (id, None))
+            .collect();
+        let mut groups: HashMap<String, Option<State>> = groups
+            .iter()
+            .filter(|g| policy.vrrp_alerts(g.smtp_alert))
+            .map(|g| (g.name.clone(), None))
+            .collect();
+        let servers: HashMap<ServerRef, String> = settings
+            .servers
+            .into_iter()
+            .filter(|(_, a)| policy.checker_alerts(a.own, a.service))
+            .map(|(r, a)| (r, a.name))
+            .collect();
+        if instances.is_empty() && groups.is_empty() && servers.is_empty() {
             return None;
         }
-        let mut instances: HashMap<InstanceId, Option<State>> =
-            on.instances.into_iter().map(|id| (id, None)).collect();
-        let mut groups: HashMap<String, Option<State>> =
-            on.groups.into_iter().map(|name| (name, None)).collect();
-        let servers = on.servers;
-        let conf = conf?;
+        for w in settings.warnings.iter().filter(|_| !quiet) {
+            warn!("{w}");
+        }
+        let no_email_faults = policy.no_email_faults;
+        let conf = settings.conf?;
         let mailer = match old {
             Some(old) if old.mailer.conf == conf => {
                 for (id, last) in instances.iter_mut() {

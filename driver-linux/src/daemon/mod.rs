@@ -471,12 +471,8 @@ impl Daemon {
             server_scripts,
             service_scripts,
             static_routes,
-            mail,
-            mail_warnings,
-            mail_policy,
-            instance_alerts,
-            server_alerts,
             groups,
+            alerts,
             ..
         } = env;
         self.extensions = exts;
@@ -512,23 +508,12 @@ impl Daemon {
         }
         result.map_err(|d| d.to_string())?;
         self.notify_as = notify_as;
-        let alerts_on = mail::AlertsOn::select(
-            &mail_policy,
-            instances.keys().copied(),
-            &instance_alerts,
-            &groups,
-            server_alerts,
-        );
-        if !alerts_on.is_empty() && !quiet {
-            for w in &mail_warnings {
-                warn!("{w}");
-            }
-        }
         self.alerts = mail::Alerts::rebuild(
             self.alerts.take(),
-            mail,
-            mail_policy.no_email_faults,
-            alerts_on,
+            alerts,
+            instances.keys().copied(),
+            &groups,
+            quiet,
         );
         let by_name: HashMap<&str, InstanceId> = instances
             .iter()
