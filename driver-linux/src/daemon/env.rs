@@ -16,6 +16,7 @@ use vrlb_core::vrrp::Family;
 use super::event_loop::Extension;
 use super::interfaces::Interfaces;
 use super::mail::{self, AlertSettings, ServerAlert};
+use super::notify::NotifyInfo;
 use super::routes::RouteInfo;
 use super::scripts::{Account, RunAs};
 use super::sync_groups::GroupInfo;
@@ -35,53 +36,6 @@ pub struct VipInfo {
     pub scope: Option<String>,
     /// `brd`.
     pub broadcast: Option<Ipv4Addr>,
-}
-
-/// Notify scripts, owned.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct NotifyInfo {
-    /// `notify_master`.
-    pub master: Option<String>,
-    /// `notify_backup`.
-    pub backup: Option<String>,
-    /// `notify_fault`.
-    pub fault: Option<String>,
-    /// `notify_stop`.
-    pub stop: Option<String>,
-    /// `notify`.
-    pub any: Option<String>,
-}
-
-impl From<&config::Notify<'_>> for NotifyInfo {
-    fn from(n: &config::Notify<'_>) -> Self {
-        NotifyInfo {
-            master: owned(n.master),
-            backup: owned(n.backup),
-            fault: owned(n.fault),
-            stop: owned(n.stop),
-            any: owned(n.any),
-        }
-    }
-}
-
-impl NotifyInfo {
-    /// Out of line, if any script is set (most instances have none).
-    pub fn boxed(self) -> Option<Box<NotifyInfo>> {
-        self.any_set().then(|| Box::new(self))
-    }
-
-    /// Whether any notify script is set.
-    pub fn any_set(&self) -> bool {
-        [
-            &self.master,
-            &self.backup,
-            &self.fault,
-            &self.stop,
-            &self.any,
-        ]
-        .iter()
-        .any(|s| s.is_some())
-    }
 }
 
 /// What the daemon keeps about one instance.

@@ -4,9 +4,55 @@
 //! `INSTANCE NAME STATE PRIORITY` appended (`GROUP NAME STATE 0` for a
 //! sync group). Pure.
 
+use vrlb_core::config;
 use vrlb_core::vrrp::State;
 
-use super::env::NotifyInfo;
+/// Notify scripts, owned.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NotifyInfo {
+    /// `notify_master`.
+    pub master: Option<String>,
+    /// `notify_backup`.
+    pub backup: Option<String>,
+    /// `notify_fault`.
+    pub fault: Option<String>,
+    /// `notify_stop`.
+    pub stop: Option<String>,
+    /// `notify`.
+    pub any: Option<String>,
+}
+
+impl From<&config::Notify<'_>> for NotifyInfo {
+    fn from(n: &config::Notify<'_>) -> Self {
+        NotifyInfo {
+            master: n.master.map(str::to_string),
+            backup: n.backup.map(str::to_string),
+            fault: n.fault.map(str::to_string),
+            stop: n.stop.map(str::to_string),
+            any: n.any.map(str::to_string),
+        }
+    }
+}
+
+impl NotifyInfo {
+    /// Out of line, if any script is set (most instances have none).
+    pub fn boxed(self) -> Option<Box<NotifyInfo>> {
+        self.any_set().then(|| Box::new(self))
+    }
+
+    /// Whether any notify script is set.
+    pub fn any_set(&self) -> bool {
+        [
+            &self.master,
+            &self.backup,
+            &self.fault,
+            &self.stop,
+            &self.any,
+        ]
+        .iter()
+        .any(|s| s.is_some())
+    }
+}
 
 /// keepalived's state word for `to`: INIT after a shutdown is STOP.
 pub fn state_word(to: State) -> &'static str {

@@ -6,7 +6,7 @@
 use vrlb_core::node::InstanceId;
 use vrlb_core::vrrp::State;
 
-use super::env::NotifyInfo;
+use super::notify::NotifyInfo;
 
 /// What the daemon keeps about one `vrrp_sync_group`.
 #[derive(Debug, Clone, PartialEq, Eq)]
