@@ -312,6 +312,14 @@ impl Sink for Describe {
         if vs.anycast {
             self.text.push_str(", anycast");
         }
+        if self.mail.checker_alerts(vs.smtp_alert, None) {
+            self.text.push_str(", ");
+            self.text.push_str(if self.mailable {
+                "mails an alert on gaining or losing quorum"
+            } else {
+                UNMAILABLE
+            });
+        }
         writeln!(self.text, ", {} real server(s)", vs.real_servers).unwrap();
         Ok(())
     }

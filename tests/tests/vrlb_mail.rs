@@ -3,7 +3,8 @@
 //! mails keepalived's alert on entering BACKUP, MASTER and on stopping,
 //! each once, and so does its sync group once all members are there (and
 //! the group's `notify` script gets `GROUP NAME STATE 0`); a real server
-//! whose TCP_CHECK fails mails its DOWN alert; all from
+//! whose TCP_CHECK fails mails its DOWN alert, and its virtual server,
+//! left without quorum, its own; all from
 //! `notification_email_from` to every `notification_email` address,
 //! `[router_id]` first in the subject.
 
@@ -186,9 +187,10 @@ virtual_server 192.0.2.240 80 {{
     let master = "[LB1] VRRP Instance VI_1 - Entering MASTER state";
     let backup = "[LB1] VRRP Instance VI_1 - Entering BACKUP state";
     let down = "[LB1] Realserver 192.0.2.100:8081 of virtual server 192.0.2.240:80 - DOWN";
+    let quorum = "[LB1] Virtualserver 192.0.2.240:80 - DOWN";
     let group_master = "[LB1] VRRP Group G1 - Entering MASTER state";
     let group_backup = "[LB1] VRRP Group G1 - Entering BACKUP state";
-    let all = [master, backup, down, group_master, group_backup];
+    let all = [master, backup, down, quorum, group_master, group_backup];
     expect(
         LONG,
         "instance, group and real server alerts",
@@ -234,6 +236,8 @@ virtual_server 192.0.2.240 80 {{
             "{}",
             d.text
         );
+        let q = &all[at(quorum)];
+        assert!(q.text.contains("=> Lost quorum <="), "{}", q.text);
     }
 
     lab.stop(&d0);

@@ -293,6 +293,16 @@ impl Environment for Env<'_> {
             key: mail::service_name(&vs.key),
             smtp_alert: vs.smtp_alert,
         };
+        for id in services {
+            self.alerts.services.insert(
+                *id,
+                ServerAlert {
+                    name: self.current_service.key.clone(),
+                    own: vs.smtp_alert,
+                    service: None,
+                },
+            );
+        }
         for e in self.extensions.iter_mut() {
             e.virtual_server(services, vs);
         }

@@ -1,5 +1,6 @@
 //! E-mail alerts, as keepalived's smtp.c sends them: on a VRRP instance's
-//! change of state and on a real server going up or down, to every
+//! or sync group's change of state, on a real server going up or down and
+//! on a virtual server gaining or losing its quorum, to every
 //! `notification_email` address through `smtp_server`, for the instances
 //! and real servers whose `smtp_alert` (or its `global_defs` default) is
 //! on. keepalived's subjects and bodies, `[router_id]` first.
@@ -19,6 +20,7 @@ use lettre::transport::smtp::extension::ClientId;
 use lettre::{Message, SmtpTransport, Transport};
 use log::{info, warn};
 use vrlb_core::config::{GlobalDefs, MailDefs, VsKey};
+use vrlb_core::lb::ServiceId;
 use vrlb_core::node::{InstanceId, ServerRef};
 use vrlb_core::vrrp::State;
 
@@ -107,7 +109,8 @@ impl MailConf {
     }
 }
 
-/// What decides a real server's alerts, before `global_defs`' defaults.
+/// What decides a real server's (or a virtual server's quorum) alerts,
+/// before `global_defs`' defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerAlert {
     /// As alerts name it (`Realserver ... of virtual server ...`).
@@ -133,6 +136,9 @@ pub struct AlertSettings {
     /// Every real server's alert name and `smtp_alert`, with its virtual
     /// server's.
     pub servers: HashMap<ServerRef, ServerAlert>,
+    /// Every service's alert name and its virtual server's `smtp_alert`
+    /// (as `own`).
+    pub services: HashMap<ServiceId, ServerAlert>,
 }
 
 impl AlertSettings {
@@ -233,6 +239,20 @@ pub fn service_name(vs: &VsKey<'_>) -> String {
     }
 }
 
+/// keepalived's alert for a virtual server's quorum (ipwrapper.c
+/// `do_vs_notifies`, without its weight figures); `name` as
+/// [`service_name`] gives it.
+pub fn quorum_alert(name: &str, up: bool, stopping: bool) -> Alert {
+    Alert {
+        subject: format!("Virtualserver {name} - {}", if up { "UP" } else { "DOWN" }),
+        body: match (stopping, up) {
+            (true, _) => "=> Shutting down <=",
+            (false, true) => "=> Gained quorum <=",
+            (false, false) => "=> Lost quorum <=",
+        },
+    }
+}
+
 /// `Realserver 192.0.2.10:80 of virtual server 192.0.2.1:80`.
 pub fn server_name(rs: SocketAddr, service: &str) -> String {
     format!("Realserver {rs} of virtual server {service}")
@@ -327,6 +347,18 @@ impl Mailer {
     }
 }
 
+/// The names of those of `alerts` whose alerts are on.
+fn switched_on<K: std::hash::Hash + Eq>(
+    policy: &MailDefs<'_>,
+    alerts: HashMap<K, ServerAlert>,
+) -> HashMap<K, String> {
+    alerts
+        .into_iter()
+        .filter(|(_, a)| policy.checker_alerts(a.own, a.service))
+        .map(|(k, a)| (k, a.name))
+        .collect()
+}
+
 /// One message, on a connection of its own (keepalived's way: alerts are
 /// rare, and a connection kept open would time out between them).
 fn send(conf: &MailConf, subject: &str, body: &str) -> Result<(), String> {
@@ -357,6 +389,8 @@ pub struct Alerts {
     groups: HashMap<String, Option<State>>,
     /// Real servers whose alerts are on, by name.
     servers: HashMap<ServerRef, String>,
+    /// Services whose quorum alerts are on, by name.
+    services: HashMap<ServiceId, String>,
 }
 
 impl Alerts {
@@ -384,13 +418,9 @@ impl Alerts {
             .filter(|g| policy.vrrp_alerts(g.smtp_alert))
             .map(|g| (g.name.clone(), None))
             .collect();
-        let servers: HashMap<ServerRef, String> = settings
-            .servers
-            .into_iter()
-            .filter(|(_, a)| policy.checker_alerts(a.own, a.service))
-            .map(|(r, a)| (r, a.name))
-            .collect();
-        if instances.is_empty() && groups.is_empty() && servers.is_empty() {
+        let servers = switched_on(policy, settings.servers);
+        let services = switched_on(policy, settings.services);
+        if instances.is_empty() && groups.is_empty() && servers.is_empty() && services.is_empty() {
             return None;
         }
         for w in settings.warnings.iter().filter(|_| !quiet) {
@@ -431,6 +461,7 @@ impl Alerts {
             instances,
             groups,
             servers,
+            services,
         })
     }
 
@@ -468,6 +499,15 @@ impl Alerts {
             self.mailer.send(alert);
         }
     }
+
+    /// Service `service` gained or lost its quorum (or, `stopping`, is
+    /// shut down).
+    pub fn quorum_changed(&mut self, service: ServiceId, up: bool, stopping: bool) {
+        if let Some(name) = self.services.get(&service) {
+            let alert = quorum_alert(name, up, stopping);
+            self.mailer.send(alert);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -492,6 +532,12 @@ mod tests {
         );
         let vs = service_name(&VsKey::Addr("192.0.2.1".parse().unwrap(), 80));
         let name = server_name("192.0.2.10:80".parse().unwrap(), &vs);
+        let q = quorum_alert(&vs, false, false);
+        assert_eq!(
+            (q.subject.as_str(), q.body),
+            ("Virtualserver 192.0.2.1:80 - DOWN", "=> Lost quorum <=")
+        );
+        assert_eq!(quorum_alert(&vs, false, true).body, "=> Shutting down <=");
         assert_eq!(
             server_alert(&name, false).subject,
             "Realserver 192.0.2.10:80 of virtual server 192.0.2.1:80 - DOWN"

@@ -1008,6 +1008,9 @@ impl Daemon {
                 self.run_up_down(scripts, up, ("notify_up", "notify_down"));
             }
             Output::Quorum { service, up } => {
+                if let Some(alerts) = self.alerts.as_mut() {
+                    alerts.quorum_changed(service, up, self.stopping);
+                }
                 let scripts = self.service_scripts.get(&service).cloned();
                 self.run_up_down(scripts, up, ("quorum_up", "quorum_down"));
             }
