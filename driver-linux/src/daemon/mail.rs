@@ -396,10 +396,10 @@ pub struct Alerts {
 impl Alerts {
     /// The alerts of a new configuration: what `settings` turn on, by
     /// keepalived's rules ([`MailDefs::vrrp_alerts`],
-    /// [`MailDefs::checker_alerts`]), of `instances`, `groups` and the
-    /// real servers. The old configuration's mailer is kept if its
-    /// settings are the same, with the last state mailed of instances and
-    /// groups that stay. Why alerts that are on cannot be sent is logged
+    /// [`MailDefs::checker_alerts`]), of `instances`, `groups`, the real
+    /// servers and the virtual servers. Instances and groups that stay
+    /// keep the last state mailed; the old mailer is kept if its settings
+    /// are the same. Why alerts that are on cannot be sent is logged
     /// (unless `quiet`).
     pub fn rebuild(
         old: Option<Alerts>,
@@ -428,16 +428,16 @@ impl Alerts {
         }
         let no_email_faults = policy.no_email_faults;
         let conf = settings.conf?;
-        let mailer = match old {
-            Some(old) if old.mailer.conf == conf => {
-                for (id, last) in instances.iter_mut() {
-                    *last = old.instances.get(id).copied().flatten();
-                }
-                for (name, last) in groups.iter_mut() {
-                    *last = old.groups.get(name).copied().flatten();
-                }
-                old.mailer
+        if let Some(old) = &old {
+            for (id, last) in instances.iter_mut() {
+                *last = old.instances.get(id).copied().flatten();
             }
+            for (name, last) in groups.iter_mut() {
+                *last = old.groups.get(name).copied().flatten();
+            }
+        }
+        let mailer = match old {
+            Some(old) if old.mailer.conf == conf => old.mailer,
             _ => match Mailer::start(conf) {
                 Ok(m) => m,
                 Err(e) => {
@@ -447,10 +447,11 @@ impl Alerts {
             },
         };
         info!(
-            "e-mail alerts for {} instance(s), {} sync group(s) and {} real server(s) to {} address(es) through {}:{}",
+            "e-mail alerts for {} instance(s), {} sync group(s), {} real server(s) and {} service(s) to {} address(es) through {}:{}",
             instances.len(),
             groups.len(),
             servers.len(),
+            services.len(),
             mailer.conf.to.len(),
             mailer.conf.server,
             mailer.conf.port
@@ -702,5 +703,63 @@ mod sending {
         let started = std::time::Instant::now();
         mailer.finish(Duration::from_millis(500));
         assert!(started.elapsed() < Duration::from_secs(2));
+    }
+}
+
+#[cfg(test)]
+mod reloading {
+    use std::net::TcpListener;
+
+    use super::*;
+
+    /// Settings with alerts on for every instance, sending to `port`.
+    fn settings(port: u16) -> AlertSettings {
+        AlertSettings {
+            conf: Some(MailConf {
+                server: "127.0.0.1".into(),
+                port,
+                from: "vrlb@example.com".parse().unwrap(),
+                to: vec!["ops@example.com".parse().unwrap()],
+                helo_name: "lb1.example.com".into(),
+                timeout: Duration::from_millis(200),
+                router_id: "LB1".into(),
+            }),
+            policy: MailDefs {
+                alert: Some(true),
+                ..MailDefs::default()
+            },
+            ..AlertSettings::default()
+        }
+    }
+
+    #[test]
+    fn a_reload_keeps_the_last_state_mailed_even_with_other_settings() {
+        // Nothing listens: each send fails at once, which is logged.
+        let closed = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let id = InstanceId(3);
+        let mut a = Alerts::rebuild(None, settings(closed.port()), [id].into_iter(), &[], true)
+            .expect("alerts on");
+        a.instance_changed(id, "VI_1", State::Master);
+        let other = Alerts::rebuild(
+            Some(a),
+            settings(closed.port() ^ 1),
+            [id, InstanceId(4)].into_iter(),
+            &[],
+            true,
+        )
+        .unwrap();
+        assert_eq!(
+            other.instances[&id],
+            Some(State::Master),
+            "no second MASTER"
+        );
+        assert_eq!(other.instances[&InstanceId(4)], None);
+        // Nothing on: no alerts, no thread.
+        let mut off = settings(closed.port());
+        off.policy = MailDefs::default();
+        assert!(Alerts::rebuild(Some(other), off, [id].into_iter(), &[], true).is_none());
     }
 }
