@@ -325,6 +325,26 @@ const CASES: &[(&str, &str, &str)] = &[
         "'connect_port' value '0' is out of range: expected 1..65535",
     ),
     (
+        "global_defs {\n smtp_server 192.0.2.25 smtp\n}",
+        "2:25",
+        "'smtp_server': expected a number, found 'smtp'",
+    ),
+    (
+        "global_defs {\n smtp_server 192.0.2.25 0\n}",
+        "2:25",
+        "'smtp_server' value '0' is out of range: expected 1..65535",
+    ),
+    (
+        "global_defs {\n notification_email_from \"a@example.com\u{1b}[2J\"\n}",
+        "2:26",
+        "'notification_email_from': expected an e-mail address without control characters, found 'a@example.com\\u{1b}[2J'",
+    ),
+    (
+        "global_defs {\n notification_email {\n  ops@example.com \"b@example.com\u{7}\"\n }\n}",
+        "3:19",
+        "'notification_email': expected an e-mail address without control characters",
+    ),
+    (
         "$PRIO=300\nvrrp_instance V {\n virtual_router_id 51\n priority $PRIO\n}",
         "4:11",
         "'priority' value '300' is out of range",

@@ -150,16 +150,27 @@ fn keywords_out_of_place_are_named_with_their_block() {
 
 #[test]
 fn host_blocks_count_against_the_checkers_of_a_real_server() {
-    let hosts = "   host {\n   }\n".repeat(config::MAX_CHECKERS + 1);
-    let text = format!(
-        "virtual_server 192.0.2.1 25 {{\n protocol TCP\n lb_kind DR\n real_server 192.0.2.10 25 {{\n  SMTP_CHECK {{\n{hosts}  }}\n }}\n}}\n"
-    );
-    let err = parse(&text).err().expect("refused");
-    assert!(err.contains("error: too many"), "{err}");
-    // Within the limit, each counts.
+    let server = |checkers: &str| {
+        format!(
+            "virtual_server 192.0.2.1 25 {{\n protocol TCP\n lb_kind DR\n real_server 192.0.2.10 25 {{\n{checkers} }}\n}}\n"
+        )
+    };
     let hosts = "   host {\n   }\n".repeat(config::MAX_CHECKERS);
-    let text = format!(
-        "virtual_server 192.0.2.1 25 {{\n protocol TCP\n lb_kind DR\n real_server 192.0.2.10 25 {{\n  SMTP_CHECK {{\n{hosts}  }}\n }}\n}}\n"
+    // Four hosts are four checkers: with a TCP_CHECK, one too many, named
+    // at the fourth host (line 14).
+    let err = parse(&server(&format!(
+        "  TCP_CHECK {{\n  }}\n  SMTP_CHECK {{\n{hosts}  }}\n"
+    )))
+    .err()
+    .expect("refused");
+    assert!(
+        err.starts_with(
+            "k.conf:14:4: error: too many checkers on one real server: vrlb holds at most 4"
+        ),
+        "{err}"
     );
-    assert_eq!(parse(&text).unwrap().0.len(), config::MAX_CHECKERS);
+    // Alone, each is a checker.
+    let c = parse(&server(&format!("  SMTP_CHECK {{\n{hosts}  }}\n"))).unwrap();
+    assert_eq!(c.0.len(), config::MAX_CHECKERS);
+    assert_eq!(c.0[3].6, at(12, 4));
 }

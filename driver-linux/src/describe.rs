@@ -133,12 +133,7 @@ impl Sink for Describe {
             .unwrap();
         }
         self.mailable = m.server.is_some() && !m.to.is_empty();
-        self.mail = config::MailDefs {
-            alert: m.alert,
-            alert_vrrp: m.alert_vrrp,
-            alert_checker: m.alert_checker,
-            ..config::MailDefs::default()
-        };
+        self.mail = m.switches();
         Ok(())
     }
 

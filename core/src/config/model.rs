@@ -109,6 +109,18 @@ pub struct MailDefs<'t> {
 }
 
 impl MailDefs<'_> {
+    /// The alert switches alone (`smtp_alert*`, `no_email_faults`), kept
+    /// past the text they were read from.
+    pub fn switches(&self) -> MailDefs<'static> {
+        MailDefs {
+            alert: self.alert,
+            alert_vrrp: self.alert_vrrp,
+            alert_checker: self.alert_checker,
+            no_email_faults: self.no_email_faults,
+            ..MailDefs::default()
+        }
+    }
+
     /// Whether a VRRP instance whose own `smtp_alert` is `own` sends
     /// alerts (keepalived's vrrp_parser.c: the instance's, else
     /// `smtp_alert_vrrp`, else `smtp_alert`, else no).

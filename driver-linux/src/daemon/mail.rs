@@ -28,6 +28,8 @@ use super::sync_groups::GroupInfo;
 
 /// Alerts waiting to be sent; more are dropped (and counted).
 pub const QUEUE: usize = 64;
+/// Why alerts that are on go nowhere.
+const NO_SERVER: &str = "smtp_alert is on but smtp_server is not set: no e-mail alert is sent";
 /// keepalived's `smtp_connect_timeout` default.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -83,9 +85,7 @@ impl MailConf {
             }
         };
         let Some(server) = g.server else {
-            warnings.push(
-                "smtp_alert is on but smtp_server is not set: no e-mail alert is sent".into(),
-            );
+            warnings.push(NO_SERVER.into());
             return None;
         };
         if to.is_empty() {
@@ -144,15 +144,18 @@ pub struct AlertSettings {
 impl AlertSettings {
     /// Takes `g`'s mail settings; `host` is the host name defaults use.
     pub fn global_defs(&mut self, g: &GlobalDefs<'_>, host: &str) {
-        let m = &g.mail;
-        self.conf = MailConf::from_defs(m, g.router_id, host, &mut self.warnings);
-        self.policy = MailDefs {
-            alert: m.alert,
-            alert_vrrp: m.alert_vrrp,
-            alert_checker: m.alert_checker,
-            no_email_faults: m.no_email_faults,
-            ..MailDefs::default()
-        };
+        self.conf = MailConf::from_defs(&g.mail, g.router_id, host, &mut self.warnings);
+        self.policy = g.mail.switches();
+    }
+
+    /// Why alerts that are on would not all be sent: what reading
+    /// `global_defs` found, or that there was no `global_defs` to name a
+    /// server.
+    pub fn unsendable(&self) -> Vec<String> {
+        if self.conf.is_none() && self.warnings.is_empty() {
+            return vec![NO_SERVER.to_string()];
+        }
+        self.warnings.clone()
     }
 }
 
@@ -166,53 +169,40 @@ pub struct Alert {
     pub body: &'static str,
 }
 
+/// The end of keepalived's subject for an instance or group entering
+/// `to` (INIT after a start is a stop).
+fn entering(to: State) -> &'static str {
+    match to {
+        State::Master => "Entering MASTER state",
+        State::Backup => "Entering BACKUP state",
+        State::Fault => "Entering FAULT state",
+        State::Init => "Stopping",
+    }
+}
+
 /// keepalived's alert for instance `name` entering `to` (vrrp_notify.c).
 pub fn vrrp_alert(name: &str, to: State) -> Alert {
-    let (what, body) = match to {
-        State::Master => (
-            "Entering MASTER state",
-            "=> VRRP Instance is now owning VRRP VIPs <=",
-        ),
-        State::Backup => (
-            "Entering BACKUP state",
-            "=> VRRP Instance is no longer owning VRRP VIPs <=",
-        ),
-        State::Fault => (
-            "Entering FAULT state",
-            "=> VRRP Instance is no longer owning VRRP VIPs <=",
-        ),
-        State::Init => ("Stopping", "=> VRRP Instance stopping <="),
-    };
     Alert {
-        subject: format!("VRRP Instance {name} - {what}"),
-        body,
+        subject: format!("VRRP Instance {name} - {}", entering(to)),
+        body: match to {
+            State::Master => "=> VRRP Instance is now owning VRRP VIPs <=",
+            State::Backup | State::Fault => "=> VRRP Instance is no longer owning VRRP VIPs <=",
+            State::Init => "=> VRRP Instance stopping <=",
+        },
     }
 }
 
 /// keepalived's alert for sync group `name` entering `to`
 /// (vrrp_notify.c `vrrp_sync_smtp_notifier`).
 pub fn group_alert(name: &str, to: State) -> Alert {
-    let (what, body) = match to {
-        State::Master => (
-            "Entering MASTER state",
-            "=> All VRRP group instances are now in MASTER state <=",
-        ),
-        State::Backup => (
-            "Entering BACKUP state",
-            "=> All VRRP group instances are now in BACKUP state <=",
-        ),
-        State::Fault => (
-            "Entering FAULT state",
-            "=> All VRRP group instances are now in FAULT state <=",
-        ),
-        State::Init => (
-            "Stopping",
-            "=> All VRRP group instances are now stopping <=",
-        ),
-    };
     Alert {
-        subject: format!("VRRP Group {name} - {what}"),
-        body,
+        subject: format!("VRRP Group {name} - {}", entering(to)),
+        body: match to {
+            State::Master => "=> All VRRP group instances are now in MASTER state <=",
+            State::Backup => "=> All VRRP group instances are now in BACKUP state <=",
+            State::Fault => "=> All VRRP group instances are now in FAULT state <=",
+            State::Init => "=> All VRRP group instances are now stopping <=",
+        },
     }
 }
 
@@ -408,6 +398,7 @@ impl Alerts {
         groups: &[GroupInfo],
         quiet: bool,
     ) -> Option<Alerts> {
+        let unsendable = settings.unsendable();
         let policy = &settings.policy;
         let mut instances: HashMap<InstanceId, Option<State>> = instances
             .filter(|id| policy.vrrp_alerts(settings.instances.get(id).copied()))
@@ -423,7 +414,7 @@ impl Alerts {
         if instances.is_empty() && groups.is_empty() && servers.is_empty() && services.is_empty() {
             return None;
         }
-        for w in settings.warnings.iter().filter(|_| !quiet) {
+        for w in unsendable.iter().filter(|_| !quiet) {
             warn!("{w}");
         }
         let no_email_faults = policy.no_email_faults;
@@ -761,5 +752,13 @@ mod reloading {
         let mut off = settings(closed.port());
         off.policy = MailDefs::default();
         assert!(Alerts::rebuild(Some(other), off, [id].into_iter(), &[], true).is_none());
+    }
+
+    #[test]
+    fn alerts_on_without_a_global_defs_say_why_none_is_sent() {
+        let mut s = AlertSettings::default();
+        assert_eq!(s.unsendable(), [NO_SERVER]);
+        s.warnings.push("notification_email 'x': bad".into());
+        assert_eq!(s.unsendable(), ["notification_email 'x': bad"]);
     }
 }

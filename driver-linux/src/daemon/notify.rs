@@ -91,21 +91,17 @@ pub fn commands(
         out.push((line.clone(), Vec::new()));
     }
     if let Some(line) = &notify.any {
+        let (kind, priority) = match whose {
+            Whose::Instance => ("INSTANCE", priority),
+            Whose::Group => ("GROUP", 0),
+        };
         out.push((
             line.clone(),
             vec![
-                match whose {
-                    Whose::Instance => "INSTANCE",
-                    Whose::Group => "GROUP",
-                }
-                .to_string(),
+                kind.to_string(),
                 name.to_string(),
                 state_word(to).to_string(),
-                match whose {
-                    Whose::Instance => priority,
-                    Whose::Group => 0,
-                }
-                .to_string(),
+                priority.to_string(),
             ],
         ));
     }
