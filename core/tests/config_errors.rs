@@ -345,6 +345,36 @@ const CASES: &[(&str, &str, &str)] = &[
         "'notification_email': expected an e-mail address without control characters",
     ),
     (
+        "vrrp_instance V {\n virtual_router_id 51\n use_vmac a/b\n}",
+        "3:11",
+        "'use_vmac': expected an interface name (1 to 15 characters, no '/', ':' or spaces), found 'a/b'",
+    ),
+    (
+        "vrrp_instance V {\n virtual_router_id 51\n use_vmac name a_name_longer_than_15\n}",
+        "3:16",
+        "'use_vmac': expected an interface name",
+    ),
+    (
+        "vrrp_instance V {\n virtual_router_id 51\n use_vmac vm1 01:00:5e:00:00:01\n}",
+        "3:15",
+        "'use_vmac': expected a unicast MAC address, found '01:00:5e:00:00:01'",
+    ),
+    (
+        "vrrp_instance V {\n virtual_router_id 51\n use_vmac vm1 02:00:00:00:00:01 02:00:00:00:00:02\n}",
+        "3:33",
+        "'use_vmac': expected one MAC address",
+    ),
+    (
+        "vrrp_instance V {\n virtual_router_id 51\n use_vmac vm1 other\n}",
+        "3:15",
+        "'use_vmac': expected a MAC address, netlink_notify_msg or group, found 'other'",
+    ),
+    (
+        "vrrp_instance V {\n virtual_router_id 51\n use_vmac name\n}",
+        "3:15",
+        "'use_vmac': expected an interface name, found the end of the line",
+    ),
+    (
         "$PRIO=300\nvrrp_instance V {\n virtual_router_id 51\n priority $PRIO\n}",
         "4:11",
         "'priority' value '300' is out of range",

@@ -49,6 +49,14 @@ impl Environment for CheckEnv {
         self.names.push(name.to_string());
         IfaceId(self.names.len() as u16 - 1)
     }
+    fn vmac_interface(&mut self, name: &str) -> IfaceId {
+        // Made by the daemon: its absence here is no news.
+        if let Some(i) = self.names.iter().position(|n| n == name) {
+            return IfaceId(i as u16);
+        }
+        self.names.push(name.to_string());
+        IfaceId(self.names.len() as u16 - 1)
+    }
     fn primary_address(&mut self, _iface: IfaceId, _family: Family) -> Option<IpAddr> {
         None
     }
@@ -105,6 +113,9 @@ fn build_throwaway(
     impl Environment for Quiet<'_> {
         fn interface(&mut self, name: &str) -> IfaceId {
             self.0.interface(name)
+        }
+        fn vmac_interface(&mut self, name: &str) -> IfaceId {
+            self.0.vmac_interface(name)
         }
         fn primary_address(&mut self, iface: IfaceId, family: Family) -> Option<IpAddr> {
             self.0.primary_address(iface, family)

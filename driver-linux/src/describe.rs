@@ -9,9 +9,12 @@ use vrlb_core::config::{
     RealServer, RouteConf, Sink, SyncGroupConf, VipConf, VirtualServer, VirtualServerGroup,
     VrrpInstance, VrrpScript, VsKey,
 };
+use vrlb_core::node::build::vmac;
 use vrlb_core::time::Duration;
+use vrlb_core::vrrp::Family;
 
 use crate::daemon::routes::RouteInfo;
+use crate::daemon::vmacs::mac_text;
 
 /// A sink that writes one paragraph per block.
 #[derive(Debug, Default)]
@@ -24,6 +27,8 @@ pub struct Describe {
     mail: config::MailDefs<'static>,
     /// Whether `global_defs` names a server and a recipient.
     mailable: bool,
+    /// VMAC names, handed out as the build does.
+    vmac_names: vmac::Names,
 }
 
 /// What an enabled alert comes to when `global_defs` cannot send it.
@@ -168,7 +173,8 @@ impl Sink for Describe {
     }
 
     fn vrrp_instance(&mut self, i: &VrrpInstance<'_>) -> Result<(), Kind> {
-        let version = i.version.unwrap_or(2);
+        // keepalived moves an IPv6 instance to VRRPv3 by itself.
+        let version = i.version.unwrap_or(if i.is_ipv6() { 3 } else { 2 });
         write!(
             self.text,
             "vrrp_instance {} (line {}): VRID {} on {}, VRRPv{version}, priority {}, advert every {}",
@@ -199,6 +205,23 @@ impl Sink for Describe {
             None => {}
         }
         self.text.push('\n');
+        if let Some(v) = &i.use_vmac {
+            let family = if i.is_ipv6() { Family::V6 } else { Family::V4 };
+            let name = self.vmac_names.pick(v, i.vrid, family);
+            writeln!(
+                self.text,
+                "  VMAC {} with MAC {} on {} (made by vrlb), carrying its VIPs without a dev{}",
+                name.as_deref().unwrap_or("(no free default name)"),
+                mac_text(v.mac(i.vrid, family == Family::V6)),
+                i.interface.unwrap_or("(no interface)"),
+                if i.vmac_xmit_base {
+                    "; adverts on the base interface"
+                } else {
+                    " and its adverts"
+                }
+            )
+            .unwrap();
+        }
         for v in &i.vips {
             writeln!(self.text, "  VIP {}", vip(v)).unwrap();
         }

@@ -122,6 +122,8 @@ impl Block {
                 "v3_checksum_as_v2",
                 "dont_track_primary",
                 "native_ipv6",
+                "use_vmac",
+                "vmac_xmit_base",
                 "lvs_sync_daemon_interface",
                 "notify_master",
                 "notify_backup",
@@ -286,10 +288,10 @@ impl Block {
             Block::Script => &[],
             Block::Instance => &[
                 (
-                    "use_vmac",
-                    "VMAC interfaces are not implemented; the VIP uses the interface's MAC",
+                    "use_vmac_addr",
+                    "a VMAC is made for the instance's interface only",
                 ),
-                ("vmac_xmit_base", "VMAC interfaces are not implemented"),
+                ("use_ipvlan", "IPVLAN interfaces are not made"),
                 ("virtual_rules", RULES),
                 ("accept", NO_EFFECT),
                 ("no_accept", NO_EFFECT),

@@ -309,6 +309,38 @@ pub enum AuthConf<'t> {
     Ah,
 }
 
+/// `use_vmac [[name] NAME] [MAC]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VmacConf<'t> {
+    /// The interface's name (default: see `node::build::vmac`).
+    pub name: Option<&'t str>,
+    /// Its MAC, as given (default: see [`VmacConf::mac`]).
+    pub mac: Option<VmacAddress>,
+    /// Where the keyword is.
+    pub pos: Pos,
+}
+
+/// A `use_vmac` MAC address as written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VmacAddress {
+    /// Six octets: the address.
+    Full([u8; 6]),
+    /// Five octets: the VRID is the sixth.
+    Prefix([u8; 5]),
+}
+
+impl VmacConf<'_> {
+    /// The VMAC's address: as given, else RFC 5798's virtual router MAC,
+    /// `00:00:5e:00:01:VRID` (IPv4) or `00:00:5e:00:02:VRID` (IPv6).
+    pub fn mac(&self, vrid: u8, ipv6: bool) -> [u8; 6] {
+        match self.mac {
+            Some(VmacAddress::Full(m)) => m,
+            Some(VmacAddress::Prefix([a, b, c, d, e])) => [a, b, c, d, e, vrid],
+            None => [0x00, 0x00, 0x5e, 0x00, if ipv6 { 0x02 } else { 0x01 }, vrid],
+        }
+    }
+}
+
 /// `vrrp_instance NAME { ... }`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VrrpInstance<'t> {
@@ -366,6 +398,11 @@ pub struct VrrpInstance<'t> {
     pub dont_track_primary: bool,
     /// `native_ipv6`: the instance is IPv6 even without IPv6 VIPs.
     pub native_ipv6: bool,
+    /// `use_vmac`: a macvlan with the virtual router's MAC carries the
+    /// VIPs (and the adverts, unless `vmac_xmit_base`).
+    pub use_vmac: Option<VmacConf<'t>>,
+    /// `vmac_xmit_base`: adverts on the base interface, not the VMAC.
+    pub vmac_xmit_base: bool,
     /// `lvs_sync_daemon_interface`.
     pub lvs_sync_daemon_interface: Option<&'t str>,
     /// Notify scripts.
@@ -375,6 +412,17 @@ pub struct VrrpInstance<'t> {
     pub smtp_alert: Option<bool>,
     /// Where the block started.
     pub pos: Pos,
+}
+
+impl VrrpInstance<'_> {
+    /// Whether the instance is IPv6: `native_ipv6`, or its first VIP,
+    /// `unicast_src_ip` or unicast peer is.
+    pub fn is_ipv6(&self) -> bool {
+        self.native_ipv6
+            || self.vips.first().is_some_and(|v| v.addr.is_ipv6())
+            || self.unicast_src_ip.is_some_and(|a| a.is_ipv6())
+            || self.unicast_peers.first().is_some_and(|a| a.is_ipv6())
+    }
 }
 
 /// One member of a sync group.

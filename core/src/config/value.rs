@@ -75,6 +75,21 @@ pub fn port(text: &str) -> Option<u16> {
     uint(text).and_then(|p| u16::try_from(p).ok())
 }
 
+/// A MAC address of five or six `:`-separated hex octets; the count is
+/// the second value (an unused sixth octet is 0).
+pub fn mac_octets(text: &str) -> Option<([u8; 6], usize)> {
+    let mut out = [0u8; 6];
+    let mut len = 0;
+    for part in text.split(':') {
+        if len == 6 || part.is_empty() || part.len() > 2 {
+            return None;
+        }
+        out[len] = u8::from_str_radix(part, 16).ok()?;
+        len += 1;
+    }
+    (len >= 5).then_some((out, len))
+}
+
 /// Lower-casing into a small fixed buffer (no allocation).
 trait LowerFixed {
     fn to_ascii_lowercase_fixed(&self) -> heapless::String<8>;

@@ -10,7 +10,7 @@ use super::keywords::Block;
 use super::lexer::Token;
 use super::model::{
     AuthConf, GroupMember, InitialState, MAX_PEERS, MAX_TRACKS, MAX_VIPS, Notify, SyncGroupConf,
-    TrackConf, VipConf, VrrpInstance, VrrpScript,
+    TrackConf, VipConf, VmacAddress, VmacConf, VrrpInstance, VrrpScript,
 };
 use super::parser::{Parser, Res, Stmt};
 use super::value;
@@ -119,6 +119,8 @@ impl<'t> Parser<'t, '_> {
             v3_checksum_as_v2: false,
             dont_track_primary: false,
             native_ipv6: false,
+            use_vmac: None,
+            vmac_xmit_base: false,
             lvs_sync_daemon_interface: None,
             notify: Notify::default(),
             smtp_alert: None,
@@ -215,6 +217,8 @@ impl<'t> Parser<'t, '_> {
                 "dont_track_primary" => i.dont_track_primary = self.flag(&stmt)?,
                 "smtp_alert" => i.smtp_alert = Some(self.flag(&stmt)?),
                 "native_ipv6" => i.native_ipv6 = self.flag(&stmt)?,
+                "use_vmac" => i.use_vmac = Some(self.vmac(&stmt)?),
+                "vmac_xmit_base" => i.vmac_xmit_base = self.flag(&stmt)?,
                 "lvs_sync_daemon_interface" => {
                     i.lvs_sync_daemon_interface =
                         Some(self.single(&stmt, "an interface name")?.text)
@@ -231,6 +235,22 @@ impl<'t> Parser<'t, '_> {
                     keyword: "virtual_router_id",
                 },
             ));
+        }
+        if let Some(v) = i.use_vmac
+            && !i.unicast_peers.is_empty()
+            && !i.vmac_xmit_base
+        {
+            // keepalived.conf(5): unicast with use_vmac needs vmac_xmit_base,
+            // which keepalived then sets itself.
+            self.warn(
+                v.pos.line,
+                v.pos.col,
+                Kind::Assumed {
+                    keyword: Snippet::new("use_vmac"),
+                    note: "with unicast_peer, adverts go out on the base interface (vmac_xmit_base), as keepalived does",
+                },
+            );
+            i.vmac_xmit_base = true;
         }
         if let Some(tok) = advert_tok {
             let range = match i.version {
@@ -409,6 +429,98 @@ impl<'t> Parser<'t, '_> {
             self.push(peers, addr, &stmt.kw, "unicast peers")?;
         }
         Ok(())
+    }
+
+    /// `use_vmac [[name] NAME] [MAC] [netlink_notify_msg] [group ID]`
+    /// (keepalived.conf(5)); `group` and `netlink_notify_msg` are warned
+    /// about and ignored.
+    fn vmac(&mut self, stmt: &Stmt<'t>) -> Res<VmacConf<'t>> {
+        self.no_block(stmt)?;
+        let mut conf = VmacConf {
+            name: None,
+            mac: None,
+            pos: stmt.pos(),
+        };
+        let mut args = stmt.args.iter().copied();
+        while let Some(tok) = args.next() {
+            match tok.text {
+                "name" => {
+                    let name = args
+                        .next()
+                        .ok_or_else(|| self.missing(stmt, "use_vmac", "an interface name"))?;
+                    conf.name = Some(self.vmac_name(&name)?);
+                }
+                "netlink_notify_msg" => self.warn_at(
+                    &tok,
+                    Kind::Unsupported {
+                        keyword: Snippet::new(tok.text),
+                        note: "vrlb follows its own VMACs' netlink messages",
+                    },
+                ),
+                "group" => {
+                    args.next()
+                        .ok_or_else(|| self.missing(stmt, "use_vmac", "a link group"))?;
+                    self.warn_at(
+                        &tok,
+                        Kind::Unsupported {
+                            keyword: Snippet::new(tok.text),
+                            note: "the VMAC is made in the kernel's default link group",
+                        },
+                    );
+                }
+                text => match value::mac_octets(text) {
+                    Some(_) if conf.mac.is_some() => {
+                        return Err(self.expected_in("use_vmac", &tok, "one MAC address"));
+                    }
+                    Some((octets, len)) => {
+                        // A multicast MAC is no address for an interface.
+                        if octets[0] & 1 != 0 {
+                            return Err(self.expected_in(
+                                "use_vmac",
+                                &tok,
+                                "a unicast MAC address",
+                            ));
+                        }
+                        conf.mac = Some(if len == 6 {
+                            VmacAddress::Full(octets)
+                        } else {
+                            let [a, b, c, d, e, _] = octets;
+                            VmacAddress::Prefix([a, b, c, d, e])
+                        });
+                    }
+                    None if conf.name.is_none() => conf.name = Some(self.vmac_name(&tok)?),
+                    None => {
+                        return Err(self.expected_in(
+                            "use_vmac",
+                            &tok,
+                            "a MAC address, netlink_notify_msg or group",
+                        ));
+                    }
+                },
+            }
+        }
+        Ok(conf)
+    }
+
+    /// A name Linux takes for an interface: 1 to 15 bytes, not `.` or
+    /// `..`, without `/`, `:` or white space (`dev_valid_name`).
+    fn vmac_name(&self, tok: &Token<'t>) -> Res<&'t str> {
+        let t = tok.text;
+        let valid = (1..16).contains(&t.len())
+            && t != "."
+            && t != ".."
+            && !t
+                .chars()
+                .any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control());
+        if valid {
+            Ok(t)
+        } else {
+            Err(self.expected_in(
+                "use_vmac",
+                tok,
+                "an interface name (1 to 15 characters, no '/', ':' or spaces)",
+            ))
+        }
     }
 
     /// `track_interface { IF [weight N] }` and `track_script { NAME [weight N] }`.

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 
 use vrlb_core::config::{self, Diagnostic, VrrpInstance, VrrpScript};
-use vrlb_core::node::build::Environment;
+use vrlb_core::node::build::{self, Environment};
 use vrlb_core::node::{IfaceId, InstanceId, ScriptId};
 use vrlb_core::vrrp::Family;
 
@@ -20,6 +20,7 @@ use super::notify::NotifyInfo;
 use super::routes::RouteInfo;
 use super::scripts::{Account, RunAs};
 use super::sync_groups::GroupInfo;
+use super::vmacs::{self, VmacInfo};
 
 /// One VIP line, owned.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +54,8 @@ pub struct InstanceInfo {
     pub notify: Option<Box<NotifyInfo>>,
     /// `virtual_routes` (a boxed slice: most instances have none).
     pub routes: Box<[RouteInfo]>,
+    /// `use_vmac`: the VMAC its VIPs (and adverts) use.
+    pub vmac: Option<Box<VmacInfo>>,
 }
 
 impl InstanceInfo {
@@ -127,6 +130,8 @@ pub struct Env<'a> {
     pub groups: Vec<GroupInfo>,
     /// What e-mail alerts need of the configuration.
     pub alerts: AlertSettings,
+    /// The VMAC of the instance the core reports next.
+    pending_vmac: Option<VmacInfo>,
     /// The virtual server whose real servers are being read.
     current_service: ServerAlertOf,
     host_name: String,
@@ -160,6 +165,7 @@ impl<'a> Env<'a> {
             static_routes: Vec::new(),
             groups: Vec::new(),
             alerts: AlertSettings::default(),
+            pending_vmac: None,
             current_service: ServerAlertOf::default(),
             host_name: mail::host_name(),
         }
@@ -191,8 +197,18 @@ impl Environment for Env<'_> {
             .primary(iface, family == Family::V6, self.exclude)
     }
 
+    fn vmac(&mut self, _id: InstanceId, v: &build::vmac::Vmac<'_>) {
+        self.pending_vmac = Some(VmacInfo {
+            name: v.name.to_string(),
+            base: v.base.to_string(),
+            mac: v.mac,
+            v6: v.family == Family::V6,
+        });
+    }
+
     fn instance(&mut self, id: InstanceId, conf: &VrrpInstance<'_>) {
         let iface = conf.interface.unwrap_or_default().to_string();
+        let vmac = self.pending_vmac.take();
         let vips = conf
             .vips
             .iter()
@@ -202,7 +218,11 @@ impl Environment for Env<'_> {
                 prefix_len: v
                     .prefix_len
                     .unwrap_or(if v.addr.is_ipv4() { 32 } else { 128 }),
-                dev: v.dev.map_or_else(|| iface.clone(), str::to_string),
+                dev: match (v.dev, &vmac) {
+                    (Some(dev), _) => dev.to_string(),
+                    (None, Some(m)) if vmacs::carries(m, v.addr) => m.name.clone(),
+                    (None, _) => iface.clone(),
+                },
                 label: owned(v.label),
                 scope: owned(v.scope),
                 broadcast: match v.broadcast {
@@ -227,6 +247,7 @@ impl Environment for Env<'_> {
                 vips,
                 notify: notify.boxed(),
                 routes: conf.virtual_routes.iter().map(RouteInfo::from).collect(),
+                vmac: vmac.map(Box::new),
             },
         );
     }
@@ -443,11 +464,11 @@ vrrp_instance B {
             assert_eq!(a.any.as_deref(), Some("/etc/any.sh"));
             assert_eq!((&a.backup, &a.fault, &a.stop), (&None, &None, &None));
             assert!(by_name("B").notify.is_none(), "no scripts, no record");
-            // Name, interface and VIP list, one pointer for the scripts and
-            // a (pointer, length) for the routes.
+            // Name, interface and VIP list, one pointer each for the
+            // scripts and the VMAC, and a (pointer, length) for the routes.
             assert_eq!(
                 std::mem::size_of::<InstanceInfo>(),
-                3 * std::mem::size_of::<String>() + 3 * std::mem::size_of::<usize>()
+                3 * std::mem::size_of::<String>() + 4 * std::mem::size_of::<usize>()
             );
         });
     }

@@ -188,6 +188,7 @@ mod tests {
             name: name.into(),
             up,
             mac: Some([2, 0, 0, 0, 0, index as u8]),
+            macvlan_parent: None,
         }
     }
 

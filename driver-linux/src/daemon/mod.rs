@@ -31,6 +31,7 @@ pub mod sync_groups;
 pub mod systemd;
 pub mod trim;
 pub mod vip_state;
+pub mod vmacs;
 pub mod vrrp_socket;
 pub mod wakeup;
 
@@ -63,6 +64,7 @@ use routes::{Held, Owner, RouteInfo, Routes};
 use scripts::{Job, Runner};
 use sync_groups::SyncGroups;
 use vip_state::VipState;
+use vmacs::{VmacInfo, Vmacs};
 use vrrp_socket::{Family, Receiver, RecvBatch, Sender};
 use wakeup::Wakeup;
 
@@ -239,6 +241,8 @@ struct Daemon {
     routes: Routes,
     /// `static_routes`, as configured.
     static_routes: Vec<RouteInfo>,
+    /// VMACs made for `use_vmac` instances.
+    vmacs: Vmacs,
     /// What `${_RANDOM}` and `${_ENV}` read in the running configuration.
     builtins: Builtins,
     instances: HashMap<InstanceId, InstanceInfo>,
@@ -337,6 +341,7 @@ impl Daemon {
             addresses: Addresses::new(VipState::new(&opts.state_file)),
             routes: Routes::default(),
             static_routes: Vec::new(),
+            vmacs: Vmacs::default(),
             builtins: loaded.builtins,
             opts,
             clock,
@@ -529,12 +534,54 @@ impl Daemon {
             }
         }
         self.instances = instances;
+        self.sync_vmacs();
         self.static_routes = static_routes;
         self.scripts = scripts;
         self.server_scripts = server_scripts;
         self.service_scripts = service_scripts;
         self.size_holdoff();
         Ok(())
+    }
+
+    /// Makes the VMACs the instances want and removes the ones they no
+    /// longer do, then reads the links again so the new ones have their
+    /// index and state before sockets are opened on them.
+    fn sync_vmacs(&mut self) {
+        let mut wanted: Vec<VmacInfo> = Vec::new();
+        for info in self.instances.values() {
+            let Some(v) = info.vmac.as_deref() else {
+                continue;
+            };
+            match wanted.iter().find(|w| w.name == v.name) {
+                Some(w) if w == v => {}
+                Some(_) => warn!(
+                    "{}: VMAC {} is another instance's with another MAC or base: not made twice",
+                    info.name, v.name
+                ),
+                None => wanted.push(v.clone()),
+            }
+        }
+        if !self.vmacs.sync(&mut self.rtnl, &self.ifaces, &wanted) {
+            return;
+        }
+        // The monitor holds the new links' first states (down, then up):
+        // applied after the dump below they would flap their instances.
+        // The dump supersedes everything queued before it, so it is
+        // dropped, and the node hears every link's state from the dump.
+        let mut stale = Vec::new();
+        if let Err(e) = self.monitor.read(&mut stale) {
+            error!("rtnetlink monitor: {e}");
+        }
+        match (self.rtnl.links(), self.rtnl.addrs()) {
+            (Ok(l), Ok(a)) => self.ifaces.load(l, a),
+            (Err(e), _) | (_, Err(e)) => error!("rtnetlink: {e}"),
+        }
+        let now = self.clock.now();
+        let ids: Vec<IfaceId> = self.ifaces.ids().collect();
+        for iface in ids {
+            let up = self.ifaces.is_up(iface);
+            self.node.handle(now, Input::Link { iface, up });
+        }
     }
 
     /// Sizes the receive pause from the shortest advert interval in use:
@@ -1511,6 +1558,7 @@ impl Daemon {
         if let Some(line) = self.addresses.flush() {
             warn!("{line}");
         }
+        self.vmacs.remove_all(&mut self.rtnl, &self.ifaces);
         self.report();
         // Give notify_stop scripts a moment before the process goes.
         let until = std::time::Instant::now() + std::time::Duration::from_secs(1);

@@ -14,7 +14,10 @@ use netlink_packet_core::{
 use netlink_packet_route::address::{
     AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope,
 };
-use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
+use netlink_packet_route::link::{
+    AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoData, InfoKind, InfoMacVlan, LinkAttribute,
+    LinkFlags, LinkInfo, LinkMessage, MacVlanMode,
+};
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteFlags, RouteMessage, RouteProtocol, RouteScope, RouteType,
 };
@@ -33,6 +36,8 @@ pub struct Link {
     pub up: bool,
     /// Hardware address, for Ethernet-like links.
     pub mac: Option<[u8; 6]>,
+    /// A macvlan's parent ifindex (`None` for any other kind of link).
+    pub macvlan_parent: Option<u32>,
 }
 
 /// An address on an interface.
@@ -195,6 +200,61 @@ impl Rtnl {
             {
                 Ok(false)
             }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Makes a private-mode macvlan `name` on `parent` with `mac`, down
+    /// (keepalived's VMAC: in private mode it receives the frames sent to
+    /// its own MAC, and no other macvlan's).
+    pub fn add_macvlan(&mut self, name: &str, parent: u32, mac: [u8; 6]) -> io::Result<()> {
+        let mut msg = LinkMessage::default();
+        msg.attributes = vec![
+            LinkAttribute::LinkInfo(vec![
+                LinkInfo::Kind(InfoKind::MacVlan),
+                LinkInfo::Data(InfoData::MacVlan(vec![InfoMacVlan::Mode(
+                    MacVlanMode::Private,
+                )])),
+            ]),
+            LinkAttribute::Link(parent),
+            LinkAttribute::IfName(name.to_string()),
+            LinkAttribute::Address(mac.to_vec()),
+        ];
+        self.request(
+            RouteNetlinkMessage::NewLink(msg),
+            NLM_F_CREATE | NLM_F_EXCL,
+            |_| {},
+        )
+    }
+
+    /// Brings link `index` up.
+    pub fn set_link_up(&mut self, index: u32) -> io::Result<()> {
+        let mut msg = LinkMessage::default();
+        msg.header.index = index;
+        msg.header.flags = LinkFlags::Up;
+        msg.header.change_mask = LinkFlags::Up;
+        self.request(RouteNetlinkMessage::SetLink(msg), 0, |_| {})
+    }
+
+    /// Stops the kernel giving link `index` an IPv6 link-local address of
+    /// its own (RFC 5798 7.4: a VMAC's link-local address would be the
+    /// same on every router).
+    pub fn no_ipv6_addr_gen(&mut self, index: u32) -> io::Result<()> {
+        let mut msg = LinkMessage::default();
+        msg.header.index = index;
+        msg.attributes = vec![LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(
+            vec![AfSpecInet6::AddrGenMode(In6AddrGenMode::None)],
+        )])];
+        self.request(RouteNetlinkMessage::SetLink(msg), 0, |_| {})
+    }
+
+    /// Deletes link `index`. Already gone: `Ok(false)`.
+    pub fn del_link(&mut self, index: u32) -> io::Result<bool> {
+        let mut msg = LinkMessage::default();
+        msg.header.index = index;
+        match self.request(RouteNetlinkMessage::DelLink(msg), 0, |_| {}) {
+            Ok(()) => Ok(true),
+            Err(e) if e.raw_os_error() == Some(libc::ENODEV) => Ok(false),
             Err(e) => Err(e),
         }
     }
@@ -368,9 +428,17 @@ impl AsRawFd for Monitor {
 fn link_from(l: &LinkMessage) -> Option<Link> {
     let mut name = None;
     let mut mac = None;
+    let mut parent = None;
+    let mut macvlan = false;
     for a in &l.attributes {
         match a {
             LinkAttribute::IfName(n) => name = Some(n.clone()),
+            LinkAttribute::Link(p) => parent = Some(*p),
+            LinkAttribute::LinkInfo(infos) => {
+                macvlan |= infos
+                    .iter()
+                    .any(|i| matches!(i, LinkInfo::Kind(InfoKind::MacVlan)));
+            }
             LinkAttribute::Address(bytes) if bytes.len() == 6 => {
                 let mut m = [0u8; 6];
                 m.copy_from_slice(bytes);
@@ -385,6 +453,7 @@ fn link_from(l: &LinkMessage) -> Option<Link> {
         name: name?,
         up: flags.contains(LinkFlags::Up) && flags.contains(LinkFlags::Running),
         mac,
+        macvlan_parent: parent.filter(|_| macvlan),
     })
 }
 

@@ -327,7 +327,8 @@ impl Sender {
                 socket.set_ttl_v4(u32::from(TTL))?;
                 socket.set_multicast_ttl_v4(u32::from(TTL))?;
                 socket.set_multicast_loop_v4(false)?;
-                socket.set_multicast_if_v4(&a)?;
+                // No IP_MULTICAST_IF: the bound device is the way out, and
+                // a VMAC has no address of its own to name it by.
                 // The address may be on its way (reload, DAD): bind anyway.
                 socket.set_freebind_v4(true)?;
                 socket.bind(&SockAddr::from(SocketAddrV4::new(a, 0)))?;

@@ -19,6 +19,7 @@ use heapless::Vec;
 mod lvs;
 #[cfg(all(feature = "sync", feature = "check"))]
 mod sync;
+pub mod vmac;
 
 use super::{IfaceId, InstanceId, Node, NodeError, ScriptId, ScriptTracker};
 use crate::config::{
@@ -42,10 +43,17 @@ pub trait Environment {
     /// interface that does not exist yet still gets an id, and the driver
     /// reports it down).
     fn interface(&mut self, name: &str) -> IfaceId;
+    /// The id of a `use_vmac` interface the driver makes for an instance.
+    fn vmac_interface(&mut self, name: &str) -> IfaceId {
+        self.interface(name)
+    }
     /// This host's address on `iface` for `family`, to send adverts from.
     fn primary_address(&mut self, iface: IfaceId, family: Family) -> Option<IpAddr>;
     /// An instance was added or reconfigured from `conf`.
     fn instance(&mut self, id: InstanceId, conf: &VrrpInstance<'_>) {}
+    /// The instance about to be reported to [`Environment::instance`] has
+    /// `use_vmac`: its VIPs of its family without a `dev` go on this VMAC.
+    fn vmac(&mut self, id: InstanceId, vmac: &vmac::Vmac<'_>) {}
     /// A tracking script was added or reconfigured from `conf`.
     fn script(&mut self, id: ScriptId, conf: &VrrpScript<'_>) {}
     /// A `global_defs` block.
@@ -207,6 +215,8 @@ struct Builder<'b, 'a, E: Environment, S: VipStore> {
     seen_scripts: Vec<u64, MAX_SCRIPTS>,
     /// This build's tag for what it keeps.
     generation: u8,
+    /// VMAC names handed out.
+    vmac_names: vmac::Names,
     /// The services of the virtual server being read.
     #[cfg(all(feature = "lb", feature = "check"))]
     current_services: lvs::GroupServices,
@@ -269,11 +279,7 @@ impl<E: Environment, S: VipStore> Builder<'_, '_, E, S> {
         iface: IfaceId,
     ) -> Result<vrrp::Config, Kind> {
         let g = &self.pre.globals;
-        let v6 = i.native_ipv6
-            || i.vips.first().is_some_and(|v| v.addr.is_ipv6())
-            || i.unicast_src_ip.is_some_and(|a| a.is_ipv6())
-            || i.unicast_peers.first().is_some_and(|a| a.is_ipv6());
-        let family = if v6 { Family::V6 } else { Family::V4 };
+        let family = if i.is_ipv6() { Family::V6 } else { Family::V4 };
         let version = match i.version.or(g.vrrp_version) {
             Some(3) => Version::V3,
             // keepalived moves an IPv6 instance to v3 by itself.
@@ -443,8 +449,25 @@ impl<E: Environment, S: VipStore> Sink for Builder<'_, '_, E, S> {
                 keyword: "interface",
             });
         };
-        let iface = self.env.interface(if_name);
-        let config = self.instance_config(i, iface)?;
+        let base = self.env.interface(if_name);
+        let config = self.instance_config(i, base)?;
+        let vmac_name = match &i.use_vmac {
+            Some(v) => Some(
+                self.vmac_names
+                    .pick(v, i.vrid, config.family)
+                    .ok_or(Kind::Invalid {
+                        what: "use_vmac",
+                        note: "all sixteen default VMAC names of this virtual_router_id are taken: name the VMAC",
+                    })?,
+            ),
+            None => None,
+        };
+        // Adverts go where the VMAC's MAC is, unless vmac_xmit_base.
+        let iface = match &vmac_name {
+            Some(name) if !i.vmac_xmit_base => self.env.vmac_interface(name),
+            _ => base,
+        };
+        let config_family = config.family;
         let mut vips: Vec<IpAddr, { crate::config::MAX_VIPS }> = Vec::new();
         for v in &i.vips {
             let _ = vips.push(v.addr);
@@ -491,6 +514,18 @@ impl<E: Environment, S: VipStore> Sink for Builder<'_, '_, E, S> {
             })?;
         #[cfg(all(feature = "sync", feature = "check"))]
         self.sync_instance(i);
+        if let (Some(v), Some(name)) = (&i.use_vmac, &vmac_name) {
+            self.env.vmac(
+                id,
+                &vmac::Vmac {
+                    name,
+                    base: if_name,
+                    mac: v.mac(i.vrid, config_family == Family::V6),
+                    family: config_family,
+                    xmit_base: i.vmac_xmit_base,
+                },
+            );
+        }
         self.env.instance(id, i);
         Ok(())
     }
@@ -693,6 +728,7 @@ pub fn build<E: Environment, S: VipStore>(
         seen_instances: Vec::new(),
         seen_scripts: Vec::new(),
         generation,
+        vmac_names: vmac::Names::default(),
         #[cfg(all(feature = "lb", feature = "check"))]
         current_services: Vec::new(),
         #[cfg(all(feature = "lb", feature = "check"))]
