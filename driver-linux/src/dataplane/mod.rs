@@ -43,9 +43,9 @@ use std::thread::JoinHandle;
 
 use log::{debug, error, info, warn};
 use mio::{Interest, unix::SourceFd};
-use vrlb_core::config::{ForwardKind, VirtualServer};
+use vrlb_core::config::{ForwardKind, VirtualServer, VrrpInstance};
 use vrlb_core::lb::{ConnEntry, ServiceId, ServiceKey};
-use vrlb_core::node::Output;
+use vrlb_core::node::{InstanceId, Output};
 use vrlb_core::time::{Duration, Instant};
 use vrlb_core::vrrp::{self, State};
 
@@ -301,6 +301,10 @@ pub struct DataPlane {
     /// DR services the configuration being built defines.
     building: Vec<ServiceId>,
     dr: Vec<ServiceId>,
+    /// The `use_vmac` MACs of the configuration being built, and of the
+    /// running one: frames to them are this director's too.
+    building_vmacs: HashSet<[u8; 6]>,
+    vmacs: HashSet<[u8; 6]>,
     view: DataPlaneView,
     clock: Clock,
     running: Option<Running>,
@@ -318,6 +322,8 @@ impl DataPlane {
             opts,
             building: Vec::new(),
             dr: Vec::new(),
+            building_vmacs: HashSet::new(),
+            vmacs: HashSet::new(),
             view: DataPlaneView::default(),
             clock: Clock::new(),
             running: None,
@@ -512,7 +518,8 @@ impl DataPlane {
     }
 
     /// The interface: the flag's, or the one with a subnet holding a DR
-    /// real server (DR needs them on-link).
+    /// real server (DR needs them on-link), never a macvlan (a VMAC's
+    /// subnet is its base's, whose socket sees the VMAC's frames too).
     fn pick_interface(&self, servers: &HashSet<IpAddr>) -> Result<(u32, String, [u8; 6]), String> {
         let mut rtnl = Rtnl::new().map_err(|e| format!("rtnetlink: {e}"))?;
         let links = rtnl.links().map_err(|e| format!("rtnetlink: {e}"))?;
@@ -524,12 +531,18 @@ impl DataPlane {
                 .ok_or_else(|| format!("--dataplane-iface {name}: no such interface"))?,
             None => {
                 let addrs = rtnl.addrs().map_err(|e| format!("rtnetlink: {e}"))?;
+                let macvlan = |index: u32| {
+                    links
+                        .iter()
+                        .any(|l| l.index == index && l.macvlan_parent.is_some())
+                };
                 addrs
                     .iter()
                     .find(|a| {
-                        servers
-                            .iter()
-                            .any(|s| same_subnet(a.addr, *s, a.prefix_len))
+                        !macvlan(a.index)
+                            && servers
+                                .iter()
+                                .any(|s| same_subnet(a.addr, *s, a.prefix_len))
                     })
                     .map(|a| a.index)
                     .ok_or(
@@ -572,6 +585,9 @@ impl DataPlane {
                 }
                 if sh.held != held {
                     sh.held = held.clone();
+                }
+                if sh.vmacs != self.vmacs {
+                    sh.vmacs = self.vmacs.clone();
                 }
                 if sh.macs != run.macs {
                     sh.macs = run.macs.clone();
@@ -755,8 +771,15 @@ impl Extension for DataPlane {
         }
     }
 
+    fn instance(&mut self, _id: InstanceId, conf: &VrrpInstance<'_>) {
+        if let Some(v) = &conf.use_vmac {
+            self.building_vmacs.insert(v.mac(conf.vrid, conf.is_ipv6()));
+        }
+    }
+
     fn reloaded(&mut self, ctx: &mut Context<'_>) {
         self.dr = std::mem::take(&mut self.building);
+        self.vmacs = std::mem::take(&mut self.building_vmacs);
         if self.running.is_none() && !self.dr.is_empty() && ctx.node().balancer().is_some() {
             if let Err(e) = self.start_running(ctx) {
                 error!("data plane: cannot start: {e}");

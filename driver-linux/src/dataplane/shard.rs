@@ -45,6 +45,10 @@ pub struct Shard {
     pub macs: HashMap<IpAddr, [u8; 6]>,
     /// VIPs this director holds (packets to others are not forwarded).
     pub held: HashSet<IpAddr>,
+    /// MACs of this host's `use_vmac` instances: a frame to one arrives
+    /// on the base interface as another host's (`PACKET_OTHERHOST`) and
+    /// is this director's all the same.
+    pub vmacs: HashSet<[u8; 6]>,
     /// Servers a worker chose but had no MAC for (the loop resolves them).
     pub missing: HashSet<IpAddr>,
     /// The sorry server last applied per service (ServiceKey is not Hash).
@@ -102,6 +106,7 @@ impl Shard {
             balancer: Balancer::new(layout, storage, cfg, seed, now)?,
             macs: HashMap::new(),
             held: HashSet::new(),
+            vmacs: HashSet::new(),
             missing: HashSet::new(),
             sorry: Vec::new(),
         })

@@ -6,6 +6,7 @@
 //! ring and sender; shares only its shard (a mutex the event loop takes
 //! to mirror configuration and read status) and its counters.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -37,6 +38,16 @@ static NOT_DR_LOGGED: AtomicBool = AtomicBool::new(false);
 
 /// Sleep after a failed `poll`, so an error cannot spin.
 const POLL_ERROR_SLEEP_MS: u64 = 100;
+
+/// Whether a frame the kernel calls another host's is addressed to one of
+/// this host's VMACs (`use_vmac`).
+fn to_vmac(pkttype: u8, frame: &[u8], vmacs: &HashSet<[u8; 6]>) -> bool {
+    pkttype == libc::PACKET_OTHERHOST
+        && frame
+            .get(..6)
+            .and_then(|d| <[u8; 6]>::try_from(d).ok())
+            .is_some_and(|dst| vmacs.contains(&dst))
+}
 
 /// How long a worker waits for a frame: for ever (-1) with nothing to
 /// expire (whoever adds entries to an idle shard wakes it: the sync
@@ -133,7 +144,7 @@ impl Worker {
                     return;
                 }
                 bump(&c.received, 1);
-                if f.pkttype != libc::PACKET_HOST {
+                if f.pkttype != libc::PACKET_HOST && !to_vmac(f.pkttype, f.data, &shard.vmacs) {
                     bump(&c.drop_not_host, 1);
                     return;
                 }
@@ -283,6 +294,19 @@ mod tests {
     };
 
     #[test]
+    fn frames_to_another_host_are_taken_only_for_a_vmac() {
+        let vmac = [0, 0, 0x5e, 0, 1, 51];
+        let vmacs: HashSet<[u8; 6]> = [vmac].into();
+        let mut frame = [0u8; 14];
+        frame[..6].copy_from_slice(&vmac);
+        assert!(to_vmac(libc::PACKET_OTHERHOST, &frame, &vmacs));
+        assert!(!to_vmac(libc::PACKET_BROADCAST, &frame, &vmacs));
+        frame[5] = 52;
+        assert!(!to_vmac(libc::PACKET_OTHERHOST, &frame, &vmacs));
+        assert!(!to_vmac(libc::PACKET_OTHERHOST, &frame[..4], &vmacs));
+    }
+
+    #[test]
     fn an_idle_worker_sleeps_for_ever_without_entries_and_until_the_next_expiry_with() {
         let now = Instant::from_secs(10);
         assert_eq!(idle_timeout_ms(None, now), -1);
@@ -295,21 +319,22 @@ mod tests {
         assert_eq!(idle_timeout_ms(Some(Instant::ZERO), now), 0);
     }
 
-    /// A worker on `lo` whose shard forwards UDP to 192.0.2.240:7000 with
-    /// a 5 s UDP timeout (its one real server has no MAC, so nothing is
-    /// sent, but the connection is tracked): with one live entry and no
-    /// traffic it sleeps until that entry is due, wakes once to expire
-    /// it, then sleeps for ever.
-    #[test]
-    fn a_worker_with_one_entry_sleeps_until_it_expires() {
-        in_private_netns(|| {
-            let up = std::process::Command::new("ip")
-                .args(["addr", "add", "192.0.2.240/32", "dev", "lo"])
-                .status()
-                .unwrap();
-            assert!(up.success());
-            let vip: IpAddr = "192.0.2.240".parse().unwrap();
-            let clock = Clock::new();
+    /// A running worker on ifindex `ifindex` whose shard forwards UDP to
+    /// 192.0.2.240:7000 (held) with a 5 s UDP timeout; its one real server
+    /// has no MAC, so nothing is sent, but connections are tracked.
+    struct UdpWorker {
+        shard: Arc<Mutex<Shard>>,
+        counters: Arc<Counters>,
+        stop: Arc<AtomicBool>,
+        waker: Arc<Waker>,
+        handle: std::thread::JoinHandle<()>,
+    }
+
+    const UDP_VIP: &str = "192.0.2.240";
+
+    impl UdpWorker {
+        fn start(ifindex: u32, clock: Clock, vmacs: HashSet<[u8; 6]>) -> UdpWorker {
+            let vip: IpAddr = UDP_VIP.parse().unwrap();
             // 1024 slots: a wheel of 1024 ticks (16.8 s), longer than 5 s.
             let layout = Layout {
                 services: 1,
@@ -343,6 +368,7 @@ mod tests {
                 )
                 .unwrap();
             shard.held.insert(vip);
+            shard.vmacs = vmacs;
             let shard = Arc::new(Mutex::new(shard));
             let program = filter::services(&[Match {
                 vip,
@@ -350,14 +376,14 @@ mod tests {
                 port: 7000,
             }])
             .unwrap();
-            let ring = RxRing::open(1, RingSize::from_kib(64), &program, None).unwrap();
+            let ring = RxRing::open(ifindex, RingSize::from_kib(64), &program, None).unwrap();
             let counters = Arc::new(Counters::default());
             let stop = Arc::new(AtomicBool::new(false));
             let waker = Arc::new(Waker::new().unwrap());
             let w = Worker {
                 index: 0,
                 ring,
-                tx: TxSocket::open(1).unwrap(),
+                tx: TxSocket::open(ifindex).unwrap(),
                 shard: shard.clone(),
                 counters: counters.clone(),
                 stop: stop.clone(),
@@ -367,6 +393,114 @@ mod tests {
                 own_mac: [2, 0, 0, 0, 0, 1],
             };
             let handle = std::thread::spawn(move || w.run());
+            UdpWorker {
+                shard,
+                counters,
+                stop,
+                waker,
+                handle,
+            }
+        }
+
+        fn tracked(&self) -> u32 {
+            self.shard.lock().unwrap().balancer.tracked()
+        }
+
+        fn stop(self) {
+            self.stop.store(true, Ordering::Relaxed);
+            self.waker.wake();
+            self.handle.join().unwrap();
+        }
+    }
+
+    fn ip(args: &[&str]) {
+        let status = std::process::Command::new("ip")
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(status.success(), "ip {args:?}: {status}");
+    }
+
+    /// A frame to a `use_vmac` MAC reaches a worker on the VMAC's base as
+    /// another host's (`PACKET_OTHERHOST`): dropped as such until the
+    /// shard knows the VMAC, then tracked.
+    #[test]
+    fn a_worker_on_the_base_takes_frames_to_a_vmac_it_knows() {
+        in_private_netns(|| {
+            ip(&["link", "add", "va", "type", "veth", "peer", "name", "vb"]);
+            ip(&[
+                "link",
+                "add",
+                "vm",
+                "link",
+                "va",
+                "address",
+                "00:00:5e:00:01:33",
+                "type",
+                "macvlan",
+                "mode",
+                "private",
+            ]);
+            for dev in ["va", "vb", "vm"] {
+                ip(&["link", "set", dev, "up"]);
+            }
+            ip(&["addr", "add", "192.0.2.99/24", "dev", "vb"]);
+            ip(&[
+                "neigh",
+                "add",
+                UDP_VIP,
+                "lladdr",
+                "00:00:5e:00:01:33",
+                "dev",
+                "vb",
+            ]);
+            let va = nix::net::if_::if_nametoindex("va").unwrap();
+            let client = UdpSocket::bind("192.0.2.99:0").unwrap();
+            let send_until = |w: &UdpWorker, done: &dyn Fn(&UdpWorker) -> bool| {
+                let start = std::time::Instant::now();
+                while !done(w) && start.elapsed() < StdDuration::from_secs(5) {
+                    client.send_to(b"hello", (UDP_VIP, 7000)).unwrap();
+                    std::thread::sleep(StdDuration::from_millis(20));
+                }
+            };
+
+            let unknown = UdpWorker::start(va, Clock::new(), HashSet::new());
+            send_until(&unknown, &|w| {
+                w.counters.drop_not_host.load(Ordering::Relaxed) > 0
+            });
+            assert!(unknown.counters.drop_not_host.load(Ordering::Relaxed) > 0);
+            assert_eq!(unknown.tracked(), 0);
+            unknown.stop();
+
+            let vmac = [0, 0, 0x5e, 0, 1, 0x33];
+            let known = UdpWorker::start(va, Clock::new(), [vmac].into());
+            send_until(&known, &|w| w.tracked() > 0);
+            assert_eq!(
+                known.tracked(),
+                1,
+                "the frame to the VMAC made no connection"
+            );
+            assert_eq!(known.counters.drop_not_host.load(Ordering::Relaxed), 0);
+            known.stop();
+        });
+    }
+
+    /// A worker on `lo` (see [`UdpWorker`]): with one live entry and no
+    /// traffic it sleeps until that entry is due, wakes once to expire it,
+    /// then sleeps for ever.
+    #[test]
+    fn a_worker_with_one_entry_sleeps_until_it_expires() {
+        in_private_netns(|| {
+            let up = std::process::Command::new("ip")
+                .args(["addr", "add", "192.0.2.240/32", "dev", "lo"])
+                .status()
+                .unwrap();
+            assert!(up.success());
+            let vip: IpAddr = UDP_VIP.parse().unwrap();
+            let clock = Clock::new();
+            let worker = UdpWorker::start(1, clock, HashSet::new());
+            let shard = worker.shard.clone();
+            let counters = worker.counters.clone();
             let client = UdpSocket::bind("127.0.0.1:0").unwrap();
             let sent = clock.now();
             client.send_to(b"hello", (vip, 7000)).unwrap();
@@ -412,9 +546,7 @@ mod tests {
             let settled = counters.wakeups.load(Ordering::Relaxed);
             std::thread::sleep(StdDuration::from_secs(1));
             assert_eq!(counters.wakeups.load(Ordering::Relaxed), settled);
-            stop.store(true, Ordering::Relaxed);
-            waker.wake();
-            handle.join().unwrap();
+            worker.stop();
         });
     }
 }
