@@ -20,7 +20,7 @@ use super::server::{ForwardMethod, NONE, RealServer, ServerId, ServerSlot, SlotS
 use super::service::{Protocol, ServiceConfig, ServiceId, ServiceKey, ServiceSlot};
 use super::stats::Stats;
 use super::storage::{CONNECTIONS_MAX, Layout, SERVERS_PER_SERVICE_MAX, Storage};
-use super::tcp::{TcpState, next_state, quiet_ticks};
+use super::tcp::{TcpState, next_state, plain_ack, quiet};
 use crate::time::{Duration, Instant};
 
 /// Packets [`Balancer::classify_batch`] looks up together.
@@ -1091,10 +1091,16 @@ impl<'a> Balancer<'a> {
     fn hit(&mut self, s: u32, flow: &Flow, now_tick: u64, out: &mut Verdict) -> bool {
         let slot = &self.table.slots[s as usize];
         let ticks = match slot.proto {
-            6 => match quiet_ticks(slot.state, flow.tcp_flags.0) {
-                0 => return false,
-                t => u64::from(t),
-            },
+            // The common packet first, an ACK in ESTABLISHED. Either way
+            // the timeout is the state's as configured, as `transition`
+            // sets it.
+            6 if slot.state == TcpState::Established as u8 && plain_ack(flow.tcp_flags.0) => {
+                ticks_for_secs(self.cfg.tcp_timeout_s)
+            }
+            6 if quiet(slot.state, flow.tcp_flags.0) => {
+                ticks_for_secs(self.timeout_s(6, slot.state))
+            }
+            6 => return false,
             // The mutation lives in `existing`: send its packets there.
             17 if crate::mutation::on(crate::mutation::Mutation::RescheduleUdp) => return false,
             17 => ticks_for_secs(self.cfg.udp_timeout_s),

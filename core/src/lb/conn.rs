@@ -120,7 +120,9 @@ pub(crate) const fn tick_of(micros: u64) -> u64 {
 /// Ticks covering at least `secs` seconds.
 #[inline]
 pub(crate) const fn ticks_for_secs(secs: u32) -> u64 {
-    ((secs as u64) * 1_000_000).div_ceil(1 << TICK_SHIFT)
+    // Rounded up by hand: `div_ceil` compiles to a test and a subtraction
+    // more (no overflow: at most 2^32 * 10^6).
+    ((secs as u64) * 1_000_000 + (1 << TICK_SHIFT) - 1) >> TICK_SHIFT
 }
 
 /// `a < b` on wrapping 32-bit ticks.

@@ -133,21 +133,18 @@ pub const fn next_state(cur: TcpState, syn: bool, fin: bool, ack: bool, rst: boo
     INPUT_ONLY[row][cur as usize]
 }
 
-/// [`quiet_ticks`] by flags byte (`flags & 0x1f`: FIN 0x01, SYN 0x02, RST
-/// 0x04, ACK 0x10) and state byte. Every default timeout fits 16 bits of
-/// ticks (900 s is 54,932) and none is 0.
-const QUIET_TICKS: [[u16; 16]; 32] = {
-    let mut t = [[0u16; 16]; 32];
+/// [`quiet`] by flags byte (`flags & 0x1f`: FIN 0x01, SYN 0x02, RST
+/// 0x04, ACK 0x10): bit `state` set when the packet leaves that state as
+/// it is.
+const QUIET: [u16; 32] = {
+    let mut t = [0u16; 32];
     let mut f = 0;
     while f < 32 {
         let (fin, syn, rst, ack) = (f & 0x01 != 0, f & 0x02 != 0, f & 0x04 != 0, f & 0x10 != 0);
         let mut cur = 0;
         while cur < STATES.len() {
-            let state = STATES[cur];
-            if !syn && next_state(state, syn, fin, ack, rst) as usize == cur {
-                let ticks = super::conn::ticks_for_secs(state.default_timeout_s());
-                assert!(ticks > 0 && ticks <= u16::MAX as u64);
-                t[f][cur] = ticks as u16;
+            if !syn && next_state(STATES[cur], syn, fin, ack, rst) as usize == cur {
+                t[f] |= 1 << cur;
             }
             cur += 1;
         }
@@ -156,17 +153,23 @@ const QUIET_TICKS: [[u16; 16]; 32] = {
     t
 };
 
-/// The hit path's TCP test: for a client packet with TCP flags byte
-/// `flags` on a connection in the state stored as `state`, the state's
-/// timeout in wheel ticks when the packet changes nothing else (no SYN,
-/// which may reopen the connection, and [`next_state`] gives the state
-/// back: an ACK in ESTABLISHED), else 0 (also for a byte that is not a
-/// state). One table lookup.
+/// The hit path's TCP test: whether a client packet with TCP flags byte
+/// `flags` changes nothing but the timeout of a connection in the state
+/// stored as `state`: no SYN (which may reopen the connection), and
+/// [`next_state`] gives the state back (an ACK in ESTABLISHED). False for
+/// a byte that is not a state. The timeout is the state's as configured
+/// (`Balancer::timeout_s`).
 #[inline]
-pub(crate) const fn quiet_ticks(state: u8, flags: u8) -> u32 {
-    // Bytes 11 to 15 are not states: their entries are 0.
-    let cur = if state < 16 { state } else { 15 };
-    QUIET_TICKS[(flags & 0x1f) as usize][cur as usize] as u32
+pub(crate) const fn quiet(state: u8, flags: u8) -> bool {
+    state < 16 && QUIET[(flags & 0x1f) as usize] >> state & 1 != 0
+}
+
+/// Whether TCP flags byte `flags` is an ACK without FIN, SYN or RST: the
+/// packets that leave ESTABLISHED as it is ([`quiet`] for that state, which
+/// the hit path tests first).
+#[inline]
+pub(crate) const fn plain_ack(flags: u8) -> bool {
+    flags & 0x17 == 0x10
 }
 
 #[cfg(test)]
@@ -200,33 +203,26 @@ mod tests {
     }
 
     #[test]
-    fn quiet_ticks_agrees_with_the_state_machine() {
+    fn quiet_agrees_with_the_state_machine() {
         for cur in 0..=255u8 {
             for flags in 0..=255u8 {
                 let f = |bit: u8| flags & bit != 0;
                 let want = match STATES.get(usize::from(cur)) {
-                    Some(&state)
-                        if !f(0x02)
-                            && next_state(state, f(0x02), f(0x01), f(0x10), f(0x04)) == state =>
-                    {
-                        crate::lb::conn::ticks_for_secs(state.default_timeout_s())
+                    Some(&state) => {
+                        !f(0x02) && next_state(state, f(0x02), f(0x01), f(0x10), f(0x04)) == state
                     }
-                    _ => 0,
+                    None => false,
                 };
-                assert_eq!(
-                    u64::from(quiet_ticks(cur, flags)),
-                    want,
-                    "state {cur}, flags {flags:#x}"
-                );
+                assert_eq!(quiet(cur, flags), want, "state {cur}, flags {flags:#x}");
             }
         }
-        // The common case: an ACK in ESTABLISHED keeps it for 15 minutes.
+        // The common case, which the hit path tests first: an ACK without
+        // FIN, SYN or RST keeps ESTABLISHED, and nothing else does.
         let es = TcpState::Established as u8;
-        assert_eq!(
-            u64::from(quiet_ticks(es, 0x10)),
-            crate::lb::conn::ticks_for_secs(900)
-        );
-        assert_eq!(quiet_ticks(es, 0x12), 0, "a SYN takes the full path");
-        assert_eq!(quiet_ticks(es, 0x11), 0, "FIN: ESTABLISHED to FIN_WAIT");
+        for flags in 0..=255u8 {
+            assert_eq!(quiet(es, flags), plain_ack(flags), "flags {flags:#x}");
+        }
+        assert!(!quiet(es, 0x12), "a SYN takes the full path");
+        assert!(!quiet(es, 0x11), "FIN: ESTABLISHED to FIN_WAIT");
     }
 }

@@ -252,3 +252,40 @@ proptest! {
         prop_assert!(wakes.windows(2).all(|w| w[0] < w[1]), "{wakes:?}");
     }
 }
+
+#[test]
+fn quiet_packets_rearm_the_configured_timeouts() {
+    // An ACK that leaves ESTABLISHED or FIN_WAIT as it is takes the hit
+    // path, which re-arms the state's configured timeout as a state
+    // change does (not IPVS's default 900 s or 120 s).
+    let cfg = LbConfig {
+        tcp_timeout_s: 30,
+        tcp_fin_timeout_s: 7,
+        ..LbConfig::DEFAULT
+    };
+    let mut b = two_services(cfg, 4096);
+    let t0 = Instant::from_secs(1);
+    for f in [TcpFlags::SYN, TcpFlags::ACK] {
+        assert!(forwarded(b.classify(t0, &tcp(2, f))));
+    }
+    for f in [TcpFlags::SYN, TcpFlags::ACK, TcpFlags::FIN] {
+        assert!(forwarded(b.classify(t0, &tcp(3, f))));
+    }
+    let state = |b: &Balancer<'_>, i| b.connection(&tcp(i, TcpFlags::ACK)).map(|c| c.1);
+    let at = |s: u64| t0 + Duration::from_secs(s);
+    for i in [2, 3] {
+        assert!(forwarded(b.classify(at(5), &tcp(i, TcpFlags::ACK))));
+    }
+    b.handle_timeout(at(5 + 7) - TICK);
+    assert_eq!(state(&b, 3), Some(TcpState::FinWait));
+    b.handle_timeout(at(5 + 7) + TICK + TICK);
+    assert_eq!(state(&b, 3), None, "FIN_WAIT: 7 s after its last packet");
+    b.handle_timeout(at(5 + 30) - TICK);
+    assert_eq!(state(&b, 2), Some(TcpState::Established));
+    b.handle_timeout(at(5 + 30) + TICK + TICK);
+    assert_eq!(
+        state(&b, 2),
+        None,
+        "ESTABLISHED: 30 s after its last packet"
+    );
+}
