@@ -375,6 +375,21 @@ const CASES: &[(&str, &str, &str)] = &[
         "'use_vmac': expected an interface name, found the end of the line",
     ),
     (
+        "garp_group {\n garp_interval 0.1\n}",
+        "1:1",
+        "'garp_group' needs 'interface'",
+    ),
+    (
+        "garp_group {\n garp_interval 5000\n interface eth0\n}",
+        "2:16",
+        "'garp_interval' value '5000' is out of range: expected 0..4294.967295 s",
+    ),
+    (
+        "global_defs {\n vrrp_gna_interval soon\n}",
+        "2:20",
+        "'vrrp_gna_interval': expected a time in seconds, found 'soon'",
+    ),
+    (
         "$PRIO=300\nvrrp_instance V {\n virtual_router_id 51\n priority $PRIO\n}",
         "4:11",
         "'priority' value '300' is out of range",

@@ -5,9 +5,9 @@
 use std::fmt::Write;
 
 use vrlb_core::config::{
-    self, AuthConf, CheckKind, CheckerConf, ForwardKind, GlobalDefs, InitialState, Kind, Protocol,
-    RealServer, RouteConf, Sink, SyncGroupConf, VipConf, VirtualServer, VirtualServerGroup,
-    VrrpInstance, VrrpScript, VsKey,
+    self, AuthConf, CheckKind, CheckerConf, ForwardKind, GarpGroupConf, GlobalDefs, InitialState,
+    Kind, Protocol, RealServer, RouteConf, Sink, SyncGroupConf, VipConf, VirtualServer,
+    VirtualServerGroup, VrrpInstance, VrrpScript, VsKey,
 };
 use vrlb_core::node::build::vmac;
 use vrlb_core::time::Duration;
@@ -118,6 +118,19 @@ impl Sink for Describe {
         if let Some(v) = g.vrrp_version {
             writeln!(self.text, "  VRRP version {v} by default").unwrap();
         }
+        for (what, interval) in [
+            ("gratuitous ARPs", g.garp_interval),
+            ("unsolicited NAs", g.gna_interval),
+        ] {
+            if let Some(d) = interval {
+                writeln!(
+                    self.text,
+                    "  {what} on an interface at least {} apart",
+                    secs(d)
+                )
+                .unwrap();
+            }
+        }
         if let (Some(i), Some(inst)) = (g.lvs_sync_daemon_interface, g.lvs_sync_daemon_instance) {
             writeln!(self.text, "  connection sync on {i}, following {inst}").unwrap();
         }
@@ -151,6 +164,27 @@ impl Sink for Describe {
         .unwrap();
         for r in routes {
             writeln!(self.text, "  route {}", RouteInfo::from(r)).unwrap();
+        }
+        Ok(())
+    }
+
+    fn garp_group(&mut self, g: &GarpGroupConf<'_>) -> Result<(), Kind> {
+        writeln!(
+            self.text,
+            "garp_group (line {}): {} share one turn",
+            g.pos.line,
+            g.interfaces.join(", ")
+        )
+        .unwrap();
+        for (what, interval) in [
+            ("gratuitous ARPs", g.garp_interval),
+            ("unsolicited NAs", g.gna_interval),
+        ] {
+            match interval {
+                Some(d) => writeln!(self.text, "  {what} at least {} apart", secs(d)),
+                None => writeln!(self.text, "  {what} back to back"),
+            }
+            .unwrap();
         }
         Ok(())
     }

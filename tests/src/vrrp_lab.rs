@@ -7,9 +7,9 @@
 //! long a change took.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::netns::{Lab, TempDir, binary, has_addr, run, wait_until};
+use crate::netns::{Lab, TempDir, binary, has_addr, in_ns, run, wait_until};
 
 /// Which daemon runs on a director.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -407,4 +407,51 @@ pub fn master_down(priority: u8, interval: Duration) -> Duration {
 /// Skew_Time.
 pub fn skew(priority: u8, interval: Duration) -> Duration {
     interval * (256 - u32::from(priority)) / 256
+}
+
+/// Whether `d` last logged `want` as the state of instance `name`.
+pub fn is(d: &Running, name: &str, want: &str) -> bool {
+    state(d, name).as_deref() == Some(want)
+}
+
+/// The MAC of `iface` in `ns`.
+pub fn mac(ns: &str, iface: &str) -> String {
+    let text = in_ns(ns, &["ip", "-o", "link", "show", "dev", iface]);
+    let mut w = text.split_whitespace();
+    w.position(|x| x == "link/ether");
+    w.next().expect("a MAC").to_string()
+}
+
+/// Seconds since the epoch: tcpdump's `-tt` clock.
+pub fn epoch_s() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// Lines of a capture (tcpdump `-tt -e`) after `since` from source MAC
+/// `mac` that contain every one of `what`, with their times.
+pub fn capture_lines<'c>(
+    capture: &'c str,
+    since: f64,
+    mac: &str,
+    what: &[&str],
+) -> Vec<(f64, &'c str)> {
+    capture
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            let t = w.next()?.parse::<f64>().ok()?;
+            (t >= since
+                && w.next().is_some_and(|m| m.eq_ignore_ascii_case(mac))
+                && what.iter().all(|w| l.contains(w)))
+            .then_some((t, l))
+        })
+        .collect()
+}
+
+/// How many [`capture_lines`] there are.
+pub fn frames(capture: &str, since: f64, mac: &str, what: &[&str]) -> usize {
+    capture_lines(capture, since, mac, what).len()
 }

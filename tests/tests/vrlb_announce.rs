@@ -10,10 +10,10 @@
 //!   the first election and again after a failover (from the new
 //!   master's MAC).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use vrlb_tests::netns::{in_ns, run};
-use vrlb_tests::vrrp_lab::{Kind, Running, VrrpLab, expect, log, state};
+use vrlb_tests::vrrp_lab::{Kind, VrrpLab, epoch_s, expect, frames, is, log, mac};
 
 const LONG: Duration = Duration::from_secs(12);
 const VIP4: &str = "192.0.2.240";
@@ -62,40 +62,6 @@ vrrp_instance VI_6 {{
 ",
         src = src(n)
     )
-}
-
-fn is(d: &Running, name: &str, want: &str) -> bool {
-    state(d, name).as_deref() == Some(want)
-}
-
-fn mac(ns: &str, iface: &str) -> String {
-    let text = in_ns(ns, &["ip", "-o", "link", "show", "dev", iface]);
-    let mut w = text.split_whitespace();
-    w.position(|x| x == "link/ether");
-    w.next().expect("a MAC").to_string()
-}
-
-fn epoch_s() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
-}
-
-/// Capture lines (tcpdump `-tt -e`) after `since` from source MAC `mac`
-/// that contain every one of `what`.
-fn frames(capture: &str, since: f64, mac: &str, what: &[&str]) -> usize {
-    capture
-        .lines()
-        .filter(|l| {
-            let mut w = l.split_whitespace();
-            w.next()
-                .and_then(|t| t.parse::<f64>().ok())
-                .is_some_and(|t| t >= since)
-                && w.next().is_some_and(|m| m.eq_ignore_ascii_case(mac))
-                && what.iter().all(|w| l.contains(w))
-        })
-        .count()
 }
 
 /// `ip -o addr` line of `addr` in `ns`.

@@ -8,10 +8,10 @@
 //! removes them all and gives the base its ARP settings back.
 
 use std::net::{SocketAddr, TcpStream};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use vrlb_tests::netns::{in_netns, in_ns};
-use vrlb_tests::vrrp_lab::{Kind, Running, VrrpLab, expect, log, state};
+use vrlb_tests::vrrp_lab::{Kind, VrrpLab, epoch_s, expect, frames, is, log, mac};
 
 const LONG: Duration = Duration::from_secs(12);
 const VIP4: &str = "192.0.2.240";
@@ -68,17 +68,6 @@ vrrp_instance VI_6 {{
     text
 }
 
-fn is(d: &Running, name: &str, want: &str) -> bool {
-    state(d, name).as_deref() == Some(want)
-}
-
-fn epoch_s() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
-}
-
 /// `ip -d -o link show dev IFACE` in `ns` (empty if there is none).
 fn link(ns: &str, iface: &str) -> String {
     let out = std::process::Command::new("ip")
@@ -86,13 +75,6 @@ fn link(ns: &str, iface: &str) -> String {
         .output()
         .expect("ip");
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn mac(ns: &str, iface: &str) -> String {
-    let text = link(ns, iface);
-    let mut w = text.split_whitespace();
-    w.position(|x| x == "link/ether");
-    w.next().expect("a MAC").to_string()
 }
 
 /// The device `addr` is on in `ns`.
@@ -110,22 +92,6 @@ fn sysctl(ns: &str, key: &str) -> String {
     in_ns(ns, &["cat", &format!("/proc/sys/net/ipv4/conf/{key}")])
         .trim()
         .to_string()
-}
-
-/// Capture lines (tcpdump `-tt -e`) after `since` from source MAC `mac`
-/// that contain every one of `what`.
-fn frames(capture: &str, since: f64, mac: &str, what: &[&str]) -> usize {
-    capture
-        .lines()
-        .filter(|l| {
-            let mut w = l.split_whitespace();
-            w.next()
-                .and_then(|t| t.parse::<f64>().ok())
-                .is_some_and(|t| t >= since)
-                && w.next().is_some_and(|m| m.eq_ignore_ascii_case(mac))
-                && what.iter().all(|w| l.contains(w))
-        })
-        .count()
 }
 
 /// Director `n` has the three VMACs as keepalived makes them.
@@ -258,6 +224,17 @@ fn use_vmac_puts_the_vips_and_adverts_on_the_virtual_mac_and_cleans_up() {
             "a base interface answered ARP for {VIP4}:\n{c}"
         );
     }
+
+    // A VMAC deleted by hand is made again.
+    for name in ["vrrp.51", "vip53"] {
+        vrlb_tests::netns::run(&["ip", "-n", &lab.ns[1], "link", "del", name]);
+        expect(LONG, &format!("{name} made again"), &[&d1], || {
+            link(&lab.ns[1], name).contains("macvlan mode private")
+        });
+    }
+    expect(LONG, "director 1 back to BACKUP", &[&d1], || {
+        is(&d1, "VI_1", "BACKUP")
+    });
 
     // A graceful stop: director 1 takes over with the same MAC, and
     // director 0's VMACs and ARP settings are gone.

@@ -86,6 +86,8 @@ impl<'t> Parser<'t, '_> {
                 "vrrp_garp_master_refresh_repeat" => {
                     g.garp_master_refresh_repeat = Some(self.number(&stmt, 1, 255, "1..255")? as u8)
                 }
+                "vrrp_garp_interval" => g.garp_interval = self.burst_interval(&stmt)?,
+                "vrrp_gna_interval" => g.gna_interval = self.burst_interval(&stmt)?,
                 "vrrp_lower_prio_no_advert" => g.lower_prio_no_advert = self.flag(&stmt)?,
                 "vrrp_strict" => g.vrrp_strict = self.flag(&stmt)?,
                 "vrrp_check_unicast_src" => g.check_unicast_src = self.flag(&stmt)?,

@@ -26,6 +26,8 @@ pub enum Block {
     SmtpHost,
     /// `authentication`.
     Auth,
+    /// `garp_group`.
+    GarpGroup,
 }
 
 impl Block {
@@ -43,6 +45,7 @@ impl Block {
             Block::Url => "url",
             Block::SmtpHost => "an SMTP_CHECK host block",
             Block::Auth => "authentication",
+            Block::GarpGroup => "garp_group",
         }
     }
 
@@ -58,6 +61,7 @@ impl Block {
                 "virtual_server",
                 "include",
                 "static_routes",
+                "garp_group",
             ],
             Block::Global => &[
                 "router_id",
@@ -75,6 +79,8 @@ impl Block {
                 "vrrp_garp_master_repeat",
                 "vrrp_garp_master_refresh",
                 "vrrp_garp_master_refresh_repeat",
+                "vrrp_garp_interval",
+                "vrrp_gna_interval",
                 "vrrp_lower_prio_no_advert",
                 "vrrp_strict",
                 "lvs_sync_daemon",
@@ -226,6 +232,7 @@ impl Block {
                 "connect_timeout",
             ],
             Block::Auth => &["auth_type", "auth_pass"],
+            Block::GarpGroup => &["garp_interval", "gna_interval", "interface", "interfaces"],
         }
     }
 
@@ -253,7 +260,6 @@ impl Block {
                     "vrrp_track_file",
                     "file tracking is not implemented; use a vrrp_script",
                 ),
-                ("garp_group", NO_EFFECT),
                 ("linkbeat_interfaces", NO_EFFECT),
                 ("net_namespace", "run vrlb inside the namespace instead"),
                 ("instance", NO_EFFECT),
@@ -264,11 +270,6 @@ impl Block {
                 ("lvs_id", NO_EFFECT),
                 ("vrrp_mcast_group4", "vrlb uses the RFC group 224.0.0.18"),
                 ("vrrp_mcast_group6", "vrlb uses the RFC group ff02::12"),
-                (
-                    "vrrp_garp_interval",
-                    "GARPs of a burst are sent back to back",
-                ),
-                ("vrrp_gna_interval", "NAs of a burst are sent back to back"),
                 (
                     "vrrp_skip_check_adv_addr",
                     "address list mismatches are counted, never dropped",
@@ -347,6 +348,7 @@ impl Block {
             Block::Url => &[],
             Block::SmtpHost => &[],
             Block::Auth => &[],
+            Block::GarpGroup => &[],
         }
     }
 }

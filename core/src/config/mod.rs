@@ -30,6 +30,7 @@
 
 mod checker;
 mod diag;
+mod garp;
 mod global;
 mod keywords;
 mod lexer;
@@ -85,6 +86,10 @@ pub trait Sink {
     /// A top-level `static_routes` block: routes held whatever the VRRP
     /// state, from start to stop.
     fn static_routes(&mut self, routes: &[RouteConf<'_>]) -> Result<(), Kind> {
+        Ok(())
+    }
+    /// A `garp_group` block.
+    fn garp_group(&mut self, g: &GarpGroupConf<'_>) -> Result<(), Kind> {
         Ok(())
     }
     /// A warning.

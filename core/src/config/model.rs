@@ -31,6 +31,8 @@ pub const MAX_EMAILS: usize = 8;
 pub const MAX_GROUP_ENTRIES: usize = 32;
 /// Most routes of one `virtual_routes` or `static_routes` block.
 pub const MAX_ROUTES: usize = 16;
+/// Most interfaces in one `garp_group`.
+pub const MAX_GARP_INTERFACES: usize = 16;
 
 /// A place in the configuration text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -58,6 +60,11 @@ pub struct GlobalDefs<'t> {
     pub garp_master_refresh: Option<Duration>,
     /// `vrrp_garp_master_refresh_repeat`.
     pub garp_master_refresh_repeat: Option<u8>,
+    /// `vrrp_garp_interval`: least time between two gratuitous ARPs on an
+    /// interface not in a `garp_group` (default: none).
+    pub garp_interval: Option<Duration>,
+    /// `vrrp_gna_interval`: the same for unsolicited NAs.
+    pub gna_interval: Option<Duration>,
     /// `vrrp_lower_prio_no_advert`.
     pub lower_prio_no_advert: bool,
     /// `vrrp_strict`.
@@ -307,6 +314,21 @@ pub enum AuthConf<'t> {
     Pass(&'t str),
     /// `auth_type AH`: parsed, not supported on the wire.
     Ah,
+}
+
+/// `garp_group { garp_interval S; gna_interval S; interface IF |
+/// interfaces { IF ... } }`: interfaces whose gratuitous ARPs (and NAs)
+/// are spaced as one, for a switch they all reach.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GarpGroupConf<'t> {
+    /// `garp_interval`.
+    pub garp_interval: Option<Duration>,
+    /// `gna_interval`.
+    pub gna_interval: Option<Duration>,
+    /// `interface`, or the `interfaces` list.
+    pub interfaces: Vec<&'t str, MAX_GARP_INTERFACES>,
+    /// Where the block started.
+    pub pos: Pos,
 }
 
 /// `use_vmac [[name] NAME] [MAC]`.

@@ -478,6 +478,7 @@ impl<'t, 's> Parser<'t, 's> {
                 "virtual_server" => self.virtual_server(&stmt)?,
                 "include" => self.include(&stmt)?,
                 "static_routes" => self.static_routes(&stmt)?,
+                "garp_group" => self.garp_group(&stmt)?,
                 _ if stmt.keyword().starts_with('$') => {
                     self.warn_at(
                         &stmt.kw,

@@ -14,6 +14,7 @@ use vrlb_core::node::{IfaceId, InstanceId, ScriptId};
 use vrlb_core::vrrp::Family;
 
 use super::event_loop::Extension;
+use super::garp_pacer::PacerSettings;
 use super::interfaces::Interfaces;
 use super::mail::{self, AlertSettings, ServerAlert};
 use super::notify::NotifyInfo;
@@ -130,6 +131,8 @@ pub struct Env<'a> {
     pub groups: Vec<GroupInfo>,
     /// What e-mail alerts need of the configuration.
     pub alerts: AlertSettings,
+    /// How gratuitous ARPs and NAs are spaced.
+    pub garp: PacerSettings,
     /// The VMAC of the instance the core reports next.
     pending_vmac: Option<VmacInfo>,
     /// The virtual server whose real servers are being read.
@@ -165,6 +168,7 @@ impl<'a> Env<'a> {
             static_routes: Vec::new(),
             groups: Vec::new(),
             alerts: AlertSettings::default(),
+            garp: PacerSettings::default(),
             pending_vmac: None,
             current_service: ServerAlertOf::default(),
             host_name: mail::host_name(),
@@ -198,6 +202,9 @@ impl Environment for Env<'_> {
     }
 
     fn vmac(&mut self, _id: InstanceId, v: &build::vmac::Vmac<'_>) {
+        // Numbered so its disappearance is reported (the daemon makes it
+        // again), also when only the VIPs use it (vmac_xmit_base).
+        self.ifaces.id(v.name);
         self.pending_vmac = Some(VmacInfo {
             name: v.name.to_string(),
             base: v.base.to_string(),
@@ -271,11 +278,16 @@ impl Environment for Env<'_> {
     }
 
     fn global_defs(&mut self, g: &config::GlobalDefs<'_>) {
+        self.garp.global_defs(g);
         self.script_user = account(g.script_user);
         self.alerts.global_defs(g, &self.host_name);
         for e in self.extensions.iter_mut() {
             e.global_defs(g);
         }
+    }
+
+    fn garp_group(&mut self, g: &config::GarpGroupConf<'_>) {
+        self.garp.garp_group(g);
     }
 
     fn sync_group(&mut self, conf: &config::SyncGroupConf<'_>) {

@@ -83,6 +83,11 @@ impl Interfaces {
         self.links.values().find(|l| l.name == name)
     }
 
+    /// The link with ifindex `index`.
+    pub fn link_by_index(&self, index: u32) -> Option<&Link> {
+        self.links.get(&index)
+    }
+
     /// The configured id of ifindex `index`, if configured.
     pub fn id_of_index(&self, index: u32) -> Option<IfaceId> {
         let name = &self.links.get(&index)?.name;

@@ -15,6 +15,7 @@ pub mod announce;
 pub mod clock;
 pub mod env;
 pub mod event_loop;
+pub mod garp_pacer;
 pub mod holdoff;
 pub mod interfaces;
 pub mod logger;
@@ -55,6 +56,7 @@ use addresses::{Addresses, Wanted};
 use clock::Clock;
 use env::{Env, InstanceInfo, ScriptInfo, UpDownScripts};
 use event_loop::{Context, DaemonNode, Extension, owner, token_base};
+use garp_pacer::{Kind as AnnounceKind, Pacer};
 use holdoff::Holdoff;
 use interfaces::{Change, Interfaces};
 use netlink::{Monitor, Rtnl, VipSpec};
@@ -243,6 +245,8 @@ struct Daemon {
     static_routes: Vec<RouteInfo>,
     /// VMACs made for `use_vmac` instances.
     vmacs: Vmacs,
+    /// Spaces gratuitous ARPs and NAs (`vrrp_garp_interval`, ...).
+    pacer: Pacer,
     /// What `${_RANDOM}` and `${_ENV}` read in the running configuration.
     builtins: Builtins,
     instances: HashMap<InstanceId, InstanceInfo>,
@@ -342,6 +346,7 @@ impl Daemon {
             routes: Routes::default(),
             static_routes: Vec::new(),
             vmacs: Vmacs::default(),
+            pacer: Pacer::default(),
             builtins: loaded.builtins,
             opts,
             clock,
@@ -478,6 +483,7 @@ impl Daemon {
             static_routes,
             groups,
             alerts,
+            garp,
             ..
         } = env;
         self.extensions = exts;
@@ -513,6 +519,7 @@ impl Daemon {
         }
         result.map_err(|d| d.to_string())?;
         self.notify_as = notify_as;
+        self.pacer.configure(garp);
         self.alerts = mail::Alerts::rebuild(
             self.alerts.take(),
             alerts,
@@ -739,6 +746,7 @@ impl Daemon {
                 .then(|| self.next_report + REPORT_INTERVAL),
             self.trim_at,
             self.systemd.poll_timeout(),
+            self.pacer.next_due(),
         ]
         .into_iter()
         .chain(self.extensions.iter().map(|e| e.poll_timeout()))
@@ -768,6 +776,9 @@ impl Daemon {
         }
         if self.runner.next_deadline().is_some_and(|t| t <= now) {
             self.reap();
+        }
+        if self.pacer.next_due().is_some_and(|t| t <= now) {
+            self.send_announcements(now);
         }
         for k in 0..self.extensions.len() {
             if self.extensions[k].poll_timeout().is_some_and(|t| t <= now) {
@@ -917,6 +928,8 @@ impl Daemon {
                     } else {
                         warn!("interface {} disappeared", self.ifaces.name(id));
                         self.close_sockets(id);
+                        // A VMAC of ours is made again (its base permitting).
+                        rebuild |= self.vmacs.made(self.ifaces.name(id));
                     }
                     links.push((id, present && self.ifaces.is_up(id)));
                 }
@@ -1433,11 +1446,14 @@ impl Daemon {
         out
     }
 
-    /// GARP (IPv4) or unsolicited NA (IPv6), `repeat` times per VIP.
+    /// GARP (IPv4) or unsolicited NA (IPv6) for every VIP, `repeat`
+    /// rounds (keepalived's order: each round announces every VIP), spaced
+    /// by the pacer where an interval is configured.
     fn announce(&mut self, id: InstanceId, repeat: u8) {
         let (Some(inst), Some(info)) = (self.node.instance(id), self.instances.get(&id)) else {
             return;
         };
+        let mut frames: Vec<(String, AnnounceKind, u32, Vec<u8>)> = Vec::new();
         for addr in inst.vips() {
             let Some(vip) = info.vip(*addr) else {
                 continue;
@@ -1448,21 +1464,42 @@ impl Daemon {
             let Some(mac) = link.mac else {
                 continue;
             };
-            let frame = match *addr {
-                IpAddr::V4(a) => announce::garp(mac, a),
+            let (kind, frame) = match *addr {
+                IpAddr::V4(a) => (AnnounceKind::Arp, announce::garp(mac, a)),
                 IpAddr::V6(a) => {
                     let Some(IpAddr::V6(src)) = self.ifaces.link_local(link.index) else {
                         debug!("{}: no link-local address for NA", link.name);
                         continue;
                     };
-                    announce::unsolicited_na(mac, src, a)
+                    (AnnounceKind::Na, announce::unsolicited_na(mac, src, a))
                 }
             };
-            for _ in 0..repeat {
-                if let Err(e) = self.packet.send(link.index, &frame) {
-                    warn!("{}: gratuitous ARP/NA for {addr}: {e}", link.name);
-                    break;
-                }
+            // A VMAC's messages take its base's turn (keepalived:
+            // IF_BASE_IFP).
+            let base = link
+                .macvlan_parent
+                .and_then(|p| self.ifaces.link_by_index(p))
+                .unwrap_or(link);
+            frames.push((base.name.clone(), kind, link.index, frame));
+        }
+        for _ in 0..repeat {
+            for (base, kind, index, frame) in &frames {
+                self.pacer.push(base, *kind, *index, frame.clone());
+            }
+        }
+        let now = self.clock.now();
+        self.send_announcements(now);
+    }
+
+    /// Sends the gratuitous ARPs and NAs whose turn has come.
+    fn send_announcements(&mut self, now: Instant) {
+        for (index, frame) in self.pacer.due(now) {
+            if let Err(e) = self.packet.send(index, &frame) {
+                let name = self
+                    .ifaces
+                    .link_by_index(index)
+                    .map_or_else(|| format!("ifindex {index}"), |l| l.name.clone());
+                warn!("{name}: gratuitous ARP/NA: {e}");
             }
         }
     }

@@ -80,14 +80,19 @@ impl Vmacs {
             changed |= self.remove(rtnl, ifaces, &m);
         }
         for w in wanted {
-            if self.made.contains_key(&w.name) {
+            let known = self.made.contains_key(&w.name);
+            // Made before and still there; one deleted by hand, or with its
+            // base, is made again.
+            if known && ifaces.link_by_name(&w.name).is_some() {
                 continue;
             }
             match self.make(rtnl, ifaces, w) {
                 Ok(made) => {
                     changed |= made;
-                    self.made.insert(w.name.clone(), w.clone());
-                    self.adjust_base(&w.base, w.v6);
+                    if !known {
+                        self.made.insert(w.name.clone(), w.clone());
+                        self.adjust_base(&w.base, w.v6);
+                    }
                 }
                 Err(e) => warn!(
                     "VMAC {} on {}: {e}; its instance stays in FAULT",
@@ -96,6 +101,11 @@ impl Vmacs {
             }
         }
         changed
+    }
+
+    /// Whether `name` is a VMAC this daemon made.
+    pub fn made(&self, name: &str) -> bool {
+        self.made.contains_key(name)
     }
 
     /// Removes every VMAC made (at exit).

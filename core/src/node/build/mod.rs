@@ -64,6 +64,8 @@ pub trait Environment {
     /// A `static_routes` block (the node has no part in them: they are
     /// held whatever the VRRP state).
     fn static_routes(&mut self, routes: &[config::RouteConf<'_>]) {}
+    /// A `garp_group` block (the driver spaces gratuitous ARPs and NAs).
+    fn garp_group(&mut self, g: &config::GarpGroupConf<'_>) {}
     /// An instance or script the new configuration no longer has was
     /// removed (reload).
     fn removed_instance(&mut self, id: InstanceId) {}
@@ -533,6 +535,11 @@ impl<E: Environment, S: VipStore> Sink for Builder<'_, '_, E, S> {
     fn vrrp_sync_group(&mut self, g: &SyncGroupConf<'_>) -> Result<(), Kind> {
         // Formed in `finish`, once every member exists.
         self.env.sync_group(g);
+        Ok(())
+    }
+
+    fn garp_group(&mut self, g: &config::GarpGroupConf<'_>) -> Result<(), Kind> {
+        self.env.garp_group(g);
         Ok(())
     }
 
