@@ -950,6 +950,11 @@ impl Daemon {
                 error!("rebuilding after an interface change: {e}");
             }
             self.after_build(known);
+            // The build may have made VMACs again and read every link
+            // anew: the events above are older than that.
+            for (iface, up) in &mut links {
+                *up = self.ifaces.is_up(*iface);
+            }
         }
         let now = self.clock.now();
         let any_up = links.iter().any(|(_, up)| *up);
