@@ -5,7 +5,10 @@
 //! from that MAC (from the base's MAC with `vmac_xmit_base`), the client
 //! resolves the VIP to it and only to it, and the same MAC answers after a
 //! failover. A reload that drops an instance removes its VMAC; a stop
-//! removes them all and gives the base its ARP settings back.
+//! removes them all and gives the base its ARP settings back. Against
+//! Debian's keepalived with the same configuration, both ways round, the
+//! higher priority wins, the VMAC's MAC is on the wire, and the other
+//! takes over with the same MAC when it crashes.
 
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
@@ -288,4 +291,108 @@ fn use_vmac_puts_the_vips_and_adverts_on_the_virtual_mac_and_cleans_up() {
     }
     let base1 = lab.ifs[1].clone();
     assert_eq!(sysctl(&lab.ns[1], &format!("{base1}/arp_ignore")), "0");
+}
+
+/// vrlb and keepalived with `use_vmac` on one segment: `high` (director 0)
+/// wins, its VIPs on its VMACs; crashed, the other takes over, the same
+/// MACs on the wire.
+fn against_keepalived(high: Kind) {
+    let Some(mut lab) = VrrpLab::new(&["keepalived", "tcpdump"]) else {
+        return;
+    };
+    let capture = lab.dir.path("client.txt");
+    let (client, client_if) = (lab.client.clone(), lab.client_if.clone());
+    lab.lab.spawn(
+        &client,
+        &[
+            "tcpdump",
+            "-i",
+            &client_if,
+            "-n",
+            "-l",
+            "-tt",
+            "-e",
+            "arp or ip proto 112 or ip6 proto 112",
+        ],
+        &capture,
+    );
+    expect(LONG, "tcpdump listens", &[], || {
+        std::fs::read_to_string(&capture).is_ok_and(|t| t.contains("listening on"))
+    });
+    let low = if high == Kind::Vrlb {
+        Kind::Keepalived
+    } else {
+        Kind::Vrlb
+    };
+    let l = lab.start(low, 1, &conf(&lab.ifs[1].clone(), 100, false));
+    let h = lab.start(high, 0, &conf(&lab.ifs[0].clone(), 150, false));
+    expect(
+        LONG,
+        "the higher priority master of both",
+        &[&h, &l],
+        || {
+            ["VI_1", "VI_6"]
+                .iter()
+                .all(|i| is(&h, i, "MASTER") && is(&l, i, "BACKUP"))
+        },
+    );
+    expect(LONG, "the VIPs on director 0's VMACs", &[&h], || {
+        dev_of(&lab.ns[0], VIP4).as_deref() == Some("vrrp.51")
+            && dev_of(&lab.ns[0], VIP6).as_deref() == Some("vrrp.52")
+    });
+    let read = || std::fs::read_to_string(&capture).unwrap_or_default();
+    let since = epoch_s();
+    expect(LONG, "director 0's adverts from the VMACs", &[&h], || {
+        let c = read();
+        frames(&c, since, VMAC4, &["192.0.2.1 > 224.0.0.18", "vrid 51"]) >= 2
+            && frames(&c, since, VMAC6, &["> ff02::12", "vrid 52"]) >= 2
+    });
+    let base0 = mac(&lab.ns[0], &lab.ifs[0]);
+    let resolved = client_resolves(&lab);
+    let reply = format!("Reply {VIP4} is-at {VMAC4}");
+    expect(LONG, "the VMAC answers the client's ARP", &[&h], || {
+        frames(&read(), since, VMAC4, &[&reply]) >= 1
+    });
+    let from_vip = format!("tell {VIP4}, length");
+    if high == Kind::Vrlb {
+        assert_eq!(resolved.as_deref(), Some(VMAC4));
+        assert_eq!(frames(&read(), since, &base0, &[&from_vip]), 0);
+    } else {
+        // keepalived leaves the base's arp_announce alone: the reset it
+        // sends from the VIP leaves by the base, whose ARP request for
+        // the client carries the VIP with the base's MAC, and the client
+        // takes that (docs/keepalived.md, use_vmac).
+        expect(LONG, "keepalived's base asks with the VIP", &[&h], || {
+            frames(&read(), since, &base0, &[&from_vip]) >= 1
+        });
+        assert_eq!(resolved.as_deref(), Some(base0.as_str()));
+    }
+
+    lab.crash(&h);
+    let crashed = epoch_s();
+    expect(LONG, "director 1 master of both", &[&l], || {
+        ["VI_1", "VI_6"].iter().all(|i| is(&l, i, "MASTER"))
+    });
+    expect(
+        LONG,
+        "director 1's adverts from the same VMACs",
+        &[&l],
+        || {
+            let c = read();
+            frames(&c, crashed, VMAC4, &["192.0.2.2 > 224.0.0.18", "vrid 51"]) >= 2
+                && frames(&c, crashed, VMAC6, &["> ff02::12", "vrid 52"]) >= 2
+        },
+    );
+    assert_eq!(dev_of(&lab.ns[1], VIP4).as_deref(), Some("vrrp.51"));
+    lab.stop(&l);
+}
+
+#[test]
+fn use_vmac_against_keepalived_vrlb_master() {
+    against_keepalived(Kind::Vrlb);
+}
+
+#[test]
+fn use_vmac_against_keepalived_keepalived_master() {
+    against_keepalived(Kind::Keepalived);
 }
