@@ -331,6 +331,23 @@ impl VrrpLab {
         ]);
     }
 
+    /// Starts tcpdump on the client's interface with `filter`, times as
+    /// seconds since the epoch and MACs (`-tt -e`), and waits until it
+    /// listens; the file it writes to.
+    pub fn capture(&mut self, filter: &str) -> PathBuf {
+        let file = self.dir.path("client.txt");
+        let (client, client_if) = (self.client.clone(), self.client_if.clone());
+        self.lab.spawn(
+            &client,
+            &["tcpdump", "-i", &client_if, "-n", "-l", "-tt", "-e", filter],
+            &file,
+        );
+        expect(Duration::from_secs(10), "tcpdump listens", &[], || {
+            std::fs::read_to_string(&file).is_ok_and(|t| t.contains("listening on"))
+        });
+        file
+    }
+
     /// Whether director `n` holds `vip` (per `ip addr`).
     pub fn holds(&self, n: usize, vip: &str) -> bool {
         has_addr(&self.ns[n], vip)

@@ -109,25 +109,7 @@ fn mcast_src_ip_vip_options_garp_and_unsolicited_na_at_election_and_failover() {
     let Some(mut lab) = VrrpLab::new(&["tcpdump"]) else {
         return;
     };
-    let capture = lab.dir.path("client.txt");
-    let (client, client_if) = (lab.client.clone(), lab.client_if.clone());
-    lab.lab.spawn(
-        &client,
-        &[
-            "tcpdump",
-            "-i",
-            &client_if,
-            "-n",
-            "-l",
-            "-tt",
-            "-e",
-            "arp or ip proto 112 or (icmp6 and ip6[40] == 136)",
-        ],
-        &capture,
-    );
-    expect(LONG, "tcpdump listens", &[], || {
-        std::fs::read_to_string(&capture).is_ok_and(|t| t.contains("listening on"))
-    });
+    let capture = lab.capture("arp or ip proto 112 or (icmp6 and ip6[40] == 136)");
     let macs = [0, 1].map(|n| mac(&lab.ns[n], &lab.ifs[n]));
     for n in 0..2 {
         run(&[

@@ -62,25 +62,7 @@ fn garps_and_nas_of_a_burst_are_spaced_by_their_intervals() {
     let Some(mut lab) = VrrpLab::new(&["tcpdump"]) else {
         return;
     };
-    let capture = lab.dir.path("client.txt");
-    let (client, client_if) = (lab.client.clone(), lab.client_if.clone());
-    lab.lab.spawn(
-        &client,
-        &[
-            "tcpdump",
-            "-i",
-            &client_if,
-            "-n",
-            "-l",
-            "-tt",
-            "-e",
-            "arp or (icmp6 and ip6[40] == 136)",
-        ],
-        &capture,
-    );
-    expect(LONG, "tcpdump listens", &[], || {
-        std::fs::read_to_string(&capture).is_ok_and(|t| t.contains("listening on"))
-    });
+    let capture = lab.capture("arp or (icmp6 and ip6[40] == 136)");
     let mac0 = mac(&lab.ns[0], &lab.ifs[0]);
     let since = epoch_s();
     let d0 = lab.start(Kind::Vrlb, 0, &conf(&lab.ifs[0].clone()));

@@ -140,25 +140,7 @@ fn use_vmac_puts_the_vips_and_adverts_on_the_virtual_mac_and_cleans_up() {
     let Some(mut lab) = VrrpLab::new(&["tcpdump"]) else {
         return;
     };
-    let capture = lab.dir.path("client.txt");
-    let (client, client_if) = (lab.client.clone(), lab.client_if.clone());
-    lab.lab.spawn(
-        &client,
-        &[
-            "tcpdump",
-            "-i",
-            &client_if,
-            "-n",
-            "-l",
-            "-tt",
-            "-e",
-            "arp or ip proto 112 or ip6 proto 112 or (icmp6 and ip6[40] == 136)",
-        ],
-        &capture,
-    );
-    expect(LONG, "tcpdump listens", &[], || {
-        std::fs::read_to_string(&capture).is_ok_and(|t| t.contains("listening on"))
-    });
+    let capture = lab.capture("arp or ip proto 112 or ip6 proto 112 or (icmp6 and ip6[40] == 136)");
     let bases = [0, 1].map(|n| mac(&lab.ns[n], &lab.ifs[n]));
     let since = epoch_s();
     let d0 = lab.start(Kind::Vrlb, 0, &conf(&lab.ifs[0].clone(), 150, true));
@@ -300,25 +282,7 @@ fn against_keepalived(high: Kind) {
     let Some(mut lab) = VrrpLab::new(&["keepalived", "tcpdump"]) else {
         return;
     };
-    let capture = lab.dir.path("client.txt");
-    let (client, client_if) = (lab.client.clone(), lab.client_if.clone());
-    lab.lab.spawn(
-        &client,
-        &[
-            "tcpdump",
-            "-i",
-            &client_if,
-            "-n",
-            "-l",
-            "-tt",
-            "-e",
-            "arp or ip proto 112 or ip6 proto 112",
-        ],
-        &capture,
-    );
-    expect(LONG, "tcpdump listens", &[], || {
-        std::fs::read_to_string(&capture).is_ok_and(|t| t.contains("listening on"))
-    });
+    let capture = lab.capture("arp or ip proto 112 or ip6 proto 112");
     let low = if high == Kind::Vrlb {
         Kind::Keepalived
     } else {

@@ -86,7 +86,7 @@ impl Vmacs {
             if known && ifaces.link_by_name(&w.name).is_some() {
                 continue;
             }
-            match self.make(rtnl, ifaces, w) {
+            match make(rtnl, ifaces, w) {
                 Ok(made) => {
                     changed |= made;
                     if !known {
@@ -114,106 +114,6 @@ impl Vmacs {
         for m in all {
             self.remove(rtnl, ifaces, &m);
         }
-    }
-
-    /// Makes `w` (or adopts a matching macvlan a previous run left);
-    /// `Ok(true)` if a link was made.
-    fn make(&mut self, rtnl: &mut Rtnl, ifaces: &Interfaces, w: &VmacInfo) -> Result<bool, String> {
-        let base = ifaces
-            .link_by_name(&w.base)
-            .ok_or_else(|| format!("interface {} does not exist", w.base))?
-            .clone();
-        if let Some(old) = ifaces.link_by_name(&w.name) {
-            match old.macvlan_parent {
-                Some(parent) if parent == base.index && old.mac == Some(w.mac) => {
-                    info!("VMAC {}: taking over the one already there", w.name);
-                    return Ok(false);
-                }
-                // keepalived removes a VMAC with the wrong MAC or base.
-                Some(_) => {
-                    rtnl.del_link(old.index)
-                        .map_err(|e| format!("cannot remove the mismatched macvlan there: {e}"))?;
-                }
-                None => {
-                    return Err(format!(
-                        "an interface {} exists and is not a macvlan",
-                        w.name
-                    ));
-                }
-            }
-        }
-        rtnl.add_macvlan(&w.name, base.index, w.mac)
-            .map_err(|e| format!("cannot make it: {e}"))?;
-        let index = rtnl
-            .links()
-            .map_err(|e| format!("listing interfaces: {e}"))?
-            .into_iter()
-            .find(|l: &Link| l.name == w.name)
-            .map(|l| l.index)
-            .ok_or("made, but the kernel does not list it")?;
-        self.configure(rtnl, ifaces, w, index, &base)
-            .map_err(|e| format!("cannot configure it: {e}"))?;
-        info!(
-            "VMAC {} made on {} with MAC {}",
-            w.name,
-            w.base,
-            mac_text(w.mac)
-        );
-        Ok(true)
-    }
-
-    /// keepalived's settings for a new VMAC, then up.
-    fn configure(
-        &self,
-        rtnl: &mut Rtnl,
-        ifaces: &Interfaces,
-        w: &VmacInfo,
-        index: u32,
-        base: &Link,
-    ) -> io::Result<()> {
-        // Answer ARP only for its own addresses (the VIPs); hear the other
-        // routers' adverts, which come from addresses of this host's
-        // subnet, without reverse-path filtering on an interface with no
-        // address of its own.
-        for (key, value) in [
-            ("arp_ignore", 1),
-            ("accept_local", 1),
-            ("rp_filter", 0),
-            ("promote_secondaries", 1),
-        ] {
-            write_sysctl("ipv4", &w.name, key, value)?;
-        }
-        if w.v6 {
-            // Adverts from the base's link-local address with the VMAC's
-            // MAC, and no address of the VMAC's own (the same on every
-            // router).
-            rtnl.no_ipv6_addr_gen(index)?;
-            rtnl.set_link_up(index)?;
-            let ll = ifaces.link_local(base.index).ok_or_else(|| {
-                io::Error::other(format!("{} has no IPv6 link-local address", base.name))
-            })?;
-            rtnl.add_addr(&VipSpec {
-                addr: ll,
-                prefix_len: 64,
-                index,
-                label: None,
-                scope: 253,
-                broadcast: None,
-            })?;
-        } else {
-            // No IPv6 on an IPv4 VMAC: its neighbour discovery would come
-            // from the same MAC on every router.
-            write_sysctl("ipv6", &w.name, "disable_ipv6", 1)?;
-            rtnl.set_link_up(index)?;
-        }
-        if read_sysctl("all", "rp_filter") == Some(1) {
-            warn!(
-                "VMAC {}: net.ipv4.conf.all.rp_filter is 1 (strict): adverts heard on the VMAC \
-                 may be dropped; set it to 0 or 2",
-                w.name
-            );
-        }
-        Ok(())
     }
 
     /// [`BASE_SETTINGS`] on `base` while it has IPv4 VMACs.
@@ -283,6 +183,104 @@ impl Vmacs {
             }
         }
     }
+}
+
+/// Makes `w` (or adopts a matching macvlan a previous run left);
+/// `Ok(true)` if a link was made.
+fn make(rtnl: &mut Rtnl, ifaces: &Interfaces, w: &VmacInfo) -> Result<bool, String> {
+    let base = ifaces
+        .link_by_name(&w.base)
+        .ok_or_else(|| format!("interface {} does not exist", w.base))?
+        .clone();
+    if let Some(old) = ifaces.link_by_name(&w.name) {
+        match old.macvlan_parent {
+            Some(parent) if parent == base.index && old.mac == Some(w.mac) => {
+                info!("VMAC {}: taking over the one already there", w.name);
+                return Ok(false);
+            }
+            // keepalived removes a VMAC with the wrong MAC or base.
+            Some(_) => {
+                rtnl.del_link(old.index)
+                    .map_err(|e| format!("cannot remove the mismatched macvlan there: {e}"))?;
+            }
+            None => {
+                return Err(format!(
+                    "an interface {} exists and is not a macvlan",
+                    w.name
+                ));
+            }
+        }
+    }
+    rtnl.add_macvlan(&w.name, base.index, w.mac)
+        .map_err(|e| format!("cannot make it: {e}"))?;
+    let index = rtnl
+        .links()
+        .map_err(|e| format!("listing interfaces: {e}"))?
+        .into_iter()
+        .find(|l: &Link| l.name == w.name)
+        .map(|l| l.index)
+        .ok_or("made, but the kernel does not list it")?;
+    configure(rtnl, ifaces, w, index, &base).map_err(|e| format!("cannot configure it: {e}"))?;
+    info!(
+        "VMAC {} made on {} with MAC {}",
+        w.name,
+        w.base,
+        mac_text(w.mac)
+    );
+    Ok(true)
+}
+
+/// keepalived's settings for a new VMAC, then up.
+fn configure(
+    rtnl: &mut Rtnl,
+    ifaces: &Interfaces,
+    w: &VmacInfo,
+    index: u32,
+    base: &Link,
+) -> io::Result<()> {
+    // Answer ARP only for its own addresses (the VIPs); hear the other
+    // routers' adverts, which come from addresses of this host's
+    // subnet, without reverse-path filtering on an interface with no
+    // address of its own.
+    for (key, value) in [
+        ("arp_ignore", 1),
+        ("accept_local", 1),
+        ("rp_filter", 0),
+        ("promote_secondaries", 1),
+    ] {
+        write_sysctl("ipv4", &w.name, key, value)?;
+    }
+    if w.v6 {
+        // Adverts from the base's link-local address with the VMAC's
+        // MAC, and no address of the VMAC's own (the same on every
+        // router).
+        rtnl.no_ipv6_addr_gen(index)?;
+        rtnl.set_link_up(index)?;
+        let ll = ifaces.link_local(base.index).ok_or_else(|| {
+            io::Error::other(format!("{} has no IPv6 link-local address", base.name))
+        })?;
+        rtnl.add_addr(&VipSpec {
+            addr: ll,
+            prefix_len: 64,
+            index,
+            label: None,
+            scope: 253,
+            broadcast: None,
+        })?;
+    } else {
+        // No IPv6 on an IPv4 VMAC: its neighbour discovery would come
+        // from the same MAC on every router.
+        write_sysctl("ipv6", &w.name, "disable_ipv6", 1)?;
+        rtnl.set_link_up(index)?;
+    }
+    if read_sysctl("all", "rp_filter") == Some(1) {
+        warn!(
+            "VMAC {}: net.ipv4.conf.all.rp_filter is 1 (strict): adverts heard on the VMAC \
+             may be dropped; set it to 0 or 2",
+            w.name
+        );
+    }
+    Ok(())
 }
 
 /// `00:00:5e:00:01:33`.
