@@ -185,12 +185,17 @@ impl Sub for Duration {
 
 fn write_micros(f: &mut fmt::Formatter<'_>, micros: u64) -> fmt::Result {
     let secs = micros / 1_000_000;
-    let frac = micros % 1_000_000;
+    let mut frac = micros % 1_000_000;
     if frac == 0 {
-        write!(f, "{secs}s")
-    } else {
-        write!(f, "{secs}.{frac:06}s")
+        return write!(f, "{secs}s");
     }
+    // As many decimals as it takes: 0.2s, not 0.200000s.
+    let mut digits = 6;
+    while frac % 10 == 0 {
+        frac /= 10;
+        digits -= 1;
+    }
+    write!(f, "{secs}.{frac:0digits$}s")
 }
 
 impl fmt::Debug for Instant {
@@ -288,6 +293,18 @@ mod tests {
         assert_eq!(
             heapless::format!(16; "{}", Duration::from_micros(3_609_375)).unwrap(),
             "3.609375s"
+        );
+        assert_eq!(
+            heapless::format!(16; "{}", Duration::from_millis(200)).unwrap(),
+            "0.2s"
+        );
+        assert_eq!(
+            heapless::format!(16; "{}", Duration::from_micros(1_050_010)).unwrap(),
+            "1.05001s"
+        );
+        assert_eq!(
+            heapless::format!(16; "{}", Duration::from_micros(7)).unwrap(),
+            "0.000007s"
         );
         assert_eq!(
             heapless::format!(16; "{:?}", Instant::from_secs(2)).unwrap(),
