@@ -10,7 +10,7 @@
 //! one counter, and reads the text again when it steps.
 
 use super::diag::{Kind, Snippet};
-use super::subst::is_name;
+use super::value::is_name;
 
 /// Most specifications on one line.
 pub const MAX_LOOPS: usize = 4;

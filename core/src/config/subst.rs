@@ -23,6 +23,7 @@ use heapless::Vec;
 use super::diag::Kind;
 use super::lexer::{LexNote, Lexer, Mark, Token, TokenKind};
 use super::repeat::{Binding, MAX_PASSES, Repeat, split_line, starts_repeat};
+use super::value::is_name;
 
 /// Most parameters defined at once.
 pub const MAX_PARAMETERS: usize = 64;
@@ -117,14 +118,6 @@ fn fnv1a(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })
-}
-
-/// keepalived's parameter names: letters, digits and `_`, not starting
-/// with a digit.
-pub(super) fn is_name(s: &str) -> bool {
-    let mut b = s.bytes();
-    matches!(b.next(), Some(c) if c.is_ascii_alphabetic() || c == b'_')
-        && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
 }
 
 fn name_len(s: &str) -> usize {

@@ -70,6 +70,14 @@ pub fn ip_prefix(text: &str) -> Option<(IpAddr, Option<u8>)> {
     }
 }
 
+/// keepalived's parameter names (`$NAME`, `~SEQ` variables): letters,
+/// digits and `_`, not starting with a digit.
+pub(crate) fn is_name(s: &str) -> bool {
+    let mut b = s.bytes();
+    matches!(b.next(), Some(c) if c.is_ascii_alphabetic() || c == b'_')
+        && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
+}
+
 /// A port, 0..=65535.
 pub fn port(text: &str) -> Option<u16> {
     uint(text).and_then(|p| u16::try_from(p).ok())
