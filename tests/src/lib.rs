@@ -2,4 +2,5 @@
 
 pub mod frr;
 pub mod netns;
+pub mod seed_lab;
 pub mod vrrp_lab;

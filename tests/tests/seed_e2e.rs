@@ -42,12 +42,13 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use vrlb_tests::netns::{Lab, TempDir, binary, has_addr, in_netns, in_ns, run, wait_until};
+use vrlb_tests::netns::{has_addr, in_netns, in_ns, run, wait_until};
+use vrlb_tests::seed_lab::Seed;
 
 const VIP: &str = "192.0.2.240";
 const SERVERS: [&str; 2] = ["192.0.2.212", "192.0.2.213"];
@@ -78,85 +79,6 @@ const LONG_ANSWER: Duration = Duration::from_secs(20);
 const IDLE_CPU: f64 = 0.1;
 /// Data-plane workers per director (`vrlb lab up`'s default).
 const WORKERS: usize = 2;
-
-/// The lab `vrlb lab up` built, taken down on drop (then the harness
-/// kills anything left in its namespaces and deletes them).
-struct Seed {
-    lab: Lab,
-    _files: TempDir,
-    vrlb: PathBuf,
-    prefix: String,
-    dir: PathBuf,
-    up: bool,
-}
-
-impl Seed {
-    fn ns(&self, role: &str) -> String {
-        format!("{}-{role}", self.prefix)
-    }
-
-    /// `vrlb lab ACTION --prefix P --dir D`.
-    fn lab_cmd(&self, action: &str) -> std::process::Output {
-        Command::new(&self.vrlb)
-            .args(["lab", action, "--prefix", &self.prefix, "--dir"])
-            .arg(&self.dir)
-            .output()
-            .expect("vrlb lab")
-    }
-
-    /// `vrlb status|conns [--json]` against director `n` (0 or 1).
-    fn ask(&self, what: &str, n: usize, json: bool) -> String {
-        let sock = self.dir.join(format!("d{}.sock", n + 1));
-        let mut c = Command::new(&self.vrlb);
-        c.arg(what).arg("--control-socket").arg(&sock);
-        if json {
-            c.arg("--json");
-        }
-        let out = c.output().expect("vrlb status");
-        assert!(
-            out.status.success(),
-            "vrlb {what} on d{}: {}",
-            n + 1,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).expect("utf-8")
-    }
-
-    fn json(&self, what: &str, n: usize) -> Value {
-        serde_json::from_str(&self.ask(what, n, true)).expect("JSON")
-    }
-
-    fn pid(&self, n: usize) -> u32 {
-        let path = self.dir.join(format!("d{}.pid", n + 1));
-        std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-            .trim()
-            .parse()
-            .expect("pid")
-    }
-
-    fn read(&self, name: &str) -> String {
-        std::fs::read_to_string(self.dir.join(name)).unwrap_or_default()
-    }
-
-    /// Fails with the directors' logs.
-    fn fail(&self, what: &str) -> ! {
-        panic!(
-            "{what}\n--- d1.log\n{}\n--- d1-restart.log\n{}\n--- d2.log\n{}",
-            self.read("d1.log"),
-            self.read("d1-restart.log"),
-            self.read("d2.log")
-        );
-    }
-}
-
-impl Drop for Seed {
-    fn drop(&mut self) {
-        if self.up {
-            let _ = self.lab_cmd("down");
-        }
-    }
-}
 
 /// Slack on the check bounds: the status poll (200 ms), a probe's own
 /// time, scheduling on a loaded machine.
@@ -444,27 +366,11 @@ fn load(st: &Value, addr: &str) -> u64 {
 
 #[test]
 fn seed_scenario_wlc_persistence_no_director_answers_status_failover_cleanup() {
-    let Some(lab) = Lab::new(&["curl", "nft", "tcpdump", "sysctl"]) else {
+    let Some(mut seed) = Seed::new(&["curl", "nft", "tcpdump", "sysctl"]) else {
         return;
     };
     let start = Instant::now();
-    let files = TempDir::new("seed");
-    let vrlb = binary("vrlb");
-    let prefix = lab.tag.clone();
-    let dir = files.path("lab");
     let host_table_before = host_has_vrlb_table();
-    let mut seed = Seed {
-        lab,
-        _files: files,
-        vrlb,
-        prefix,
-        dir,
-        up: true,
-    };
-    for role in ["client", "d1", "d2", "rs1", "rs2", "sw"] {
-        let ns = seed.ns(role);
-        seed.lab.adopt_netns(&ns);
-    }
 
     // One command builds it and the VIP answers.
     let up = seed.lab_cmd("up");
