@@ -3,14 +3,10 @@
 //! warnings for what vrlb does not act on, and the interface a built
 //! instance advertises on.
 
-use core::net::IpAddr;
+mod common;
 
+use common::world::World;
 use vrlb_core::config::{self, NoIncludes, Options, VmacAddress, VrrpInstance};
-use vrlb_core::node::build::vmac::Vmac;
-use vrlb_core::node::build::{self, Environment};
-use vrlb_core::node::{
-    GroupSlot, IfaceId, InstanceId, InstanceSlot, Node, NodeStorage, ScriptSlot, TimerEntry,
-};
 use vrlb_core::vrrp::Family;
 
 /// What an instance's `use_vmac` parsed to: (name, MAC as written,
@@ -127,37 +123,6 @@ fn the_mac_defaults_to_the_virtual_router_mac_of_the_family() {
     assert_eq!(prefix.mac(9, false), [2, 1, 2, 3, 4, 9]);
 }
 
-/// Numbers interfaces by name and records the VMACs the build reports.
-#[derive(Default)]
-struct Env {
-    names: Vec<String>,
-    vmacs: Vec<(String, String, [u8; 6], Family, bool)>,
-}
-
-impl Environment for Env {
-    fn interface(&mut self, name: &str) -> IfaceId {
-        let i = self
-            .names
-            .iter()
-            .position(|n| n == name)
-            .unwrap_or_else(|| {
-                self.names.push(name.into());
-                self.names.len() - 1
-            });
-        IfaceId(i as u16)
-    }
-    fn primary_address(&mut self, _: IfaceId, family: Family) -> Option<IpAddr> {
-        Some(match family {
-            Family::V4 => "192.0.2.1".parse().unwrap(),
-            Family::V6 => "fe80::1".parse().unwrap(),
-        })
-    }
-    fn vmac(&mut self, _: InstanceId, v: &Vmac<'_>) {
-        self.vmacs
-            .push((v.name.into(), v.base.into(), v.mac, v.family, v.xmit_base));
-    }
-}
-
 #[test]
 fn a_built_instance_advertises_on_its_vmac_unless_xmit_base() {
     let text = "
@@ -166,26 +131,7 @@ vrrp_instance B { interface eth0\n virtual_router_id 51\n use_vmac\n virtual_ipa
 vrrp_instance C { interface eth0\n virtual_router_id 53\n use_vmac vip53\n vmac_xmit_base\n virtual_ipaddress { 198.51.100.1 } }
 vrrp_instance D { interface eth1\n virtual_router_id 51\n use_vmac\n virtual_ipaddress { 203.0.113.1 } }
 ";
-    let mut instances: Vec<InstanceSlot> = vec![InstanceSlot::default(); 4];
-    let mut scripts = vec![ScriptSlot::default(); 1];
-    let mut groups = vec![GroupSlot::default(); 1];
-    let mut timers = vec![TimerEntry::default(); 32];
-    let mut node = Node::new(NodeStorage {
-        instances: &mut instances,
-        scripts: &mut scripts,
-        groups: &mut groups,
-        timers: &mut timers,
-    });
-    let mut env = Env::default();
-    build::build(
-        &mut node,
-        &mut env,
-        "v.conf",
-        text,
-        &Options::default(),
-        &mut NoIncludes,
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let World { node, env, .. } = World::built(text);
     let v4 = Family::V4;
     let v6 = Family::V6;
     assert_eq!(
@@ -225,7 +171,7 @@ vrrp_instance D { interface eth1\n virtual_router_id 51\n use_vmac\n virtual_ipa
     let iface_of = |n: usize| {
         let (id, _) = node.instances().nth(n).unwrap();
         let iface = node.instance_iface(id).unwrap();
-        env.names[usize::from(iface.0)].clone()
+        env.interfaces[usize::from(iface.0)].clone()
     };
     assert_eq!(iface_of(0), "vrrp.51");
     assert_eq!(iface_of(1), "vrrp6.51");

@@ -472,3 +472,23 @@ pub fn capture_lines<'c>(
 pub fn frames(capture: &str, since: f64, mac: &str, what: &[&str]) -> usize {
     capture_lines(capture, since, mac, what).len()
 }
+
+/// The `ip -o addr` line of `addr` in `ns` (its `\` joined).
+pub fn addr_line(ns: &str, addr: &str) -> Option<String> {
+    in_ns(ns, &["ip", "-o", "addr", "show"])
+        .lines()
+        .find(|l| {
+            l.split_whitespace()
+                .any(|w| w.split('/').next() == Some(addr))
+        })
+        // `ip -o` ends the first line of a record with a backslash.
+        .map(|l| l.replace('\\', " "))
+}
+
+/// The device `addr` is on in `ns`.
+pub fn dev_of(ns: &str, addr: &str) -> Option<String> {
+    addr_line(ns, addr)?
+        .split_whitespace()
+        .nth(1)
+        .map(str::to_string)
+}

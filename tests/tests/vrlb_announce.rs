@@ -12,8 +12,8 @@
 
 use std::time::Duration;
 
-use vrlb_tests::netns::{in_ns, run};
-use vrlb_tests::vrrp_lab::{Kind, VrrpLab, epoch_s, expect, frames, is, log, mac};
+use vrlb_tests::netns::run;
+use vrlb_tests::vrrp_lab::{Kind, VrrpLab, addr_line, epoch_s, expect, frames, is, log, mac};
 
 const LONG: Duration = Duration::from_secs(12);
 const VIP4: &str = "192.0.2.240";
@@ -62,18 +62,6 @@ vrrp_instance VI_6 {{
 ",
         src = src(n)
     )
-}
-
-/// `ip -o addr` line of `addr` in `ns`.
-fn addr_line(ns: &str, addr: &str) -> Option<String> {
-    in_ns(ns, &["ip", "-o", "addr", "show"])
-        .lines()
-        .find(|l| {
-            l.split_whitespace()
-                .any(|w| w.split('/').next() == Some(addr))
-        })
-        // `ip -o` ends the first line of a record with a backslash.
-        .map(|l| l.replace('\\', " "))
 }
 
 /// The VIPs on director `n` are where and as the configuration says.

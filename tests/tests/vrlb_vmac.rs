@@ -14,7 +14,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use vrlb_tests::netns::{in_netns, in_ns};
-use vrlb_tests::vrrp_lab::{Kind, VrrpLab, epoch_s, expect, frames, is, log, mac};
+use vrlb_tests::vrrp_lab::{Kind, VrrpLab, dev_of, epoch_s, expect, frames, is, log, mac};
 
 const LONG: Duration = Duration::from_secs(12);
 const VIP4: &str = "192.0.2.240";
@@ -78,17 +78,6 @@ fn link(ns: &str, iface: &str) -> String {
         .output()
         .expect("ip");
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// The device `addr` is on in `ns`.
-fn dev_of(ns: &str, addr: &str) -> Option<String> {
-    in_ns(ns, &["ip", "-o", "addr", "show"])
-        .lines()
-        .find(|l| {
-            l.split_whitespace()
-                .any(|w| w.split('/').next() == Some(addr))
-        })
-        .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
 }
 
 fn sysctl(ns: &str, key: &str) -> String {

@@ -70,12 +70,16 @@ pub fn node_for(text: &str) -> Node<'static> {
     })
 }
 
+/// A VMAC the build reported: (name, base, MAC, family, xmit_base).
+pub type VmacSeen = (String, String, [u8; 6], Family, bool);
+
 /// Interfaces numbered by name (the first is 0), the seed director's
-/// address on each; keeps the warnings.
+/// address on each; keeps the warnings and the VMACs reported.
 #[derive(Default)]
 pub struct Env {
     pub warnings: Vec<String>,
     pub interfaces: Vec<String>,
+    pub vmacs: Vec<VmacSeen>,
 }
 
 impl Environment for Env {
@@ -95,6 +99,10 @@ impl Environment for Env {
             Family::V4 => IpAddr::V4(Ipv4Addr::new(192, 168, 2, 210)),
             Family::V6 => IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0xd2)),
         })
+    }
+    fn vmac(&mut self, _: vrlb_core::node::InstanceId, v: &build::vmac::Vmac<'_>) {
+        self.vmacs
+            .push((v.name.into(), v.base.into(), v.mac, v.family, v.xmit_base));
     }
     fn diagnostic(&mut self, d: &Diagnostic) {
         self.warnings.push(d.to_string());

@@ -38,6 +38,19 @@ impl PacerSettings {
         };
     }
 
+    /// The interval between two messages of `kind` that take `owner`'s
+    /// turn.
+    fn interval(&self, owner: &Owner, kind: Kind) -> Option<Duration> {
+        let iv = match owner {
+            Owner::Group(i) => self.groups.get(*i).map(|g| g.0).unwrap_or_default(),
+            Owner::Iface(_) => self.default,
+        };
+        match kind {
+            Kind::Arp => iv.garp,
+            Kind::Na => iv.gna,
+        }
+    }
+
     /// Adds a `garp_group`.
     pub fn garp_group(&mut self, g: &GarpGroupConf<'_>) {
         let intervals = Intervals {
@@ -101,18 +114,6 @@ impl Pacer {
         }
     }
 
-    fn interval(&self, owner: &Owner, kind: Kind) -> Option<Duration> {
-        let iv = match owner {
-            Owner::Group(i) => self.settings.groups.get(*i).map(|g| g.0),
-            Owner::Iface(_) => Some(self.settings.default),
-        }
-        .unwrap_or_default();
-        match kind {
-            Kind::Arp => iv.garp,
-            Kind::Na => iv.gna,
-        }
-    }
-
     /// Queues `frame` for `ifindex`, whose base interface is `base`.
     pub fn push(&mut self, base: &str, kind: Kind, ifindex: u32, frame: Vec<u8>) {
         let owner = self.owner(base);
@@ -127,19 +128,13 @@ impl Pacer {
     /// interval has every frame's turn at once.
     pub fn due(&mut self, now: Instant) -> Vec<(u32, Vec<u8>)> {
         let mut out = Vec::new();
-        let intervals: Vec<((Owner, Kind), Option<Duration>)> = self
-            .lanes
-            .keys()
-            .map(|k| (k.clone(), self.interval(&k.0, k.1)))
-            .collect();
-        for (key, interval) in intervals {
-            let Some(lane) = self.lanes.get_mut(&key) else {
-                continue;
-            };
-            while !lane.queue.is_empty() && lane.next.is_none_or(|t| t <= now) {
-                if let Some(f) = lane.queue.pop_front() {
-                    out.push(f);
-                }
+        for ((owner, kind), lane) in &mut self.lanes {
+            let interval = self.settings.interval(owner, *kind);
+            while lane.next.is_none_or(|t| t <= now) {
+                let Some(f) = lane.queue.pop_front() else {
+                    break;
+                };
+                out.push(f);
                 lane.next = interval.map(|d| now + d);
             }
         }
