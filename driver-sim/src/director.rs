@@ -1006,7 +1006,9 @@ impl<'a> Director<'a> {
                         },
                     );
                 }
-                Output::Quorum { .. } | Output::ScriptChanged { .. } => {}
+                Output::Quorum { .. }
+                | Output::ScriptChanged { .. }
+                | Output::ProcessChanged { .. } => {}
             }
         }
     }

@@ -28,6 +28,8 @@ pub enum Block {
     Auth,
     /// `garp_group`.
     GarpGroup,
+    /// `vrrp_track_process`.
+    TrackProcess,
 }
 
 impl Block {
@@ -46,6 +48,7 @@ impl Block {
             Block::SmtpHost => "an SMTP_CHECK host block",
             Block::Auth => "authentication",
             Block::GarpGroup => "garp_group",
+            Block::TrackProcess => "vrrp_track_process",
         }
     }
 
@@ -62,6 +65,7 @@ impl Block {
                 "include",
                 "static_routes",
                 "garp_group",
+                "vrrp_track_process",
             ],
             Block::Global => &[
                 "router_id",
@@ -119,6 +123,7 @@ impl Block {
                 "mcast_src_ip",
                 "track_interface",
                 "track_script",
+                "track_process",
                 "garp_master_delay",
                 "garp_master_repeat",
                 "garp_master_refresh",
@@ -233,6 +238,17 @@ impl Block {
             ],
             Block::Auth => &["auth_type", "auth_pass"],
             Block::GarpGroup => &["garp_interval", "gna_interval", "interface", "interfaces"],
+            Block::TrackProcess => &[
+                "process",
+                "param_match",
+                "weight",
+                "quorum",
+                "quorum_max",
+                "fork_delay",
+                "terminate_delay",
+                "delay",
+                "full_command",
+            ],
         }
     }
 
@@ -252,10 +268,6 @@ impl Block {
             Block::Top => &[
                 ("static_ipaddress", "vrlb does not manage static addresses"),
                 ("static_rules", RULES),
-                (
-                    "vrrp_track_process",
-                    "process tracking is not implemented; use a vrrp_script",
-                ),
                 (
                     "vrrp_track_file",
                     "file tracking is not implemented; use a vrrp_script",
@@ -296,10 +308,6 @@ impl Block {
                 ("virtual_rules", RULES),
                 ("accept", NO_EFFECT),
                 ("no_accept", NO_EFFECT),
-                (
-                    "track_process",
-                    "process tracking is not implemented; use a vrrp_script",
-                ),
                 (
                     "track_file",
                     "file tracking is not implemented; use a vrrp_script",
@@ -349,6 +357,7 @@ impl Block {
             Block::SmtpHost => &[],
             Block::Auth => &[],
             Block::GarpGroup => &[],
+            Block::TrackProcess => &[],
         }
     }
 }

@@ -37,6 +37,7 @@ mod lexer;
 mod lvs;
 pub mod model;
 mod parser;
+mod process;
 mod repeat;
 mod route;
 mod subst;
@@ -61,6 +62,10 @@ pub trait Sink {
     }
     /// A `vrrp_script` block.
     fn vrrp_script(&mut self, s: &VrrpScript<'_>) -> Result<(), Kind> {
+        Ok(())
+    }
+    /// A `vrrp_track_process` block.
+    fn vrrp_track_process(&mut self, p: &TrackProcessConf<'_>) -> Result<(), Kind> {
         Ok(())
     }
     /// A `vrrp_instance` block.

@@ -209,6 +209,54 @@ pub struct VrrpScript<'t> {
     pub pos: Pos,
 }
 
+/// Most parameters a `vrrp_track_process` matches.
+pub const MAX_PROCESS_PARAMS: usize = 8;
+
+/// How a `vrrp_track_process` compares a command line's parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamMatch {
+    /// Only the process name (no `param_match`, no parameters).
+    Ignore,
+    /// Exactly the configured parameters, no more (parameters given, or
+    /// `param_match` alone).
+    Exact,
+    /// `param_match partial`: the first ones are the configured ones.
+    Partial,
+    /// `param_match initial`: as partial, and the last configured one may
+    /// be the start of the process's.
+    Initial,
+}
+
+/// `vrrp_track_process NAME { ... }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackProcessConf<'t> {
+    /// Its name.
+    pub name: &'t str,
+    /// `process`: the process name (or, with `full_command`, the command
+    /// line's first word).
+    pub process: &'t str,
+    /// The parameters after it on the `process` line.
+    pub params: Vec<&'t str, MAX_PROCESS_PARAMS>,
+    /// How parameters are compared.
+    pub param_match: ParamMatch,
+    /// `full_command`: match the command line (`/proc/PID/cmdline`), not
+    /// the process name (`/proc/PID/comm`); implied by parameters or
+    /// `param_match`.
+    pub full_command: bool,
+    /// `weight` (default 0: too few processes put trackers in Fault).
+    pub weight: i32,
+    /// `quorum` (default 1).
+    pub quorum: u32,
+    /// `quorum_max` (default: no limit).
+    pub quorum_max: u32,
+    /// `fork_delay` (or `delay`).
+    pub fork_delay: Duration,
+    /// `terminate_delay` (or `delay`).
+    pub terminate_delay: Duration,
+    /// Where the block started.
+    pub pos: Pos,
+}
+
 /// `state` of a `vrrp_instance`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InitialState {
@@ -402,6 +450,8 @@ pub struct VrrpInstance<'t> {
     pub track_interfaces: Vec<TrackConf<'t>, MAX_TRACKS>,
     /// `track_script`.
     pub track_scripts: Vec<TrackConf<'t>, MAX_TRACKS>,
+    /// `track_process`.
+    pub track_processes: Vec<TrackConf<'t>, MAX_TRACKS>,
     /// `garp_master_delay`.
     pub garp_master_delay: Option<Duration>,
     /// `garp_master_repeat`.

@@ -1,7 +1,7 @@
 //! The statement reader and the top level: turns tokens into statements
 //! (a keyword, its arguments, and whether a block follows), dispatches
 //! top-level blocks, and follows `include`. The blocks themselves are read
-//! in `global.rs`, `vrrp.rs` and `lvs.rs`.
+//! in `global.rs`, `vrrp.rs`, `process.rs`, `lvs.rs` and the others.
 
 use heapless::Vec;
 
@@ -472,6 +472,7 @@ impl<'t, 's> Parser<'t, 's> {
             match stmt.keyword() {
                 "global_defs" => self.global_defs(&stmt)?,
                 "vrrp_script" | "vrrp_track_script" => self.vrrp_script(&stmt)?,
+                "vrrp_track_process" => self.vrrp_track_process(&stmt)?,
                 "vrrp_instance" => self.vrrp_instance(&stmt)?,
                 "vrrp_sync_group" => self.sync_group(&stmt)?,
                 "virtual_server_group" => self.virtual_server_group(&stmt)?,

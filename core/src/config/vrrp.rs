@@ -18,7 +18,7 @@ use crate::time::Duration;
 
 impl<'t> Parser<'t, '_> {
     /// The name after a block keyword (`vrrp_instance VI_1 {`).
-    fn block_name(&mut self, head: &Stmt<'t>, what: &'static str) -> Res<&'t str> {
+    pub(super) fn block_name(&mut self, head: &Stmt<'t>, what: &'static str) -> Res<&'t str> {
         let name = self.arg(head, 0, what)?;
         self.require_block(head)?;
         self.extra_args(head, 1);
@@ -110,6 +110,7 @@ impl<'t> Parser<'t, '_> {
             mcast_src_ip: None,
             track_interfaces: Vec::new(),
             track_scripts: Vec::new(),
+            track_processes: Vec::new(),
             garp_master_delay: None,
             garp_master_repeat: None,
             garp_master_refresh: None,
@@ -195,6 +196,7 @@ impl<'t> Parser<'t, '_> {
                 "unicast_peer" => self.peers(&stmt, &mut i.unicast_peers)?,
                 "track_interface" => self.tracks(&stmt, &mut i.track_interfaces)?,
                 "track_script" => self.tracks(&stmt, &mut i.track_scripts)?,
+                "track_process" => self.tracks(&stmt, &mut i.track_processes)?,
                 "garp_master_delay" => {
                     i.garp_master_delay =
                         Some(self.seconds(&stmt, 0, 1_000_000_000, "0..1000 s")?)

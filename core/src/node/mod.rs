@@ -1,6 +1,7 @@
 //! `Node`: everything one director runs, behind one sans-IO face.
 //!
-//! A node owns its VRRP instances, their sync groups and tracking scripts
+//! A node owns its VRRP instances, their sync groups, tracking scripts and
+//! tracked processes
 //! (and, with the `lb` and `check` features, the load balancer and the
 //! health checkers; with `sync` too, connection sync as keepalived's
 //! `lvs_sync_daemon` runs it), one timer queue for all of them, and
@@ -99,6 +100,7 @@
 mod balancing;
 #[cfg(feature = "config")]
 pub mod build;
+mod process;
 mod script;
 #[cfg(all(feature = "sync", feature = "check"))]
 mod sync;
@@ -115,6 +117,7 @@ use core::net::IpAddr;
 
 use heapless::Deque;
 
+pub use process::ProcessTracker;
 pub use script::ScriptTracker;
 #[cfg(all(feature = "sync", feature = "check"))]
 pub use sync::{
@@ -142,7 +145,13 @@ pub struct InstanceId(pub u16);
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ScriptId(pub u16);
 
-/// Scripts' track ids start here; interfaces' are their `IfaceId`.
+/// A `vrrp_track_process` of this node. Scripts and processes share the
+/// tracker slots ([`ScriptSlot`]), so a process's number is its slot's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct ProcessId(pub u16);
+
+/// Tracker slots' track ids start here; interfaces' are their `IfaceId`.
 const SCRIPT_TRACK_BASE: u16 = 0x8000;
 
 impl IfaceId {
@@ -154,6 +163,13 @@ impl IfaceId {
 
 impl ScriptId {
     /// The id an instance's config uses to track this script.
+    pub const fn track_id(self) -> TrackId {
+        TrackId(SCRIPT_TRACK_BASE | self.0)
+    }
+}
+
+impl ProcessId {
+    /// The id an instance's config uses to track this process.
     pub const fn track_id(self) -> TrackId {
         TrackId(SCRIPT_TRACK_BASE | self.0)
     }
@@ -237,7 +253,8 @@ struct InstanceEntry<S> {
     retiring: bool,
 }
 
-/// Storage for one tracking script. `Default` is an empty slot.
+/// Storage for one tracker: a tracking script or a tracked process.
+/// `Default` is an empty slot.
 #[derive(Debug, Clone, Default)]
 pub struct ScriptSlot {
     entry: Option<ScriptEntry>,
@@ -245,9 +262,32 @@ pub struct ScriptSlot {
 
 #[derive(Debug, Clone)]
 struct ScriptEntry {
-    tracker: ScriptTracker,
+    tracker: Tracker,
     key: u64,
     deadline: Instant,
+}
+
+/// What a tracker slot holds.
+#[derive(Debug, Clone)]
+enum Tracker {
+    Script(ScriptTracker),
+    Process(ProcessTracker),
+}
+
+impl Tracker {
+    fn is_up(&self) -> bool {
+        match self {
+            Tracker::Script(t) => t.is_up(),
+            Tracker::Process(t) => t.is_up(),
+        }
+    }
+
+    fn deadline(&self) -> Instant {
+        match self {
+            Tracker::Script(t) => t.deadline(),
+            Tracker::Process(t) => t.deadline(),
+        }
+    }
 }
 
 /// Storage for one sync group. `Default` is an empty slot.
@@ -262,7 +302,7 @@ pub struct GroupSlot {
 pub struct NodeStorage<'a, S = DefaultVips> {
     /// VRRP instances.
     pub instances: &'a mut [InstanceSlot<S>],
-    /// Tracking scripts.
+    /// Tracking scripts and tracked processes.
     pub scripts: &'a mut [ScriptSlot],
     /// Sync groups.
     pub groups: &'a mut [GroupSlot],
@@ -304,6 +344,14 @@ pub enum Input<'p> {
         script: ScriptId,
         /// Exit status 0.
         success: bool,
+    },
+    /// The driver counted the processes a tracked process matches: at
+    /// start (before `Start`), then whenever the count changes.
+    ProcessCount {
+        /// Which tracked process.
+        process: ProcessId,
+        /// Matching processes running.
+        count: u32,
     },
     /// A health-check probe ended.
     #[cfg(all(feature = "lb", feature = "check"))]
@@ -347,6 +395,13 @@ pub enum Output {
         /// Which script.
         script: ScriptId,
         /// Its new state.
+        up: bool,
+    },
+    /// A tracked process changed state (for logs).
+    ProcessChanged {
+        /// Which tracked process.
+        process: ProcessId,
+        /// Its new state: enough matching processes run.
         up: bool,
     },
     /// Start a health-check probe now (see [`Node::checker`] for what and
@@ -465,7 +520,8 @@ pub struct NodeStats {
     pub adverts_unknown_vrid: u32,
     /// Adverts too short to carry a VRID.
     pub adverts_runt: u32,
-    /// Script results for no configured script.
+    /// Script results or process counts for no configured script or
+    /// tracked process.
     pub results_unknown_script: u32,
     /// Probe results for no configured checker.
     pub results_unknown_checker: u32,
@@ -627,10 +683,40 @@ impl<'a, S: VipStore> Node<'a, S> {
         });
         self.index_instance(index);
         let id = InstanceId(index as u16);
+        self.apply_trackers(index);
         if self.started {
             self.with_instance(index, |i, now| i.handle(now, vrrp::Input::Start));
         }
         Ok(id)
+    }
+
+    /// Tells instance `index` which of the scripts and processes it tracks
+    /// are down now (it was just added or reconfigured: a tracker that went
+    /// down earlier would otherwise count as up until its next change).
+    fn apply_trackers(&mut self, index: usize) {
+        let Some(entry) = self.instances[index].live() else {
+            return;
+        };
+        let mut down: heapless::Vec<TrackId, { vrrp::MAX_TRACKS }> = heapless::Vec::new();
+        for t in &entry.vrrp.config().tracks {
+            let Some(slot) = t.id.0.checked_sub(SCRIPT_TRACK_BASE) else {
+                continue;
+            };
+            let tracker_down = self
+                .scripts
+                .get(usize::from(slot))
+                .and_then(|s| s.entry.as_ref())
+                .is_some_and(|e| !e.tracker.is_up());
+            if tracker_down {
+                // As many as the instance's tracks: cannot overflow.
+                let _ = down.push(t.id);
+            }
+        }
+        for id in down {
+            self.with_instance(index, |i, now| {
+                i.handle(now, vrrp::Input::Track { id, up: false })
+            });
+        }
     }
 
     /// Removes an instance; a master resigns first. It is gone at once for
@@ -730,6 +816,7 @@ impl<'a, S: VipStore> Node<'a, S> {
             // Validated above; an error here cannot happen.
             let _ = i.reconfigure(now, config, vips, excluded);
         });
+        self.apply_trackers(index);
         Ok(())
     }
 
@@ -773,22 +860,44 @@ impl<'a, S: VipStore> Node<'a, S> {
 
     /// Adds a tracking script. `key` identifies it across reloads.
     pub fn add_script(&mut self, tracker: ScriptTracker, key: u64) -> Result<ScriptId, NodeError> {
-        let index = self
-            .scripts
-            .iter()
-            .position(|s| s.entry.is_none())
-            .ok_or(NodeError::Full("tracking script"))?;
         let mut tracker = tracker;
         if self.started {
             tracker.start(self.now);
         }
+        let index = self.add_tracker(Tracker::Script(tracker), key, "tracking script")?;
+        Ok(ScriptId(index))
+    }
+
+    /// Adds a tracked process, up until the driver's first
+    /// `Input::ProcessCount`. `key` identifies it across reloads.
+    pub fn add_process(
+        &mut self,
+        tracker: ProcessTracker,
+        key: u64,
+    ) -> Result<ProcessId, NodeError> {
+        let index = self.add_tracker(Tracker::Process(tracker), key, "tracked process")?;
+        Ok(ProcessId(index))
+    }
+
+    fn add_tracker(
+        &mut self,
+        tracker: Tracker,
+        key: u64,
+        what: &'static str,
+    ) -> Result<u16, NodeError> {
+        let index = self
+            .scripts
+            .iter()
+            .position(|s| s.entry.is_none())
+            .filter(|&i| i < usize::from(SCRIPT_TRACK_BASE))
+            .ok_or(NodeError::Full(what))?;
         self.scripts[index].entry = Some(ScriptEntry {
             tracker,
             key,
             deadline: Instant::MAX,
         });
         self.schedule(Owner::Script(index as u16));
-        Ok(ScriptId(index as u16))
+        Ok(index as u16)
     }
 
     /// Replaces a script's settings (a reload changed them), keeping its
@@ -808,11 +917,10 @@ impl<'a, S: VipStore> Node<'a, S> {
             .and_then(|s| s.entry.as_mut())
             .ok_or(NodeError::NoSuch("script"))?;
         let was_up = entry.tracker.is_up();
-        if started {
-            entry.tracker.reconfigure(now, &tracker);
-        } else {
+        match &mut entry.tracker {
+            Tracker::Script(t) if started => t.reconfigure(now, &tracker),
             // Not running yet: nothing to keep.
-            entry.tracker = tracker;
+            t => *t = Tracker::Script(tracker),
         }
         let up = entry.tracker.is_up();
         if up != was_up {
@@ -824,33 +932,100 @@ impl<'a, S: VipStore> Node<'a, S> {
 
     /// Removes a tracking script; instances tracking it see it up.
     pub fn remove_script(&mut self, id: ScriptId) -> Result<(), NodeError> {
-        let slot = self
+        self.remove_tracker(id.0, |t| matches!(t, Tracker::Script(_)), "script")
+    }
+
+    /// Replaces a tracked process's settings (a reload changed them),
+    /// keeping its count and state ([`ProcessTracker::reconfigure`]).
+    pub fn replace_process(
+        &mut self,
+        id: ProcessId,
+        tracker: ProcessTracker,
+    ) -> Result<(), NodeError> {
+        let now = self.now;
+        let Some(ScriptEntry {
+            tracker: Tracker::Process(t),
+            ..
+        }) = self
             .scripts
             .get_mut(usize::from(id.0))
-            .ok_or(NodeError::NoSuch("script"))?;
-        if slot.entry.take().is_none() {
-            return Err(NodeError::NoSuch("script"));
+            .and_then(|s| s.entry.as_mut())
+        else {
+            return Err(NodeError::NoSuch("tracked process"));
+        };
+        let was_up = t.is_up();
+        t.reconfigure(now, &tracker);
+        let up = t.is_up();
+        if up != was_up {
+            self.track(id.track_id(), up);
         }
+        self.schedule(Owner::Script(id.0));
+        Ok(())
+    }
+
+    /// Removes a tracked process; instances tracking it see it up.
+    pub fn remove_process(&mut self, id: ProcessId) -> Result<(), NodeError> {
+        self.remove_tracker(
+            id.0,
+            |t| matches!(t, Tracker::Process(_)),
+            "tracked process",
+        )
+    }
+
+    fn remove_tracker(
+        &mut self,
+        index: u16,
+        is_kind: fn(&Tracker) -> bool,
+        what: &'static str,
+    ) -> Result<(), NodeError> {
+        let slot = self
+            .scripts
+            .get_mut(usize::from(index))
+            .filter(|s| s.entry.as_ref().is_some_and(|e| is_kind(&e.tracker)))
+            .ok_or(NodeError::NoSuch(what))?;
+        slot.entry = None;
         self.prune_timers();
-        self.track(id.track_id(), true);
+        self.track(ScriptId(index).track_id(), true);
         Ok(())
     }
 
     /// The script added with `key`.
     pub fn script_by_key(&self, key: u64) -> Option<ScriptId> {
+        self.tracker_by_key(key, |t| matches!(t, Tracker::Script(_)))
+            .map(ScriptId)
+    }
+
+    /// The tracked process added with `key`.
+    pub fn process_by_key(&self, key: u64) -> Option<ProcessId> {
+        self.tracker_by_key(key, |t| matches!(t, Tracker::Process(_)))
+            .map(ProcessId)
+    }
+
+    fn tracker_by_key(&self, key: u64, is_kind: fn(&Tracker) -> bool) -> Option<u16> {
         self.scripts
             .iter()
-            .position(|s| s.entry.as_ref().is_some_and(|e| e.key == key))
-            .map(|i| ScriptId(i as u16))
+            .position(|s| {
+                s.entry
+                    .as_ref()
+                    .is_some_and(|e| e.key == key && is_kind(&e.tracker))
+            })
+            .map(|i| i as u16)
     }
 
     /// A script's tracker.
     pub fn script(&self, id: ScriptId) -> Option<&ScriptTracker> {
-        self.scripts
-            .get(usize::from(id.0))?
-            .entry
-            .as_ref()
-            .map(|e| &e.tracker)
+        match &self.scripts.get(usize::from(id.0))?.entry.as_ref()?.tracker {
+            Tracker::Script(t) => Some(t),
+            Tracker::Process(_) => None,
+        }
+    }
+
+    /// A tracked process's tracker.
+    pub fn process(&self, id: ProcessId) -> Option<&ProcessTracker> {
+        match &self.scripts.get(usize::from(id.0))?.entry.as_ref()?.tracker {
+            Tracker::Process(t) => Some(t),
+            Tracker::Script(_) => None,
+        }
     }
 
     /// Applies one input at `now`. Drain `poll_output` afterwards.
@@ -900,16 +1075,39 @@ impl<'a, S: VipStore> Node<'a, S> {
             Input::ScriptResult { script, success } => {
                 let index = usize::from(script.0);
                 let now = self.now;
-                let Some(entry) = self.scripts.get_mut(index).and_then(|s| s.entry.as_mut()) else {
+                let Some(Tracker::Script(tracker)) = self
+                    .scripts
+                    .get_mut(index)
+                    .and_then(|s| s.entry.as_mut())
+                    .map(|e| &mut e.tracker)
+                else {
                     self.stats.results_unknown_script =
                         self.stats.results_unknown_script.saturating_add(1);
                     return;
                 };
-                if let Some(up) = entry.tracker.result(now, success) {
+                if let Some(up) = tracker.result(now, success) {
                     self.push_output(Output::ScriptChanged { script, up });
                     self.track(script.track_id(), up);
                 }
                 self.schedule(Owner::Script(script.0));
+            }
+            Input::ProcessCount { process, count } => {
+                let now = self.now;
+                let Some(Tracker::Process(tracker)) = self
+                    .scripts
+                    .get_mut(usize::from(process.0))
+                    .and_then(|s| s.entry.as_mut())
+                    .map(|e| &mut e.tracker)
+                else {
+                    self.stats.results_unknown_script =
+                        self.stats.results_unknown_script.saturating_add(1);
+                    return;
+                };
+                if let Some(up) = tracker.report(now, count) {
+                    self.push_output(Output::ProcessChanged { process, up });
+                    self.track(process.track_id(), up);
+                }
+                self.schedule(Owner::Script(process.0));
             }
             #[cfg(all(feature = "lb", feature = "check"))]
             Input::ProbeResult {
@@ -933,7 +1131,9 @@ impl<'a, S: VipStore> Node<'a, S> {
             let Some(entry) = self.scripts[index].entry.as_mut() else {
                 continue;
             };
-            entry.tracker.start(now);
+            if let Tracker::Script(t) = &mut entry.tracker {
+                t.start(now);
+            }
             let up = entry.tracker.is_up();
             if !up {
                 self.track(ScriptId(index as u16).track_id(), false);
@@ -1288,12 +1488,23 @@ impl<'a, S: VipStore> Node<'a, S> {
                         continue;
                     }
                     e.deadline = Instant::MAX;
-                    if e.tracker.due(now) {
-                        let timeout = e.tracker.timeout();
-                        self.push_output(Output::RunScript {
-                            script: ScriptId(i),
-                            timeout,
-                        });
+                    match &mut e.tracker {
+                        Tracker::Script(t) => {
+                            if t.due(now) {
+                                let timeout = t.timeout();
+                                self.push_output(Output::RunScript {
+                                    script: ScriptId(i),
+                                    timeout,
+                                });
+                            }
+                        }
+                        Tracker::Process(t) => {
+                            if let Some(up) = t.timeout(now) {
+                                let process = ProcessId(i);
+                                self.push_output(Output::ProcessChanged { process, up });
+                                self.track(process.track_id(), up);
+                            }
+                        }
                     }
                     self.schedule(owner);
                 }

@@ -21,15 +21,18 @@ mod lvs;
 mod sync;
 pub mod vmac;
 
-use super::{IfaceId, InstanceId, Node, NodeError, ScriptId, ScriptTracker};
+use super::{
+    IfaceId, InstanceId, Node, NodeError, ProcessId, ProcessTracker, ScriptId, ScriptTracker,
+};
 use crate::config::{
     self, AuthConf, Diagnostic, GlobalDefs, Includer, InitialState, Kind, Options, Sink, Snippet,
-    Summary, SyncGroupConf, VrrpInstance, VrrpScript,
+    Summary, SyncGroupConf, TrackProcessConf, VrrpInstance, VrrpScript,
 };
 use crate::time::Duration;
 use crate::vrrp::{self, Auth, ChecksumMode, Family, GarpConfig, Track, Version, VipStore};
 
-/// Most `vrrp_script`s and sync groups a configuration may define.
+/// Most `vrrp_script`s a configuration may define (and, apart, most
+/// `vrrp_track_process`es).
 pub const MAX_SCRIPTS: usize = 256;
 /// Most sync groups a configuration may define.
 pub const MAX_SYNC_GROUPS: usize = 32;
@@ -56,6 +59,10 @@ pub trait Environment {
     fn vmac(&mut self, id: InstanceId, vmac: &vmac::Vmac<'_>) {}
     /// A tracking script was added or reconfigured from `conf`.
     fn script(&mut self, id: ScriptId, conf: &VrrpScript<'_>) {}
+    /// A tracked process was added or reconfigured from `conf`: the driver
+    /// counts the processes it matches and reports with
+    /// `Input::ProcessCount` (after the build, before the next `Start`).
+    fn process(&mut self, id: ProcessId, conf: &TrackProcessConf<'_>) {}
     /// A `global_defs` block.
     fn global_defs(&mut self, g: &GlobalDefs<'_>) {}
     /// A `vrrp_sync_group` block (the node forms the group; its notify
@@ -146,6 +153,8 @@ struct Prepass {
     vs_groups: Vec<(u64, Vec<config::GroupEntry, { config::MAX_GROUP_ENTRIES }>), MAX_VS_GROUPS>,
     /// (name key, default weight, line)
     scripts: Vec<(u64, i32, u32), MAX_SCRIPTS>,
+    /// (name key, default weight, line) of each vrrp_track_process.
+    processes: Vec<(u64, i32, u32), MAX_SCRIPTS>,
     groups: Vec<GroupDef, MAX_SYNC_GROUPS>,
 }
 
@@ -171,6 +180,18 @@ impl Sink for Prepass {
             .push((key, s.weight, s.pos.line))
             .map_err(|_| Kind::TooMany {
                 what: "vrrp_script blocks",
+                max: MAX_SCRIPTS,
+            })
+    }
+    fn vrrp_track_process(&mut self, p: &TrackProcessConf<'_>) -> Result<(), Kind> {
+        let key = name_key(p.name);
+        if let Some(first) = self.processes.iter().find(|x| x.0 == key) {
+            return Err(conflict("vrrp_track_process", p.name, first.2));
+        }
+        self.processes
+            .push((key, p.weight, p.pos.line))
+            .map_err(|_| Kind::TooMany {
+                what: "vrrp_track_process blocks",
                 max: MAX_SCRIPTS,
             })
     }
@@ -215,6 +236,8 @@ struct Builder<'b, 'a, E: Environment, S: VipStore> {
     seen_instances: Vec<(u64, u32), MAX_INSTANCES>,
     /// Keys of scripts this configuration defines.
     seen_scripts: Vec<u64, MAX_SCRIPTS>,
+    /// Keys of tracked processes this configuration defines.
+    seen_processes: Vec<u64, MAX_SCRIPTS>,
     /// This build's tag for what it keeps.
     generation: u8,
     /// VMAC names handed out.
@@ -344,7 +367,7 @@ impl<E: Environment, S: VipStore> Builder<'_, '_, E, S> {
                 .unwrap_or(defaults.refresh_repeat),
         };
         let too_many = || Kind::TooMany {
-            what: "tracked interfaces and scripts",
+            what: "tracked interfaces, scripts and processes",
             max: vrrp::MAX_TRACKS,
         };
         for t in &i.track_interfaces {
@@ -376,7 +399,41 @@ impl<E: Environment, S: VipStore> Builder<'_, '_, E, S> {
                 ))
                 .map_err(|_| too_many())?;
         }
+        for t in &i.track_processes {
+            let key = name_key(t.name);
+            let Some(&(_, default_weight, _)) = self.pre.processes.iter().find(|p| p.0 == key)
+            else {
+                let d = Diagnostic::new(
+                    self.file,
+                    t.pos.line,
+                    t.pos.col,
+                    Kind::Assumed {
+                        keyword: Snippet::new(t.name),
+                        note: "no vrrp_track_process of this name: not tracked",
+                    },
+                );
+                self.env.diagnostic(&d);
+                continue;
+            };
+            let id = self.process_id(key)?;
+            c.tracks
+                .push(Track::new(
+                    id.track_id(),
+                    t.weight.unwrap_or(default_weight),
+                ))
+                .map_err(|_| too_many())?;
+        }
         Ok(c)
+    }
+
+    /// The tracked process with `key`, created with keepalived's defaults
+    /// if its block comes later (the block then sets it).
+    fn process_id(&mut self, key: u64) -> Result<ProcessId, Kind> {
+        if let Some(id) = self.node.process_by_key(key) {
+            return Ok(id);
+        }
+        let placeholder = ProcessTracker::new(1, u32::MAX, Duration::ZERO, Duration::ZERO);
+        self.node.add_process(placeholder, key).map_err(node_error)
     }
 
     /// The script with `key`, created disabled if its block comes later.
@@ -437,6 +494,29 @@ impl<E: Environment, S: VipStore> Sink for Builder<'_, '_, E, S> {
         };
         let _ = self.seen_scripts.push(key);
         self.env.script(id, s);
+        Ok(())
+    }
+
+    fn vrrp_track_process(&mut self, p: &TrackProcessConf<'_>) -> Result<(), Kind> {
+        let key = name_key(p.name);
+        let tracker = ProcessTracker::new(p.quorum, p.quorum_max, p.fork_delay, p.terminate_delay);
+        let id = match self.node.process_by_key(key) {
+            Some(id)
+                if self
+                    .node
+                    .process(id)
+                    .is_some_and(|old| old.same_settings(&tracker)) =>
+            {
+                id
+            }
+            Some(id) => {
+                self.node.replace_process(id, tracker).map_err(node_error)?;
+                id
+            }
+            None => self.node.add_process(tracker, key).map_err(node_error)?,
+        };
+        let _ = self.seen_processes.push(key);
+        self.env.process(id, p);
         Ok(())
     }
 
@@ -572,7 +652,8 @@ pub struct Counts {
     group_sizes: Vec<(u64, usize), MAX_VS_GROUPS>,
     /// `vrrp_instance` blocks.
     pub instances: usize,
-    /// `vrrp_script` blocks.
+    /// `vrrp_script` and `vrrp_track_process` blocks (they share the
+    /// node's tracker slots).
     pub scripts: usize,
     /// `vrrp_sync_group` blocks.
     pub sync_groups: usize,
@@ -598,6 +679,10 @@ impl Sink for Counts {
         Ok(())
     }
     fn vrrp_script(&mut self, _s: &VrrpScript<'_>) -> Result<(), Kind> {
+        self.scripts += 1;
+        Ok(())
+    }
+    fn vrrp_track_process(&mut self, _p: &TrackProcessConf<'_>) -> Result<(), Kind> {
         self.scripts += 1;
         Ok(())
     }
@@ -734,6 +819,7 @@ pub fn build<E: Environment, S: VipStore>(
         pre: &pre,
         seen_instances: Vec::new(),
         seen_scripts: Vec::new(),
+        seen_processes: Vec::new(),
         generation,
         vmac_names: vmac::Names::default(),
         #[cfg(all(feature = "lb", feature = "check"))]
@@ -753,18 +839,16 @@ pub fn build<E: Environment, S: VipStore>(
     let Builder {
         seen_instances,
         seen_scripts,
+        seen_processes,
         ..
     } = builder;
     let result = parsed.and_then(|summary| {
-        finish(
-            node,
-            env,
-            &seen_instances,
-            &seen_scripts,
-            generation,
-            file,
-            &pre,
-        )?;
+        let seen = Seen {
+            instances: &seen_instances,
+            scripts: &seen_scripts,
+            processes: &seen_processes,
+        };
+        finish(node, env, &seen, generation, file, &pre)?;
         #[cfg(all(feature = "sync", feature = "check"))]
         sync::apply(node, env, file, pending_sync)?;
         Ok(summary)
@@ -774,12 +858,19 @@ pub fn build<E: Environment, S: VipStore>(
     result
 }
 
+/// What the second pass met, by name key.
+struct Seen<'s> {
+    /// Instances, with their lines.
+    instances: &'s [(u64, u32)],
+    scripts: &'s [u64],
+    processes: &'s [u64],
+}
+
 /// Removes what the configuration no longer has and forms sync groups.
 fn finish<E: Environment, S: VipStore>(
     node: &mut Node<'_, S>,
     env: &mut E,
-    seen_instances: &[(u64, u32)],
-    seen_scripts: &[u64],
+    seen: &Seen<'_>,
     generation: u8,
     file: &str,
     pre: &Prepass,
@@ -791,7 +882,7 @@ fn finish<E: Environment, S: VipStore>(
     for index in 0..node.instances.len() {
         let stale = node.instances[index]
             .live()
-            .is_some_and(|e| !seen_instances.iter().any(|s| s.0 == e.key));
+            .is_some_and(|e| !seen.instances.iter().any(|s| s.0 == e.key));
         if !stale {
             continue;
         }
@@ -801,11 +892,17 @@ fn finish<E: Environment, S: VipStore>(
         env.removed_instance(id);
     }
     for index in 0..node.scripts.len() {
-        let stale = node.scripts[index].entry.as_ref().is_some_and(|e| {
-            !seen_scripts.contains(&e.key) && !pre.scripts.iter().any(|s| s.0 == e.key)
-        });
-        if stale {
-            let _ = node.remove_script(ScriptId(index as u16));
+        let Some(key) = node.scripts[index].entry.as_ref().map(|e| e.key) else {
+            continue;
+        };
+        let (script, process) = (ScriptId(index as u16), ProcessId(index as u16));
+        let defined = |seen: &[u64], pre: &[(u64, i32, u32)]| {
+            seen.contains(&key) || pre.iter().any(|s| s.0 == key)
+        };
+        if node.script(script).is_some() && !defined(seen.scripts, &pre.scripts) {
+            let _ = node.remove_script(script);
+        } else if node.process(process).is_some() && !defined(seen.processes, &pre.processes) {
+            let _ = node.remove_process(process);
         }
     }
 
