@@ -6,8 +6,8 @@ use std::fmt::Write;
 
 use vrlb_core::config::{
     self, AuthConf, CheckKind, CheckerConf, ForwardKind, GarpGroupConf, GlobalDefs, InitialState,
-    Kind, Protocol, RealServer, RouteConf, Sink, SyncGroupConf, VipConf, VirtualServer,
-    VirtualServerGroup, VrrpInstance, VrrpScript, VsKey,
+    Kind, ParamMatch, Protocol, RealServer, RouteConf, Sink, SyncGroupConf, TrackProcessConf,
+    VipConf, VirtualServer, VirtualServerGroup, VrrpInstance, VrrpScript, VsKey,
 };
 use vrlb_core::node::build::vmac;
 use vrlb_core::time::Duration;
@@ -29,6 +29,9 @@ pub struct Describe {
     mailable: bool,
     /// VMAC names, handed out as the build does.
     vmac_names: vmac::Names,
+    /// Scripts' and tracked processes' own weights, by name, for the
+    /// instances that track them without one.
+    default_weights: std::collections::HashMap<String, i32>,
 }
 
 /// What an enabled alert comes to when `global_defs` cannot send it.
@@ -190,6 +193,7 @@ impl Sink for Describe {
     }
 
     fn vrrp_script(&mut self, s: &VrrpScript<'_>) -> Result<(), Kind> {
+        self.default_weights.insert(s.name.to_string(), s.weight);
         writeln!(
             self.text,
             "vrrp_script {} (line {}): runs {:?} every {}, timeout {}, up after {} success(es), down after {} failure(s), weight {}",
@@ -201,6 +205,39 @@ impl Sink for Describe {
             s.rise,
             s.fall,
             s.weight
+        )
+        .unwrap();
+        Ok(())
+    }
+
+    fn vrrp_track_process(&mut self, p: &TrackProcessConf<'_>) -> Result<(), Kind> {
+        self.default_weights.insert(p.name.to_string(), p.weight);
+        let what = if p.full_command {
+            let mut line = vec![p.process];
+            line.extend(p.params.iter().copied());
+            let how = match p.param_match {
+                ParamMatch::Ignore => ", any parameters",
+                ParamMatch::Exact => "",
+                ParamMatch::Partial => ", more parameters allowed",
+                ParamMatch::Initial => ", the last one a prefix, more allowed",
+            };
+            format!("command line {:?}{how}", line.join(" "))
+        } else {
+            format!("process name {:?}", p.process)
+        };
+        let most = match p.quorum_max {
+            u32::MAX => String::new(),
+            max => format!(" and at most {max}"),
+        };
+        writeln!(
+            self.text,
+            "vrrp_track_process {} (line {}): counts processes by {what}; up with at least {}{most} running, after {} (down after {}), weight {}",
+            p.name,
+            p.pos.line,
+            p.quorum,
+            secs(p.fork_delay),
+            secs(p.terminate_delay),
+            p.weight
         )
         .unwrap();
         Ok(())
@@ -269,8 +306,16 @@ impl Sink for Describe {
             let peers: Vec<String> = i.unicast_peers.iter().map(|p| p.to_string()).collect();
             writeln!(self.text, "  unicast to {}", peers.join(", ")).unwrap();
         }
-        for t in i.track_interfaces.iter().chain(i.track_scripts.iter()) {
-            match t.weight {
+        for t in i
+            .track_interfaces
+            .iter()
+            .chain(&i.track_scripts)
+            .chain(&i.track_processes)
+        {
+            let weight = t
+                .weight
+                .or_else(|| self.default_weights.get(t.name).copied());
+            match weight {
                 Some(0) | None => {
                     writeln!(self.text, "  tracks {} (down means FAULT)", t.name).unwrap()
                 }

@@ -25,6 +25,8 @@ pub mod node_memory;
 #[cfg(feature = "daemon")]
 pub mod probe;
 #[cfg(feature = "daemon")]
+pub mod process_watch;
+#[cfg(feature = "daemon")]
 pub mod sync_transport;
 #[cfg(all(test, feature = "daemon"))]
 mod test_netns;

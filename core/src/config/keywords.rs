@@ -326,6 +326,7 @@ impl Block {
             Block::SyncGroup => &[
                 ("track_interface", "track interfaces in each instance"),
                 ("track_script", "track scripts in each instance"),
+                ("track_process", "track processes in each instance"),
                 ("global_tracking", NO_EFFECT),
                 ("sync_group_tracking_weight", NO_EFFECT),
             ],

@@ -185,6 +185,7 @@ fn main() -> ExitCode {
                 .with_sync(sync.view());
             let extensions: Vec<Box<dyn vrlb_linux::daemon::event_loop::Extension>> = vec![
                 Box::new(vrlb_linux::anycast::Anycast::new()),
+                Box::new(vrlb_linux::process_watch::ProcessWatch::new()),
                 Box::new(dataplane),
                 Box::new(sync),
                 Box::new(control),

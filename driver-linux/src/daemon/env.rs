@@ -271,6 +271,12 @@ impl Environment for Env<'_> {
         );
     }
 
+    fn process(&mut self, id: vrlb_core::node::ProcessId, conf: &config::TrackProcessConf<'_>) {
+        for e in self.extensions.iter_mut() {
+            e.process(id, conf);
+        }
+    }
+
     fn static_routes(&mut self, routes: &[config::RouteConf<'_>]) {
         self.watch_devices(routes);
         self.static_routes

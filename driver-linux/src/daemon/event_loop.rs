@@ -154,6 +154,15 @@ pub trait Extension {
     ) {
     }
 
+    /// Build callback: a `vrrp_track_process` was added or kept (what to
+    /// count).
+    fn process(
+        &mut self,
+        id: vrlb_core::node::ProcessId,
+        conf: &vrlb_core::config::TrackProcessConf<'_>,
+    ) {
+    }
+
     /// Build callback: a virtual server became these services.
     fn virtual_server(
         &mut self,
