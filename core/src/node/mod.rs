@@ -1073,41 +1073,16 @@ impl<'a, S: VipStore> Node<'a, S> {
                 }
             }
             Input::ScriptResult { script, success } => {
-                let index = usize::from(script.0);
-                let now = self.now;
-                let Some(Tracker::Script(tracker)) = self
-                    .scripts
-                    .get_mut(index)
-                    .and_then(|s| s.entry.as_mut())
-                    .map(|e| &mut e.tracker)
-                else {
-                    self.stats.results_unknown_script =
-                        self.stats.results_unknown_script.saturating_add(1);
-                    return;
-                };
-                if let Some(up) = tracker.result(now, success) {
-                    self.push_output(Output::ScriptChanged { script, up });
-                    self.track(script.track_id(), up);
-                }
-                self.schedule(Owner::Script(script.0));
+                self.tracker_input(script.0, |t, now| match t {
+                    Tracker::Script(t) => Some(t.result(now, success)),
+                    Tracker::Process(_) => None,
+                })
             }
             Input::ProcessCount { process, count } => {
-                let now = self.now;
-                let Some(Tracker::Process(tracker)) = self
-                    .scripts
-                    .get_mut(usize::from(process.0))
-                    .and_then(|s| s.entry.as_mut())
-                    .map(|e| &mut e.tracker)
-                else {
-                    self.stats.results_unknown_script =
-                        self.stats.results_unknown_script.saturating_add(1);
-                    return;
-                };
-                if let Some(up) = tracker.report(now, count) {
-                    self.push_output(Output::ProcessChanged { process, up });
-                    self.track(process.track_id(), up);
-                }
-                self.schedule(Owner::Script(process.0));
+                self.tracker_input(process.0, |t, now| match t {
+                    Tracker::Process(t) => Some(t.report(now, count)),
+                    Tracker::Script(_) => None,
+                })
             }
             #[cfg(all(feature = "lb", feature = "check"))]
             Input::ProbeResult {
@@ -1118,6 +1093,51 @@ impl<'a, S: VipStore> Node<'a, S> {
             #[cfg(all(feature = "sync", feature = "check"))]
             Input::SyncReceive { payload } => self.sync_receive(payload),
         }
+    }
+
+    /// Feeds tracker slot `index` through `f`, which returns whether the
+    /// tracker flipped, or `None` when the slot holds another kind (the
+    /// input is counted as for no tracker).
+    fn tracker_input(
+        &mut self,
+        index: u16,
+        f: impl FnOnce(&mut Tracker, Instant) -> Option<Option<bool>>,
+    ) {
+        let now = self.now;
+        let Some(flip) = self
+            .scripts
+            .get_mut(usize::from(index))
+            .and_then(|s| s.entry.as_mut())
+            .and_then(|e| f(&mut e.tracker, now))
+        else {
+            self.stats.results_unknown_script = self.stats.results_unknown_script.saturating_add(1);
+            return;
+        };
+        if let Some(up) = flip {
+            self.tracker_changed(index, up);
+        }
+        self.schedule(Owner::Script(index));
+    }
+
+    /// Tracker slot `index` went up or down: said, and told to the
+    /// instances tracking it.
+    fn tracker_changed(&mut self, index: u16, up: bool) {
+        let script = self.scripts[usize::from(index)]
+            .entry
+            .as_ref()
+            .is_some_and(|e| matches!(e.tracker, Tracker::Script(_)));
+        self.push_output(if script {
+            Output::ScriptChanged {
+                script: ScriptId(index),
+                up,
+            }
+        } else {
+            Output::ProcessChanged {
+                process: ProcessId(index),
+                up,
+            }
+        });
+        self.track(ScriptId(index).track_id(), up);
     }
 
     fn start(&mut self) {
@@ -1500,9 +1520,7 @@ impl<'a, S: VipStore> Node<'a, S> {
                         }
                         Tracker::Process(t) => {
                             if let Some(up) = t.timeout(now) {
-                                let process = ProcessId(i);
-                                self.push_output(Output::ProcessChanged { process, up });
-                                self.track(process.track_id(), up);
+                                self.tracker_changed(i, up);
                             }
                         }
                     }

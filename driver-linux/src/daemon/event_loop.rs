@@ -201,6 +201,41 @@ pub fn token_base(k: usize) -> usize {
     (k + 1) * TOKEN_SPAN
 }
 
+/// For extension tests: a daemon node built from `text`, the build's
+/// callbacks going to `extensions` as in the daemon (no interfaces exist,
+/// so none is up). Panics on a parse error or a warning.
+#[cfg(test)]
+pub(crate) fn test_node(
+    text: &str,
+    extensions: &mut [Box<dyn Extension>],
+    now: Instant,
+) -> DaemonNode {
+    use std::path::Path;
+    use vrlb_core::config::Options;
+    use vrlb_core::node::build;
+
+    let options = Options::default();
+    let mut includer = crate::config_file::FsIncluder::new(Path::new("/nonexistent/test.conf"));
+    let counts = build::count("test.conf", text, &options, &mut includer).unwrap();
+    let memory = Box::leak(Box::new(crate::node_memory::NodeMemory::for_counts(
+        &counts, 0, 64,
+    )));
+    let mut node = memory.node(now, 1).unwrap();
+    let mut ifaces = crate::daemon::interfaces::Interfaces::default();
+    let mut env = crate::daemon::env::Env::new(&mut ifaces, &[], extensions);
+    build::build(
+        &mut node,
+        &mut env,
+        "test.conf",
+        text,
+        &options,
+        &mut includer,
+    )
+    .unwrap();
+    assert!(env.warnings.is_empty(), "{:?}", env.warnings);
+    node
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -605,18 +605,11 @@ fn smtp_check_fails_when_the_server_hangs_up_or_says_nothing() {
 /// the daemon's: probes reach the checkers, and the checkers the servers.
 mod with_a_node {
     use std::collections::VecDeque;
-    use std::path::Path;
 
-    use vrlb_core::config::Options;
-    use vrlb_core::node::build;
     use vrlb_core::node::{Input, Output, ServerState};
 
     use super::*;
-    use crate::config_file::FsIncluder;
-    use crate::daemon::env::Env;
-    use crate::daemon::event_loop::{Context, DaemonNode, Extension, token_base};
-    use crate::daemon::interfaces::Interfaces;
-    use crate::node_memory::NodeMemory;
+    use crate::daemon::event_loop::{Context, DaemonNode, Extension, test_node, token_base};
     use crate::probe::Probes;
 
     struct Loop {
@@ -629,25 +622,9 @@ mod with_a_node {
 
     impl Loop {
         fn new(text: &str) -> Loop {
-            let options = Options::default();
-            let mut includer = FsIncluder::new(Path::new("/nonexistent/test.conf"));
-            let counts = build::count("test.conf", text, &options, &mut includer).unwrap();
-            let memory = Box::leak(Box::new(NodeMemory::for_counts(&counts, 0, 64)));
             let clock = Clock::new();
-            let mut node = memory.node(clock.now(), 1).unwrap();
             let mut probes: Vec<Box<dyn Extension>> = Probes::added_to(Vec::new());
-            let mut ifaces = Interfaces::default();
-            let mut env = Env::new(&mut ifaces, &[], &mut probes);
-            build::build(
-                &mut node,
-                &mut env,
-                "test.conf",
-                text,
-                &options,
-                &mut includer,
-            )
-            .unwrap();
-            assert!(env.warnings.is_empty(), "{:?}", env.warnings);
+            let node = test_node(text, &mut probes, clock.now());
             let mut l = Loop {
                 clock,
                 poll: Poll::new().unwrap(),

@@ -10,17 +10,12 @@ use std::process::{Child, Command};
 use std::time::Duration as StdDuration;
 
 use mio::{Events, Poll};
-use vrlb_core::config::Options;
-use vrlb_core::node::build::{self, name_key};
+use vrlb_core::node::build::name_key;
 use vrlb_core::node::{InstanceId, Output};
 
 use super::*;
-use crate::config_file::FsIncluder;
 use crate::daemon::clock::Clock;
-use crate::daemon::env::Env;
-use crate::daemon::event_loop::{DaemonNode, token_base};
-use crate::daemon::interfaces::Interfaces;
-use crate::node_memory::NodeMemory;
+use crate::daemon::event_loop::{DaemonNode, test_node, token_base};
 
 struct Loop {
     clock: Clock,
@@ -32,25 +27,9 @@ struct Loop {
 
 impl Loop {
     fn new(text: &str, watch: ProcessWatch) -> Loop {
-        let options = Options::default();
-        let mut includer = FsIncluder::new(Path::new("/nonexistent/test.conf"));
-        let counts = build::count("test.conf", text, &options, &mut includer).unwrap();
-        let memory = Box::leak(Box::new(NodeMemory::for_counts(&counts, 0, 64)));
         let clock = Clock::new();
-        let mut node = memory.node(clock.now(), 1).unwrap();
         let mut watch: Vec<Box<dyn Extension>> = vec![Box::new(watch)];
-        let mut ifaces = Interfaces::default();
-        let mut env = Env::new(&mut ifaces, &[], &mut watch);
-        build::build(
-            &mut node,
-            &mut env,
-            "test.conf",
-            text,
-            &options,
-            &mut includer,
-        )
-        .unwrap();
-        assert!(env.warnings.is_empty(), "{:?}", env.warnings);
+        let node = test_node(text, &mut watch, clock.now());
         let mut l = Loop {
             clock,
             poll: Poll::new().unwrap(),

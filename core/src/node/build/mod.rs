@@ -29,7 +29,9 @@ use crate::config::{
     Summary, SyncGroupConf, TrackProcessConf, VrrpInstance, VrrpScript,
 };
 use crate::time::Duration;
-use crate::vrrp::{self, Auth, ChecksumMode, Family, GarpConfig, Track, Version, VipStore};
+use crate::vrrp::{
+    self, Auth, ChecksumMode, Family, GarpConfig, Track, TrackId, Version, VipStore,
+};
 
 /// Most `vrrp_script`s a configuration may define (and, apart, most
 /// `vrrp_track_process`es).
@@ -376,70 +378,65 @@ impl<E: Environment, S: VipStore> Builder<'_, '_, E, S> {
                 .push(Track::new(id, t.weight.unwrap_or(0)))
                 .map_err(|_| too_many())?;
         }
-        for t in &i.track_scripts {
-            let key = name_key(t.name);
-            let Some(&(_, default_weight, _)) = self.pre.scripts.iter().find(|s| s.0 == key) else {
-                let d = Diagnostic::new(
-                    self.file,
-                    t.pos.line,
-                    t.pos.col,
-                    Kind::Assumed {
-                        keyword: Snippet::new(t.name),
-                        note: "no vrrp_script of this name: not tracked",
-                    },
-                );
-                self.env.diagnostic(&d);
-                continue;
-            };
-            let id = self.script_id(key)?;
-            c.tracks
-                .push(Track::new(
-                    id.track_id(),
-                    t.weight.unwrap_or(default_weight),
-                ))
-                .map_err(|_| too_many())?;
-        }
-        for t in &i.track_processes {
-            let key = name_key(t.name);
-            let Some(&(_, default_weight, _)) = self.pre.processes.iter().find(|p| p.0 == key)
-            else {
-                let d = Diagnostic::new(
-                    self.file,
-                    t.pos.line,
-                    t.pos.col,
-                    Kind::Assumed {
-                        keyword: Snippet::new(t.name),
-                        note: "no vrrp_track_process of this name: not tracked",
-                    },
-                );
-                self.env.diagnostic(&d);
-                continue;
-            };
-            let id = self.process_id(key)?;
-            c.tracks
-                .push(Track::new(
-                    id.track_id(),
-                    t.weight.unwrap_or(default_weight),
-                ))
-                .map_err(|_| too_many())?;
+        let pre = self.pre;
+        // What instances track by name: entries, blocks, and the id.
+        let named: [(_, _, _, fn(&mut Self, u64) -> Result<TrackId, Kind>); 2] = [
+            (
+                &i.track_scripts,
+                &pre.scripts,
+                "no vrrp_script of this name: not tracked",
+                Self::script_track,
+            ),
+            (
+                &i.track_processes,
+                &pre.processes,
+                "no vrrp_track_process of this name: not tracked",
+                Self::process_track,
+            ),
+        ];
+        for (entries, defined, note, track_id) in named {
+            for t in entries {
+                let key = name_key(t.name);
+                let Some(&(_, default_weight, _)) = defined.iter().find(|s| s.0 == key) else {
+                    let d = Diagnostic::new(
+                        self.file,
+                        t.pos.line,
+                        t.pos.col,
+                        Kind::Assumed {
+                            keyword: Snippet::new(t.name),
+                            note,
+                        },
+                    );
+                    self.env.diagnostic(&d);
+                    continue;
+                };
+                let id = track_id(self, key)?;
+                c.tracks
+                    .push(Track::new(id, t.weight.unwrap_or(default_weight)))
+                    .map_err(|_| too_many())?;
+            }
         }
         Ok(c)
     }
 
     /// The tracked process with `key`, created with keepalived's defaults
     /// if its block comes later (the block then sets it).
-    fn process_id(&mut self, key: u64) -> Result<ProcessId, Kind> {
+    fn process_track(&mut self, key: u64) -> Result<TrackId, Kind> {
         if let Some(id) = self.node.process_by_key(key) {
-            return Ok(id);
+            return Ok(id.track_id());
         }
         let placeholder = ProcessTracker::new(1, u32::MAX, Duration::ZERO, Duration::ZERO);
-        self.node.add_process(placeholder, key).map_err(node_error)
+        let id = self
+            .node
+            .add_process(placeholder, key)
+            .map_err(node_error)?;
+        Ok(id.track_id())
     }
 
     /// The script with `key`, created disabled if its block comes later.
-    fn script_id(&mut self, key: u64) -> Result<ScriptId, Kind> {
+    fn script_track(&mut self, key: u64) -> Result<TrackId, Kind> {
         if let Some(id) = self.node.script_by_key(key) {
-            return Ok(id);
+            return Ok(id.track_id());
         }
         let placeholder = ScriptTracker::new(
             Duration::from_secs(1),
@@ -449,7 +446,8 @@ impl<E: Environment, S: VipStore> Builder<'_, '_, E, S> {
             false,
             false,
         );
-        self.node.add_script(placeholder, key).map_err(node_error)
+        let id = self.node.add_script(placeholder, key).map_err(node_error)?;
+        Ok(id.track_id())
     }
 }
 
