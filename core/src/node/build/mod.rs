@@ -255,6 +255,9 @@ struct Builder<'b, 'a, E: Environment, S: VipStore> {
     sync: Option<sync::PendingSync>,
 }
 
+/// How the builder `B` finds (or makes) the tracker a name key stands for.
+type TrackIdOf<B> = fn(&mut B, u64) -> Result<TrackId, Kind>;
+
 fn node_error(e: NodeError) -> Kind {
     match e {
         NodeError::Full(what) => Kind::Invalid {
@@ -380,7 +383,7 @@ impl<E: Environment, S: VipStore> Builder<'_, '_, E, S> {
         }
         let pre = self.pre;
         // What instances track by name: entries, blocks, and the id.
-        let named: [(_, _, _, fn(&mut Self, u64) -> Result<TrackId, Kind>); 2] = [
+        let named: [(_, _, _, TrackIdOf<Self>); 2] = [
             (
                 &i.track_scripts,
                 &pre.scripts,
