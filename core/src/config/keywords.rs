@@ -10,6 +10,10 @@ pub enum Block {
     Global,
     /// `vrrp_script`.
     Script,
+    /// `track_file` (`vrrp_track_file`).
+    TrackFile,
+    /// `FILE_CHECK` in a real server.
+    FileCheck,
     /// `vrrp_instance`.
     Instance,
     /// `vrrp_sync_group`.
@@ -37,6 +41,8 @@ impl Block {
             Block::Top => "the top level",
             Block::Global => "global_defs",
             Block::Script => "vrrp_script",
+            Block::TrackFile => "track_file",
+            Block::FileCheck => "FILE_CHECK",
             Block::Instance => "vrrp_instance",
             Block::SyncGroup => "vrrp_sync_group",
             Block::VirtualServer => "virtual_server",
@@ -55,6 +61,8 @@ impl Block {
             Block::Top => &[
                 "global_defs",
                 "vrrp_script",
+                "track_file",
+                "vrrp_track_file",
                 "vrrp_instance",
                 "vrrp_sync_group",
                 "virtual_server_group",
@@ -99,6 +107,8 @@ impl Block {
                 "user",
                 "init_fail",
             ],
+            Block::TrackFile => &["file", "weight", "init_file"],
+            Block::FileCheck => &["track_file", "weight"],
             Block::Instance => &[
                 "state",
                 "smtp_alert",
@@ -119,6 +129,7 @@ impl Block {
                 "mcast_src_ip",
                 "track_interface",
                 "track_script",
+                "track_file",
                 "garp_master_delay",
                 "garp_master_repeat",
                 "garp_master_refresh",
@@ -201,6 +212,7 @@ impl Block {
                 "SSL_GET",
                 "MISC_CHECK",
                 "SMTP_CHECK",
+                "FILE_CHECK",
             ],
             Block::Checker => &[
                 "connect_ip",
@@ -256,10 +268,6 @@ impl Block {
                     "vrrp_track_process",
                     "process tracking is not implemented; use a vrrp_script",
                 ),
-                (
-                    "vrrp_track_file",
-                    "file tracking is not implemented; use a vrrp_script",
-                ),
                 ("linkbeat_interfaces", NO_EFFECT),
                 ("net_namespace", "run vrlb inside the namespace instead"),
                 ("instance", NO_EFFECT),
@@ -287,6 +295,8 @@ impl Block {
                 ("max_auto_priority", NO_EFFECT),
             ],
             Block::Script => &[],
+            Block::TrackFile => &[],
+            Block::FileCheck => &[],
             Block::Instance => &[
                 (
                     "use_vmac_addr",
@@ -299,10 +309,6 @@ impl Block {
                 (
                     "track_process",
                     "process tracking is not implemented; use a vrrp_script",
-                ),
-                (
-                    "track_file",
-                    "file tracking is not implemented; use a vrrp_script",
                 ),
                 ("debug", NO_EFFECT),
                 ("garp_lower_prio_delay", NO_EFFECT),
@@ -318,6 +324,7 @@ impl Block {
             Block::SyncGroup => &[
                 ("track_interface", "track interfaces in each instance"),
                 ("track_script", "track scripts in each instance"),
+                ("track_file", "track files in each instance"),
                 ("global_tracking", NO_EFFECT),
                 ("sync_group_tracking_weight", NO_EFFECT),
             ],
@@ -334,10 +341,6 @@ impl Block {
                 (
                     "PING_CHECK",
                     "ICMP checks are not implemented: the server is not checked by it",
-                ),
-                (
-                    "FILE_CHECK",
-                    "file checks are not implemented: the server is not checked by it",
                 ),
                 (
                     "BFD_CHECK",

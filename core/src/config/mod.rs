@@ -40,6 +40,7 @@ mod parser;
 mod repeat;
 mod route;
 mod subst;
+mod track_file;
 pub mod value;
 mod vrrp;
 
@@ -61,6 +62,10 @@ pub trait Sink {
     }
     /// A `vrrp_script` block.
     fn vrrp_script(&mut self, s: &VrrpScript<'_>) -> Result<(), Kind> {
+        Ok(())
+    }
+    /// A `track_file` (or `vrrp_track_file`) block.
+    fn track_file(&mut self, f: &TrackFileConf<'_>) -> Result<(), Kind> {
         Ok(())
     }
     /// A `vrrp_instance` block.
