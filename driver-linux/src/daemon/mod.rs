@@ -922,12 +922,8 @@ impl Daemon {
             };
             let addr = std::net::SocketAddr::new(s.config.addr, s.config.port);
             if healthy != s.healthy {
-                let state = if s.healthy {
-                    "up"
-                } else {
-                    "down (FILE_CHECK fault)"
-                };
-                lines.push(format!("real server {addr}: {state}"));
+                let verdict = if s.healthy { "passes" } else { "fails" };
+                lines.push(format!("real server {addr}: FILE_CHECK {verdict}"));
             }
             if weight != s.weight() {
                 lines.push(format!(
