@@ -390,7 +390,7 @@ fn file_check_adds_to_the_real_server_weight_and_fails_it() {
     assert_eq!(server(&w), (true, 0, vec![(RS, 0)]));
     // 3 x -21845 = -65535: the check fails, the server is taken out.
     set(&mut w, -21845);
-    assert_eq!(server(&w).0, false);
+    assert!(!server(&w).0);
     assert_eq!(w.listed(), []);
     assert_eq!(w.health().last().map(|h| (h.1, h.2)), Some((RS, false)));
     set(&mut w, 0);
@@ -409,7 +409,7 @@ fn file_check_without_weight_takes_the_track_file_s_and_a_failed_file_starts_dow
     w.reload(&text);
     w.node.handle(Instant::ZERO, Input::Start);
     w.drain();
-    assert_eq!(server(&w).0, false, "weight 0: a non-zero value fails it");
+    assert!(!server(&w).0, "weight 0: a non-zero value fails it");
     assert_eq!(w.listed(), []);
     set(&mut w, 0);
     assert_eq!(server(&w), (true, 10, vec![(RS, 10)]));

@@ -904,16 +904,12 @@ pub fn build<E: Environment, S: VipStore>(
         ..
     } = builder;
     let result = parsed.and_then(|summary| {
-        finish(
-            node,
-            env,
-            &seen_instances,
-            &seen_scripts,
-            &seen_files,
-            generation,
-            file,
-            &pre,
-        )?;
+        let seen = Seen {
+            instances: &seen_instances,
+            scripts: &seen_scripts,
+            files: &seen_files,
+        };
+        finish(node, env, &seen, generation, file, &pre)?;
         #[cfg(all(feature = "sync", feature = "check"))]
         sync::apply(node, env, file, pending_sync)?;
         Ok(summary)
@@ -923,13 +919,19 @@ pub fn build<E: Environment, S: VipStore>(
     result
 }
 
+/// The keys of what a build met: instances (with their lines), scripts
+/// and tracked files.
+struct Seen<'s> {
+    instances: &'s [(u64, u32)],
+    scripts: &'s [u64],
+    files: &'s [u64],
+}
+
 /// Removes what the configuration no longer has and forms sync groups.
 fn finish<E: Environment, S: VipStore>(
     node: &mut Node<'_, S>,
     env: &mut E,
-    seen_instances: &[(u64, u32)],
-    seen_scripts: &[u64],
-    seen_files: &[u64],
+    seen: &Seen<'_>,
     generation: u8,
     file: &str,
     pre: &Prepass,
@@ -941,7 +943,7 @@ fn finish<E: Environment, S: VipStore>(
     for index in 0..node.instances.len() {
         let stale = node.instances[index]
             .live()
-            .is_some_and(|e| !seen_instances.iter().any(|s| s.0 == e.key));
+            .is_some_and(|e| !seen.instances.iter().any(|s| s.0 == e.key));
         if !stale {
             continue;
         }
@@ -952,7 +954,7 @@ fn finish<E: Environment, S: VipStore>(
     }
     for index in 0..node.scripts.len() {
         let stale = node.scripts[index].entry.as_ref().is_some_and(|e| {
-            !seen_scripts.contains(&e.key) && !pre.scripts.iter().any(|s| s.0 == e.key)
+            !seen.scripts.contains(&e.key) && !pre.scripts.iter().any(|s| s.0 == e.key)
         });
         if stale {
             let _ = node.remove_script(ScriptId(index as u16));
@@ -961,7 +963,7 @@ fn finish<E: Environment, S: VipStore>(
 
     let stale_files: Vec<FileId, MAX_TRACK_FILES> = node
         .track_files()
-        .filter(|(_, key)| !seen_files.contains(key))
+        .filter(|(_, key)| !seen.files.contains(key))
         .map(|(id, _)| id)
         .collect();
     for id in stale_files {
