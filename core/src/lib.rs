@@ -36,6 +36,7 @@ pub mod rand;
 #[cfg(any(feature = "lb", feature = "config"))]
 pub mod scheduler;
 pub mod time;
+pub mod track_file;
 pub mod wire;
 
 #[cfg(feature = "vrrp")]

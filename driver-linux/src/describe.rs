@@ -6,8 +6,8 @@ use std::fmt::Write;
 
 use vrlb_core::config::{
     self, AuthConf, CheckKind, CheckerConf, ForwardKind, GarpGroupConf, GlobalDefs, InitialState,
-    Kind, ParamMatch, Protocol, RealServer, RouteConf, Sink, SyncGroupConf, TrackProcessConf,
-    VipConf, VirtualServer, VirtualServerGroup, VrrpInstance, VrrpScript, VsKey,
+    Kind, ParamMatch, Protocol, RealServer, RouteConf, Sink, SyncGroupConf, TrackFileConf,
+    TrackProcessConf, VipConf, VirtualServer, VirtualServerGroup, VrrpInstance, VrrpScript, VsKey,
 };
 use vrlb_core::node::build::vmac;
 use vrlb_core::time::Duration;
@@ -243,6 +243,28 @@ impl Sink for Describe {
         Ok(())
     }
 
+    fn track_file(&mut self, f: &TrackFileConf<'_>) -> Result<(), Kind> {
+        write!(
+            self.text,
+            "track_file {} (line {}): reads {:?} when it changes, {}",
+            f.name,
+            f.pos.line,
+            f.path,
+            file_weight(f.weight, f.reverse)
+        )
+        .unwrap();
+        if let Some(init) = f.init {
+            let when = if init.overwrite {
+                "at start"
+            } else {
+                "at start if missing"
+            };
+            write!(self.text, "; writes {} {when}", init.value).unwrap();
+        }
+        self.text.push('\n');
+        Ok(())
+    }
+
     fn vrrp_instance(&mut self, i: &VrrpInstance<'_>) -> Result<(), Kind> {
         // keepalived moves an IPv6 instance to VRRPv3 by itself.
         let version = i.version.unwrap_or(if i.is_ipv6() { 3 } else { 2 });
@@ -321,6 +343,17 @@ impl Sink for Describe {
                 }
                 Some(w) => writeln!(self.text, "  tracks {} (weight {w:+})", t.name).unwrap(),
             }
+        }
+        for t in &i.track_files {
+            let how = match (t.weight, t.reverse) {
+                (None, None) => "the track_file's weight".to_string(),
+                (Some(w), r) => file_weight(w, r.unwrap_or(false)),
+                (None, Some(r)) => format!(
+                    "the track_file's weight{}",
+                    if r { ", reversed" } else { ", not reversed" }
+                ),
+            };
+            writeln!(self.text, "  tracks file {} ({how})", t.name).unwrap();
         }
         for (what, script) in [
             ("master", i.notify.master),
@@ -443,7 +476,19 @@ impl Sink for Describe {
         for c in &rs.checkers {
             writeln!(self.text, "    {}", checker(c)).unwrap();
         }
-        if rs.checkers.is_empty() {
+        for f in &rs.file_checks {
+            let how = match f.weight {
+                Some(w) => file_weight(w, f.reverse.unwrap_or(false)),
+                None => "the track_file's weight".to_string(),
+            };
+            writeln!(
+                self.text,
+                "    FILE_CHECK: track_file {}, its value times the weight added to the server's weight ({how})",
+                f.name
+            )
+            .unwrap();
+        }
+        if rs.checkers.is_empty() && rs.file_checks.is_empty() {
             writeln!(self.text, "    no checker: always considered up").unwrap();
         }
         Ok(())
@@ -455,6 +500,17 @@ impl Sink for Describe {
 }
 
 /// `lb_kind` as `vrlb check` shows it.
+/// What a tracked file's value does with `weight` (keepalived.conf(5)
+/// "Track files").
+fn file_weight(weight: i32, reverse: bool) -> String {
+    match (weight, reverse) {
+        (0, false) => "weight 0: a non-zero value means FAULT".to_string(),
+        (0, true) => "weight 0 reverse: a zero value means FAULT".to_string(),
+        (w, false) => format!("value times {w}"),
+        (w, true) => format!("value times {}", -i64::from(w)),
+    }
+}
+
 fn forward_kind(kind: ForwardKind) -> &'static str {
     match kind {
         ForwardKind::Dr => "DR",

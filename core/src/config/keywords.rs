@@ -10,6 +10,10 @@ pub enum Block {
     Global,
     /// `vrrp_script`.
     Script,
+    /// `track_file` (`vrrp_track_file`).
+    TrackFile,
+    /// `FILE_CHECK` in a real server.
+    FileCheck,
     /// `vrrp_instance`.
     Instance,
     /// `vrrp_sync_group`.
@@ -39,6 +43,8 @@ impl Block {
             Block::Top => "the top level",
             Block::Global => "global_defs",
             Block::Script => "vrrp_script",
+            Block::TrackFile => "track_file",
+            Block::FileCheck => "FILE_CHECK",
             Block::Instance => "vrrp_instance",
             Block::SyncGroup => "vrrp_sync_group",
             Block::VirtualServer => "virtual_server",
@@ -58,6 +64,8 @@ impl Block {
             Block::Top => &[
                 "global_defs",
                 "vrrp_script",
+                "track_file",
+                "vrrp_track_file",
                 "vrrp_instance",
                 "vrrp_sync_group",
                 "virtual_server_group",
@@ -103,6 +111,8 @@ impl Block {
                 "user",
                 "init_fail",
             ],
+            Block::TrackFile => &["file", "weight", "init_file"],
+            Block::FileCheck => &["track_file", "weight"],
             Block::Instance => &[
                 "state",
                 "smtp_alert",
@@ -124,6 +134,7 @@ impl Block {
                 "track_interface",
                 "track_script",
                 "track_process",
+                "track_file",
                 "garp_master_delay",
                 "garp_master_repeat",
                 "garp_master_refresh",
@@ -206,6 +217,7 @@ impl Block {
                 "SSL_GET",
                 "MISC_CHECK",
                 "SMTP_CHECK",
+                "FILE_CHECK",
             ],
             Block::Checker => &[
                 "connect_ip",
@@ -268,10 +280,6 @@ impl Block {
             Block::Top => &[
                 ("static_ipaddress", "vrlb does not manage static addresses"),
                 ("static_rules", RULES),
-                (
-                    "vrrp_track_file",
-                    "file tracking is not implemented; use a vrrp_script",
-                ),
                 ("linkbeat_interfaces", NO_EFFECT),
                 ("net_namespace", "run vrlb inside the namespace instead"),
                 ("instance", NO_EFFECT),
@@ -299,6 +307,8 @@ impl Block {
                 ("max_auto_priority", NO_EFFECT),
             ],
             Block::Script => &[],
+            Block::TrackFile => &[],
+            Block::FileCheck => &[],
             Block::Instance => &[
                 (
                     "use_vmac_addr",
@@ -308,10 +318,6 @@ impl Block {
                 ("virtual_rules", RULES),
                 ("accept", NO_EFFECT),
                 ("no_accept", NO_EFFECT),
-                (
-                    "track_file",
-                    "file tracking is not implemented; use a vrrp_script",
-                ),
                 ("debug", NO_EFFECT),
                 ("garp_lower_prio_delay", NO_EFFECT),
                 ("garp_lower_prio_repeat", NO_EFFECT),
@@ -327,6 +333,7 @@ impl Block {
                 ("track_interface", "track interfaces in each instance"),
                 ("track_script", "track scripts in each instance"),
                 ("track_process", "track processes in each instance"),
+                ("track_file", "track files in each instance"),
                 ("global_tracking", NO_EFFECT),
                 ("sync_group_tracking_weight", NO_EFFECT),
             ],
@@ -343,10 +350,6 @@ impl Block {
                 (
                     "PING_CHECK",
                     "ICMP checks are not implemented: the server is not checked by it",
-                ),
-                (
-                    "FILE_CHECK",
-                    "file checks are not implemented: the server is not checked by it",
                 ),
                 (
                     "BFD_CHECK",

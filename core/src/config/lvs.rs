@@ -493,6 +493,7 @@ impl<'t> Parser<'t, '_> {
             notify_up: None,
             notify_down: None,
             checkers: Vec::new(),
+            file_checks: Vec::new(),
             smtp_alert: None,
             pos: head.pos(),
         };
@@ -523,6 +524,7 @@ impl<'t> Parser<'t, '_> {
                     "TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "MISC_CHECK" | "SMTP_CHECK" => {
                         self.checker(&stmt, &mut rs.checkers)?
                     }
+                    "FILE_CHECK" => self.file_check(&stmt, &mut rs.file_checks)?,
                     _ => self.unknown(Block::RealServer, &stmt)?,
                 }
             }

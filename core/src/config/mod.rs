@@ -41,6 +41,7 @@ mod process;
 mod repeat;
 mod route;
 mod subst;
+mod track_file;
 pub mod value;
 mod vrrp;
 
@@ -66,6 +67,10 @@ pub trait Sink {
     }
     /// A `vrrp_track_process` block.
     fn vrrp_track_process(&mut self, p: &TrackProcessConf<'_>) -> Result<(), Kind> {
+        Ok(())
+    }
+    /// A `track_file` (or `vrrp_track_file`) block.
+    fn track_file(&mut self, f: &TrackFileConf<'_>) -> Result<(), Kind> {
         Ok(())
     }
     /// A `vrrp_instance` block.

@@ -15,8 +15,11 @@ use crate::time::Duration;
 pub const MAX_VIPS: usize = 64;
 /// Most `unicast_peer` entries per instance.
 pub const MAX_PEERS: usize = 16;
-/// Most `track_interface` or `track_script` entries per instance or group.
+/// Most `track_interface`, `track_script` or `track_file` entries per
+/// instance or group.
 pub const MAX_TRACKS: usize = 16;
+/// Most `FILE_CHECK` blocks per real server.
+pub const MAX_FILE_CHECKS: usize = crate::track_file::MAX_FILE_CHECKS;
 /// Most members of a `vrrp_sync_group`.
 pub const MAX_GROUP_MEMBERS: usize = 16;
 /// Most checkers per real server.
@@ -257,6 +260,49 @@ pub struct TrackProcessConf<'t> {
     pub pos: Pos,
 }
 
+/// `track_file NAME { ... }` (also spelled `vrrp_track_file`): a file
+/// holding a number that tracking instances and `FILE_CHECK`s read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrackFileConf<'t> {
+    /// Its name.
+    pub name: &'t str,
+    /// `file`: the path, as written.
+    pub path: &'t str,
+    /// `weight` (default 1): what the value is multiplied by; 0 means a
+    /// non-zero value is a failure.
+    pub weight: i32,
+    /// `weight W reverse`: the product's sign is turned (with weight 0, a
+    /// zero value is the failure).
+    pub reverse: bool,
+    /// `init_file [VALUE] [overwrite]`.
+    pub init: Option<InitFile>,
+    /// Where the block started.
+    pub pos: Pos,
+}
+
+/// `init_file [VALUE] [overwrite]`: write VALUE (default 0) to the file at
+/// start if it is missing, or always with `overwrite`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InitFile {
+    /// The value written.
+    pub value: i32,
+    /// Also when the file exists.
+    pub overwrite: bool,
+}
+
+/// An entry of an instance's `track_file` block, or a `FILE_CHECK`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileTrackConf<'t> {
+    /// The `track_file` block's name.
+    pub name: &'t str,
+    /// `weight W` (unset: the track_file's).
+    pub weight: Option<i32>,
+    /// `reverse` / `noreverse` (unset: the track_file's).
+    pub reverse: Option<bool>,
+    /// Where it is.
+    pub pos: Pos,
+}
+
 /// `state` of a `vrrp_instance`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InitialState {
@@ -452,6 +498,8 @@ pub struct VrrpInstance<'t> {
     pub track_scripts: Vec<TrackConf<'t>, MAX_TRACKS>,
     /// `track_process`.
     pub track_processes: Vec<TrackConf<'t>, MAX_TRACKS>,
+    /// `track_file`.
+    pub track_files: Vec<FileTrackConf<'t>, MAX_TRACKS>,
     /// `garp_master_delay`.
     pub garp_master_delay: Option<Duration>,
     /// `garp_master_repeat`.
@@ -654,6 +702,8 @@ pub struct RealServer<'t> {
     /// Its checkers, with real-server and virtual-server level defaults
     /// already applied.
     pub checkers: Vec<CheckerConf<'t>, MAX_CHECKERS>,
+    /// `FILE_CHECK { track_file NAME; weight W [reverse] }` blocks.
+    pub file_checks: Vec<FileTrackConf<'t>, MAX_FILE_CHECKS>,
     /// `smtp_alert` (unset: see [`MailDefs::checker_alerts`]).
     pub smtp_alert: Option<bool>,
     /// Where the block started.

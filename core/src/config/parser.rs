@@ -473,6 +473,7 @@ impl<'t, 's> Parser<'t, 's> {
                 "global_defs" => self.global_defs(&stmt)?,
                 "vrrp_script" | "vrrp_track_script" => self.vrrp_script(&stmt)?,
                 "vrrp_track_process" => self.vrrp_track_process(&stmt)?,
+                "track_file" | "vrrp_track_file" => self.track_file(&stmt)?,
                 "vrrp_instance" => self.vrrp_instance(&stmt)?,
                 "vrrp_sync_group" => self.sync_group(&stmt)?,
                 "virtual_server_group" => self.virtual_server_group(&stmt)?,

@@ -111,6 +111,7 @@ impl<'t> Parser<'t, '_> {
             track_interfaces: Vec::new(),
             track_scripts: Vec::new(),
             track_processes: Vec::new(),
+            track_files: Vec::new(),
             garp_master_delay: None,
             garp_master_repeat: None,
             garp_master_refresh: None,
@@ -197,6 +198,7 @@ impl<'t> Parser<'t, '_> {
                 "track_interface" => self.tracks(&stmt, &mut i.track_interfaces)?,
                 "track_script" => self.tracks(&stmt, &mut i.track_scripts)?,
                 "track_process" => self.tracks(&stmt, &mut i.track_processes)?,
+                "track_file" => self.file_tracks(&stmt, &mut i.track_files)?,
                 "garp_master_delay" => {
                     i.garp_master_delay =
                         Some(self.seconds(&stmt, 0, 1_000_000_000, "0..1000 s")?)

@@ -3,7 +3,8 @@
 //! (keepalived's ipwrapper.c reactions): a real server is up while every
 //! checker of it is up; a down server is removed from scheduling, or kept
 //! with weight 0 under `inhibit_on_failure`; `misc_dynamic` results set its
-//! weight; a service below its quorum switches to its sorry server (listed
+//! weight, and `FILE_CHECK`s' files add to it or fail it
+//! ([`FileCheck`]); a service below its quorum switches to its sorry server (listed
 //! only then, or always at weight 0 with `sorry_server_inhibit`); with
 //! `ha_suspend` a service's checkers pause while this node does not hold
 //! its VIP; with `omega` shutdown runs the down notifiers. Existing
@@ -18,7 +19,7 @@ use core::net::IpAddr;
 
 use heapless::Deque;
 
-use super::{Node, NodeError, Output, Owner};
+use super::{FileId, Node, NodeError, Output, Owner};
 use crate::check::{Checker, CheckerEvent, ProbeResult, Quorum};
 use crate::lb::{
     Balancer, Flow, ForwardMethod, RealServer, ServerId, ServiceConfig, ServiceId, ServiceKey,
@@ -26,6 +27,7 @@ use crate::lb::{
 };
 use crate::rand::Prng;
 use crate::time::Instant;
+use crate::track_file::{Effect, REAL_SERVER_WEIGHT_MAX};
 use crate::vrrp::{self, State, VipStore};
 
 /// A real server of this node (stable across health changes, unlike the
@@ -48,6 +50,8 @@ pub struct ServerState {
     pub config: RealServer,
     /// Weight last set by a `misc_dynamic` check.
     pub dynamic_weight: Option<u32>,
+    /// Its `FILE_CHECK`s.
+    pub file_checks: heapless::Vec<FileCheck, { crate::track_file::MAX_FILE_CHECKS }>,
     /// `inhibit_on_failure`.
     pub inhibit_on_failure: bool,
     /// Every checker of it is up.
@@ -61,9 +65,46 @@ pub struct ServerState {
 }
 
 impl ServerState {
-    /// The weight it schedules with while healthy.
+    /// The weight it schedules with while healthy: the `misc_dynamic` one
+    /// or the configured one, plus what its `FILE_CHECK`s add, kept within
+    /// 0..=65535 (keepalived.conf(5) `misc_dynamic`: the adjustments of
+    /// the server's checkers add up).
     pub fn weight(&self) -> u32 {
-        self.dynamic_weight.unwrap_or(self.config.weight)
+        let base = i64::from(self.dynamic_weight.unwrap_or(self.config.weight));
+        let files: i64 = self
+            .file_checks
+            .iter()
+            .map(|f| i64::from(f.effect().adjustment()))
+            .sum();
+        (base + files).clamp(0, i64::from(REAL_SERVER_WEIGHT_MAX)) as u32
+    }
+
+    /// Whether a `FILE_CHECK` of it fails.
+    pub fn file_fault(&self) -> bool {
+        self.file_checks.iter().any(|f| f.effect() == Effect::Fault)
+    }
+}
+
+/// A real server's `FILE_CHECK`: the file's value times its weight is
+/// added to the server's weight; a product of -65535 or less, or with
+/// weight 0 a non-zero value, fails the check and the server
+/// ([`Effect::real_server`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileCheck {
+    /// The tracked file.
+    pub file: FileId,
+    /// Its weight (`FILE_CHECK`'s, else the track_file's).
+    pub weight: i32,
+    /// `reverse`.
+    pub reverse: bool,
+    /// The file's last value.
+    pub value: i32,
+}
+
+impl FileCheck {
+    /// What the file's value does now.
+    pub fn effect(&self) -> Effect {
+        Effect::real_server(self.value, self.weight, self.reverse)
     }
 }
 
@@ -377,17 +418,36 @@ impl<'a, S: VipStore> Node<'a, S> {
                 .ok_or(NodeError::Full("real server"))?,
         };
         let mut server = server;
-        match &b.servers[index].entry {
+        let existed = match &b.servers[index].entry {
             Some(old) => {
                 server.healthy = old.healthy;
                 server.listed = old.listed;
                 server.dynamic_weight = old.dynamic_weight;
+                true
             }
-            None => b.servers[index] = ServerSlot::default(),
+            None => {
+                b.servers[index] = ServerSlot::default();
+                false
+            }
+        };
+        // Each FILE_CHECK starts from its file's last value; a new server
+        // whose file fails starts down (keepalived check_file.c
+        // `set_track_file_checkers_down`).
+        for f in server.file_checks.iter_mut() {
+            f.value = self.track_file_value(f.file).unwrap_or(0);
         }
+        if !existed {
+            server.healthy &= !server.file_fault();
+        }
+        let b = self.balancing()?;
         b.servers[index].entry = Some(server);
         let r = ServerRef(index as u32);
-        self.apply_server(r)?;
+        if existed {
+            // Its FILE_CHECKs may have changed.
+            self.reevaluate_server(r);
+        } else {
+            self.apply_server(r)?;
+        }
         Ok(r)
     }
 
@@ -740,6 +800,7 @@ impl<'a, S: VipStore> Node<'a, S> {
         else {
             return;
         };
+        let healthy = healthy && !s.file_fault();
         let changed = s.healthy != healthy;
         s.healthy = healthy;
         if changed {
@@ -754,6 +815,30 @@ impl<'a, S: VipStore> Node<'a, S> {
             && let Some(service) = self.server(r).map(|s| s.service)
         {
             self.refused("a real server", service);
+        }
+    }
+
+    /// A tracked file's new value, for every `FILE_CHECK` on it.
+    pub(super) fn file_check_value(&mut self, file: FileId, value: i32) {
+        let Some(b) = self.balancing.as_mut() else {
+            return;
+        };
+        for i in 0..b.servers.len() {
+            let Some(s) = self
+                .balancing
+                .as_mut()
+                .and_then(|b| b.servers[i].entry.as_mut())
+            else {
+                continue;
+            };
+            let mut changed = false;
+            for f in s.file_checks.iter_mut().filter(|f| f.file == file) {
+                changed |= f.value != value;
+                f.value = value;
+            }
+            if changed {
+                self.reevaluate_server(ServerRef(i as u32));
+            }
         }
     }
 

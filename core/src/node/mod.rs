@@ -100,6 +100,7 @@
 mod balancing;
 #[cfg(feature = "config")]
 pub mod build;
+mod files;
 mod process;
 mod script;
 #[cfg(all(feature = "sync", feature = "check"))]
@@ -108,8 +109,8 @@ mod timers;
 
 #[cfg(all(feature = "lb", feature = "check"))]
 pub use balancing::{
-    BalancingStorage, CheckerId, CheckerSlot, ServerRef, ServerSlot, ServerState, ServiceSlot,
-    ServiceState,
+    BalancingStorage, CheckerId, CheckerSlot, FileCheck, ServerRef, ServerSlot, ServerState,
+    ServiceSlot, ServiceState,
 };
 
 use core::fmt;
@@ -117,6 +118,7 @@ use core::net::IpAddr;
 
 use heapless::Deque;
 
+pub use files::{FileId, MAX_TRACK_FILES};
 pub use process::ProcessTracker;
 pub use script::ScriptTracker;
 #[cfg(all(feature = "sync", feature = "check"))]
@@ -151,7 +153,8 @@ pub struct ScriptId(pub u16);
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ProcessId(pub u16);
 
-/// Tracker slots' track ids start here; interfaces' are their `IfaceId`.
+/// Tracker slots' track ids start here; interfaces' are their `IfaceId`,
+/// files' start at [`files::FILE_TRACK_BASE`].
 const SCRIPT_TRACK_BASE: u16 = 0x8000;
 
 impl IfaceId {
@@ -164,7 +167,7 @@ impl IfaceId {
 impl ScriptId {
     /// The id an instance's config uses to track this script.
     pub const fn track_id(self) -> TrackId {
-        TrackId(SCRIPT_TRACK_BASE | self.0)
+        TrackId(SCRIPT_TRACK_BASE | (self.0 & !files::FILE_TRACK_BASE))
     }
 }
 
@@ -337,6 +340,14 @@ pub enum Input<'p> {
         iface: IfaceId,
         /// Its new state.
         up: bool,
+    },
+    /// A tracked file's value, read at start and whenever it changed (a
+    /// missing file reads as 0: see [`crate::track_file::parse_value`]).
+    TrackFile {
+        /// Which file.
+        file: FileId,
+        /// The number it holds.
+        value: i32,
     },
     /// A tracking script run ended (a run killed at its timeout failed).
     ScriptResult {
@@ -523,6 +534,8 @@ pub struct NodeStats {
     /// Script results or process counts for no configured script or
     /// tracked process.
     pub results_unknown_script: u32,
+    /// File values for no configured track_file.
+    pub results_unknown_file: u32,
     /// Probe results for no configured checker.
     pub results_unknown_checker: u32,
     /// Times the timer queue was rebuilt.
@@ -547,6 +560,7 @@ pub struct Node<'a, S = DefaultVips> {
     instances: &'a mut [InstanceSlot<S>],
     scripts: &'a mut [ScriptSlot],
     groups: &'a mut [GroupSlot],
+    files: files::Files,
     timers: TimerQueue<'a>,
     now: Instant,
     started: bool,
@@ -575,6 +589,7 @@ impl<'a, S: VipStore> Node<'a, S> {
             instances: storage.instances,
             scripts: storage.scripts,
             groups: storage.groups,
+            files: [None; MAX_TRACK_FILES],
             timers: TimerQueue::new(storage.timers),
             now: Instant::ZERO,
             started: false,
@@ -684,6 +699,8 @@ impl<'a, S: VipStore> Node<'a, S> {
         self.index_instance(index);
         let id = InstanceId(index as u16);
         self.apply_trackers(index);
+        // Before it starts, so it starts with its files' values.
+        self.feed_file_values(index);
         if self.started {
             self.with_instance(index, |i, now| i.handle(now, vrrp::Input::Start));
         }
@@ -817,6 +834,8 @@ impl<'a, S: VipStore> Node<'a, S> {
             let _ = i.reconfigure(now, config, vips, excluded);
         });
         self.apply_trackers(index);
+        // Files it did not track before.
+        self.feed_file_values(index);
         Ok(())
     }
 
@@ -1072,6 +1091,7 @@ impl<'a, S: VipStore> Node<'a, S> {
                     });
                 }
             }
+            Input::TrackFile { file, value } => self.track_file_input(file, value),
             Input::ScriptResult { script, success } => {
                 self.tracker_input(script.0, |t, now| match t {
                     Tracker::Script(t) => Some(t.result(now, success)),

@@ -20,17 +20,35 @@ pub const MAX_TRACKS: usize = 8;
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct TrackId(pub u16);
 
-/// One tracked object and what its failure does to the instance.
+/// One tracked object and what it does to the instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Track {
     /// The object.
     pub id: TrackId,
-    /// 0: the instance goes to Fault while the object is down. Negative:
-    /// subtracted from the priority while down. Positive: added while up.
-    /// keepalived.conf(5) `track_script`/`track_interface` `weight`; the
+    /// For an up/down object: 0, the instance goes to Fault while the
+    /// object is down; negative, subtracted from the priority while down;
+    /// positive, added while up. For a file, what its value is multiplied
+    /// by ([`crate::track_file::Effect::vrrp`]). keepalived.conf(5)
+    /// `track_script`/`track_interface`/`track_file` `weight`; the
     /// magnitude is clamped to 1..=254 by [`Track::new`].
     pub weight: i16,
+    /// How the object reports.
+    pub kind: TrackKind,
+}
+
+/// How a tracked object reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum TrackKind {
+    /// Up or down (`Input::Track`): interfaces and scripts.
+    UpDown,
+    /// A number (`Input::TrackValue`): a `track_file`, its product's sign
+    /// turned with `reverse`.
+    Value {
+        /// `reverse`.
+        reverse: bool,
+    },
 }
 
 impl Track {
@@ -40,6 +58,15 @@ impl Track {
         Track {
             id,
             weight: weight.clamp(-254, 254) as i16,
+            kind: TrackKind::UpDown,
+        }
+    }
+
+    /// A tracked file's entry (its weight clamped as [`Track::new`]'s).
+    pub fn file(id: TrackId, weight: i32, reverse: bool) -> Track {
+        Track {
+            kind: TrackKind::Value { reverse },
+            ..Track::new(id, weight)
         }
     }
 }

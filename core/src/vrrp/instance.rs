@@ -13,11 +13,12 @@ use core::net::IpAddr;
 
 use heapless::Deque;
 
-use super::config::{Config, ConfigError, MAX_TRACKS, TrackId};
+use super::config::{Config, ConfigError, MAX_TRACKS, Track, TrackId, TrackKind};
 use super::stats::{DropReason, Stats};
 use super::vips::{DefaultVips, VipStore};
 use crate::mutation::{self, Mutation};
 use crate::time::{Duration, Instant};
+use crate::track_file::Effect;
 use crate::wire::vrrp::{self as wire, Addrs, Auth, Family, Packet, Repr, Version};
 
 /// Most outputs one step emits: becoming master (state change, advert,
@@ -113,6 +114,13 @@ pub enum Input<'a> {
         id: TrackId,
         /// Its new state.
         up: bool,
+    },
+    /// A tracked file's value changed (see [`Effect::vrrp`]).
+    TrackValue {
+        /// Which file.
+        id: TrackId,
+        /// The number it holds.
+        value: i32,
     },
     /// The instance's own interface changed.
     Link {
@@ -224,6 +232,9 @@ pub struct Instance<S = DefaultVips> {
     link_up: bool,
     /// Bit `i` set: `config.tracks[i]` is down.
     tracks_down: u8,
+    /// The last value of each [`TrackKind::Value`] track, by position in
+    /// `config.tracks` (0 for the others).
+    track_values: [i32; MAX_TRACKS],
     /// In Fault because its sync group is (cleared only by the group).
     group_fault: bool,
     /// A sync group's demand not yet applied.
@@ -280,6 +291,7 @@ impl<S: VipStore> Instance<S> {
             running: false,
             link_up: true,
             tracks_down: 0,
+            track_values: [0; MAX_TRACKS],
             group_fault: false,
             follow: None,
             owes_vips: false,
@@ -344,6 +356,10 @@ impl<S: VipStore> Instance<S> {
         }
         let mut prio = i32::from(base);
         for (i, track) in self.config.tracks.iter().enumerate() {
+            if let TrackKind::Value { .. } = track.kind {
+                prio += self.value_effect(i, track).adjustment();
+                continue;
+            }
             let down = self.tracks_down & (1 << i) != 0;
             match track.weight.cmp(&0) {
                 Ordering::Greater if !down => prio += i32::from(track.weight),
@@ -352,6 +368,14 @@ impl<S: VipStore> Instance<S> {
             }
         }
         prio.clamp(1, 254) as u8
+    }
+
+    /// What the value of `config.tracks[i]` (a file) does now.
+    fn value_effect(&self, i: usize, track: &Track) -> Effect {
+        let TrackKind::Value { reverse } = track.kind else {
+            return Effect::Adjust(0);
+        };
+        Effect::vrrp(self.track_values[i], i32::from(track.weight), reverse)
     }
 
     /// Skew_Time for `priority`: RFC 9568 scales it by the master's
@@ -384,7 +408,10 @@ impl<S: VipStore> Instance<S> {
             .tracks
             .iter()
             .enumerate()
-            .any(|(i, t)| t.weight == 0 && self.tracks_down & (1 << i) != 0);
+            .any(|(i, t)| match t.kind {
+                TrackKind::UpDown => t.weight == 0 && self.tracks_down & (1 << i) != 0,
+                TrackKind::Value { .. } => self.value_effect(i, t) == Effect::Fault,
+            });
         !self.link_up || weight0_down || self.group_fault
     }
 
@@ -633,6 +660,16 @@ impl<S: VipStore> Instance<S> {
         self.shift_master_down(old_down_interval);
     }
 
+    fn set_track_value(&mut self, id: TrackId, value: i32) {
+        let old_down_interval = self.master_down_interval();
+        for (i, track) in self.config.tracks.iter().enumerate() {
+            if track.id == id && track.kind != TrackKind::UpDown {
+                self.track_values[i] = value;
+            }
+        }
+        self.shift_master_down(old_down_interval);
+    }
+
     /// Applies one input at `now`. Start, shutdown, link and track inputs
     /// are never lost: when the output queue lacks room their step waits
     /// (see [`Instance`]). A received advert is then dropped instead.
@@ -643,6 +680,7 @@ impl<S: VipStore> Instance<S> {
             Input::Shutdown => self.running = false,
             Input::Link { up } => self.link_up = up,
             Input::Track { id, up } => self.set_track(id, up),
+            Input::TrackValue { id, value } => self.set_track_value(id, value),
             Input::Advert {
                 src,
                 dst,
@@ -928,19 +966,22 @@ impl<S: VipStore> Instance<S> {
         let old_down_interval = self.master_down_interval();
         let vips_changed = list[..] != self.vips[..];
         let interval_changed = config.advert_interval_cs != self.config.advert_interval_cs;
-        // Track bits follow their ids into the new list.
+        // Track bits and values follow their ids into the new list.
         let mut tracks_down = 0u8;
+        let mut track_values = [0; MAX_TRACKS];
         for (i, t) in config.tracks.iter().enumerate() {
-            if let Some(j) = self.config.tracks.iter().position(|old| old.id == t.id)
-                && self.tracks_down & (1 << j) != 0
-            {
-                tracks_down |= 1 << i;
+            if let Some(j) = self.config.tracks.iter().position(|old| old.id == t.id) {
+                if self.tracks_down & (1 << j) != 0 {
+                    tracks_down |= 1 << i;
+                }
+                track_values[i] = self.track_values[j];
             }
         }
         self.config = config;
         self.vips = list;
         self.advertised = vips.len();
         self.tracks_down = tracks_down;
+        self.track_values = track_values;
         // A master, and a v2 backup (v2 learns nothing), use the configured
         // interval; a v3 backup keeps the one it learned.
         if interval_changed && (self.state == State::Master || self.config.version == Version::V2) {

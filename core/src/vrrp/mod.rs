@@ -11,7 +11,9 @@ mod stats;
 mod sync_group;
 mod vips;
 
-pub use config::{Config, ConfigError, GarpConfig, MAX_TRACKS, MAX_UNICAST_PEERS, Track, TrackId};
+pub use config::{
+    Config, ConfigError, GarpConfig, MAX_TRACKS, MAX_UNICAST_PEERS, Track, TrackId, TrackKind,
+};
 pub use instance::{Input, Instance, MAX_OUTPUTS_PER_STEP, OUTPUT_QUEUE, Output, Reason, State};
 pub use stats::{DropReason, Stats};
 pub use sync_group::{MAX_MEMBERS as MAX_GROUP_MEMBERS, SyncGroup};

@@ -10,7 +10,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use vrlb_core::config::{self, Diagnostic, VrrpInstance, VrrpScript};
 use vrlb_core::node::build::{self, Environment};
-use vrlb_core::node::{IfaceId, InstanceId, ScriptId};
+use vrlb_core::node::{FileId, IfaceId, InstanceId, ScriptId};
 use vrlb_core::vrrp::Family;
 
 use super::event_loop::Extension;
@@ -21,6 +21,7 @@ use super::notify::NotifyInfo;
 use super::routes::RouteInfo;
 use super::scripts::{Account, RunAs};
 use super::sync_groups::GroupInfo;
+use super::track_files::FileInfo;
 use super::vmacs::{self, VmacInfo};
 
 /// One VIP line, owned.
@@ -117,6 +118,8 @@ pub struct Env<'a> {
     pub scripts: HashMap<ScriptId, ScriptInfo>,
     /// Instances the build removed.
     pub removed: Vec<InstanceId>,
+    /// Tracked files (those something tracks).
+    pub files: HashMap<FileId, FileInfo>,
     /// Warnings, formatted.
     pub warnings: Vec<String>,
     /// `global_defs { script_user USER [GROUP] }`, as written.
@@ -161,6 +164,7 @@ impl<'a> Env<'a> {
             instances: HashMap::new(),
             scripts: HashMap::new(),
             removed: Vec::new(),
+            files: HashMap::new(),
             warnings: Vec::new(),
             script_user: None,
             server_scripts: HashMap::new(),
@@ -275,6 +279,10 @@ impl Environment for Env<'_> {
         for e in self.extensions.iter_mut() {
             e.process(id, conf);
         }
+    }
+
+    fn track_file(&mut self, id: FileId, conf: &config::TrackFileConf<'_>) {
+        self.files.insert(id, FileInfo::from(conf));
     }
 
     fn static_routes(&mut self, routes: &[config::RouteConf<'_>]) {

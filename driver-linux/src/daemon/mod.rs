@@ -30,6 +30,7 @@ pub mod scripts;
 pub mod stats_file;
 pub mod sync_groups;
 pub mod systemd;
+pub mod track_files;
 pub mod trim;
 pub mod vip_state;
 pub mod vmacs;
@@ -110,6 +111,7 @@ const HEADROOM: usize = 16;
 const SIGNAL_TOKEN: Token = Token(0);
 const MONITOR_TOKEN: Token = Token(1);
 const WAKEUP_TOKEN: Token = Token(2);
+const TRACK_FILES_TOKEN: Token = Token(3);
 /// Receivers get tokens from here on.
 const FIRST_RECEIVER: usize = 16;
 
@@ -262,6 +264,8 @@ struct Daemon {
     /// Sync groups' own state, for their notify scripts and alerts.
     groups: SyncGroups,
     runner: Runner<ScriptId>,
+    /// `track_file`s: their inotify watches and settings.
+    track_files: track_files::TrackFiles,
     extensions: Vec<Box<dyn Extension>>,
     pending: VecDeque<Output>,
     /// Instances a rebuild removed whose priority-0 advert was sent
@@ -279,6 +283,12 @@ struct Daemon {
     stopping: bool,
     systemd: systemd::Systemd,
     _pid: Option<pidfile::PidFile>,
+}
+
+/// What tracked files may change, before a value is fed.
+struct TrackingSnapshot {
+    priorities: HashMap<InstanceId, u8>,
+    servers: HashMap<vrlb_core::node::ServerRef, (u32, bool)>,
 }
 
 /// One advert, rendered while its instance still exists.
@@ -338,6 +348,14 @@ impl Daemon {
                 Interest::READABLE,
             )
             .map_err(io_err("epoll"))?;
+        let track_files = track_files::TrackFiles::new().map_err(io_err("inotify"))?;
+        poll.registry()
+            .register(
+                &mut SourceFd(&track_files.raw_fd()),
+                TRACK_FILES_TOKEN,
+                Interest::READABLE,
+            )
+            .map_err(io_err("epoll"))?;
         let packet = PacketSocket::open().map_err(io_err("AF_PACKET socket"))?;
         let (node, capacity) = new_node(&loaded.counts, opts.connections)?;
         let clock = Clock::new();
@@ -373,6 +391,7 @@ impl Daemon {
             alerts: None,
             groups: SyncGroups::default(),
             runner: Runner::default(),
+            track_files,
             extensions,
             pending: VecDeque::new(),
             goodbyes_sent: HashSet::new(),
@@ -476,6 +495,7 @@ impl Daemon {
             instances,
             mut scripts,
             removed,
+            files,
             mut warnings,
             script_user,
             server_scripts,
@@ -544,6 +564,11 @@ impl Daemon {
         self.sync_vmacs();
         self.static_routes = static_routes;
         self.scripts = scripts;
+        let (readings, file_warnings) = self.track_files.configure(files, self.node.started());
+        for w in file_warnings.iter().filter(|_| !quiet) {
+            warn!("{w}");
+        }
+        self.track_file_readings(readings);
         self.server_scripts = server_scripts;
         self.service_scripts = service_scripts;
         self.size_holdoff();
@@ -713,6 +738,14 @@ impl Daemon {
                     SIGNAL_TOKEN => self.signals(),
                     MONITOR_TOKEN => self.netlink_events(),
                     WAKEUP_TOKEN => self.wakeup.fired(),
+                    TRACK_FILES_TOKEN => {
+                        let (readings, warnings) = self.track_files.events();
+                        for w in warnings {
+                            warn!("{w}");
+                        }
+                        self.track_file_readings(readings);
+                        self.drain();
+                    }
                     token => match owner(token) {
                         Some((k, local)) => {
                             let (r, w) = (event.is_readable(), event.is_writable());
@@ -819,6 +852,87 @@ impl Daemon {
         self.reload_config();
         let status = self.status_line();
         self.systemd.reloaded(&status);
+    }
+
+    /// Feeds tracked files' values to the node, logging each and what it
+    /// changed (effective priorities, real servers' weights). The caller
+    /// drains.
+    fn track_file_readings(&mut self, readings: Vec<track_files::Reading>) {
+        if readings.is_empty() {
+            return;
+        }
+        let now = self.clock.now();
+        for r in readings {
+            let Some(info) = self.track_files.info(r.id) else {
+                continue;
+            };
+            let what = format!("track_file {} ({})", info.name, info.path.display());
+            match &r.note {
+                Some(note) => info!("{what}: {note}"),
+                None => info!("{what}: {}", r.value),
+            }
+            if self.node.track_file_value(r.id) == Some(r.value) {
+                continue;
+            }
+            let before = self.tracking_snapshot();
+            self.node.handle(
+                now,
+                Input::TrackFile {
+                    file: r.id,
+                    value: r.value,
+                },
+            );
+            for line in self.tracking_changes(&before) {
+                info!("{what}: {line}");
+            }
+        }
+    }
+
+    /// Instances' effective priorities and real servers' weights and health.
+    fn tracking_snapshot(&self) -> TrackingSnapshot {
+        TrackingSnapshot {
+            priorities: self
+                .node
+                .instances()
+                .map(|(id, i)| (id, i.effective_priority()))
+                .collect(),
+            servers: self
+                .node
+                .servers()
+                .map(|(r, s)| (r, (s.weight(), s.healthy)))
+                .collect(),
+        }
+    }
+
+    /// What changed since `before`, in words.
+    fn tracking_changes(&self, before: &TrackingSnapshot) -> Vec<String> {
+        let mut lines = Vec::new();
+        for (id, inst) in self.node.instances() {
+            let now = inst.effective_priority();
+            if let Some(&was) = before.priorities.get(&id)
+                && was != now
+            {
+                let name = self.instances.get(&id).map_or("?", |i| i.name.as_str());
+                lines.push(format!("{name}: effective priority {was} -> {now}"));
+            }
+        }
+        for (r, s) in self.node.servers() {
+            let Some(&(weight, healthy)) = before.servers.get(&r) else {
+                continue;
+            };
+            let addr = std::net::SocketAddr::new(s.config.addr, s.config.port);
+            if healthy != s.healthy {
+                let verdict = if s.healthy { "passes" } else { "fails" };
+                lines.push(format!("real server {addr}: FILE_CHECK {verdict}"));
+            }
+            if weight != s.weight() {
+                lines.push(format!(
+                    "real server {addr}: weight {weight} -> {}",
+                    s.weight()
+                ));
+            }
+        }
+        lines
     }
 
     /// What systemd shows as the service's status.

@@ -10,7 +10,7 @@ use crate::check::Quorum;
 use crate::check::{Checker, CheckerConfig, ProbeKind};
 use crate::config::{self, CheckKind, Kind, Snippet, VsKey};
 use crate::lb::{self, ForwardMethod, Protocol, RealServer, ServiceConfig, ServiceId, ServiceKey};
-use crate::node::{Node, NodeError, ServerRef, ServerState, ServiceState};
+use crate::node::{FileCheck, Node, NodeError, ServerRef, ServerState, ServiceState};
 use crate::vrrp::VipStore;
 
 /// Applies `lvs_timeouts` to the balancer as ipvsadm --set does: `tcp`
@@ -261,6 +261,18 @@ impl<E: Environment, S: VipStore> Builder<'_, '_, E, S> {
         if let Some(q) = self.quorum_check.as_mut() {
             q.weight_sum += u64::from(rs.weight);
         }
+        let mut file_checks = heapless::Vec::new();
+        for f in &rs.file_checks {
+            if let Some((file, weight, reverse)) = self.file_ref(f)? {
+                // Capacities match the parser's: cannot overflow.
+                let _ = file_checks.push(FileCheck {
+                    file,
+                    weight,
+                    reverse,
+                    value: 0,
+                });
+            }
+        }
         let services = self.current_services.clone();
         for service in services {
             let key = server_key(service, rs.addr, rs.port);
@@ -276,6 +288,7 @@ impl<E: Environment, S: VipStore> Builder<'_, '_, E, S> {
                     method: method(rs.kind),
                 },
                 dynamic_weight: None,
+                file_checks: file_checks.clone(),
                 inhibit_on_failure: rs.inhibit_on_failure,
                 healthy: !alpha,
                 listed: None,

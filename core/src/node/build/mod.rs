@@ -22,11 +22,12 @@ mod sync;
 pub mod vmac;
 
 use super::{
-    IfaceId, InstanceId, Node, NodeError, ProcessId, ProcessTracker, ScriptId, ScriptTracker,
+    FileId, IfaceId, InstanceId, MAX_TRACK_FILES, Node, NodeError, ProcessId, ProcessTracker,
+    ScriptId, ScriptTracker,
 };
 use crate::config::{
     self, AuthConf, Diagnostic, GlobalDefs, Includer, InitialState, Kind, Options, Sink, Snippet,
-    Summary, SyncGroupConf, TrackProcessConf, VrrpInstance, VrrpScript,
+    Summary, SyncGroupConf, TrackFileConf, TrackProcessConf, VrrpInstance, VrrpScript,
 };
 use crate::time::Duration;
 use crate::vrrp::{
@@ -65,6 +66,12 @@ pub trait Environment {
     /// counts the processes it matches and reports with
     /// `Input::ProcessCount` (after the build, before the next `Start`).
     fn process(&mut self, id: ProcessId, conf: &TrackProcessConf<'_>) {}
+    /// A tracked file (one something tracks) was added or kept: the driver
+    /// reads it at start and whenever it changes, and reports its value
+    /// with `Input::TrackFile`.
+    fn track_file(&mut self, id: FileId, conf: &TrackFileConf<'_>) {}
+    /// A tracked file the new configuration no longer tracks (reload).
+    fn removed_track_file(&mut self, id: FileId) {}
     /// A `global_defs` block.
     fn global_defs(&mut self, g: &GlobalDefs<'_>) {}
     /// A `vrrp_sync_group` block (the node forms the group; its notify
@@ -158,6 +165,28 @@ struct Prepass {
     /// (name key, default weight, line) of each vrrp_track_process.
     processes: Vec<(u64, i32, u32), MAX_SCRIPTS>,
     groups: Vec<GroupDef, MAX_SYNC_GROUPS>,
+    /// Each `track_file`: its name key, weight, reverse and line.
+    files: Vec<PreFile, MAX_TRACK_FILES>,
+    /// Name keys of the track_files instances and FILE_CHECKs name.
+    used_files: Vec<u64, MAX_TRACK_FILES>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct PreFile {
+    key: u64,
+    weight: i32,
+    reverse: bool,
+    line: u32,
+}
+
+impl Prepass {
+    fn use_file(&mut self, name: &str) {
+        let key = name_key(name);
+        if !self.used_files.contains(&key) {
+            // More names than files can exist: the extra ones are unknown.
+            let _ = self.used_files.push(key);
+        }
+    }
 }
 
 impl Sink for Prepass {
@@ -196,6 +225,39 @@ impl Sink for Prepass {
                 what: "vrrp_track_process blocks",
                 max: MAX_SCRIPTS,
             })
+    }
+    fn track_file(&mut self, f: &TrackFileConf<'_>) -> Result<(), Kind> {
+        let key = name_key(f.name);
+        if let Some(first) = self.files.iter().find(|x| x.key == key) {
+            return Err(conflict("track_file", f.name, first.line));
+        }
+        self.files
+            .push(PreFile {
+                key,
+                weight: f.weight,
+                reverse: f.reverse,
+                line: f.pos.line,
+            })
+            .map_err(|_| Kind::TooMany {
+                what: "track_file blocks",
+                max: MAX_TRACK_FILES,
+            })
+    }
+    fn vrrp_instance(&mut self, i: &VrrpInstance<'_>) -> Result<(), Kind> {
+        for t in &i.track_files {
+            self.use_file(t.name);
+        }
+        Ok(())
+    }
+    fn real_server(
+        &mut self,
+        _vs: &config::VirtualServer<'_>,
+        rs: &config::RealServer<'_>,
+    ) -> Result<(), Kind> {
+        for f in &rs.file_checks {
+            self.use_file(f.name);
+        }
+        Ok(())
     }
     fn vrrp_sync_group(&mut self, g: &SyncGroupConf<'_>) -> Result<(), Kind> {
         let key = name_key(g.name);
@@ -240,6 +302,8 @@ struct Builder<'b, 'a, E: Environment, S: VipStore> {
     seen_scripts: Vec<u64, MAX_SCRIPTS>,
     /// Keys of tracked processes this configuration defines.
     seen_processes: Vec<u64, MAX_SCRIPTS>,
+    /// Keys of the tracked files something tracks.
+    seen_files: Vec<u64, MAX_TRACK_FILES>,
     /// This build's tag for what it keeps.
     generation: u8,
     /// VMAC names handed out.
@@ -419,6 +483,36 @@ impl<E: Environment, S: VipStore> Builder<'_, '_, E, S> {
                     .map_err(|_| too_many())?;
             }
         }
+        for t in &i.track_files {
+            let Some((id, weight, reverse)) = self.file_ref(t)? else {
+                continue;
+            };
+            // keepalived (vrrp.c): an address owner tracks files unweighted;
+            // the default weight becomes 0, another one drops the entry.
+            let weight = match weight {
+                0 => 0,
+                _ if i.priority != 255 => weight,
+                1 => {
+                    self.warn_at(
+                        t.pos,
+                        t.name,
+                        "weight ignored for an address owner (priority 255): tracked with weight 0 (a non-zero value is a fault), as keepalived does; write 'weight 0'",
+                    );
+                    0
+                }
+                _ => {
+                    self.warn_at(
+                        t.pos,
+                        t.name,
+                        "an address owner (priority 255) tracks files only with weight 0: not tracked, as keepalived does",
+                    );
+                    continue;
+                }
+            };
+            c.tracks
+                .push(Track::file(id.track_id(), weight, reverse))
+                .map_err(|_| too_many())?;
+        }
         Ok(c)
     }
 
@@ -434,6 +528,40 @@ impl<E: Environment, S: VipStore> Builder<'_, '_, E, S> {
             .add_process(placeholder, key)
             .map_err(node_error)?;
         Ok(id.track_id())
+    }
+
+    fn warn_at(&mut self, pos: config::Pos, name: &str, note: &'static str) {
+        let d = Diagnostic::new(
+            self.file,
+            pos.line,
+            pos.col,
+            Kind::Assumed {
+                keyword: Snippet::new(name),
+                note,
+            },
+        );
+        self.env.diagnostic(&d);
+    }
+
+    /// The tracked file an instance's `track_file` entry or a `FILE_CHECK`
+    /// names, with the weight and reverse it applies (the entry's, else the
+    /// track_file's); `None`, with a warning, when no track_file has the
+    /// name (keepalived: "track file ... not found, ignoring").
+    fn file_ref(
+        &mut self,
+        t: &config::FileTrackConf<'_>,
+    ) -> Result<Option<(FileId, i32, bool)>, Kind> {
+        let key = name_key(t.name);
+        let Some(file) = self.pre.files.iter().find(|f| f.key == key).copied() else {
+            self.warn_at(t.pos, t.name, "no track_file of this name: not tracked");
+            return Ok(None);
+        };
+        let id = self.node.set_track_file(key).map_err(node_error)?;
+        Ok(Some((
+            id,
+            t.weight.unwrap_or(file.weight),
+            t.reverse.unwrap_or(file.reverse),
+        )))
     }
 
     /// The script with `key`, created disabled if its block comes later.
@@ -518,6 +646,23 @@ impl<E: Environment, S: VipStore> Sink for Builder<'_, '_, E, S> {
         };
         let _ = self.seen_processes.push(key);
         self.env.process(id, p);
+        Ok(())
+    }
+
+    fn track_file(&mut self, f: &TrackFileConf<'_>) -> Result<(), Kind> {
+        let key = name_key(f.name);
+        if !self.pre.used_files.contains(&key) {
+            // keepalived forgets such a file without a word.
+            self.warn_at(
+                f.pos,
+                f.name,
+                "tracked by no vrrp_instance or FILE_CHECK: the file is not read",
+            );
+            return Ok(());
+        }
+        let id = self.node.set_track_file(key).map_err(node_error)?;
+        let _ = self.seen_files.push(key);
+        self.env.track_file(id, f);
         Ok(())
     }
 
@@ -821,6 +966,7 @@ pub fn build<E: Environment, S: VipStore>(
         seen_instances: Vec::new(),
         seen_scripts: Vec::new(),
         seen_processes: Vec::new(),
+        seen_files: Vec::new(),
         generation,
         vmac_names: vmac::Names::default(),
         #[cfg(all(feature = "lb", feature = "check"))]
@@ -841,6 +987,7 @@ pub fn build<E: Environment, S: VipStore>(
         seen_instances,
         seen_scripts,
         seen_processes,
+        seen_files,
         ..
     } = builder;
     let result = parsed.and_then(|summary| {
@@ -848,6 +995,7 @@ pub fn build<E: Environment, S: VipStore>(
             instances: &seen_instances,
             scripts: &seen_scripts,
             processes: &seen_processes,
+            files: &seen_files,
         };
         finish(node, env, &seen, generation, file, &pre)?;
         #[cfg(all(feature = "sync", feature = "check"))]
@@ -859,12 +1007,13 @@ pub fn build<E: Environment, S: VipStore>(
     result
 }
 
-/// What the second pass met, by name key.
+/// The keys of what a build met: instances (with their lines), scripts,
+/// tracked processes and tracked files.
 struct Seen<'s> {
-    /// Instances, with their lines.
     instances: &'s [(u64, u32)],
     scripts: &'s [u64],
     processes: &'s [u64],
+    files: &'s [u64],
 }
 
 /// Removes what the configuration no longer has and forms sync groups.
@@ -905,6 +1054,16 @@ fn finish<E: Environment, S: VipStore>(
         } else if node.process(process).is_some() && !defined(seen.processes, &pre.processes) {
             let _ = node.remove_process(process);
         }
+    }
+
+    let stale_files: Vec<FileId, MAX_TRACK_FILES> = node
+        .track_files()
+        .filter(|(_, key)| !seen.files.contains(key))
+        .map(|(id, _)| id)
+        .collect();
+    for id in stale_files {
+        let _ = node.remove_track_file(id);
+        env.removed_track_file(id);
     }
 
     // Sync groups, now that every member exists.
