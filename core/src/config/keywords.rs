@@ -201,6 +201,9 @@ impl Block {
                 "SSL_GET",
                 "MISC_CHECK",
                 "SMTP_CHECK",
+                "UDP_CHECK",
+                "PING_CHECK",
+                "DNS_CHECK",
             ],
             Block::Checker => &[
                 "connect_ip",
@@ -222,6 +225,12 @@ impl Block {
                 "virtualhost",
                 "helo_name",
                 "host",
+                "payload",
+                "require_reply",
+                "min_reply_length",
+                "max_reply_length",
+                "type",
+                "name",
             ],
             Block::Url => &["path", "digest", "status_code", "virtualhost"],
             Block::SmtpHost => &[
@@ -324,18 +333,6 @@ impl Block {
             Block::VirtualServer => &[("lvs_sync_daemon_interface", NO_EFFECT)],
             Block::RealServer => &[
                 (
-                    "DNS_CHECK",
-                    "DNS checks are not implemented: the server is not checked by it",
-                ),
-                (
-                    "UDP_CHECK",
-                    "UDP checks are not implemented: the server is not checked by it",
-                ),
-                (
-                    "PING_CHECK",
-                    "ICMP checks are not implemented: the server is not checked by it",
-                ),
-                (
                     "FILE_CHECK",
                     "file checks are not implemented: the server is not checked by it",
                 ),
@@ -344,7 +341,10 @@ impl Block {
                     "BFD is not implemented: the server is not checked by it",
                 ),
             ],
-            Block::Checker => &[],
+            Block::Checker => &[
+                ("fwmark", "probes go out unmarked"),
+                ("bind_if", "probes leave by the route to the target"),
+            ],
             Block::Url => &[],
             Block::SmtpHost => &[],
             Block::Auth => &[],

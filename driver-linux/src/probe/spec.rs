@@ -1,12 +1,16 @@
 //! What one checker probes, owned: the parts of a `TCP_CHECK`, `HTTP_GET`,
-//! `SSL_GET`, `MISC_CHECK` or `SMTP_CHECK` block the core does not keep (URLs, digests,
-//! virtual hosts, `bindto`/`bind_port`, the script). Taken from the build
+//! `SSL_GET`, `MISC_CHECK`, `SMTP_CHECK`, `UDP_CHECK`, `PING_CHECK` or
+//! `DNS_CHECK` block the core does not keep (URLs, digests, virtual hosts,
+//! `bindto`/`bind_port`, the script, UDP payloads and patterns, the DNS
+//! query). Taken from the build
 //! callbacks; the target address and the timing stay in the core's
 //! `CheckerConfig`. No I/O.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use vrlb_core::config::{CheckKind, CheckerConf, DEFAULT_HELO_NAME, UrlConf};
+use vrlb_core::config::{
+    CheckKind, CheckerConf, DEFAULT_DNS_NAME, DEFAULT_HELO_NAME, DnsType, UdpConf, UrlConf,
+};
 
 use crate::daemon::env::account;
 use crate::daemon::scripts::Account;
@@ -67,6 +71,17 @@ pub enum SpecKind {
         /// `helo_name` (default: keepalived's).
         helo_name: String,
     },
+    /// `UDP_CHECK`: a datagram draws no ICMP error (or a matching reply).
+    Udp(UdpConf),
+    /// `PING_CHECK`: an ICMP/ICMPv6 echo is answered.
+    Ping,
+    /// `DNS_CHECK`: one query is answered without error.
+    Dns {
+        /// `type`.
+        qtype: DnsType,
+        /// `name` (default `.`).
+        name: String,
+    },
 }
 
 /// One checker's probe settings.
@@ -101,6 +116,12 @@ impl ProbeSpec {
             CheckKind::Smtp => SpecKind::Smtp {
                 helo_name: conf.helo_name.unwrap_or(DEFAULT_HELO_NAME).to_string(),
             },
+            CheckKind::Udp => SpecKind::Udp(conf.udp.clone()),
+            CheckKind::Ping => SpecKind::Ping,
+            CheckKind::Dns => SpecKind::Dns {
+                qtype: conf.dns_type,
+                name: conf.dns_name.unwrap_or(DEFAULT_DNS_NAME).to_string(),
+            },
         };
         ProbeSpec {
             kind,
@@ -130,6 +151,9 @@ impl ProbeSpec {
             SpecKind::Http { tls: true, .. } => "SSL_GET",
             SpecKind::Misc { .. } => "MISC_CHECK",
             SpecKind::Smtp { .. } => "SMTP_CHECK",
+            SpecKind::Udp(_) => "UDP_CHECK",
+            SpecKind::Ping => "PING_CHECK",
+            SpecKind::Dns { .. } => "DNS_CHECK",
         }
     }
 }

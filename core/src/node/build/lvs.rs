@@ -320,6 +320,9 @@ fn checker_config(
         CheckKind::Ssl => ProbeKind::Ssl,
         CheckKind::Misc => ProbeKind::Misc,
         CheckKind::Smtp => ProbeKind::Smtp,
+        CheckKind::Udp => ProbeKind::Udp,
+        CheckKind::Ping => ProbeKind::Ping,
+        CheckKind::Dns => ProbeKind::Dns,
     };
     let target = (
         c.connect_ip.unwrap_or(rs.addr),
@@ -335,7 +338,12 @@ fn checker_config(
         _ => c.connect_timeout.unwrap_or(cfg.timeout),
     };
     cfg.retry = c.retry.unwrap_or(cfg.retry);
-    cfg.delay_before_retry = c.delay_before_retry.unwrap_or(cfg.delay_before_retry);
+    cfg.delay_before_retry = c.delay_before_retry.unwrap_or(match kind {
+        // keepalived check_dns.c: default_delay_before_retry 0, which
+        // means the checker's delay_loop.
+        ProbeKind::Dns => cfg.delay_loop,
+        _ => cfg.delay_before_retry,
+    });
     // Unset: up to delay_loop, keepalived's default.
     cfg.warmup = c.warmup;
     cfg.alpha = c.alpha.unwrap_or(vs.alpha);
