@@ -128,6 +128,16 @@ fn udp_ping_and_dns_checks_take_servers_down_and_back_up() {
         wait_for(&d0, &state(port, true), 1);
     }
     assert_eq!(count(&d0, ": down"), 0, "{}", log(&d0));
+    // A new namespace's ping_group_range ("1 0") admits no group: raw
+    // sockets, said once, and the sysctl is left alone.
+    assert_eq!(
+        count(&d0, "echoes go on raw ICMP sockets"),
+        1,
+        "{}",
+        log(&d0)
+    );
+    let range = in_ns(&lab.ns[0], &["cat", "/proc/sys/net/ipv4/ping_group_range"]);
+    assert_eq!(range.split_whitespace().collect::<Vec<_>>(), ["1", "0"]);
 
     // The responder stops: its ports answer with ICMP port unreachable.
     lab.lab.signal(pid, "KILL");

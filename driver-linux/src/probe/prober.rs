@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 
-use log::warn;
+use log::{info, warn};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use rustls::ClientConfig;
@@ -119,6 +119,8 @@ pub struct Prober {
     finished: VecDeque<Finished>,
     /// Events may remain after [`MAX_ROUNDS`]: come back at once.
     more: bool,
+    /// Whether the log has said that echoes go on raw sockets.
+    raw_ping_said: bool,
 }
 
 impl Prober {
@@ -139,6 +141,7 @@ impl Prober {
             next_token: 1,
             finished: VecDeque::new(),
             more: false,
+            raw_ping_said: false,
         })
     }
 
@@ -185,6 +188,14 @@ impl Prober {
                     u16::from_ne_bytes(ident),
                     request.seq as u16,
                 )
+                .inspect(|p| {
+                    if p.raw() && !self.raw_ping_said {
+                        self.raw_ping_said = true;
+                        info!(
+                            "PING_CHECK: net.ipv4.ping_group_range leaves vrlb's group out: echoes go on raw ICMP sockets (vrlb does not change the sysctl)"
+                        );
+                    }
+                })
                 .and_then(|mut p| {
                     self.watch(p.socket(), token)
                         .map(|()| Stage::Ping(Box::new(p)))

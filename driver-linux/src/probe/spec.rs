@@ -72,7 +72,7 @@ pub enum SpecKind {
         helo_name: String,
     },
     /// `UDP_CHECK`: a datagram draws no ICMP error (or a matching reply).
-    Udp(UdpConf),
+    Udp(Box<UdpConf>),
     /// `PING_CHECK`: an ICMP/ICMPv6 echo is answered.
     Ping,
     /// `DNS_CHECK`: one query is answered without error.
@@ -116,7 +116,7 @@ impl ProbeSpec {
             CheckKind::Smtp => SpecKind::Smtp {
                 helo_name: conf.helo_name.unwrap_or(DEFAULT_HELO_NAME).to_string(),
             },
-            CheckKind::Udp => SpecKind::Udp(conf.udp.clone()),
+            CheckKind::Udp => SpecKind::Udp(Box::new(conf.udp.clone())),
             CheckKind::Ping => SpecKind::Ping,
             CheckKind::Dns => SpecKind::Dns {
                 qtype: conf.dns_type,

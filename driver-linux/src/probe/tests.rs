@@ -852,7 +852,7 @@ fn udp_check_passes_on_silence_and_fails_on_port_unreachable() {
         1,
         quiet,
         400,
-        spec(SpecKind::Udp(udp_conf(b"ping", None, 0, 255))),
+        spec(SpecKind::Udp(Box::new(udp_conf(b"ping", None, 0, 255)))),
     );
     let f = h.one();
     assert_eq!((f.result, f.reason), (ProbeResult::Success, None));
@@ -869,7 +869,7 @@ fn udp_check_passes_on_silence_and_fails_on_port_unreachable() {
         2,
         target,
         2000,
-        spec(SpecKind::Udp(udp_conf(b"", None, 0, 255))),
+        spec(SpecKind::Udp(Box::new(udp_conf(b"", None, 0, 255)))),
     );
     let f = h.one();
     assert_eq!(f.result, ProbeResult::Failure);
@@ -888,7 +888,7 @@ fn udp_check_sends_the_payload_and_judges_the_reply() {
     let (addr, seen) = udp_responder(1, answer);
     // "4f 4b X1": O, K, then any high nibble with low nibble 1.
     let pass = udp_conf(&[0x31, 0x32], Some((b"OK\x01", &[0, 0, 0xf0])), 3, 3);
-    h.start(1, addr, 2000, spec(SpecKind::Udp(pass)));
+    h.start(1, addr, 2000, spec(SpecKind::Udp(Box::new(pass))));
     assert_eq!(h.one().result, ProbeResult::Success);
     assert_eq!(seen.join().unwrap(), vec![vec![0x31, 0x32]]);
 
@@ -908,7 +908,12 @@ fn udp_check_sends_the_payload_and_judges_the_reply() {
     ];
     for (i, (conf, why)) in cases.into_iter().enumerate() {
         let (addr, _) = udp_responder(1, answer);
-        h.start(2 + i as u32, addr, 2000, spec(SpecKind::Udp(conf)));
+        h.start(
+            2 + i as u32,
+            addr,
+            2000,
+            spec(SpecKind::Udp(Box::new(conf))),
+        );
         let f = h.one();
         assert_eq!(f.result, ProbeResult::Failure);
         assert!(f.reason.as_deref().unwrap().ends_with(why), "{f:?}");
@@ -920,7 +925,12 @@ fn udp_check_sends_the_payload_and_judges_the_reply() {
         9,
         addr,
         300,
-        spec(SpecKind::Udp(udp_conf(b"1", Some((b"", &[])), 0, 255))),
+        spec(SpecKind::Udp(Box::new(udp_conf(
+            b"1",
+            Some((b"", &[])),
+            0,
+            255,
+        )))),
     );
     let f = h.one();
     assert_eq!(f.result, ProbeResult::Failure);
