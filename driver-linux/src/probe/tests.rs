@@ -940,6 +940,10 @@ fn udp_check_sends_the_payload_and_judges_the_reply() {
 #[test]
 fn ping_check_gets_its_echo_reply_on_v4_and_v6() {
     if !nix::unistd::Uid::effective().is_root() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true: PING_CHECK's raw-socket fallback needs root"
+        );
         println!("skipped: PING_CHECK's raw-socket fallback needs root");
         return;
     }
@@ -1046,4 +1050,30 @@ fn dns_check_sends_the_query_and_reads_the_rcode() {
         f.reason.as_deref().unwrap().contains("port unreachable"),
         "{f:?}"
     );
+}
+
+#[test]
+fn ping_check_uses_a_ping_socket_where_ping_group_range_allows_and_the_kernel_s_identifier() {
+    use super::ping::Echo;
+    let result = crate::test_netns::in_private_netns(|| {
+        // In this namespace only: admit group 0 (root) to ping sockets.
+        std::fs::write("/proc/sys/net/ipv4/ping_group_range", "0 0").unwrap();
+        let mut seen = Vec::new();
+        for target in [LOCALHOST, IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)] {
+            let mut echo = Echo::start(target, None, 0x4242, 9).unwrap();
+            let give_up = std::time::Instant::now() + std::time::Duration::from_secs(2);
+            let verdict = loop {
+                if let Some(v) = echo.step() {
+                    break v;
+                }
+                assert!(std::time::Instant::now() < give_up, "no echo reply");
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            };
+            seen.push((echo.raw(), verdict));
+        }
+        seen
+    });
+    if let Some(seen) = result {
+        assert_eq!(seen, [(false, Ok(())), (false, Ok(()))]);
+    }
 }
