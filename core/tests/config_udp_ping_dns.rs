@@ -223,6 +223,16 @@ const ERRORS: &[(&str, &str, &str)] = &[
         "'payload': expected a hex string, found the end of the line",
     ),
     (
+        "  UDP_CHECK {\n   payload \"\"\n  }",
+        "5:12",
+        "payload: the hex string has no digits",
+    ),
+    (
+        "  UDP_CHECK {\n   require_reply \" \"\n  }",
+        "5:18",
+        "require_reply: the hex string has no digits",
+    ),
+    (
         "  UDP_CHECK {\n   require_reply 4f z1\n  }",
         "5:21",
         "'require_reply': expected hex digits, X for any nibble, found 'z1'",

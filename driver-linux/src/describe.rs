@@ -69,7 +69,8 @@ fn checker(c: &CheckerConf<'_>) -> String {
     if let Some(ip) = c.connect_ip {
         write!(s, " to {ip}").unwrap();
     }
-    if let Some(p) = c.connect_port {
+    // An echo has no port (the parser warned of one).
+    if let Some(p) = c.connect_port.filter(|_| c.kind != CheckKind::Ping) {
         write!(s, " port {p}").unwrap();
     }
     for u in &c.urls {

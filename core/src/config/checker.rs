@@ -83,7 +83,7 @@ impl<'t> Parser<'t, '_> {
                 }
                 if kind == CheckKind::Ping && matches!(stmt.keyword(), "connect_port" | "bind_port")
                 {
-                    // keepalived.conf(5): an echo request has no port.
+                    // An echo has no port: keepalived accepts both and uses neither.
                     self.warn_at(
                         &stmt.kw,
                         Kind::Assumed {
@@ -238,6 +238,22 @@ impl<'t> Parser<'t, '_> {
         what: &'static str,
     ) -> Res<()> {
         match read {
+            // Words that read as no byte at all (`""`): keepalived's
+            // "Invalid hex string" too.
+            Ok(())
+                if stmt.args.iter().all(|t| t.text.trim().is_empty()) && !stmt.args.is_empty() =>
+            {
+                Err(self.error_at(
+                    &stmt.args[0],
+                    Kind::Invalid {
+                        what: match stmt.keyword() {
+                            "payload" => "payload",
+                            _ => "require_reply",
+                        },
+                        note: "the hex string has no digits",
+                    },
+                ))
+            }
             Ok(()) => Ok(()),
             Err(HexError::BadDigit { word }) => {
                 let tok = stmt.args.get(word).unwrap_or(&stmt.kw);

@@ -54,8 +54,9 @@ fn open(target: IpAddr, bind_to: Option<IpAddr>) -> io::Result<(Socket, bool)> {
     Ok((socket, raw))
 }
 
-/// An echo request: `ident`, `seq`, the data `data`; the ICMPv4 checksum
-/// filled (the kernel fills ICMPv6's, and a ping socket's own).
+/// An echo request with `ident` and `seq` and [`ECHO_DATA`] bytes of
+/// data; the ICMPv4 checksum filled (the kernel fills ICMPv6's, and a
+/// ping socket's own).
 pub fn request(v6: bool, ident: u16, seq: u16) -> Vec<u8> {
     let mut buf = vec![0u8; 8 + ECHO_DATA];
     for (i, b) in buf[8..].iter_mut().enumerate() {

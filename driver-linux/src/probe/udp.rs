@@ -24,8 +24,8 @@ pub struct UdpProbe {
     conf: UdpConf,
 }
 
-/// A UDP socket bound where `bind` says (if given) and connected to
-/// `target`, non-blocking; `reuse` for a fixed source port.
+/// A non-blocking UDP socket bound where `bind` says (if given; address
+/// reuse for a fixed source port) and connected to `target`.
 pub fn connected_socket(target: SocketAddr, bind: Option<SocketAddr>) -> io::Result<UdpSocket> {
     let socket = Socket::new(
         Domain::for_address(target),
@@ -96,13 +96,14 @@ impl UdpProbe {
     }
 }
 
-/// A connected socket's receive error: the ICMP error it stands for.
+/// A connected socket's error, named by the ICMP error it stands for
+/// when it is one.
 pub fn icmp_error(e: &io::Error) -> String {
     match e.raw_os_error() {
         Some(libc::ECONNREFUSED) => "port unreachable (ICMP error)".to_string(),
         Some(libc::EHOSTUNREACH) => "host unreachable (ICMP error)".to_string(),
         Some(libc::ENETUNREACH) => "network unreachable (ICMP error)".to_string(),
-        _ => format!("receive: {e}"),
+        _ => e.to_string(),
     }
 }
 
