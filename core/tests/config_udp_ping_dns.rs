@@ -328,14 +328,18 @@ fn edge_cases_of_the_limits() {
 
 #[test]
 fn dns_checks_retry_three_times_a_delay_loop_apart_unless_told() {
-    let text = "virtual_server 192.0.2.1 53 {\n delay_loop 7\n protocol UDP\n real_server 192.0.2.10 53 {\n  DNS_CHECK {\n  }\n  DNS_CHECK {\n   retry 1\n   delay_before_retry 2\n  }\n  UDP_CHECK {\n  }\n  PING_CHECK {\n  }\n }\n}\n";
+    let text = "virtual_server 192.0.2.1 53 {\n delay_loop 7\n protocol UDP\n real_server 192.0.2.10 53 {\n  DNS_CHECK {\n  }\n  DNS_CHECK {\n   retry 1\n   delay_before_retry 2\n  }\n  UDP_CHECK {\n  }\n  UDP_CHECK {\n   require_reply\n   connect_timeout 2\n  }\n }\n real_server 192.0.2.11 53 {\n  PING_CHECK {\n  }\n }\n}\n";
     let w = World::built(text);
     let mut seen: Vec<_> = w
         .node
         .checkers()
         .map(|(id, c, _, _)| {
             let c = c.config();
-            (id.0, (c.kind, c.retry, c.delay_before_retry.as_secs()))
+            let timeout_ms = c.timeout.as_micros() / 1000;
+            (
+                id.0,
+                (c.kind, c.retry, c.delay_before_retry.as_secs(), timeout_ms),
+            )
         })
         .collect();
     seen.sort_by_key(|(id, _)| *id);
@@ -343,10 +347,13 @@ fn dns_checks_retry_three_times_a_delay_loop_apart_unless_told() {
     assert_eq!(
         seen,
         [
-            (ProbeKind::Dns, 3, 7),
-            (ProbeKind::Dns, 1, 2),
-            (ProbeKind::Udp, 1, 1),
-            (ProbeKind::Ping, 1, 1),
+            (ProbeKind::Dns, 3, 7, 5000),
+            (ProbeKind::Dns, 1, 2, 5000),
+            // A quiet UDP_CHECK's pass comes at connect_timeout; the
+            // checker's deadline is a grace later.
+            (ProbeKind::Udp, 1, 1, 6000),
+            (ProbeKind::Udp, 1, 1, 2000),
+            (ProbeKind::Ping, 1, 1, 5000),
         ]
     );
     assert!(!ProbeKind::Dns.retries_while_down() && ProbeKind::Tcp.retries_while_down());

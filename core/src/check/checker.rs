@@ -70,6 +70,13 @@ impl ProbeKind {
     }
 }
 
+/// How much longer than `connect_timeout` a checker waits for a
+/// `UDP_CHECK` without `require_reply`, which passes on silence: the
+/// driver reports that pass at `connect_timeout` itself (keepalived's
+/// moment), and a late wake-up must not let the checker's own deadline,
+/// handled first, fail the probe.
+pub const UDP_QUIET_GRACE: Duration = Duration::from_secs(1);
+
 /// A checker's settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CheckerConfig {

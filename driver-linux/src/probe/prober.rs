@@ -163,7 +163,7 @@ impl Prober {
         let stage = match &request.spec.kind {
             SpecKind::Udp(conf) => {
                 if !conf.require_reply {
-                    deadline = now + udp::quiet_deadline(request.timeout);
+                    deadline = now + udp::quiet_wait(request.timeout);
                 }
                 let mut random = [0u8; udp::RANDOM_PAYLOAD];
                 random_fill(&mut random);

@@ -5,13 +5,14 @@
 //! the check passes when the datagram drew no error; with it, the first
 //! reply decides: its length within the bounds and its bytes matching the
 //! pattern. [`UdpProbe::step`] reads what the socket has without blocking;
-//! the prober ends the quiet wait (see [`quiet_deadline`]).
+//! the prober ends the quiet wait (see [`quiet_wait`]).
 
 use std::io;
 use std::net::SocketAddr;
 
 use mio::net::UdpSocket;
 use socket2::{Domain, Protocol, Socket, Type};
+use vrlb_core::check::UDP_QUIET_GRACE;
 use vrlb_core::config::{ReplyMismatch, UdpConf};
 use vrlb_core::time::Duration;
 
@@ -121,11 +122,9 @@ fn mismatch(e: ReplyMismatch, conf: &UdpConf) -> String {
     }
 }
 
-/// When a probe that passes on silence has waited long enough: a little
-/// before `timeout`, so the prober's success reaches the core before the
-/// core's own deadline for the probe times it out (a tenth of the timeout,
-/// at most 200 ms, earlier).
-pub fn quiet_deadline(timeout: Duration) -> Duration {
-    let margin = (timeout.as_micros() / 10).min(200_000);
-    Duration::from_micros(timeout.as_micros() - margin)
+/// How long a probe that passes on silence waits, from the timeout the
+/// checker gave it: `connect_timeout`, the checker having added
+/// [`UDP_QUIET_GRACE`] so that this pass always reaches it first.
+pub fn quiet_wait(timeout: Duration) -> Duration {
+    timeout.saturating_sub(UDP_QUIET_GRACE)
 }

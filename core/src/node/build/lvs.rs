@@ -7,7 +7,7 @@ use heapless::Vec;
 
 use super::{Builder, Environment, name_key};
 use crate::check::Quorum;
-use crate::check::{Checker, CheckerConfig, ProbeKind};
+use crate::check::{Checker, CheckerConfig, ProbeKind, UDP_QUIET_GRACE};
 use crate::config::{self, CheckKind, Kind, Snippet, VsKey};
 use crate::lb::{self, ForwardMethod, Protocol, RealServer, ServiceConfig, ServiceId, ServiceKey};
 use crate::node::{Node, NodeError, ServerRef, ServerState, ServiceState};
@@ -335,6 +335,10 @@ fn checker_config(
         // keepalived check_misc.c: misc_timeout, else the virtual
         // server's delay_loop.
         ProbeKind::Misc => c.misc_timeout.unwrap_or(vs.delay_loop),
+        // The driver passes a quiet UDP_CHECK at connect_timeout.
+        ProbeKind::Udp if !c.udp.require_reply => {
+            c.connect_timeout.unwrap_or(cfg.timeout) + UDP_QUIET_GRACE
+        }
         _ => c.connect_timeout.unwrap_or(cfg.timeout),
     };
     cfg.retry = c.retry.unwrap_or(cfg.retry);
