@@ -230,6 +230,36 @@ mod tests {
     }
 
     #[test]
+    fn udp_ping_and_dns_checks_carry_their_settings() {
+        let mut c = CheckerConf::new(CheckKind::Dns, Pos::default());
+        let dns = |c: &CheckerConf<'_>| ProbeSpec::from_conf(c, None).kind;
+        assert_eq!(
+            dns(&c),
+            SpecKind::Dns {
+                qtype: DnsType::Soa,
+                name: ".".into()
+            }
+        );
+        c.dns_type = DnsType::Mx;
+        c.dns_name = Some("example.com");
+        assert_eq!(
+            dns(&c),
+            SpecKind::Dns {
+                qtype: DnsType::Mx,
+                name: "example.com".into()
+            }
+        );
+        let mut u = CheckerConf::new(CheckKind::Udp, Pos::default());
+        u.udp.payload.extend_from_slice(&[1, 2]).unwrap();
+        u.udp.require_reply = true;
+        let spec = ProbeSpec::from_conf(&u, None);
+        assert_eq!(spec.kind, SpecKind::Udp(Box::new(u.udp.clone())));
+        assert_eq!(spec.name(), "UDP_CHECK");
+        let p = ProbeSpec::from_conf(&CheckerConf::new(CheckKind::Ping, Pos::default()), None);
+        assert_eq!((p.name(), p.kind), ("PING_CHECK", SpecKind::Ping));
+    }
+
+    #[test]
     fn an_smtp_check_greets_as_helo_name_or_as_keepalived_does() {
         let mut c = CheckerConf::new(CheckKind::Smtp, Pos::default());
         let helo = |c: &CheckerConf<'_>| match ProbeSpec::from_conf(c, None).kind {
