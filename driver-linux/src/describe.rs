@@ -72,7 +72,8 @@ fn checker(c: &CheckerConf<'_>) -> String {
     if let Some(ip) = c.connect_ip {
         write!(s, " to {ip}").unwrap();
     }
-    if let Some(p) = c.connect_port {
+    // An echo has no port (the parser warned of one).
+    if let Some(p) = c.connect_port.filter(|_| c.kind != CheckKind::Ping) {
         write!(s, " port {p}").unwrap();
     }
     for u in &c.urls {
@@ -92,6 +93,31 @@ fn checker(c: &CheckerConf<'_>) -> String {
         let helo = c.helo_name.unwrap_or(config::DEFAULT_HELO_NAME);
         write!(s, " HELO {helo}").unwrap();
     }
+    match c.kind {
+        CheckKind::Udp if c.udp.payload.is_empty() => s.push_str(" sends random bytes"),
+        CheckKind::Udp => write!(s, " sends {} bytes", c.udp.payload.len()).unwrap(),
+        CheckKind::Ping => s.push_str(" ICMP echo"),
+        CheckKind::Dns => {
+            let name = c.dns_name.unwrap_or(config::DEFAULT_DNS_NAME);
+            write!(s, " {} {name}", c.dns_type.name()).unwrap();
+        }
+        _ => {}
+    }
+    if c.kind == CheckKind::Udp {
+        let u = &c.udp;
+        match u.require_reply {
+            false => s.push_str(", up unless an ICMP error comes back"),
+            true => write!(
+                s,
+                ", needs a reply of {}..{} bytes",
+                u.min_reply_len, u.max_reply_len
+            )
+            .unwrap(),
+        }
+        if !u.reply.is_empty() {
+            write!(s, " starting with {} given bytes", u.reply.len()).unwrap();
+        }
+    }
     if let Some(p) = c.misc_path {
         write!(s, " runs {p:?}").unwrap();
         if c.misc_dynamic {
@@ -102,8 +128,18 @@ fn checker(c: &CheckerConf<'_>) -> String {
         s,
         "; timeout {}, retry {}, {} between retries",
         secs(c.connect_timeout.unwrap_or(Duration::from_secs(5))),
-        c.retry.unwrap_or(1),
-        secs(c.delay_before_retry.unwrap_or(Duration::from_secs(1)))
+        c.retry.unwrap_or(match c.kind {
+            CheckKind::Misc => 0,
+            CheckKind::Dns => 3,
+            _ => 1,
+        }),
+        match (c.delay_before_retry, c.kind) {
+            (Some(d), _) => secs(d),
+            // keepalived check_dns.c: the delay_loop.
+            (None, CheckKind::Dns) => "delay_loop".to_string(),
+            (None, CheckKind::Http | CheckKind::Ssl) => secs(Duration::from_secs(3)),
+            (None, _) => secs(Duration::from_secs(1)),
+        }
     )
     .unwrap();
     if let Some(d) = c.delay_loop {

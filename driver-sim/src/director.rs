@@ -628,7 +628,16 @@ impl<'a> Director<'a> {
             _ if rst => ProbeResult::Failure,
             // The simulated servers speak no SMTP: a dialogue that would
             // follow the connect is modelled as the connect alone.
-            ProbeKind::Tcp | ProbeKind::Smtp if flags.0 & 0x12 == 0x12 => ProbeResult::Success,
+            // topology.rs makes UDP, PING and DNS checks TCP probes.
+            ProbeKind::Tcp
+            | ProbeKind::Smtp
+            | ProbeKind::Udp
+            | ProbeKind::Ping
+            | ProbeKind::Dns
+                if flags.0 & 0x12 == 0x12 =>
+            {
+                ProbeResult::Success
+            }
             ProbeKind::Http | ProbeKind::Ssl if !p.requested && flags.0 & 0x12 == 0x12 => {
                 // Connected: ask.
                 p.requested = true;

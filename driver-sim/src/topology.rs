@@ -88,8 +88,13 @@ impl CheckSpec {
         let us = |d: vrlb_core::time::Duration| d.as_micros();
         let delay_loop_us = c.delay_loop.map_or(vs_delay_loop_us, us);
         let kind = match c.kind {
-            // The simulated servers speak no SMTP (see director.rs).
-            CheckKind::Tcp | CheckKind::Smtp => ProbeKind::Tcp,
+            // The simulated servers speak no SMTP, UDP, ICMP or DNS (see
+            // director.rs): those checks probe them as TCP_CHECK does.
+            CheckKind::Tcp
+            | CheckKind::Smtp
+            | CheckKind::Udp
+            | CheckKind::Ping
+            | CheckKind::Dns => ProbeKind::Tcp,
             CheckKind::Http | CheckKind::Ssl => ProbeKind::Http,
             CheckKind::Misc => ProbeKind::Misc,
         };

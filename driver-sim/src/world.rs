@@ -1143,7 +1143,12 @@ impl<'a> World<'a> {
                 }
                 Effect::ProbeAnswered { kind, .. } => {
                     let i = match kind {
-                        ProbeKind::Tcp | ProbeKind::Smtp => 0,
+                        // topology.rs probes UDP, PING and DNS as TCP.
+                        ProbeKind::Tcp
+                        | ProbeKind::Smtp
+                        | ProbeKind::Udp
+                        | ProbeKind::Ping
+                        | ProbeKind::Dns => 0,
                         ProbeKind::Http | ProbeKind::Ssl => 1,
                         ProbeKind::Misc => 2,
                     };

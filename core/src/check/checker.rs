@@ -1,4 +1,5 @@
-//! One health checker (`TCP_CHECK`, `HTTP_GET`, `SSL_GET`, `MISC_CHECK`):
+//! One health checker (`TCP_CHECK`, `HTTP_GET`, `SSL_GET`, `MISC_CHECK`,
+//! `SMTP_CHECK`, `UDP_CHECK`, `PING_CHECK`, `DNS_CHECK`):
 //! when a probe starts, when it has timed out, how many retries remain and
 //! what a result means for the checker's up/down state, a `MISC_CHECK`
 //! script's exit status included (`misc_dynamic` weights).
@@ -17,7 +18,8 @@
 //! - after that a failed probe is retried `retry` times, `delay_before_retry`
 //!   apart, and when the last retry fails the checker goes down;
 //! - while it is down, one successful probe brings it back up; TCP and HTTP
-//!   checks keep retrying failures while down, `MISC_CHECK` does not;
+//!   checks keep retrying failures while down, `MISC_CHECK`, `UDP_CHECK`,
+//!   `PING_CHECK` and `DNS_CHECK` do not;
 //! - `MISC_CHECK` times its next run from the start of the last one, the
 //!   others from the end of the last probe;
 //! - with `alpha` it starts down and needs one success first.
@@ -48,7 +50,32 @@ pub enum ProbeKind {
     Misc,
     /// An SMTP greeting, `HELO` and `QUIT`.
     Smtp,
+    /// A UDP datagram: no ICMP error, or a matching reply.
+    Udp,
+    /// An ICMP or ICMPv6 echo.
+    Ping,
+    /// A DNS query answered without error.
+    Dns,
 }
+
+impl ProbeKind {
+    /// Whether a failure while down is retried: keepalived's TCP, HTTP
+    /// and SMTP epilogs do; check_misc.c, check_udp.c, check_ping.c and
+    /// check_dns.c retry only while up (or before the first result).
+    pub const fn retries_while_down(self) -> bool {
+        matches!(
+            self,
+            ProbeKind::Tcp | ProbeKind::Http | ProbeKind::Ssl | ProbeKind::Smtp
+        )
+    }
+}
+
+/// How much longer than `connect_timeout` a checker waits for a
+/// `UDP_CHECK` without `require_reply`, which passes on silence: the
+/// driver reports that pass at `connect_timeout` itself (keepalived's
+/// moment), and a late wake-up must not let the checker's own deadline,
+/// handled first, fail the probe.
+pub const UDP_QUIET_GRACE: Duration = Duration::from_secs(1);
 
 /// A checker's settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,8 +105,9 @@ pub struct CheckerConfig {
 impl CheckerConfig {
     /// keepalived's defaults for a checker of `kind` on `target`
     /// (keepalived.conf(5), "virtual_server"): checks every 60 s, 5 s
-    /// timeout, one retry (none for `MISC_CHECK`) 1 s later (3 s for
-    /// `HTTP_GET` and `SSL_GET`), warmup up to `delay_loop`.
+    /// timeout, one retry (none for `MISC_CHECK`, three for `DNS_CHECK`)
+    /// 1 s later (3 s for `HTTP_GET` and `SSL_GET`; `DNS_CHECK` waits its
+    /// `delay_loop`, which the caller sets), warmup up to `delay_loop`.
     pub fn new(kind: ProbeKind, target: (IpAddr, u16)) -> Self {
         CheckerConfig {
             kind,
@@ -88,6 +116,8 @@ impl CheckerConfig {
             timeout: Duration::from_secs(5),
             retry: match kind {
                 ProbeKind::Misc => 0,
+                // check_dns.c DNS_DEFAULT_RETRY.
+                ProbeKind::Dns => 3,
                 _ => 1,
             },
             delay_before_retry: match kind {
@@ -367,8 +397,9 @@ impl Checker {
     fn finish(&mut self, now: Instant, result: ProbeResult, out: &mut impl FnMut(CheckerEvent)) {
         let success = self.judge(result, out);
         let c = self.config;
-        // MISC_CHECK retries only while up; TCP and HTTP also while down.
-        let may_retry = self.up || !self.has_run || c.kind != ProbeKind::Misc;
+        // MISC, UDP, PING and DNS retry only while up; TCP and HTTP also
+        // while down.
+        let may_retry = self.up || !self.has_run || c.kind.retries_while_down();
         let next = if success {
             self.retries_done = 0;
             if (!self.up && !mutation::on(Mutation::StayDown)) || !self.has_run {

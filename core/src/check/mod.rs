@@ -7,5 +7,5 @@
 mod checker;
 mod quorum;
 
-pub use checker::{Checker, CheckerConfig, CheckerEvent, ProbeKind, ProbeResult};
+pub use checker::{Checker, CheckerConfig, CheckerEvent, ProbeKind, ProbeResult, UDP_QUIET_GRACE};
 pub use quorum::Quorum;

@@ -1,6 +1,6 @@
 //! Reads a real server's checker blocks: `TCP_CHECK`, `HTTP_GET`,
-//! `SSL_GET`, `MISC_CHECK` and `SMTP_CHECK`, with HTTP's `url` blocks and
-//! SMTP_CHECK's `host` blocks.
+//! `SSL_GET`, `MISC_CHECK`, `SMTP_CHECK`, `UDP_CHECK`, `PING_CHECK` and
+//! `DNS_CHECK`, with HTTP's `url` blocks and SMTP_CHECK's `host` blocks.
 
 use core::net::IpAddr;
 
@@ -8,9 +8,12 @@ use heapless::Vec;
 
 use super::diag::{Kind, Snippet};
 use super::global::MAX_TIMER_US;
+use super::hex::{self, HexError};
 use super::keywords::Block;
 use super::lexer::Token;
-use super::model::{CheckKind, CheckerConf, MAX_CHECKERS, MAX_STATUS_CODES, Pos, UrlConf};
+use super::model::{
+    CheckKind, CheckerConf, DnsType, MAX_CHECKERS, MAX_STATUS_CODES, MAX_UDP_DATA, Pos, UrlConf,
+};
 use super::parser::{Parser, Res, Stmt};
 use super::value;
 use crate::time::Duration;
@@ -54,12 +57,17 @@ impl<'t> Parser<'t, '_> {
             "HTTP_GET" => CheckKind::Http,
             "SSL_GET" => CheckKind::Ssl,
             "SMTP_CHECK" => CheckKind::Smtp,
+            "UDP_CHECK" => CheckKind::Udp,
+            "PING_CHECK" => CheckKind::Ping,
+            "DNS_CHECK" => CheckKind::Dns,
             _ => CheckKind::Misc,
         };
         self.require_block(head)?;
         let mut c = CheckerConf::new(kind, head.pos());
         let mut connect = Connect::default();
         let mut hosts: Vec<(Token<'t>, Connect), MAX_CHECKERS> = Vec::new();
+        // The first min/max_reply_length, for a warning without require_reply.
+        let mut lengths: Option<Token<'t>> = None;
         while let Some(stmt) = self.next_stmt(Some(&head.kw))? {
             if self.connect_option(&stmt, &mut connect)? {
                 if kind == CheckKind::Misc && stmt.keyword() == "connect_timeout" {
@@ -70,6 +78,17 @@ impl<'t> Parser<'t, '_> {
                         Kind::Assumed {
                             keyword: Snippet::new("connect_timeout"),
                             note: "does not apply to MISC_CHECK: misc_timeout (default: the virtual server's delay_loop) bounds the script",
+                        },
+                    );
+                }
+                if kind == CheckKind::Ping && matches!(stmt.keyword(), "connect_port" | "bind_port")
+                {
+                    // An echo has no port: keepalived accepts both and uses neither.
+                    self.warn_at(
+                        &stmt.kw,
+                        Kind::Assumed {
+                            keyword: Snippet::new(stmt.keyword()),
+                            note: "does not apply to PING_CHECK: an ICMP echo has no port",
                         },
                     );
                 }
@@ -137,8 +156,44 @@ impl<'t> Parser<'t, '_> {
                         "host blocks in one SMTP_CHECK",
                     )?;
                 }
+                "payload" if kind == CheckKind::Udp => {
+                    self.no_block(&stmt)?;
+                    self.arg(&stmt, 0, "a hex string")?;
+                    let mut mask = heapless::Vec::<u8, MAX_UDP_DATA>::new();
+                    let read = hex::read(
+                        stmt.args.iter().map(|t| t.text),
+                        false,
+                        &mut c.udp.payload,
+                        &mut mask,
+                    );
+                    self.hex_result(&stmt, read, "hex digits such as 'Ab12 f3'")?;
+                }
+                "require_reply" if kind == CheckKind::Udp => {
+                    self.no_block(&stmt)?;
+                    c.udp.require_reply = true;
+                    let read = hex::read(
+                        stmt.args.iter().map(|t| t.text),
+                        true,
+                        &mut c.udp.reply,
+                        &mut c.udp.reply_mask,
+                    );
+                    self.hex_result(&stmt, read, "hex digits, X for any nibble")?;
+                }
+                "min_reply_length" if kind == CheckKind::Udp => {
+                    c.udp.min_reply_len = self.number(&stmt, 0, 65535, "0..65535")? as u16;
+                    lengths = Some(lengths.unwrap_or(stmt.kw));
+                }
+                "max_reply_length" if kind == CheckKind::Udp => {
+                    c.udp.max_reply_len = self.number(&stmt, 0, 65535, "0..65535")? as u16;
+                    lengths = Some(lengths.unwrap_or(stmt.kw));
+                }
+                "type" if kind == CheckKind::Dns => c.dns_type = self.dns_type(&stmt)?,
+                "name" if kind == CheckKind::Dns => c.dns_name = Some(self.dns_name(&stmt)?),
                 _ => self.unknown(Block::Checker, &stmt)?,
             }
+        }
+        if kind == CheckKind::Udp {
+            self.udp_lengths(head, &c, lengths)?;
         }
         connect.apply_to(&mut c);
         let missing = match kind {
@@ -173,6 +228,115 @@ impl<'t> Parser<'t, '_> {
             self.push(checkers, one, &at, "checkers on one real server")?;
         }
         Ok(())
+    }
+
+    /// A hex string's error, worded for `stmt`'s keyword.
+    fn hex_result(
+        &self,
+        stmt: &Stmt<'t>,
+        read: Result<(), HexError>,
+        what: &'static str,
+    ) -> Res<()> {
+        match read {
+            // Words that read as no byte at all (`""`): keepalived's
+            // "Invalid hex string" too.
+            Ok(())
+                if stmt.args.iter().all(|t| t.text.trim().is_empty()) && !stmt.args.is_empty() =>
+            {
+                Err(self.error_at(
+                    &stmt.args[0],
+                    Kind::Invalid {
+                        what: match stmt.keyword() {
+                            "payload" => "payload",
+                            _ => "require_reply",
+                        },
+                        note: "the hex string has no digits",
+                    },
+                ))
+            }
+            Ok(()) => Ok(()),
+            Err(HexError::BadDigit { word }) => {
+                let tok = stmt.args.get(word).unwrap_or(&stmt.kw);
+                Err(self.expected_in(stmt.keyword(), tok, what))
+            }
+            Err(HexError::TooLong) => Err(self.error_at(
+                &stmt.kw,
+                Kind::TooMany {
+                    what: "bytes in a UDP_CHECK hex string",
+                    max: MAX_UDP_DATA,
+                },
+            )),
+        }
+    }
+
+    /// UDP_CHECK's reply lengths, checked once the block is read.
+    fn udp_lengths(
+        &mut self,
+        head: &Stmt<'t>,
+        c: &CheckerConf<'t>,
+        lengths: Option<Token<'t>>,
+    ) -> Res<()> {
+        if c.udp.min_reply_len > c.udp.max_reply_len {
+            // keepalived says so too ("will always fail"); vrlb refuses it.
+            return Err(self.error_at(
+                &head.kw,
+                Kind::Invalid {
+                    what: "UDP_CHECK",
+                    note: "min_reply_length is greater than max_reply_length: no reply could pass",
+                },
+            ));
+        }
+        if let Some(at) = lengths.filter(|_| !c.udp.require_reply) {
+            self.warn_at(
+                &at,
+                Kind::Assumed {
+                    keyword: Snippet::new(at.text),
+                    note: "has no effect without require_reply: no reply is awaited",
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// DNS_CHECK's `type`: one of keepalived's seven, any case.
+    fn dns_type(&mut self, stmt: &Stmt<'t>) -> Res<DnsType> {
+        let tok = self.single(stmt, "a DNS type")?;
+        DnsType::ALL
+            .into_iter()
+            .find(|t| t.name().eq_ignore_ascii_case(tok.text))
+            .ok_or_else(|| {
+                self.error_at(
+                    &tok,
+                    Kind::UnknownValue {
+                        keyword: Snippet::new("type"),
+                        value: Snippet::new(tok.text),
+                        expected: "A, NS, CNAME, SOA, MX, TXT or AAAA",
+                    },
+                )
+            })
+    }
+
+    /// DNS_CHECK's `name`: `.` or a domain name whose labels are not empty
+    /// (keepalived check_dns.c refuses empty labels) and fit a query
+    /// (RFC 1035 2.3.4: labels of 63 bytes, names of 255 on the wire).
+    fn dns_name(&mut self, stmt: &Stmt<'t>) -> Res<&'t str> {
+        let tok = self.single(stmt, "a domain name")?;
+        let name = tok.text;
+        let labels = name.strip_suffix('.').unwrap_or(name);
+        let fits = name == "."
+            || (!labels.is_empty()
+                && labels.len() <= 253
+                && labels.split('.').all(|l| {
+                    (1..=63).contains(&l.len()) && l.bytes().all(|b| b.is_ascii_graphic())
+                }));
+        if !fits {
+            return Err(self.expected_in(
+                "name",
+                &tok,
+                "a domain name such as example.com: no empty labels, labels up to 63 characters, 253 in all",
+            ));
+        }
+        Ok(name)
     }
 
     /// Reads `stmt` into `connect` if it is a connection option; whether

@@ -218,6 +218,9 @@ impl Block {
                 "MISC_CHECK",
                 "SMTP_CHECK",
                 "FILE_CHECK",
+                "UDP_CHECK",
+                "PING_CHECK",
+                "DNS_CHECK",
             ],
             Block::Checker => &[
                 "connect_ip",
@@ -239,6 +242,12 @@ impl Block {
                 "virtualhost",
                 "helo_name",
                 "host",
+                "payload",
+                "require_reply",
+                "min_reply_length",
+                "max_reply_length",
+                "type",
+                "name",
             ],
             Block::Url => &["path", "digest", "status_code", "virtualhost"],
             Block::SmtpHost => &[
@@ -338,25 +347,14 @@ impl Block {
                 ("sync_group_tracking_weight", NO_EFFECT),
             ],
             Block::VirtualServer => &[("lvs_sync_daemon_interface", NO_EFFECT)],
-            Block::RealServer => &[
-                (
-                    "DNS_CHECK",
-                    "DNS checks are not implemented: the server is not checked by it",
-                ),
-                (
-                    "UDP_CHECK",
-                    "UDP checks are not implemented: the server is not checked by it",
-                ),
-                (
-                    "PING_CHECK",
-                    "ICMP checks are not implemented: the server is not checked by it",
-                ),
-                (
-                    "BFD_CHECK",
-                    "BFD is not implemented: the server is not checked by it",
-                ),
+            Block::RealServer => &[(
+                "BFD_CHECK",
+                "BFD is not implemented: the server is not checked by it",
+            )],
+            Block::Checker => &[
+                ("fwmark", "probes go out unmarked"),
+                ("bind_if", "probes leave by the route to the target"),
             ],
-            Block::Checker => &[],
             Block::Url => &[],
             Block::SmtpHost => &[],
             Block::Auth => &[],

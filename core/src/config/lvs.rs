@@ -521,7 +521,8 @@ impl<'t> Parser<'t, '_> {
                     "notify_up" => rs.notify_up = Some(self.script(&stmt)?),
                     "notify_down" => rs.notify_down = Some(self.script(&stmt)?),
                     "smtp_alert" => rs.smtp_alert = Some(self.flag(&stmt)?),
-                    "TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "MISC_CHECK" | "SMTP_CHECK" => {
+                    "TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "MISC_CHECK" | "SMTP_CHECK"
+                    | "UDP_CHECK" | "PING_CHECK" | "DNS_CHECK" => {
                         self.checker(&stmt, &mut rs.checkers)?
                     }
                     "FILE_CHECK" => self.file_check(&stmt, &mut rs.file_checks)?,

@@ -32,6 +32,7 @@ mod checker;
 mod diag;
 mod garp;
 mod global;
+mod hex;
 mod keywords;
 mod lexer;
 mod lvs;

@@ -36,6 +36,11 @@ pub const MAX_GROUP_ENTRIES: usize = 32;
 pub const MAX_ROUTES: usize = 16;
 /// Most interfaces in one `garp_group`.
 pub const MAX_GARP_INTERFACES: usize = 16;
+/// Most bytes of a UDP_CHECK `payload` or `require_reply` pattern: 255,
+/// keepalived's default `max_reply_length` (UINT8_MAX, check_udp.c), so
+/// any pattern a default-sized reply can match fits, and so do the usual
+/// probes (an NTP request is 48 bytes, a RADIUS Status-Server 38).
+pub const MAX_UDP_DATA: usize = 255;
 
 /// A place in the configuration text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -754,6 +759,12 @@ pub enum CheckKind {
     Misc,
     /// `SMTP_CHECK`: a 220 greeting, then 250 to `HELO`, then `QUIT`.
     Smtp,
+    /// `UDP_CHECK`: no ICMP error to a datagram, or a matching reply.
+    Udp,
+    /// `PING_CHECK`: an ICMP or ICMPv6 echo reply.
+    Ping,
+    /// `DNS_CHECK`: a reply without error to one query.
+    Dns,
 }
 
 impl CheckKind {
@@ -765,9 +776,147 @@ impl CheckKind {
             CheckKind::Ssl => "SSL_GET",
             CheckKind::Misc => "MISC_CHECK",
             CheckKind::Smtp => "SMTP_CHECK",
+            CheckKind::Udp => "UDP_CHECK",
+            CheckKind::Ping => "PING_CHECK",
+            CheckKind::Dns => "DNS_CHECK",
         }
     }
 }
+
+/// UDP_CHECK's own settings (keepalived.conf(5), "UDP_CHECK").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UdpConf {
+    /// `payload`: the datagram sent (empty: random bytes, as keepalived).
+    pub payload: Vec<u8, MAX_UDP_DATA>,
+    /// `require_reply`: success needs a reply, not just no ICMP error.
+    pub require_reply: bool,
+    /// `require_reply HEX_STR`: what the reply must start with, compared
+    /// up to the shorter of the two (empty: any content).
+    pub reply: Vec<u8, MAX_UDP_DATA>,
+    /// Per byte of `reply`, the bits a wildcard (`X`) leaves unchecked.
+    pub reply_mask: Vec<u8, MAX_UDP_DATA>,
+    /// `min_reply_length` (default 0).
+    pub min_reply_len: u16,
+    /// `max_reply_length` (default 255).
+    pub max_reply_len: u16,
+}
+
+impl Default for UdpConf {
+    fn default() -> Self {
+        UdpConf {
+            payload: Vec::new(),
+            require_reply: false,
+            reply: Vec::new(),
+            reply_mask: Vec::new(),
+            min_reply_len: 0,
+            max_reply_len: 255,
+        }
+    }
+}
+
+impl UdpConf {
+    /// Whether `reply` passes (keepalived check_udp.c `check_udp_reply`):
+    /// its length within `min_reply_len..=max_reply_len`, then the pattern
+    /// matched up to the shorter of the two. `Err` says why not.
+    pub fn judge(&self, reply: &[u8]) -> Result<(), ReplyMismatch> {
+        let len = reply.len();
+        if len < usize::from(self.min_reply_len) {
+            return Err(ReplyMismatch::TooShort { len });
+        }
+        if len > usize::from(self.max_reply_len) {
+            return Err(ReplyMismatch::TooLong { len });
+        }
+        let wild = self.reply_mask.iter().copied().chain(core::iter::repeat(0));
+        for (at, ((got, want), wild)) in reply.iter().zip(self.reply.iter()).zip(wild).enumerate() {
+            if (got ^ want) & !wild != 0 {
+                return Err(ReplyMismatch::Byte { at });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why a UDP_CHECK reply failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyMismatch {
+    /// Shorter than `min_reply_length`.
+    TooShort {
+        /// Its length.
+        len: usize,
+    },
+    /// Longer than `max_reply_length`.
+    TooLong {
+        /// Its length.
+        len: usize,
+    },
+    /// Byte `at` (from 0) differs from the pattern.
+    Byte {
+        /// The offset.
+        at: usize,
+    },
+}
+
+/// DNS_CHECK's query types (keepalived check_dns.c's table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DnsType {
+    /// `A`.
+    A,
+    /// `NS`.
+    Ns,
+    /// `CNAME`.
+    Cname,
+    /// `SOA`, keepalived's default.
+    #[default]
+    Soa,
+    /// `MX`.
+    Mx,
+    /// `TXT`.
+    Txt,
+    /// `AAAA`.
+    Aaaa,
+}
+
+impl DnsType {
+    /// Every type, as keepalived spells it (case-insensitive in the file).
+    pub const ALL: [DnsType; 7] = [
+        DnsType::A,
+        DnsType::Ns,
+        DnsType::Cname,
+        DnsType::Soa,
+        DnsType::Mx,
+        DnsType::Txt,
+        DnsType::Aaaa,
+    ];
+
+    /// The type's name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            DnsType::A => "A",
+            DnsType::Ns => "NS",
+            DnsType::Cname => "CNAME",
+            DnsType::Soa => "SOA",
+            DnsType::Mx => "MX",
+            DnsType::Txt => "TXT",
+            DnsType::Aaaa => "AAAA",
+        }
+    }
+
+    /// The RR type code (RFC 1035 3.2.2, RFC 3596 for AAAA).
+    pub const fn code(self) -> u16 {
+        match self {
+            DnsType::A => 1,
+            DnsType::Ns => 2,
+            DnsType::Cname => 5,
+            DnsType::Soa => 6,
+            DnsType::Mx => 15,
+            DnsType::Txt => 16,
+            DnsType::Aaaa => 28,
+        }
+    }
+}
+
+/// DNS_CHECK's `name` when unset: the root (keepalived check_dns.h).
+pub const DEFAULT_DNS_NAME: &str = ".";
 
 /// One `url { ... }` of an HTTP/SSL checker.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -798,9 +947,10 @@ pub struct CheckerConf<'t> {
     pub bind_port: Option<u16>,
     /// `connect_timeout` (unset: 5 s; not used by `MISC_CHECK`).
     pub connect_timeout: Option<Duration>,
-    /// `retry` / `nb_get_retry` (unset: 1, `MISC_CHECK` 0).
+    /// `retry` / `nb_get_retry` (unset: 1, `MISC_CHECK` 0, `DNS_CHECK` 3).
     pub retry: Option<u32>,
-    /// `delay_before_retry` (unset: 3 s for `HTTP_GET`/`SSL_GET`, else 1 s).
+    /// `delay_before_retry` (unset: 3 s for `HTTP_GET`/`SSL_GET`, the
+    /// `delay_loop` for `DNS_CHECK`, else 1 s).
     pub delay_before_retry: Option<Duration>,
     /// `delay_loop` override.
     pub delay_loop: Option<Duration>,
@@ -823,6 +973,12 @@ pub struct CheckerConf<'t> {
     pub virtualhost: Option<&'t str>,
     /// `helo_name` (SMTP; unset: [`DEFAULT_HELO_NAME`]).
     pub helo_name: Option<&'t str>,
+    /// UDP_CHECK's payload and reply rules.
+    pub udp: UdpConf,
+    /// DNS_CHECK's `type` (default SOA).
+    pub dns_type: DnsType,
+    /// DNS_CHECK's `name` (unset: [`DEFAULT_DNS_NAME`]).
+    pub dns_name: Option<&'t str>,
     /// Where the block started.
     pub pos: Pos,
 }
@@ -849,6 +1005,9 @@ impl<'t> CheckerConf<'t> {
             user: None,
             virtualhost: None,
             helo_name: None,
+            udp: UdpConf::default(),
+            dns_type: DnsType::Soa,
+            dns_name: None,
             pos,
         }
     }

@@ -171,6 +171,9 @@ fn check_name(k: ProbeKind) -> &'static str {
         ProbeKind::Ssl => "SSL_GET",
         ProbeKind::Misc => "MISC_CHECK",
         ProbeKind::Smtp => "SMTP_CHECK",
+        ProbeKind::Udp => "UDP_CHECK",
+        ProbeKind::Ping => "PING_CHECK",
+        ProbeKind::Dns => "DNS_CHECK",
     }
 }
 

@@ -1,18 +1,20 @@
 //! Runs probes concurrently without blocking: every TCP connect, HTTP
-//! exchange, TLS session and SMTP dialogue sits on its own non-blocking socket in the
-//! prober's own mio `Poll`, whose epoll descriptor the daemon watches like
+//! exchange, TLS session, SMTP dialogue, UDP datagram, ICMP echo and DNS
+//! query sits on its own non-blocking socket in the prober's own mio `Poll`, whose epoll descriptor the daemon watches like
 //! any other (an epoll fd is readable while it has events); `MISC_CHECK`
 //! scripts are child processes reaped on SIGCHLD or at their deadline.
 //! Owns the probes in flight and their deadlines; decides nothing about
 //! health (the core's checkers do): it only says how each probe ended.
 
+use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, Hasher};
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 
-use log::warn;
+use log::{info, warn};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use rustls::ClientConfig;
@@ -22,9 +24,12 @@ use vrlb_core::check::ProbeResult;
 use vrlb_core::node::CheckerId;
 use vrlb_core::time::{Duration, Instant};
 
+use super::dns::DnsProbe;
 use super::exchange::{Exchange, Step};
+use super::ping::Echo;
 use super::smtp::{self, Dialogue};
 use super::spec::{ProbeSpec, SpecKind};
+use super::udp::{self as udp, UdpProbe};
 use super::{http, misc, tcp, tls};
 use crate::daemon::scripts::{Credentials, Job, Runner};
 
@@ -73,6 +78,12 @@ enum Stage {
     Smtp(Box<Dialogue>),
     /// A MISC_CHECK script runs in the runner under this probe's token.
     Script,
+    /// A UDP_CHECK datagram awaits an ICMP error or a reply.
+    Udp(Box<UdpProbe>),
+    /// A PING_CHECK echo awaits its reply.
+    Ping(Box<Echo>),
+    /// A DNS_CHECK query awaits its reply.
+    Dns(Box<DnsProbe>),
     /// Between two stages.
     Moving,
 }
@@ -108,6 +119,8 @@ pub struct Prober {
     finished: VecDeque<Finished>,
     /// Events may remain after [`MAX_ROUNDS`]: come back at once.
     more: bool,
+    /// Whether the log has said that echoes go on raw sockets.
+    raw_ping_said: bool,
 }
 
 impl Prober {
@@ -128,6 +141,7 @@ impl Prober {
             next_token: 1,
             finished: VecDeque::new(),
             more: false,
+            raw_ping_said: false,
         })
     }
 
@@ -145,8 +159,65 @@ impl Prober {
             self.abandon(token);
         }
         let token = self.token();
-        let deadline = now + request.timeout;
+        let mut deadline = now + request.timeout;
         let stage = match &request.spec.kind {
+            SpecKind::Udp(conf) => {
+                if !conf.require_reply {
+                    deadline = now + udp::quiet_wait(request.timeout);
+                }
+                let mut random = [0u8; udp::RANDOM_PAYLOAD];
+                random_fill(&mut random);
+                UdpProbe::start(
+                    request.target,
+                    request.spec.bind_addr(request.target),
+                    conf,
+                    random,
+                )
+                .and_then(|mut p| {
+                    self.watch(p.socket(), token)
+                        .map(|()| Stage::Udp(Box::new(p)))
+                })
+                .map_err(|e| format!("UDP to {}: {}", request.target, udp::icmp_error(&e)))
+            }
+            SpecKind::Ping => {
+                let mut ident = [0u8; 2];
+                random_fill(&mut ident);
+                Echo::start(
+                    request.target.ip(),
+                    request.spec.bind_to,
+                    u16::from_ne_bytes(ident),
+                    request.seq as u16,
+                )
+                .inspect(|p| {
+                    if p.raw() && !self.raw_ping_said {
+                        self.raw_ping_said = true;
+                        info!(
+                            "PING_CHECK: net.ipv4.ping_group_range leaves vrlb's group out: echoes go on raw ICMP sockets (vrlb does not change the sysctl)"
+                        );
+                    }
+                })
+                .and_then(|mut p| {
+                    self.watch(p.socket(), token)
+                        .map(|()| Stage::Ping(Box::new(p)))
+                })
+                .map_err(|e| format!("echo to {}: {}", request.target.ip(), udp::icmp_error(&e)))
+            }
+            SpecKind::Dns { qtype, name } => {
+                let mut id = [0u8; 2];
+                random_fill(&mut id);
+                DnsProbe::start(
+                    request.target,
+                    request.spec.bind_addr(request.target),
+                    u16::from_ne_bytes(id),
+                    *qtype,
+                    name,
+                )
+                .and_then(|mut p| {
+                    self.watch(p.socket(), token)
+                        .map(|()| Stage::Dns(Box::new(p)))
+                        .map_err(|e| format!("DNS: {e}"))
+                })
+            }
             SpecKind::Misc { command, .. } => {
                 match self.runner.spawn(
                     now,
@@ -321,6 +392,13 @@ impl Prober {
         Ok(stream)
     }
 
+    /// Registers a datagram socket for reading.
+    fn watch(&self, socket: &mut mio::net::UdpSocket, token: usize) -> io::Result<()> {
+        self.poll
+            .registry()
+            .register(socket, Token(token), Interest::READABLE)
+    }
+
     fn abandon(&mut self, token: usize) {
         let Some(mut probe) = self.probes.remove(&token) else {
             return;
@@ -344,6 +422,15 @@ impl Prober {
             Stage::Script => {
                 self.runner
                     .kill_where(|job| matches!(job, Job::Check(t) if *t == token));
+            }
+            Stage::Udp(p) => {
+                let _ = self.poll.registry().deregister(p.socket());
+            }
+            Stage::Ping(p) => {
+                let _ = self.poll.registry().deregister(p.socket());
+            }
+            Stage::Dns(p) => {
+                let _ = self.poll.registry().deregister(p.socket());
             }
             Stage::Moving => {}
         }
@@ -422,6 +509,9 @@ impl Prober {
                         smtp::Step::Done(Err(e)) => failed(format!("SMTP at {target}: {e}")),
                     };
                 }
+                Stage::Udp(p) => return datagram(p.step(), "UDP", target),
+                Stage::Ping(p) => return datagram(p.step(), "echo", target),
+                Stage::Dns(p) => return datagram(p.step(), "DNS", target),
                 Stage::Script | Stage::Moving => return Outcome::Pending,
             }
             // Connected.
@@ -496,17 +586,47 @@ impl Prober {
         }
     }
 
-    /// Fails socket probes past their deadline (scripts are the runner's).
+    /// Ends socket probes past their deadline (scripts are the runner's):
+    /// a failure, except for a UDP_CHECK that passes on silence.
     fn expire(&mut self, now: Instant) {
-        let late: Vec<(usize, Duration)> = self
+        let late: Vec<(usize, Duration, bool)> = self
             .probes
             .iter()
             .filter(|(_, p)| p.deadline <= now && !matches!(p.stage, Stage::Script))
-            .map(|(t, p)| (*t, p.request.timeout))
+            .map(|(t, p)| {
+                let quiet_pass = matches!(&p.stage, Stage::Udp(u) if u.passes_when_quiet());
+                (*t, p.request.timeout, quiet_pass)
+            })
             .collect();
-        for (token, timeout) in late {
-            self.finish(token, ProbeResult::Failure, Some(timed_out(timeout)));
+        for (token, timeout, quiet_pass) in late {
+            match quiet_pass {
+                true => self.finish(token, ProbeResult::Success, None),
+                false => self.finish(token, ProbeResult::Failure, Some(timed_out(timeout))),
+            }
         }
+    }
+}
+
+/// A datagram probe's step as an outcome; `what` and `target` name it in
+/// the log.
+fn datagram(step: Option<Result<(), String>>, what: &str, target: SocketAddr) -> Outcome {
+    match step {
+        None => Outcome::Pending,
+        Some(Ok(())) => Outcome::Done(ProbeResult::Success, None),
+        Some(Err(e)) => failed(format!("{what} to {target}: {e}")),
+    }
+}
+
+/// Fills `buf` with unpredictable bytes (UDP_CHECK's random payload, echo
+/// identifiers, DNS IDs; keepalived uses random(3)): std's randomly keyed
+/// SipHash over a counter, so no RNG crate for a few bytes that guard
+/// nothing secret.
+fn random_fill(buf: &mut [u8]) {
+    let state = RandomState::new();
+    for (i, chunk) in buf.chunks_mut(8).enumerate() {
+        let mut h = state.build_hasher();
+        h.write_usize(i);
+        chunk.copy_from_slice(&h.finish().to_ne_bytes()[..chunk.len()]);
     }
 }
 

@@ -1,12 +1,16 @@
 //! What one checker probes, owned: the parts of a `TCP_CHECK`, `HTTP_GET`,
-//! `SSL_GET`, `MISC_CHECK` or `SMTP_CHECK` block the core does not keep (URLs, digests,
-//! virtual hosts, `bindto`/`bind_port`, the script). Taken from the build
+//! `SSL_GET`, `MISC_CHECK`, `SMTP_CHECK`, `UDP_CHECK`, `PING_CHECK` or
+//! `DNS_CHECK` block the core does not keep (URLs, digests, virtual hosts,
+//! `bindto`/`bind_port`, the script, UDP payloads and patterns, the DNS
+//! query). Taken from the build
 //! callbacks; the target address and the timing stay in the core's
 //! `CheckerConfig`. No I/O.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use vrlb_core::config::{CheckKind, CheckerConf, DEFAULT_HELO_NAME, UrlConf};
+use vrlb_core::config::{
+    CheckKind, CheckerConf, DEFAULT_DNS_NAME, DEFAULT_HELO_NAME, DnsType, UdpConf, UrlConf,
+};
 
 use crate::daemon::env::account;
 use crate::daemon::scripts::Account;
@@ -67,6 +71,17 @@ pub enum SpecKind {
         /// `helo_name` (default: keepalived's).
         helo_name: String,
     },
+    /// `UDP_CHECK`: a datagram draws no ICMP error (or a matching reply).
+    Udp(Box<UdpConf>),
+    /// `PING_CHECK`: an ICMP/ICMPv6 echo is answered.
+    Ping,
+    /// `DNS_CHECK`: one query is answered without error.
+    Dns {
+        /// `type`.
+        qtype: DnsType,
+        /// `name` (default `.`).
+        name: String,
+    },
 }
 
 /// One checker's probe settings.
@@ -101,6 +116,12 @@ impl ProbeSpec {
             CheckKind::Smtp => SpecKind::Smtp {
                 helo_name: conf.helo_name.unwrap_or(DEFAULT_HELO_NAME).to_string(),
             },
+            CheckKind::Udp => SpecKind::Udp(Box::new(conf.udp.clone())),
+            CheckKind::Ping => SpecKind::Ping,
+            CheckKind::Dns => SpecKind::Dns {
+                qtype: conf.dns_type,
+                name: conf.dns_name.unwrap_or(DEFAULT_DNS_NAME).to_string(),
+            },
         };
         ProbeSpec {
             kind,
@@ -130,6 +151,9 @@ impl ProbeSpec {
             SpecKind::Http { tls: true, .. } => "SSL_GET",
             SpecKind::Misc { .. } => "MISC_CHECK",
             SpecKind::Smtp { .. } => "SMTP_CHECK",
+            SpecKind::Udp(_) => "UDP_CHECK",
+            SpecKind::Ping => "PING_CHECK",
+            SpecKind::Dns { .. } => "DNS_CHECK",
         }
     }
 }
@@ -203,6 +227,36 @@ mod tests {
             parse_digest("000102030405060708090a0b0c0d0eff").unwrap()[15],
             0xff
         );
+    }
+
+    #[test]
+    fn udp_ping_and_dns_checks_carry_their_settings() {
+        let mut c = CheckerConf::new(CheckKind::Dns, Pos::default());
+        let dns = |c: &CheckerConf<'_>| ProbeSpec::from_conf(c, None).kind;
+        assert_eq!(
+            dns(&c),
+            SpecKind::Dns {
+                qtype: DnsType::Soa,
+                name: ".".into()
+            }
+        );
+        c.dns_type = DnsType::Mx;
+        c.dns_name = Some("example.com");
+        assert_eq!(
+            dns(&c),
+            SpecKind::Dns {
+                qtype: DnsType::Mx,
+                name: "example.com".into()
+            }
+        );
+        let mut u = CheckerConf::new(CheckKind::Udp, Pos::default());
+        u.udp.payload.extend_from_slice(&[1, 2]).unwrap();
+        u.udp.require_reply = true;
+        let spec = ProbeSpec::from_conf(&u, None);
+        assert_eq!(spec.kind, SpecKind::Udp(Box::new(u.udp.clone())));
+        assert_eq!(spec.name(), "UDP_CHECK");
+        let p = ProbeSpec::from_conf(&CheckerConf::new(CheckKind::Ping, Pos::default()), None);
+        assert_eq!((p.name(), p.kind), ("PING_CHECK", SpecKind::Ping));
     }
 
     #[test]

@@ -770,3 +770,289 @@ mod with_a_node {
         assert!(took <= std::time::Duration::from_millis(2_500), "{took:?}");
     }
 }
+
+// ---- UDP_CHECK, PING_CHECK, DNS_CHECK ----
+
+use vrlb_core::config::{DnsType, UdpConf};
+
+/// A UDP port on loopback with a thread answering each datagram with what
+/// `answer` makes of it (no datagram for `None`), until `count` came.
+fn udp_responder(
+    count: usize,
+    answer: impl Fn(&[u8]) -> Option<Vec<u8>> + Send + 'static,
+) -> (SocketAddr, JoinHandle<Vec<Vec<u8>>>) {
+    let socket = std::net::UdpSocket::bind((LOCALHOST, 0)).unwrap();
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let addr = socket.local_addr().unwrap();
+    let handle = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 2048];
+        while seen.len() < count {
+            let Ok((n, from)) = socket.recv_from(&mut buf) else {
+                break;
+            };
+            if let Some(reply) = answer(&buf[..n]) {
+                socket.send_to(&reply, from).unwrap();
+            }
+            seen.push(buf[..n].to_vec());
+        }
+        seen
+    });
+    (addr, handle)
+}
+
+fn udp_conf(payload: &[u8], reply: Option<(&[u8], &[u8])>, min: u16, max: u16) -> UdpConf {
+    let mut c = UdpConf {
+        min_reply_len: min,
+        max_reply_len: max,
+        ..UdpConf::default()
+    };
+    c.payload.extend_from_slice(payload).unwrap();
+    if let Some((pattern, mask)) = reply {
+        c.require_reply = true;
+        c.reply.extend_from_slice(pattern).unwrap();
+        c.reply_mask.extend_from_slice(mask).unwrap();
+    }
+    c
+}
+
+#[test]
+fn udp_check_passes_on_silence_and_fails_on_port_unreachable() {
+    let mut h = Harness::new();
+    // A bound socket that never answers: no ICMP error, so it passes at
+    // connect_timeout (300 ms; the checker's timeout has the grace on top).
+    let (quiet, _) = udp_responder(1, |_| None);
+    let started = std::time::Instant::now();
+    let grace_ms = vrlb_core::check::UDP_QUIET_GRACE.as_micros() / 1000;
+    h.start(
+        1,
+        quiet,
+        300 + grace_ms,
+        spec(SpecKind::Udp(Box::new(udp_conf(b"ping", None, 0, 255)))),
+    );
+    let f = h.one();
+    assert_eq!((f.result, f.reason), (ProbeResult::Success, None));
+    let took = started.elapsed();
+    assert!(took >= std::time::Duration::from_millis(300), "{took:?}");
+    // Well before the checker's own deadline (300 ms + the grace).
+    assert!(took < std::time::Duration::from_millis(1000), "{took:?}");
+
+    // A closed port answers with ICMP port unreachable: a failure at once.
+    let closed = std::net::UdpSocket::bind((LOCALHOST, 0)).unwrap();
+    let target = closed.local_addr().unwrap();
+    drop(closed);
+    let started = std::time::Instant::now();
+    h.start(
+        2,
+        target,
+        2000,
+        spec(SpecKind::Udp(Box::new(udp_conf(b"", None, 0, 255)))),
+    );
+    let f = h.one();
+    assert_eq!(f.result, ProbeResult::Failure);
+    assert!(
+        f.reason.as_deref().unwrap().contains("port unreachable"),
+        "{f:?}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+}
+
+#[test]
+fn udp_check_sends_the_payload_and_judges_the_reply() {
+    let mut h = Harness::new();
+    // Answers "OK" + the request's first byte.
+    let answer = |q: &[u8]| Some([b"OK".as_slice(), &q[..1]].concat());
+    let (addr, seen) = udp_responder(1, answer);
+    // "4f 4b X1": O, K, then any high nibble with low nibble 1.
+    let pass = udp_conf(&[0x31, 0x32], Some((b"OK\x01", &[0, 0, 0xf0])), 3, 3);
+    h.start(1, addr, 2000, spec(SpecKind::Udp(Box::new(pass))));
+    assert_eq!(h.one().result, ProbeResult::Success);
+    assert_eq!(seen.join().unwrap(), vec![vec![0x31, 0x32]]);
+
+    let cases: [(UdpConf, &str); 3] = [
+        (
+            udp_conf(b"1", Some((b"OX", &[0, 0])), 0, 255),
+            "reply mismatch at byte 1",
+        ),
+        (
+            udp_conf(b"1", Some((b"", &[])), 4, 255),
+            "reply too short: 3 bytes, min_reply_length 4",
+        ),
+        (
+            udp_conf(b"1", Some((b"", &[])), 0, 2),
+            "reply too long: more than max_reply_length 2 bytes",
+        ),
+    ];
+    for (i, (conf, why)) in cases.into_iter().enumerate() {
+        let (addr, _) = udp_responder(1, answer);
+        h.start(
+            2 + i as u32,
+            addr,
+            2000,
+            spec(SpecKind::Udp(Box::new(conf))),
+        );
+        let f = h.one();
+        assert_eq!(f.result, ProbeResult::Failure);
+        assert!(f.reason.as_deref().unwrap().ends_with(why), "{f:?}");
+    }
+
+    // require_reply with no answer: a timeout, not a pass.
+    let (addr, _) = udp_responder(1, |_| None);
+    h.start(
+        9,
+        addr,
+        300,
+        spec(SpecKind::Udp(Box::new(udp_conf(
+            b"1",
+            Some((b"", &[])),
+            0,
+            255,
+        )))),
+    );
+    let f = h.one();
+    assert_eq!(f.result, ProbeResult::Failure);
+    assert!(f.reason.as_deref().unwrap().contains("timed out"), "{f:?}");
+}
+
+#[test]
+fn ping_check_gets_its_echo_reply_on_v4_and_v6() {
+    if !nix::unistd::Uid::effective().is_root() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true: PING_CHECK's raw-socket fallback needs root"
+        );
+        println!("skipped: PING_CHECK's raw-socket fallback needs root");
+        return;
+    }
+    let mut h = Harness::new();
+    h.start(1, SocketAddr::new(LOCALHOST, 0), 2000, spec(SpecKind::Ping));
+    let f = h.one();
+    assert_eq!((f.result, f.reason), (ProbeResult::Success, None));
+    let v6 = SocketAddr::new(IpAddr::V6(std::net::Ipv6Addr::LOCALHOST), 0);
+    h.start(2, v6, 2000, spec(SpecKind::Ping));
+    let f = h.one();
+    assert_eq!((f.result, f.reason), (ProbeResult::Success, None));
+}
+
+#[test]
+fn echo_replies_match_identifier_and_sequence() {
+    use super::ping::{is_reply, request};
+    for v6 in [false, true] {
+        let mut reply = request(v6, 0x1234, 7);
+        // Turn the request into its reply (v4: fix the checksum).
+        reply[0] = if v6 { 129 } else { 0 };
+        if !v6 {
+            let mut p = smoltcp::wire::Icmpv4Packet::new_unchecked(&mut reply[..]);
+            p.fill_checksum();
+        }
+        assert!(is_reply(v6, &reply, 0x1234, 7));
+        assert!(!is_reply(v6, &reply, 0x1235, 7));
+        assert!(!is_reply(v6, &reply, 0x1234, 8));
+        assert!(!is_reply(v6, &request(v6, 0x1234, 7), 0x1234, 7));
+        assert!(!is_reply(v6, &reply[..4], 0x1234, 7));
+    }
+}
+
+/// A DNS answer to `query`: its ID (or `id`), the response bit, `rcode`.
+fn dns_answer(query: &[u8], id: Option<u16>, rcode: u8) -> Vec<u8> {
+    let mut r = query.to_vec();
+    if let Some(id) = id {
+        r[..2].copy_from_slice(&id.to_be_bytes());
+    }
+    r[2] |= 0x80;
+    r[3] = (r[3] & 0xf0) | rcode;
+    r
+}
+
+#[test]
+fn dns_check_sends_the_query_and_reads_the_rcode() {
+    let mut h = Harness::new();
+    let dns = |qtype, name: &str| {
+        spec(SpecKind::Dns {
+            qtype,
+            name: name.to_string(),
+        })
+    };
+    // First a stray reply with another ID (skipped), then the real one.
+    let socket = std::net::UdpSocket::bind((LOCALHOST, 0)).unwrap();
+    let addr = socket.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        let (n, from) = socket.recv_from(&mut buf).unwrap();
+        let q = buf[..n].to_vec();
+        let other = u16::from_be_bytes([q[0], q[1]]).wrapping_add(1);
+        socket
+            .send_to(&dns_answer(&q, Some(other), 0), from)
+            .unwrap();
+        socket.send_to(&dns_answer(&q, None, 0), from).unwrap();
+        q
+    });
+    h.start(1, addr, 2000, dns(DnsType::Mx, "example.com"));
+    let f = h.one();
+    assert_eq!((f.result, f.reason), (ProbeResult::Success, None));
+    let q = server.join().unwrap();
+    let parsed = simple_dns::Packet::parse(&q).unwrap();
+    assert!(parsed.has_flags(simple_dns::PacketFlag::RECURSION_DESIRED));
+    assert_eq!(parsed.questions.len(), 1);
+    assert_eq!(parsed.questions[0].qname.to_string(), "example.com");
+    assert_eq!(
+        parsed.questions[0].qtype,
+        simple_dns::QTYPE::TYPE(simple_dns::TYPE::MX)
+    );
+
+    // NXDOMAIN fails, naming the rcode; the root's SOA is the default query.
+    let (addr, seen) = udp_responder(1, |q| Some(dns_answer(q, None, 3)));
+    h.start(2, addr, 2000, dns(DnsType::Soa, "."));
+    let f = h.one();
+    assert_eq!(f.result, ProbeResult::Failure);
+    assert!(
+        f.reason
+            .as_deref()
+            .unwrap()
+            .ends_with("DNS rcode 3 (NameError)"),
+        "{f:?}"
+    );
+    let q = seen.join().unwrap().pop().unwrap();
+    // Header, the root (one zero byte), type 6, class 1.
+    assert_eq!(&q[12..], &[0, 0, 6, 0, 1]);
+
+    // A server that is not there: port unreachable.
+    let closed = std::net::UdpSocket::bind((LOCALHOST, 0)).unwrap();
+    let target = closed.local_addr().unwrap();
+    drop(closed);
+    h.start(3, target, 2000, dns(DnsType::A, "example.com"));
+    let f = h.one();
+    assert_eq!(f.result, ProbeResult::Failure);
+    assert!(
+        f.reason.as_deref().unwrap().contains("port unreachable"),
+        "{f:?}"
+    );
+}
+
+#[test]
+fn ping_check_uses_a_ping_socket_where_ping_group_range_allows_and_the_kernel_s_identifier() {
+    use super::ping::Echo;
+    let result = crate::test_netns::in_private_netns(|| {
+        // In this namespace only: admit group 0 (root) to ping sockets.
+        std::fs::write("/proc/sys/net/ipv4/ping_group_range", "0 0").unwrap();
+        let mut seen = Vec::new();
+        for target in [LOCALHOST, IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)] {
+            let mut echo = Echo::start(target, None, 0x4242, 9).unwrap();
+            let give_up = std::time::Instant::now() + std::time::Duration::from_secs(2);
+            let verdict = loop {
+                if let Some(v) = echo.step() {
+                    break v;
+                }
+                assert!(std::time::Instant::now() < give_up, "no echo reply");
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            };
+            seen.push((echo.raw(), verdict));
+        }
+        seen
+    });
+    if let Some(seen) = result {
+        assert_eq!(seen, [(false, Ok(())), (false, Ok(()))]);
+    }
+}

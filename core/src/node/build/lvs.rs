@@ -7,7 +7,7 @@ use heapless::Vec;
 
 use super::{Builder, Environment, name_key};
 use crate::check::Quorum;
-use crate::check::{Checker, CheckerConfig, ProbeKind};
+use crate::check::{Checker, CheckerConfig, ProbeKind, UDP_QUIET_GRACE};
 use crate::config::{self, CheckKind, Kind, Snippet, VsKey};
 use crate::lb::{self, ForwardMethod, Protocol, RealServer, ServiceConfig, ServiceId, ServiceKey};
 use crate::node::{FileCheck, Node, NodeError, ServerRef, ServerState, ServiceState};
@@ -333,6 +333,9 @@ fn checker_config(
         CheckKind::Ssl => ProbeKind::Ssl,
         CheckKind::Misc => ProbeKind::Misc,
         CheckKind::Smtp => ProbeKind::Smtp,
+        CheckKind::Udp => ProbeKind::Udp,
+        CheckKind::Ping => ProbeKind::Ping,
+        CheckKind::Dns => ProbeKind::Dns,
     };
     let target = (
         c.connect_ip.unwrap_or(rs.addr),
@@ -345,10 +348,19 @@ fn checker_config(
         // keepalived check_misc.c: misc_timeout, else the virtual
         // server's delay_loop.
         ProbeKind::Misc => c.misc_timeout.unwrap_or(vs.delay_loop),
+        // The driver passes a quiet UDP_CHECK at connect_timeout.
+        ProbeKind::Udp if !c.udp.require_reply => {
+            c.connect_timeout.unwrap_or(cfg.timeout) + UDP_QUIET_GRACE
+        }
         _ => c.connect_timeout.unwrap_or(cfg.timeout),
     };
     cfg.retry = c.retry.unwrap_or(cfg.retry);
-    cfg.delay_before_retry = c.delay_before_retry.unwrap_or(cfg.delay_before_retry);
+    cfg.delay_before_retry = c.delay_before_retry.unwrap_or(match kind {
+        // keepalived check_dns.c: default_delay_before_retry 0, which
+        // means the checker's delay_loop.
+        ProbeKind::Dns => cfg.delay_loop,
+        _ => cfg.delay_before_retry,
+    });
     // Unset: up to delay_loop, keepalived's default.
     cfg.warmup = c.warmup;
     cfg.alpha = c.alpha.unwrap_or(vs.alpha);
