@@ -97,11 +97,11 @@ impl Effect {
         Effect::of(value, weight, reverse, -254)
     }
 
-    /// For a real server's `FILE_CHECK`: a product of -65535 or less is a
+    /// For a real server's `FILE_CHECK`: a product of -2147483647 or less is a
     /// fault, else it is added to the server's weight (track_file.c
     /// `process_update_checker_track_file_status`, `IPVS_WEIGHT_MAX`).
     pub fn real_server(value: i32, weight: i32, reverse: bool) -> Effect {
-        Effect::of(value, weight, reverse, -REAL_SERVER_WEIGHT_MAX)
+        Effect::of(value, weight, reverse, -FILE_CHECK_WEIGHT_MAX)
     }
 
     /// The adjustment, 0 for a fault.
@@ -113,9 +113,13 @@ impl Effect {
     }
 }
 
-/// keepalived's `IPVS_WEIGHT_MAX`: the most a real server's weight is, and
-/// the bound of a `FILE_CHECK` weight.
-pub const REAL_SERVER_WEIGHT_MAX: i32 = 65535;
+/// keepalived's `IPVS_WEIGHT_MAX` (`INT_MAX` in 2.2.7, which takes a
+/// `FILE_CHECK` weight up to it): the bound of a `FILE_CHECK` weight and
+/// of the product, whose lowest value fails the check.
+pub const FILE_CHECK_WEIGHT_MAX: i32 = i32::MAX;
+
+/// The most a real server's weight becomes (`weight 0..65535`).
+pub const REAL_SERVER_WEIGHT_MAX: u32 = 65535;
 
 #[cfg(test)]
 mod tests {
@@ -171,11 +175,19 @@ mod tests {
     fn real_server_effects() {
         assert_eq!(Effect::real_server(10, 2, false), Effect::Adjust(20));
         assert_eq!(
-            Effect::real_server(-65534, 1, false),
-            Effect::Adjust(-65534)
+            Effect::real_server(-65535, 1, false),
+            Effect::Adjust(-65535)
         );
-        assert_eq!(Effect::real_server(-65535, 1, false), Effect::Fault);
+        assert_eq!(
+            Effect::real_server(-i32::MAX + 1, 1, false),
+            Effect::Adjust(-i32::MAX + 1)
+        );
+        assert_eq!(Effect::real_server(-i32::MAX, 1, false), Effect::Fault);
+        assert_eq!(Effect::real_server(i32::MIN, 2, false), Effect::Fault);
         assert_eq!(Effect::real_server(1, 0, false), Effect::Fault);
-        assert_eq!(Effect::real_server(70000, 1, false), Effect::Adjust(65534));
+        assert_eq!(
+            Effect::real_server(i32::MAX, 2, false),
+            Effect::Adjust(i32::MAX - 1)
+        );
     }
 }

@@ -133,8 +133,8 @@ fn bad_values_are_errors_naming_the_place() {
             "k.conf:3:11: error: 'weight' value 'sideways' is not one of: reverse",
         ),
         (
-            "track_file f {\n file /x\n weight 2147483648\n}",
-            "k.conf:3:9: error: 'weight' value '2147483648' is out of range: expected -2147483647..2147483647",
+            "track_file f {\n file /x\n weight 1000\n}",
+            "k.conf:3:9: error: 'weight' value '1000' is out of range: expected -254..254",
         ),
         (
             "track_file f {\n file /x\n init_file soon\n}",
@@ -153,8 +153,8 @@ fn bad_values_are_errors_naming_the_place() {
             "k.conf:4:5: error: 'f': expected weight W, reverse or noreverse, found 'sideways'",
         ),
         (
-            "virtual_server 192.0.2.1 80 {\n real_server 192.0.2.2 80 {\n  FILE_CHECK {\n   track_file f\n   weight 70000\n  }\n }\n}",
-            "k.conf:5:11: error: 'weight' value '70000' is out of range: expected -65535..65535",
+            "virtual_server 192.0.2.1 80 {\n real_server 192.0.2.2 80 {\n  FILE_CHECK {\n   track_file f\n   weight 2147483648\n  }\n }\n}",
+            "k.conf:5:11: error: 'weight' value '2147483648' is out of range: expected -2147483647..2147483647",
         ),
     ];
     for (text, want) in cases {
@@ -388,8 +388,9 @@ fn file_check_adds_to_the_real_server_weight_and_fails_it() {
     // 10 - 15: the weight stops at 0, the server stays listed.
     set(&mut w, -5);
     assert_eq!(server(&w), (true, 0, vec![(RS, 0)]));
-    // 3 x -21845 = -65535: the check fails, the server is taken out.
-    set(&mut w, -21845);
+    // 3 x -715827883 = -2147483649, at most -2147483647: the check fails,
+    // the server is taken out.
+    set(&mut w, -715_827_883);
     assert!(!server(&w).0);
     assert_eq!(w.listed(), []);
     assert_eq!(w.health().last().map(|h| (h.1, h.2)), Some((RS, false)));

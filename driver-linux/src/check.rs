@@ -172,6 +172,36 @@ mod tests {
     }
 
     #[test]
+    fn tracked_files_are_described_and_their_problems_warned() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("files.conf");
+        std::fs::write(
+            &path,
+            "track_file f {\n  file /run/f\n  weight -5 reverse\n  init_file 2\n}\n\
+             vrrp_track_file g {\n  file /run/g\n}\n\
+             vrrp_instance VI {\n  interface eth0\n  virtual_router_id 51\n  virtual_ipaddress {\n    192.0.2.10\n  }\n\
+             \x20 track_file {\n    f\n    g weight 0 reverse\n    nosuch\n  }\n}\n",
+        )
+        .unwrap();
+        let report = check(&path, &Options::default());
+        assert_eq!(report.error, None);
+        let d = &report.description;
+        for line in [
+            "track_file f (line 1): reads \"/run/f\" when it changes, value times 5; writes 2 at start if missing",
+            "  tracks file f (the track_file's weight)",
+            "  tracks file g (weight 0 reverse: a zero value means FAULT)",
+        ] {
+            assert!(d.contains(line), "{line:?} in\n{d}");
+        }
+        let w = report.warnings.join("\n");
+        assert!(w.contains("'vrrp_track_file' is deprecated"), "{w}");
+        assert!(
+            w.contains("'nosuch': no track_file of this name: not tracked"),
+            "{w}"
+        );
+    }
+
+    #[test]
     fn build_errors_are_reported_with_their_place() {
         let dir = std::env::temp_dir().join(format!("vrlb-check-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();

@@ -7,8 +7,8 @@
 //!   directory, as keepalived watches);
 //! - `init_file` creates the file at start;
 //! - a real server's `FILE_CHECK` adds the file's value times its weight
-//!   to the server's weight, and a value whose product is -65535 or less
-//!   takes the server down, as keepalived's check_file.c does.
+//!   to the server's weight, and a value whose product is -2147483647 or
+//!   less takes the server down, as keepalived's check_file.c does.
 
 use std::time::Duration;
 
@@ -133,8 +133,8 @@ fn file_check_moves_a_real_servers_weight_and_takes_it_down() {
             "{what}: real server 192.0.2.100:80: weight 13 -> 23"
         ))
     });
-    // 5 x -13107 = -65535: the check fails.
-    std::fs::write(&file, "-13107\n").unwrap();
+    // 5 x -429496730 = -2147483650, at most -2147483647: the check fails.
+    std::fs::write(&file, "-429496730\n").unwrap();
     expect(LONG, "the server goes down", &[&d0], || {
         log(&d0).contains("real server 192.0.2.100:80: down")
             && log(&d0).contains("real server 192.0.2.100:80: FILE_CHECK fails")

@@ -11,18 +11,19 @@ use super::keywords::Block;
 use super::model::{FileTrackConf, InitFile, MAX_FILE_CHECKS, MAX_TRACKS, TrackFileConf};
 use super::parser::{Parser, Res, Stmt};
 use super::value;
-use crate::track_file::REAL_SERVER_WEIGHT_MAX;
+use crate::track_file::FILE_CHECK_WEIGHT_MAX;
 
-/// keepalived.conf(5): a track_file's `weight <-2147483647..2147483647>`.
-const FILE_WEIGHT_RANGE: (i64, i64, &str) =
-    (-2_147_483_647, 2_147_483_647, "-2147483647..2147483647");
+/// A track_file's `weight`: keepalived 2.2.7 takes -254..254 (track_file.c
+/// `track_file_weight_handler`), though keepalived.conf(5) says
+/// -2147483647..2147483647.
+const FILE_WEIGHT_RANGE: (i64, i64, &str) = (-254, 254, "-254..254");
 /// An instance's `track_file` entry: `weight <-254..254>`.
 const TRACK_WEIGHT_RANGE: (i64, i64, &str) = (-254, 254, "-254..254");
 /// A `FILE_CHECK`'s weight: keepalived's `IPVS_WEIGHT_MAX` either way.
 const CHECK_WEIGHT_RANGE: (i64, i64, &str) = (
-    -(REAL_SERVER_WEIGHT_MAX as i64),
-    REAL_SERVER_WEIGHT_MAX as i64,
-    "-65535..65535",
+    -(FILE_CHECK_WEIGHT_MAX as i64),
+    FILE_CHECK_WEIGHT_MAX as i64,
+    "-2147483647..2147483647",
 );
 
 impl<'t> Parser<'t, '_> {

@@ -86,7 +86,7 @@ impl ServerState {
 }
 
 /// A real server's `FILE_CHECK`: the file's value times its weight is
-/// added to the server's weight; a product of -65535 or less, or with
+/// added to the server's weight; a product of -2147483647 or less, or with
 /// weight 0 a non-zero value, fails the check and the server
 /// ([`Effect::real_server`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
