@@ -286,3 +286,47 @@ fn a_track_process_naming_no_block_is_warned_and_not_tracked() {
             .is_empty()
     );
 }
+
+#[test]
+fn reverse_turns_a_weight_and_weight_0_reverse_faults_while_running() {
+    let text = "
+vrrp_track_process plus {
+    process a
+    weight 20 reverse
+}
+vrrp_track_process gate {
+    process b
+}
+vrrp_instance A {
+    interface eth0
+    virtual_router_id 1
+    priority 150
+    virtual_ipaddress {
+        192.0.2.100
+    }
+    track_process {
+        plus
+        gate weight 0 reverse
+    }
+}
+";
+    let mut w = World::built(text);
+    count(&mut w, "plus", 1);
+    count(&mut w, "gate", 0);
+    w.input(Input::Start);
+    w.run_until(Instant::from_secs(5));
+    assert_eq!(priority(&w), 130, "up with +20 reverse: 20 less");
+    assert_eq!(
+        state(&w),
+        State::Master,
+        "gate is down: reverse makes that fine"
+    );
+    count(&mut w, "plus", 0);
+    assert_eq!(priority(&w), 150, "down: no adjustment");
+    count(&mut w, "gate", 1);
+    assert_eq!(
+        state(&w),
+        State::Fault,
+        "weight 0 reverse: running means FAULT"
+    );
+}

@@ -31,7 +31,7 @@ pub struct Describe {
     vmac_names: vmac::Names,
     /// Scripts' and tracked processes' own weights, by name, for the
     /// instances that track them without one.
-    default_weights: std::collections::HashMap<String, i32>,
+    default_weights: std::collections::HashMap<String, (i32, bool)>,
 }
 
 /// What an enabled alert comes to when `global_defs` cannot send it.
@@ -229,7 +229,8 @@ impl Sink for Describe {
     }
 
     fn vrrp_script(&mut self, s: &VrrpScript<'_>) -> Result<(), Kind> {
-        self.default_weights.insert(s.name.to_string(), s.weight);
+        self.default_weights
+            .insert(s.name.to_string(), (s.weight, s.reverse));
         writeln!(
             self.text,
             "vrrp_script {} (line {}): runs {:?} every {}, timeout {}, up after {} success(es), down after {} failure(s), weight {}",
@@ -247,7 +248,8 @@ impl Sink for Describe {
     }
 
     fn vrrp_track_process(&mut self, p: &TrackProcessConf<'_>) -> Result<(), Kind> {
-        self.default_weights.insert(p.name.to_string(), p.weight);
+        self.default_weights
+            .insert(p.name.to_string(), (p.weight, p.reverse));
         let what = if p.full_command {
             let mut line = vec![p.process];
             line.extend(p.params.iter().copied());
@@ -370,15 +372,19 @@ impl Sink for Describe {
             .chain(&i.track_scripts)
             .chain(&i.track_processes)
         {
-            let weight = t
-                .weight
-                .or_else(|| self.default_weights.get(t.name).copied());
-            match weight {
-                Some(0) | None => {
-                    writeln!(self.text, "  tracks {} (down means FAULT)", t.name).unwrap()
-                }
-                Some(w) => writeln!(self.text, "  tracks {} (weight {w:+})", t.name).unwrap(),
-            }
+            let (own_weight, own_reverse) = self
+                .default_weights
+                .get(t.name)
+                .copied()
+                .unwrap_or((0, false));
+            let weight = t.weight.unwrap_or(own_weight);
+            let how = match (weight, t.reverse.unwrap_or(own_reverse)) {
+                (0, false) => "down means FAULT".to_string(),
+                (0, true) => "weight 0 reverse: up means FAULT".to_string(),
+                (w, false) => format!("weight {w:+}"),
+                (w, true) => format!("weight {w:+} reverse"),
+            };
+            writeln!(self.text, "  tracks {} ({how})", t.name).unwrap();
         }
         for t in &i.track_files {
             let how = match (t.weight, t.reverse) {

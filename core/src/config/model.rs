@@ -205,6 +205,8 @@ pub struct VrrpScript<'t> {
     pub timeout: Option<Duration>,
     /// `weight` (default 0: failure puts trackers in Fault).
     pub weight: i32,
+    /// `weight W reverse`: trackers turn the adjustment's direction.
+    pub reverse: bool,
     /// `rise` (default 1).
     pub rise: u32,
     /// `fall` (default 1).
@@ -253,6 +255,8 @@ pub struct TrackProcessConf<'t> {
     pub full_command: bool,
     /// `weight` (default 0: too few processes put trackers in Fault).
     pub weight: i32,
+    /// `weight W reverse`: trackers turn the adjustment's direction.
+    pub reverse: bool,
     /// `quorum` (default 1).
     pub quorum: u32,
     /// `quorum_max` (default: no limit).
@@ -293,19 +297,6 @@ pub struct InitFile {
     pub value: i32,
     /// Also when the file exists.
     pub overwrite: bool,
-}
-
-/// An entry of an instance's `track_file` block, or a `FILE_CHECK`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FileTrackConf<'t> {
-    /// The `track_file` block's name.
-    pub name: &'t str,
-    /// `weight W` (unset: the track_file's).
-    pub weight: Option<i32>,
-    /// `reverse` / `noreverse` (unset: the track_file's).
-    pub reverse: Option<bool>,
-    /// Where it is.
-    pub pos: Pos,
 }
 
 /// `state` of a `vrrp_instance`.
@@ -380,13 +371,17 @@ pub struct RouteConf<'t> {
     pub pos: Pos,
 }
 
-/// An entry of `track_interface` or `track_script`.
+/// An entry of `track_interface`, `track_script`, `track_process` or
+/// `track_file`, or a `FILE_CHECK`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TrackConf<'t> {
-    /// Interface or script name.
+    /// The interface's name, or the tracked block's.
     pub name: &'t str,
-    /// `weight N`, when given (scripts default to their own weight).
+    /// `weight N`, when given (unset: the block's own weight; an
+    /// interface's is 0).
     pub weight: Option<i32>,
+    /// `reverse` / `noreverse`, when given (unset: the block's own).
+    pub reverse: Option<bool>,
     /// Where it is.
     pub pos: Pos,
 }
@@ -504,7 +499,7 @@ pub struct VrrpInstance<'t> {
     /// `track_process`.
     pub track_processes: Vec<TrackConf<'t>, MAX_TRACKS>,
     /// `track_file`.
-    pub track_files: Vec<FileTrackConf<'t>, MAX_TRACKS>,
+    pub track_files: Vec<TrackConf<'t>, MAX_TRACKS>,
     /// `garp_master_delay`.
     pub garp_master_delay: Option<Duration>,
     /// `garp_master_repeat`.
@@ -708,7 +703,7 @@ pub struct RealServer<'t> {
     /// already applied.
     pub checkers: Vec<CheckerConf<'t>, MAX_CHECKERS>,
     /// `FILE_CHECK { track_file NAME; weight W [reverse] }` blocks.
-    pub file_checks: Vec<FileTrackConf<'t>, MAX_FILE_CHECKS>,
+    pub file_checks: Vec<TrackConf<'t>, MAX_FILE_CHECKS>,
     /// `smtp_alert` (unset: see [`MailDefs::checker_alerts`]).
     pub smtp_alert: Option<bool>,
     /// Where the block started.

@@ -24,6 +24,7 @@ impl<'t> Parser<'t, '_> {
             param_match: ParamMatch::Ignore,
             full_command: false,
             weight: 0,
+            reverse: false,
             quorum: 1,
             quorum_max: u32::MAX,
             fork_delay: Duration::ZERO,
@@ -65,8 +66,9 @@ impl<'t> Parser<'t, '_> {
                     self.extra_args(&stmt, 1);
                 }
                 "weight" => {
-                    let tok = self.single(&stmt, "a weight")?;
-                    p.weight = self.signed_token(&stmt, &tok, -254, 254, "-254..254")? as i32;
+                    let (weight, reverse) =
+                        self.weight_reverse(&stmt, (-254, 254, "-254..254"), false)?;
+                    (p.weight, p.reverse) = (weight, reverse.unwrap_or(false));
                 }
                 "quorum" => {
                     quorum = Some((self.number(&stmt, 1, MAX_QUORUM, "1..65535")? as u32, stmt))

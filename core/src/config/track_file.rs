@@ -8,7 +8,7 @@ use heapless::Vec;
 
 use super::diag::{Kind, Snippet};
 use super::keywords::Block;
-use super::model::{FileTrackConf, InitFile, MAX_FILE_CHECKS, MAX_TRACKS, TrackFileConf};
+use super::model::{InitFile, MAX_FILE_CHECKS, TrackConf, TrackFileConf};
 use super::parser::{Parser, Res, Stmt};
 use super::value;
 use crate::track_file::FILE_CHECK_WEIGHT_MAX;
@@ -17,8 +17,6 @@ use crate::track_file::FILE_CHECK_WEIGHT_MAX;
 /// `track_file_weight_handler`), though keepalived.conf(5) says
 /// -2147483647..2147483647.
 const FILE_WEIGHT_RANGE: (i64, i64, &str) = (-254, 254, "-254..254");
-/// An instance's `track_file` entry: `weight <-254..254>`.
-const TRACK_WEIGHT_RANGE: (i64, i64, &str) = (-254, 254, "-254..254");
 /// A `FILE_CHECK`'s weight: keepalived's `IPVS_WEIGHT_MAX` either way.
 const CHECK_WEIGHT_RANGE: (i64, i64, &str) = (
     -(FILE_CHECK_WEIGHT_MAX as i64),
@@ -93,8 +91,9 @@ impl<'t> Parser<'t, '_> {
         self.sink_result(f.pos, result)
     }
 
-    /// `weight W [reverse]` (and `noreverse` where `noreverse` is true).
-    fn weight_reverse(
+    /// `weight W [reverse]` (and `noreverse` where `noreverse` is true):
+    /// a tracked block's own weight, or a `FILE_CHECK`'s.
+    pub(super) fn weight_reverse(
         &mut self,
         stmt: &Stmt<'t>,
         (min, max, range): (i64, i64, &'static str),
@@ -156,64 +155,6 @@ impl<'t> Parser<'t, '_> {
         Ok(init)
     }
 
-    /// An instance's `track_file { NAME [weight W] [reverse|noreverse] }`.
-    pub(super) fn file_tracks(
-        &mut self,
-        head: &Stmt<'t>,
-        tracks: &mut Vec<FileTrackConf<'t>, MAX_TRACKS>,
-    ) -> Res<()> {
-        self.require_block(head)?;
-        while let Some(stmt) = self.next_stmt(Some(&head.kw))? {
-            self.no_block(&stmt)?;
-            let mut track = FileTrackConf {
-                name: stmt.keyword(),
-                weight: None,
-                reverse: None,
-                pos: stmt.pos(),
-            };
-            let mut k = 0;
-            while let Some(opt) = stmt.args.get(k).copied() {
-                match opt.text {
-                    "weight" => {
-                        let tok = self.arg(&stmt, k + 1, "a weight")?;
-                        let (min, max, range) = TRACK_WEIGHT_RANGE;
-                        track.weight =
-                            Some(self.signed_token(&stmt, &tok, min, max, range)? as i32);
-                        k += 2;
-                    }
-                    "reverse" => {
-                        track.reverse = Some(true);
-                        k += 1;
-                    }
-                    "noreverse" => {
-                        track.reverse = Some(false);
-                        k += 1;
-                    }
-                    _ => {
-                        return Err(self.expected_in(
-                            stmt.keyword(),
-                            &opt,
-                            "weight W, reverse or noreverse",
-                        ));
-                    }
-                }
-            }
-            if tracks.iter().any(|t| t.name == track.name) {
-                // keepalived: "duplicate track_file - ignoring".
-                self.warn_at(
-                    &stmt.kw,
-                    Kind::Assumed {
-                        keyword: Snippet::new(track.name),
-                        note: "tracked twice in this block: the first entry is used",
-                    },
-                );
-                continue;
-            }
-            self.push(tracks, track, &stmt.kw, "tracked files in one block")?;
-        }
-        Ok(())
-    }
-
     /// A real server's `FILE_CHECK { track_file NAME; weight W [reverse] }`.
     /// Without `track_file` it is ignored (with a warning), as keepalived
     /// does; weight 0 or none takes the track_file's weight and reverse
@@ -221,7 +162,7 @@ impl<'t> Parser<'t, '_> {
     pub(super) fn file_check(
         &mut self,
         head: &Stmt<'t>,
-        checks: &mut Vec<FileTrackConf<'t>, MAX_FILE_CHECKS>,
+        checks: &mut Vec<TrackConf<'t>, MAX_FILE_CHECKS>,
     ) -> Res<()> {
         self.require_block(head)?;
         self.extra_args(head, 0);
@@ -261,7 +202,7 @@ impl<'t> Parser<'t, '_> {
             );
             return Ok(());
         };
-        let check = FileTrackConf {
+        let check = TrackConf {
             name,
             weight,
             reverse,

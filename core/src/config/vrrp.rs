@@ -47,6 +47,7 @@ impl<'t> Parser<'t, '_> {
             interval: Duration::from_secs(1),
             timeout: None,
             weight: 0,
+            reverse: false,
             rise: 1,
             fall: 1,
             user: None,
@@ -61,10 +62,9 @@ impl<'t> Parser<'t, '_> {
                     s.timeout = Some(self.seconds(&stmt, 1, MAX_TIMER_US, "more than 0 s")?)
                 }
                 "weight" => {
-                    let tok = self.single(&stmt, "a weight")?;
-                    s.weight = self.signed_token(&stmt, &tok, -253, 253, "-253..253")? as i32;
-                    // `weight N reverse` is keepalived's; the extra word was
-                    // already reported.
+                    let (weight, reverse) =
+                        self.weight_reverse(&stmt, (-253, 253, "-253..253"), false)?;
+                    (s.weight, s.reverse) = (weight, reverse.unwrap_or(false));
                 }
                 "rise" => s.rise = self.number(&stmt, 1, u64::from(u32::MAX), "1 or more")? as u32,
                 "fall" => s.fall = self.number(&stmt, 1, u64::from(u32::MAX), "1 or more")? as u32,
@@ -198,7 +198,7 @@ impl<'t> Parser<'t, '_> {
                 "track_interface" => self.tracks(&stmt, &mut i.track_interfaces)?,
                 "track_script" => self.tracks(&stmt, &mut i.track_scripts)?,
                 "track_process" => self.tracks(&stmt, &mut i.track_processes)?,
-                "track_file" => self.file_tracks(&stmt, &mut i.track_files)?,
+                "track_file" => self.tracks(&stmt, &mut i.track_files)?,
                 "garp_master_delay" => {
                     i.garp_master_delay =
                         Some(self.seconds(&stmt, 0, 1_000_000_000, "0..1000 s")?)
@@ -527,28 +527,54 @@ impl<'t> Parser<'t, '_> {
         }
     }
 
-    /// `track_interface { IF [weight N] }` and `track_script { NAME [weight N] }`.
-    fn tracks(&mut self, head: &Stmt<'t>, tracks: &mut Vec<TrackConf<'t>, MAX_TRACKS>) -> Res<()> {
+    /// `track_interface`, `track_script`, `track_process` and `track_file`
+    /// blocks: `NAME [weight N] [reverse|noreverse]` a line. A name given
+    /// twice is warned and its first entry kept (keepalived: "duplicate
+    /// ... - ignoring"); other words are warned and skipped, as keepalived
+    /// reports them and goes on.
+    pub(super) fn tracks(
+        &mut self,
+        head: &Stmt<'t>,
+        tracks: &mut Vec<TrackConf<'t>, MAX_TRACKS>,
+    ) -> Res<()> {
         self.require_block(head)?;
         while let Some(stmt) = self.next_stmt(Some(&head.kw))? {
             self.no_block(&stmt)?;
-            let weight = match stmt.args.first() {
-                Some(w) if w.text == "weight" => {
-                    let tok = self.arg(&stmt, 1, "a weight")?;
-                    let v = self.signed_token(&stmt, &tok, -254, 254, "-254..254")? as i32;
-                    self.extra_args(&stmt, 2);
-                    Some(v)
-                }
-                _ => {
-                    self.extra_args(&stmt, 0);
-                    None
-                }
-            };
-            let track = TrackConf {
+            let mut track = TrackConf {
                 name: stmt.keyword(),
-                weight,
+                weight: None,
+                reverse: None,
                 pos: stmt.pos(),
             };
+            let mut k = 0;
+            while let Some(opt) = stmt.args.get(k).copied() {
+                match opt.text {
+                    "weight" => {
+                        let tok = self.arg(&stmt, k + 1, "a weight")?;
+                        let v = self.signed_token(&stmt, &tok, -254, 254, "-254..254")?;
+                        track.weight = Some(v as i32);
+                        k += 2;
+                    }
+                    "reverse" | "noreverse" => {
+                        track.reverse = Some(opt.text == "reverse");
+                        k += 1;
+                    }
+                    _ => {
+                        self.extra_args(&stmt, k);
+                        break;
+                    }
+                }
+            }
+            if tracks.iter().any(|t| t.name == track.name) {
+                self.warn_at(
+                    &stmt.kw,
+                    Kind::Assumed {
+                        keyword: Snippet::new(track.name),
+                        note: "tracked twice in this block: the first entry is used",
+                    },
+                );
+                continue;
+            }
             self.push(tracks, track, &stmt.kw, "tracked objects in one block")?;
         }
         Ok(())

@@ -123,7 +123,7 @@ impl<S: VipStore> Node<'_, S> {
         };
         let mut values: heapless::Vec<(TrackId, i32), { vrrp::MAX_TRACKS }> = heapless::Vec::new();
         for t in &entry.vrrp.config().tracks {
-            if let TrackKind::Value { .. } = t.kind
+            if let TrackKind::Value = t.kind
                 && let Some(value) = Self::file_of(t.id).and_then(|f| self.track_file_value(f))
             {
                 let _ = values.push((t.id, value));

@@ -33,6 +33,11 @@ pub struct Track {
     /// `track_script`/`track_interface`/`track_file` `weight`; the
     /// magnitude is clamped to 1..=254 by [`Track::new`].
     pub weight: i16,
+    /// keepalived's `weight W reverse`: the adjustment's direction is
+    /// turned (a positive weight is subtracted while the object is up, a
+    /// negative one added while it is down; with weight 0 the instance is
+    /// in Fault while the object is up); for a file, the product's sign.
+    pub reverse: bool,
     /// How the object reports.
     pub kind: TrackKind,
 }
@@ -43,12 +48,8 @@ pub struct Track {
 pub enum TrackKind {
     /// Up or down (`Input::Track`): interfaces and scripts.
     UpDown,
-    /// A number (`Input::TrackValue`): a `track_file`, its product's sign
-    /// turned with `reverse`.
-    Value {
-        /// `reverse`.
-        reverse: bool,
-    },
+    /// A number (`Input::TrackValue`): a `track_file`.
+    Value,
 }
 
 impl Track {
@@ -58,16 +59,40 @@ impl Track {
         Track {
             id,
             weight: weight.clamp(-254, 254) as i16,
+            reverse: false,
             kind: TrackKind::UpDown,
         }
+    }
+
+    /// The same entry with `reverse` as given.
+    pub fn reversed(self, reverse: bool) -> Track {
+        Track { reverse, ..self }
     }
 
     /// A tracked file's entry (its weight clamped as [`Track::new`]'s).
     pub fn file(id: TrackId, weight: i32, reverse: bool) -> Track {
         Track {
-            kind: TrackKind::Value { reverse },
-            ..Track::new(id, weight)
+            kind: TrackKind::Value,
+            ..Track::new(id, weight).reversed(reverse)
         }
+    }
+
+    /// What an up/down object in state `up` adds to the priority.
+    pub fn adjustment(&self, up: bool) -> i32 {
+        let weight = i32::from(self.weight);
+        // The sign picks the state that counts; reverse turns the effect.
+        let counts = if weight > 0 { up } else { !up };
+        match (weight, counts, self.reverse) {
+            (0, _, _) | (_, false, _) => 0,
+            (w, true, false) => w,
+            (w, true, true) => -w,
+        }
+    }
+
+    /// Whether an up/down object in state `up` puts the instance in
+    /// Fault (weight 0: while down, or while up with `reverse`).
+    pub fn faults(&self, up: bool) -> bool {
+        self.weight == 0 && up == self.reverse
     }
 }
 

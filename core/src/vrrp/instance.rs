@@ -356,26 +356,20 @@ impl<S: VipStore> Instance<S> {
         }
         let mut prio = i32::from(base);
         for (i, track) in self.config.tracks.iter().enumerate() {
-            if let TrackKind::Value { .. } = track.kind {
-                prio += self.value_effect(i, track).adjustment();
-                continue;
-            }
-            let down = self.tracks_down & (1 << i) != 0;
-            match track.weight.cmp(&0) {
-                Ordering::Greater if !down => prio += i32::from(track.weight),
-                Ordering::Less if down => prio += i32::from(track.weight),
-                _ => {}
-            }
+            prio += match track.kind {
+                TrackKind::Value => self.value_effect(i, track).adjustment(),
+                TrackKind::UpDown => track.adjustment(self.tracks_down & (1 << i) == 0),
+            };
         }
         prio.clamp(1, 254) as u8
     }
 
     /// What the value of `config.tracks[i]` (a file) does now.
     fn value_effect(&self, i: usize, track: &Track) -> Effect {
-        let TrackKind::Value { reverse } = track.kind else {
+        if track.kind != TrackKind::Value {
             return Effect::Adjust(0);
-        };
-        Effect::vrrp(self.track_values[i], i32::from(track.weight), reverse)
+        }
+        Effect::vrrp(self.track_values[i], i32::from(track.weight), track.reverse)
     }
 
     /// Skew_Time for `priority`: RFC 9568 scales it by the master's
@@ -409,8 +403,8 @@ impl<S: VipStore> Instance<S> {
             .iter()
             .enumerate()
             .any(|(i, t)| match t.kind {
-                TrackKind::UpDown => t.weight == 0 && self.tracks_down & (1 << i) != 0,
-                TrackKind::Value { .. } => self.value_effect(i, t) == Effect::Fault,
+                TrackKind::UpDown => t.faults(self.tracks_down & (1 << i) == 0),
+                TrackKind::Value => self.value_effect(i, t) == Effect::Fault,
             });
         !self.link_up || weight0_down || self.group_fault
     }

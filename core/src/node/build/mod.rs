@@ -160,19 +160,21 @@ struct Prepass {
     globals: Globals,
     /// (name key, entries) of each virtual_server_group.
     vs_groups: Vec<(u64, Vec<config::GroupEntry, { config::MAX_GROUP_ENTRIES }>), MAX_VS_GROUPS>,
-    /// (name key, default weight, line)
-    scripts: Vec<(u64, i32, u32), MAX_SCRIPTS>,
-    /// (name key, default weight, line) of each vrrp_track_process.
-    processes: Vec<(u64, i32, u32), MAX_SCRIPTS>,
+    /// Each `vrrp_script`.
+    scripts: Vec<PreTracked, MAX_SCRIPTS>,
+    /// Each `vrrp_track_process`.
+    processes: Vec<PreTracked, MAX_SCRIPTS>,
     groups: Vec<GroupDef, MAX_SYNC_GROUPS>,
     /// Each `track_file`: its name key, weight, reverse and line.
-    files: Vec<PreFile, MAX_TRACK_FILES>,
+    files: Vec<PreTracked, MAX_TRACK_FILES>,
     /// Name keys of the track_files instances and FILE_CHECKs name.
     used_files: Vec<u64, MAX_TRACK_FILES>,
 }
 
+/// A block instances track by name: its name key, its own weight and
+/// reverse (what an entry naming neither takes), and its line.
 #[derive(Debug, Clone, Copy)]
-struct PreFile {
+struct PreTracked {
     key: u64,
     weight: i32,
     reverse: bool,
@@ -204,11 +206,16 @@ impl Sink for Prepass {
     }
     fn vrrp_script(&mut self, s: &VrrpScript<'_>) -> Result<(), Kind> {
         let key = name_key(s.name);
-        if let Some(first) = self.scripts.iter().find(|x| x.0 == key) {
-            return Err(conflict("vrrp_script", s.name, first.2));
+        if let Some(first) = self.scripts.iter().find(|x| x.key == key) {
+            return Err(conflict("vrrp_script", s.name, first.line));
         }
         self.scripts
-            .push((key, s.weight, s.pos.line))
+            .push(PreTracked {
+                key,
+                weight: s.weight,
+                reverse: s.reverse,
+                line: s.pos.line,
+            })
             .map_err(|_| Kind::TooMany {
                 what: "vrrp_script blocks",
                 max: MAX_SCRIPTS,
@@ -216,11 +223,16 @@ impl Sink for Prepass {
     }
     fn vrrp_track_process(&mut self, p: &TrackProcessConf<'_>) -> Result<(), Kind> {
         let key = name_key(p.name);
-        if let Some(first) = self.processes.iter().find(|x| x.0 == key) {
-            return Err(conflict("vrrp_track_process", p.name, first.2));
+        if let Some(first) = self.processes.iter().find(|x| x.key == key) {
+            return Err(conflict("vrrp_track_process", p.name, first.line));
         }
         self.processes
-            .push((key, p.weight, p.pos.line))
+            .push(PreTracked {
+                key,
+                weight: p.weight,
+                reverse: p.reverse,
+                line: p.pos.line,
+            })
             .map_err(|_| Kind::TooMany {
                 what: "vrrp_track_process blocks",
                 max: MAX_SCRIPTS,
@@ -232,7 +244,7 @@ impl Sink for Prepass {
             return Err(conflict("track_file", f.name, first.line));
         }
         self.files
-            .push(PreFile {
+            .push(PreTracked {
                 key,
                 weight: f.weight,
                 reverse: f.reverse,
@@ -442,7 +454,7 @@ impl<E: Environment, S: VipStore> Builder<'_, '_, E, S> {
         for t in &i.track_interfaces {
             let id = self.env.interface(t.name).track_id();
             c.tracks
-                .push(Track::new(id, t.weight.unwrap_or(0)))
+                .push(Track::new(id, t.weight.unwrap_or(0)).reversed(t.reverse.unwrap_or(false)))
                 .map_err(|_| too_many())?;
         }
         let pre = self.pre;
@@ -464,7 +476,7 @@ impl<E: Environment, S: VipStore> Builder<'_, '_, E, S> {
         for (entries, defined, note, track_id) in named {
             for t in entries {
                 let key = name_key(t.name);
-                let Some(&(_, default_weight, _)) = defined.iter().find(|s| s.0 == key) else {
+                let Some(block) = defined.iter().find(|s| s.key == key).copied() else {
                     let d = Diagnostic::new(
                         self.file,
                         t.pos.line,
@@ -479,7 +491,10 @@ impl<E: Environment, S: VipStore> Builder<'_, '_, E, S> {
                 };
                 let id = track_id(self, key)?;
                 c.tracks
-                    .push(Track::new(id, t.weight.unwrap_or(default_weight)))
+                    .push(
+                        Track::new(id, t.weight.unwrap_or(block.weight))
+                            .reversed(t.reverse.unwrap_or(block.reverse)),
+                    )
                     .map_err(|_| too_many())?;
             }
         }
@@ -547,10 +562,7 @@ impl<E: Environment, S: VipStore> Builder<'_, '_, E, S> {
     /// names, with the weight and reverse it applies (the entry's, else the
     /// track_file's); `None`, with a warning, when no track_file has the
     /// name (keepalived: "track file ... not found, ignoring").
-    fn file_ref(
-        &mut self,
-        t: &config::FileTrackConf<'_>,
-    ) -> Result<Option<(FileId, i32, bool)>, Kind> {
+    fn file_ref(&mut self, t: &config::TrackConf<'_>) -> Result<Option<(FileId, i32, bool)>, Kind> {
         let key = name_key(t.name);
         let Some(file) = self.pre.files.iter().find(|f| f.key == key).copied() else {
             self.warn_at(t.pos, t.name, "no track_file of this name: not tracked");
@@ -1046,8 +1058,8 @@ fn finish<E: Environment, S: VipStore>(
             continue;
         };
         let (script, process) = (ScriptId(index as u16), ProcessId(index as u16));
-        let defined = |seen: &[u64], pre: &[(u64, i32, u32)]| {
-            seen.contains(&key) || pre.iter().any(|s| s.0 == key)
+        let defined = |seen: &[u64], pre: &[PreTracked]| {
+            seen.contains(&key) || pre.iter().any(|s| s.key == key)
         };
         if node.script(script).is_some() && !defined(seen.scripts, &pre.scripts) {
             let _ = node.remove_script(script);
