@@ -6,17 +6,14 @@
 //! [`Input::TrackFile`](super::Input::TrackFile); what the value means is
 //! [`crate::track_file::Effect`].
 
-use super::{Node, NodeError};
+use super::{Node, NodeError, SCRIPT_TRACK_BASE, ScriptEntry, Tracker};
 use crate::vrrp::{self, TrackId, TrackKind, VipStore};
 
-/// Most `track_file` blocks a node tracks.
+/// Most `track_file` blocks a configuration may track.
 pub const MAX_TRACK_FILES: usize = 32;
 
-/// Files' track ids: this bit and the next set (scripts have only the
-/// first, interfaces neither).
-pub(super) const FILE_TRACK_BASE: u16 = 0xC000;
-
-/// A tracked file of this node.
+/// A tracked file of this node: like scripts and processes it lives in a
+/// tracker slot ([`super::ScriptSlot`]), whose number it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct FileId(pub u16);
@@ -24,19 +21,9 @@ pub struct FileId(pub u16);
 impl FileId {
     /// The id an instance's config uses to track this file.
     pub const fn track_id(self) -> TrackId {
-        TrackId(FILE_TRACK_BASE | self.0)
+        TrackId(SCRIPT_TRACK_BASE | self.0)
     }
 }
-
-/// One tracked file: its key (a name hash, for reloads) and last value.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(super) struct FileEntry {
-    key: u64,
-    value: i32,
-}
-
-/// The node's table of tracked files, held inline (a few words each).
-pub(super) type Files = [Option<FileEntry>; MAX_TRACK_FILES];
 
 impl<S: VipStore> Node<'_, S> {
     /// The tracked file with `key`, added (value 0) if new. Its value
@@ -45,61 +32,72 @@ impl<S: VipStore> Node<'_, S> {
         if let Some(id) = self.track_file_by_key(key) {
             return Ok(id);
         }
-        let index = self
-            .files
-            .iter()
-            .position(Option::is_none)
-            .ok_or(NodeError::Full("track_file"))?;
-        self.files[index] = Some(FileEntry { key, value: 0 });
-        Ok(FileId(index as u16))
+        let index = self.add_tracker(Tracker::File { value: 0 }, key, "track_file")?;
+        Ok(FileId(index))
     }
 
     /// Removes a tracked file (nothing may track it any more).
     pub fn remove_track_file(&mut self, id: FileId) -> Result<(), NodeError> {
-        self.files
+        let slot = self
+            .scripts
             .get_mut(usize::from(id.0))
-            .and_then(Option::take)
-            .map(|_| ())
-            .ok_or(NodeError::NoSuch("track_file"))
+            .filter(|s| {
+                s.entry
+                    .as_ref()
+                    .is_some_and(|e| matches!(e.tracker, Tracker::File { .. }))
+            })
+            .ok_or(NodeError::NoSuch("track_file"))?;
+        slot.entry = None;
+        self.prune_timers();
+        Ok(())
     }
 
     /// The tracked file added with `key`.
     pub fn track_file_by_key(&self, key: u64) -> Option<FileId> {
-        self.files
-            .iter()
-            .position(|f| f.is_some_and(|f| f.key == key))
-            .map(|i| FileId(i as u16))
+        self.track_files().find(|f| f.1 == key).map(|f| f.0)
     }
 
     /// Every tracked file, with its key.
     pub fn track_files(&self) -> impl Iterator<Item = (FileId, u64)> + '_ {
-        self.files
+        self.scripts
             .iter()
             .enumerate()
-            .filter_map(|(i, f)| f.map(|f| (FileId(i as u16), f.key)))
+            .filter_map(|(i, s)| match s.entry.as_ref()? {
+                ScriptEntry {
+                    tracker: Tracker::File { .. },
+                    key,
+                    ..
+                } => Some((FileId(i as u16), *key)),
+                _ => None,
+            })
     }
 
     /// A tracked file's last value.
     pub fn track_file_value(&self, id: FileId) -> Option<i32> {
-        self.files.get(usize::from(id.0))?.map(|f| f.value)
+        match self.scripts.get(usize::from(id.0))?.entry.as_ref()?.tracker {
+            Tracker::File { value } => Some(value),
+            _ => None,
+        }
     }
 
     /// The file a track id names, if it is a file's.
-    pub(super) fn file_of(id: TrackId) -> Option<FileId> {
-        (id.0 & FILE_TRACK_BASE == FILE_TRACK_BASE).then_some(FileId(id.0 & !FILE_TRACK_BASE))
+    pub(super) fn file_of(&self, id: TrackId) -> Option<FileId> {
+        let file = FileId(id.0.checked_sub(SCRIPT_TRACK_BASE)?);
+        self.track_file_value(file).map(|_| file)
     }
 
     /// `Input::TrackFile`: records the value and hands it to every tracker.
     pub(super) fn track_file_input(&mut self, file: FileId, value: i32) {
-        let Some(entry) = self
-            .files
+        let Some(Tracker::File { value: held }) = self
+            .scripts
             .get_mut(usize::from(file.0))
-            .and_then(Option::as_mut)
+            .and_then(|s| s.entry.as_mut())
+            .map(|e| &mut e.tracker)
         else {
             self.stats.results_unknown_file = self.stats.results_unknown_file.saturating_add(1);
             return;
         };
-        entry.value = value;
+        *held = value;
         let id = file.track_id();
         for index in 0..self.instances.len() {
             let tracks = self.instances[index]
@@ -124,7 +122,7 @@ impl<S: VipStore> Node<'_, S> {
         let mut values: heapless::Vec<(TrackId, i32), { vrrp::MAX_TRACKS }> = heapless::Vec::new();
         for t in &entry.vrrp.config().tracks {
             if let TrackKind::Value = t.kind
-                && let Some(value) = Self::file_of(t.id).and_then(|f| self.track_file_value(f))
+                && let Some(value) = self.file_of(t.id).and_then(|f| self.track_file_value(f))
             {
                 let _ = values.push((t.id, value));
             }

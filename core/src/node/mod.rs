@@ -147,14 +147,14 @@ pub struct InstanceId(pub u16);
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ScriptId(pub u16);
 
-/// A `vrrp_track_process` of this node. Scripts and processes share the
-/// tracker slots ([`ScriptSlot`]), so a process's number is its slot's.
+/// A `vrrp_track_process` of this node. Scripts, processes and tracked
+/// files share the tracker slots ([`ScriptSlot`]), so a process's number
+/// is its slot's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ProcessId(pub u16);
 
-/// Tracker slots' track ids start here; interfaces' are their `IfaceId`,
-/// files' start at [`files::FILE_TRACK_BASE`].
+/// Tracker slots' track ids start here; interfaces' are their `IfaceId`.
 const SCRIPT_TRACK_BASE: u16 = 0x8000;
 
 impl IfaceId {
@@ -167,7 +167,7 @@ impl IfaceId {
 impl ScriptId {
     /// The id an instance's config uses to track this script.
     pub const fn track_id(self) -> TrackId {
-        TrackId(SCRIPT_TRACK_BASE | (self.0 & !files::FILE_TRACK_BASE))
+        TrackId(SCRIPT_TRACK_BASE | self.0)
     }
 }
 
@@ -256,8 +256,8 @@ struct InstanceEntry<S> {
     retiring: bool,
 }
 
-/// Storage for one tracker: a tracking script or a tracked process.
-/// `Default` is an empty slot.
+/// Storage for one tracker: a tracking script, a tracked process or a
+/// tracked file. `Default` is an empty slot.
 #[derive(Debug, Clone, Default)]
 pub struct ScriptSlot {
     entry: Option<ScriptEntry>,
@@ -275,6 +275,10 @@ struct ScriptEntry {
 enum Tracker {
     Script(ScriptTracker),
     Process(ProcessTracker),
+    /// A `track_file`: the last value read (it has no up or down).
+    File {
+        value: i32,
+    },
 }
 
 impl Tracker {
@@ -282,6 +286,7 @@ impl Tracker {
         match self {
             Tracker::Script(t) => t.is_up(),
             Tracker::Process(t) => t.is_up(),
+            Tracker::File { .. } => true,
         }
     }
 
@@ -289,6 +294,7 @@ impl Tracker {
         match self {
             Tracker::Script(t) => t.deadline(),
             Tracker::Process(t) => t.deadline(),
+            Tracker::File { .. } => Instant::MAX,
         }
     }
 }
@@ -560,7 +566,6 @@ pub struct Node<'a, S = DefaultVips> {
     instances: &'a mut [InstanceSlot<S>],
     scripts: &'a mut [ScriptSlot],
     groups: &'a mut [GroupSlot],
-    files: files::Files,
     timers: TimerQueue<'a>,
     now: Instant,
     started: bool,
@@ -589,7 +594,6 @@ impl<'a, S: VipStore> Node<'a, S> {
             instances: storage.instances,
             scripts: storage.scripts,
             groups: storage.groups,
-            files: [None; MAX_TRACK_FILES],
             timers: TimerQueue::new(storage.timers),
             now: Instant::ZERO,
             started: false,
@@ -1035,7 +1039,7 @@ impl<'a, S: VipStore> Node<'a, S> {
     pub fn script(&self, id: ScriptId) -> Option<&ScriptTracker> {
         match &self.scripts.get(usize::from(id.0))?.entry.as_ref()?.tracker {
             Tracker::Script(t) => Some(t),
-            Tracker::Process(_) => None,
+            _ => None,
         }
     }
 
@@ -1043,7 +1047,7 @@ impl<'a, S: VipStore> Node<'a, S> {
     pub fn process(&self, id: ProcessId) -> Option<&ProcessTracker> {
         match &self.scripts.get(usize::from(id.0))?.entry.as_ref()?.tracker {
             Tracker::Process(t) => Some(t),
-            Tracker::Script(_) => None,
+            _ => None,
         }
     }
 
@@ -1095,13 +1099,13 @@ impl<'a, S: VipStore> Node<'a, S> {
             Input::ScriptResult { script, success } => {
                 self.tracker_input(script.0, |t, now| match t {
                     Tracker::Script(t) => Some(t.result(now, success)),
-                    Tracker::Process(_) => None,
+                    _ => None,
                 })
             }
             Input::ProcessCount { process, count } => {
                 self.tracker_input(process.0, |t, now| match t {
                     Tracker::Process(t) => Some(t.report(now, count)),
-                    Tracker::Script(_) => None,
+                    _ => None,
                 })
             }
             #[cfg(all(feature = "lb", feature = "check"))]
@@ -1543,6 +1547,7 @@ impl<'a, S: VipStore> Node<'a, S> {
                                 self.tracker_changed(i, up);
                             }
                         }
+                        Tracker::File { .. } => {}
                     }
                     self.schedule(owner);
                 }

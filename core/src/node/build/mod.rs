@@ -810,8 +810,8 @@ pub struct Counts {
     group_sizes: Vec<(u64, usize), MAX_VS_GROUPS>,
     /// `vrrp_instance` blocks.
     pub instances: usize,
-    /// `vrrp_script` and `vrrp_track_process` blocks (they share the
-    /// node's tracker slots).
+    /// `vrrp_script`, `vrrp_track_process` and `track_file` blocks (they
+    /// share the node's tracker slots).
     pub scripts: usize,
     /// `vrrp_sync_group` blocks.
     pub sync_groups: usize,
@@ -841,6 +841,10 @@ impl Sink for Counts {
         Ok(())
     }
     fn vrrp_track_process(&mut self, _p: &TrackProcessConf<'_>) -> Result<(), Kind> {
+        self.scripts += 1;
+        Ok(())
+    }
+    fn track_file(&mut self, _f: &TrackFileConf<'_>) -> Result<(), Kind> {
         self.scripts += 1;
         Ok(())
     }
