@@ -205,55 +205,28 @@ impl Sink for Prepass {
         Ok(())
     }
     fn vrrp_script(&mut self, s: &VrrpScript<'_>) -> Result<(), Kind> {
-        let key = name_key(s.name);
-        if let Some(first) = self.scripts.iter().find(|x| x.key == key) {
-            return Err(conflict("vrrp_script", s.name, first.line));
-        }
-        self.scripts
-            .push(PreTracked {
-                key,
-                weight: s.weight,
-                reverse: s.reverse,
-                line: s.pos.line,
-            })
-            .map_err(|_| Kind::TooMany {
-                what: "vrrp_script blocks",
-                max: MAX_SCRIPTS,
-            })
+        let block = ("vrrp_script", "vrrp_script blocks");
+        record(
+            &mut self.scripts,
+            block,
+            s.name,
+            (s.weight, s.reverse),
+            s.pos,
+        )
     }
     fn vrrp_track_process(&mut self, p: &TrackProcessConf<'_>) -> Result<(), Kind> {
-        let key = name_key(p.name);
-        if let Some(first) = self.processes.iter().find(|x| x.key == key) {
-            return Err(conflict("vrrp_track_process", p.name, first.line));
-        }
-        self.processes
-            .push(PreTracked {
-                key,
-                weight: p.weight,
-                reverse: p.reverse,
-                line: p.pos.line,
-            })
-            .map_err(|_| Kind::TooMany {
-                what: "vrrp_track_process blocks",
-                max: MAX_SCRIPTS,
-            })
+        let block = ("vrrp_track_process", "vrrp_track_process blocks");
+        record(
+            &mut self.processes,
+            block,
+            p.name,
+            (p.weight, p.reverse),
+            p.pos,
+        )
     }
     fn track_file(&mut self, f: &TrackFileConf<'_>) -> Result<(), Kind> {
-        let key = name_key(f.name);
-        if let Some(first) = self.files.iter().find(|x| x.key == key) {
-            return Err(conflict("track_file", f.name, first.line));
-        }
-        self.files
-            .push(PreTracked {
-                key,
-                weight: f.weight,
-                reverse: f.reverse,
-                line: f.pos.line,
-            })
-            .map_err(|_| Kind::TooMany {
-                what: "track_file blocks",
-                max: MAX_TRACK_FILES,
-            })
+        let block = ("track_file", "track_file blocks");
+        record(&mut self.files, block, f.name, (f.weight, f.reverse), f.pos)
     }
     fn vrrp_instance(&mut self, i: &VrrpInstance<'_>) -> Result<(), Kind> {
         for t in &i.track_files {
@@ -292,6 +265,28 @@ impl Sink for Prepass {
                 max: MAX_SYNC_GROUPS,
             })
     }
+}
+
+/// Records a tracked block (`block`: its keyword and, plural, what
+/// overflows) under its name; a second one of the name is a conflict.
+fn record<const N: usize>(
+    list: &mut Vec<PreTracked, N>,
+    (keyword, many): (&'static str, &'static str),
+    name: &str,
+    (weight, reverse): (i32, bool),
+    pos: config::Pos,
+) -> Result<(), Kind> {
+    let key = name_key(name);
+    if let Some(first) = list.iter().find(|x| x.key == key) {
+        return Err(conflict(keyword, name, first.line));
+    }
+    list.push(PreTracked {
+        key,
+        weight,
+        reverse,
+        line: pos.line,
+    })
+    .map_err(|_| Kind::TooMany { what: many, max: N })
 }
 
 fn conflict(what: &'static str, name: &str, first_line: u32) -> Kind {
