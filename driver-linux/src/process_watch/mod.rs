@@ -59,8 +59,8 @@ impl ProcessWatch {
         self.specs.values().any(|s| s.full_command)
     }
 
-    /// The specs `pid` matches now, reading `/proc` (none if it is gone,
-    /// a zombie or a thread).
+    /// The specs process `pid` matches now, named `comm` if the caller
+    /// knows it, else as `/proc` says (none if it is gone or a zombie).
     fn evaluate(&self, pid: u32, comm: Option<&str>) -> Vec<ProcessId> {
         let stat;
         let comm = match comm {
