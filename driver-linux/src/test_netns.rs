@@ -4,19 +4,28 @@
 //! thread ends, so nothing is left behind even when the test fails, and
 //! it shares nothing with the host's interfaces or other tests. Needs
 //! root: without it the test skips with a printed reason, except under
-//! `CI=true`, where it fails.
+//! `CI=true`, where it fails ([`root`] says so for any test needing root).
 
 use std::process::Command;
+
+/// Whether this test runs as root: outside CI a test that needs it
+/// skips, saying `what` needs root; under `CI=true` this fails instead.
+pub fn root(what: &str) -> bool {
+    if nix::unistd::Uid::effective().is_root() {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "CI=true: {what} needs root"
+    );
+    eprintln!("skipping: {what} needs root");
+    false
+}
 
 /// Runs `f` in a private network namespace; `None` when it cannot be
 /// made (not root) outside CI.
 pub fn in_private_netns<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
-    if !nix::unistd::Uid::effective().is_root() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true: a private network namespace needs root"
-        );
-        eprintln!("skipping: a private network namespace needs root");
+    if !root("a private network namespace") {
         return None;
     }
     let thread = std::thread::spawn(move || {

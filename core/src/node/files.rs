@@ -7,7 +7,7 @@
 //! [`crate::track_file::Effect`].
 
 use super::{Node, NodeError, SCRIPT_TRACK_BASE, ScriptEntry, Tracker};
-use crate::vrrp::{self, TrackId, TrackKind, VipStore};
+use crate::vrrp::{self, TrackId, VipStore};
 
 /// Most `track_file` blocks a configuration may track.
 pub const MAX_TRACK_FILES: usize = 32;
@@ -80,12 +80,6 @@ impl<S: VipStore> Node<'_, S> {
         }
     }
 
-    /// The file a track id names, if it is a file's.
-    pub(super) fn file_of(&self, id: TrackId) -> Option<FileId> {
-        let file = FileId(id.0.checked_sub(SCRIPT_TRACK_BASE)?);
-        self.track_file_value(file).map(|_| file)
-    }
-
     /// `Input::TrackFile`: records the value and hands it to every tracker.
     pub(super) fn track_file_input(&mut self, file: FileId, value: i32) {
         let Some(Tracker::File { value: held }) = self
@@ -111,29 +105,5 @@ impl<S: VipStore> Node<'_, S> {
         }
         #[cfg(all(feature = "lb", feature = "check"))]
         self.file_check_value(file, value);
-    }
-
-    /// Hands an instance the current value of each file it tracks (after
-    /// it was added or reconfigured).
-    pub(super) fn feed_file_values(&mut self, index: usize) {
-        let Some(entry) = self.instances.get(index).and_then(|s| s.live()) else {
-            return;
-        };
-        let mut values: heapless::Vec<(TrackId, i32), { vrrp::MAX_TRACKS }> = heapless::Vec::new();
-        for t in &entry.vrrp.config().tracks {
-            if let TrackKind::Value = t.kind
-                && let Some(value) = self.file_of(t.id).and_then(|f| self.track_file_value(f))
-            {
-                let _ = values.push((t.id, value));
-            }
-        }
-        if values.is_empty() {
-            return;
-        }
-        self.with_instance(index, |i, now| {
-            for (id, value) in values {
-                i.handle(now, vrrp::Input::TrackValue { id, value });
-            }
-        });
     }
 }

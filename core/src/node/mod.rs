@@ -702,42 +702,54 @@ impl<'a, S: VipStore> Node<'a, S> {
         });
         self.index_instance(index);
         let id = InstanceId(index as u16);
+        // Before it starts, so it starts with its trackers' states.
         self.apply_trackers(index);
-        // Before it starts, so it starts with its files' values.
-        self.feed_file_values(index);
         if self.started {
             self.with_instance(index, |i, now| i.handle(now, vrrp::Input::Start));
         }
         Ok(id)
     }
 
-    /// Tells instance `index` which of the scripts and processes it tracks
-    /// are down now (it was just added or reconfigured: a tracker that went
-    /// down earlier would otherwise count as up until its next change).
+    /// Tells instance `index` the state of every tracker slot it tracks:
+    /// the scripts and processes that are down, the files' values (it was
+    /// just added or reconfigured: a tracker that changed earlier would
+    /// otherwise count as up, or 0, until its next change).
     fn apply_trackers(&mut self, index: usize) {
         let Some(entry) = self.instances[index].live() else {
             return;
         };
-        let mut down: heapless::Vec<TrackId, { vrrp::MAX_TRACKS }> = heapless::Vec::new();
+        let mut inputs: heapless::Vec<vrrp::Input<'static>, { vrrp::MAX_TRACKS }> =
+            heapless::Vec::new();
         for t in &entry.vrrp.config().tracks {
             let Some(slot) = t.id.0.checked_sub(SCRIPT_TRACK_BASE) else {
                 continue;
             };
-            let tracker_down = self
+            let Some(e) = self
                 .scripts
                 .get(usize::from(slot))
                 .and_then(|s| s.entry.as_ref())
-                .is_some_and(|e| !e.tracker.is_up());
-            if tracker_down {
-                // As many as the instance's tracks: cannot overflow.
-                let _ = down.push(t.id);
+            else {
+                continue;
+            };
+            let input = match e.tracker {
+                Tracker::File { value } => vrrp::Input::TrackValue { id: t.id, value },
+                ref updown if !updown.is_up() => vrrp::Input::Track {
+                    id: t.id,
+                    up: false,
+                },
+                _ => continue,
+            };
+            // As many as the instance's tracks: cannot overflow.
+            let _ = inputs.push(input);
+        }
+        if inputs.is_empty() {
+            return;
+        }
+        self.with_instance(index, |i, now| {
+            for input in inputs {
+                i.handle(now, input);
             }
-        }
-        for id in down {
-            self.with_instance(index, |i, now| {
-                i.handle(now, vrrp::Input::Track { id, up: false })
-            });
-        }
+        });
     }
 
     /// Removes an instance; a master resigns first. It is gone at once for
@@ -838,8 +850,6 @@ impl<'a, S: VipStore> Node<'a, S> {
             let _ = i.reconfigure(now, config, vips, excluded);
         });
         self.apply_trackers(index);
-        // Files it did not track before.
-        self.feed_file_values(index);
         Ok(())
     }
 
@@ -921,6 +931,44 @@ impl<'a, S: VipStore> Node<'a, S> {
         });
         self.schedule(Owner::Script(index as u16));
         Ok(index as u16)
+    }
+
+    /// The tracking script with `key`, set to `tracker`: kept untouched
+    /// when its settings are the same (a reload without a flap), given the
+    /// new ones when they differ ([`Node::replace_script`]), added when
+    /// new.
+    pub fn set_script(&mut self, tracker: ScriptTracker, key: u64) -> Result<ScriptId, NodeError> {
+        match self.script_by_key(key) {
+            Some(id)
+                if self
+                    .script(id)
+                    .is_some_and(|old| old.same_settings(&tracker)) =>
+            {
+                Ok(id)
+            }
+            Some(id) => self.replace_script(id, tracker).map(|()| id),
+            None => self.add_script(tracker, key),
+        }
+    }
+
+    /// The tracked process with `key`, set to `tracker` as
+    /// [`Node::set_script`] sets a script.
+    pub fn set_process(
+        &mut self,
+        tracker: ProcessTracker,
+        key: u64,
+    ) -> Result<ProcessId, NodeError> {
+        match self.process_by_key(key) {
+            Some(id)
+                if self
+                    .process(id)
+                    .is_some_and(|old| old.same_settings(&tracker)) =>
+            {
+                Ok(id)
+            }
+            Some(id) => self.replace_process(id, tracker).map(|()| id),
+            None => self.add_process(tracker, key),
+        }
     }
 
     /// Replaces a script's settings (a reload changed them), keeping its

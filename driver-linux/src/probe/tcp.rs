@@ -10,13 +10,18 @@ use std::net::SocketAddr;
 use mio::net::TcpStream;
 use socket2::{Domain, Protocol, Socket, Type};
 
-/// Starts connecting to `target` from `bind` (if given). The connect
-/// completes later: see [`connected`].
-pub fn connect(target: SocketAddr, bind: Option<SocketAddr>) -> io::Result<TcpStream> {
+/// A non-blocking socket of `ty` for `target`'s family, bound to `bind`
+/// (`bindto` / `bind_port`) if given: what every probe's socket starts as.
+pub fn bound_socket(
+    target: SocketAddr,
+    bind: Option<SocketAddr>,
+    ty: Type,
+    protocol: Protocol,
+) -> io::Result<Socket> {
     let socket = Socket::new(
         Domain::for_address(target),
-        Type::STREAM.nonblocking().cloexec(),
-        Some(Protocol::TCP),
+        ty.nonblocking().cloexec(),
+        Some(protocol),
     )?;
     if let Some(local) = bind {
         if local.port() != 0 {
@@ -26,6 +31,13 @@ pub fn connect(target: SocketAddr, bind: Option<SocketAddr>) -> io::Result<TcpSt
         }
         socket.bind(&local.into())?;
     }
+    Ok(socket)
+}
+
+/// Starts connecting to `target` from `bind` (if given). The connect
+/// completes later: see [`connected`].
+pub fn connect(target: SocketAddr, bind: Option<SocketAddr>) -> io::Result<TcpStream> {
+    let socket = bound_socket(target, bind, Type::STREAM, Protocol::TCP)?;
     match socket.connect(&target.into()) {
         Ok(()) => {}
         Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}

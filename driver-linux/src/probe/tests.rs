@@ -385,12 +385,7 @@ fn ssl_get_fails_against_a_plain_http_server() {
 
 #[test]
 fn misc_check_runs_as_its_user() {
-    if !nix::unistd::Uid::effective().is_root() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true: running a script as another user needs root"
-        );
-        println!("skipped: running a script as another user needs root");
+    if !crate::test_netns::root("running a script as another user") {
         return;
     }
     let nobody = crate::daemon::scripts::credentials("nobody", None).expect("user 'nobody'");
@@ -918,12 +913,7 @@ fn udp_check_sends_the_payload_and_judges_the_reply() {
 
 #[test]
 fn ping_check_gets_its_echo_reply_on_v4_and_v6() {
-    if !nix::unistd::Uid::effective().is_root() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true: PING_CHECK's raw-socket fallback needs root"
-        );
-        println!("skipped: PING_CHECK's raw-socket fallback needs root");
+    if !crate::test_netns::root("PING_CHECK's raw-socket fallback") {
         return;
     }
     let mut h = Harness::new();

@@ -11,7 +11,7 @@ use std::io;
 use std::net::SocketAddr;
 
 use mio::net::UdpSocket;
-use socket2::{Domain, Protocol, Socket, Type};
+use socket2::{Protocol, Type};
 use vrlb_core::check::UDP_QUIET_GRACE;
 use vrlb_core::config::{ReplyMismatch, UdpConf};
 use vrlb_core::time::Duration;
@@ -25,20 +25,10 @@ pub struct UdpProbe {
     conf: UdpConf,
 }
 
-/// A non-blocking UDP socket bound where `bind` says (if given; address
-/// reuse for a fixed source port) and connected to `target`.
+/// A non-blocking UDP socket bound where `bind` says (if given) and
+/// connected to `target`.
 pub fn connected_socket(target: SocketAddr, bind: Option<SocketAddr>) -> io::Result<UdpSocket> {
-    let socket = Socket::new(
-        Domain::for_address(target),
-        Type::DGRAM.nonblocking().cloexec(),
-        Some(Protocol::UDP),
-    )?;
-    if let Some(local) = bind {
-        if local.port() != 0 {
-            socket.set_reuse_address(true)?;
-        }
-        socket.bind(&local.into())?;
-    }
+    let socket = super::tcp::bound_socket(target, bind, Type::DGRAM, Protocol::UDP)?;
     socket.connect(&target.into())?;
     Ok(UdpSocket::from_std(std::net::UdpSocket::from(socket)))
 }

@@ -51,6 +51,8 @@ pub enum Event {
 /// A subscribed connector socket.
 pub struct Connector {
     socket: Socket,
+    /// Where datagrams are read (kept: the loop reads on every event).
+    buf: Vec<u8>,
 }
 
 impl Connector {
@@ -61,7 +63,10 @@ impl Connector {
         socket.bind(&SocketAddr::new(0, CN_IDX_PROC))?;
         socket.set_non_blocking(true)?;
         socket.set_rx_buf_sz(RECV_BUFFER)?;
-        let c = Connector { socket };
+        let c = Connector {
+            socket,
+            buf: Vec::with_capacity(8192),
+        };
         c.send_op(PROC_CN_MCAST_LISTEN)?;
         Ok(c)
     }
@@ -88,12 +93,11 @@ impl Connector {
     /// dropped events (its queue filled), so counts must be rebuilt from
     /// `/proc`.
     pub fn read(&mut self, out: &mut Vec<Event>) -> io::Result<bool> {
-        let mut buf = vec![0u8; 8192];
         let mut complete = true;
         loop {
-            buf.clear();
-            match self.socket.recv(&mut buf, 0) {
-                Ok(_) => parse(&buf, out),
+            self.buf.clear();
+            match self.socket.recv(&mut self.buf, 0) {
+                Ok(_) => parse(&self.buf, out),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(complete),
                 Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => complete = false,
                 Err(e) => return Err(e),

@@ -183,12 +183,7 @@ fn follow(watch: ProcessWatch, tag: &str, connector: bool) {
 
 #[test]
 fn counts_follow_processes_through_the_connector() {
-    if !nix::unistd::Uid::effective().is_root() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true: the process events connector needs root"
-        );
-        eprintln!("skipping: the process events connector needs root");
+    if !crate::test_netns::root("the process events connector") {
         return;
     }
     let watch = ProcessWatch::new();

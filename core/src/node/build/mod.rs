@@ -612,22 +612,7 @@ impl<E: Environment, S: VipStore> Sink for Builder<'_, '_, E, S> {
             s.init_fail,
             !s.script.is_empty(),
         );
-        let id = match self.node.script_by_key(key) {
-            // Same settings: keep its state (reload without a flap).
-            Some(id)
-                if self
-                    .node
-                    .script(id)
-                    .is_some_and(|old| old.same_settings(&tracker)) =>
-            {
-                id
-            }
-            Some(id) => {
-                self.node.replace_script(id, tracker).map_err(node_error)?;
-                id
-            }
-            None => self.node.add_script(tracker, key).map_err(node_error)?,
-        };
+        let id = self.node.set_script(tracker, key).map_err(node_error)?;
         let _ = self.seen_scripts.push(key);
         self.env.script(id, s);
         Ok(())
@@ -636,21 +621,7 @@ impl<E: Environment, S: VipStore> Sink for Builder<'_, '_, E, S> {
     fn vrrp_track_process(&mut self, p: &TrackProcessConf<'_>) -> Result<(), Kind> {
         let key = name_key(p.name);
         let tracker = ProcessTracker::new(p.quorum, p.quorum_max, p.fork_delay, p.terminate_delay);
-        let id = match self.node.process_by_key(key) {
-            Some(id)
-                if self
-                    .node
-                    .process(id)
-                    .is_some_and(|old| old.same_settings(&tracker)) =>
-            {
-                id
-            }
-            Some(id) => {
-                self.node.replace_process(id, tracker).map_err(node_error)?;
-                id
-            }
-            None => self.node.add_process(tracker, key).map_err(node_error)?,
-        };
+        let id = self.node.set_process(tracker, key).map_err(node_error)?;
         let _ = self.seen_processes.push(key);
         self.env.process(id, p);
         Ok(())
